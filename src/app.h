@@ -1,0 +1,31 @@
+/* app.h - the server context: everything a request handler may reach.
+ *
+ * Built by main at start-up and torn down at exit; handlers receive it as their ctx. It is
+ * the only place that holds the process's long-lived state (no other globals). */
+#ifndef TASSA_APP_H
+#define TASSA_APP_H
+
+#include "config.h"
+#include "engine/sync/documents.h"
+#include "http/server.h"
+#include "store/store.h"
+
+struct backend;
+struct tr_engine;
+struct router_state;
+struct streams;
+struct queue_info;
+
+typedef struct app {
+    const config_t *config;
+    store_t *store;               /* NULL with the twilio back end */
+    sync_engine_t *sync;          /* embedded Sync; NULL with the twilio back end */
+    struct tr_engine *tr;         /* embedded TaskRouter; NULL with the twilio back end */
+    struct backend *backend;      /* what the functions talk to */
+    struct router_state *router;  /* /general/router's idempotency and ordering */
+    struct streams *streams;      /* live document streams */
+    struct queue_info *queue_info; /* queue-status refresher; NULL until TaskRouter is there */
+    http_server_t *http;
+} app_t;
+
+#endif

@@ -1,0 +1,67 @@
+/* backend.h - the one interface through which the seed's functions and helpers reach
+ * TaskRouter and Sync.
+ *
+ * Two implementations: backend_embedded (the in-process engines, the default) and
+ * backend_twilio (Twilio's REST API over libcurl, or any compatible base URL). Values cross
+ * this interface in Twilio's own JSON shapes (snake_case resources as the REST API returns
+ * them), so both implementations are held to the same wire contract and the functions cannot
+ * tell them apart.
+ *
+ * Thread-safe: any HTTP handler thread may call any operation. Every json_t ** out-parameter
+ * receives a new reference that the caller must json_decref; every char ** a malloc'd string.
+ * On failure the out-parameters are left NULL. */
+#ifndef TASSA_BACKEND_H
+#define TASSA_BACKEND_H
+
+#include <jansson.h>
+
+#include "err.h"
+
+typedef struct backend backend_t;
+
+typedef struct {
+    const char *name; /* "embedded" or "twilio" */
+
+    /* Sync documents of the configured service, addressed by unique name. */
+
+    /* Fetches a document: *doc is Twilio's document resource (data, revision, ...).
+     * TASSA_ENOTFOUND when it does not exist. */
+    tassa_err (*doc_fetch)(backend_t *b, const char *name, json_t **doc, errmsg_t *em);
+    /* Creates a document with data (a JSON object, borrowed). TASSA_EDUPNAME if taken. */
+    tassa_err (*doc_create)(backend_t *b, const char *name, const json_t *data, json_t **doc,
+                            errmsg_t *em);
+    /* Updates data; if_match (may be NULL) must equal the current revision, else
+     * TASSA_EREVISION. */
+    tassa_err (*doc_update)(backend_t *b, const char *name, const json_t *data,
+                            const char *if_match, json_t **doc, errmsg_t *em);
+
+    /* TaskRouter reads of the configured workspace. */
+
+    /* Tasks whose assignment status is one of statuses (n of them), as a JSON array of task
+     * resources, all pages followed. */
+    tassa_err (*tasks_list)(backend_t *b, const char *const *statuses, size_t n, json_t **tasks,
+                            errmsg_t *em);
+    /* One task resource. TASSA_ENOTFOUND when unknown. */
+    tassa_err (*task_fetch)(backend_t *b, const char *task_sid, json_t **task, errmsg_t *em);
+    /* Every worker resource, as a JSON array. */
+    tassa_err (*workers_list)(backend_t *b, json_t **workers, errmsg_t *em);
+    /* Every task queue resource, as a JSON array. */
+    tassa_err (*queues_list)(backend_t *b, json_t **queues, errmsg_t *em);
+    /* A queue's real-time statistics resource (total_eligible_workers, ...) and cumulative
+     * statistics resource (avg_task_acceptance_time, ...) of the last `minutes`. */
+    tassa_err (*queue_stats)(backend_t *b, const char *queue_sid, int minutes,
+                             json_t **realtime, json_t **cumulative, errmsg_t *em);
+
+    /* Frees the back end. */
+    void (*destroy)(backend_t *b);
+} backend_ops_t;
+
+struct backend {
+    const backend_ops_t *ops;
+    void *impl;
+};
+
+/* Frees b through its destroy operation. Accepts NULL. */
+void backend_free(backend_t *b);
+
+#endif

@@ -1,0 +1,140 @@
+/* embedded.c - backend.h on the in-process Sync and TaskRouter engines.
+ *
+ * It returns exactly the JSON the engines' REST API would, so the functions behave the same
+ * whether they run here or against Twilio. */
+#include "backend/embedded.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "engine/sync/documents.h"
+
+typedef struct {
+    app_t *app;
+    char base_url[64];
+} embedded_t;
+
+static embedded_t *impl(backend_t *b)
+{
+    return b->impl;
+}
+
+static tassa_err doc_result(embedded_t *e, tassa_err err, sync_doc_t *d, json_t **doc,
+                            errmsg_t *em)
+{
+    if (err)
+        return err;
+    *doc = sync_doc_json(d, e->app->config->account_sid, e->base_url);
+    sync_doc_clear(d);
+    return *doc ? TASSA_OK : err_set(em, TASSA_ENOMEM, "out of memory");
+}
+
+static tassa_err doc_fetch(backend_t *b, const char *name, json_t **doc, errmsg_t *em)
+{
+    embedded_t *e = impl(b);
+    sync_doc_t d;
+    *doc = NULL;
+    tassa_err err = sync_doc_fetch(e->app->sync, e->app->config->sync_service_sid, name, &d, em);
+    return doc_result(e, err, &d, doc, em);
+}
+
+static tassa_err doc_write(backend_t *b, const char *name, const json_t *data,
+                           const char *if_match, bool create, json_t **doc, errmsg_t *em)
+{
+    embedded_t *e = impl(b);
+    sync_doc_t d;
+    *doc = NULL;
+    char *text = json_dumps(data, JSON_COMPACT);
+    if (!text)
+        return err_set(em, TASSA_EINVAL, "document data must be a JSON object");
+    tassa_err err = create ? sync_doc_create(e->app->sync, e->app->config->sync_service_sid, name,
+                                             text, 0, "system", &d, em)
+                           : sync_doc_update(e->app->sync, e->app->config->sync_service_sid,
+                                             name, text, -1, if_match, &d, em);
+    free(text);
+    return doc_result(e, err, &d, doc, em);
+}
+
+static tassa_err doc_create(backend_t *b, const char *name, const json_t *data, json_t **doc,
+                            errmsg_t *em)
+{
+    return doc_write(b, name, data, NULL, true, doc, em);
+}
+
+static tassa_err doc_update(backend_t *b, const char *name, const json_t *data,
+                            const char *if_match, json_t **doc, errmsg_t *em)
+{
+    return doc_write(b, name, data, if_match, false, doc, em);
+}
+
+static tassa_err no_taskrouter(errmsg_t *em)
+{
+    return err_set(em, TASSA_EUNAVAIL, "the embedded TaskRouter engine is not running");
+}
+
+static tassa_err tasks_list(backend_t *b, const char *const *statuses, size_t n, json_t **tasks,
+                            errmsg_t *em)
+{
+    *tasks = NULL;
+    return no_taskrouter(em);
+}
+
+static tassa_err task_fetch(backend_t *b, const char *sid, json_t **task, errmsg_t *em)
+{
+    *task = NULL;
+    return no_taskrouter(em);
+}
+
+static tassa_err workers_list(backend_t *b, json_t **workers, errmsg_t *em)
+{
+    *workers = NULL;
+    return no_taskrouter(em);
+}
+
+static tassa_err queues_list(backend_t *b, json_t **queues, errmsg_t *em)
+{
+    *queues = NULL;
+    return no_taskrouter(em);
+}
+
+static tassa_err queue_stats(backend_t *b, const char *queue_sid, int minutes,
+                             json_t **realtime, json_t **cumulative, errmsg_t *em)
+{
+    *realtime = *cumulative = NULL;
+    return no_taskrouter(em);
+}
+
+static void destroy(backend_t *b)
+{
+    free(b->impl);
+    free(b);
+}
+
+static const backend_ops_t OPS = {
+    .name = "embedded",
+    .doc_fetch = doc_fetch,
+    .doc_create = doc_create,
+    .doc_update = doc_update,
+    .tasks_list = tasks_list,
+    .task_fetch = task_fetch,
+    .workers_list = workers_list,
+    .queues_list = queues_list,
+    .queue_stats = queue_stats,
+    .destroy = destroy,
+};
+
+backend_t *backend_embedded_new(app_t *app)
+{
+    backend_t *b = calloc(1, sizeof *b);
+    embedded_t *e = calloc(1, sizeof *e);
+    if (!b || !e) {
+        free(b);
+        free(e);
+        return NULL;
+    }
+    e->app = app;
+    snprintf(e->base_url, sizeof e->base_url, "http://localhost:%d", app->config->port);
+    b->ops = &OPS;
+    b->impl = e;
+    return b;
+}

@@ -1,0 +1,235 @@
+/* queue_info.c - the queue-status document, recomputed by one coalescing thread. */
+#include "helpers/queue_info.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "helpers/update_sync_doc.h"
+#include "log.h"
+#include "store/store.h"
+#include "timefmt.h"
+
+/* A Sync document holds 16 KiB; keep a margin for the JSON the back end adds. */
+#define QUEUE_STATUS_MAX_BYTES 16000
+
+struct queue_info {
+    backend_t *backend;
+    int max_entries, interval_ms;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool dirty, stopping;
+};
+
+/* Queue order: priority descending, then age descending (the oldest first). */
+static int by_queue_order(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    json_int_t px = json_integer_value(json_object_get(x, "priority"));
+    json_int_t py = json_integer_value(json_object_get(y, "priority"));
+    if (px != py)
+        return px > py ? -1 : 1;
+    json_int_t ax = json_integer_value(json_object_get(x, "age"));
+    json_int_t ay = json_integer_value(json_object_get(y, "age"));
+    if (ax != ay)
+        return ax > ay ? -1 : 1;
+    return strcmp(json_string_value(json_object_get(x, "sid")),
+                  json_string_value(json_object_get(y, "sid")));
+}
+
+static bool is_teller_activity(const char *a)
+{
+    return a && (!strcasecmp(a, "available") || !strcasecmp(a, "in-call") ||
+                 !strcasecmp(a, "post-call"));
+}
+
+/* The `topic` attribute of a task resource, or NULL. */
+static json_t *topic_of(const json_t *task)
+{
+    const char *attrs = json_string_value(json_object_get(task, "attributes"));
+    json_t *a = attrs ? json_loads(attrs, 0, NULL) : NULL;
+    json_t *topic = json_incref(json_object_get(a, "topic"));
+    json_decref(a);
+    if (topic && !json_is_string(topic)) {
+        json_decref(topic);
+        topic = NULL;
+    }
+    return topic;
+}
+
+/* Fills the document's lists with at most n entries each. */
+static json_t *compose(json_t **tasks, size_t ntasks, json_t *tellers, size_t n,
+                       json_t *by_queue, const char *now)
+{
+    json_t *pending = json_array();
+    for (size_t i = 0; pending && i < ntasks && i < n; i++) {
+        const json_t *t = tasks[i];
+        json_t *topic = topic_of(t);
+        json_array_append_new(
+            pending, json_pack("{s:O, s:o, s:O, s:O, s:O, s:O}", "sid", json_object_get(t, "sid"),
+                               "topic", topic ? topic : json_null(), "priority",
+                               json_object_get(t, "priority"), "age", json_object_get(t, "age"),
+                               "queue", json_object_get(t, "task_queue_friendly_name"),
+                               "status", json_object_get(t, "assignment_status")));
+    }
+    json_t *tl = json_array();
+    for (size_t i = 0; tl && i < json_array_size(tellers) && i < n; i++)
+        json_array_append(tl, json_array_get(tellers, i));
+    return json_pack("{s:o, s:o, s:i, s:i, s:O, s:s}", "pendingTasks", pending,
+                     "eligibleTellers", tl, "pendingCount", (json_int_t)ntasks, "tellerCount",
+                     (json_int_t)json_array_size(tellers), "byQueue", by_queue, "lastUpdated",
+                     now);
+}
+
+tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t *em)
+{
+    static const char *const waiting[] = {"pending", "reserved"};
+    json_t *tasks = NULL, *workers = NULL, *tellers = NULL, *by_queue = NULL;
+    json_t **sorted = NULL;
+    *doc = NULL;
+    tassa_err err = b->ops->tasks_list(b, waiting, 2, &tasks, em);
+    if (!err)
+        err = b->ops->workers_list(b, &workers, em);
+    if (err)
+        goto out;
+    size_t ntasks = json_array_size(tasks);
+    sorted = malloc((ntasks + 1) * sizeof *sorted);
+    tellers = json_array();
+    by_queue = json_object();
+    if (!sorted || !tellers || !by_queue) {
+        err = err_set(em, TASSA_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < ntasks; i++) {
+        json_t *t = json_array_get(tasks, i);
+        sorted[i] = t;
+        const char *qname = json_string_value(json_object_get(t, "task_queue_friendly_name"));
+        json_int_t age = json_integer_value(json_object_get(t, "age"));
+        json_t *q = json_object_get(by_queue, qname ? qname : "(none)");
+        if (!q) {
+            q = json_pack("{s:i, s:i}", "pending", 0, "longestWaitSeconds", 0);
+            json_object_set_new(by_queue, qname ? qname : "(none)", q);
+        }
+        json_object_set_new(q, "pending",
+                            json_integer(json_integer_value(json_object_get(q, "pending")) + 1));
+        if (age > json_integer_value(json_object_get(q, "longestWaitSeconds")))
+            json_object_set_new(q, "longestWaitSeconds", json_integer(age));
+    }
+    qsort(sorted, ntasks, sizeof *sorted, by_queue_order);
+    size_t i;
+    json_t *w;
+    json_array_foreach(workers, i, w) {
+        const char *activity = json_string_value(json_object_get(w, "activity_name"));
+        if (is_teller_activity(activity))
+            json_array_append_new(tellers, json_pack("{s:O, s:O, s:s}", "sid",
+                                                     json_object_get(w, "sid"), "name",
+                                                     json_object_get(w, "friendly_name"),
+                                                     "activity", activity));
+    }
+    char now[TIMEFMT_LEN];
+    timefmt_iso_ms(store_now_ms(), now);
+    /* Halve the lists until the document fits in a Sync document. */
+    for (size_t n = (size_t)max_entries;; n /= 2) {
+        json_t *d = compose(sorted, ntasks, tellers, n, by_queue, now);
+        char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        size_t len = text ? strlen(text) : 0;
+        free(text);
+        if (!d) {
+            err = err_set(em, TASSA_ENOMEM, "out of memory");
+            break;
+        }
+        if (len <= QUEUE_STATUS_MAX_BYTES || n == 0) {
+            *doc = d;
+            break;
+        }
+        json_decref(d);
+    }
+out:
+    free(sorted);
+    json_decref(tasks);
+    json_decref(workers);
+    json_decref(tellers);
+    json_decref(by_queue);
+    return err;
+}
+
+tassa_err queue_info_refresh(backend_t *b, int max_entries, errmsg_t *em)
+{
+    json_t *doc = NULL;
+    tassa_err err = queue_info_build(b, max_entries, &doc, em);
+    if (!err)
+        err = update_sync_doc_set(b, "queue-status", doc, em);
+    json_decref(doc);
+    return err;
+}
+
+static void *run(void *arg)
+{
+    queue_info_t *q = arg;
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        while (!q->dirty && !q->stopping)
+            pthread_cond_wait(&q->cond, &q->lock);
+        if (!q->dirty && q->stopping)
+            break;
+        q->dirty = false;
+        pthread_mutex_unlock(&q->lock);
+        errmsg_t em = {{0}};
+        tassa_err err = queue_info_refresh(q->backend, q->max_entries, &em);
+        if (err)
+            log_error("event=queue_status_failed err=\"%s\"", err_text(&em, err));
+        /* Requests that arrive meanwhile coalesce into the next round. */
+        struct timespec pause = {.tv_sec = q->interval_ms / 1000,
+                                 .tv_nsec = (long)(q->interval_ms % 1000) * 1000000L};
+        nanosleep(&pause, NULL);
+        pthread_mutex_lock(&q->lock);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+queue_info_t *queue_info_start(backend_t *b, int max_entries, int interval_ms)
+{
+    queue_info_t *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->backend = b;
+    q->max_entries = max_entries;
+    q->interval_ms = interval_ms;
+    q->dirty = true; /* a first document at start */
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->cond, NULL);
+    if (pthread_create(&q->thread, NULL, run, q) != 0) {
+        pthread_mutex_destroy(&q->lock);
+        pthread_cond_destroy(&q->cond);
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void queue_info_request(queue_info_t *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->dirty = true;
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void queue_info_stop(queue_info_t *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    q->stopping = true;
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+    pthread_join(q->thread, NULL);
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->cond);
+    free(q);
+}

@@ -1,0 +1,35 @@
+/* reservation.h - the seed's reservation handler: task and reservation events move the
+ * customer's topic document through waiting -> assigned -> completed.
+ *
+ * Topic document (DESIGN.md section 5), unique name = the task attribute `topic`:
+ *   {"status", "taskSid", "worker": {"sid","name"} | null, "event", "eventSid", "updatedAt"}
+ * Rules that make replays, late and concurrent events harmless:
+ *   - within one task, a topic only moves forward (waiting < assigned < completed);
+ *   - an event of another task changes the topic only when it starts it again (waiting after
+ *     completed: the customer came back), so a late event of an old task changes nothing. */
+#ifndef TASSA_RESERVATION_H
+#define TASSA_RESERVATION_H
+
+#include <stdbool.h>
+
+#include "backend/backend.h"
+#include "http/params.h"
+
+typedef struct {
+    bool ignored;        /* the event does not concern a topic (reason says why) */
+    bool changed;        /* the topic document was written */
+    char topic[321];     /* the topic, when known */
+    char status[16];     /* the status the event maps to, when it maps to one */
+    char reason[200];    /* why nothing changed, when nothing did */
+} reservation_result_t;
+
+/* The topic status an event type maps to ("waiting", "assigned", "completed"), or NULL. */
+const char *reservation_status_for(const char *event_type);
+
+/* Applies a task.* or reservation.* event (TaskRouter's callback parameters) to its topic
+ * document through b. TASSA_EINVAL when TaskAttributes is not a JSON object or the topic is
+ * not a usable document name; back-end errors as they come. */
+tassa_err reservation_handle(backend_t *b, const params_t *event, reservation_result_t *out,
+                             errmsg_t *em);
+
+#endif

@@ -1,0 +1,33 @@
+/* update_sync_doc.h - the seed's updateSyncDoc: create or update a Sync document by unique
+ * name, without ever losing a write.
+ *
+ * The seed fetched, then updated or created, and lost writes when two events raced. Here the
+ * change is a function of the current data, applied with the revision it was computed from
+ * (If-Match); a 412 or a 409 from a concurrent writer means: read again and re-apply. */
+#ifndef TASSA_UPDATE_SYNC_DOC_H
+#define TASSA_UPDATE_SYNC_DOC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "backend/backend.h"
+
+#define UPDATE_SYNC_DOC_ATTEMPTS 32
+
+/* Computes the new data of a document from current (NULL when it does not exist yet;
+ * borrowed). Returns a new reference to write, or NULL to leave the document as it is, in
+ * which case it may write a short reason into reason (reason_len bytes). */
+typedef json_t *(*sync_merge_fn)(void *ctx, const json_t *current, char *reason,
+                                 size_t reason_len);
+
+/* Applies merge to document name until it sticks. *changed tells whether a write happened.
+ * Errors of the back end are returned as they are (TASSA_EUPSTREAM, ...); TASSA_ECONFLICT
+ * after UPDATE_SYNC_DOC_ATTEMPTS lost races. reason, if not NULL, receives merge's reason
+ * when nothing was written. */
+tassa_err update_sync_doc(backend_t *b, const char *name, sync_merge_fn merge, void *ctx,
+                          bool *changed, char *reason, size_t reason_len, errmsg_t *em);
+
+/* The seed's plain form: make the document's data equal data (borrowed). */
+tassa_err update_sync_doc_set(backend_t *b, const char *name, const json_t *data, errmsg_t *em);
+
+#endif

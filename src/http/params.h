@@ -1,0 +1,63 @@
+/* params.h - request parameters merged from a form body, a JSON body and the query string,
+ * as Twilio Functions build their `event` object.
+ *
+ * A params_t is an ordered multimap of NUL-terminated UTF-8 keys and values that it owns.
+ * Repeated keys keep every value in arrival order (Twilio's `AssignmentStatus=a&...=b`).
+ * Limits guard memory: at most PARAMS_MAX_COUNT pairs, keys up to PARAMS_MAX_KEY bytes.
+ * Not thread-safe; one request owns one params_t. */
+#ifndef TASSA_PARAMS_H
+#define TASSA_PARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+#define PARAMS_MAX_COUNT 256
+#define PARAMS_MAX_KEY 256
+
+typedef struct {
+    char *key;
+    char *value;
+} param_t;
+
+typedef struct {
+    param_t *items; /* owned; len used of cap */
+    size_t len, cap;
+} params_t;
+
+/* Returns an empty set, or NULL when out of memory. */
+params_t *params_new(void);
+
+/* Frees p and every key and value. Accepts NULL. */
+void params_free(params_t *p);
+
+/* Appends a copy of key/value (lengths given; they may hold no NUL).
+ * TASSA_ELIMIT past PARAMS_MAX_COUNT, TASSA_EINVAL for an empty or overlong key or a NUL
+ * byte, TASSA_ENOMEM. On error p is unchanged. */
+tassa_err params_add(params_t *p, const char *key, size_t klen, const char *val, size_t vlen,
+                     errmsg_t *em);
+
+/* Parses application/x-www-form-urlencoded text ("a=1&b=x%20y+z") into p: '+' is a space,
+ * %XX is decoded, a key without '=' has the value "". TASSA_EINVAL on a malformed escape
+ * (detail names the offset); on error p keeps what it held before the call. */
+tassa_err params_parse_form(params_t *p, const char *body, size_t len, errmsg_t *em);
+
+/* Parses a JSON object body into p: string values are stored as they are, other values
+ * (numbers, booleans, objects, arrays) as compact JSON text, null as "". TASSA_EINVAL when the
+ * body is not a JSON object (detail has line and column). On error p is unchanged. */
+tassa_err params_parse_json(params_t *p, const char *body, size_t len, errmsg_t *em);
+
+/* The first value stored under key, or NULL. Borrowed: valid until p is freed. */
+const char *params_get(const params_t *p, const char *key);
+
+/* Like params_get, but NULL for a value that is empty. */
+const char *params_get_nonempty(const params_t *p, const char *key);
+
+/* The number of values stored under key. */
+size_t params_count(const params_t *p, const char *key);
+
+/* The i-th value (0-based) stored under key, or NULL. Borrowed. */
+const char *params_get_nth(const params_t *p, const char *key, size_t i);
+
+#endif

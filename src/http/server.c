@@ -1,0 +1,456 @@
+/* server.c - libmicrohttpd wrapper: routes, bodies, parameters, errors, access log.
+ *
+ * Each connection's request gets a conn_state_t on the first callback; the body is collected
+ * up to max_body (past it the rest is drained and the answer is 413), then parameters are
+ * merged and the matching route's handler runs once on the final callback. */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+
+#define MAX_ROUTES 96
+#define MAX_SEGMENTS 12
+
+typedef struct {
+    char method[8];
+    char *segments[MAX_SEGMENTS]; /* NULL entry = `{}` wildcard */
+    int nseg;
+    http_handler_fn fn;
+    void *ctx;
+} route_t;
+
+struct http_server {
+    http_opts_t opts;
+    char *bind_addr;
+    struct MHD_Daemon *daemon;
+    route_t routes[MAX_ROUTES];
+    int nroutes;
+    int port;
+};
+
+typedef struct {
+    char *body;
+    size_t len, cap;
+    bool too_big;
+    int status; /* for the access log */
+    struct timespec start;
+    char method[12];
+    char path[160];
+} conn_state_t;
+
+/* Splits a path into segments in place; returns the count or -1 if there are too many. */
+static int split_path(char *path, char **segs)
+{
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(path, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+        if (n == MAX_SEGMENTS)
+            return -1;
+        segs[n++] = tok;
+    }
+    return n;
+}
+
+http_server_t *http_server_new(const http_opts_t *opts)
+{
+    http_server_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->opts = *opts;
+    s->bind_addr = strdup(opts->bind_addr ? opts->bind_addr : "127.0.0.1");
+    if (!s->bind_addr) {
+        free(s);
+        return NULL;
+    }
+    s->opts.bind_addr = s->bind_addr;
+    return s;
+}
+
+tassa_err http_server_route(http_server_t *s, const char *method, const char *pattern,
+                            http_handler_fn fn, void *ctx)
+{
+    if (s->nroutes == MAX_ROUTES)
+        return TASSA_ELIMIT;
+    route_t *r = &s->routes[s->nroutes];
+    snprintf(r->method, sizeof r->method, "%s", method);
+    char *copy = strdup(pattern);
+    if (!copy)
+        return TASSA_ENOMEM;
+    char *segs[MAX_SEGMENTS];
+    int n = split_path(copy, segs);
+    if (n < 0) {
+        free(copy);
+        return TASSA_EINVAL;
+    }
+    for (int i = 0; i < n; i++) {
+        r->segments[i] = strcmp(segs[i], "{}") ? strdup(segs[i]) : NULL;
+        if (strcmp(segs[i], "{}") && !r->segments[i]) {
+            free(copy);
+            return TASSA_ENOMEM;
+        }
+    }
+    free(copy);
+    r->nseg = n;
+    r->fn = fn;
+    r->ctx = ctx;
+    s->nroutes++;
+    return TASSA_OK;
+}
+
+const char *http_req_header(const http_req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+void http_resp_json(http_resp_t *resp, int status, json_t *json)
+{
+    free(resp->body);
+    resp->body = json ? json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(json);
+    resp->status = status;
+    resp->content_type = "application/json";
+    if (!resp->body) {
+        resp->status = 500;
+        resp->body = strdup("{\"error\":\"out of memory\",\"status\":500}");
+    }
+    resp->body_len = resp->body ? strlen(resp->body) : 0;
+}
+
+void http_resp_text(http_resp_t *resp, int status, const char *content_type, const char *text)
+{
+    free(resp->body);
+    resp->body = strdup(text);
+    resp->body_len = resp->body ? strlen(resp->body) : 0;
+    resp->status = resp->body ? status : 500;
+    resp->content_type = content_type;
+}
+
+void http_resp_header(http_resp_t *resp, const char *name, const char *value)
+{
+    if (resp->nheaders == HTTP_MAX_HEADERS) {
+        log_warn("event=header_dropped name=%s", name);
+        return;
+    }
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return;
+    }
+    resp->headers[resp->nheaders][0] = n;
+    resp->headers[resp->nheaders][1] = v;
+    resp->nheaders++;
+}
+
+void http_resp_fn_error(http_resp_t *resp, tassa_err err, const char *message)
+{
+    int status = tassa_err_status(err);
+    http_resp_json(resp, status,
+                   json_pack("{s:s, s:i}", "error", message ? message : tassa_strerror(err),
+                             "status", status));
+}
+
+void http_resp_twilio_error(http_resp_t *resp, tassa_err err, const char *message)
+{
+    int status = tassa_err_status(err);
+    int code = tassa_err_code(err);
+    char more[96];
+    snprintf(more, sizeof more, "https://www.twilio.com/docs/errors/%d", code);
+    http_resp_json(resp, status,
+                   json_pack("{s:i, s:s, s:s, s:i}", "code", code, "message",
+                             message ? message : tassa_strerror(err), "more_info", more,
+                             "status", status));
+}
+
+static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    params_t *q = cls;
+    if (!key)
+        return MHD_YES;
+    if (!value)
+        value = "";
+    /* Over-long or too many query parameters are dropped rather than failing the request. */
+    params_add(q, key, strlen(key), value, strlen(value), NULL);
+    return MHD_YES;
+}
+
+/* Finds the route for path; sets *path_matched when some route has this path but not the
+ * method (for 405). Fills req->args with the wildcard segments (borrowed from segs). */
+static route_t *match_route(http_server_t *s, const char *method, char **segs, int nseg,
+                            http_req_t *req, bool *path_matched)
+{
+    *path_matched = false;
+    for (int i = 0; i < s->nroutes; i++) {
+        route_t *r = &s->routes[i];
+        if (r->nseg != nseg)
+            continue;
+        int nargs = 0;
+        bool ok = true;
+        for (int j = 0; j < nseg && ok; j++) {
+            if (r->segments[j])
+                ok = strcmp(r->segments[j], segs[j]) == 0;
+            else if (nargs < HTTP_MAX_PATH_ARGS)
+                req->args[nargs++] = segs[j];
+        }
+        if (!ok)
+            continue;
+        *path_matched = true;
+        if (strcmp(r->method, "*") == 0 || strcmp(r->method, method) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+/* Decodes %XX in a path segment in place (not '+', which is literal in paths). */
+static void unescape_segment(char *s)
+{
+    MHD_http_unescape(s);
+}
+
+static bool is_type(const char *ct, const char *want)
+{
+    return ct && strncasecmp(ct, want, strlen(want)) == 0;
+}
+
+/* Parses the body by its content type into req->params. */
+static tassa_err parse_body(http_req_t *req, const char *ct, errmsg_t *em)
+{
+    if (req->body_len == 0)
+        return TASSA_OK;
+    if (is_type(ct, "application/json"))
+        return params_parse_json(req->params, req->body, req->body_len, em);
+    if (!ct || is_type(ct, "application/x-www-form-urlencoded"))
+        return params_parse_form(req->params, req->body, req->body_len, em);
+    if (is_type(ct, "text/plain") || is_type(ct, "multipart/form-data"))
+        return err_set(em, TASSA_EINVAL,
+                       "unsupported Content-Type; send application/x-www-form-urlencoded or "
+                       "application/json");
+    return err_set(em, TASSA_EINVAL, "unsupported Content-Type");
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *conn, http_resp_t *resp,
+                                 conn_state_t *st)
+{
+    struct MHD_Response *r = resp->raw;
+    if (!r) {
+        r = MHD_create_response_from_buffer(resp->body_len, resp->body ? resp->body : (void *)"",
+                                            resp->body ? MHD_RESPMEM_MUST_FREE
+                                                       : MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            return MHD_NO;
+        resp->body = NULL; /* now owned by libmicrohttpd */
+        if (resp->content_type)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+    }
+    for (int i = 0; i < resp->nheaders; i++)
+        MHD_add_response_header(r, resp->headers[i][0], resp->headers[i][1]);
+    st->status = resp->status;
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    resp->raw = NULL;
+    return ret;
+}
+
+static void resp_clear(http_resp_t *resp)
+{
+    free(resp->body);
+    for (int i = 0; i < resp->nheaders; i++) {
+        free(resp->headers[i][0]);
+        free(resp->headers[i][1]);
+    }
+}
+
+/* Runs the handler for a fully received request. */
+static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, const char *url,
+                                const char *method, conn_state_t *st)
+{
+    http_resp_t resp = {.status = 200, .content_type = "application/json"};
+    http_req_t req = {.method = method, .path = url, .conn = conn};
+    char *pathcopy = NULL;
+    errmsg_t em = {{0}};
+    bool is_api = strncmp(url, "/v1/", 4) == 0;
+    req.body = st->body ? st->body : "";
+    req.body_len = st->len;
+    req.query = params_new();
+    req.params = params_new();
+    pathcopy = strdup(url);
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    const char *proto = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+    char base[300];
+    snprintf(base, sizeof base, "%s://%s", proto && !strcmp(proto, "https") ? "https" : "http",
+             host && strlen(host) < 256 ? host : "localhost");
+    req.base_url = base;
+    if (!req.query || !req.params || !pathcopy) {
+        http_resp_fn_error(&resp, TASSA_ENOMEM, NULL);
+        goto send;
+    }
+    if (st->too_big) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body larger than %zu bytes", s->opts.max_body);
+        if (is_api)
+            http_resp_twilio_error(&resp, TASSA_ETOOBIG, msg);
+        else
+            http_resp_fn_error(&resp, TASSA_ETOOBIG, msg);
+        goto send;
+    }
+    char *segs[MAX_SEGMENTS];
+    int nseg = split_path(pathcopy, segs);
+    bool path_matched = false;
+    route_t *r = NULL;
+    if (nseg >= 0) {
+        for (int i = 0; i < nseg; i++)
+            unescape_segment(segs[i]);
+        r = match_route(s, method, segs, nseg, &req, &path_matched);
+    }
+    if (!r) {
+        tassa_err err = path_matched ? TASSA_EMETHOD : TASSA_ENOTFOUND;
+        char msg[256];
+        if (path_matched)
+            snprintf(msg, sizeof msg, "Method %s not allowed on %.160s", method, url);
+        else
+            snprintf(msg, sizeof msg, "The requested resource %.160s was not found", url);
+        if (is_api)
+            http_resp_twilio_error(&resp, err, msg);
+        else
+            http_resp_fn_error(&resp, err, msg);
+        goto send;
+    }
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_arg, req.query);
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    tassa_err err = parse_body(&req, ct, &em);
+    req.body_params = req.params->len;
+    for (size_t i = 0; !err && i < req.query->len; i++)
+        err = params_add(req.params, req.query->items[i].key, strlen(req.query->items[i].key),
+                         req.query->items[i].value, strlen(req.query->items[i].value), &em);
+    if (err) {
+        if (is_api)
+            http_resp_twilio_error(&resp, err, err_text(&em, err));
+        else
+            http_resp_fn_error(&resp, err, err_text(&em, err));
+        goto send;
+    }
+    r->fn(r->ctx, &req, &resp);
+send:;
+    enum MHD_Result ret = send_resp(conn, &resp, st);
+    resp_clear(&resp);
+    params_free(req.query);
+    params_free(req.params);
+    free(pathcopy);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    http_server_t *s = cls;
+    conn_state_t *st = *con_cls;
+    if (!st) {
+        st = calloc(1, sizeof *st);
+        if (!st)
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &st->start);
+        snprintf(st->method, sizeof st->method, "%s", method);
+        snprintf(st->path, sizeof st->path, "%s", url);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->opts.max_body)
+            st->too_big = true;
+        *con_cls = st;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (st->too_big || st->len + n > s->opts.max_body) {
+            st->too_big = true; /* drain the rest; answer 413 at the end */
+            return MHD_YES;
+        }
+        if (st->len + n + 1 > st->cap) {
+            size_t cap = st->cap ? st->cap : 1024;
+            while (cap < st->len + n + 1)
+                cap *= 2;
+            char *b = realloc(st->body, cap);
+            if (!b)
+                return MHD_NO;
+            st->body = b;
+            st->cap = cap;
+        }
+        memcpy(st->body + st->len, upload_data, n);
+        st->len += n;
+        st->body[st->len] = '\0';
+        return MHD_YES;
+    }
+    return dispatch(s, conn, url, method, st);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    http_server_t *s = cls;
+    conn_state_t *st = *con_cls;
+    if (!st)
+        return;
+    if (s->opts.access_log) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long us = (now.tv_sec - st->start.tv_sec) * 1000000L +
+                  (now.tv_nsec - st->start.tv_nsec) / 1000;
+        log_info("event=access method=%s path=%s status=%d bytes_in=%zu us=%ld%s", st->method,
+                 st->path, st->status, st->len, us,
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    }
+    free(st->body);
+    free(st);
+    *con_cls = NULL;
+}
+
+tassa_err http_server_start(http_server_t *s, errmsg_t *em)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->opts.port)};
+    if (inet_pton(AF_INET, s->opts.bind_addr, &addr.sin_addr) != 1)
+        return err_set(em, TASSA_EINVAL, "bind address %s is not an IPv4 address",
+                       s->opts.bind_addr);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_TURBO;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)s->opts.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->opts.threads > 0 ? s->opts.threads : 2),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    if (!s->daemon)
+        return err_set(em, TASSA_EUNAVAIL, "cannot listen on %s:%d (in use, or not allowed)",
+                       s->opts.bind_addr, s->opts.port);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : s->opts.port;
+    return TASSA_OK;
+}
+
+int http_server_port(const http_server_t *s)
+{
+    return s->port;
+}
+
+void http_server_free(http_server_t *s)
+{
+    if (!s)
+        return;
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    for (int i = 0; i < s->nroutes; i++) {
+        for (int j = 0; j < s->routes[i].nseg; j++)
+            free(s->routes[i].segments[j]);
+    }
+    free(s->bind_addr);
+    free(s);
+}

@@ -1,0 +1,94 @@
+/* server.h - the HTTP layer: libmicrohttpd in epoll mode with a small thread pool, a route
+ * table, merged parameters, body limits, JSON error bodies and one access-log line per request.
+ *
+ * Handlers run on libmicrohttpd's pool threads, several at once: whatever they touch must be
+ * thread-safe. A handler fills the http_resp_t it is given; the layer sends it afterwards. */
+#ifndef TASSA_HTTP_SERVER_H
+#define TASSA_HTTP_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+#include "http/params.h"
+
+struct MHD_Connection;
+struct MHD_Response;
+
+#define HTTP_MAX_PATH_ARGS 4
+#define HTTP_MAX_HEADERS 8
+
+typedef struct {
+    const char *method;   /* "GET", ... (borrowed from libmicrohttpd) */
+    const char *path;     /* without the query string */
+    const char *args[HTTP_MAX_PATH_ARGS]; /* the `{}` segments of the matched route, decoded */
+    params_t *query;      /* query-string parameters only */
+    params_t *params;     /* body parameters first, then query (Twilio's `event`) */
+    size_t body_params;   /* how many leading entries of params came from the body */
+    const char *body;     /* raw body, NUL-terminated; "" when none */
+    size_t body_len;
+    struct MHD_Connection *conn;
+    const char *base_url; /* "http://host:port" as the client addressed us */
+} http_req_t;
+
+typedef struct {
+    int status;
+    char *body;           /* owned, malloc'd; NULL for none */
+    size_t body_len;
+    const char *content_type; /* static string; default application/json */
+    char *headers[HTTP_MAX_HEADERS][2]; /* owned extra headers */
+    int nheaders;
+    struct MHD_Response *raw; /* a ready response (streams); the layer queues and destroys it */
+} http_resp_t;
+
+typedef void (*http_handler_fn)(void *ctx, http_req_t *req, http_resp_t *resp);
+
+typedef struct http_server http_server_t;
+
+typedef struct {
+    const char *bind_addr;
+    int port;             /* 0 picks a free port; see http_server_port */
+    int threads;
+    size_t max_body;
+    bool access_log;
+} http_opts_t;
+
+/* Creates a server with an empty route table; start it with http_server_start. NULL on OOM. */
+http_server_t *http_server_new(const http_opts_t *opts);
+
+/* Adds a route. pattern is a path whose `{}` segments match any one segment, which the
+ * handler finds in req->args, e.g. "/v1/Services/{}/Documents/{}". method "*" matches all.
+ * Routes are matched in the order added. Call before http_server_start. */
+tassa_err http_server_route(http_server_t *s, const char *method, const char *pattern,
+                            http_handler_fn fn, void *ctx);
+
+/* Starts listening. TASSA_EUNAVAIL with a detail if the port cannot be bound. */
+tassa_err http_server_start(http_server_t *s, errmsg_t *em);
+
+/* The port actually bound (useful with port 0). */
+int http_server_port(const http_server_t *s);
+
+/* Stops accepting, closes connections and frees s. Accepts NULL. */
+void http_server_free(http_server_t *s);
+
+/* The value of request header name (case-insensitive), or NULL. Borrowed. */
+const char *http_req_header(const http_req_t *req, const char *name);
+
+/* Sets resp to status with body taken over (json dumped compact; json's reference is
+ * stolen). Returns TASSA_OK, or TASSA_ENOMEM after setting a plain 500. */
+void http_resp_json(http_resp_t *resp, int status, json_t *json);
+
+/* Sets resp to a copy of text with the content type given (a static string). */
+void http_resp_text(http_resp_t *resp, int status, const char *content_type, const char *text);
+
+/* Adds a response header (copied). Past HTTP_MAX_HEADERS it is dropped with a log line. */
+void http_resp_header(http_resp_t *resp, const char *name, const char *value);
+
+/* The seed functions' error body: {"error": message, "status": N} with the status of err. */
+void http_resp_fn_error(http_resp_t *resp, tassa_err err, const char *message);
+
+/* Twilio's REST error body: {"code", "message", "more_info", "status"}. */
+void http_resp_twilio_error(http_resp_t *resp, tassa_err err, const char *message);
+
+#endif

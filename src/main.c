@@ -1,0 +1,346 @@
+/* main.c - the tassa command: serve, user-token, event, credentials. Wiring only. */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include <pthread.h>
+
+#include "auth/signature.h"
+#include "auth/verify_token.h"
+#include "backend/embedded.h"
+#include "credentials.h"
+#include "engine/sync/api.h"
+#include "functions/get_sync_grant.h"
+#include "functions/router.h"
+#include "log.h"
+#include "ops.h"
+#include "sid.h"
+
+#define TASSA_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "tassa %s - contact-center task routing and live status\n\n"
+            "usage:\n"
+            "  tassa serve [--port N] [--data FILE] [--backend embedded|twilio] [--demo]\n"
+            "              [--bind ADDR] [--threads N] [--quiet]\n"
+            "  tassa user-token IDENTITY [--ttl SECONDS] [--data FILE]   mint a caller JWT\n"
+            "  tassa event TYPE [Key=Value ...] [--port N] [--data FILE]  post a signed event\n"
+            "  tassa credentials [--data FILE]             print the data file's credentials\n"
+            "  tassa --version\n\n"
+            "Settings come from the environment, then .env, then flags; see README.md.\n",
+            TASSA_VERSION);
+}
+
+/* Loads the configuration and applies `serve` flags from argv[from..]. */
+static config_t *load_config(int argc, char **argv, int from)
+{
+    errmsg_t em = {{0}};
+    config_t *c = config_load(NULL, &em);
+    if (!c) {
+        fprintf(stderr, "tassa: %s\n", em.text);
+        return NULL;
+    }
+    for (int i = from; i < argc; i++) {
+        const char *name = argv[i];
+        const char *value = NULL;
+        bool takes_value = strcmp(name, "--demo") && strcmp(name, "--quiet");
+        if (takes_value && i + 1 < argc)
+            value = argv[++i];
+        if (config_apply_flag(c, name, value, &em)) {
+            fprintf(stderr, "tassa: %s\n", em.text);
+            config_free(c);
+            return NULL;
+        }
+    }
+    if (config_validate(c, &em)) {
+        fprintf(stderr, "tassa: %s\n", em.text);
+        config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Opens the data file and fills the generated credentials (embedded back end only). */
+static store_t *open_store(config_t *c, bool *generated)
+{
+    errmsg_t em = {{0}};
+    store_t *s = store_open(c->data_path, &em);
+    if (!s) {
+        fprintf(stderr, "tassa: %s\n", em.text);
+        return NULL;
+    }
+    if (credentials_fill(c, s, generated, &em)) {
+        fprintf(stderr, "tassa: %s\n", em.text);
+        store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    int rc = 1;
+    errmsg_t em = {{0}};
+    bool generated = false;
+    app_t app = {0};
+    config_t *c = load_config(argc, argv, 2);
+    if (!c)
+        return 2;
+    app.config = c;
+    if (c->backend == BACKEND_TWILIO) {
+        fprintf(stderr, "tassa: the twilio back end is not built yet (issue 5); use "
+                        "TASSA_BACKEND=embedded\n");
+        goto out;
+    }
+    if (!(app.store = open_store(c, &generated)))
+        goto out;
+    if (!(app.sync = sync_engine_new(app.store, c->account_sid, c->sync_service_sid, &em))) {
+        fprintf(stderr, "tassa: %s\n", em.text);
+        goto out;
+    }
+    app.backend = backend_embedded_new(&app);
+    app.router = router_state_new();
+    http_opts_t ho = {.bind_addr = c->bind_addr,
+                      .port = c->port,
+                      .threads = c->threads,
+                      .max_body = c->max_body,
+                      .access_log = !c->quiet_access_log};
+    app.http = http_server_new(&ho);
+    if (!app.backend || !app.router || !app.http) {
+        fprintf(stderr, "tassa: out of memory\n");
+        goto out;
+    }
+    if (ops_register(&app) || get_sync_grant_register(&app) || router_register(&app) ||
+        sync_api_register(&app)) {
+        fprintf(stderr, "tassa: cannot register routes\n");
+        goto out;
+    }
+    /* Block the stop signals before any thread starts, so that only sigwait sees them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (http_server_start(app.http, &em)) {
+        fprintf(stderr, "tassa: %s\n", em.text);
+        goto out;
+    }
+    if (!c->verify_signature)
+        log_warn("event=signature_check_disabled path=/general/router "
+                 "reason=\"TASSA_VERIFY_SIGNATURE=false\"");
+    log_info("event=listening url=http://%s:%d backend=%s data=%s", c->bind_addr,
+             http_server_port(app.http), app.backend->ops->name, c->data_path);
+    if (generated)
+        log_info("event=credentials_generated data=%s hint=\"tassa credentials prints them; "
+                 "tassa user-token alice mints a caller token\"",
+                 c->data_path);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_info("event=stopping signal=%d", sig);
+    rc = 0;
+out:
+    http_server_free(app.http);
+    router_state_free(app.router);
+    backend_free(app.backend);
+    sync_engine_free(app.sync);
+    store_close(app.store);
+    config_free(c);
+    return rc;
+}
+
+/* Loads the configuration and, for the embedded back end, the data file's credentials. */
+static config_t *load_with_credentials(int nflags, char **flags)
+{
+    config_t *c = load_config(nflags, flags, 0);
+    if (!c)
+        return NULL;
+    if (c->backend == BACKEND_EMBEDDED) {
+        store_t *s = open_store(c, NULL);
+        if (!s) {
+            config_free(c);
+            return NULL;
+        }
+        store_close(s);
+    }
+    return c;
+}
+
+static int cmd_user_token(int argc, char **argv)
+{
+    long ttl = 3600;
+    const char *identity = NULL;
+    char *flags[16];
+    int nflags = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--ttl") && i + 1 < argc) {
+            char *end;
+            ttl = strtol(argv[++i], &end, 10);
+            if (*end || ttl <= 0 || ttl > 31536000) {
+                fprintf(stderr, "tassa: --ttl must be a number of seconds from 1 to 31536000\n");
+                return 2;
+            }
+        } else if (argv[i][0] != '-' && !identity) {
+            identity = argv[i];
+        } else if (nflags < 16) {
+            flags[nflags++] = argv[i];
+        }
+    }
+    if (!identity) {
+        fprintf(stderr, "usage: tassa user-token IDENTITY [--ttl SECONDS] [--data FILE]\n");
+        return 2;
+    }
+    config_t *c = load_with_credentials(nflags, flags);
+    if (!c)
+        return 2;
+    char *token = verify_token_mint(identity, c->jwt_secret, ttl, time(NULL));
+    config_free(c);
+    if (!token) {
+        fprintf(stderr, "tassa: cannot mint a token for that identity\n");
+        return 1;
+    }
+    printf("%s\n", token);
+    free(token);
+    return 0;
+}
+
+static int cmd_credentials(int argc, char **argv)
+{
+    config_t *c = load_with_credentials(argc - 2, argv + 2);
+    if (!c)
+        return 2;
+    printf("ACCOUNT_SID=%s\nAPI_KEY=%s\nAPI_SECRET=%s\nAUTH_TOKEN=%s\nJWT_SECRET=%s\n",
+           c->account_sid, c->api_key, c->api_secret, c->auth_token, c->jwt_secret);
+    config_free(c);
+    return 0;
+}
+
+static size_t write_out(void *ptr, size_t size, size_t n, void *user)
+{
+    fwrite(ptr, size, n, stdout);
+    return size * n;
+}
+
+/* Posts TYPE and Key=Value pairs, form-encoded and signed, to /general/router. */
+static int cmd_event(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: tassa event TYPE [Key=Value ...]\n");
+        return 2;
+    }
+    char *flags[16];
+    int nflags = 0;
+    for (int i = 3; i < argc && nflags < 15; i++) {
+        if (strncmp(argv[i], "--", 2) != 0)
+            continue;
+        flags[nflags++] = argv[i];
+        argv[i] = NULL;
+        if (i + 1 < argc) {
+            flags[nflags++] = argv[i + 1];
+            argv[++i] = NULL;
+        }
+    }
+    config_t *c = load_with_credentials(nflags, flags);
+    if (!c)
+        return 2;
+    int rc = 1;
+    params_t *p = params_new();
+    CURL *curl = curl_easy_init();
+    char *body = NULL, *sig = NULL;
+    size_t blen = 0;
+    FILE *bf = open_memstream(&body, &blen);
+    if (!p || !curl || !bf)
+        goto out;
+    char sid[SID_LEN + 1];
+    sid_new("EV", sid);
+    char ts[32];
+    snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+    params_add(p, "EventType", 9, argv[2], strlen(argv[2]), NULL);
+    params_add(p, "Sid", 3, sid, strlen(sid), NULL);
+    params_add(p, "Timestamp", 9, ts, strlen(ts), NULL);
+    for (int i = 3; i < argc; i++) {
+        if (!argv[i])
+            continue;
+        const char *eq = strchr(argv[i], '=');
+        if (!eq) {
+            fprintf(stderr, "tassa: %s is not Key=Value\n", argv[i]);
+            rc = 2;
+            goto out;
+        }
+        params_add(p, argv[i], (size_t)(eq - argv[i]), eq + 1, strlen(eq + 1), NULL);
+    }
+    for (size_t i = 0; i < p->len; i++) {
+        char *k = curl_easy_escape(curl, p->items[i].key, 0);
+        char *v = curl_easy_escape(curl, p->items[i].value, 0);
+        fprintf(bf, "%s%s=%s", i ? "&" : "", k, v);
+        curl_free(k);
+        curl_free(v);
+    }
+    fclose(bf);
+    bf = NULL;
+    char url[1024];
+    if (c->public_url)
+        snprintf(url, sizeof url, "%s/general/router", c->public_url);
+    else
+        snprintf(url, sizeof url, "http://localhost:%d/general/router", c->port);
+    sig = signature_compute(c->auth_token, url, p);
+    char header[128];
+    snprintf(header, sizeof header, "X-Twilio-Signature: %s", sig ? sig : "");
+    struct curl_slist *h = curl_slist_append(NULL, header);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_out);
+    CURLcode cc = curl_easy_perform(curl);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    printf("\n");
+    if (cc != CURLE_OK)
+        fprintf(stderr, "tassa: %s: %s\n", url, curl_easy_strerror(cc));
+    rc = cc == CURLE_OK && status < 300 ? 0 : 1;
+out:
+    if (bf)
+        fclose(bf);
+    free(body);
+    free(sig);
+    curl_easy_cleanup(curl);
+    params_free(p);
+    config_free(c);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("tassa %s\n", TASSA_VERSION);
+        return 0;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc;
+    if (!strcmp(argv[1], "serve"))
+        rc = cmd_serve(argc, argv);
+    else if (!strcmp(argv[1], "user-token"))
+        rc = cmd_user_token(argc, argv);
+    else if (!strcmp(argv[1], "event"))
+        rc = cmd_event(argc, argv);
+    else if (!strcmp(argv[1], "credentials"))
+        rc = cmd_credentials(argc, argv);
+    else {
+        fprintf(stderr, "tassa: unknown command %s\n\n", argv[1]);
+        usage(stderr);
+        rc = 2;
+    }
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,22 @@
+/* sid.h - Twilio-style identifiers ("ET" + 32 hex digits) and random secrets. */
+#ifndef TASSA_SID_H
+#define TASSA_SID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+#define SID_LEN 34 /* two-letter prefix + 32 hex digits */
+
+/* Writes prefix + 32 random lowercase hex digits + NUL into out (SID_LEN + 1 bytes).
+ * TASSA_EINTERNAL if the kernel's random source fails. */
+tassa_err sid_new(const char *prefix, char out[SID_LEN + 1]);
+
+/* Writes 2*nbytes random hex digits + NUL into out (2*nbytes + 1 bytes). */
+tassa_err sid_random_hex(char *out, size_t nbytes);
+
+/* True when s has the form prefix + 32 hex digits. */
+bool sid_valid(const char *s, const char *prefix);
+
+#endif
