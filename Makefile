@@ -1,0 +1,67 @@
+# Makefile - the two commands a newcomer needs: `make run` and `make test`.
+#
+# make run   installs missing Debian packages, builds, and serves on :3000 with a demo
+# make test  builds with warnings as errors, runs every test (ctest), then again under
+#            AddressSanitizer + UndefinedBehaviorSanitizer
+
+DEB_PACKAGES := build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libjwt-dev \
+                libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3
+PORT ?= 3000
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format
+
+all: build
+
+# Installs only what is missing, so that a second run is instant and needs no root.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@command -v node >/dev/null || { echo "node (>= 20) is needed for the end-to-end tests"; exit 1; }
+
+build/Makefile:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: build/Makefile
+	cmake --build build -j $(JOBS)
+
+build-asan/Makefile:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTASSA_SANITIZE=ON
+
+build-asan: build-asan/Makefile
+	cmake --build build-asan -j $(JOBS)
+
+tests/e2e/node_modules: tests/e2e/package.json tests/e2e/package-lock.json
+	cd tests/e2e && npm ci --no-audit --no-fund
+	@touch $@
+
+e2e-deps: tests/e2e/node_modules
+
+test-plain: build e2e-deps
+	cd build && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan e2e-deps
+	cd build-asan && ctest --output-on-failure -j $(JOBS)
+
+test: deps test-plain test-asan
+
+run: deps build
+	./build/tassa serve --port $(PORT) --demo
+
+bench: build
+	./bench/run.sh
+
+fuzz:
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DTASSA_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build-fuzz -j $(JOBS)
+
+format:
+	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'fuzz/*.c')
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,115 @@
+/* test_config.c - settings precedence (flag > environment > .env) and clear errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char dotenv[64];
+
+static void write_dotenv(const char *text)
+{
+    snprintf(dotenv, sizeof dotenv, "/tmp/tassa-test-env-XXXXXX");
+    int fd = mkstemp(dotenv);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void defaults(void **state)
+{
+    unsetenv("PORT");
+    config_t *c = config_load("", NULL);
+    assert_non_null(c);
+    assert_int_equal(c->port, 3000);
+    assert_string_equal(c->sync_service_sid, "default");
+    assert_string_equal(c->data_path, "./tassa.db");
+    assert_int_equal(c->backend, BACKEND_EMBEDDED);
+    assert_true(c->verify_signature);
+    assert_null(c->jwt_secret);
+    config_free(c);
+}
+
+static void dotenv_then_environment_then_flags(void **state)
+{
+    write_dotenv("# comment\nexport PORT=4000\nJWT_SECRET=\"from-dotenv\"\n"
+                 "SYNC_SERVICE_SID='ISaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'\n\nAUTH_TOKEN=dot\n");
+    setenv("AUTH_TOKEN", "from-env", 1);
+    unsetenv("PORT");
+    config_t *c = config_load(dotenv, NULL);
+    assert_non_null(c);
+    assert_int_equal(c->port, 4000);
+    assert_string_equal(c->jwt_secret, "from-dotenv");
+    assert_string_equal(c->sync_service_sid, "ISaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    assert_string_equal(c->auth_token, "from-env"); /* the environment beats .env */
+    assert_int_equal(config_apply_flag(c, "--port", "5000", NULL), TASSA_OK);
+    assert_int_equal(c->port, 5000); /* a flag beats both */
+    assert_int_equal(config_apply_flag(c, "--demo", NULL, NULL), TASSA_OK);
+    assert_true(c->demo);
+    config_free(c);
+    unsetenv("AUTH_TOKEN");
+    unlink(dotenv);
+}
+
+static void bad_values_are_named(void **state)
+{
+    errmsg_t em = {{0}};
+    setenv("PORT", "70000", 1);
+    assert_null(config_load("", &em));
+    assert_non_null(strstr(em.text, "PORT"));
+    setenv("PORT", "3000", 1);
+    setenv("TASSA_BACKEND", "cloud", 1);
+    assert_null(config_load("", &em));
+    assert_non_null(strstr(em.text, "TASSA_BACKEND"));
+    unsetenv("TASSA_BACKEND");
+    write_dotenv("JUST A LINE\n");
+    assert_null(config_load(dotenv, &em));
+    assert_non_null(strstr(em.text, "line 1"));
+    unlink(dotenv);
+    config_t *c = config_load("", NULL);
+    assert_int_equal(config_apply_flag(c, "--nope", "1", &em), TASSA_EINVAL);
+    assert_non_null(strstr(em.text, "--nope"));
+    assert_int_equal(config_apply_flag(c, "--port", NULL, &em), TASSA_EINVAL);
+    config_free(c);
+    unsetenv("PORT");
+}
+
+static void twilio_backend_needs_credentials(void **state)
+{
+    errmsg_t em = {{0}};
+    setenv("TASSA_BACKEND", "twilio", 1);
+    config_t *c = config_load("", NULL);
+    assert_non_null(c);
+    assert_int_equal(config_validate(c, &em), TASSA_EINVAL);
+    assert_non_null(strstr(em.text, "ACCOUNT_SID"));
+    config_fill_secret(&c->account_sid, "ACnot-a-sid");
+    assert_int_equal(config_validate(c, &em), TASSA_EINVAL);
+    assert_non_null(strstr(em.text, "ACCOUNT_SID must be AC"));
+    config_fill_secret(&c->account_sid, "AC0123456789abcdef0123456789abcdef");
+    config_fill_secret(&c->api_key, "SK0123456789abcdef0123456789abcdef");
+    config_fill_secret(&c->api_secret, "secret");
+    assert_int_equal(config_validate(c, &em), TASSA_EINVAL);
+    assert_non_null(strstr(em.text, "WORKSPACE_SID"));
+    config_fill_secret(&c->workspace_sid, "WS0123456789abcdef0123456789abcdef");
+    assert_int_equal(config_validate(c, &em), TASSA_OK);
+    config_free(c);
+    unsetenv("TASSA_BACKEND");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults),
+        cmocka_unit_test(dotenv_then_environment_then_flags),
+        cmocka_unit_test(bad_values_are_named),
+        cmocka_unit_test(twilio_backend_needs_credentials),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
