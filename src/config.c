@@ -64,6 +64,7 @@ static tassa_err apply(config_t *c, const char *name, const char *v, errmsg_t *e
         {"TWILIO_SYNC_URL", &c->sync_url},      {"CORS_ALLOWED_ORIGINS", &c->cors_origins},
         {"PUBLIC_URL", &c->public_url},         {"TASSA_DATA", &c->data_path},
         {"TASSA_STORE", &c->data_path},         {"TASSA_BIND", &c->bind_addr},
+        {"TASSA_WEB_DIR", &c->web_dir},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (strcmp(name, strs[i].name) == 0) {
@@ -107,6 +108,14 @@ static tassa_err apply(config_t *c, const char *name, const char *v, errmsg_t *e
         err = parse_int(name, v, 1, 1000000, &n, em);
         if (!err)
             c->max_streams_per_identity = (int)n;
+    } else if (!strcmp(name, "TASSA_HTTP_TIMEOUT_MS")) {
+        err = parse_int(name, v, 100, 600000, &n, em);
+        if (!err)
+            c->http_timeout_ms = (int)n;
+    } else if (!strcmp(name, "TASSA_HTTP_RETRIES")) {
+        err = parse_int(name, v, 0, 10, &n, em);
+        if (!err)
+            c->http_retries = (int)n;
     } else if (!strcmp(name, "TASSA_QUIET")) {
         err = parse_bool(name, v, &c->quiet_access_log, em);
     }
@@ -177,6 +186,8 @@ config_t *config_load(const char *dotenv_path, errmsg_t *em)
     c->queue_status_max_entries = 50;
     c->max_streams = 10000;
     c->max_streams_per_identity = 20;
+    c->http_timeout_ms = 10000;
+    c->http_retries = 3;
     if (set_str(&c->sync_service_sid, "default") ||
         set_str(&c->taskrouter_url, "https://taskrouter.twilio.com") ||
         set_str(&c->sync_url, "https://sync.twilio.com") || set_str(&c->cors_origins, "*") ||
@@ -269,7 +280,7 @@ void config_free(config_t *c)
                      &c->auth_token,    &c->jwt_secret,     &c->sync_service_sid,
                      &c->workspace_sid, &c->taskrouter_url, &c->sync_url,
                      &c->cors_origins,  &c->public_url,     &c->data_path,
-                     &c->bind_addr};
+                     &c->bind_addr,     &c->web_dir};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(*strs[i]);
     free(c);

@@ -121,6 +121,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tassa: cannot register routes\n");
         goto out;
     }
+    /* streams-wiring-begin */
+    /* streams-wiring-end */
     /* Block the stop signals before any thread starts, so that only sigwait sees them. */
     sigset_t stop;
     sigemptyset(&stop);
@@ -147,6 +149,8 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     http_server_free(app.http);
+    /* streams-teardown-begin */
+    /* streams-teardown-end */
     router_state_free(app.router);
     backend_free(app.backend);
     sync_engine_free(app.sync);

@@ -285,6 +285,9 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
     pathcopy = strdup(url);
     const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
     const char *proto = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+    const char *fwd_host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Host");
+    if (fwd_host && *fwd_host)
+        host = fwd_host; /* behind a proxy: the address the client (or Twilio) used */
     char base[300];
     snprintf(base, sizeof base, "%s://%s", proto && !strcmp(proto, "https") ? "https" : "http",
              host && strlen(host) < 256 ? host : "localhost");
