@@ -14,6 +14,7 @@
 #include "backend/embedded.h"
 #include "credentials.h"
 #include "engine/sync/api.h"
+#include "functions/get_queue_position.h"
 #include "functions/get_sync_grant.h"
 #include "functions/router.h"
 #include "log.h"
@@ -117,7 +118,7 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     if (ops_register(&app) || get_sync_grant_register(&app) || router_register(&app) ||
-        sync_api_register(&app)) {
+        get_queue_position_register(&app) || sync_api_register(&app)) {
         fprintf(stderr, "tassa: cannot register routes\n");
         goto out;
     }
