@@ -1,0 +1,325 @@
+/* callback_outbox.c - durable, signed, retried delivery of EventCallbackUrl POSTs. */
+#include "engine/callback_outbox.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "auth/signature.h"
+#include "log.h"
+
+#define BATCH 16
+#define MAX_BACKOFF_MS 600000
+
+struct outbox {
+    store_t *store;
+    char *auth_token;
+    int timeout_ms;
+    pthread_t thread;
+    bool started, stopping, kicked; /* kicked: an enqueue since the last look */
+    pthread_mutex_t lock; /* guards stopping and the wake-up; the table has the store lock */
+    pthread_cond_t wake;
+};
+
+static const char *SCHEMA =
+    "CREATE TABLE IF NOT EXISTS callback_outbox ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL, body TEXT NOT NULL,"
+    "  event_sid TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL,"
+    "  failed INTEGER NOT NULL DEFAULT 0, last_error TEXT, created INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS callback_outbox_due ON callback_outbox (failed, next_at);";
+
+outbox_t *outbox_new(store_t *s, const char *auth_token, int timeout_ms, errmsg_t *em)
+{
+    outbox_t *o = calloc(1, sizeof *o);
+    if (!o || !(o->auth_token = strdup(auth_token ? auth_token : ""))) {
+        free(o);
+        err_set(em, TASSA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    o->store = s;
+    o->timeout_ms = timeout_ms;
+    pthread_mutex_init(&o->lock, NULL);
+    pthread_cond_init(&o->wake, NULL);
+    if (store_schema(s, SCHEMA, em)) {
+        outbox_free(o);
+        return NULL;
+    }
+    return o;
+}
+
+bool outbox_filter_match(const char *filter, const char *event_type)
+{
+    if (!filter || !*filter)
+        return true;
+    size_t n = strlen(event_type);
+    for (const char *p = filter; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        size_t len = (size_t)(end - p);
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len == n && len && strncmp(p, event_type, n) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+/* Form-encodes params in their order (curl_easy_escape does RFC 3986 escaping). */
+static char *form_encode(const params_t *p)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    for (size_t i = 0; i < p->len; i++) {
+        char *k = curl_easy_escape(NULL, p->items[i].key, 0);
+        char *v = curl_easy_escape(NULL, p->items[i].value, 0);
+        fprintf(f, "%s%s=%s", i ? "&" : "", k ? k : "", v ? v : "");
+        curl_free(k);
+        curl_free(v);
+    }
+    fclose(f);
+    return buf;
+}
+
+tassa_err outbox_enqueue(outbox_t *o, const char *url, const params_t *event)
+{
+    char *body = form_encode(event);
+    if (!body)
+        return TASSA_ENOMEM;
+    tassa_err err = TASSA_OK;
+    store_lock(o->store);
+    sqlite3_stmt *st = store_prepare(o->store, "INSERT INTO callback_outbox (url, body, event_sid,"
+                                               " next_at, created) VALUES (?, ?, ?, ?, ?)");
+    if (st) {
+        int64_t now = store_now_ms();
+        sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, body, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, params_get(event, "Sid"), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, now);
+        sqlite3_bind_int64(st, 5, now);
+        err = sqlite3_step(st) == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
+        sqlite3_finalize(st);
+    } else {
+        err = TASSA_ESTORE;
+    }
+    store_unlock(o->store);
+    free(body);
+    if (!err) {
+        pthread_mutex_lock(&o->lock);
+        o->kicked = true;
+        pthread_cond_signal(&o->wake);
+        pthread_mutex_unlock(&o->lock);
+    }
+    return err;
+}
+
+long outbox_pending(outbox_t *o)
+{
+    long n = -1;
+    store_lock(o->store);
+    sqlite3_stmt *st = store_prepare(o->store,
+                                     "SELECT count(*) FROM callback_outbox WHERE failed = 0");
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        n = (long)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    store_unlock(o->store);
+    return n;
+}
+
+typedef struct {
+    int64_t id;
+    int attempts;
+    char *url, *body;
+} entry_t;
+
+static size_t discard(void *ptr, size_t size, size_t n, void *user)
+{
+    return size * n;
+}
+
+/* POSTs one entry; returns 0 on a 2xx answer, else fills why. No lock is held. */
+static int post(outbox_t *o, CURL *curl, const entry_t *e, char *why, size_t why_len)
+{
+    params_t *p = params_new();
+    if (!p || params_parse_form(p, e->body, strlen(e->body), NULL)) {
+        params_free(p);
+        snprintf(why, why_len, "stored body unreadable");
+        return -1;
+    }
+    char *sig = signature_compute(o->auth_token, e->url, p);
+    params_free(p);
+    char header[128];
+    snprintf(header, sizeof header, "X-Twilio-Signature: %s", sig ? sig : "");
+    free(sig);
+    struct curl_slist *h = curl_slist_append(NULL, header);
+    h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
+    h = curl_slist_append(h, "User-Agent: TwilioProxy/1.1 (tassa)");
+    curl_easy_reset(curl);
+    curl_easy_setopt(curl, CURLOPT_URL, e->url);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, e->body);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode cc = curl_easy_perform(curl);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    if (cc != CURLE_OK) {
+        snprintf(why, why_len, "%s", curl_easy_strerror(cc));
+        return -1;
+    }
+    if (status < 200 || status > 299) {
+        snprintf(why, why_len, "HTTP %ld", status);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads up to BATCH due entries. */
+static int load_due(outbox_t *o, entry_t *out, int64_t *next_due)
+{
+    int n = 0;
+    *next_due = 0;
+    store_lock(o->store);
+    sqlite3_stmt *st = store_prepare(o->store, "SELECT id, attempts, url, body, next_at FROM "
+                                               "callback_outbox WHERE failed = 0 "
+                                               "ORDER BY next_at, id LIMIT ?");
+    if (st) {
+        int64_t now = store_now_ms();
+        sqlite3_bind_int(st, 1, BATCH);
+        while (n < BATCH && sqlite3_step(st) == SQLITE_ROW) {
+            int64_t at = sqlite3_column_int64(st, 4);
+            if (at > now) {
+                *next_due = at;
+                break;
+            }
+            out[n].id = sqlite3_column_int64(st, 0);
+            out[n].attempts = sqlite3_column_int(st, 1);
+            out[n].url = strdup((const char *)sqlite3_column_text(st, 2));
+            out[n].body = strdup((const char *)sqlite3_column_text(st, 3));
+            n++;
+        }
+    }
+    sqlite3_finalize(st);
+    store_unlock(o->store);
+    return n;
+}
+
+/* Records the outcome of one delivery: delete it, or schedule the next try. */
+static void settle(outbox_t *o, const entry_t *e, bool ok, const char *why)
+{
+    store_lock(o->store);
+    sqlite3_stmt *st;
+    if (ok) {
+        st = store_prepare(o->store, "DELETE FROM callback_outbox WHERE id = ?");
+        if (st)
+            sqlite3_bind_int64(st, 1, e->id);
+    } else {
+        int attempts = e->attempts + 1;
+        long backoff = 1000L << (attempts < 20 ? attempts - 1 : 19);
+        if (backoff > MAX_BACKOFF_MS)
+            backoff = MAX_BACKOFF_MS;
+        unsigned short r = 0;
+        if (getrandom(&r, sizeof r, 0) != sizeof r)
+            r = 0;
+        backoff = backoff / 2 + (long)(r % (unsigned)(backoff / 2 + 1)); /* jitter */
+        st = store_prepare(o->store, "UPDATE callback_outbox SET attempts = ?, next_at = ?, "
+                                     "failed = ?, last_error = ? WHERE id = ?");
+        if (st) {
+            sqlite3_bind_int(st, 1, attempts);
+            sqlite3_bind_int64(st, 2, store_now_ms() + backoff);
+            sqlite3_bind_int(st, 3, attempts >= OUTBOX_MAX_ATTEMPTS);
+            sqlite3_bind_text(st, 4, why, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 5, e->id);
+        }
+        log_warn("event=callback_failed id=%lld attempt=%d err=\"%s\"%s", (long long)e->id,
+                 attempts, why, attempts >= OUTBOX_MAX_ATTEMPTS ? " gave_up=1" : "");
+    }
+    if (st)
+        sqlite3_step(st);
+    sqlite3_finalize(st);
+    store_unlock(o->store);
+}
+
+static void *run(void *arg)
+{
+    outbox_t *o = arg;
+    CURL *curl = curl_easy_init();
+    entry_t batch[BATCH];
+    for (;;) {
+        pthread_mutex_lock(&o->lock);
+        bool stop = o->stopping;
+        o->kicked = false;
+        pthread_mutex_unlock(&o->lock);
+        if (stop || !curl)
+            break;
+        int64_t next_due;
+        int n = load_due(o, batch, &next_due);
+        for (int i = 0; i < n; i++) {
+            char why[256] = "";
+            bool ok = batch[i].url && batch[i].body && post(o, curl, &batch[i], why, sizeof why) == 0;
+            settle(o, &batch[i], ok, why);
+            free(batch[i].url);
+            free(batch[i].body);
+        }
+        if (n == BATCH)
+            continue;
+        /* Sleep until the next due entry (or 1 s), or until an enqueue wakes us. */
+        int64_t wait_ms = next_due ? next_due - store_now_ms() : 1000;
+        if (wait_ms < 1)
+            wait_ms = 1;
+        if (wait_ms > 1000)
+            wait_ms = 1000;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += wait_ms / 1000;
+        ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&o->lock);
+        if (!o->stopping && !o->kicked && n == 0)
+            pthread_cond_timedwait(&o->wake, &o->lock, &ts);
+        pthread_mutex_unlock(&o->lock);
+    }
+    curl_easy_cleanup(curl);
+    return NULL;
+}
+
+tassa_err outbox_start(outbox_t *o)
+{
+    if (pthread_create(&o->thread, NULL, run, o) != 0)
+        return TASSA_EINTERNAL;
+    o->started = true;
+    return TASSA_OK;
+}
+
+void outbox_free(outbox_t *o)
+{
+    if (!o)
+        return;
+    if (o->started) {
+        pthread_mutex_lock(&o->lock);
+        o->stopping = true;
+        pthread_cond_signal(&o->wake);
+        pthread_mutex_unlock(&o->lock);
+        pthread_join(o->thread, NULL);
+    }
+    pthread_mutex_destroy(&o->lock);
+    pthread_cond_destroy(&o->wake);
+    free(o->auth_token);
+    free(o);
+}

@@ -1,0 +1,43 @@
+/* callback_outbox.h - TaskRouter events POSTed to the workspace's EventCallbackUrl from a
+ * durable outbox, signed with X-Twilio-Signature, retried with back-off.
+ *
+ * An event is written to the outbox table before outbox_enqueue returns, so a crash loses
+ * none; one delivery thread POSTs due entries (form-encoded, as Twilio does) and deletes each
+ * after a 2xx answer. A failed delivery is retried after 1 s, 2 s, 4 s ... (capped at 10 min,
+ * with jitter) up to OUTBOX_MAX_ATTEMPTS, then kept as failed and logged. Delivery is at least
+ * once; receivers deduplicate by the event's Sid. */
+#ifndef TASSA_CALLBACK_OUTBOX_H
+#define TASSA_CALLBACK_OUTBOX_H
+
+#include <stdbool.h>
+
+#include "err.h"
+#include "http/params.h"
+#include "store/store.h"
+
+#define OUTBOX_MAX_ATTEMPTS 12
+
+typedef struct outbox outbox_t;
+
+/* Opens the outbox on store s (borrowed) and signs with auth_token (copied). NULL with em on
+ * failure. The thread starts with outbox_start. */
+outbox_t *outbox_new(store_t *s, const char *auth_token, int timeout_ms, errmsg_t *em);
+
+/* Starts the delivery thread. TASSA_EINTERNAL if it cannot. */
+tassa_err outbox_start(outbox_t *o);
+
+/* Stores event (borrowed) for delivery to url. TASSA_ESTORE if it could not be stored.
+ * Any thread. */
+tassa_err outbox_enqueue(outbox_t *o, const char *url, const params_t *event);
+
+/* True when event_type passes filter: a NULL or empty filter passes everything, otherwise
+ * the comma-separated list (spaces allowed) must name it. */
+bool outbox_filter_match(const char *filter, const char *event_type);
+
+/* The number of entries waiting for delivery (for tests and /healthz). Takes the lock. */
+long outbox_pending(outbox_t *o);
+
+/* Stops the thread (an in-flight POST finishes first) and frees o. Accepts NULL. */
+void outbox_free(outbox_t *o);
+
+#endif
