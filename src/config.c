@@ -76,7 +76,7 @@ static tassa_err apply(config_t *c, const char *name, const char *v, errmsg_t *e
         }
     }
     if (!strcmp(name, "PORT")) {
-        err = parse_int(name, v, 1, 65535, &n, em);
+        err = parse_int(name, v, 0, 65535, &n, em); /* 0: any free port */
         if (!err)
             c->port = (int)n;
     } else if (!strcmp(name, "TASSA_BACKEND")) {
@@ -181,7 +181,7 @@ config_t *config_load(const char *dotenv_path, errmsg_t *em)
     c->backend = BACKEND_EMBEDDED;
     c->port = 3000;
     c->max_body = 1 << 20;
-    c->threads = 2;
+    c->threads = 16; /* handlers block until their write is durable (group commit) */
     c->verify_signature = true;
     c->queue_status_max_entries = 50;
     c->max_streams = 10000;

@@ -43,7 +43,7 @@ tassa_err params_add(params_t *p, const char *key, size_t klen, const char *val,
     if (memchr(key, '\0', klen) || memchr(val, '\0', vlen))
         return err_set(em, TASSA_EINVAL, "NUL byte in parameter");
     if (p->len >= PARAMS_MAX_COUNT)
-        return err_set(em, TASSA_ELIMIT, "more than %d parameters", PARAMS_MAX_COUNT);
+        return err_set(em, TASSA_EINVAL, "more than %d parameters", PARAMS_MAX_COUNT);
     if (p->len == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 16;
         param_t *items = realloc(p->items, cap * sizeof *items);
@@ -191,6 +191,22 @@ out:
     if (err)
         truncate_to(p, mark);
     json_decref(root);
+    return err;
+}
+
+tassa_err params_add_encoded(params_t *p, const char *key, const char *val, errmsg_t *em)
+{
+    size_t klen = strlen(key), vlen = strlen(val);
+    char *buf = malloc(klen + vlen + 2);
+    if (!buf)
+        return err_set(em, TASSA_ENOMEM, "out of memory");
+    size_t bad = 0;
+    long k = form_decode(key, klen, buf, &bad);
+    long v = k < 0 ? -1 : form_decode(val, vlen, buf + k + 1, &bad);
+    tassa_err err = k < 0 || v < 0
+                        ? err_set(em, TASSA_EINVAL, "malformed percent-encoding in the query")
+                        : params_add(p, buf, (size_t)k, buf + k + 1, (size_t)v, em);
+    free(buf);
     return err;
 }
 

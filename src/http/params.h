@@ -3,7 +3,8 @@
  *
  * A params_t is an ordered multimap of NUL-terminated UTF-8 keys and values that it owns.
  * Repeated keys keep every value in arrival order (Twilio's `AssignmentStatus=a&...=b`).
- * Limits guard memory: at most PARAMS_MAX_COUNT pairs, keys up to PARAMS_MAX_KEY bytes.
+ * Limits guard memory: at most PARAMS_MAX_COUNT pairs (TASSA_EINVAL past it), keys up to
+ * PARAMS_MAX_KEY bytes.
  * Not thread-safe; one request owns one params_t. */
 #ifndef TASSA_PARAMS_H
 #define TASSA_PARAMS_H
@@ -42,6 +43,10 @@ tassa_err params_add(params_t *p, const char *key, size_t klen, const char *val,
  * %XX is decoded, a key without '=' has the value "". TASSA_EINVAL on a malformed escape
  * (detail names the offset); on error p keeps what it held before the call. */
 tassa_err params_parse_form(params_t *p, const char *body, size_t len, errmsg_t *em);
+
+/* Appends one key/value pair still form-encoded (a query-string piece): decodes '+' and %XX
+ * in both, then as params_add. TASSA_EINVAL on a malformed escape. */
+tassa_err params_add_encoded(params_t *p, const char *key, const char *val, errmsg_t *em);
 
 /* Parses a JSON object body into p: string values are stored as they are, other values
  * (numbers, booleans, objects, arrays) as compact JSON text, null as "". TASSA_EINVAL when the

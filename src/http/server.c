@@ -170,17 +170,29 @@ void http_resp_twilio_error(http_resp_t *resp, tassa_err err, const char *messag
                              "status", status));
 }
 
+typedef struct {
+    params_t *query;
+    tassa_err err;
+    errmsg_t *em;
+} query_ctx_t;
+
+/* Collects the still-encoded query pieces libmicrohttpd split (see keep_raw), decoding them
+ * as form values ('+' is a space). Stops at the first bad one. */
 static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                      const char *value)
 {
-    params_t *q = cls;
-    if (!key)
+    query_ctx_t *q = cls;
+    if (!key || !*key)
         return MHD_YES;
-    if (!value)
-        value = "";
-    /* Over-long or too many query parameters are dropped rather than failing the request. */
-    params_add(q, key, strlen(key), value, strlen(value), NULL);
-    return MHD_YES;
+    q->err = params_add_encoded(q->query, key, value ? value : "", q->em);
+    return q->err ? MHD_NO : MHD_YES;
+}
+
+/* libmicrohttpd's unescape step, made a no-op: paths are split on '/' before their segments
+ * are decoded (a document name may hold "%2F"), and query values are decoded as forms. */
+static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s)
+{
+    return strlen(s);
 }
 
 /* Finds the route for path; sets *path_matched when some route has this path but not the
@@ -327,9 +339,10 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
             http_resp_fn_error(&resp, err, msg);
         goto send;
     }
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_arg, req.query);
+    query_ctx_t qc = {.query = req.query, .err = TASSA_OK, .em = &em};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_arg, &qc);
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-    tassa_err err = parse_body(&req, ct, &em);
+    tassa_err err = qc.err ? qc.err : parse_body(&req, ct, &em);
     req.body_params = req.params->len;
     for (size_t i = 0; !err && i < req.query->len; i++)
         err = params_add(req.params, req.query->items[i].key, strlen(req.query->items[i].key),
@@ -430,7 +443,8 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->opts.threads > 0 ? s->opts.threads : 2),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw,
+        NULL, MHD_OPTION_END);
     if (!s->daemon)
         return err_set(em, TASSA_EUNAVAIL, "cannot listen on %s:%d (in use, or not allowed)",
                        s->opts.bind_addr, s->opts.port);

@@ -1,17 +1,40 @@
-/* store.c - the SQLite data file: open, WAL, schema, transactions, meta values. */
+/* store.c - the SQLite data file: open, WAL, schema, group commit, meta values.
+ *
+ * Group commit: the first critical section after a commit opens a transaction (BEGIN); every
+ * following one writes into it; the committer thread COMMITs it (one fsync) once it holds
+ * changes and no writer is queued for the lock (or after a short bound), then wakes every
+ * thread waiting in store_unlock for that epoch. */
 #include "store/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
 
+/* How long the committer lets queued writers join a batch before it commits anyway. */
+#define BATCH_WAIT_US 2000
+
 struct store {
     sqlite3 *db;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;   /* the store lock: db, open_txn, in_savepoint, epoch, dirty */
+    pthread_cond_t work;    /* signalled (under lock) when a section left changes */
+    bool open_txn, in_savepoint, dirty, stopping;
+    uint64_t epoch;         /* number of the open (or last) group transaction */
+    sqlite3_int64 changes_at_lock;
+    atomic_int queued;      /* threads waiting for the store lock */
+    pthread_t committer;
+    bool committer_started;
+    pthread_mutex_t done_lock; /* guards committed, failed and done */
+    pthread_cond_t done;
+    uint64_t committed;     /* every epoch <= committed is settled */
+    uint64_t failed;        /* the last epoch whose commit failed (0 = none) */
 };
+
+static void *commit_loop(void *arg);
 
 store_t *store_open(const char *path, errmsg_t *em)
 {
@@ -21,6 +44,9 @@ store_t *store_open(const char *path, errmsg_t *em)
         return NULL;
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->work, NULL);
+    pthread_mutex_init(&s->done_lock, NULL);
+    pthread_cond_init(&s->done, NULL);
     int rc = sqlite3_open_v2(path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
@@ -42,6 +68,11 @@ store_t *store_open(const char *path, errmsg_t *em)
         sqlite3_free(msg);
         goto fail;
     }
+    if (pthread_create(&s->committer, NULL, commit_loop, s) != 0) {
+        err_set(em, TASSA_EINTERNAL, "cannot start the commit thread");
+        goto fail;
+    }
+    s->committer_started = true;
     return s;
 fail:
     store_close(s);
@@ -52,20 +83,101 @@ void store_close(store_t *s)
 {
     if (!s)
         return;
+    if (s->committer_started) {
+        pthread_mutex_lock(&s->lock);
+        s->stopping = true;
+        pthread_cond_signal(&s->work);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->committer, NULL); /* it commits what is left first */
+    }
     if (s->db)
         sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->work);
+    pthread_mutex_destroy(&s->done_lock);
+    pthread_cond_destroy(&s->done);
     free(s);
 }
 
 void store_lock(store_t *s)
 {
+    atomic_fetch_add(&s->queued, 1);
     pthread_mutex_lock(&s->lock);
+    atomic_fetch_sub(&s->queued, 1);
+    if (!s->open_txn) {
+        if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK) {
+            s->open_txn = true;
+            s->epoch++;
+        } else {
+            log_error("event=store_begin_failed err=\"%s\"", sqlite3_errmsg(s->db));
+        }
+    }
+    s->changes_at_lock = sqlite3_total_changes64(s->db);
 }
 
-void store_unlock(store_t *s)
+tassa_err store_unlock(store_t *s)
 {
+    if (sqlite3_total_changes64(s->db) != s->changes_at_lock)
+        s->dirty = true;
+    uint64_t wait_for = 0;
+    if (s->dirty) {
+        wait_for = s->epoch;
+        pthread_cond_signal(&s->work);
+    } else if (s->open_txn) {
+        /* Nothing to make durable: end the read transaction at once. */
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+        s->open_txn = false;
+    }
     pthread_mutex_unlock(&s->lock);
+    if (!wait_for)
+        return TASSA_OK;
+    pthread_mutex_lock(&s->done_lock);
+    while (s->committed < wait_for)
+        pthread_cond_wait(&s->done, &s->done_lock);
+    bool lost = s->failed == wait_for;
+    pthread_mutex_unlock(&s->done_lock);
+    return lost ? TASSA_ESTORE : TASSA_OK;
+}
+
+/* Commits the group transaction whenever it holds changes; see the file comment. */
+static void *commit_loop(void *arg)
+{
+    store_t *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->dirty && !s->stopping)
+            pthread_cond_wait(&s->work, &s->lock);
+        if (!s->dirty && s->stopping)
+            break;
+        /* Let the writers already queued for the lock join this batch. */
+        for (int waited = 0; waited < BATCH_WAIT_US && atomic_load(&s->queued) > 0;
+             waited += 50) {
+            pthread_mutex_unlock(&s->lock);
+            struct timespec pause = {0, 50000};
+            nanosleep(&pause, NULL);
+            pthread_mutex_lock(&s->lock);
+        }
+        uint64_t epoch = s->epoch;
+        bool ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+        if (!ok) {
+            log_error("event=store_commit_failed epoch=%llu err=\"%s\"",
+                      (unsigned long long)epoch, sqlite3_errmsg(s->db));
+            if (!sqlite3_get_autocommit(s->db))
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        }
+        s->open_txn = false;
+        s->dirty = false;
+        pthread_mutex_unlock(&s->lock);
+        pthread_mutex_lock(&s->done_lock);
+        s->committed = epoch;
+        if (!ok)
+            s->failed = epoch;
+        pthread_cond_broadcast(&s->done);
+        pthread_mutex_unlock(&s->done_lock);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
 }
 
 sqlite3 *store_db(store_t *s)
@@ -89,20 +201,21 @@ tassa_err store_schema(store_t *s, const char *sql, errmsg_t *em)
 
 tassa_err store_begin(store_t *s)
 {
-    int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
+    if (s->in_savepoint || sqlite3_exec(s->db, "SAVEPOINT op", NULL, NULL, NULL) != SQLITE_OK) {
         log_error("event=store_begin_failed err=\"%s\"", sqlite3_errmsg(s->db));
         return TASSA_ESTORE;
     }
+    s->in_savepoint = true;
     return TASSA_OK;
 }
 
 tassa_err store_commit(store_t *s)
 {
-    int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        log_error("event=store_commit_failed err=\"%s\"", sqlite3_errmsg(s->db));
-        store_rollback(s);
+    if (!s->in_savepoint)
+        return TASSA_ESTORE;
+    s->in_savepoint = false;
+    if (sqlite3_exec(s->db, "RELEASE op", NULL, NULL, NULL) != SQLITE_OK) {
+        log_error("event=store_release_failed err=\"%s\"", sqlite3_errmsg(s->db));
         return TASSA_ESTORE;
     }
     return TASSA_OK;
@@ -110,8 +223,10 @@ tassa_err store_commit(store_t *s)
 
 void store_rollback(store_t *s)
 {
-    if (!sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!s->in_savepoint)
+        return;
+    s->in_savepoint = false;
+    sqlite3_exec(s->db, "ROLLBACK TO op; RELEASE op", NULL, NULL, NULL);
 }
 
 sqlite3_stmt *store_prepare(store_t *s, const char *sql)
@@ -162,8 +277,8 @@ tassa_err store_meta_set(store_t *s, const char *key, const char *value)
         err = TASSA_ESTORE;
 out:
     sqlite3_finalize(st);
-    store_unlock(s);
-    return err;
+    tassa_err durable = store_unlock(s);
+    return err ? err : durable;
 }
 
 int64_t store_now_ms(void)

@@ -1,10 +1,15 @@
-/* store.h - the door to persistence: one SQLite file in WAL mode with full fsync.
+/* store.h - the door to persistence: one SQLite file in WAL mode with full fsync, and group
+ * commit.
  *
  * One connection is shared by the engines and guarded by the store lock: take it with
- * store_lock() around every use of store_db() and every transaction, keep the critical
- * section short and do no network I/O inside it. A write is acknowledged to a client only
- * after its transaction committed (synchronous=FULL), so it survives kill -9 and power loss.
- * Engine modules create their own tables with store_schema() at start-up. */
+ * store_lock() around every use of store_db(), keep the critical section short and do no
+ * network I/O inside it. Group commit: every critical section runs inside one long SQLite
+ * transaction that a committer thread commits (one fsync, synchronous=FULL) as soon as it
+ * holds changes, batching all the writers that queued meanwhile. store_unlock() returns only
+ * once every change the caller made, or could have read, is on disk; so an answer sent after
+ * store_unlock() survives kill -9 and power loss, and a burst of N writers costs a few fsyncs
+ * instead of N. store_begin/commit/rollback are savepoints inside it: a failed operation
+ * undoes only its own changes. Engine modules create their tables with store_schema(). */
 #ifndef TASSA_STORE_H
 #define TASSA_STORE_H
 
@@ -22,9 +27,14 @@ store_t *store_open(const char *path, errmsg_t *em);
 /* Closes the file and frees s. Accepts NULL. */
 void store_close(store_t *s);
 
-/* Takes and releases the store lock (a plain mutex; not recursive). */
+/* Takes the store lock (a plain mutex; not recursive). */
 void store_lock(store_t *s);
-void store_unlock(store_t *s);
+
+/* Releases the lock, then waits until the changes made under it (and any uncommitted change
+ * it could have read) are durable. TASSA_ESTORE when that commit failed: the changes are then
+ * gone (rolled back) and the caller must report failure. Read-only sections return at once
+ * unless they could have seen uncommitted data. */
+tassa_err store_unlock(store_t *s);
 
 /* The SQLite handle; only with the lock held. Borrowed. */
 sqlite3 *store_db(store_t *s);
@@ -32,8 +42,8 @@ sqlite3 *store_db(store_t *s);
 /* Runs SQL text (several statements) such as CREATE TABLE IF NOT EXISTS, taking the lock. */
 tassa_err store_schema(store_t *s, const char *sql, errmsg_t *em);
 
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK; with the lock held. store_commit returns
- * TASSA_ESTORE when the commit did not reach the disk (the transaction is then rolled back). */
+/* One all-or-nothing operation inside the group transaction (SAVEPOINT / RELEASE /
+ * ROLLBACK TO), with the lock held. Not nested. Durability comes with store_unlock. */
 tassa_err store_begin(store_t *s);
 tassa_err store_commit(store_t *s);
 void store_rollback(store_t *s);

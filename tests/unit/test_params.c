@@ -125,7 +125,7 @@ static void limits_hold(void **state)
     for (int i = 1; i < PARAMS_MAX_COUNT; i++)
         assert_int_equal(params_add(p, "k", 1, "v", 1, NULL), TASSA_OK);
     errmsg_t em = {{0}};
-    assert_int_equal(params_add(p, "k", 1, "v", 1, &em), TASSA_ELIMIT);
+    assert_int_equal(params_add(p, "k", 1, "v", 1, &em), TASSA_EINVAL);
     assert_int_equal(p->len, PARAMS_MAX_COUNT);
     params_free(p);
     params_free(NULL);

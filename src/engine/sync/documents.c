@@ -350,8 +350,9 @@ tassa_err sync_doc_create(sync_engine_t *e, const char *service, const char *uni
     out->data = text;
     text = NULL;
     out->unique_name = unique_name ? strdup(unique_name) : NULL;
-    store_unlock(e->store);
     locked = false;
+    if ((err = store_unlock(e->store)))
+        goto out; /* the group commit failed: nothing was stored */
     notify(e, out, false);
     goto out;
 rollback:
@@ -445,8 +446,9 @@ tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
     }
     if ((err = store_commit(e->store)))
         goto out;
-    store_unlock(e->store);
     locked = false;
+    if ((err = store_unlock(e->store)))
+        goto out;
     notify(e, out, false);
 out:
     if (locked)
@@ -485,7 +487,9 @@ tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
     } else {
         err = TASSA_ESTORE;
     }
-    store_unlock(e->store);
+    tassa_err durable = store_unlock(e->store);
+    if (!err)
+        err = durable;
     if (!err)
         notify(e, &doc, true);
     sync_doc_clear(&doc);
