@@ -51,7 +51,7 @@ static tassa_err parse_bool(const char *name, const char *v, bool *out, errmsg_t
 /* Applies one named setting; unknown names are ignored (the environment holds many). */
 static tassa_err apply(config_t *c, const char *name, const char *v, errmsg_t *em)
 {
-    long n;
+    long n = 0;
     tassa_err err = TASSA_OK;
     struct {
         const char *name;

@@ -140,3 +140,37 @@ export async function eventually(fn, { timeout = 5000, interval = 25 } = {}) {
     await new Promise((r) => setTimeout(r, interval));
   }
 }
+
+// A port the OS reports free right now (closed again before it is returned).
+export async function freePort() {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// startServer, but tolerant of a binary that refuses `--port 0`: it then picks a free port
+// itself (retrying if another process took it meanwhile). restart() keeps that port.
+export async function startServerAnyPort(opts = {}) {
+  if (opts.port !== undefined) return startServer(opts);
+  opts = { ...opts, dataDir: opts.dataDir || mkdtempSync(join(tmpdir(), 'tassa-e2e-')) };
+  try {
+    return await startServer(opts);
+  } catch (e) {
+    if (!/PORT must be/.test(String(e.message))) throw e;
+  }
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    try {
+      return await startServer({ ...opts, port });
+    } catch (e) {
+      if (attempt >= 4 || !/cannot listen/.test(String(e.message))) throw e;
+    }
+  }
+}
