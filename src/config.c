@@ -262,6 +262,12 @@ tassa_err config_validate(const config_t *c, errmsg_t *em)
             return err_set(em, TASSA_EINVAL, "%s must be %s followed by 32 hex digits",
                            need[i].name, need[i].prefix);
     }
+    if (!c->jwt_secret)
+        return err_set(em, TASSA_EINVAL, "JWT_SECRET is required with TASSA_BACKEND=twilio");
+    if (!c->auth_token && c->verify_signature)
+        return err_set(em, TASSA_EINVAL, "AUTH_TOKEN is required with TASSA_BACKEND=twilio to "
+                                         "check X-Twilio-Signature (or set "
+                                         "TASSA_VERIFY_SIGNATURE=false)");
     if (strcmp(c->sync_service_sid, "default") && !sid_valid(c->sync_service_sid, "IS"))
         return err_set(em, TASSA_EINVAL, "SYNC_SERVICE_SID must be default or IS + 32 hex");
     return TASSA_OK;

@@ -12,6 +12,7 @@
 #include "auth/signature.h"
 #include "auth/verify_token.h"
 #include "backend/embedded.h"
+#include "backend/twilio_rest.h"
 #include "credentials.h"
 #include "engine/sync/api.h"
 #include "functions/get_queue_position.h"
@@ -95,17 +96,20 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     app.config = c;
     if (c->backend == BACKEND_TWILIO) {
-        fprintf(stderr, "tassa: the twilio back end is not built yet (issue 5); use "
-                        "TASSA_BACKEND=embedded\n");
-        goto out;
+        /* Stateless functions in front of real Twilio: no data file, no engines. */
+        if (!(app.backend = backend_twilio_new(c, &em))) {
+            fprintf(stderr, "tassa: %s\n", em.text);
+            goto out;
+        }
+    } else {
+        if (!(app.store = open_store(c, &generated)))
+            goto out;
+        if (!(app.sync = sync_engine_new(app.store, c->account_sid, c->sync_service_sid, &em))) {
+            fprintf(stderr, "tassa: %s\n", em.text);
+            goto out;
+        }
+        app.backend = backend_embedded_new(&app);
     }
-    if (!(app.store = open_store(c, &generated)))
-        goto out;
-    if (!(app.sync = sync_engine_new(app.store, c->account_sid, c->sync_service_sid, &em))) {
-        fprintf(stderr, "tassa: %s\n", em.text);
-        goto out;
-    }
-    app.backend = backend_embedded_new(&app);
     app.router = router_state_new();
     http_opts_t ho = {.bind_addr = c->bind_addr,
                       .port = c->port,
@@ -118,7 +122,7 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     if (ops_register(&app) || get_sync_grant_register(&app) || router_register(&app) ||
-        get_queue_position_register(&app) || sync_api_register(&app)) {
+        get_queue_position_register(&app) || (app.sync && sync_api_register(&app))) {
         fprintf(stderr, "tassa: cannot register routes\n");
         goto out;
     }

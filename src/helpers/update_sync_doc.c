@@ -27,6 +27,7 @@ tassa_err update_sync_doc(backend_t *b, const char *name, sync_merge_fn merge, v
             json_decref(doc);
             return TASSA_OK;
         }
+        bool doc_existed = doc != NULL;
         if (doc) {
             const char *rev = json_string_value(json_object_get(doc, "revision"));
             err = b->ops->doc_update(b, name, next, rev, &result, em);
@@ -40,9 +41,12 @@ tassa_err update_sync_doc(backend_t *b, const char *name, sync_merge_fn merge, v
             *changed = true;
             return TASSA_OK;
         }
-        /* Someone else wrote first (412 on update, 409 on create, 404 if it was deleted):
-         * read again and recompute. */
-        if (err != TASSA_EREVISION && err != TASSA_EDUPNAME && err != TASSA_ENOTFOUND)
+        /* Someone else wrote first (412 on update, 409 on create, 404 on an update of a
+         * document deleted meanwhile): read again and recompute. A 404 on create means the
+         * service itself is missing: final. */
+        bool raced = err == TASSA_EREVISION || err == TASSA_EDUPNAME ||
+                     (err == TASSA_ENOTFOUND && doc_existed);
+        if (!raced)
             return err;
         log_debug("event=sync_doc_race name=%.80s attempt=%d", name, attempt + 1);
         sched_yield();

@@ -150,6 +150,15 @@ void http_resp_header(http_resp_t *resp, const char *name, const char *value)
     resp->nheaders++;
 }
 
+void http_resp_error(const http_req_t *req, http_resp_t *resp, tassa_err err,
+                     const char *message)
+{
+    if (strncmp(req->path, "/v1/", 4) == 0)
+        http_resp_twilio_error(resp, err, message);
+    else
+        http_resp_fn_error(resp, err, message);
+}
+
 void http_resp_fn_error(http_resp_t *resp, tassa_err err, const char *message)
 {
     int status = tassa_err_status(err);
@@ -195,31 +204,46 @@ static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
-/* Finds the route for path; sets *path_matched when some route has this path but not the
- * method (for 405). Fills req->args with the wildcard segments (borrowed from segs). */
+/* Finds the route for path: among the routes whose pattern matches it, the most specific
+ * ones (most literal segments) win, so `GET /{}/{}` (static files) never hides a 405 of
+ * `POST /general/router`. Sets *path_matched when such a route exists but not for this
+ * method. Fills req->args with the wildcard segments (borrowed from segs). */
 static route_t *match_route(http_server_t *s, const char *method, char **segs, int nseg,
                             http_req_t *req, bool *path_matched)
 {
-    *path_matched = false;
+    route_t *best = NULL;
+    int best_literals = -1;
+    bool best_has_method = false;
     for (int i = 0; i < s->nroutes; i++) {
         route_t *r = &s->routes[i];
         if (r->nseg != nseg)
             continue;
-        int nargs = 0;
+        int literals = 0;
         bool ok = true;
         for (int j = 0; j < nseg && ok; j++) {
-            if (r->segments[j])
+            if (r->segments[j]) {
                 ok = strcmp(r->segments[j], segs[j]) == 0;
-            else if (nargs < HTTP_MAX_PATH_ARGS)
-                req->args[nargs++] = segs[j];
+                literals++;
+            }
         }
         if (!ok)
             continue;
-        *path_matched = true;
-        if (strcmp(r->method, "*") == 0 || strcmp(r->method, method) == 0)
-            return r;
+        bool has_method = strcmp(r->method, "*") == 0 || strcmp(r->method, method) == 0;
+        if (literals > best_literals || (literals == best_literals && has_method && !best_has_method)) {
+            best = r;
+            best_literals = literals;
+            best_has_method = has_method;
+        }
     }
-    return NULL;
+    *path_matched = best != NULL;
+    if (!best || !best_has_method)
+        return NULL;
+    int nargs = 0;
+    for (int j = 0; j < nseg; j++) {
+        if (!best->segments[j] && nargs < HTTP_MAX_PATH_ARGS)
+            req->args[nargs++] = segs[j];
+    }
+    return best;
 }
 
 /* Decodes %XX in a path segment in place (not '+', which is literal in paths). */

@@ -88,6 +88,10 @@ void http_resp_header(http_resp_t *resp, const char *name, const char *value);
 /* The seed functions' error body: {"error": message, "status": N} with the status of err. */
 void http_resp_fn_error(http_resp_t *resp, tassa_err err, const char *message);
 
+/* The error body the path calls for: Twilio's under /v1/, the functions' elsewhere. */
+void http_resp_error(const http_req_t *req, http_resp_t *resp, tassa_err err,
+                     const char *message);
+
 /* Twilio's REST error body: {"code", "message", "more_info", "status"}. */
 void http_resp_twilio_error(http_resp_t *resp, tassa_err err, const char *message);
 

@@ -98,6 +98,15 @@ static void twilio_backend_needs_credentials(void **state)
     assert_int_equal(config_validate(c, &em), TASSA_EINVAL);
     assert_non_null(strstr(em.text, "WORKSPACE_SID"));
     config_fill_secret(&c->workspace_sid, "WS0123456789abcdef0123456789abcdef");
+    assert_int_equal(config_validate(c, &em), TASSA_EINVAL);
+    assert_non_null(strstr(em.text, "JWT_SECRET"));
+    config_fill_secret(&c->jwt_secret, "caller-secret");
+    assert_int_equal(config_validate(c, &em), TASSA_EINVAL);
+    assert_non_null(strstr(em.text, "AUTH_TOKEN"));
+    c->verify_signature = false; /* an explicit choice, logged at start */
+    assert_int_equal(config_validate(c, &em), TASSA_OK);
+    c->verify_signature = true;
+    config_fill_secret(&c->auth_token, "token");
     assert_int_equal(config_validate(c, &em), TASSA_OK);
     config_free(c);
     unsetenv("TASSA_BACKEND");

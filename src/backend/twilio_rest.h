@@ -1,0 +1,40 @@
+/* twilio_rest.h - the back end that reads TaskRouter and writes Sync over Twilio's REST API.
+ *
+ * Selected by TASSA_BACKEND=twilio. It speaks to TWILIO_TASKROUTER_URL and TWILIO_SYNC_URL
+ * (Twilio's public hosts by default, or any compatible base URL such as another tassa) with
+ * HTTP Basic API_KEY:API_SECRET, form-encoded requests and JSON responses, and returns the
+ * resources exactly as Twilio sends them, so the functions cannot tell it from the embedded
+ * back end.
+ *
+ * Behaviour on the wire:
+ *   - connections are reused through a small pool of libcurl handles;
+ *   - every request has a total timeout of TASSA_HTTP_TIMEOUT_MS;
+ *   - 429, 5xx and transport failures (timeouts, resets, refused connections) are retried up
+ *     to TASSA_HTTP_RETRIES times with exponential back-off and full jitter (Retry-After is
+ *     honoured, capped); other 4xx are final;
+ *   - lists follow meta.next_page_url to the end, at most TWILIO_REST_PAGE_CAP pages;
+ *   - Twilio's error body {code, message, ...} becomes "twilio <status> <code>: <message>" in
+ *     the caller's errmsg_t, and each failed attempt is logged as one line
+ *     (event=twilio_request_failed ...), never with credentials.
+ * Error values match the embedded back end: 404 -> TASSA_ENOTFOUND, 409 on a create (54301)
+ * -> TASSA_EDUPNAME, 412 (54103) -> TASSA_EREVISION, others via tassa_err_from_status. */
+#ifndef TASSA_BACKEND_TWILIO_REST_H
+#define TASSA_BACKEND_TWILIO_REST_H
+
+#include "backend/backend.h"
+#include "config.h"
+
+/* Lists stop with TASSA_EUPSTREAM after this many pages, so a server that keeps answering
+ * with a next_page_url cannot keep a request thread forever. */
+#define TWILIO_REST_PAGE_CAP 600
+
+/* A back end on the REST API described by c: api_key, api_secret, workspace_sid,
+ * sync_service_sid, taskrouter_url, sync_url, http_timeout_ms and http_retries. c is borrowed
+ * and must outlive the back end. Returns NULL with one clear line in em (which may be NULL)
+ * when a setting is missing or malformed, or when out of memory.
+ *
+ * Threads: any thread may call any operation of the result concurrently; each request uses a
+ * libcurl handle of its own. curl_global_init must have run before (main does it). */
+backend_t *backend_twilio_new(const config_t *c, errmsg_t *em);
+
+#endif
