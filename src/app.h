@@ -15,6 +15,7 @@ struct tr_engine;
 struct router_state;
 struct streams;
 struct queue_info;
+struct outbox;
 
 typedef struct app {
     const config_t *config;
@@ -24,7 +25,8 @@ typedef struct app {
     struct backend *backend;      /* what the functions talk to */
     struct router_state *router;  /* /general/router's idempotency and ordering */
     struct streams *streams;      /* live document streams */
-    struct queue_info *queue_info; /* queue-status refresher; NULL until TaskRouter is there */
+    struct queue_info *queue_info; /* queue-status refresher */
+    struct outbox *outbox;        /* EventCallbackUrl deliveries (embedded back end) */
     http_server_t *http;
 } app_t;
 

@@ -14,10 +14,15 @@
 #include "backend/embedded.h"
 #include "backend/twilio_rest.h"
 #include "credentials.h"
+#include "engine/callback_outbox.h"
 #include "engine/sync/api.h"
+#include "engine/taskrouter/api.h"
+#include "engine/taskrouter/engine.h"
+#include "event_sink.h"
 #include "functions/get_queue_position.h"
 #include "functions/get_sync_grant.h"
 #include "functions/router.h"
+#include "helpers/queue_info.h"
 #include "log.h"
 #include "ops.h"
 #include "sid.h"
@@ -108,6 +113,20 @@ static int cmd_serve(int argc, char **argv)
             fprintf(stderr, "tassa: %s\n", em.text);
             goto out;
         }
+        if (!(app.tr = tr_engine_new(app.store, c->account_sid, &em)) ||
+            !(app.outbox = outbox_new(app.store, c->auth_token, 15000, &em))) {
+            fprintf(stderr, "tassa: %s\n", em.text);
+            goto out;
+        }
+        if (c->demo && tr_engine_demo(app.tr)) {
+            fprintf(stderr, "tassa: cannot add the demo data\n");
+            goto out;
+        }
+        if (config_fill_secret(&c->workspace_sid, tr_workspace_sid(app.tr))) {
+            fprintf(stderr, "tassa: out of memory\n");
+            goto out;
+        }
+        tr_engine_set_event_sink(app.tr, event_sink_deliver, &app);
         app.backend = backend_embedded_new(&app);
     }
     app.router = router_state_new();
@@ -122,7 +141,8 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     if (ops_register(&app) || get_sync_grant_register(&app) || router_register(&app) ||
-        get_queue_position_register(&app) || (app.sync && sync_api_register(&app))) {
+        get_queue_position_register(&app) || (app.sync && sync_api_register(&app)) ||
+        (app.tr && tr_api_register(&app))) {
         fprintf(stderr, "tassa: cannot register routes\n");
         goto out;
     }
@@ -135,6 +155,12 @@ static int cmd_serve(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    app.queue_info = queue_info_start(app.backend, c->queue_status_max_entries, 50);
+    if (!app.queue_info || (app.tr && tr_engine_start(app.tr)) ||
+        (app.outbox && outbox_start(app.outbox))) {
+        fprintf(stderr, "tassa: cannot start the background threads\n");
+        goto out;
+    }
     if (http_server_start(app.http, &em)) {
         fprintf(stderr, "tassa: %s\n", em.text);
         goto out;
@@ -142,8 +168,9 @@ static int cmd_serve(int argc, char **argv)
     if (!c->verify_signature)
         log_warn("event=signature_check_disabled path=/general/router "
                  "reason=\"TASSA_VERIFY_SIGNATURE=false\"");
-    log_info("event=listening url=http://%s:%d backend=%s data=%s", c->bind_addr,
-             http_server_port(app.http), app.backend->ops->name, c->data_path);
+    log_info("event=listening url=http://%s:%d backend=%s data=%s workspace=%s", c->bind_addr,
+             http_server_port(app.http), app.backend->ops->name,
+             app.store ? c->data_path : "-", c->workspace_sid ? c->workspace_sid : "-");
     if (generated)
         log_info("event=credentials_generated data=%s hint=\"tassa credentials prints them; "
                  "tassa user-token alice mints a caller token\"",
@@ -154,6 +181,11 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     http_server_free(app.http);
+    /* The producers of changes stop before what they write to. */
+    tr_engine_stop(app.tr); /* its dispatcher calls the router, queueInfo and the outbox */
+    queue_info_stop(app.queue_info); /* it reads the engine through the back end */
+    tr_engine_free(app.tr);
+    outbox_free(app.outbox);
     /* streams-teardown-begin */
     /* streams-teardown-end */
     router_state_free(app.router);

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 
 #include "engine/sync/documents.h"
+#include "engine/taskrouter/engine.h"
+#include "engine/taskrouter/model.h"
+#include "engine/taskrouter/stats.h"
 
 typedef struct {
     app_t *app;
@@ -67,41 +70,71 @@ static tassa_err doc_update(backend_t *b, const char *name, const json_t *data,
     return doc_write(b, name, data, if_match, false, doc, em);
 }
 
-static tassa_err no_taskrouter(errmsg_t *em)
+/* The engine's reads return no detail; give the caller one. */
+static tassa_err tr_result(tassa_err err, const char *what, errmsg_t *em)
 {
-    return err_set(em, TASSA_EUNAVAIL, "the embedded TaskRouter engine is not running");
+    if (err == TASSA_OK)
+        return TASSA_OK;
+    if (err == TASSA_ENOTFOUND)
+        return err_set(em, err, "The requested resource %s was not found", what);
+    return err_set(em, err, "TaskRouter engine: %s", tassa_strerror(err));
+}
+
+static tr_engine_t *engine(backend_t *b, errmsg_t *em)
+{
+    tr_engine_t *tr = impl(b)->app->tr;
+    if (!tr)
+        err_set(em, TASSA_EUNAVAIL, "the embedded TaskRouter engine is not running");
+    return tr;
 }
 
 static tassa_err tasks_list(backend_t *b, const char *const *statuses, size_t n, json_t **tasks,
                             errmsg_t *em)
 {
+    tr_engine_t *tr = engine(b, em);
     *tasks = NULL;
-    return no_taskrouter(em);
+    if (!tr)
+        return TASSA_EUNAVAIL;
+    return tr_result(tr_tasks_json(tr, statuses, n, impl(b)->base_url, tasks), "Tasks", em);
 }
 
 static tassa_err task_fetch(backend_t *b, const char *sid, json_t **task, errmsg_t *em)
 {
+    tr_engine_t *tr = engine(b, em);
     *task = NULL;
-    return no_taskrouter(em);
+    if (!tr)
+        return TASSA_EUNAVAIL;
+    return tr_result(tr_task_json(tr, sid, impl(b)->base_url, task), sid, em);
 }
 
 static tassa_err workers_list(backend_t *b, json_t **workers, errmsg_t *em)
 {
+    tr_engine_t *tr = engine(b, em);
     *workers = NULL;
-    return no_taskrouter(em);
+    if (!tr)
+        return TASSA_EUNAVAIL;
+    return tr_result(tr_workers_json(tr, impl(b)->base_url, workers), "Workers", em);
 }
 
 static tassa_err queues_list(backend_t *b, json_t **queues, errmsg_t *em)
 {
+    tr_engine_t *tr = engine(b, em);
     *queues = NULL;
-    return no_taskrouter(em);
+    if (!tr)
+        return TASSA_EUNAVAIL;
+    return tr_result(tr_queues_json(tr, impl(b)->base_url, queues), "TaskQueues", em);
 }
 
 static tassa_err queue_stats(backend_t *b, const char *queue_sid, int minutes,
                              json_t **realtime, json_t **cumulative, errmsg_t *em)
 {
+    tr_engine_t *tr = engine(b, em);
     *realtime = *cumulative = NULL;
-    return no_taskrouter(em);
+    if (!tr)
+        return TASSA_EUNAVAIL;
+    return tr_result(tr_queue_stats_json(tr, queue_sid, minutes, impl(b)->base_url, realtime,
+                                         cumulative),
+                     queue_sid, em);
 }
 
 static void destroy(backend_t *b)

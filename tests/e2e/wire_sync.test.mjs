@@ -125,7 +125,8 @@ describe('paging with the client', () => {
   const names = Array.from({ length: 7 }, (_, i) => `paged-${i}`);
 
   before(async () => {
-    pager = await startServer();
+    // queue-status lives in the functions' own service, so `default` holds only these.
+    pager = await startServer({ env: { SYNC_SERVICE_SID: `IS${'b'.repeat(32)}` } });
     const client = await twilioClient(pager);
     docs = client.sync.v1.services('default').documents;
     for (const [i, uniqueName] of names.entries()) await docs.create({ uniqueName, data: { i } });

@@ -39,7 +39,11 @@ void tr_engine_set_event_sink(tr_engine_t *e, tr_event_fn fn, void *ctx);
  * left running then); TASSA_ECONFLICT if already started. */
 tassa_err tr_engine_start(tr_engine_t *e);
 
-/* Stops the threads (waiting for a sink call in progress) and frees e. Accepts NULL. */
+/* Stops the timer and dispatcher threads, waiting for a sink call in progress, so that what
+ * the sink uses can be torn down next. Idempotent; accepts NULL. Main thread only. */
+void tr_engine_stop(tr_engine_t *e);
+
+/* Stops the threads (as tr_engine_stop) and frees e. Accepts NULL. */
 void tr_engine_free(tr_engine_t *e);
 
 /* The workspace SID ("WS..."). Borrowed; valid while e lives. Any thread. */

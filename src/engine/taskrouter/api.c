@@ -1,0 +1,437 @@
+/* api.c - TaskRouter REST handlers: parse the request, call the model, answer Twilio's JSON.
+ *
+ * Every handler checks Basic auth and that the workspace in the path is the engine's, then
+ * hands the merged parameters to model.h, which validates them. Lists use Twilio's paging
+ * (PageSize up to 1000) and repeat their filters in the page URLs. */
+#include "engine/taskrouter/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/basic_auth.h"
+#include "engine/taskrouter/model.h"
+#include "engine/taskrouter/stats.h"
+#include "http/paging.h"
+
+#define PAGE_MAX 1000
+
+typedef tassa_err (*list_fn)(tr_engine_t *, const params_t *, long, long, const char *,
+                             json_t **, bool *, errmsg_t *);
+
+/* Answers 401 as Twilio does unless the caller shows valid Basic credentials, and 404 when
+ * the workspace in the path is not ours. */
+static bool enter(app_t *app, http_req_t *req, http_resp_t *resp)
+{
+    if (basic_auth_check(req, app->config) != TASSA_OK) {
+        http_resp_json(resp, 401,
+                       json_pack("{s:i, s:s, s:s, s:s, s:i}", "code", 20003, "detail", "",
+                                 "message", "Authenticate", "more_info",
+                                 "https://www.twilio.com/docs/errors/20003", "status", 401));
+        http_resp_header(resp, "WWW-Authenticate", "Basic realm=\"Twilio API\"");
+        return false;
+    }
+    if (!app->tr) {
+        http_resp_twilio_error(resp, TASSA_EUNAVAIL, "TaskRouter is not embedded here");
+        return false;
+    }
+    if (req->args[0] && strcmp(req->args[0], tr_workspace_sid(app->tr))) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "The requested resource /Workspaces/%.64s was not found",
+                 req->args[0]);
+        http_resp_twilio_error(resp, TASSA_ENOTFOUND, msg);
+        return false;
+    }
+    return true;
+}
+
+/* Sends out with status, or the error with its detail. out's reference is stolen. */
+static void reply(http_resp_t *resp, tassa_err err, const errmsg_t *em, int status, json_t *out)
+{
+    if (err) {
+        json_decref(out);
+        http_resp_twilio_error(resp, err, err_text(em, err));
+    } else if (status == 204) {
+        json_decref(out);
+        resp->status = 204;
+        resp->content_type = NULL;
+    } else {
+        http_resp_json(resp, status, out);
+    }
+}
+
+/* Appends s percent-encoded (RFC 3986 unreserved kept) to buf. */
+static void encode(char *buf, size_t len, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = strlen(buf);
+    for (; *s && o + 4 < len; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            buf[o++] = (char)c;
+        } else {
+            buf[o++] = '%';
+            buf[o++] = hex[c >> 4];
+            buf[o++] = hex[c & 15];
+        }
+    }
+    buf[o] = '\0';
+}
+
+/* The request's query filters (without the paging ones), encoded for the page URLs. */
+static void extra_query(const http_req_t *req, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; req->query && i < req->query->len; i++) {
+        const param_t *q = &req->query->items[i];
+        if (!strcmp(q->key, "PageSize") || !strcmp(q->key, "Page") ||
+            !strcmp(q->key, "PageToken"))
+            continue;
+        if (strlen(buf) + strlen(q->key) + 3 * strlen(q->value) + 4 >= len)
+            break;
+        if (buf[0])
+            strcat(buf, "&");
+        encode(buf, len, q->key);
+        strcat(buf, "=");
+        encode(buf, len, q->value);
+    }
+}
+
+/* Wraps a page of items in Twilio's envelope under key. */
+static void send_page(http_req_t *req, http_resp_t *resp, const char *key, const paging_t *pg,
+                      json_t *items, bool more)
+{
+    char url[512], extra[1024];
+    snprintf(url, sizeof url, "%s%s", req->base_url, req->path);
+    extra_query(req, extra, sizeof extra);
+    json_t *env = paging_envelope(key, items, pg, more, url, extra[0] ? extra : NULL);
+    if (!env)
+        http_resp_twilio_error(resp, TASSA_ENOMEM, NULL);
+    else
+        http_resp_json(resp, 200, env);
+}
+
+/* A list handler body: paging, the model's list function, the envelope. */
+static void list(app_t *app, http_req_t *req, http_resp_t *resp, const char *key, list_fn fn)
+{
+    errmsg_t em = {{0}};
+    paging_t pg;
+    json_t *items = NULL;
+    bool more = false;
+    if (!enter(app, req, resp))
+        return;
+    tassa_err err = paging_parse(req->params, PAGE_MAX, &pg, &em);
+    if (!err)
+        err = fn(app->tr, req->params, pg.page * pg.page_size, pg.page_size, req->base_url,
+                 &items, &more, &em);
+    if (err) {
+        http_resp_twilio_error(resp, err, err_text(&em, err));
+        return;
+    }
+    send_page(req, resp, key, &pg, items, more);
+}
+
+/* Handlers of the common shapes: fetch(sid), update(sid, params), delete(sid),
+ * create(params) and list, with the sid in path argument ARG. */
+#define FETCH(name, fn, ARG)                                                                   \
+    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                            \
+    {                                                                                          \
+        app_t *app = ctx;                                                                      \
+        errmsg_t em = {{0}};                                                                   \
+        json_t *out = NULL;                                                                    \
+        if (!enter(app, req, resp))                                                            \
+            return;                                                                            \
+        tassa_err err = fn(app->tr, req->args[ARG], req->base_url, &out, &em);                 \
+        reply(resp, err, &em, 200, out);                                                       \
+    }
+#define UPDATE(name, fn, ARG)                                                                  \
+    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                            \
+    {                                                                                          \
+        app_t *app = ctx;                                                                      \
+        errmsg_t em = {{0}};                                                                   \
+        json_t *out = NULL;                                                                    \
+        if (!enter(app, req, resp))                                                            \
+            return;                                                                            \
+        tassa_err err = fn(app->tr, req->args[ARG], req->params, req->base_url, &out, &em);    \
+        reply(resp, err, &em, 200, out);                                                       \
+    }
+#define DELETE(name, fn, ARG)                                                                  \
+    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                            \
+    {                                                                                          \
+        app_t *app = ctx;                                                                      \
+        errmsg_t em = {{0}};                                                                   \
+        if (enter(app, req, resp))                                                             \
+            reply(resp, fn(app->tr, req->args[ARG], &em), &em, 204, NULL);                     \
+    }
+#define CREATE(name, fn)                                                                       \
+    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                            \
+    {                                                                                          \
+        app_t *app = ctx;                                                                      \
+        errmsg_t em = {{0}};                                                                   \
+        json_t *out = NULL;                                                                    \
+        if (!enter(app, req, resp))                                                            \
+            return;                                                                            \
+        tassa_err err = fn(app->tr, req->params, req->base_url, &out, &em);                    \
+        reply(resp, err, &em, 201, out);                                                       \
+    }
+#define LIST(name, fn, key)                                                                    \
+    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                            \
+    {                                                                                          \
+        list(ctx, req, resp, key, fn);                                                         \
+    }
+
+FETCH(workspace_fetch, tr_workspace_fetch, 0)
+UPDATE(workspace_update, tr_workspace_update, 0)
+CREATE(activity_create, tr_activity_create)
+FETCH(activity_fetch, tr_activity_fetch, 1)
+UPDATE(activity_update, tr_activity_update, 1)
+DELETE(activity_delete, tr_activity_delete, 1)
+LIST(activity_list, tr_activity_list, "activities")
+CREATE(worker_create, tr_worker_create)
+FETCH(worker_fetch, tr_worker_fetch, 1)
+UPDATE(worker_update, tr_worker_update, 1)
+DELETE(worker_delete, tr_worker_delete, 1)
+LIST(worker_list, tr_worker_list, "workers")
+CREATE(queue_create, tr_queue_create)
+FETCH(queue_fetch, tr_queue_fetch, 1)
+UPDATE(queue_update, tr_queue_update, 1)
+DELETE(queue_delete, tr_queue_delete, 1)
+LIST(queue_list, tr_queue_list, "task_queues")
+CREATE(workflow_create, tr_workflow_create)
+FETCH(workflow_fetch, tr_workflow_fetch, 1)
+UPDATE(workflow_update, tr_workflow_update, 1)
+DELETE(workflow_delete, tr_workflow_delete, 1)
+LIST(workflow_list, tr_workflow_list, "workflows")
+CREATE(task_create, tr_task_create)
+FETCH(task_fetch, tr_task_fetch, 1)
+UPDATE(task_update, tr_task_update, 1)
+DELETE(task_delete, tr_task_delete, 1)
+LIST(task_list, tr_task_list, "tasks")
+FETCH(event_fetch, tr_event_fetch, 1)
+LIST(event_list, tr_event_list, "events")
+
+/* GET /v1/Workspaces: the one workspace, in a page. */
+static void workspace_list(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    paging_t pg;
+    json_t *ws = NULL;
+    if (!enter(app, req, resp))
+        return;
+    tassa_err err = paging_parse(req->params, PAGE_MAX, &pg, &em);
+    if (!err)
+        err = tr_workspace_fetch(app->tr, tr_workspace_sid(app->tr), req->base_url, &ws, &em);
+    if (err) {
+        http_resp_twilio_error(resp, err, err_text(&em, err));
+        return;
+    }
+    const char *name = params_get(req->params, "FriendlyName");
+    json_t *items = json_array();
+    if (pg.page == 0 &&
+        (!name || !strcmp(name, json_string_value(json_object_get(ws, "friendly_name")))))
+        json_array_append(items, ws);
+    json_decref(ws);
+    send_page(req, resp, "workspaces", &pg, items, false);
+}
+
+/* POST /v1/Workspaces: one workspace per engine. */
+static void workspace_create(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    if (enter(ctx, req, resp))
+        http_resp_twilio_error(resp, TASSA_EFORBIDDEN,
+                               "The embedded engine serves one workspace; update it instead");
+}
+
+/* Reservations under a task (args[1] = WT) or a worker (args[1] = WK). */
+static bool by_task(const http_req_t *req)
+{
+    return strstr(req->path, "/Tasks/") != NULL;
+}
+
+static void reservation_list(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    paging_t pg;
+    json_t *items = NULL;
+    bool more = false;
+    if (!enter(app, req, resp))
+        return;
+    bool t = by_task(req);
+    tassa_err err = paging_parse(req->params, PAGE_MAX, &pg, &em);
+    if (!err)
+        err = tr_reservation_list(app->tr, t ? req->args[1] : NULL, t ? NULL : req->args[1],
+                                  req->params, pg.page * pg.page_size, pg.page_size,
+                                  req->base_url, &items, &more, &em);
+    if (err) {
+        http_resp_twilio_error(resp, err, err_text(&em, err));
+        return;
+    }
+    send_page(req, resp, "reservations", &pg, items, more);
+}
+
+static void reservation_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    json_t *out = NULL;
+    if (!enter(app, req, resp))
+        return;
+    bool t = by_task(req);
+    tassa_err err = tr_reservation_fetch(app->tr, t ? req->args[1] : NULL,
+                                         t ? NULL : req->args[1], req->args[2], req->base_url,
+                                         &out, &em);
+    reply(resp, err, &em, 200, out);
+}
+
+static void reservation_update(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    json_t *out = NULL;
+    if (!enter(app, req, resp))
+        return;
+    bool t = by_task(req);
+    tassa_err err = tr_reservation_update(app->tr, t ? req->args[1] : NULL,
+                                          t ? NULL : req->args[1], req->args[2], req->params,
+                                          req->base_url, &out, &em);
+    reply(resp, err, &em, 200, out);
+}
+
+/* Reads Minutes (1..43200, default 15). */
+static tassa_err minutes(const http_req_t *req, long *out, errmsg_t *em)
+{
+    const char *v = params_get_nonempty(req->params, "Minutes");
+    char *end;
+    *out = 15;
+    if (!v)
+        return TASSA_OK;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 1 || n > 43200)
+        return err_set(em, TASSA_EINVAL, "Minutes must be an integer from 1 to 43200");
+    *out = n;
+    return TASSA_OK;
+}
+
+static void queue_realtime(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    json_t *out = NULL;
+    if (!enter(app, req, resp))
+        return;
+    tassa_err err = tr_queue_realtime(app->tr, req->args[1], req->base_url, &out, &em);
+    reply(resp, err, &em, 200, out);
+}
+
+static void queue_cumulative(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    json_t *out = NULL;
+    long m;
+    if (!enter(app, req, resp))
+        return;
+    tassa_err err = minutes(req, &m, &em);
+    if (!err)
+        err = tr_queue_cumulative(app->tr, req->args[1], m, req->base_url, &out, &em);
+    reply(resp, err, &em, 200, out);
+}
+
+/* GET /TaskQueues/{WQ}/Statistics: both statistics in one resource. */
+static void queue_statistics(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    json_t *rt = NULL, *cum = NULL;
+    long m;
+    if (!enter(app, req, resp))
+        return;
+    tassa_err err = minutes(req, &m, &em);
+    if (!err)
+        err = tr_queue_realtime(app->tr, req->args[1], req->base_url, &rt, &em);
+    if (!err)
+        err = tr_queue_cumulative(app->tr, req->args[1], m, req->base_url, &cum, &em);
+    if (err) {
+        json_decref(rt);
+        reply(resp, err, &em, 200, NULL);
+        return;
+    }
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", req->base_url, req->path);
+    reply(resp, TASSA_OK, &em, 200,
+          json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "account_sid",
+                    app->config->account_sid ? app->config->account_sid : "", "workspace_sid",
+                    req->args[0], "task_queue_sid", req->args[1], "url", url, "realtime", rt,
+                    "cumulative", cum));
+}
+
+static void workspace_realtime(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    json_t *out = NULL;
+    if (!enter(app, req, resp))
+        return;
+    tassa_err err = tr_workspace_realtime(app->tr, req->base_url, &out, &em);
+    reply(resp, err, &em, 200, out);
+}
+
+tassa_err tr_api_register(app_t *app)
+{
+    static const struct {
+        const char *method, *pattern;
+        http_handler_fn fn;
+    } routes[] = {
+        {"GET", "/v1/Workspaces", workspace_list},
+        {"POST", "/v1/Workspaces", workspace_create},
+        {"GET", "/v1/Workspaces/{}", workspace_fetch},
+        {"POST", "/v1/Workspaces/{}", workspace_update},
+        {"GET", "/v1/Workspaces/{}/RealTimeStatistics", workspace_realtime},
+        {"GET", "/v1/Workspaces/{}/Activities", activity_list},
+        {"POST", "/v1/Workspaces/{}/Activities", activity_create},
+        {"GET", "/v1/Workspaces/{}/Activities/{}", activity_fetch},
+        {"POST", "/v1/Workspaces/{}/Activities/{}", activity_update},
+        {"DELETE", "/v1/Workspaces/{}/Activities/{}", activity_delete},
+        {"GET", "/v1/Workspaces/{}/Events", event_list},
+        {"GET", "/v1/Workspaces/{}/Events/{}", event_fetch},
+        {"GET", "/v1/Workspaces/{}/Workers", worker_list},
+        {"POST", "/v1/Workspaces/{}/Workers", worker_create},
+        {"GET", "/v1/Workspaces/{}/Workers/{}", worker_fetch},
+        {"POST", "/v1/Workspaces/{}/Workers/{}", worker_update},
+        {"DELETE", "/v1/Workspaces/{}/Workers/{}", worker_delete},
+        {"GET", "/v1/Workspaces/{}/Workers/{}/Reservations", reservation_list},
+        {"GET", "/v1/Workspaces/{}/Workers/{}/Reservations/{}", reservation_fetch},
+        {"POST", "/v1/Workspaces/{}/Workers/{}/Reservations/{}", reservation_update},
+        {"GET", "/v1/Workspaces/{}/TaskQueues", queue_list},
+        {"POST", "/v1/Workspaces/{}/TaskQueues", queue_create},
+        {"GET", "/v1/Workspaces/{}/TaskQueues/{}", queue_fetch},
+        {"POST", "/v1/Workspaces/{}/TaskQueues/{}", queue_update},
+        {"DELETE", "/v1/Workspaces/{}/TaskQueues/{}", queue_delete},
+        {"GET", "/v1/Workspaces/{}/TaskQueues/{}/RealTimeStatistics", queue_realtime},
+        {"GET", "/v1/Workspaces/{}/TaskQueues/{}/CumulativeStatistics", queue_cumulative},
+        {"GET", "/v1/Workspaces/{}/TaskQueues/{}/Statistics", queue_statistics},
+        {"GET", "/v1/Workspaces/{}/Workflows", workflow_list},
+        {"POST", "/v1/Workspaces/{}/Workflows", workflow_create},
+        {"GET", "/v1/Workspaces/{}/Workflows/{}", workflow_fetch},
+        {"POST", "/v1/Workspaces/{}/Workflows/{}", workflow_update},
+        {"DELETE", "/v1/Workspaces/{}/Workflows/{}", workflow_delete},
+        {"GET", "/v1/Workspaces/{}/Tasks", task_list},
+        {"POST", "/v1/Workspaces/{}/Tasks", task_create},
+        {"GET", "/v1/Workspaces/{}/Tasks/{}", task_fetch},
+        {"POST", "/v1/Workspaces/{}/Tasks/{}", task_update},
+        {"DELETE", "/v1/Workspaces/{}/Tasks/{}", task_delete},
+        {"GET", "/v1/Workspaces/{}/Tasks/{}/Reservations", reservation_list},
+        {"GET", "/v1/Workspaces/{}/Tasks/{}/Reservations/{}", reservation_fetch},
+        {"POST", "/v1/Workspaces/{}/Tasks/{}/Reservations/{}", reservation_update},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        tassa_err err = http_server_route(app->http, routes[i].method, routes[i].pattern,
+                                          routes[i].fn, app);
+        if (err)
+            return err;
+    }
+    return TASSA_OK;
+}

@@ -1,0 +1,418 @@
+/* engine.c - the TaskRouter engine's lifecycle: schema, workspace bootstrap, the timer thread
+ * and the event dispatcher thread.
+ *
+ * The model is only the store's tables; the engine keeps no copy of it in memory, so a restart
+ * loses nothing. Deadlines (reservation timeouts, target timeouts, TTLs) are columns; the timer
+ * thread sleeps until the earliest and is woken after each commit, since a commit may have
+ * written a nearer one. Events are rows with a `dispatched` mark; the dispatcher delivers them
+ * in sequence (commit) order, outside the store lock, and marks them afterwards. */
+#include "engine/taskrouter/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+static const char *SCHEMA =
+    "CREATE TABLE IF NOT EXISTS tr_workspace ("
+    "  sid TEXT PRIMARY KEY, friendly_name TEXT NOT NULL, event_callback_url TEXT,"
+    "  events_filter TEXT, multi_task_enabled INTEGER NOT NULL DEFAULT 0,"
+    "  prioritize_queue_order TEXT NOT NULL DEFAULT 'FIFO', default_activity_sid TEXT,"
+    "  timeout_activity_sid TEXT, date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS tr_activities ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+    "  friendly_name TEXT NOT NULL, available INTEGER NOT NULL,"
+    "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS tr_workers ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+    "  friendly_name TEXT NOT NULL UNIQUE, attributes TEXT NOT NULL, activity_sid TEXT NOT NULL,"
+    "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL,"
+    "  date_status_changed INTEGER NOT NULL, idle_since INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS tr_workers_activity ON tr_workers (activity_sid);"
+    "CREATE TABLE IF NOT EXISTS tr_queues ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+    "  friendly_name TEXT NOT NULL, target_workers TEXT NOT NULL, task_order TEXT NOT NULL,"
+    "  reservation_activity_sid TEXT, assignment_activity_sid TEXT,"
+    "  max_reserved_workers INTEGER NOT NULL, date_created INTEGER NOT NULL,"
+    "  date_updated INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS tr_workflows ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+    "  friendly_name TEXT NOT NULL, configuration TEXT NOT NULL,"
+    "  task_reservation_timeout INTEGER NOT NULL, assignment_callback_url TEXT,"
+    "  fallback_assignment_callback_url TEXT, date_created INTEGER NOT NULL,"
+    "  date_updated INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS tr_tasks ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+    "  attributes TEXT NOT NULL, priority INTEGER NOT NULL, timeout INTEGER NOT NULL,"
+    "  status TEXT NOT NULL, reason TEXT, workflow_sid TEXT, queue_sid TEXT,"
+    "  channel TEXT NOT NULL, filter_index INTEGER NOT NULL DEFAULT -1,"
+    "  filter_name TEXT, target_index INTEGER NOT NULL DEFAULT 0, queue_entered_ms INTEGER,"
+    "  target_deadline INTEGER, ttl_deadline INTEGER,"
+    "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS tr_tasks_status ON tr_tasks (status, priority, queue_entered_ms);"
+    "CREATE INDEX IF NOT EXISTS tr_tasks_queue ON tr_tasks (queue_sid, status);"
+    "CREATE INDEX IF NOT EXISTS tr_tasks_target ON tr_tasks (target_deadline)"
+    "  WHERE target_deadline IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS tr_tasks_ttl ON tr_tasks (ttl_deadline)"
+    "  WHERE ttl_deadline IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS tr_reservations ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+    "  task_sid TEXT NOT NULL, worker_sid TEXT NOT NULL, status TEXT NOT NULL,"
+    "  deadline INTEGER, date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS tr_res_task ON tr_reservations (task_sid, status);"
+    "CREATE INDEX IF NOT EXISTS tr_res_worker ON tr_reservations (worker_sid, status);"
+    "CREATE INDEX IF NOT EXISTS tr_res_deadline ON tr_reservations (deadline)"
+    "  WHERE deadline IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS tr_events ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+    "  event_type TEXT NOT NULL, resource_type TEXT, resource_sid TEXT, description TEXT,"
+    "  date_ms INTEGER NOT NULL, task_sid TEXT, worker_sid TEXT, reservation_sid TEXT,"
+    "  queue_sid TEXT, workflow_sid TEXT, wait_ms INTEGER, params TEXT NOT NULL,"
+    "  dispatched INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS tr_events_undispatched ON tr_events (seq) WHERE dispatched = 0;"
+    "CREATE INDEX IF NOT EXISTS tr_events_date ON tr_events (date_ms);"
+    "CREATE INDEX IF NOT EXISTS tr_events_queue ON tr_events (queue_sid, date_ms);"
+    "CREATE INDEX IF NOT EXISTS tr_events_task ON tr_events (task_sid);";
+
+/* The activities of a new workspace: name, available. Offline is the default. */
+static const struct {
+    const char *name;
+    int available;
+} DEFAULT_ACTIVITIES[] = {
+    {"Offline", 0}, {"Available", 1}, {"Unavailable", 0}, {"in-call", 0}, {"post-call", 0},
+};
+
+tassa_err tr_txn_begin(tr_engine_t *e)
+{
+    store_lock(e->store);
+    if (store_begin(e->store)) {
+        (void)store_unlock(e->store);
+        return TASSA_ESTORE;
+    }
+    return TASSA_OK;
+}
+
+tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
+{
+    if (err)
+        store_rollback(e->store);
+    else
+        err = store_commit(e->store);
+    /* The group commit makes the change durable before store_unlock returns. */
+    tassa_err durable = store_unlock(e->store);
+    if (!err)
+        err = durable;
+    if (!err)
+        tr_kick(e);
+    return err;
+}
+
+void tr_kick(tr_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->timer_gen++;
+    e->event_gen++;
+    pthread_cond_broadcast(&e->timer_cond);
+    pthread_cond_broadcast(&e->event_cond);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Creates the workspace, its activities and the meta pointer in one transaction, so that a
+ * crash leaves either nothing or a whole workspace. */
+static tassa_err bootstrap(tr_engine_t *e)
+{
+    char sids[sizeof DEFAULT_ACTIVITIES / sizeof DEFAULT_ACTIVITIES[0]][SID_LEN + 1];
+    int64_t now = store_now_ms();
+    tassa_err err = sid_new("WS", e->ws_sid);
+    for (size_t i = 0; !err && i < sizeof sids / sizeof sids[0]; i++)
+        err = sid_new("WA", sids[i]);
+    if (err)
+        return err;
+    err = tr_txn_begin(e);
+    if (err)
+        return err;
+    for (size_t i = 0; !err && i < sizeof sids / sizeof sids[0]; i++)
+        err = db_exec(e->store,
+                      "INSERT INTO tr_activities (sid, friendly_name, available, date_created,"
+                      " date_updated) VALUES (?, ?, ?, ?, ?)",
+                      "ssdii", sids[i], DEFAULT_ACTIVITIES[i].name, DEFAULT_ACTIVITIES[i].available,
+                      now, now);
+    if (!err)
+        err = db_exec(e->store,
+                      "INSERT INTO tr_workspace (sid, friendly_name, default_activity_sid,"
+                      " timeout_activity_sid, date_created, date_updated)"
+                      " VALUES (?, 'tassa', ?, ?, ?, ?)",
+                      "sssii", e->ws_sid, sids[0], sids[0], now, now);
+    if (!err)
+        err = db_exec(e->store,
+                      "INSERT OR REPLACE INTO meta (key, value) VALUES ('tr_workspace_sid', ?)",
+                      "s", e->ws_sid);
+    err = tr_txn_end(e, err);
+    if (!err)
+        log_info("event=tr_workspace_created sid=%s", e->ws_sid);
+    return err;
+}
+
+tr_engine_t *tr_engine_new(store_t *s, const char *account_sid, errmsg_t *em)
+{
+    tr_engine_t *e = calloc(1, sizeof *e);
+    char *ws = NULL;
+    if (!e) {
+        err_set(em, TASSA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    e->store = s;
+    snprintf(e->account_sid, sizeof e->account_sid, "%s", account_sid ? account_sid : "");
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->timer_cond, NULL);
+    pthread_cond_init(&e->event_cond, NULL);
+    if (store_schema(s, SCHEMA, em))
+        goto fail;
+    tassa_err err = store_meta_get(s, "tr_workspace_sid", &ws);
+    if (err == TASSA_OK && sid_valid(ws, "WS")) {
+        snprintf(e->ws_sid, sizeof e->ws_sid, "%s", ws);
+    } else if (err == TASSA_ENOTFOUND) {
+        if (bootstrap(e)) {
+            err_set(em, TASSA_ESTORE, "cannot create the TaskRouter workspace");
+            goto fail;
+        }
+    } else {
+        err_set(em, TASSA_ESTORE, "cannot read the TaskRouter workspace SID");
+        goto fail;
+    }
+    free(ws);
+    return e;
+fail:
+    free(ws);
+    tr_engine_free(e);
+    return NULL;
+}
+
+void tr_engine_set_event_sink(tr_engine_t *e, tr_event_fn fn, void *ctx)
+{
+    e->sink = fn;
+    e->sink_ctx = ctx;
+}
+
+/* Turns a stored parameter object into the params_t a sink receives. NULL on OOM. */
+static params_t *to_params(const char *text)
+{
+    json_t *o = json_loads(text, 0, NULL);
+    params_t *p = params_new();
+    const char *k;
+    json_t *v;
+    if (!p)
+        goto out;
+    json_object_foreach(o, k, v)
+    {
+        const char *s = json_string_value(v);
+        if (s)
+            params_add(p, k, strlen(k), s, strlen(s), NULL);
+    }
+out:
+    json_decref(o);
+    return p;
+}
+
+/* Delivers every undispatched event in sequence order, a batch per lock, and marks each batch
+ * once the sink returned for all of it. Returns false when stopping. */
+static bool drain_events(tr_engine_t *e)
+{
+    for (;;) {
+        store_lock(e->store);
+        json_t *rows = db_all(e->store,
+                              "SELECT seq, params FROM tr_events WHERE dispatched = 0"
+                              " ORDER BY seq LIMIT 64",
+                              NULL);
+        store_unlock(e->store);
+        size_t n = json_array_size(rows);
+        if (n == 0) {
+            json_decref(rows);
+            return true;
+        }
+        int64_t last = -1;
+        for (size_t i = 0; i < n; i++) {
+            json_t *row = json_array_get(rows, i);
+            if (e->sink) {
+                params_t *p = to_params(row_str(row, "params"));
+                if (p)
+                    e->sink(e->sink_ctx, p);
+                params_free(p);
+            }
+            last = row_int(row, "seq");
+            pthread_mutex_lock(&e->mu);
+            bool stop = e->stop;
+            pthread_mutex_unlock(&e->mu);
+            if (stop)
+                break;
+        }
+        json_decref(rows);
+        store_lock(e->store);
+        tassa_err err = db_exec(e->store,
+                                "UPDATE tr_events SET dispatched = 1 WHERE dispatched = 0"
+                                " AND seq <= ?",
+                                "i", last);
+        store_unlock(e->store);
+        if (err) {
+            log_error("event=tr_dispatch_mark_failed seq=%lld", (long long)last);
+            return true;
+        }
+        pthread_mutex_lock(&e->mu);
+        bool stop = e->stop;
+        pthread_mutex_unlock(&e->mu);
+        if (stop)
+            return false;
+    }
+}
+
+/* The dispatcher thread: drain, then sleep until a commit bumps event_gen. */
+static void *event_main(void *arg)
+{
+    tr_engine_t *e = arg;
+    pthread_mutex_lock(&e->mu);
+    uint64_t seen = e->event_gen;
+    pthread_mutex_unlock(&e->mu);
+    for (;;) {
+        if (!drain_events(e))
+            break;
+        pthread_mutex_lock(&e->mu);
+        while (!e->stop && e->event_gen == seen)
+            pthread_cond_wait(&e->event_cond, &e->mu);
+        seen = e->event_gen;
+        bool stop = e->stop;
+        pthread_mutex_unlock(&e->mu);
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+/* Wakes the dispatcher only: the timer thread's own commits must not wake itself. */
+static void kick_events(tr_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->event_gen++;
+    pthread_cond_broadcast(&e->event_cond);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* The timer thread: apply due deadlines in one transaction, then sleep until the next
+ * deadline or until a commit (which may have written a nearer one) bumps timer_gen. */
+static void *timer_main(void *arg)
+{
+    tr_engine_t *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        uint64_t seen = e->timer_gen;
+        bool stop = e->stop;
+        pthread_mutex_unlock(&e->mu);
+        if (stop)
+            break;
+        int64_t next = INT64_MAX;
+        store_lock(e->store);
+        tassa_err err = store_begin(e->store);
+        if (!err) {
+            err = tr_timers_apply_locked(e, store_now_ms(), &next);
+            if (err)
+                store_rollback(e->store);
+            else
+                err = store_commit(e->store);
+        }
+        tassa_err durable = store_unlock(e->store);
+        if (!err)
+            err = durable;
+        if (err) {
+            log_error("event=tr_timers_failed err=\"%s\"", tassa_strerror(err));
+            next = store_now_ms() + 1000;
+        } else {
+            kick_events(e);
+        }
+        pthread_mutex_lock(&e->mu);
+        while (!e->stop && e->timer_gen == seen) {
+            if (next == INT64_MAX) {
+                pthread_cond_wait(&e->timer_cond, &e->mu);
+            } else {
+                struct timespec ts = {.tv_sec = next / 1000,
+                                      .tv_nsec = (long)(next % 1000) * 1000000L};
+                if (pthread_cond_timedwait(&e->timer_cond, &e->mu, &ts) == ETIMEDOUT)
+                    break;
+            }
+        }
+        pthread_mutex_unlock(&e->mu);
+    }
+    return NULL;
+}
+
+tassa_err tr_engine_start(tr_engine_t *e)
+{
+    if (e->started)
+        return TASSA_ECONFLICT;
+    if (pthread_create(&e->timer_thread, NULL, timer_main, e))
+        return TASSA_EINTERNAL;
+    if (pthread_create(&e->event_thread, NULL, event_main, e)) {
+        pthread_mutex_lock(&e->mu);
+        e->stop = true;
+        pthread_cond_broadcast(&e->timer_cond);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->timer_thread, NULL);
+        e->stop = false;
+        return TASSA_EINTERNAL;
+    }
+    e->started = true;
+    return TASSA_OK;
+}
+
+void tr_engine_stop(tr_engine_t *e)
+{
+    if (!e || !e->started)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->stop = true;
+    pthread_cond_broadcast(&e->timer_cond);
+    pthread_cond_broadcast(&e->event_cond);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->timer_thread, NULL);
+    pthread_join(e->event_thread, NULL);
+    e->started = false;
+}
+
+void tr_engine_free(tr_engine_t *e)
+{
+    if (!e)
+        return;
+    tr_engine_stop(e);
+    pthread_cond_destroy(&e->timer_cond);
+    pthread_cond_destroy(&e->event_cond);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+const char *tr_workspace_sid(const tr_engine_t *e)
+{
+    return e->ws_sid;
+}
+
+tassa_err tr_workspace_callback(tr_engine_t *e, char **url, char **filter)
+{
+    *url = *filter = NULL;
+    store_lock(e->store);
+    json_t *row = db_one(e->store,
+                         "SELECT event_callback_url, events_filter FROM tr_workspace WHERE sid = ?",
+                         "s", e->ws_sid);
+    store_unlock(e->store);
+    if (!row)
+        return TASSA_ESTORE;
+    const char *u = row_str(row, "event_callback_url");
+    const char *f = row_str(row, "events_filter");
+    tassa_err err = TASSA_OK;
+    if ((u && !(*url = strdup(u))) || (f && !(*filter = strdup(f)))) {
+        free(*url);
+        *url = NULL;
+        err = TASSA_ENOMEM;
+    }
+    json_decref(row);
+    return err;
+}

@@ -1,0 +1,225 @@
+/* matching.c - who gets which task: pending tasks in priority order, each offered to the
+ * longest-idle free worker that its queue and its workflow target accept.
+ *
+ * Runs at the end of every transaction that may enable an assignment. It decides first, on
+ * one read of the pending tasks, and writes the reservations afterwards, so that no table is
+ * modified while a statement still walks it. A worker is free when its activity is available
+ * and it holds no pending, accepted or wrapping reservation (one task per worker). */
+#include "engine/taskrouter/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef struct {
+    char sid[SID_LEN + 1];
+    void *parsed; /* expr_t * (queues) or tr_wfconf_t * (workflows); NULL if unusable */
+} cache_t;
+
+typedef struct {
+    cache_t *items;
+    size_t n, cap;
+} cache_list_t;
+
+/* Finds or adds sid in the cache, parsing it with load on first use. */
+static void *cached(cache_list_t *l, const char *sid, void *(*load)(tr_engine_t *, const char *),
+                    tr_engine_t *e)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->items[i].sid, sid))
+            return l->items[i].parsed;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        cache_t *items = realloc(l->items, cap * sizeof *items);
+        if (!items)
+            return NULL;
+        l->items = items;
+        l->cap = cap;
+    }
+    cache_t *c = &l->items[l->n++];
+    memcpy(c->sid, sid, SID_LEN + 1);
+    c->parsed = load(e, sid);
+    return c->parsed;
+}
+
+/* Parses a queue's TargetWorkers (cache loader). */
+static void *load_queue_expr(tr_engine_t *e, const char *sid)
+{
+    json_t *q = db_one(e->store, "SELECT target_workers FROM tr_queues WHERE sid = ?", "s", sid);
+    expr_t *x = q ? expr_parse(row_str(q, "target_workers"), NULL) : NULL;
+    json_decref(q);
+    return x;
+}
+
+/* Parses a workflow's configuration (cache loader). */
+static void *load_workflow(tr_engine_t *e, const char *sid)
+{
+    json_t *wf = tr_load_workflow(e, sid);
+    tassa_err err;
+    tr_wfconf_t *c = wf ? tr_wfconf_parse(NULL, row_str(wf, "configuration"), &err, NULL) : NULL;
+    json_decref(wf);
+    return c;
+}
+
+typedef struct {
+    char task[SID_LEN + 1];
+    size_t worker;
+} decision_t;
+
+/* True when the worker rejected this task before (it is not offered the task again). */
+static bool rejected(const json_t *list, const char *worker_sid)
+{
+    for (size_t i = 0; i < json_array_size(list); i++)
+        if (!strcmp(row_str(json_array_get(list, i), "worker_sid"), worker_sid))
+            return true;
+    return false;
+}
+
+/* Picks the worker for one pending task row: the first free eligible one in idle order.
+ * Returns its index or -1. */
+static long pick(tr_engine_t *e, const json_t *task, json_t *const *subjects,
+                 const json_t *idle, const bool *taken, cache_list_t *queues,
+                 cache_list_t *workflows)
+{
+    expr_t *qx = cached(queues, row_str(task, "queue_sid"), load_queue_expr, e);
+    if (!qx)
+        return -1;
+    const expr_t *tx = NULL;
+    if (row_str(task, "workflow_sid")) {
+        tr_wfconf_t *c = cached(workflows, row_str(task, "workflow_sid"), load_workflow, e);
+        const tr_target_t *t = c ? tr_wfconf_target(c, (long)row_int(task, "filter_index"),
+                                                    (long)row_int(task, "target_index"))
+                                 : NULL;
+        tx = t ? t->expr : NULL;
+    }
+    json_t *attrs = tr_parse_attributes(row_str(task, "attributes"));
+    json_t *rej = db_all(e->store,
+                         "SELECT worker_sid FROM tr_reservations WHERE task_sid = ? AND"
+                         " status = 'rejected'",
+                         "s", row_str(task, "sid"));
+    long found = -1;
+    for (size_t i = 0; i < json_array_size(idle); i++) {
+        if (taken[i] || !subjects[i])
+            continue;
+        if (rejected(rej, row_str(json_array_get(idle, i), "sid")))
+            continue;
+        if (!tr_worker_in_queue(subjects[i], qx))
+            continue;
+        if (tx && !expr_eval(tx, &(expr_ctx_t){.subject = subjects[i], .task = attrs,
+                                                .worker = subjects[i]}))
+            continue;
+        found = (long)i;
+        break;
+    }
+    json_decref(attrs);
+    json_decref(rej);
+    return found;
+}
+
+/* Writes one reservation: pending with the workflow's timeout, the task reserved, the
+ * reservation.created event, and the queue's ReservationActivitySid for the worker. */
+static tassa_err reserve(tr_engine_t *e, const char *task_sid, const char *worker_sid,
+                         int64_t now)
+{
+    char sid[SID_LEN + 1];
+    json_t *t = tr_load_task(e, task_sid);
+    tassa_err err = t ? sid_new("WR", sid) : TASSA_ESTORE;
+    if (err)
+        goto out;
+    int64_t timeout = 120;
+    if (row_str(t, "workflow_sid"))
+        timeout = db_int(e->store, 120,
+                         "SELECT task_reservation_timeout FROM tr_workflows WHERE sid = ?", "s",
+                         row_str(t, "workflow_sid"));
+    err = db_exec(e->store,
+                  "INSERT INTO tr_reservations (sid, task_sid, worker_sid, status, deadline,"
+                  " date_created, date_updated) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+                  "sssiii", sid, task_sid, worker_sid, now + timeout * 1000, now, now);
+    if (!err)
+        err = db_exec(e->store,
+                      "UPDATE tr_tasks SET status = 'reserved', date_updated = ? WHERE sid = ?",
+                      "is", now, task_sid);
+    if (!err)
+        err = ev_task_event(e, "reservation.created", task_sid, sid, NULL, -1, now);
+    const char *act = NULL;
+    json_t *q = NULL;
+    if (!err && row_str(t, "queue_sid")) {
+        q = tr_load_queue(e, row_str(t, "queue_sid"));
+        act = row_str(q, "reservation_activity_sid");
+    }
+    if (!err && act)
+        err = tr_worker_move_locked(e, worker_sid, act, false, now);
+    json_decref(q);
+out:
+    json_decref(t);
+    return err;
+}
+
+tassa_err tr_match_locked(tr_engine_t *e, int64_t now)
+{
+    json_t *idle = db_all(e->store,
+                          TR_WORKER_SELECT
+                          "WHERE a.available = 1 AND NOT EXISTS (SELECT 1 FROM tr_reservations r"
+                          " WHERE r.worker_sid = w.sid AND r.status IN ('pending', 'accepted',"
+                          " 'wrapping')) ORDER BY w.idle_since, w.seq",
+                          NULL);
+    size_t n = json_array_size(idle), nfree = n, ndec = 0;
+    json_t **subjects = NULL;
+    bool *taken = NULL;
+    decision_t *dec = NULL;
+    cache_list_t queues = {0}, workflows = {0};
+    sqlite3_stmt *st = NULL;
+    tassa_err err = idle ? TASSA_OK : TASSA_ENOMEM;
+    if (n == 0)
+        goto out;
+    subjects = calloc(n, sizeof *subjects);
+    taken = calloc(n, sizeof *taken);
+    dec = calloc(n, sizeof *dec);
+    if (!subjects || !taken || !dec) {
+        err = TASSA_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        subjects[i] = tr_worker_subject(json_array_get(idle, i));
+    st = db_query(e->store,
+                  TR_TASK_SELECT
+                  "WHERE t.status = 'pending' AND t.queue_sid IS NOT NULL ORDER BY t.priority"
+                  " DESC, CASE WHEN q.task_order = 'LIFO' THEN -t.queue_entered_ms"
+                  " ELSE t.queue_entered_ms END, t.seq",
+                  NULL);
+    if (!st) {
+        err = TASSA_ESTORE;
+        goto out;
+    }
+    while (nfree > 0 && sqlite3_step(st) == SQLITE_ROW) {
+        json_t *task = db_row(st);
+        long w = task ? pick(e, task, subjects, idle, taken, &queues, &workflows) : -1;
+        if (w >= 0) {
+            taken[w] = true;
+            nfree--;
+            memcpy(dec[ndec].task, row_str(task, "sid"), SID_LEN + 1);
+            dec[ndec++].worker = (size_t)w;
+        }
+        json_decref(task);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    for (size_t i = 0; !err && i < ndec; i++)
+        err = reserve(e, dec[i].task, row_str(json_array_get(idle, dec[i].worker), "sid"), now);
+out:
+    sqlite3_finalize(st);
+    for (size_t i = 0; subjects && i < n; i++)
+        json_decref(subjects[i]);
+    for (size_t i = 0; i < queues.n; i++)
+        expr_free(queues.items[i].parsed);
+    for (size_t i = 0; i < workflows.n; i++)
+        tr_wfconf_free(workflows.items[i].parsed);
+    free(queues.items);
+    free(workflows.items);
+    free(subjects);
+    free(taken);
+    free(dec);
+    json_decref(idle);
+    return err;
+}

@@ -1,0 +1,273 @@
+/* queues.c - task queues: TargetWorkers expressions, order, activities on reservation and
+ * assignment. */
+#include "engine/taskrouter/internal.h"
+
+#include <string.h>
+
+#include "engine/taskrouter/model.h"
+
+bool tr_worker_in_queue(const json_t *subject, const expr_t *q_expr)
+{
+    return expr_eval(q_expr, &(expr_ctx_t){.subject = subject, .worker = subject});
+}
+
+/* Checks the queue parameters that create and update share. */
+static tassa_err check_params(const params_t *p, long *max_reserved, errmsg_t *em)
+{
+    const char *name = params_get(p, "FriendlyName");
+    const char *target = params_get(p, "TargetWorkers");
+    const char *order = params_get(p, "TaskOrder");
+    tassa_err err = name ? tr_check_name(name, "FriendlyName", em) : TASSA_OK;
+    if (!err && target) {
+        errmsg_t xm = {{0}};
+        expr_t *x = expr_parse(target, &xm);
+        if (!x)
+            err = err_set(em, TASSA_EEXPR, "TargetWorkers: %s", xm.text);
+        expr_free(x);
+    }
+    if (!err && order && strcmp(order, "FIFO") && strcmp(order, "LIFO"))
+        err = err_set(em, TASSA_EINVAL, "TaskOrder must be FIFO or LIFO");
+    if (!err)
+        err = tr_read_long(p, "MaxReservedWorkers", 1, 50, max_reserved, em);
+    return err;
+}
+
+/* Checks activity parameters against the table (lock held). */
+static tassa_err check_activities(tr_engine_t *e, const params_t *p, errmsg_t *em)
+{
+    static const char *const names[] = {"ReservationActivitySid", "AssignmentActivitySid"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = params_get_nonempty(p, names[i]);
+        if (v && db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE sid = ?", "s", v) != 1)
+            return err_set(em, TASSA_EINVAL, "%s %.64s is not an activity of this workspace",
+                           names[i], v);
+    }
+    return TASSA_OK;
+}
+
+/* Renders the queue sid (lock held) into *out when out is not NULL. */
+static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
+{
+    if (!out)
+        return TASSA_OK;
+    json_t *row = tr_load_queue(e, sid);
+    *out = row ? tr_json_queue(e, row, base_url) : NULL;
+    json_decref(row);
+    return *out ? TASSA_OK : TASSA_ENOMEM;
+}
+
+/* Records task-queue.<what> for the queue sid. */
+static tassa_err queue_event(tr_engine_t *e, const char *type, const char *sid, int64_t now)
+{
+    json_t *q = tr_load_queue(e, sid);
+    json_t *ev = ev_new(e, type, "TaskQueue", sid, NULL, now);
+    ev_queue(ev, q);
+    json_decref(q);
+    return ev_emit(e, ev, -1);
+}
+
+tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
+                          errmsg_t *em)
+{
+    const char *name = params_get(p, "FriendlyName");
+    const char *target = params_get_nonempty(p, "TargetWorkers");
+    const char *order = params_get_nonempty(p, "TaskOrder");
+    long max_reserved = 1;
+    char sid[SID_LEN + 1];
+    if (out)
+        *out = NULL;
+    tassa_err err = tr_check_name(name, "FriendlyName", em);
+    if (!err)
+        err = check_params(p, &max_reserved, em);
+    if (!err)
+        err = sid_new("WQ", sid);
+    if (err)
+        return err;
+    int64_t now = store_now_ms();
+    err = tr_txn_begin(e);
+    if (err)
+        return err;
+    if (db_int(e->store, 0, "SELECT count(*) FROM tr_queues", NULL) >= TR_MAX_QUEUES)
+        err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d task queues", TR_MAX_QUEUES);
+    else if (db_int(e->store, 0, "SELECT 1 FROM tr_queues WHERE friendly_name = ?", "s", name) ==
+             1)
+        err = err_set(em, TASSA_ECONFLICT, "A TaskQueue named '%s' already exists", name);
+    if (!err)
+        err = check_activities(e, p, em);
+    if (!err)
+        err = db_exec(e->store,
+                      "INSERT INTO tr_queues (sid, friendly_name, target_workers, task_order,"
+                      " reservation_activity_sid, assignment_activity_sid, max_reserved_workers,"
+                      " date_created, date_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      "ssssssiii", sid, name, target ? target : "1==1", order ? order : "FIFO",
+                      params_get_nonempty(p, "ReservationActivitySid"),
+                      params_get_nonempty(p, "AssignmentActivitySid"), (int64_t)max_reserved, now,
+                      now);
+    if (!err)
+        err = queue_event(e, "task-queue.created", sid, now);
+    if (!err)
+        err = render(e, sid, base_url, out);
+    err = tr_txn_end(e, err);
+    if (err && out) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+tassa_err tr_queue_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
+                         errmsg_t *em)
+{
+    *out = NULL;
+    store_lock(e->store);
+    json_t *row = tr_load_queue(e, sid);
+    store_unlock(e->store);
+    if (!row)
+        return tr_not_found(e, em, "TaskQueues", sid);
+    *out = tr_json_queue(e, row, base_url);
+    json_decref(row);
+    return *out ? TASSA_OK : TASSA_ENOMEM;
+}
+
+tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p,
+                          const char *base_url, json_t **out, errmsg_t *em)
+{
+    const char *name = params_get(p, "FriendlyName");
+    const char *target = params_get_nonempty(p, "TargetWorkers");
+    long max_reserved = -1;
+    if (out)
+        *out = NULL;
+    tassa_err err = check_params(p, &max_reserved, em);
+    if (err)
+        return err;
+    int64_t now = store_now_ms();
+    err = tr_txn_begin(e);
+    if (err)
+        return err;
+    json_t *row = tr_load_queue(e, sid);
+    if (!row)
+        err = tr_not_found(e, em, "TaskQueues", sid);
+    else if (name && db_int(e->store, 0,
+                            "SELECT 1 FROM tr_queues WHERE friendly_name = ? AND sid != ?", "ss",
+                            name, sid) == 1)
+        err = err_set(em, TASSA_ECONFLICT, "A TaskQueue named '%s' already exists", name);
+    if (!err)
+        err = check_activities(e, p, em);
+    const char *ra = params_get(p, "ReservationActivitySid");
+    const char *aa = params_get(p, "AssignmentActivitySid");
+    if (!err)
+        err = db_exec(e->store,
+                      "UPDATE tr_queues SET friendly_name = COALESCE(?, friendly_name),"
+                      " target_workers = COALESCE(?, target_workers),"
+                      " task_order = COALESCE(?, task_order),"
+                      " reservation_activity_sid = CASE WHEN ? IS NULL THEN"
+                      "  reservation_activity_sid ELSE NULLIF(?, '') END,"
+                      " assignment_activity_sid = CASE WHEN ? IS NULL THEN"
+                      "  assignment_activity_sid ELSE NULLIF(?, '') END,"
+                      " max_reserved_workers = CASE WHEN ? < 0 THEN max_reserved_workers"
+                      "  ELSE ? END, date_updated = ? WHERE sid = ?",
+                      "sssssssiiis", name, target, params_get_nonempty(p, "TaskOrder"), ra, ra, aa,
+                      aa, (int64_t)max_reserved, (int64_t)max_reserved, now, sid);
+    if (!err && target && strcmp(target, row_str(row, "target_workers")))
+        err = queue_event(e, "task-queue.expression.updated", sid, now);
+    if (!err)
+        err = tr_match_locked(e, now);
+    if (!err)
+        err = render(e, sid, base_url, out);
+    json_decref(row);
+    err = tr_txn_end(e, err);
+    if (err && out) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+tassa_err tr_queue_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
+{
+    int64_t now = store_now_ms();
+    tassa_err err = tr_txn_begin(e);
+    if (err)
+        return err;
+    json_t *row = tr_load_queue(e, sid);
+    if (!row)
+        err = tr_not_found(e, em, "TaskQueues", sid);
+    else if (db_int(e->store, 0,
+                    "SELECT 1 FROM tr_tasks WHERE queue_sid = ? AND"
+                    " status IN ('pending', 'reserved', 'assigned', 'wrapping') LIMIT 1",
+                    "s", sid) == 1)
+        err = err_set(em, TASSA_ECONFLICT, "TaskQueue %s holds unfinished tasks", sid);
+    else if (db_int(e->store, 0,
+                    "SELECT 1 FROM tr_workflows WHERE instr(configuration, ?) > 0 LIMIT 1", "s",
+                    sid) == 1)
+        err = err_set(em, TASSA_ECONFLICT, "TaskQueue %s is a target of a workflow", sid);
+    if (!err)
+        err = queue_event(e, "task-queue.deleted", sid, now);
+    if (!err)
+        err = db_exec(e->store, "DELETE FROM tr_queues WHERE sid = ?", "s", sid);
+    json_decref(row);
+    return tr_txn_end(e, err);
+}
+
+typedef struct {
+    tr_engine_t *e;
+    const char *base;
+    const char *name;
+    json_t *subject; /* EvaluateWorkerAttributes or WorkerSid's worker; NULL for none */
+} qlist_t;
+
+/* Queues list filters. */
+static bool queue_pred(void *ctx, const json_t *row)
+{
+    qlist_t *c = ctx;
+    if (c->name && strcmp(c->name, row_str(row, "friendly_name")))
+        return false;
+    if (!c->subject)
+        return true;
+    expr_t *x = expr_parse(row_str(row, "target_workers"), NULL);
+    bool ok = x && tr_worker_in_queue(c->subject, x);
+    expr_free(x);
+    return ok;
+}
+
+/* Renders a queue row (tr_list). */
+static json_t *queue_render(void *ctx, const json_t *row)
+{
+    qlist_t *c = ctx;
+    return tr_json_queue(c->e, row, c->base);
+}
+
+tassa_err tr_queue_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
+                        const char *base_url, json_t **items, bool *more, errmsg_t *em)
+{
+    qlist_t c = {e, base_url, params_get(filter, "FriendlyName"), NULL};
+    const char *attrs = params_get(filter, "EvaluateWorkerAttributes");
+    const char *worker = params_get(filter, "WorkerSid");
+    tassa_err err = TASSA_OK;
+    *items = NULL;
+    if (attrs) {
+        err = tr_check_attributes(attrs, "EvaluateWorkerAttributes", em);
+        if (!err)
+            c.subject = tr_parse_attributes(attrs);
+    } else if (worker) {
+        store_lock(e->store);
+        json_t *w = tr_load_worker(e, worker);
+        store_unlock(e->store);
+        if (!w)
+            err = err_set(em, TASSA_EINVAL, "WorkerSid %.64s is not a worker", worker);
+        else
+            c.subject = tr_worker_subject(w);
+        json_decref(w);
+    }
+    if (!err)
+        err = tr_list(e, queue_pred, queue_render, &c, offset, limit, items, more,
+                      TR_QUEUE_SELECT "ORDER BY q.seq", NULL);
+    json_decref(c.subject);
+    return err;
+}
+
+tassa_err tr_queues_json(tr_engine_t *e, const char *base_url, json_t **array)
+{
+    bool more;
+    return tr_queue_list(e, NULL, 0, TR_MAX_QUEUES + 1L, base_url, array, &more, NULL);
+}

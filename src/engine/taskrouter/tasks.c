@@ -1,0 +1,592 @@
+/* tasks.c - tasks: create and route through the workflow, update (status transitions,
+ * attributes, priority), delete, list; target timeouts and cancellation. */
+#include "engine/taskrouter/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/taskrouter/model.h"
+
+static const char *const STATUSES[] = {"pending",  "reserved",  "assigned",
+                                       "canceled", "completed", "wrapping"};
+
+/* True when s is one of Twilio's task statuses. */
+static bool valid_status(const char *s)
+{
+    for (size_t i = 0; i < sizeof STATUSES / sizeof STATUSES[0]; i++)
+        if (!strcmp(s, STATUSES[i]))
+            return true;
+    return false;
+}
+
+/* Loads and parses the workflow configuration of sid (lock held). NULL when unusable. */
+static tr_wfconf_t *load_conf(tr_engine_t *e, const char *wf_sid)
+{
+    json_t *wf = wf_sid ? tr_load_workflow(e, wf_sid) : NULL;
+    tassa_err err;
+    tr_wfconf_t *c = wf ? tr_wfconf_parse(NULL, row_str(wf, "configuration"), &err, NULL) : NULL;
+    json_decref(wf);
+    return c;
+}
+
+/* Records workflow.target-matched with the filter and target of the task. */
+static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf_t *c,
+                                long filter, const tr_target_t *t, int64_t now)
+{
+    json_t *task = tr_load_task(e, sid);
+    if (!task)
+        return TASSA_ESTORE;
+    json_t *ev = ev_new(e, "workflow.target-matched", "Workflow", row_str(task, "workflow_sid"),
+                        NULL, now);
+    ev_task(ev, task, now);
+    if (filter >= 0) {
+        const tr_filter_t *f = &c->filters[filter];
+        ev_set(ev, "WorkflowFilterName", "%s", f->name ? f->name : "");
+        ev_set(ev, "WorkflowFilterExpression", "%s", expr_source(f->expr));
+    } else {
+        ev_set(ev, "WorkflowFilterName", "%s", "Default Filter");
+    }
+    if (t->expr)
+        ev_set(ev, "TaskQueueTargetExpression", "%s", expr_source(t->expr));
+    json_decref(task);
+    return ev_emit(e, ev, -1);
+}
+
+/* Puts the task into target t: its queue, its priority override and its timeout. */
+static tassa_err enter_target(tr_engine_t *e, const char *sid, long filter, const char *fname,
+                              long index, const tr_target_t *t, int64_t now)
+{
+    return db_exec(e->store,
+                   "UPDATE tr_tasks SET filter_index = ?, filter_name = ?, target_index = ?,"
+                   " queue_sid = ?, priority = CASE WHEN ? >= 0 THEN ? ELSE priority END,"
+                   " queue_entered_ms = ?, target_deadline = CASE WHEN ? >= 0 THEN ? END,"
+                   " date_updated = ? WHERE sid = ?",
+                   "isisiiiiiis", (int64_t)filter, fname, (int64_t)index, t->queue,
+                   (int64_t)t->priority, (int64_t)t->priority, now, (int64_t)t->timeout,
+                   now + (int64_t)(t->timeout < 0 ? 0 : t->timeout) * 1000, now, sid);
+}
+
+tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, int64_t now)
+{
+    json_t *task = tr_load_task(e, sid);
+    tr_wfconf_t *c = NULL;
+    json_t *attrs = NULL;
+    tassa_err err = TASSA_ESTORE;
+    if (!task)
+        goto out;
+    if (!row_str(task, "workflow_sid")) { /* created straight into a TaskQueueSid */
+        err = db_exec(e->store, "UPDATE tr_tasks SET queue_entered_ms = ? WHERE sid = ?", "is",
+                      now, sid);
+        if (!err)
+            err = ev_task_event(e, "task-queue.entered", sid, NULL, NULL, -1, now);
+        if (!err && created)
+            err = ev_task_event(e, "task.created", sid, NULL, NULL, -1, now);
+        goto out;
+    }
+    if (!(c = load_conf(e, row_str(task, "workflow_sid"))))
+        goto out;
+    attrs = tr_parse_attributes(row_str(task, "attributes"));
+    long filter = -1;
+    for (size_t i = 0; i < c->n_filters; i++)
+        if (expr_eval(c->filters[i].expr, &(expr_ctx_t){.subject = attrs, .task = attrs})) {
+            filter = (long)i;
+            break;
+        }
+    const tr_target_t *t = tr_wfconf_target(c, filter, 0);
+    err = enter_target(e, sid, filter, filter >= 0 ? c->filters[filter].name : NULL, 0, t, now);
+    if (!err)
+        err = ev_task_event(e, "workflow.entered", sid, NULL, NULL, -1, now);
+    if (!err)
+        err = ev_task_event(e, "task-queue.entered", sid, NULL, NULL, -1, now);
+    if (!err && created)
+        err = ev_task_event(e, "task.created", sid, NULL, NULL, -1, now);
+    if (!err)
+        err = target_matched(e, sid, c, filter, t, now);
+out:
+    json_decref(task);
+    json_decref(attrs);
+    tr_wfconf_free(c);
+    return err;
+}
+
+tassa_err tr_task_target_timeout_locked(tr_engine_t *e, const char *sid, int64_t now)
+{
+    json_t *task = tr_load_task(e, sid);
+    tr_wfconf_t *c = NULL;
+    tassa_err err = TASSA_ESTORE;
+    if (!task)
+        goto out;
+    c = load_conf(e, row_str(task, "workflow_sid"));
+    long filter = (long)row_int(task, "filter_index");
+    long next = (long)row_int(task, "target_index") + 1;
+    const tr_target_t *t = c ? tr_wfconf_target(c, filter, next) : NULL;
+    if (!t) {
+        err = ev_task_event(e, "workflow.timeout", sid, NULL, NULL, -1, now);
+        if (!err)
+            err = tr_task_cancel_locked(e, sid, "Workflow Timeout", now);
+        goto out;
+    }
+    err = enter_target(e, sid, filter, c->filters[filter].name, next, t, now);
+    if (!err) {
+        json_t *moved = tr_load_task(e, sid);
+        json_t *ev = ev_new(e, "task-queue.moved", "TaskQueue", t->queue, NULL, now);
+        ev_task(ev, moved, now);
+        ev_set(ev, "TaskQueueMovedFromSid", "%s", row_str(task, "queue_sid"));
+        ev_set(ev, "TaskQueueMovedFromName", "%s",
+               row_str(task, "queue_name") ? row_str(task, "queue_name") : "");
+        json_decref(moved);
+        err = ev_emit(e, ev, -1);
+    }
+    if (!err)
+        err = target_matched(e, sid, c, filter, t, now);
+out:
+    json_decref(task);
+    tr_wfconf_free(c);
+    return err;
+}
+
+tassa_err tr_task_cancel_locked(tr_engine_t *e, const char *sid, const char *reason, int64_t now)
+{
+    json_t *pend = db_all(e->store,
+                          "SELECT sid FROM tr_reservations WHERE task_sid = ? AND"
+                          " status = 'pending'",
+                          "s", sid);
+    tassa_err err = pend ? TASSA_OK : TASSA_ENOMEM;
+    for (size_t i = 0; !err && i < json_array_size(pend); i++)
+        err = tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "canceled",
+                                        now);
+    json_decref(pend);
+    if (!err)
+        err = db_exec(e->store,
+                      "UPDATE tr_tasks SET status = 'canceled', reason = ?, target_deadline = NULL,"
+                      " ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
+                      "sis", reason, now, sid);
+    if (!err) {
+        int64_t created = db_int(e->store, now, "SELECT date_created FROM tr_tasks WHERE sid = ?",
+                                 "s", sid);
+        err = ev_task_event(e, "task.canceled", sid, NULL, reason, now - created, now);
+    }
+    return err;
+}
+
+tassa_err tr_task_finish_locked(tr_engine_t *e, const char *sid, const char *status,
+                                const char *reason, int64_t now, errmsg_t *em)
+{
+    json_t *task = tr_load_task(e, sid);
+    tassa_err err = TASSA_OK;
+    if (!task)
+        return tr_not_found(e, em, "Tasks", sid);
+    const char *cur = row_str(task, "status");
+    bool wrap = !strcmp(status, "wrapping");
+    if (!strcmp(cur, status))
+        goto out; /* already there: nothing to do */
+    if (strcmp(cur, "assigned") && (wrap || strcmp(cur, "wrapping"))) {
+        err = err_set(em, TASSA_EINVAL, "Task %s cannot go from %s to %s", sid, cur, status);
+        goto out;
+    }
+    char *res = NULL;
+    json_t *r = db_one(e->store,
+                       "SELECT sid FROM tr_reservations WHERE task_sid = ? AND"
+                       " status IN ('accepted', 'wrapping') ORDER BY seq DESC LIMIT 1",
+                       "s", sid);
+    if (r)
+        res = strdup(row_str(r, "sid"));
+    json_decref(r);
+    err = db_exec(e->store,
+                  "UPDATE tr_tasks SET status = ?, reason = COALESCE(?, reason),"
+                  " target_deadline = NULL, ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
+                  "ssis", status, reason, now, sid);
+    if (!err && res)
+        err = db_exec(e->store,
+                      "UPDATE tr_reservations SET status = ?, date_updated = ? WHERE sid = ?",
+                      "sis", status, now, res);
+    if (!err && res && !wrap)
+        err = db_exec(e->store,
+                      "UPDATE tr_workers SET idle_since = ? WHERE sid ="
+                      " (SELECT worker_sid FROM tr_reservations WHERE sid = ?)",
+                      "is", now, res);
+    if (!err)
+        err = ev_task_event(e, wrap ? "task.wrapup" : "task.completed", sid, res, reason, -1, now);
+    if (!err && res)
+        err = ev_task_event(e, wrap ? "reservation.wrapup" : "reservation.completed", sid, res,
+                            NULL, -1, now);
+    free(res);
+out:
+    json_decref(task);
+    return err;
+}
+
+/* Renders the task sid (lock held) into *out when out is not NULL. */
+static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
+                        int64_t now)
+{
+    if (!out)
+        return TASSA_OK;
+    json_t *row = tr_load_task(e, sid);
+    *out = row ? tr_json_task(e, row, base_url, now) : NULL;
+    json_decref(row);
+    return *out ? TASSA_OK : TASSA_ENOMEM;
+}
+
+/* Ends a write transaction and drops the answer when it failed. */
+static tassa_err finish(tr_engine_t *e, tassa_err err, json_t **out)
+{
+    err = tr_txn_end(e, err);
+    if (err && out) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
+                         errmsg_t *em)
+{
+    const char *attrs = params_get(p, "Attributes");
+    const char *wf = params_get_nonempty(p, "WorkflowSid");
+    const char *queue = params_get_nonempty(p, "TaskQueueSid");
+    const char *channel = params_get_nonempty(p, "TaskChannel");
+    long priority = 0, timeout = 86400;
+    char sid[SID_LEN + 1];
+    json_t *only = NULL;
+    if (out)
+        *out = NULL;
+    if (!attrs || !*attrs)
+        attrs = "{}";
+    if (!channel)
+        channel = "default";
+    tassa_err err = tr_check_attributes(attrs, "Attributes", em);
+    if (!err)
+        err = tr_read_long(p, "Priority", 0, 2147483647L, &priority, em);
+    if (!err)
+        err = tr_read_long(p, "Timeout", 1, 1209600, &timeout, em);
+    if (!err && strlen(channel) > 64)
+        err = err_set(em, TASSA_EINVAL, "TaskChannel must be at most 64 characters");
+    if (!err)
+        err = sid_new("WT", sid);
+    if (err)
+        return err;
+    int64_t now = store_now_ms();
+    err = tr_txn_begin(e);
+    if (err)
+        return err;
+    if (db_int(e->store, 0, "SELECT count(*) FROM tr_tasks", NULL) >= TR_MAX_TASKS) {
+        err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d tasks", TR_MAX_TASKS);
+    } else if (wf) {
+        if (db_int(e->store, 0, "SELECT 1 FROM tr_workflows WHERE sid = ?", "s", wf) != 1)
+            err = err_set(em, TASSA_EINVAL, "WorkflowSid %.64s is not a workflow of this workspace",
+                          wf);
+    } else if (queue) {
+        if (db_int(e->store, 0, "SELECT 1 FROM tr_queues WHERE sid = ?", "s", queue) != 1)
+            err = err_set(em, TASSA_EINVAL,
+                          "TaskQueueSid %.64s is not a task queue of this workspace", queue);
+    } else {
+        only = db_all(e->store, "SELECT sid FROM tr_workflows LIMIT 2", NULL);
+        if (json_array_size(only) != 1)
+            err = err_set(em, TASSA_EMISSING,
+                          "WorkflowSid is required when the workspace has %s workflow",
+                          json_array_size(only) ? "more than one" : "no");
+        else
+            wf = row_str(json_array_get(only, 0), "sid");
+    }
+    if (!err)
+        err = db_exec(e->store,
+                      "INSERT INTO tr_tasks (sid, attributes, priority, timeout, status,"
+                      " workflow_sid, queue_sid, channel, queue_entered_ms, ttl_deadline,"
+                      " date_created, date_updated) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?,"
+                      " ?, ?, ?)",
+                      "ssiisssiiii", sid, attrs, (int64_t)priority, (int64_t)timeout, wf,
+                      wf ? NULL : queue, channel, now, now + (int64_t)timeout * 1000, now, now);
+    if (!err)
+        err = tr_task_route_locked(e, sid, true, now);
+    if (!err)
+        err = tr_match_locked(e, now);
+    if (!err)
+        err = render(e, sid, base_url, out, now);
+    json_decref(only);
+    return finish(e, err, out);
+}
+
+tassa_err tr_task_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
+                        errmsg_t *em)
+{
+    *out = NULL;
+    store_lock(e->store);
+    json_t *row = tr_load_task(e, sid);
+    store_unlock(e->store);
+    if (!row)
+        return tr_not_found(e, em, "Tasks", sid);
+    *out = tr_json_task(e, row, base_url, store_now_ms());
+    json_decref(row);
+    return *out ? TASSA_OK : TASSA_ENOMEM;
+}
+
+tassa_err tr_task_json(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
+{
+    return tr_task_fetch(e, sid, base_url, out, NULL);
+}
+
+tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p,
+                         const char *base_url, json_t **out, errmsg_t *em)
+{
+    const char *status = params_get_nonempty(p, "AssignmentStatus");
+    const char *reason = params_get(p, "Reason");
+    const char *attrs = params_get(p, "Attributes");
+    long priority = -1;
+    if (out)
+        *out = NULL;
+    tassa_err err = TASSA_OK;
+    if (status && strcmp(status, "canceled") && strcmp(status, "completed") &&
+        strcmp(status, "wrapping"))
+        err = err_set(em, TASSA_EINVAL,
+                      "AssignmentStatus must be canceled, wrapping or completed, not %.32s",
+                      status);
+    if (!err && attrs)
+        err = tr_check_attributes(attrs, "Attributes", em);
+    if (!err)
+        err = tr_read_long(p, "Priority", 0, 2147483647L, &priority, em);
+    if (!err && reason && strlen(reason) > 1024)
+        err = err_set(em, TASSA_EINVAL, "Reason must be at most 1024 characters");
+    if (err)
+        return err;
+    int64_t now = store_now_ms();
+    err = tr_txn_begin(e);
+    if (err)
+        return err;
+    json_t *row = tr_load_task(e, sid);
+    const char *cur = row ? row_str(row, "status") : NULL;
+    bool final = cur && (!strcmp(cur, "canceled") || !strcmp(cur, "completed"));
+    if (!row)
+        err = tr_not_found(e, em, "Tasks", sid);
+    else if (final && (attrs || priority >= 0 || (status && strcmp(status, cur))))
+        err = err_set(em, TASSA_EINVAL, "Task %s is already %s", sid, cur);
+    bool changed = false;
+    if (!err && attrs && strcmp(attrs, row_str(row, "attributes"))) {
+        err = db_exec(e->store,
+                      "UPDATE tr_tasks SET attributes = ?, date_updated = ? WHERE sid = ?", "sis",
+                      attrs, now, sid);
+        changed = true;
+    }
+    if (!err && priority >= 0 && priority != row_int(row, "priority")) {
+        err = db_exec(e->store,
+                      "UPDATE tr_tasks SET priority = ?, date_updated = ? WHERE sid = ?", "iis",
+                      (int64_t)priority, now, sid);
+        changed = true;
+    }
+    if (!err && changed)
+        err = ev_task_event(e, "task.updated", sid, NULL, NULL, -1, now);
+    if (!err && status && !final) {
+        if (!strcmp(status, "canceled")) {
+            if (strcmp(cur, "pending") && strcmp(cur, "reserved"))
+                err = err_set(em, TASSA_EINVAL, "Task %s cannot go from %s to canceled", sid,
+                              cur);
+            else
+                err = tr_task_cancel_locked(e, sid, reason, now);
+        } else {
+            err = tr_task_finish_locked(e, sid, status, reason, now, em);
+        }
+    }
+    if (!err)
+        err = tr_match_locked(e, now);
+    if (!err)
+        err = render(e, sid, base_url, out, now);
+    json_decref(row);
+    return finish(e, err, out);
+}
+
+tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
+{
+    int64_t now = store_now_ms();
+    tassa_err err = tr_txn_begin(e);
+    if (err)
+        return err;
+    json_t *row = tr_load_task(e, sid);
+    json_t *pend = NULL;
+    if (!row)
+        err = tr_not_found(e, em, "Tasks", sid);
+    if (!err)
+        pend = db_all(e->store,
+                      "SELECT sid FROM tr_reservations WHERE task_sid = ? AND status = 'pending'",
+                      "s", sid);
+    for (size_t i = 0; !err && i < json_array_size(pend); i++)
+        err = tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "canceled",
+                                        now);
+    if (!err)
+        err = db_exec(e->store,
+                      "UPDATE tr_workers SET idle_since = ? WHERE sid IN (SELECT worker_sid FROM"
+                      " tr_reservations WHERE task_sid = ? AND status IN ('accepted', 'wrapping'))",
+                      "is", now, sid);
+    if (!err)
+        err = ev_task_event(e, "task.deleted", sid, NULL, NULL, -1, now);
+    if (!err)
+        err = db_exec(e->store, "DELETE FROM tr_reservations WHERE task_sid = ?", "s", sid);
+    if (!err)
+        err = db_exec(e->store, "DELETE FROM tr_tasks WHERE sid = ?", "s", sid);
+    if (!err)
+        err = tr_match_locked(e, now);
+    json_decref(row);
+    json_decref(pend);
+    return tr_txn_end(e, err);
+}
+
+typedef struct {
+    tr_engine_t *e;
+    const char *base;
+    const params_t *f;
+    long priority;
+    expr_t *expr;
+    int64_t now;
+} tlist_t;
+
+/* Tasks list filters that SQL does not apply. */
+static bool task_pred(void *ctx, const json_t *row)
+{
+    tlist_t *c = ctx;
+    const char *v;
+    if (c->priority >= 0 && c->priority != row_int(row, "priority"))
+        return false;
+    if ((v = params_get(c->f, "WorkflowSid")) &&
+        (!row_str(row, "workflow_sid") || strcmp(v, row_str(row, "workflow_sid"))))
+        return false;
+    if ((v = params_get(c->f, "WorkflowName")) &&
+        (!row_str(row, "workflow_name") || strcmp(v, row_str(row, "workflow_name"))))
+        return false;
+    if ((v = params_get(c->f, "TaskQueueSid")) &&
+        (!row_str(row, "queue_sid") || strcmp(v, row_str(row, "queue_sid"))))
+        return false;
+    if ((v = params_get(c->f, "TaskQueueName")) &&
+        (!row_str(row, "queue_name") || strcmp(v, row_str(row, "queue_name"))))
+        return false;
+    if ((v = params_get(c->f, "TaskChannel")) && strcmp(v, row_str(row, "channel")))
+        return false;
+    if (!c->expr)
+        return true;
+    json_t *attrs = tr_parse_attributes(row_str(row, "attributes"));
+    bool ok = expr_eval(c->expr, &(expr_ctx_t){.subject = attrs, .task = attrs});
+    json_decref(attrs);
+    return ok;
+}
+
+/* Renders a task row (tr_list). */
+static json_t *task_render(void *ctx, const json_t *row)
+{
+    tlist_t *c = ctx;
+    return tr_json_task(c->e, row, c->base, c->now);
+}
+
+/* Appends "AND t.status IN ('a','b')" for the validated statuses to sql. */
+static tassa_err status_clause(char *sql, size_t len, const char *const *statuses, size_t n,
+                               errmsg_t *em)
+{
+    if (n == 0)
+        return TASSA_OK;
+    strncat(sql, " AND t.status IN (", len - strlen(sql) - 1);
+    for (size_t i = 0; i < n; i++) {
+        if (!valid_status(statuses[i]))
+            return err_set(em, TASSA_EINVAL,
+                           "AssignmentStatus must be pending, reserved, assigned, canceled,"
+                           " completed or wrapping, not %.32s",
+                           statuses[i]);
+        strncat(sql, i ? ",'" : "'", len - strlen(sql) - 1);
+        strncat(sql, statuses[i], len - strlen(sql) - 1);
+        strncat(sql, "'", len - strlen(sql) - 1);
+    }
+    strncat(sql, ")", len - strlen(sql) - 1);
+    return TASSA_OK;
+}
+
+/* Turns Ordering ("Priority:desc,DateCreated:asc") into an ORDER BY list. */
+static tassa_err ordering(const char *v, char *out, size_t len, errmsg_t *em)
+{
+    char buf[128];
+    bool date = false, vst = false;
+    out[0] = '\0';
+    if (!v || !*v) {
+        snprintf(out, len, "t.seq");
+        return TASSA_OK;
+    }
+    if (strlen(v) >= sizeof buf)
+        return err_set(em, TASSA_EINVAL, "Ordering is too long");
+    snprintf(buf, sizeof buf, "%s", v);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+        const char *dir = colon ? colon + 1 : "asc";
+        if (colon)
+            *colon = '\0';
+        const char *col;
+        if (!strcmp(tok, "DateCreated")) {
+            col = "t.date_created";
+            date = true;
+        } else if (!strcmp(tok, "VirtualStartTime")) {
+            col = "t.date_created";
+            vst = true;
+        } else if (!strcmp(tok, "Priority")) {
+            col = "t.priority";
+        } else {
+            return err_set(em, TASSA_EINVAL,
+                           "Ordering attribute must be DateCreated, Priority or VirtualStartTime");
+        }
+        if (strcmp(dir, "asc") && strcmp(dir, "desc"))
+            return err_set(em, TASSA_EINVAL, "Ordering order must be asc or desc");
+        size_t l = strlen(out);
+        snprintf(out + l, len - l, "%s%s %s", l ? ", " : "", col, dir);
+    }
+    if (date && vst)
+        return err_set(em, TASSA_EINVAL,
+                       "Ordering cannot combine DateCreated with VirtualStartTime");
+    size_t l = strlen(out);
+    snprintf(out + l, len - l, "%st.seq", l ? ", " : "");
+    return TASSA_OK;
+}
+
+tassa_err tr_task_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
+                       const char *base_url, json_t **items, bool *more, errmsg_t *em)
+{
+    tlist_t c = {e, base_url, filter, -1, NULL, store_now_ms()};
+    const char *statuses[16];
+    size_t n = params_count(filter, "AssignmentStatus");
+    char sql[1024], order[256];
+    tassa_err err = TASSA_OK;
+    *items = NULL;
+    if (n > 16)
+        return err_set(em, TASSA_EINVAL, "Too many AssignmentStatus values");
+    for (size_t i = 0; i < n; i++)
+        statuses[i] = params_get_nth(filter, "AssignmentStatus", i);
+    snprintf(sql, sizeof sql, "%s WHERE 1", TR_TASK_SELECT);
+    err = status_clause(sql, sizeof sql, statuses, n, em);
+    if (!err)
+        err = tr_read_long(filter, "Priority", 0, 2147483647L, &c.priority, em);
+    if (!err)
+        err = ordering(params_get(filter, "Ordering"), order, sizeof order, em);
+    const char *x = params_get(filter, "EvaluateTaskAttributes");
+    errmsg_t xm = {{0}};
+    if (!err && x && !(c.expr = expr_parse(x, &xm)))
+        err = err_set(em, TASSA_EEXPR, "EvaluateTaskAttributes: %s", xm.text);
+    if (!err) {
+        size_t l = strlen(sql);
+        snprintf(sql + l, sizeof sql - l, " ORDER BY %s", order);
+        err = tr_list(e, task_pred, task_render, &c, offset, limit, items, more, sql, NULL);
+    }
+    expr_free(c.expr);
+    return err;
+}
+
+tassa_err tr_tasks_json(tr_engine_t *e, const char *const *statuses, size_t n_statuses,
+                        const char *base_url, json_t **array)
+{
+    tlist_t c = {e, base_url, NULL, -1, NULL, store_now_ms()};
+    char sql[1024];
+    bool more;
+    *array = NULL;
+    snprintf(sql, sizeof sql, "%s WHERE 1", TR_TASK_SELECT);
+    tassa_err err = status_clause(sql, sizeof sql, statuses, n_statuses, NULL);
+    if (err)
+        return err;
+    strncat(sql,
+            " ORDER BY t.priority DESC, CASE WHEN q.task_order = 'LIFO' THEN -t.queue_entered_ms"
+            " ELSE t.queue_entered_ms END, t.seq",
+            sizeof sql - strlen(sql) - 1);
+    return tr_list(e, NULL, task_render, &c, 0, TR_MAX_TASKS + 1L, array, &more, sql, NULL);
+}

@@ -1,0 +1,64 @@
+/* timers.c - the deadlines of the model: reservation timeouts, workflow target timeouts and
+ * task TTLs, all stored as columns so that they survive a restart. */
+#include "engine/taskrouter/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Applies the single most overdue deadline, if any. *applied tells whether one was. */
+static tassa_err apply_one(tr_engine_t *e, int64_t now, bool *applied)
+{
+    json_t *row;
+    tassa_err err = TASSA_OK;
+    *applied = true;
+    if ((row = db_one(e->store,
+                      "SELECT sid FROM tr_reservations WHERE deadline <= ? AND"
+                      " status = 'pending' ORDER BY deadline LIMIT 1",
+                      "i", now))) {
+        err = tr_reservation_end_locked(e, row_str(row, "sid"), "timeout", now);
+    } else if ((row = db_one(e->store,
+                             "SELECT sid FROM tr_tasks WHERE ttl_deadline <= ? AND"
+                             " status IN ('pending', 'reserved') ORDER BY ttl_deadline LIMIT 1",
+                             "i", now))) {
+        err = tr_task_cancel_locked(e, row_str(row, "sid"), "Task TTL Exceeded", now);
+    } else if ((row = db_one(e->store,
+                             "SELECT sid FROM tr_tasks WHERE target_deadline <= ? AND"
+                             " status = 'pending' ORDER BY target_deadline LIMIT 1",
+                             "i", now))) {
+        err = tr_task_target_timeout_locked(e, row_str(row, "sid"), now);
+    } else {
+        *applied = false;
+    }
+    json_decref(row);
+    return err;
+}
+
+tassa_err tr_timers_apply_locked(tr_engine_t *e, int64_t now, int64_t *next)
+{
+    tassa_err err = TASSA_OK;
+    bool any = false, applied = true;
+    /* A bounded batch per transaction keeps the lock short; the rest comes next round. */
+    for (int i = 0; !err && applied && i < 500; i++) {
+        err = apply_one(e, now, &applied);
+        any |= applied;
+    }
+    if (!err && any)
+        err = tr_match_locked(e, now);
+    if (err)
+        return err;
+    int64_t n = INT64_MAX, v;
+    v = db_int(e->store, INT64_MAX,
+               "SELECT min(deadline) FROM tr_reservations WHERE status = 'pending'", NULL);
+    n = v < n ? v : n;
+    v = db_int(e->store, INT64_MAX,
+               "SELECT min(ttl_deadline) FROM tr_tasks WHERE status IN ('pending', 'reserved')",
+               NULL);
+    n = v < n ? v : n;
+    v = db_int(e->store, INT64_MAX,
+               "SELECT min(target_deadline) FROM tr_tasks WHERE status = 'pending'", NULL);
+    n = v < n ? v : n;
+    if (applied) /* the batch was cut short: come back at once */
+        n = now;
+    *next = n;
+    return TASSA_OK;
+}

@@ -1,0 +1,329 @@
+/* workers.c - workers: create, update (activity, attributes, name), delete, list, and the
+ * activity change every part of the lifecycle goes through. */
+#include "engine/taskrouter/internal.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "engine/taskrouter/model.h"
+
+tassa_err tr_worker_move_locked(tr_engine_t *e, const char *worker_sid, const char *activity_sid,
+                                bool rescind, int64_t now)
+{
+    json_t *old = tr_load_worker(e, worker_sid);
+    json_t *act = tr_load_activity(e, activity_sid);
+    json_t *cur = NULL, *pending = NULL;
+    tassa_err err = TASSA_ESTORE;
+    if (!old || !act)
+        goto out;
+    err = TASSA_OK;
+    if (!strcmp(row_str(old, "activity_sid"), activity_sid))
+        goto out;
+    bool was = row_int(old, "available"), is = row_int(act, "available");
+    err = db_exec(e->store,
+                  "UPDATE tr_workers SET activity_sid = ?, date_status_changed = ?,"
+                  " date_updated = ?, idle_since = CASE WHEN ? THEN ? ELSE idle_since END"
+                  " WHERE sid = ?",
+                  "siidis", activity_sid, now, now, (int)(is && !was), now, worker_sid);
+    cur = err ? NULL : tr_load_worker(e, worker_sid);
+    if (!err) {
+        int64_t in_prev = now - row_int(old, "date_status_changed");
+        json_t *ev = ev_new(e, "worker.activity.update", "Worker", worker_sid, NULL, now);
+        ev_worker(ev, cur);
+        ev_set(ev, "WorkerPreviousActivitySid", "%s", row_str(old, "activity_sid"));
+        ev_set(ev, "WorkerPreviousActivityName", "%s",
+               row_str(old, "activity_name") ? row_str(old, "activity_name") : "");
+        ev_set(ev, "WorkerTimeInPreviousActivity", "%lld", (long long)(in_prev / 1000));
+        ev_set(ev, "WorkerTimeInPreviousActivityMs", "%lld", (long long)in_prev);
+        err = ev_emit(e, ev, -1);
+    }
+    if (!err && !is && rescind) {
+        pending = db_all(e->store,
+                         "SELECT sid FROM tr_reservations WHERE worker_sid = ? AND"
+                         " status = 'pending'",
+                         "s", worker_sid);
+        for (size_t i = 0; !err && i < json_array_size(pending); i++)
+            err = tr_reservation_end_locked(e, row_str(json_array_get(pending, i), "sid"),
+                                            "rescinded", now);
+    }
+out:
+    json_decref(old);
+    json_decref(act);
+    json_decref(cur);
+    json_decref(pending);
+    return err;
+}
+
+/* Records worker.<what> with the worker's current fields. */
+static tassa_err worker_event(tr_engine_t *e, const char *type, const char *sid, int64_t now)
+{
+    json_t *w = tr_load_worker(e, sid);
+    if (!w)
+        return TASSA_ESTORE;
+    json_t *ev = ev_new(e, type, "Worker", sid, NULL, now);
+    ev_worker(ev, w);
+    json_decref(w);
+    return ev_emit(e, ev, -1);
+}
+
+/* Renders the worker sid with the lock held into *out (when out is not NULL). */
+static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
+{
+    if (!out)
+        return TASSA_OK;
+    json_t *row = tr_load_worker(e, sid);
+    *out = row ? tr_json_worker(e, row, base_url) : NULL;
+    json_decref(row);
+    return *out ? TASSA_OK : TASSA_ENOMEM;
+}
+
+/* Ends a write transaction and drops the answer when it failed. */
+static tassa_err finish(tr_engine_t *e, tassa_err err, json_t **out)
+{
+    err = tr_txn_end(e, err);
+    if (err && out) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_url,
+                           json_t **out, errmsg_t *em)
+{
+    const char *name = params_get(p, "FriendlyName");
+    const char *attrs = params_get(p, "Attributes");
+    const char *act = params_get_nonempty(p, "ActivitySid");
+    char sid[SID_LEN + 1];
+    json_t *ws = NULL;
+    if (out)
+        *out = NULL;
+    if (!attrs || !*attrs)
+        attrs = "{}";
+    tassa_err err = tr_check_name(name, "FriendlyName", em);
+    if (!err)
+        err = tr_check_attributes(attrs, "Attributes", em);
+    if (!err)
+        err = sid_new("WK", sid);
+    if (err)
+        return err;
+    int64_t now = store_now_ms();
+    err = tr_txn_begin(e);
+    if (err)
+        return err;
+    ws = tr_load_workspace(e);
+    if (!act)
+        act = row_str(ws, "default_activity_sid");
+    if (db_int(e->store, 0, "SELECT count(*) FROM tr_workers", NULL) >= TR_MAX_WORKERS)
+        err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d workers", TR_MAX_WORKERS);
+    else if (db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE friendly_name = ?", "s",
+                    name) == 1)
+        err = err_set(em, TASSA_ECONFLICT, "A Worker named '%s' already exists", name);
+    else if (!act ||
+             db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE sid = ?", "s", act) != 1)
+        err = err_set(em, TASSA_EINVAL, "ActivitySid %.64s is not an activity of this workspace",
+                      act ? act : "");
+    if (!err)
+        err = db_exec(e->store,
+                      "INSERT INTO tr_workers (sid, friendly_name, attributes, activity_sid,"
+                      " date_created, date_updated, date_status_changed, idle_since)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      "ssssiiii", sid, name, attrs, act, now, now, now, now);
+    if (!err)
+        err = worker_event(e, "worker.created", sid, now);
+    if (!err)
+        err = tr_match_locked(e, now);
+    if (!err)
+        err = render(e, sid, base_url, out);
+    json_decref(ws);
+    return finish(e, err, out);
+}
+
+tassa_err tr_worker_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
+                          errmsg_t *em)
+{
+    *out = NULL;
+    store_lock(e->store);
+    json_t *row = tr_load_worker(e, sid);
+    store_unlock(e->store);
+    if (!row)
+        return tr_not_found(e, em, "Workers", sid);
+    *out = tr_json_worker(e, row, base_url);
+    json_decref(row);
+    return *out ? TASSA_OK : TASSA_ENOMEM;
+}
+
+tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p,
+                           const char *base_url, json_t **out, errmsg_t *em)
+{
+    const char *name = params_get(p, "FriendlyName");
+    const char *attrs = params_get(p, "Attributes");
+    const char *act = params_get_nonempty(p, "ActivitySid");
+    int reject = 0;
+    if (out)
+        *out = NULL;
+    tassa_err err = name ? tr_check_name(name, "FriendlyName", em) : TASSA_OK;
+    if (!err && attrs)
+        err = tr_check_attributes(attrs, "Attributes", em);
+    if (!err)
+        err = tr_read_bool(p, "RejectPendingReservations", &reject, em);
+    if (err)
+        return err;
+    int64_t now = store_now_ms();
+    err = tr_txn_begin(e);
+    if (err)
+        return err;
+    json_t *row = tr_load_worker(e, sid);
+    if (!row)
+        err = tr_not_found(e, em, "Workers", sid);
+    else if (name && db_int(e->store, 0,
+                            "SELECT 1 FROM tr_workers WHERE friendly_name = ? AND sid != ?", "ss",
+                            name, sid) == 1)
+        err = err_set(em, TASSA_ECONFLICT, "A Worker named '%s' already exists", name);
+    else if (act && db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE sid = ?", "s", act) != 1)
+        err = err_set(em, TASSA_EINVAL, "ActivitySid %.64s is not an activity of this workspace",
+                      act);
+    if (!err && name)
+        err = db_exec(e->store,
+                      "UPDATE tr_workers SET friendly_name = ?, date_updated = ? WHERE sid = ?",
+                      "sis", name, now, sid);
+    if (!err && attrs && strcmp(attrs, row_str(row, "attributes"))) {
+        err = db_exec(e->store,
+                      "UPDATE tr_workers SET attributes = ?, date_updated = ? WHERE sid = ?",
+                      "sis", attrs, now, sid);
+        if (!err)
+            err = worker_event(e, "worker.attributes.update", sid, now);
+    }
+    if (!err && reject) {
+        json_t *pend = db_all(e->store,
+                              "SELECT sid FROM tr_reservations WHERE worker_sid = ? AND"
+                              " status = 'pending'",
+                              "s", sid);
+        for (size_t i = 0; !err && i < json_array_size(pend); i++)
+            err = tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"),
+                                            "rejected", now);
+        json_decref(pend);
+    }
+    if (!err && act)
+        err = tr_worker_move_locked(e, sid, act, true, now);
+    if (!err)
+        err = tr_match_locked(e, now);
+    if (!err)
+        err = render(e, sid, base_url, out);
+    json_decref(row);
+    return finish(e, err, out);
+}
+
+tassa_err tr_worker_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
+{
+    int64_t now = store_now_ms();
+    tassa_err err = tr_txn_begin(e);
+    if (err)
+        return err;
+    json_t *row = tr_load_worker(e, sid);
+    json_t *pend = NULL;
+    if (!row)
+        err = tr_not_found(e, em, "Workers", sid);
+    else if (db_int(e->store, 0,
+                    "SELECT 1 FROM tr_reservations WHERE worker_sid = ? AND"
+                    " status IN ('accepted', 'wrapping') LIMIT 1",
+                    "s", sid) == 1)
+        err = err_set(em, TASSA_ECONFLICT, "Worker %s has active tasks; complete them first",
+                      sid);
+    if (!err)
+        pend = db_all(e->store,
+                      "SELECT sid FROM tr_reservations WHERE worker_sid = ? AND status = 'pending'",
+                      "s", sid);
+    for (size_t i = 0; !err && i < json_array_size(pend); i++)
+        err = tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "rescinded",
+                                        now);
+    if (!err)
+        err = worker_event(e, "worker.deleted", sid, now);
+    if (!err)
+        err = db_exec(e->store, "DELETE FROM tr_workers WHERE sid = ?", "s", sid);
+    if (!err)
+        err = tr_match_locked(e, now);
+    json_decref(row);
+    json_decref(pend);
+    return tr_txn_end(e, err);
+}
+
+typedef struct {
+    tr_engine_t *e;
+    const char *base;
+    const params_t *f;
+    int available;
+    expr_t *target; /* TargetWorkersExpression */
+    expr_t *queue;  /* TargetWorkers of TaskQueueSid / TaskQueueName */
+} wlist_t;
+
+/* Workers list filters. */
+static bool worker_pred(void *ctx, const json_t *row)
+{
+    wlist_t *c = ctx;
+    const char *v;
+    const char *act = row_str(row, "activity_name");
+    if ((v = params_get(c->f, "ActivityName")) && strcmp(v, act ? act : ""))
+        return false;
+    if ((v = params_get(c->f, "ActivitySid")) && strcmp(v, row_str(row, "activity_sid")))
+        return false;
+    if ((v = params_get(c->f, "FriendlyName")) && strcmp(v, row_str(row, "friendly_name")))
+        return false;
+    if (c->available >= 0 && c->available != (int)row_int(row, "available"))
+        return false;
+    if (!c->target && !c->queue)
+        return true;
+    json_t *subject = tr_worker_subject(row);
+    bool ok = (!c->target || expr_eval(c->target, &(expr_ctx_t){.subject = subject})) &&
+              (!c->queue || tr_worker_in_queue(subject, c->queue));
+    json_decref(subject);
+    return ok;
+}
+
+/* Renders a worker row (tr_list). */
+static json_t *worker_render(void *ctx, const json_t *row)
+{
+    wlist_t *c = ctx;
+    return tr_json_worker(c->e, row, c->base);
+}
+
+tassa_err tr_worker_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
+                         const char *base_url, json_t **items, bool *more, errmsg_t *em)
+{
+    wlist_t c = {e, base_url, filter, -1, NULL, NULL};
+    const char *v;
+    tassa_err err = TASSA_OK;
+    *items = NULL;
+    if ((v = params_get(filter, "Available"))) /* Twilio: true, 1 or yes; else not available */
+        c.available = !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes");
+    errmsg_t xm = {{0}};
+    if ((v = params_get(filter, "TargetWorkersExpression")) && !(c.target = expr_parse(v, &xm)))
+        err = err_set(em, TASSA_EEXPR, "TargetWorkersExpression: %s", xm.text);
+    const char *qsid = params_get(filter, "TaskQueueSid");
+    const char *qname = params_get(filter, "TaskQueueName");
+    if (!err && (qsid || qname)) {
+        store_lock(e->store);
+        json_t *q = db_one(e->store,
+                           "SELECT target_workers FROM tr_queues WHERE sid = ? OR"
+                           " (? IS NOT NULL AND friendly_name = ?)",
+                           "sss", qsid ? qsid : "", qname, qname);
+        store_unlock(e->store);
+        if (!q)
+            err = err_set(em, TASSA_EINVAL, "TaskQueue %.64s not found", qsid ? qsid : qname);
+        else if (!(c.queue = expr_parse(row_str(q, "target_workers"), em)))
+            err = TASSA_EEXPR;
+        json_decref(q);
+    }
+    if (!err)
+        err = tr_list(e, worker_pred, worker_render, &c, offset, limit, items, more,
+                      TR_WORKER_SELECT "ORDER BY w.seq", NULL);
+    expr_free(c.target);
+    expr_free(c.queue);
+    return err;
+}
+
+tassa_err tr_workers_json(tr_engine_t *e, const char *base_url, json_t **array)
+{
+    bool more;
+    return tr_worker_list(e, NULL, 0, TR_MAX_WORKERS + 1L, base_url, array, &more, NULL);
+}

@@ -1,0 +1,32 @@
+/* event_sink.c - engine events to the router function and to EventCallbackUrl. */
+#include "event_sink.h"
+
+#include <stdlib.h>
+
+#include "engine/callback_outbox.h"
+#include "engine/taskrouter/engine.h"
+#include "functions/router.h"
+#include "log.h"
+
+void event_sink_deliver(void *ctx, const params_t *event)
+{
+    app_t *app = ctx;
+    const char *type = params_get(event, "EventType");
+    errmsg_t em = {{0}};
+    json_t *result = NULL;
+    tassa_err err = router_dispatch(app, event, &result, &em);
+    if (err)
+        log_warn("event=router_failed type=%s sid=%s err=\"%s\"", type ? type : "?",
+                 params_get(event, "Sid") ? params_get(event, "Sid") : "?", err_text(&em, err));
+    json_decref(result);
+    if (!app->outbox || !type)
+        return;
+    char *url = NULL, *filter = NULL;
+    if (tr_workspace_callback(app->tr, &url, &filter) == TASSA_OK && url && *url &&
+        outbox_filter_match(filter, type)) {
+        if (outbox_enqueue(app->outbox, url, event))
+            log_error("event=callback_not_stored type=%s", type);
+    }
+    free(url);
+    free(filter);
+}

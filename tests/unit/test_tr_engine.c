@@ -1,0 +1,733 @@
+/* test_tr_engine.c - unit tests of the embedded TaskRouter engine (engine/taskrouter) on a
+ * real temporary SQLite file: routing, matching order, the reservation lifecycle, timers,
+ * restart recovery and the recorded events. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/taskrouter/engine.h"
+#include "engine/taskrouter/model.h"
+#include "engine/taskrouter/stats.h"
+#include "log.h"
+
+#define ACCOUNT "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+/* The recording sink: every delivered event as a JSON object of its parameters. */
+typedef struct {
+    pthread_mutex_t mu;
+    json_t *events;
+} sink_t;
+
+typedef struct {
+    char dir[64], path[96];
+    store_t *store;
+    tr_engine_t *e;
+    sink_t sink;
+    char offline[40], available[40], unavailable[40], in_call[40];
+} fx_t;
+
+static void record(void *ctx, const params_t *p)
+{
+    sink_t *s = ctx;
+    json_t *o = json_object();
+    for (size_t i = 0; i < p->len; i++)
+        json_object_set_new(o, p->items[i].key, json_string(p->items[i].value));
+    pthread_mutex_lock(&s->mu);
+    json_array_append_new(s->events, o);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Builds params from key, value, ..., NULL. */
+static params_t *P(const char *k, ...)
+{
+    params_t *p = params_new();
+    va_list ap;
+    va_start(ap, k);
+    for (const char *key = k; key; key = va_arg(ap, const char *)) {
+        const char *v = va_arg(ap, const char *);
+        assert_int_equal(params_add(p, key, strlen(key), v, strlen(v), NULL), TASSA_OK);
+    }
+    va_end(ap);
+    return p;
+}
+
+/* Runs a create/update call taking params, asserting success, and returns the sid. */
+typedef tassa_err (*create_fn)(tr_engine_t *, const params_t *, const char *, json_t **,
+                               errmsg_t *);
+static void create(tr_engine_t *e, create_fn fn, params_t *p, char sid[40])
+{
+    json_t *out = NULL;
+    errmsg_t em = {{0}};
+    tassa_err err = fn(e, p, "http://x", &out, &em);
+    if (err)
+        fail_msg("create failed: %s", err_text(&em, err));
+    snprintf(sid, 40, "%s", json_string_value(json_object_get(out, "sid")));
+    json_decref(out);
+    params_free(p);
+}
+
+/* Looks up an activity sid by name. */
+static void activity(tr_engine_t *e, const char *name, char sid[40])
+{
+    json_t *items;
+    bool more;
+    params_t *f = P("FriendlyName", name, NULL);
+    assert_int_equal(tr_activity_list(e, f, 0, 50, "", &items, &more, NULL), TASSA_OK);
+    assert_int_equal(json_array_size(items), 1);
+    snprintf(sid, 40, "%s", json_string_value(json_object_get(json_array_get(items, 0), "sid")));
+    json_decref(items);
+    params_free(f);
+}
+
+static void open_engine(fx_t *f, bool start)
+{
+    errmsg_t em = {{0}};
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    f->e = tr_engine_new(f->store, ACCOUNT, &em);
+    if (!f->e)
+        fail_msg("engine: %s", em.text);
+    tr_engine_set_event_sink(f->e, record, &f->sink);
+    if (start)
+        assert_int_equal(tr_engine_start(f->e), TASSA_OK);
+    activity(f->e, "Offline", f->offline);
+    activity(f->e, "Available", f->available);
+    activity(f->e, "Unavailable", f->unavailable);
+    activity(f->e, "in-call", f->in_call);
+}
+
+static void close_engine(fx_t *f)
+{
+    tr_engine_free(f->e);
+    store_close(f->store);
+    f->e = NULL;
+    f->store = NULL;
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_tr_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/tassa.db", f->dir);
+    pthread_mutex_init(&f->sink.mu, NULL);
+    f->sink.events = json_array();
+    open_engine(f, true);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    char cmd[128];
+    close_engine(f);
+    json_decref(f->sink.events);
+    pthread_mutex_destroy(&f->sink.mu);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Helpers over the model ------------------------------------------------------------------ */
+
+static void queue(fx_t *f, const char *name, const char *target, char sid[40])
+{
+    create(f->e, tr_queue_create, P("FriendlyName", name, "TargetWorkers", target, NULL), sid);
+}
+
+static void workflow(fx_t *f, const char *conf, const char *timeout, char sid[40])
+{
+    create(f->e, tr_workflow_create,
+           P("FriendlyName", "wf", "Configuration", conf, "TaskReservationTimeout", timeout,
+             NULL),
+           sid);
+}
+
+/* A workflow sending everything to queue q. */
+static void simple_workflow(fx_t *f, const char *q, const char *timeout, char sid[40])
+{
+    char conf[256];
+    snprintf(conf, sizeof conf, "{\"task_routing\":{\"default_filter\":{\"queue\":\"%s\"}}}", q);
+    workflow(f, conf, timeout, sid);
+}
+
+static void worker(fx_t *f, const char *name, const char *attrs, const char *act, char sid[40])
+{
+    create(f->e, tr_worker_create,
+           P("FriendlyName", name, "Attributes", attrs, "ActivitySid", act, NULL), sid);
+}
+
+static void set_activity(fx_t *f, const char *worker_sid, const char *act)
+{
+    params_t *p = P("ActivitySid", act, NULL);
+    errmsg_t em = {{0}};
+    tassa_err err = tr_worker_update(f->e, worker_sid, p, "", NULL, &em);
+    if (err)
+        fail_msg("worker update: %s", err_text(&em, err));
+    params_free(p);
+}
+
+static void task(fx_t *f, const char *attrs, const char *priority, char sid[40])
+{
+    create(f->e, tr_task_create, P("Attributes", attrs, "Priority", priority, NULL), sid);
+}
+
+/* A string field of the task. */
+static char *task_field(fx_t *f, const char *sid, const char *field)
+{
+    static char buf[4][256];
+    static int n;
+    json_t *t = NULL;
+    assert_int_equal(tr_task_fetch(f->e, sid, "http://x", &t, NULL), TASSA_OK);
+    char *b = buf[n++ % 4];
+    json_t *v = json_object_get(t, field);
+    if (json_is_string(v))
+        snprintf(b, 256, "%s", json_string_value(v));
+    else if (json_is_integer(v))
+        snprintf(b, 256, "%lld", (long long)json_integer_value(v));
+    else
+        snprintf(b, 256, "null");
+    json_decref(t);
+    return b;
+}
+
+/* The reservations of task as a new array. */
+static json_t *reservations(fx_t *f, const char *task_sid)
+{
+    json_t *items;
+    bool more;
+    assert_int_equal(tr_reservation_list(f->e, task_sid, NULL, NULL, 0, 100, "", &items, &more,
+                                         NULL),
+                     TASSA_OK);
+    return items;
+}
+
+/* The n-th (0-based; -1 = last) reservation's field of a task. */
+static char *res_field(fx_t *f, const char *task_sid, int n, const char *field)
+{
+    static char buf[4][64];
+    static int k;
+    json_t *items = reservations(f, task_sid);
+    if (n < 0)
+        n = (int)json_array_size(items) + n;
+    char *b = buf[k++ % 4];
+    json_t *r = json_array_get(items, (size_t)n);
+    snprintf(b, 64, "%s", r ? json_string_value(json_object_get(r, field)) : "none");
+    json_decref(items);
+    return b;
+}
+
+static void res_update(fx_t *f, const char *task_sid, const char *res_sid, params_t *p)
+{
+    errmsg_t em = {{0}};
+    tassa_err err = tr_reservation_update(f->e, task_sid, NULL, res_sid, p, "", NULL, &em);
+    if (err)
+        fail_msg("reservation update: %s", err_text(&em, err));
+    params_free(p);
+}
+
+static void task_update(fx_t *f, const char *task_sid, params_t *p)
+{
+    errmsg_t em = {{0}};
+    tassa_err err = tr_task_update(f->e, task_sid, p, "", NULL, &em);
+    if (err)
+        fail_msg("task update: %s", err_text(&em, err));
+    params_free(p);
+}
+
+static char *worker_activity(fx_t *f, const char *sid)
+{
+    static char buf[64];
+    json_t *w = NULL;
+    assert_int_equal(tr_worker_fetch(f->e, sid, "", &w, NULL), TASSA_OK);
+    snprintf(buf, sizeof buf, "%s", json_string_value(json_object_get(w, "activity_name")));
+    json_decref(w);
+    return buf;
+}
+
+/* Waits up to ms for the sink to hold an event of type for resource sid (any when NULL). */
+static json_t *wait_event(fx_t *f, const char *type, const char *key, const char *value, int ms)
+{
+    for (int waited = 0; waited <= ms; waited += 20) {
+        pthread_mutex_lock(&f->sink.mu);
+        json_t *found = NULL;
+        for (size_t i = 0; i < json_array_size(f->sink.events); i++) {
+            json_t *ev = json_array_get(f->sink.events, i);
+            if (strcmp(json_string_value(json_object_get(ev, "EventType")), type))
+                continue;
+            const char *have = key ? json_string_value(json_object_get(ev, key)) : NULL;
+            if (!key || (have && !strcmp(have, value))) {
+                found = json_incref(ev);
+                break;
+            }
+        }
+        pthread_mutex_unlock(&f->sink.mu);
+        if (found)
+            return found;
+        usleep(20000);
+    }
+    return NULL;
+}
+
+/* Tests ----------------------------------------------------------------------------------- */
+
+/* Higher priority first, then the oldest. */
+static void test_priority_and_age(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t1[40], t2[40], t3[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->offline, w);
+    task(f, "{\"n\":1}", "0", t1);
+    task(f, "{\"n\":2}", "5", t2);
+    task(f, "{\"n\":3}", "5", t3);
+    assert_string_equal(task_field(f, t1, "assignment_status"), "pending");
+    assert_string_equal(task_field(f, t2, "priority"), "5");
+    set_activity(f, w, f->available);
+    assert_string_equal(task_field(f, t2, "assignment_status"), "reserved");
+    assert_string_equal(task_field(f, t1, "assignment_status"), "pending");
+    assert_string_equal(task_field(f, t3, "assignment_status"), "pending");
+    /* The queue order the back end sees. */
+    json_t *arr;
+    const char *pending[] = {"pending", "reserved"};
+    assert_int_equal(tr_tasks_json(f->e, pending, 2, "", &arr), TASSA_OK);
+    assert_int_equal(json_array_size(arr), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "sid")), t2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 1), "sid")), t3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 2), "sid")), t1);
+    json_decref(arr);
+    res_update(f, t2, res_field(f, t2, 0, "sid"), P("ReservationStatus", "accepted", NULL));
+    task_update(f, t2, P("AssignmentStatus", "completed", "Reason", "done", NULL));
+    assert_string_equal(task_field(f, t3, "assignment_status"), "reserved");
+    assert_string_equal(task_field(f, t1, "assignment_status"), "pending");
+    res_update(f, t3, res_field(f, t3, 0, "sid"), P("ReservationStatus", "accepted", NULL));
+    task_update(f, t3, P("AssignmentStatus", "completed", NULL));
+    assert_string_equal(task_field(f, t1, "assignment_status"), "reserved");
+}
+
+/* Workflow filters route by attributes; the queue's TargetWorkers picks who may take it. */
+static void test_skills_routing(void **state)
+{
+    fx_t *f = *state;
+    char general[40], loans[40], wf[40], bob[40], alice[40], t[40], t2[40], conf[512];
+    queue(f, "General", "skills HAS 'general'", general);
+    queue(f, "Loans", "skills HAS 'loans'", loans);
+    snprintf(conf, sizeof conf,
+             "{\"task_routing\":{\"filters\":[{\"filter_friendly_name\":\"L\",\"expression\":"
+             "\"type == 'loan'\",\"targets\":[{\"queue\":\"%s\",\"priority\":7}]}],"
+             "\"default_filter\":{\"queue\":\"%s\"}}}",
+             loans, general);
+    workflow(f, conf, "120", wf);
+    worker(f, "Bob", "{\"skills\":[\"general\"]}", f->available, bob);
+    worker(f, "Alice", "{\"skills\":[\"general\",\"loans\"]}", f->offline, alice);
+    task(f, "{\"type\":\"loan\"}", "1", t);
+    assert_string_equal(task_field(f, t, "task_queue_sid"), loans);
+    assert_string_equal(task_field(f, t, "task_queue_friendly_name"), "Loans");
+    assert_string_equal(task_field(f, t, "priority"), "7"); /* the target's override */
+    assert_string_equal(task_field(f, t, "assignment_status"), "pending"); /* Bob can't */
+    set_activity(f, alice, f->available);
+    assert_string_equal(task_field(f, t, "assignment_status"), "reserved");
+    assert_string_equal(res_field(f, t, 0, "worker_sid"), alice);
+    task(f, "{\"type\":\"other\"}", "1", t2);
+    assert_string_equal(task_field(f, t2, "task_queue_sid"), general);
+    assert_string_equal(res_field(f, t2, 0, "worker_sid"), bob);
+    /* The queue statistics see both workers as eligible for General. */
+    json_t *rt, *cum;
+    assert_int_equal(tr_queue_stats_json(f->e, general, 15, "", &rt, &cum), TASSA_OK);
+    assert_int_equal(json_integer_value(json_object_get(rt, "total_eligible_workers")), 2);
+    assert_int_equal(json_integer_value(json_object_get(rt, "total_tasks")), 1);
+    assert_int_equal(json_integer_value(json_object_get(cum, "tasks_entered")), 1);
+    assert_int_equal(json_integer_value(json_object_get(cum, "reservations_created")), 1);
+    json_decref(rt);
+    json_decref(cum);
+}
+
+/* The longest-idle eligible worker gets the task; finishing a task resets idle time. */
+static void test_longest_idle(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w1[40], w2[40], t1[40], t2[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W1", "{}", f->offline, w1);
+    worker(f, "W2", "{}", f->offline, w2);
+    set_activity(f, w2, f->available);
+    usleep(5000);
+    set_activity(f, w1, f->available);
+    task(f, "{}", "0", t1);
+    assert_string_equal(res_field(f, t1, 0, "worker_sid"), w2);
+    res_update(f, t1, res_field(f, t1, 0, "sid"), P("ReservationStatus", "accepted", NULL));
+    task_update(f, t1, P("AssignmentStatus", "completed", NULL));
+    task(f, "{}", "0", t2);
+    assert_string_equal(res_field(f, t2, 0, "worker_sid"), w1);
+}
+
+/* A rejection moves the task to the next worker; the rejecting one is not offered it again. */
+static void test_reject(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w1[40], w2[40], t[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W1", "{}", f->available, w1);
+    usleep(2000);
+    worker(f, "W2", "{}", f->available, w2);
+    task(f, "{}", "0", t);
+    assert_string_equal(res_field(f, t, 0, "worker_sid"), w1);
+    res_update(f, t, res_field(f, t, 0, "sid"), P("ReservationStatus", "rejected", NULL));
+    assert_string_equal(res_field(f, t, 0, "reservation_status"), "rejected");
+    assert_string_equal(res_field(f, t, 1, "worker_sid"), w2);
+    assert_string_equal(res_field(f, t, 1, "reservation_status"), "pending");
+    res_update(f, t, res_field(f, t, 1, "sid"), P("ReservationStatus", "rejected", NULL));
+    json_t *r = reservations(f, t);
+    assert_int_equal(json_array_size(r), 2);
+    json_decref(r);
+    assert_string_equal(task_field(f, t, "assignment_status"), "pending");
+    /* Accepting a rejected reservation is a client error, not a crash. */
+    errmsg_t em = {{0}};
+    params_t *p = P("ReservationStatus", "accepted", NULL);
+    assert_int_equal(tr_reservation_update(f->e, t, NULL, res_field(f, t, 0, "sid"), p, "", NULL,
+                                           &em),
+                     TASSA_EINVAL);
+    params_free(p);
+}
+
+/* A reservation not answered in TaskReservationTimeout times out: the worker goes Offline
+ * and the task is offered to the next worker. */
+static void test_reservation_timeout(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w1[40], w2[40], t[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "1", wf);
+    worker(f, "W1", "{}", f->available, w1);
+    usleep(2000);
+    worker(f, "W2", "{}", f->available, w2);
+    task(f, "{}", "0", t);
+    assert_string_equal(res_field(f, t, 0, "worker_sid"), w1);
+    json_t *ev = wait_event(f, "reservation.timeout", "TaskSid", t, 3000);
+    assert_non_null(ev);
+    assert_string_equal(json_string_value(json_object_get(ev, "WorkerSid")), w1);
+    json_decref(ev);
+    assert_string_equal(res_field(f, t, 0, "reservation_status"), "timeout");
+    assert_string_equal(worker_activity(f, w1), "Offline");
+    assert_string_equal(res_field(f, t, 1, "worker_sid"), w2);
+    assert_string_equal(task_field(f, t, "assignment_status"), "reserved");
+}
+
+/* A target timeout moves the task to the next target; after the last one it is canceled. */
+static void test_target_timeout(void **state)
+{
+    fx_t *f = *state;
+    char q1[40], q2[40], wf[40], t[40], conf[512];
+    queue(f, "Q1", "skills HAS 'nobody'", q1);
+    queue(f, "Q2", "skills HAS 'nobody'", q2);
+    snprintf(conf, sizeof conf,
+             "{\"task_routing\":{\"filters\":[{\"expression\":\"1==1\",\"targets\":["
+             "{\"queue\":\"%s\",\"timeout\":1},{\"queue\":\"%s\",\"timeout\":\"1\"}]}],"
+             "\"default_filter\":{\"queue\":\"%s\"}}}",
+             q1, q2, q1);
+    workflow(f, conf, "120", wf);
+    task(f, "{}", "0", t);
+    assert_string_equal(task_field(f, t, "task_queue_sid"), q1);
+    json_t *ev = wait_event(f, "task-queue.moved", "TaskSid", t, 3000);
+    assert_non_null(ev);
+    assert_string_equal(json_string_value(json_object_get(ev, "TaskQueueSid")), q2);
+    json_decref(ev);
+    assert_string_equal(task_field(f, t, "task_queue_sid"), q2);
+    ev = wait_event(f, "task.canceled", "TaskSid", t, 3000);
+    assert_non_null(ev);
+    json_decref(ev);
+    ev = wait_event(f, "workflow.timeout", "TaskSid", t, 100);
+    assert_non_null(ev);
+    json_decref(ev);
+    assert_string_equal(task_field(f, t, "assignment_status"), "canceled");
+    assert_string_equal(task_field(f, t, "reason"), "Workflow Timeout");
+}
+
+/* Canceling a reserved task cancels its reservation and frees the worker. */
+static void test_cancel(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t1[40], t2[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->available, w);
+    task(f, "{}", "0", t1);
+    task(f, "{}", "0", t2);
+    assert_string_equal(task_field(f, t1, "assignment_status"), "reserved");
+    task_update(f, t1, P("AssignmentStatus", "canceled", "Reason", "caller hung up", NULL));
+    assert_string_equal(task_field(f, t1, "assignment_status"), "canceled");
+    assert_string_equal(task_field(f, t1, "reason"), "caller hung up");
+    assert_string_equal(res_field(f, t1, 0, "reservation_status"), "canceled");
+    assert_string_equal(task_field(f, t2, "assignment_status"), "reserved");
+    json_t *ev = wait_event(f, "task.canceled", "TaskSid", t1, 2000);
+    assert_non_null(ev);
+    assert_string_equal(json_string_value(json_object_get(ev, "TaskCanceledReason")),
+                        "caller hung up");
+    json_decref(ev);
+    /* A canceled task cannot be completed. */
+    errmsg_t em = {{0}};
+    params_t *p = P("AssignmentStatus", "completed", NULL);
+    assert_int_equal(tr_task_update(f->e, t1, p, "", NULL, &em), TASSA_EINVAL);
+    params_free(p);
+}
+
+/* accepted -> wrapping -> completed, with the queue's AssignmentActivitySid. */
+static void test_wrapup_complete(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t[40];
+    create(f->e, tr_queue_create,
+           P("FriendlyName", "Q", "AssignmentActivitySid", f->in_call, NULL), q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->available, w);
+    task(f, "{\"topic\":\"x\"}", "0", t);
+    char res[40];
+    snprintf(res, sizeof res, "%s", res_field(f, t, 0, "sid"));
+    res_update(f, t, res, P("ReservationStatus", "accepted", NULL));
+    assert_string_equal(task_field(f, t, "assignment_status"), "assigned");
+    assert_string_equal(worker_activity(f, w), "in-call");
+    res_update(f, t, res, P("ReservationStatus", "wrapping", NULL));
+    assert_string_equal(task_field(f, t, "assignment_status"), "wrapping");
+    assert_string_equal(res_field(f, t, 0, "reservation_status"), "wrapping");
+    res_update(f, t, res, P("ReservationStatus", "completed", "WorkerActivitySid", f->available,
+                            NULL));
+    assert_string_equal(task_field(f, t, "assignment_status"), "completed");
+    assert_string_equal(res_field(f, t, 0, "reservation_status"), "completed");
+    assert_string_equal(worker_activity(f, w), "Available");
+    static const char *const types[] = {"task.wrapup", "reservation.wrapup", "task.completed",
+                                        "reservation.completed"};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *ev = wait_event(f, types[i], "TaskSid", t, 2000);
+        if (!ev)
+            fail_msg("no %s", types[i]);
+        json_decref(ev);
+    }
+    json_t *cum = NULL;
+    assert_int_equal(tr_queue_cumulative(f->e, q, 15, "", &cum, NULL), TASSA_OK);
+    assert_int_equal(json_integer_value(json_object_get(cum, "tasks_completed")), 1);
+    assert_int_equal(json_integer_value(json_object_get(cum, "reservations_accepted")), 1);
+    assert_non_null(json_object_get(json_object_get(cum, "wait_duration_until_accepted"), "max"));
+    json_decref(cum);
+}
+
+/* A worker going offline with a pending reservation: rescinded, task re-queued to another. */
+static void test_worker_offline(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w1[40], w2[40], t[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W1", "{}", f->available, w1);
+    usleep(2000);
+    worker(f, "W2", "{}", f->unavailable, w2);
+    task(f, "{}", "0", t);
+    assert_string_equal(res_field(f, t, 0, "worker_sid"), w1);
+    set_activity(f, w1, f->offline);
+    assert_string_equal(res_field(f, t, 0, "reservation_status"), "rescinded");
+    assert_string_equal(task_field(f, t, "assignment_status"), "pending");
+    set_activity(f, w2, f->available);
+    assert_string_equal(res_field(f, t, 1, "worker_sid"), w2);
+    json_t *ev = wait_event(f, "reservation.rescinded", "WorkerSid", w1, 2000);
+    assert_non_null(ev);
+    json_decref(ev);
+}
+
+/* Restart in the middle of a reservation: it is still pending and its timeout still fires. */
+static void test_restart(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t[40], res[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "2", wf);
+    worker(f, "W", "{}", f->available, w);
+    task(f, "{}", "0", t);
+    snprintf(res, sizeof res, "%s", res_field(f, t, 0, "sid"));
+    close_engine(f);
+    open_engine(f, true);
+    assert_string_equal(res_field(f, t, 0, "sid"), res);
+    assert_string_equal(res_field(f, t, 0, "reservation_status"), "pending");
+    json_t *ev = wait_event(f, "reservation.timeout", "ReservationSid", res, 4000);
+    assert_non_null(ev);
+    json_decref(ev);
+    assert_string_equal(res_field(f, t, 0, "reservation_status"), "timeout");
+    assert_string_equal(worker_activity(f, w), "Offline");
+    assert_string_equal(task_field(f, t, "assignment_status"), "pending");
+}
+
+/* Events arrive in commit order with Twilio's parameters; undelivered ones survive a restart
+ * and delivered ones are not delivered again. */
+static void test_events(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t[40];
+    close_engine(f);
+    open_engine(f, false); /* no dispatcher: events are recorded only */
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "Wendy", "{\"skills\":[\"a\"]}", f->available, w);
+    task(f, "{\"topic\":\"t1\"}", "3", t);
+    pthread_mutex_lock(&f->sink.mu);
+    assert_int_equal(json_array_size(f->sink.events), 0);
+    pthread_mutex_unlock(&f->sink.mu);
+    close_engine(f);
+    open_engine(f, true);
+    json_t *last = wait_event(f, "reservation.created", "TaskSid", t, 3000);
+    assert_non_null(last);
+    assert_string_equal(json_string_value(json_object_get(last, "WorkerSid")), w);
+    assert_string_equal(json_string_value(json_object_get(last, "WorkerName")), "Wendy");
+    assert_string_equal(json_string_value(json_object_get(last, "TaskAttributes")),
+                        "{\"topic\":\"t1\"}");
+    assert_string_equal(json_string_value(json_object_get(last, "TaskPriority")), "3");
+    assert_string_equal(json_string_value(json_object_get(last, "TaskQueueSid")), q);
+    assert_string_equal(json_string_value(json_object_get(last, "WorkflowSid")), wf);
+    assert_string_equal(json_string_value(json_object_get(last, "AccountSid")), ACCOUNT);
+    assert_string_equal(json_string_value(json_object_get(last, "WorkspaceSid")),
+                        tr_workspace_sid(f->e));
+    assert_string_equal(json_string_value(json_object_get(last, "ResourceType")),
+                        "Reservation");
+    assert_string_equal(json_string_value(json_object_get(last, "ReservationSid")),
+                        res_field(f, t, 0, "sid"));
+    assert_true(!strncmp(json_string_value(json_object_get(last, "Sid")), "EV", 2));
+    json_decref(last);
+    static const char *const want[] = {"task-queue.created", "workflow.created", "worker.created",
+                                       "workflow.entered", "task-queue.entered", "task.created",
+                                       "workflow.target-matched", "reservation.created"};
+    pthread_mutex_lock(&f->sink.mu);
+    size_t n = json_array_size(f->sink.events);
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(f->sink.events, i),
+                                                              "EventType")),
+                            want[i]);
+    pthread_mutex_unlock(&f->sink.mu);
+    /* Delivered events are not delivered again after a restart. */
+    close_engine(f);
+    open_engine(f, true);
+    usleep(200000);
+    pthread_mutex_lock(&f->sink.mu);
+    assert_int_equal(json_array_size(f->sink.events), n);
+    pthread_mutex_unlock(&f->sink.mu);
+    /* The Events resource lists them, newest first, with filters. */
+    json_t *items;
+    bool more;
+    params_t *p = P("TaskSid", t, "EventType", "task.created", NULL);
+    assert_int_equal(tr_event_list(f->e, p, 0, 50, "http://h", &items, &more, NULL), TASSA_OK);
+    assert_int_equal(json_array_size(items), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(items, 0), "event_data"), "task_sid")),
+                        t);
+    json_decref(items);
+    params_free(p);
+}
+
+/* Bad input is an error with a detail, never a crash. */
+static void test_bad_input(void **state)
+{
+    fx_t *f = *state;
+    char q[40];
+    queue(f, "Q", "1==1", q);
+    static const struct {
+        create_fn fn;
+        const char *k1, *v1, *k2, *v2;
+        tassa_err want;
+        const char *msg;
+    } cases[] = {
+        {tr_worker_create, "FriendlyName", "A", "Attributes", "{bad", TASSA_EINVAL, "JSON"},
+        {tr_worker_create, "FriendlyName", "A", "Attributes", "[1]", TASSA_EINVAL, "object"},
+        {tr_worker_create, "FriendlyName", "A", "ActivitySid", "WAnope", TASSA_EINVAL,
+         "ActivitySid"},
+        {tr_worker_create, "Attributes", "{}", "ActivitySid", "", TASSA_EMISSING, "FriendlyName"},
+        {tr_queue_create, "FriendlyName", "B", "TargetWorkers", "skills HAS (", TASSA_EEXPR,
+         "position"},
+        {tr_queue_create, "FriendlyName", "B", "TaskOrder", "RANDOM", TASSA_EINVAL, "TaskOrder"},
+        {tr_task_create, "Priority", "-1", "Attributes", "{}", TASSA_EINVAL, "Priority"},
+        {tr_task_create, "Timeout", "abc", "Attributes", "{}", TASSA_EINVAL, "Timeout"},
+        {tr_task_create, "Attributes", "{}", "Priority", "1", TASSA_EMISSING, "WorkflowSid"},
+        {tr_workflow_create, "FriendlyName", "W", "Configuration", "{}", TASSA_EINVAL,
+         "task_routing"},
+        {tr_workflow_create, "FriendlyName", "W", "Configuration",
+         "{\"task_routing\":{\"filters\":[{\"expression\":\"a ==\",\"targets\":[]}]}}",
+         TASSA_EEXPR, "position"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        errmsg_t em = {{0}};
+        json_t *out = NULL;
+        params_t *p = P(cases[i].k1, cases[i].v1, cases[i].k2, cases[i].v2, NULL);
+        tassa_err err = cases[i].fn(f->e, p, "", &out, &em);
+        params_free(p);
+        if (err != cases[i].want || !strstr(em.text, cases[i].msg))
+            fail_msg("case %zu: err %d (%s)", i, err, em.text);
+        assert_null(out);
+    }
+    char big[TR_MAX_ATTRIBUTES + 64];
+    memset(big, ' ', sizeof big - 1);
+    big[0] = '{';
+    big[sizeof big - 2] = '}';
+    big[sizeof big - 1] = '\0';
+    errmsg_t em = {{0}};
+    params_t *p = P("FriendlyName", "Big", "Attributes", big, NULL);
+    assert_int_equal(tr_worker_create(f->e, p, "", NULL, &em), TASSA_EINVAL);
+    params_free(p);
+    json_t *out = NULL;
+    assert_int_equal(tr_task_fetch(f->e, "WTnope", "", &out, &em), TASSA_ENOTFOUND);
+    assert_int_equal(tr_worker_delete(f->e, "WKnope", &em), TASSA_ENOTFOUND);
+}
+
+/* Demo data: two queues, a workflow, four available tellers; loans go to Loans. */
+static void test_demo(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(tr_engine_demo(f->e), TASSA_OK);
+    assert_int_equal(tr_engine_demo(f->e), TASSA_OK); /* idempotent */
+    json_t *workers, *queues;
+    assert_int_equal(tr_workers_json(f->e, "", &workers), TASSA_OK);
+    assert_int_equal(tr_queues_json(f->e, "", &queues), TASSA_OK);
+    assert_int_equal(json_array_size(workers), 4);
+    assert_int_equal(json_array_size(queues), 2);
+    assert_true(json_is_true(json_object_get(json_array_get(workers, 0), "available")));
+    json_decref(workers);
+    json_decref(queues);
+    char t[40];
+    task(f, "{\"type\":\"loan\"}", "0", t);
+    assert_string_equal(task_field(f, t, "task_queue_friendly_name"), "Loans");
+    assert_string_equal(task_field(f, t, "assignment_status"), "reserved");
+    char *url, *filter;
+    assert_int_equal(tr_workspace_callback(f->e, &url, &filter), TASSA_OK);
+    assert_null(url);
+    assert_null(filter);
+}
+
+int main(void)
+{
+    log_set_level(LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_priority_and_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skills_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_longest_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reservation_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_target_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrapup_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_offline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_demo, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
