@@ -5,7 +5,7 @@
 #            AddressSanitizer + UndefinedBehaviorSanitizer
 
 DEB_PACKAGES := build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libjwt-dev \
-                libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3
+                libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3 chromium
 PORT ?= 3000
 JOBS ?= $(shell nproc)
 

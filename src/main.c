@@ -16,6 +16,7 @@
 #include "credentials.h"
 #include "engine/callback_outbox.h"
 #include "engine/sync/api.h"
+#include "engine/sync/streams.h"
 #include "engine/taskrouter/api.h"
 #include "engine/taskrouter/engine.h"
 #include "event_sink.h"
@@ -23,6 +24,7 @@
 #include "functions/get_sync_grant.h"
 #include "functions/router.h"
 #include "helpers/queue_info.h"
+#include "http/static_files.h"
 #include "log.h"
 #include "ops.h"
 #include "sid.h"
@@ -147,6 +149,11 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     /* streams-wiring-begin */
+    if (!(app.streams = streams_new(&app, 0)) || streams_register(&app) ||
+        static_files_register(&app)) {
+        fprintf(stderr, "tassa: cannot start live streams or the web pages\n");
+        goto out;
+    }
     /* streams-wiring-end */
     /* Block the stop signals before any thread starts, so that only sigwait sees them. */
     sigset_t stop;
@@ -180,6 +187,7 @@ static int cmd_serve(int argc, char **argv)
     log_info("event=stopping signal=%d", sig);
     rc = 0;
 out:
+    streams_stop(app.streams); /* before http_server_free: no suspended connection may remain */
     http_server_free(app.http);
     /* The producers of changes stop before what they write to. */
     tr_engine_stop(app.tr); /* its dispatcher calls the router, queueInfo and the outbox */
@@ -187,6 +195,7 @@ out:
     tr_engine_free(app.tr);
     outbox_free(app.outbox);
     /* streams-teardown-begin */
+    streams_free(app.streams);
     /* streams-teardown-end */
     router_state_free(app.router);
     backend_free(app.backend);
