@@ -5,17 +5,19 @@
 #            AddressSanitizer + UndefinedBehaviorSanitizer
 
 DEB_PACKAGES := build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libjwt-dev \
-                libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3 chromium
+                libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3
+TEST_PACKAGES := chromium
 PORT ?= 3000
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format
+.PHONY: all deps test-deps build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format
 
 all: build
 
 # Installs only what is missing, so that a second run is instant and needs no root.
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+deps test-deps: PACKAGES = $(if $(filter test-deps,$@),$(TEST_PACKAGES),$(DEB_PACKAGES))
+deps test-deps:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -48,7 +50,7 @@ test-plain: build e2e-deps
 test-asan: build-asan e2e-deps
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 
-test: deps test-plain test-asan
+test: deps test-deps test-plain test-asan
 
 run: deps build
 	./build/tassa serve --port $(PORT) --demo

@@ -186,7 +186,7 @@ config_t *config_load(const char *dotenv_path, errmsg_t *em)
     c->queue_status_max_entries = 50;
     c->max_streams = 10000;
     c->max_streams_per_identity = 20;
-    c->http_timeout_ms = 10000;
+    c->http_timeout_ms = 3000; /* 4 tries stay within the 15 s Twilio waits for a callback */
     c->http_retries = 3;
     if (set_str(&c->sync_service_sid, "default") ||
         set_str(&c->taskrouter_url, "https://taskrouter.twilio.com") ||
