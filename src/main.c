@@ -14,6 +14,7 @@
 #include "backend/embedded.h"
 #include "backend/twilio_rest.h"
 #include "credentials.h"
+#include "demo_traffic.h"
 #include "engine/callback_outbox.h"
 #include "engine/sync/api.h"
 #include "engine/sync/streams.h"
@@ -92,12 +93,29 @@ static store_t *open_store(config_t *c, bool *generated)
     return s;
 }
 
+/* Tells a newcomer where to look: the pages with a caller token for a demo identity. */
+static void print_demo_urls(const config_t *c, int port)
+{
+    char *token = verify_token_mint("dashboard", c->jwt_secret, 12 * 3600, time(NULL));
+    if (!token)
+        return;
+    printf("\ntassa demo is running. Open the queue dashboard:\n"
+           "  http://localhost:%d/?identity=dashboard&token=%s\n"
+           "A customer's own page (customer 1 arrives within seconds):\n"
+           "  http://localhost:%d/customer.html  (mint its token: tassa user-token "
+           "demo-customer-1)\n\n",
+           port, token, port);
+    fflush(stdout);
+    free(token);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     int rc = 1;
     errmsg_t em = {{0}};
     bool generated = false;
     app_t app = {0};
+    demo_traffic_t *demo = NULL;
     config_t *c = load_config(argc, argv, 2);
     if (!c)
         return 2;
@@ -172,6 +190,10 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tassa: %s\n", em.text);
         goto out;
     }
+    if (c->demo && app.tr && !(demo = demo_traffic_start(app.tr, 1000))) {
+        fprintf(stderr, "tassa: cannot start the demo traffic\n");
+        goto out;
+    }
     if (!c->verify_signature)
         log_warn("event=signature_check_disabled path=/general/router "
                  "reason=\"TASSA_VERIFY_SIGNATURE=false\"");
@@ -182,6 +204,8 @@ static int cmd_serve(int argc, char **argv)
         log_info("event=credentials_generated data=%s hint=\"tassa credentials prints them; "
                  "tassa user-token alice mints a caller token\"",
                  c->data_path);
+    if (c->demo)
+        print_demo_urls(c, http_server_port(app.http));
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("event=stopping signal=%d", sig);
@@ -190,6 +214,7 @@ out:
     streams_stop(app.streams); /* before http_server_free: no suspended connection may remain */
     http_server_free(app.http);
     /* The producers of changes stop before what they write to. */
+    demo_traffic_stop(demo);
     tr_engine_stop(app.tr); /* its dispatcher calls the router, queueInfo and the outbox */
     queue_info_stop(app.queue_info); /* it reads the engine through the back end */
     tr_engine_free(app.tr);

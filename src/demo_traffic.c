@@ -1,0 +1,287 @@
+/* demo_traffic.c - simulated customers and tellers for the demo. */
+#include "demo_traffic.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/taskrouter/model.h"
+#include "log.h"
+#include "sid.h"
+
+#define ARRIVE_EVERY 4   /* ticks between customers */
+#define MAX_WAITING 6    /* no new customer while this many wait */
+#define ACCEPT_AFTER 4   /* ticks a reservation rings before the teller accepts */
+#define SERVE_FOR 20     /* ticks a customer is served */
+#define POST_CALL_FOR 4  /* ticks of wrap-up before the teller is available again */
+#define TRACKED 128
+
+/* When (in ticks) something was first seen in its current state: reservations, tasks,
+ * tellers in post-call. */
+typedef struct {
+    char sid[SID_LEN + 1];
+    long since;
+    bool seen;
+} mark_t;
+
+struct demo_traffic {
+    tr_engine_t *engine;
+    int tick_ms;
+    long tick, customers;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stopping;
+    char available[SID_LEN + 1], in_call[SID_LEN + 1], post_call[SID_LEN + 1];
+    mark_t marks[TRACKED];
+};
+
+/* Returns how many ticks sid has been in its state, marking it seen this round. */
+static long age_of(demo_traffic_t *d, const char *sid)
+{
+    mark_t *free_slot = NULL;
+    for (int i = 0; i < TRACKED; i++) {
+        if (!strcmp(d->marks[i].sid, sid)) {
+            d->marks[i].seen = true;
+            return d->tick - d->marks[i].since;
+        }
+        if (!d->marks[i].sid[0] && !free_slot)
+            free_slot = &d->marks[i];
+    }
+    if (free_slot) {
+        snprintf(free_slot->sid, sizeof free_slot->sid, "%s", sid);
+        free_slot->since = d->tick;
+        free_slot->seen = true;
+    }
+    return 0;
+}
+
+/* Forgets what was not seen in this round (it changed state or is gone). */
+static void sweep(demo_traffic_t *d)
+{
+    for (int i = 0; i < TRACKED; i++) {
+        if (!d->marks[i].seen)
+            d->marks[i].sid[0] = '\0';
+        d->marks[i].seen = false;
+    }
+}
+
+/* Parameters from up to two key/value pairs (k2 may be NULL). NULL on OOM. */
+static params_t *pairs(const char *k1, const char *v1, const char *k2, const char *v2)
+{
+    params_t *p = params_new();
+    if (p && (params_add(p, k1, strlen(k1), v1, strlen(v1), NULL) ||
+              (k2 && params_add(p, k2, strlen(k2), v2, strlen(v2), NULL)))) {
+        params_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void report(const char *step, tassa_err err, const errmsg_t *em)
+{
+    if (err)
+        log_warn("event=demo_step_failed step=%s err=\"%s\"", step, err_text(em, err));
+}
+
+/* The SID of the activity named name, into out (empty when missing). */
+static void find_activity(tr_engine_t *e, const char *name, char out[SID_LEN + 1])
+{
+    params_t *f = pairs("FriendlyName", name, NULL, NULL);
+    json_t *items = NULL;
+    bool more = false;
+    out[0] = '\0';
+    if (f && tr_activity_list(e, f, 0, 5, "", &items, &more, NULL) == TASSA_OK) {
+        const char *sid = json_string_value(json_object_get(json_array_get(items, 0), "sid"));
+        if (sid)
+            snprintf(out, SID_LEN + 1, "%s", sid);
+    }
+    json_decref(items);
+    params_free(f);
+}
+
+/* A new customer: a topic and identity of its own, a type that routes it, a priority. */
+static void arrive(demo_traffic_t *d)
+{
+    static const char *const types[] = {"general", "general", "loan"};
+    static const char *const priorities[] = {"0", "0", "5", "10"};
+    char attrs[256], name[48];
+    long n = ++d->customers;
+    snprintf(name, sizeof name, "demo-customer-%ld", n);
+    snprintf(attrs, sizeof attrs,
+             "{\"topic\":\"%s\",\"identity\":\"%s\",\"type\":\"%s\",\"name\":\"Customer %ld\"}",
+             name, name, types[n % 3], n);
+    params_t *p = pairs("Attributes", attrs, "Priority", priorities[(n * 7) % 4]);
+    errmsg_t em = {{0}};
+    tassa_err err = p ? tr_task_create(d->engine, p, "", NULL, &em) : TASSA_ENOMEM;
+    report("arrive", err, &em);
+    params_free(p);
+}
+
+/* Tellers accept reservations that have rung long enough, and go in-call. */
+static void accept_ringing(demo_traffic_t *d, json_t *reserved)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(reserved, i, t) {
+        const char *task = json_string_value(json_object_get(t, "sid"));
+        params_t *f = pairs("ReservationStatus", "pending", NULL, NULL);
+        json_t *items = NULL;
+        bool more = false;
+        if (task && f &&
+            tr_reservation_list(d->engine, task, NULL, f, 0, 5, "", &items, &more, NULL) == 0) {
+            const char *res = json_string_value(json_object_get(json_array_get(items, 0), "sid"));
+            if (res && age_of(d, res) >= ACCEPT_AFTER) {
+                params_t *p = pairs("ReservationStatus", "accepted",
+                                    d->in_call[0] ? "WorkerActivitySid" : NULL, d->in_call);
+                errmsg_t em = {{0}};
+                tassa_err err = p ? tr_reservation_update(d->engine, task, NULL, res, p, "", NULL,
+                                                          &em)
+                                  : TASSA_ENOMEM;
+                report("accept", err, &em);
+                params_free(p);
+            }
+        }
+        json_decref(items);
+        params_free(f);
+    }
+}
+
+/* Customers served long enough are done; their teller wraps up in post-call. */
+static void complete_served(demo_traffic_t *d, json_t *assigned)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(assigned, i, t) {
+        const char *task = json_string_value(json_object_get(t, "sid"));
+        if (!task || age_of(d, task) < SERVE_FOR)
+            continue;
+        params_t *f = pairs("ReservationStatus", "accepted", NULL, NULL);
+        json_t *items = NULL;
+        bool more = false;
+        char worker[SID_LEN + 1] = "";
+        if (f && tr_reservation_list(d->engine, task, NULL, f, 0, 5, "", &items, &more, NULL) == 0) {
+            const char *w =
+                json_string_value(json_object_get(json_array_get(items, 0), "worker_sid"));
+            if (w)
+                snprintf(worker, sizeof worker, "%s", w);
+        }
+        json_decref(items);
+        params_free(f);
+        params_t *p = pairs("AssignmentStatus", "completed", "Reason", "served (demo)");
+        errmsg_t em = {{0}};
+        tassa_err err = p ? tr_task_update(d->engine, task, p, "", NULL, &em) : TASSA_ENOMEM;
+        report("complete", err, &em);
+        params_free(p);
+        if (!err && worker[0] && d->post_call[0]) {
+            p = pairs("ActivitySid", d->post_call, NULL, NULL);
+            err = p ? tr_worker_update(d->engine, worker, p, "", NULL, &em) : TASSA_ENOMEM;
+            report("post-call", err, &em);
+            params_free(p);
+        }
+    }
+}
+
+/* Tellers in post-call long enough become available again. */
+static void wrap_up(demo_traffic_t *d, json_t *workers)
+{
+    size_t i;
+    json_t *w;
+    json_array_foreach(workers, i, w) {
+        const char *sid = json_string_value(json_object_get(w, "sid"));
+        const char *activity = json_string_value(json_object_get(w, "activity_sid"));
+        if (!sid || !activity || strcmp(activity, d->post_call) != 0)
+            continue;
+        if (age_of(d, sid) < POST_CALL_FOR)
+            continue;
+        params_t *p = pairs("ActivitySid", d->available, NULL, NULL);
+        errmsg_t em = {{0}};
+        tassa_err err = p ? tr_worker_update(d->engine, sid, p, "", NULL, &em) : TASSA_ENOMEM;
+        report("available", err, &em);
+        params_free(p);
+    }
+}
+
+/* One step of the simulation. */
+static void step(demo_traffic_t *d)
+{
+    static const char *const reserved_s[] = {"reserved"}, *const assigned_s[] = {"assigned"},
+                             *const waiting_s[] = {"pending", "reserved"};
+    json_t *reserved = NULL, *assigned = NULL, *waiting = NULL, *workers = NULL;
+    d->tick++;
+    tr_tasks_json(d->engine, waiting_s, 2, "", &waiting);
+    if (d->tick % ARRIVE_EVERY == 1 && json_array_size(waiting) < MAX_WAITING)
+        arrive(d);
+    if (!tr_tasks_json(d->engine, reserved_s, 1, "", &reserved))
+        accept_ringing(d, reserved);
+    if (!tr_tasks_json(d->engine, assigned_s, 1, "", &assigned))
+        complete_served(d, assigned);
+    if (!tr_workers_json(d->engine, "", &workers))
+        wrap_up(d, workers);
+    sweep(d);
+    json_decref(reserved);
+    json_decref(assigned);
+    json_decref(waiting);
+    json_decref(workers);
+}
+
+static void *run(void *arg)
+{
+    demo_traffic_t *d = arg;
+    find_activity(d->engine, "Available", d->available);
+    find_activity(d->engine, "in-call", d->in_call);
+    find_activity(d->engine, "post-call", d->post_call);
+    pthread_mutex_lock(&d->lock);
+    while (!d->stopping) {
+        pthread_mutex_unlock(&d->lock);
+        step(d);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += d->tick_ms / 1000;
+        ts.tv_nsec += (long)(d->tick_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&d->lock);
+        if (!d->stopping)
+            pthread_cond_timedwait(&d->wake, &d->lock, &ts);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+demo_traffic_t *demo_traffic_start(tr_engine_t *e, int tick_ms)
+{
+    demo_traffic_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->engine = e;
+    d->tick_ms = tick_ms > 0 ? tick_ms : 1000;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->wake, NULL);
+    if (pthread_create(&d->thread, NULL, run, d) != 0) {
+        pthread_mutex_destroy(&d->lock);
+        pthread_cond_destroy(&d->wake);
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void demo_traffic_stop(demo_traffic_t *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->lock);
+    d->stopping = true;
+    pthread_cond_signal(&d->wake);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(d->thread, NULL);
+    pthread_mutex_destroy(&d->lock);
+    pthread_cond_destroy(&d->wake);
+    free(d);
+}
