@@ -290,24 +290,24 @@ static int cmd_credentials(int argc, char **argv)
     config_t *c = load_config(argc - 2, argv + 2, 0);
     if (!c)
         return 2;
-    if (c->backend != BACKEND_EMBEDDED) {
-        fprintf(stderr, "tassa: credentials come from your Twilio account with "
-                        "TASSA_BACKEND=twilio\n");
-        config_free(c);
-        return 2;
+    /* With the twilio back end the values are the configured ones: there is no data file. */
+    if (c->backend == BACKEND_EMBEDDED) {
+        store_t *s = open_store(c, NULL);
+        if (!s) {
+            config_free(c);
+            return 2;
+        }
+        char *ws = NULL;
+        if (!c->workspace_sid && store_meta_get(s, "tr_workspace_sid", &ws) == TASSA_OK)
+            config_fill_secret(&c->workspace_sid, ws);
+        free(ws);
+        store_close(s);
     }
-    store_t *s = open_store(c, NULL);
-    if (!s) {
-        config_free(c);
-        return 2;
-    }
-    char *ws = NULL;
-    if (!c->workspace_sid && store_meta_get(s, "tr_workspace_sid", &ws) == TASSA_OK)
-        config_fill_secret(&c->workspace_sid, ws);
-    free(ws);
-    store_close(s);
+    const char *unset = "";
     printf("ACCOUNT_SID=%s\nAPI_KEY=%s\nAPI_SECRET=%s\nAUTH_TOKEN=%s\nJWT_SECRET=%s\n",
-           c->account_sid, c->api_key, c->api_secret, c->auth_token, c->jwt_secret);
+           c->account_sid ? c->account_sid : unset, c->api_key ? c->api_key : unset,
+           c->api_secret ? c->api_secret : unset, c->auth_token ? c->auth_token : unset,
+           c->jwt_secret ? c->jwt_secret : unset);
     if (c->workspace_sid) /* made at the first `tassa serve` */
         printf("WORKSPACE_SID=%s\n", c->workspace_sid);
     config_free(c);

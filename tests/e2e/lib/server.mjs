@@ -61,7 +61,13 @@ export async function startServer(opts = {}) {
     exited.then(({ code }) => { clearTimeout(timer); reject(new Error(`tassa exited ${code}:\n${log}`)); });
   });
   const url = `http://127.0.0.1:${port}`;
-  const creds = readCredentials(dataFile, env, dataDir);
+  let creds;
+  try {
+    creds = readCredentials(dataFile, env, dataDir);
+  } catch (e) {
+    child.kill('SIGKILL'); // never leave a server behind a failed start
+    throw e;
+  }
   const server = {
     url, port, dataDir, dataFile, creds, child, opts,
     get log() { return log; },
