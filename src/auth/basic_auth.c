@@ -28,3 +28,15 @@ tassa_err basic_auth_check(const http_req_t *req, const config_t *c)
     MHD_free(pass);
     return err;
 }
+
+bool basic_auth_require(const http_req_t *req, http_resp_t *resp, const config_t *c)
+{
+    if (basic_auth_check(req, c) == TASSA_OK)
+        return true;
+    http_resp_json(resp, 401,
+                   json_pack("{s:i, s:s, s:s, s:s, s:i}", "code", 20003, "detail", "", "message",
+                             "Authenticate", "more_info",
+                             "https://www.twilio.com/docs/errors/20003", "status", 401));
+    http_resp_header(resp, "WWW-Authenticate", "Basic realm=\"Twilio API\"");
+    return false;
+}

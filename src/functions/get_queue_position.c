@@ -185,12 +185,7 @@ out:
 
 tassa_err get_queue_position_register(app_t *app)
 {
-    static const char *methods[] = {"OPTIONS", "POST", "GET"};
-    for (size_t i = 0; i < 3; i++) {
-        tassa_err err = http_server_route(app->http, methods[i], "/queue/get-queue-position",
-                                          handle, app);
-        if (err)
-            return err;
-    }
-    return TASSA_OK;
+    const http_route_t routes[] = {
+        {"OPTIONS", "/queue/get-queue-position", handle}, {"POST", "/queue/get-queue-position", handle}, {"GET", "/queue/get-queue-position", handle}};
+    return http_server_routes(app->http, routes, 3, app);
 }

@@ -70,12 +70,7 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 
 tassa_err get_sync_grant_register(app_t *app)
 {
-    static const char *methods[] = {"OPTIONS", "POST", "GET"};
-    for (size_t i = 0; i < 3; i++) {
-        tassa_err err = http_server_route(app->http, methods[i], "/task/get-sync-grant", handle,
-                                          app);
-        if (err)
-            return err;
-    }
-    return TASSA_OK;
+    const http_route_t routes[] = {
+        {"OPTIONS", "/task/get-sync-grant", handle}, {"POST", "/task/get-sync-grant", handle}, {"GET", "/task/get-sync-grant", handle}};
+    return http_server_routes(app->http, routes, 3, app);
 }

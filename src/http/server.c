@@ -105,6 +105,17 @@ tassa_err http_server_route(http_server_t *s, const char *method, const char *pa
     return TASSA_OK;
 }
 
+tassa_err http_server_routes(http_server_t *s, const http_route_t *routes, size_t n, void *ctx)
+{
+    for (size_t i = 0; i < n; i++) {
+        tassa_err err = http_server_route(s, routes[i].method, routes[i].pattern, routes[i].fn,
+                                          ctx);
+        if (err)
+            return err;
+    }
+    return TASSA_OK;
+}
+
 const char *http_req_header(const http_req_t *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);

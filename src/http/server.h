@@ -63,6 +63,15 @@ http_server_t *http_server_new(const http_opts_t *opts);
 tassa_err http_server_route(http_server_t *s, const char *method, const char *pattern,
                             http_handler_fn fn, void *ctx);
 
+/* One row of a route table for http_server_routes. */
+typedef struct {
+    const char *method, *pattern;
+    http_handler_fn fn;
+} http_route_t;
+
+/* Adds n routes, all with the same ctx; stops at the first failure and returns it. */
+tassa_err http_server_routes(http_server_t *s, const http_route_t *routes, size_t n, void *ctx);
+
 /* Starts listening. TASSA_EUNAVAIL with a detail if the port cannot be bound. */
 tassa_err http_server_start(http_server_t *s, errmsg_t *em);
 

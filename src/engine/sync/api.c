@@ -9,19 +9,6 @@
 #include "auth/basic_auth.h"
 #include "http/paging.h"
 
-/* Answers 401 as Twilio does unless the caller shows valid Basic credentials. */
-static bool authorised(app_t *app, http_req_t *req, http_resp_t *resp)
-{
-    if (basic_auth_check(req, app->config) == TASSA_OK)
-        return true;
-    http_resp_json(resp, 401,
-                   json_pack("{s:i, s:s, s:s, s:s, s:i}", "code", 20003, "detail", "",
-                             "message", "Authenticate", "more_info",
-                             "https://www.twilio.com/docs/errors/20003", "status", 401));
-    http_resp_header(resp, "WWW-Authenticate", "Basic realm=\"Twilio API\"");
-    return false;
-}
-
 /* Reads the optional Ttl parameter: -1 when absent. */
 static tassa_err read_ttl(const params_t *p, long *ttl, errmsg_t *em)
 {
@@ -51,7 +38,7 @@ static void send_doc(app_t *app, http_req_t *req, http_resp_t *resp, int status,
 static void service_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
 {
     app_t *app = ctx;
-    if (!authorised(app, req, resp))
+    if (!basic_auth_require(req, resp, app->config))
         return;
     json_t *j = sync_service_json(app->sync, req->args[0], req->base_url);
     if (!j) {
@@ -70,7 +57,7 @@ static void doc_create(void *ctx, http_req_t *req, http_resp_t *resp)
     errmsg_t em = {{0}};
     sync_doc_t d;
     long ttl;
-    if (!authorised(app, req, resp))
+    if (!basic_auth_require(req, resp, app->config))
         return;
     tassa_err err = read_ttl(req->params, &ttl, &em);
     if (!err)
@@ -90,7 +77,7 @@ static void doc_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
     app_t *app = ctx;
     errmsg_t em = {{0}};
     sync_doc_t d;
-    if (!authorised(app, req, resp))
+    if (!basic_auth_require(req, resp, app->config))
         return;
     tassa_err err = sync_doc_fetch(app->sync, req->args[0], req->args[1], &d, &em);
     if (err) {
@@ -107,7 +94,7 @@ static void doc_update(void *ctx, http_req_t *req, http_resp_t *resp)
     errmsg_t em = {{0}};
     sync_doc_t d;
     long ttl;
-    if (!authorised(app, req, resp))
+    if (!basic_auth_require(req, resp, app->config))
         return;
     tassa_err err = read_ttl(req->params, &ttl, &em);
     if (!err)
@@ -126,7 +113,7 @@ static void doc_delete(void *ctx, http_req_t *req, http_resp_t *resp)
 {
     app_t *app = ctx;
     errmsg_t em = {{0}};
-    if (!authorised(app, req, resp))
+    if (!basic_auth_require(req, resp, app->config))
         return;
     tassa_err err = sync_doc_delete(app->sync, req->args[0], req->args[1],
                                     http_req_header(req, "If-Match"), &em);
@@ -146,7 +133,7 @@ static void doc_list(void *ctx, http_req_t *req, http_resp_t *resp)
     sync_doc_t *docs = NULL;
     size_t n = 0;
     bool more = false;
-    if (!authorised(app, req, resp))
+    if (!basic_auth_require(req, resp, app->config))
         return;
     tassa_err err = paging_parse(req->params, 100, &pg, &em);
     if (!err)
@@ -168,10 +155,7 @@ static void doc_list(void *ctx, http_req_t *req, http_resp_t *resp)
 
 tassa_err sync_api_register(app_t *app)
 {
-    static const struct {
-        const char *method, *pattern;
-        http_handler_fn fn;
-    } routes[] = {
+    static const http_route_t routes[] = {
         {"GET", "/v1/Services/{}", service_fetch},
         {"GET", "/v1/Services/{}/Documents", doc_list},
         {"POST", "/v1/Services/{}/Documents", doc_create},
@@ -179,11 +163,5 @@ tassa_err sync_api_register(app_t *app)
         {"POST", "/v1/Services/{}/Documents/{}", doc_update},
         {"DELETE", "/v1/Services/{}/Documents/{}", doc_delete},
     };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        tassa_err err = http_server_route(app->http, routes[i].method, routes[i].pattern,
-                                          routes[i].fn, app);
-        if (err)
-            return err;
-    }
-    return TASSA_OK;
+    return http_server_routes(app->http, routes, sizeof routes / sizeof routes[0], app);
 }

@@ -23,14 +23,8 @@ typedef tassa_err (*list_fn)(tr_engine_t *, const params_t *, long, long, const 
  * the workspace in the path is not ours. */
 static bool enter(app_t *app, http_req_t *req, http_resp_t *resp)
 {
-    if (basic_auth_check(req, app->config) != TASSA_OK) {
-        http_resp_json(resp, 401,
-                       json_pack("{s:i, s:s, s:s, s:s, s:i}", "code", 20003, "detail", "",
-                                 "message", "Authenticate", "more_info",
-                                 "https://www.twilio.com/docs/errors/20003", "status", 401));
-        http_resp_header(resp, "WWW-Authenticate", "Basic realm=\"Twilio API\"");
+    if (!basic_auth_require(req, resp, app->config))
         return false;
-    }
     if (!app->tr) {
         http_resp_twilio_error(resp, TASSA_EUNAVAIL, "TaskRouter is not embedded here");
         return false;
@@ -381,10 +375,7 @@ static void workspace_realtime(void *ctx, http_req_t *req, http_resp_t *resp)
 
 tassa_err tr_api_register(app_t *app)
 {
-    static const struct {
-        const char *method, *pattern;
-        http_handler_fn fn;
-    } routes[] = {
+    static const http_route_t routes[] = {
         {"GET", "/v1/Workspaces", workspace_list},
         {"POST", "/v1/Workspaces", workspace_create},
         {"GET", "/v1/Workspaces/{}", workspace_fetch},
@@ -427,11 +418,5 @@ tassa_err tr_api_register(app_t *app)
         {"GET", "/v1/Workspaces/{}/Tasks/{}/Reservations/{}", reservation_fetch},
         {"POST", "/v1/Workspaces/{}/Tasks/{}/Reservations/{}", reservation_update},
     };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        tassa_err err = http_server_route(app->http, routes[i].method, routes[i].pattern,
-                                          routes[i].fn, app);
-        if (err)
-            return err;
-    }
-    return TASSA_OK;
+    return http_server_routes(app->http, routes, sizeof routes / sizeof routes[0], app);
 }
