@@ -14,6 +14,8 @@
 #define TASSA_BACKEND_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "err.h"
 
@@ -34,6 +36,16 @@ typedef struct {
      * TASSA_EREVISION. */
     tassa_err (*doc_update)(backend_t *b, const char *name, const json_t *data,
                             const char *if_match, json_t **doc, errmsg_t *em);
+
+    /* Optional (NULL when the back end cannot): read-modify-write of a document in one
+     * atomic step. merge computes the new data from the current one (NULL when absent) or
+     * returns NULL to change nothing (see update_sync_doc.h). *changed tells whether it
+     * wrote. update_sync_doc uses it when present, else fetch + If-Match + retry. */
+    tassa_err (*doc_apply)(backend_t *b, const char *name,
+                           json_t *(*merge)(void *ctx, const json_t *current, char *reason,
+                                            size_t reason_len),
+                           void *ctx, bool *changed, char *reason, size_t reason_len,
+                           errmsg_t *em);
 
     /* TaskRouter reads of the configured workspace. */
 

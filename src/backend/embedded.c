@@ -70,6 +70,15 @@ static tassa_err doc_update(backend_t *b, const char *name, const json_t *data,
     return doc_write(b, name, data, if_match, false, doc, em);
 }
 
+static tassa_err doc_apply(backend_t *b, const char *name,
+                           json_t *(*merge)(void *, const json_t *, char *, size_t), void *ctx,
+                           bool *changed, char *reason, size_t reason_len, errmsg_t *em)
+{
+    embedded_t *e = impl(b);
+    return sync_doc_apply(e->app->sync, e->app->config->sync_service_sid, name, merge, ctx,
+                          changed, reason, reason_len, em);
+}
+
 /* The engine's reads return no detail; give the caller one. */
 static tassa_err tr_result(tassa_err err, const char *what, errmsg_t *em)
 {
@@ -148,6 +157,7 @@ static const backend_ops_t OPS = {
     .doc_fetch = doc_fetch,
     .doc_create = doc_create,
     .doc_update = doc_update,
+    .doc_apply = doc_apply,
     .tasks_list = tasks_list,
     .task_fetch = task_fetch,
     .workers_list = workers_list,

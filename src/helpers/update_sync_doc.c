@@ -16,6 +16,8 @@ tassa_err update_sync_doc(backend_t *b, const char *name, sync_merge_fn merge, v
     }
     reason[0] = '\0';
     *changed = false;
+    if (b->ops->doc_apply) /* atomic in the back end: no race to retry */
+        return b->ops->doc_apply(b, name, merge, ctx, changed, reason, reason_len, em);
     for (int attempt = 0; attempt < UPDATE_SYNC_DOC_ATTEMPTS; attempt++) {
         json_t *doc = NULL, *result = NULL;
         tassa_err err = b->ops->doc_fetch(b, name, &doc, em);

@@ -272,64 +272,42 @@ static void notify(sync_engine_t *e, const sync_doc_t *d, bool deleted)
         e->listener(e->listener_ctx, d, deleted);
 }
 
-tassa_err sync_doc_create(sync_engine_t *e, const char *service, const char *unique_name,
-                          const char *data, long ttl, const char *created_by, sync_doc_t *out,
-                          errmsg_t *em)
+/* Inserts a new document (lock held, inside a savepoint): frees an expired holder of the name,
+ * then fills out (taking over text on success). TASSA_EDUPNAME when the name is taken. */
+static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *unique_name,
+                               char **text, long ttl, const char *created_by, sync_doc_t *out,
+                               errmsg_t *em)
 {
-    tassa_err err = TASSA_OK;
-    char *text = NULL;
-    sqlite3_stmt *st = NULL;
-    bool locked = false;
-    memset(out, 0, sizeof *out);
-    if (unique_name && (err = check_unique_name(unique_name, em)))
-        return err;
-    if (ttl < 0 || ttl > 31536000)
-        return err_set(em, TASSA_EINVAL, "Ttl must be from 0 to 31536000 seconds");
-    text = normalise_data(data ? data : "{}", &err, em);
-    if (!text)
-        return err;
-    char svc[SID_LEN + 1];
-    store_lock(e->store);
-    locked = true;
-    if ((err = resolve_locked(e, service, svc))) {
-        err = err_set(em, err, "The requested resource /Services/%.40s was not found", service);
-        goto out;
-    }
-    if ((err = store_begin(e->store)))
-        goto out;
     int64_t now = store_now_ms();
+    sqlite3_stmt *st;
     if (unique_name) {
         /* An expired document no longer holds its name. */
         st = store_prepare(e->store, "DELETE FROM sync_documents WHERE service_sid = ? AND "
                                      "unique_name = ? AND date_expires <= ?");
-        if (!st) {
-            err = TASSA_ESTORE;
-            goto rollback;
-        }
+        if (!st)
+            return TASSA_ESTORE;
         sqlite3_bind_text(st, 1, svc, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, unique_name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, now);
         sqlite3_step(st);
         sqlite3_finalize(st);
     }
-    if ((err = sid_new("ET", out->sid)))
-        goto rollback;
-    memcpy(out->service_sid, svc, sizeof svc);
-    out->revision = 0;
+    memset(out, 0, sizeof *out);
+    if (sid_new("ET", out->sid))
+        return TASSA_EINTERNAL;
+    snprintf(out->service_sid, sizeof out->service_sid, "%s", svc);
     out->created_ms = out->updated_ms = now;
     out->expires_ms = ttl ? now + ttl * 1000 : 0;
     snprintf(out->created_by, sizeof out->created_by, "%s", created_by ? created_by : "system");
     st = store_prepare(e->store, "INSERT INTO sync_documents (" DOC_COLUMNS
                                  ") VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)");
-    if (!st) {
-        err = TASSA_ESTORE;
-        goto rollback;
-    }
+    if (!st)
+        return TASSA_ESTORE;
     sqlite3_bind_text(st, 1, out->sid, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, svc, -1, SQLITE_STATIC);
     if (unique_name)
         sqlite3_bind_text(st, 3, unique_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, *text, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, now);
     sqlite3_bind_int64(st, 6, now);
     if (out->expires_ms)
@@ -337,29 +315,86 @@ tassa_err sync_doc_create(sync_engine_t *e, const char *service, const char *uni
     sqlite3_bind_text(st, 8, out->created_by, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (rc == SQLITE_CONSTRAINT) {
-        err = err_set(em, TASSA_EDUPNAME, "Unique name already exists: %.80s", unique_name);
-        goto rollback;
+    if (rc == SQLITE_CONSTRAINT)
+        return err_set(em, TASSA_EDUPNAME, "Unique name already exists: %.80s", unique_name);
+    if (rc != SQLITE_DONE)
+        return TASSA_ESTORE;
+    if (unique_name && !(out->unique_name = strdup(unique_name)))
+        return TASSA_ENOMEM;
+    out->data = *text;
+    *text = NULL;
+    return TASSA_OK;
+}
+
+/* Writes doc's next revision (lock held, inside a savepoint): text (taken over) replaces the
+ * data when not NULL, ttl as for sync_doc_update. */
+static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, long ttl)
+{
+    int64_t now = store_now_ms();
+    if (*text) {
+        free(doc->data);
+        doc->data = *text;
+        *text = NULL;
     }
-    if (rc != SQLITE_DONE) {
-        err = TASSA_ESTORE;
-        goto rollback;
-    }
-    if ((err = store_commit(e->store)))
-        goto out;
-    out->data = text;
-    text = NULL;
-    out->unique_name = unique_name ? strdup(unique_name) : NULL;
-    locked = false;
-    if ((err = store_unlock(e->store)))
-        goto out; /* the group commit failed: nothing was stored */
-    notify(e, out, false);
-    goto out;
-rollback:
-    store_rollback(e->store);
-out:
-    if (locked)
+    if (ttl >= 0)
+        doc->expires_ms = ttl ? now + ttl * 1000 : 0;
+    doc->revision++;
+    doc->updated_ms = now;
+    sqlite3_stmt *st = store_prepare(e->store, "UPDATE sync_documents SET data = ?, revision = ?,"
+                                               " date_updated = ?, date_expires = ? WHERE sid = ?");
+    if (!st)
+        return TASSA_ESTORE;
+    sqlite3_bind_text(st, 1, doc->data, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, doc->revision);
+    sqlite3_bind_int64(st, 3, now);
+    if (doc->expires_ms)
+        sqlite3_bind_int64(st, 4, doc->expires_ms);
+    sqlite3_bind_text(st, 5, doc->sid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
+}
+
+/* Ends a write: releases or rolls back the savepoint, unlocks (waiting for the group commit)
+ * and tells the listener. Returns the first error. */
+static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t *doc)
+{
+    if (err)
+        store_rollback(e->store);
+    else
+        err = store_commit(e->store);
+    tassa_err durable = store_unlock(e->store);
+    if (!err)
+        err = durable; /* the group commit failed: nothing was stored */
+    if (!err && doc)
+        notify(e, doc, false);
+    return err;
+}
+
+tassa_err sync_doc_create(sync_engine_t *e, const char *service, const char *unique_name,
+                          const char *data, long ttl, const char *created_by, sync_doc_t *out,
+                          errmsg_t *em)
+{
+    tassa_err err = TASSA_OK;
+    memset(out, 0, sizeof *out);
+    if (unique_name && (err = check_unique_name(unique_name, em)))
+        return err;
+    if (ttl < 0 || ttl > 31536000)
+        return err_set(em, TASSA_EINVAL, "Ttl must be from 0 to 31536000 seconds");
+    char *text = normalise_data(data ? data : "{}", &err, em);
+    if (!text)
+        return err;
+    char svc[SID_LEN + 1];
+    store_lock(e->store);
+    if ((err = resolve_locked(e, service, svc))) {
         store_unlock(e->store);
+        free(text);
+        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
+    }
+    err = store_begin(e->store);
+    if (!err)
+        err = insert_locked(e, svc, unique_name, &text, ttl, created_by, out, em);
+    err = finish_write(e, err, err ? NULL : out);
     free(text);
     if (err)
         sync_doc_clear(out);
@@ -388,74 +423,82 @@ tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
     tassa_err err = TASSA_OK;
     char *text = NULL;
     char svc[SID_LEN + 1];
-    bool locked = false;
     memset(out, 0, sizeof *out);
     if (ttl < -1 || ttl > 31536000)
         return err_set(em, TASSA_EINVAL, "Ttl must be from 0 to 31536000 seconds");
     if (data && !(text = normalise_data(data, &err, em)))
         return err;
     store_lock(e->store);
-    locked = true;
-    if ((err = resolve_locked(e, service, svc)) || (err = store_begin(e->store)))
-        goto out;
-    if ((err = find_locked(e, svc, id, out))) {
-        store_rollback(e->store);
-        if (err == TASSA_ENOTFOUND)
-            err = not_found(em, service, id);
-        goto out;
+    if ((err = resolve_locked(e, service, svc))) {
+        store_unlock(e->store);
+        free(text);
+        return err;
     }
+    err = store_begin(e->store);
+    if (!err && (err = find_locked(e, svc, id, out)) == TASSA_ENOTFOUND)
+        err = not_found(em, service, id);
     char rev[24];
     snprintf(rev, sizeof rev, "%lld", (long long)out->revision);
-    if (if_match && strcmp(if_match, rev) != 0) {
-        store_rollback(e->store);
+    if (!err && if_match && strcmp(if_match, rev) != 0)
         err = err_set(em, TASSA_EREVISION,
                       "The revision of the Document (%s) does not match the expected revision "
                       "(%.30s)",
                       rev, if_match);
-        goto out;
-    }
-    int64_t now = store_now_ms();
-    if (text) {
-        free(out->data);
-        out->data = text;
-        text = NULL;
-    }
-    if (ttl >= 0)
-        out->expires_ms = ttl ? now + ttl * 1000 : 0;
-    out->revision++;
-    out->updated_ms = now;
-    sqlite3_stmt *st = store_prepare(e->store, "UPDATE sync_documents SET data = ?, revision = ?,"
-                                               " date_updated = ?, date_expires = ? WHERE sid = ?");
-    if (!st) {
-        store_rollback(e->store);
-        err = TASSA_ESTORE;
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, out->data, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, out->revision);
-    sqlite3_bind_int64(st, 3, now);
-    if (out->expires_ms)
-        sqlite3_bind_int64(st, 4, out->expires_ms);
-    sqlite3_bind_text(st, 5, out->sid, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        store_rollback(e->store);
-        err = TASSA_ESTORE;
-        goto out;
-    }
-    if ((err = store_commit(e->store)))
-        goto out;
-    locked = false;
-    if ((err = store_unlock(e->store)))
-        goto out;
-    notify(e, out, false);
-out:
-    if (locked)
-        store_unlock(e->store);
+    if (!err)
+        err = update_locked(e, out, &text, ttl);
+    err = finish_write(e, err, err ? NULL : out);
     free(text);
     if (err)
         sync_doc_clear(out);
+    return err;
+}
+
+tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name,
+                         sync_apply_fn fn, void *ctx, bool *changed, char *reason,
+                         size_t reason_len, errmsg_t *em)
+{
+    char svc[SID_LEN + 1];
+    sync_doc_t doc = {0};
+    char *text = NULL;
+    json_t *current = NULL, *next = NULL;
+    *changed = false;
+    tassa_err err = check_unique_name(name, em);
+    if (err)
+        return err;
+    store_lock(e->store);
+    if ((err = resolve_locked(e, service, svc)) || (err = store_begin(e->store))) {
+        store_unlock(e->store);
+        return err;
+    }
+    err = find_locked(e, svc, name, &doc);
+    bool exists = err == TASSA_OK;
+    if (err == TASSA_ENOTFOUND)
+        err = TASSA_OK;
+    if (!err && exists && !(current = json_loads(doc.data, 0, NULL)))
+        err = err_set(em, TASSA_ESTORE, "stored data of %.80s is not JSON", name);
+    if (!err)
+        next = fn(ctx, current, reason, reason_len);
+    if (!err && next) {
+        text = json_dumps(next, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!text || !json_is_object(next))
+            err = err_set(em, TASSA_EINVAL, "document data must be a JSON object");
+        else if (strlen(text) > SYNC_DOC_MAX_DATA)
+            err = err_set(em, TASSA_EDOCTOOBIG, "Data is %zu bytes; a document holds at most %d",
+                          strlen(text), SYNC_DOC_MAX_DATA);
+    }
+    if (!err && next) {
+        err = exists ? update_locked(e, &doc, &text, -1)
+                     : insert_locked(e, svc, name, &text, 0, "system", &doc, em);
+        *changed = err == TASSA_OK;
+    }
+    /* Unchanged documents still wait in store_unlock when they read uncommitted data. */
+    err = finish_write(e, err, *changed ? &doc : NULL);
+    if (err)
+        *changed = false;
+    json_decref(current);
+    json_decref(next);
+    free(text);
+    sync_doc_clear(&doc);
     return err;
 }
 
