@@ -108,7 +108,7 @@ tassa_err outbox_enqueue(outbox_t *o, const char *url, const params_t *event)
         sqlite3_bind_int64(st, 4, now);
         sqlite3_bind_int64(st, 5, now);
         err = sqlite3_step(st) == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
-        sqlite3_finalize(st);
+        store_release(o->store, st);
     } else {
         err = TASSA_ESTORE;
     }
@@ -131,7 +131,7 @@ long outbox_pending(outbox_t *o)
                                      "SELECT count(*) FROM callback_outbox WHERE failed = 0");
     if (st && sqlite3_step(st) == SQLITE_ROW)
         n = (long)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    store_release(o->store, st);
     store_unlock(o->store);
     return n;
 }
@@ -212,7 +212,7 @@ static int load_due(outbox_t *o, entry_t *out, int64_t *next_due)
             n++;
         }
     }
-    sqlite3_finalize(st);
+    store_release(o->store, st);
     store_unlock(o->store);
     return n;
 }
@@ -249,7 +249,7 @@ static void settle(outbox_t *o, const entry_t *e, bool ok, const char *why)
     }
     if (st)
         sqlite3_step(st);
-    sqlite3_finalize(st);
+    store_release(o->store, st);
     store_unlock(o->store);
 }
 

@@ -15,6 +15,15 @@
 
 #include "log.h"
 
+/* Prepared statements kept for reuse, by SQL text: compiling SQL costs more than running it. */
+#define STMT_CACHE 256
+
+typedef struct {
+    char *sql;
+    sqlite3_stmt *st;
+    bool in_use;
+} cached_stmt_t;
+
 /* How long the committer lets queued writers join a batch before it commits anyway. */
 #define BATCH_WAIT_US 2000
 
@@ -32,6 +41,7 @@ struct store {
     pthread_cond_t done;
     uint64_t committed;     /* every epoch <= committed is settled */
     uint64_t failed;        /* the last epoch whose commit failed (0 = none) */
+    cached_stmt_t cache[STMT_CACHE]; /* under the store lock */
 };
 
 static void *commit_loop(void *arg);
@@ -89,6 +99,10 @@ void store_close(store_t *s)
         pthread_cond_signal(&s->work);
         pthread_mutex_unlock(&s->lock);
         pthread_join(s->committer, NULL); /* it commits what is left first */
+    }
+    for (int i = 0; i < STMT_CACHE; i++) {
+        sqlite3_finalize(s->cache[i].st);
+        free(s->cache[i].sql);
     }
     if (s->db)
         sqlite3_close_v2(s->db);
@@ -229,14 +243,60 @@ void store_rollback(store_t *s)
     sqlite3_exec(s->db, "ROLLBACK TO op; RELEASE op", NULL, NULL, NULL);
 }
 
+static size_t sql_hash(const char *sql)
+{
+    size_t h = 5381;
+    for (; *sql; sql++)
+        h = h * 33 + (unsigned char)*sql;
+    return h;
+}
+
+/* The cache slot for sql: where it is, or a free slot for it (NULL when the probe is full). */
+static cached_stmt_t *cache_slot(store_t *s, const char *sql)
+{
+    size_t h = sql_hash(sql);
+    for (int probe = 0; probe < 8; probe++) {
+        cached_stmt_t *c = &s->cache[(h + (size_t)probe) % STMT_CACHE];
+        if (!c->sql || strcmp(c->sql, sql) == 0)
+            return c;
+    }
+    return NULL;
+}
+
 sqlite3_stmt *store_prepare(store_t *s, const char *sql)
 {
+    cached_stmt_t *c = cache_slot(s, sql);
+    if (c && c->st && !c->in_use) {
+        c->in_use = true;
+        return c->st;
+    }
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    bool keep = c && !c->sql;
+    if (sqlite3_prepare_v3(s->db, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
+        SQLITE_OK) {
         log_error("event=store_prepare_failed err=\"%s\"", sqlite3_errmsg(s->db));
         return NULL;
     }
+    if (keep && (c->sql = strdup(sql))) {
+        c->st = st;
+        c->in_use = true;
+    }
     return st;
+}
+
+void store_release(store_t *s, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    const char *sql = sqlite3_sql(st);
+    cached_stmt_t *c = sql ? cache_slot(s, sql) : NULL;
+    if (c && c->st == st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        c->in_use = false;
+        return;
+    }
+    sqlite3_finalize(st);
 }
 
 tassa_err store_meta_get(store_t *s, const char *key, char **out)
@@ -255,7 +315,7 @@ tassa_err store_meta_get(store_t *s, const char *key, char **out)
         err = *out ? TASSA_OK : TASSA_ENOMEM;
     }
 out:
-    sqlite3_finalize(st);
+    store_release(s, st);
     store_unlock(s);
     return err;
 }
@@ -276,7 +336,7 @@ tassa_err store_meta_set(store_t *s, const char *key, const char *value)
     if (sqlite3_step(st) != SQLITE_DONE)
         err = TASSA_ESTORE;
 out:
-    sqlite3_finalize(st);
+    store_release(s, st);
     tassa_err durable = store_unlock(s);
     return err ? err : durable;
 }

@@ -55,8 +55,13 @@ tassa_err store_meta_get(store_t *s, const char *key, char **out);
 /* Writes a meta value durably. Takes the lock. */
 tassa_err store_meta_set(store_t *s, const char *key, const char *value);
 
-/* Prepares sql on the shared connection (lock held); NULL after logging on failure. */
+/* Prepares sql on the shared connection (lock held); NULL after logging on failure. The
+ * statement may come from a cache of compiled statements: give it back with store_release,
+ * never sqlite3_finalize. */
 sqlite3_stmt *store_prepare(store_t *s, const char *sql);
+
+/* Resets and returns a statement from store_prepare (lock held). Accepts NULL. */
+void store_release(store_t *s, sqlite3_stmt *st);
 
 /* Milliseconds since the Unix epoch, the time unit of every stored date. */
 int64_t store_now_ms(void);

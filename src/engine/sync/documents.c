@@ -52,7 +52,7 @@ static tassa_err ensure_service(store_t *s, const char *sid, const char *name)
     sqlite3_bind_int64(st, 4, now);
     sqlite3_bind_int64(st, 5, now);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    store_release(s, st);
     return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
 }
 
@@ -124,7 +124,7 @@ static tassa_err resolve_locked(sync_engine_t *e, const char *id, char out[SID_L
         snprintf(out, SID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
         err = TASSA_OK;
     }
-    sqlite3_finalize(st);
+    store_release(e->store, st);
     return err;
 }
 
@@ -168,7 +168,7 @@ json_t *sync_service_json(sync_engine_t *e, const char *id, const char *base_url
                       5000, "webhook_url", "webhooks_from_rest_enabled", 0);
     }
 out:
-    sqlite3_finalize(st);
+    store_release(e->store, st);
     store_unlock(e->store);
     return j;
 }
@@ -255,7 +255,7 @@ static tassa_err find_locked(sync_engine_t *e, const char *service, const char *
         row_to_doc(st, out);
         err = out->data ? TASSA_OK : TASSA_ENOMEM;
     }
-    sqlite3_finalize(st);
+    store_release(e->store, st);
     return err;
 }
 
@@ -290,7 +290,7 @@ static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *un
         sqlite3_bind_text(st, 2, unique_name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, now);
         sqlite3_step(st);
-        sqlite3_finalize(st);
+        store_release(e->store, st);
     }
     memset(out, 0, sizeof *out);
     if (sid_new("ET", out->sid))
@@ -314,7 +314,7 @@ static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *un
         sqlite3_bind_int64(st, 7, out->expires_ms);
     sqlite3_bind_text(st, 8, out->created_by, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    store_release(e->store, st);
     if (rc == SQLITE_CONSTRAINT)
         return err_set(em, TASSA_EDUPNAME, "Unique name already exists: %.80s", unique_name);
     if (rc != SQLITE_DONE)
@@ -351,7 +351,7 @@ static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, l
         sqlite3_bind_int64(st, 4, doc->expires_ms);
     sqlite3_bind_text(st, 5, doc->sid, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    store_release(e->store, st);
     return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
 }
 
@@ -526,7 +526,7 @@ tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
     if (st) {
         sqlite3_bind_text(st, 1, doc.sid, -1, SQLITE_STATIC);
         err = sqlite3_step(st) == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
-        sqlite3_finalize(st);
+        store_release(e->store, st);
     } else {
         err = TASSA_ESTORE;
     }
@@ -578,7 +578,7 @@ tassa_err sync_doc_list(sync_engine_t *e, const char *service, long page, long p
     *n = count;
     arr = NULL;
 out:
-    sqlite3_finalize(st);
+    store_release(e->store, st);
     store_unlock(e->store);
     free(arr);
     return err;

@@ -185,7 +185,7 @@ tassa_err tr_list(tr_engine_t *e, tr_pred_fn pred, tr_render_fn render, void *ct
     if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
         err = TASSA_ESTORE;
 out:
-    sqlite3_finalize(st);
+    store_release(e->store, st);
     store_unlock(e->store);
     if (err) {
         json_decref(*items);

@@ -30,7 +30,7 @@ sqlite3_stmt *db_vquery(store_t *s, const char *sql, const char *types, va_list 
         }
         if (rc != SQLITE_OK) {
             log_error("event=tr_bind_failed index=%d sql=\"%.80s\"", i + 1, sql);
-            sqlite3_finalize(st);
+            store_release(s, st);
             return NULL;
         }
     }
@@ -60,7 +60,7 @@ tassa_err db_exec(store_t *s, const char *sql, const char *types, ...)
     if (rc != SQLITE_DONE)
         log_error("event=tr_exec_failed err=\"%s\" sql=\"%.80s\"",
                   sqlite3_errmsg(sqlite3_db_handle(st)), sql);
-    sqlite3_finalize(st);
+    store_release(s, st);
     return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
 }
 
@@ -101,7 +101,7 @@ json_t *db_one(store_t *s, const char *sql, const char *types, ...)
     json_t *row = NULL;
     if (st && sqlite3_step(st) == SQLITE_ROW)
         row = db_row(st);
-    sqlite3_finalize(st);
+    store_release(s, st);
     return row;
 }
 
@@ -119,7 +119,7 @@ json_t *db_all(store_t *s, const char *sql, const char *types, ...)
             arr = NULL;
         }
     }
-    sqlite3_finalize(st);
+    store_release(s, st);
     return arr;
 }
 
@@ -132,7 +132,7 @@ int64_t db_int(store_t *s, int64_t def, const char *sql, const char *types, ...)
     int64_t v = def;
     if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
         v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    store_release(s, st);
     return v;
 }
 

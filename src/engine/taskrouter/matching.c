@@ -203,12 +203,12 @@ tassa_err tr_match_locked(tr_engine_t *e, int64_t now)
         }
         json_decref(task);
     }
-    sqlite3_finalize(st);
+    store_release(e->store, st);
     st = NULL;
     for (size_t i = 0; !err && i < ndec; i++)
         err = reserve(e, dec[i].task, row_str(json_array_get(idle, dec[i].worker), "sid"), now);
 out:
-    sqlite3_finalize(st);
+    store_release(e->store, st);
     for (size_t i = 0; subjects && i < n; i++)
         json_decref(subjects[i]);
     for (size_t i = 0; i < queues.n; i++)

@@ -98,7 +98,7 @@ static void worker_counts(tr_engine_t *e, json_t *j, const expr_t *qx, json_int_
         json_decref(subject);
         json_decref(w);
     }
-    sqlite3_finalize(st);
+    store_release(e->store, st);
     for (size_t i = 0; i < json_array_size(acts); i++) {
         const json_t *a = json_array_get(acts, i);
         json_array_append_new(
