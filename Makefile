@@ -4,13 +4,13 @@
 # make test  builds with warnings as errors, runs every test (ctest), then again under
 #            AddressSanitizer + UndefinedBehaviorSanitizer
 
-DEB_PACKAGES := build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libjwt-dev \
+DEB_PACKAGES := build-essential cmake pkg-config clang-format libmicrohttpd-dev libjansson-dev libjwt-dev \
                 libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3
 TEST_PACKAGES := chromium
 PORT ?= 3000
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format
+.PHONY: all deps test-deps format-check build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format
 
 all: build
 
@@ -50,7 +50,7 @@ test-plain: build e2e-deps
 test-asan: build-asan e2e-deps
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 
-test: deps test-deps test-plain test-asan
+test: deps test-deps format-check test-plain test-asan
 
 run: deps build
 	./build/tassa serve --port $(PORT) --demo
@@ -62,8 +62,15 @@ fuzz:
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DTASSA_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build build-fuzz -j $(JOBS)
 
+C_FILES = $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'fuzz/*.c')
+
 format:
-	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'fuzz/*.c')
+	clang-format -i $(C_FILES)
+
+# Fails when a C file is not formatted as .clang-format says (STYLE.md rule 12).
+format-check:
+	@if command -v clang-format >/dev/null; then clang-format --dry-run --Werror $(C_FILES) && echo "format ok"; \
+	else echo "clang-format not installed: format not checked"; fi
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -19,14 +19,14 @@ struct outbox;
 
 typedef struct app {
     const config_t *config;
-    store_t *store;               /* NULL with the twilio back end */
-    sync_engine_t *sync;          /* embedded Sync; NULL with the twilio back end */
-    struct tr_engine *tr;         /* embedded TaskRouter; NULL with the twilio back end */
-    struct backend *backend;      /* what the functions talk to */
-    struct router_state *router;  /* /general/router's idempotency and ordering */
-    struct streams *streams;      /* live document streams */
+    store_t *store;                /* NULL with the twilio back end */
+    sync_engine_t *sync;           /* embedded Sync; NULL with the twilio back end */
+    struct tr_engine *tr;          /* embedded TaskRouter; NULL with the twilio back end */
+    struct backend *backend;       /* what the functions talk to */
+    struct router_state *router;   /* /general/router's idempotency and ordering */
+    struct streams *streams;       /* live document streams */
     struct queue_info *queue_info; /* queue-status refresher */
-    struct outbox *outbox;        /* EventCallbackUrl deliveries (embedded back end) */
+    struct outbox *outbox;         /* EventCallbackUrl deliveries (embedded back end) */
     http_server_t *http;
 } app_t;
 

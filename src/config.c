@@ -57,13 +57,13 @@ static tassa_err apply(config_t *c, const char *name, const char *v, errmsg_t *e
         const char *name;
         char **slot;
     } strs[] = {
-        {"ACCOUNT_SID", &c->account_sid},       {"API_KEY", &c->api_key},
-        {"API_SECRET", &c->api_secret},         {"AUTH_TOKEN", &c->auth_token},
-        {"JWT_SECRET", &c->jwt_secret},         {"SYNC_SERVICE_SID", &c->sync_service_sid},
-        {"WORKSPACE_SID", &c->workspace_sid},   {"TWILIO_TASKROUTER_URL", &c->taskrouter_url},
-        {"TWILIO_SYNC_URL", &c->sync_url},      {"CORS_ALLOWED_ORIGINS", &c->cors_origins},
-        {"PUBLIC_URL", &c->public_url},         {"TASSA_DATA", &c->data_path},
-        {"TASSA_STORE", &c->data_path},         {"TASSA_BIND", &c->bind_addr},
+        {"ACCOUNT_SID", &c->account_sid},     {"API_KEY", &c->api_key},
+        {"API_SECRET", &c->api_secret},       {"AUTH_TOKEN", &c->auth_token},
+        {"JWT_SECRET", &c->jwt_secret},       {"SYNC_SERVICE_SID", &c->sync_service_sid},
+        {"WORKSPACE_SID", &c->workspace_sid}, {"TWILIO_TASKROUTER_URL", &c->taskrouter_url},
+        {"TWILIO_SYNC_URL", &c->sync_url},    {"CORS_ALLOWED_ORIGINS", &c->cors_origins},
+        {"PUBLIC_URL", &c->public_url},       {"TASSA_DATA", &c->data_path},
+        {"TASSA_STORE", &c->data_path},       {"TASSA_BIND", &c->bind_addr},
         {"TASSA_WEB_DIR", &c->web_dir},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
@@ -219,8 +219,10 @@ tassa_err config_apply_flag(config_t *c, const char *name, const char *value, er
 {
     static const struct {
         const char *flag, *setting;
-    } map[] = {{"--port", "PORT"},      {"--data", "TASSA_DATA"},
-               {"--backend", "TASSA_BACKEND"}, {"--bind", "TASSA_BIND"},
+    } map[] = {{"--port", "PORT"},
+               {"--data", "TASSA_DATA"},
+               {"--backend", "TASSA_BACKEND"},
+               {"--bind", "TASSA_BIND"},
                {"--threads", "TASSA_THREADS"}};
     if (!strcmp(name, "--demo")) {
         c->demo = true;
@@ -265,9 +267,10 @@ tassa_err config_validate(const config_t *c, errmsg_t *em)
     if (!c->jwt_secret)
         return err_set(em, TASSA_EINVAL, "JWT_SECRET is required with TASSA_BACKEND=twilio");
     if (!c->auth_token && c->verify_signature)
-        return err_set(em, TASSA_EINVAL, "AUTH_TOKEN is required with TASSA_BACKEND=twilio to "
-                                         "check X-Twilio-Signature (or set "
-                                         "TASSA_VERIFY_SIGNATURE=false)");
+        return err_set(em, TASSA_EINVAL,
+                       "AUTH_TOKEN is required with TASSA_BACKEND=twilio to "
+                       "check X-Twilio-Signature (or set "
+                       "TASSA_VERIFY_SIGNATURE=false)");
     if (strcmp(c->sync_service_sid, "default") && !sid_valid(c->sync_service_sid, "IS"))
         return err_set(em, TASSA_EINVAL, "SYNC_SERVICE_SID must be default or IS + 32 hex");
     return TASSA_OK;
@@ -282,11 +285,10 @@ void config_free(config_t *c)
 {
     if (!c)
         return;
-    char **strs[] = {&c->account_sid,   &c->api_key,        &c->api_secret,
-                     &c->auth_token,    &c->jwt_secret,     &c->sync_service_sid,
-                     &c->workspace_sid, &c->taskrouter_url, &c->sync_url,
-                     &c->cors_origins,  &c->public_url,     &c->data_path,
-                     &c->bind_addr,     &c->web_dir};
+    char **strs[] = {&c->account_sid, &c->api_key,          &c->api_secret,    &c->auth_token,
+                     &c->jwt_secret,  &c->sync_service_sid, &c->workspace_sid, &c->taskrouter_url,
+                     &c->sync_url,    &c->cors_origins,     &c->public_url,    &c->data_path,
+                     &c->bind_addr,   &c->web_dir};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(*strs[i]);
     free(c);

@@ -23,13 +23,13 @@ typedef struct {
     backend_kind_t backend;
     char *taskrouter_url, *sync_url; /* REST base URLs for the twilio back end */
     /* HTTP */
-    char *cors_origins;  /* comma list or "*" */
-    char *public_url;    /* how Twilio reaches us (signature URL), NULL = from the request */
-    char *bind_addr;     /* listen address, default 127.0.0.1 */
-    char *web_dir;       /* static pages; NULL = ./web, else next to the binary */
+    char *cors_origins; /* comma list or "*" */
+    char *public_url;   /* how Twilio reaches us (signature URL), NULL = from the request */
+    char *bind_addr;    /* listen address, default 127.0.0.1 */
+    char *web_dir;      /* static pages; NULL = ./web, else next to the binary */
     int port;
-    size_t max_body;     /* bytes, 413 past it */
-    int threads;         /* libmicrohttpd worker threads */
+    size_t max_body; /* bytes, 413 past it */
+    int threads;     /* libmicrohttpd worker threads */
     bool verify_signature;
     /* storage */
     char *data_path;
@@ -38,8 +38,8 @@ typedef struct {
     int queue_status_max_entries; /* list length cap in queue-status */
     int max_streams, max_streams_per_identity;
     bool quiet_access_log;
-    int http_timeout_ms;  /* twilio back end: per request */
-    int http_retries;     /* twilio back end: on 429 and 5xx */
+    int http_timeout_ms; /* twilio back end: per request */
+    int http_retries;    /* twilio back end: on 429 and 5xx */
 } config_t;
 
 /* Loads the defaults, then `.env` in the working directory (if dotenv_path is NULL; skipped

@@ -12,12 +12,12 @@
 #include "log.h"
 #include "sid.h"
 
-#define ARRIVE_EVERY 4   /* ticks between customers */
-#define MAX_WAITING 6    /* no new customer while this many wait */
-#define ACCEPT_AFTER 4   /* ticks a reservation rings before the teller accepts */
-#define SERVE_FOR 20     /* ticks a customer is served */
+#define ARRIVE_EVERY  4  /* ticks between customers */
+#define MAX_WAITING   6  /* no new customer while this many wait */
+#define ACCEPT_AFTER  4  /* ticks a reservation rings before the teller accepts */
+#define SERVE_FOR     20 /* ticks a customer is served */
 #define POST_CALL_FOR 4  /* ticks of wrap-up before the teller is available again */
-#define TRACKED 128
+#define TRACKED       128
 
 /* When (in ticks) something was first seen in its current state: reservations, tasks,
  * tellers in post-call. */
@@ -126,7 +126,8 @@ static void accept_ringing(demo_traffic_t *d, json_t *reserved)
 {
     size_t i;
     json_t *t;
-    json_array_foreach(reserved, i, t) {
+    json_array_foreach(reserved, i, t)
+    {
         const char *task = json_string_value(json_object_get(t, "sid"));
         params_t *f = pairs("ReservationStatus", "pending", NULL, NULL);
         json_t *items = NULL;
@@ -138,9 +139,9 @@ static void accept_ringing(demo_traffic_t *d, json_t *reserved)
                 params_t *p = pairs("ReservationStatus", "accepted",
                                     d->in_call[0] ? "WorkerActivitySid" : NULL, d->in_call);
                 errmsg_t em = {{0}};
-                tassa_err err = p ? tr_reservation_update(d->engine, task, NULL, res, p, "", NULL,
-                                                          &em)
-                                  : TASSA_ENOMEM;
+                tassa_err err =
+                    p ? tr_reservation_update(d->engine, task, NULL, res, p, "", NULL, &em)
+                      : TASSA_ENOMEM;
                 report("accept", err, &em);
                 params_free(p);
             }
@@ -155,7 +156,8 @@ static void complete_served(demo_traffic_t *d, json_t *assigned)
 {
     size_t i;
     json_t *t;
-    json_array_foreach(assigned, i, t) {
+    json_array_foreach(assigned, i, t)
+    {
         const char *task = json_string_value(json_object_get(t, "sid"));
         if (!task || age_of(d, task) < SERVE_FOR)
             continue;
@@ -163,7 +165,8 @@ static void complete_served(demo_traffic_t *d, json_t *assigned)
         json_t *items = NULL;
         bool more = false;
         char worker[SID_LEN + 1] = "";
-        if (f && tr_reservation_list(d->engine, task, NULL, f, 0, 5, "", &items, &more, NULL) == 0) {
+        if (f &&
+            tr_reservation_list(d->engine, task, NULL, f, 0, 5, "", &items, &more, NULL) == 0) {
             const char *w =
                 json_string_value(json_object_get(json_array_get(items, 0), "worker_sid"));
             if (w)
@@ -190,7 +193,8 @@ static void wrap_up(demo_traffic_t *d, json_t *workers)
 {
     size_t i;
     json_t *w;
-    json_array_foreach(workers, i, w) {
+    json_array_foreach(workers, i, w)
+    {
         const char *sid = json_string_value(json_object_get(w, "sid"));
         const char *activity = json_string_value(json_object_get(w, "activity_sid"));
         if (!sid || !activity || strcmp(activity, d->post_call) != 0)

@@ -4,15 +4,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#define MSG_ROW(name, value, status, code, msg)                                                \
-    case name:                                                                                 \
-        return msg;
-#define STATUS_ROW(name, value, status, code, msg)                                             \
-    case name:                                                                                 \
-        return status;
-#define CODE_ROW(name, value, status, code, msg)                                               \
-    case name:                                                                                 \
-        return code;
+/* clang-format off */
+#define MSG_ROW(name, value, status, code, msg) case name: return msg;
+#define STATUS_ROW(name, value, status, code, msg) case name: return status;
+#define CODE_ROW(name, value, status, code, msg) case name: return code;
+/* clang-format on */
 
 const char *tassa_strerror(tassa_err err)
 {

@@ -11,26 +11,26 @@
 #include <stddef.h>
 
 /* X(name, value, http status, twilio code, message) */
-#define TASSA_ERR_LIST(X)                                                                     \
-    X(TASSA_OK, 0, 200, 0, "ok")                                                              \
-    X(TASSA_EINVAL, -1, 400, 20001, "Invalid parameter")                                      \
-    X(TASSA_EMISSING, -2, 400, 20001, "Missing required parameter")                           \
-    X(TASSA_EUNAUTH, -3, 401, 20003, "Authenticate")                                          \
-    X(TASSA_EFORBIDDEN, -4, 403, 20403, "Forbidden")                                          \
-    X(TASSA_ENOTFOUND, -5, 404, 20404, "The requested resource was not found")                \
-    X(TASSA_EMETHOD, -6, 405, 20004, "Method not allowed")                                    \
-    X(TASSA_EDUPNAME, -7, 409, 54301, "Unique name already exists")                           \
-    X(TASSA_EREVISION, -8, 412, 54103, "Document revision mismatch")                          \
-    X(TASSA_ETOOBIG, -9, 413, 20001, "Request entity too large")                              \
-    X(TASSA_EDOCTOOBIG, -10, 413, 54006, "Document data exceeds the 16 KiB limit")            \
-    X(TASSA_ECONFLICT, -11, 409, 20001, "Conflicting state")                                  \
-    X(TASSA_ELIMIT, -12, 429, 20429, "Too many requests")                                     \
-    X(TASSA_ENOMEM, -13, 500, 20500, "Out of memory")                                         \
-    X(TASSA_ESTORE, -14, 500, 20500, "Storage failure")                                       \
-    X(TASSA_EINTERNAL, -15, 500, 20500, "Internal error")                                     \
-    X(TASSA_EUPSTREAM, -16, 502, 20500, "Upstream service failed")                            \
-    X(TASSA_ETIMEOUT, -17, 504, 20500, "Upstream service timed out")                          \
-    X(TASSA_EUNAVAIL, -18, 503, 20503, "Service unavailable")                                 \
+#define TASSA_ERR_LIST(X)                                                                          \
+    X(TASSA_OK, 0, 200, 0, "ok")                                                                   \
+    X(TASSA_EINVAL, -1, 400, 20001, "Invalid parameter")                                           \
+    X(TASSA_EMISSING, -2, 400, 20001, "Missing required parameter")                                \
+    X(TASSA_EUNAUTH, -3, 401, 20003, "Authenticate")                                               \
+    X(TASSA_EFORBIDDEN, -4, 403, 20403, "Forbidden")                                               \
+    X(TASSA_ENOTFOUND, -5, 404, 20404, "The requested resource was not found")                     \
+    X(TASSA_EMETHOD, -6, 405, 20004, "Method not allowed")                                         \
+    X(TASSA_EDUPNAME, -7, 409, 54301, "Unique name already exists")                                \
+    X(TASSA_EREVISION, -8, 412, 54103, "Document revision mismatch")                               \
+    X(TASSA_ETOOBIG, -9, 413, 20001, "Request entity too large")                                   \
+    X(TASSA_EDOCTOOBIG, -10, 413, 54006, "Document data exceeds the 16 KiB limit")                 \
+    X(TASSA_ECONFLICT, -11, 409, 20001, "Conflicting state")                                       \
+    X(TASSA_ELIMIT, -12, 429, 20429, "Too many requests")                                          \
+    X(TASSA_ENOMEM, -13, 500, 20500, "Out of memory")                                              \
+    X(TASSA_ESTORE, -14, 500, 20500, "Storage failure")                                            \
+    X(TASSA_EINTERNAL, -15, 500, 20500, "Internal error")                                          \
+    X(TASSA_EUPSTREAM, -16, 502, 20500, "Upstream service failed")                                 \
+    X(TASSA_ETIMEOUT, -17, 504, 20500, "Upstream service timed out")                               \
+    X(TASSA_EUNAVAIL, -18, 503, 20503, "Service unavailable")                                      \
     X(TASSA_EEXPR, -19, 400, 20001, "Invalid expression")
 
 typedef enum {

@@ -198,8 +198,8 @@ static int cmd_serve(int argc, char **argv)
         log_warn("event=signature_check_disabled path=/general/router "
                  "reason=\"TASSA_VERIFY_SIGNATURE=false\"");
     log_info("event=listening url=http://%s:%d backend=%s data=%s workspace=%s", c->bind_addr,
-             http_server_port(app.http), app.backend->ops->name,
-             app.store ? c->data_path : "-", c->workspace_sid ? c->workspace_sid : "-");
+             http_server_port(app.http), app.backend->ops->name, app.store ? c->data_path : "-",
+             c->workspace_sid ? c->workspace_sid : "-");
     if (generated)
         log_info("event=credentials_generated data=%s hint=\"tassa credentials prints them; "
                  "tassa user-token alice mints a caller token\"",
@@ -215,7 +215,7 @@ out:
     http_server_free(app.http);
     /* The producers of changes stop before what they write to. */
     demo_traffic_stop(demo);
-    tr_engine_stop(app.tr); /* its dispatcher calls the router, queueInfo and the outbox */
+    tr_engine_stop(app.tr);          /* its dispatcher calls the router, queueInfo and the outbox */
     queue_info_stop(app.queue_info); /* it reads the engine through the back end */
     tr_engine_free(app.tr);
     outbox_free(app.outbox);

@@ -14,8 +14,8 @@ static void healthz(void *ctx, http_req_t *req, http_resp_t *resp)
         store_unlock(app->store);
     }
     http_resp_json(resp, store_ok ? 200 : 503,
-                   json_pack("{s:s, s:s, s:b}", "status", store_ok ? "ok" : "degraded",
-                             "backend", app->backend->ops->name, "store", store_ok));
+                   json_pack("{s:s, s:s, s:b}", "status", store_ok ? "ok" : "degraded", "backend",
+                             app->backend->ops->name, "store", store_ok));
 }
 
 tassa_err ops_register(app_t *app)

@@ -18,7 +18,7 @@
 
 #include "auth/verify_token.h"
 
-#define ACCESS_TOKEN_CTY "twilio-fpa;v=1"
+#define ACCESS_TOKEN_CTY         "twilio-fpa;v=1"
 #define ACCESS_TOKEN_DEFAULT_TTL 3600L
 
 _Static_assert(sizeof(time_t) <= sizeof(long), "libjwt takes integer claims as long");
@@ -62,9 +62,8 @@ char *access_token_sync(const access_token_opts_t *o)
     size_t secret_len;
     int n;
 
-    if (o == NULL || !present(o->account_sid) || !present(o->api_key) ||
-        !present(o->api_secret) || !present(o->identity) || !present(o->sync_service_sid) ||
-        o->ttl < 0)
+    if (o == NULL || !present(o->account_sid) || !present(o->api_key) || !present(o->api_secret) ||
+        !present(o->identity) || !present(o->sync_service_sid) || o->ttl < 0)
         return NULL;
     ttl = o->ttl ? o->ttl : ACCESS_TOKEN_DEFAULT_TTL;
     secret_len = strlen(o->api_secret);

@@ -13,7 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#define SIG_B64_LEN 28 /* base64 of a 20-byte SHA-1 MAC */
+#define SIG_B64_LEN    28 /* base64 of a 20-byte SHA-1 MAC */
 #define SHA256_HEX_LEN 64
 
 /* The text of a key or value; params_t never stores NULL, but "" costs nothing here. */
@@ -90,8 +90,7 @@ static int hmac_sha1_b64(const char *key, const char *url, const char *tail, siz
     if (mac == NULL)
         goto out;
     ctx = EVP_MAC_CTX_new(mac);
-    if (ctx == NULL ||
-        EVP_MAC_init(ctx, (const unsigned char *)key, strlen(key), ps) != 1 ||
+    if (ctx == NULL || EVP_MAC_init(ctx, (const unsigned char *)key, strlen(key), ps) != 1 ||
         EVP_MAC_update(ctx, (const unsigned char *)url, strlen(url)) != 1 ||
         EVP_MAC_update(ctx, (const unsigned char *)tail, tail_len) != 1 ||
         EVP_MAC_final(ctx, md, &md_len, sizeof md) != 1 || md_len != 20)
@@ -214,8 +213,7 @@ static const char *query_value(const char *url, const char *name, size_t *len)
  * lengths (the length of a valid signature is public). */
 static int sig_equal(const char *expected, const char *received)
 {
-    return strlen(received) == SIG_B64_LEN &&
-           CRYPTO_memcmp(expected, received, SIG_B64_LEN) == 0;
+    return strlen(received) == SIG_B64_LEN && CRYPTO_memcmp(expected, received, SIG_B64_LEN) == 0;
 }
 
 /* True when hex(sha256(body)) equals the claimed hex text; -1 when OpenSSL fails. */

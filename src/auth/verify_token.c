@@ -119,8 +119,8 @@ tassa_err verify_token_jws_unpack(const char *token, json_t **header_out, json_t
     end = token + len;
     dot1 = memchr(token, '.', len);
     dot2 = dot1 ? memchr(dot1 + 1, '.', (size_t)(end - dot1 - 1)) : NULL;
-    if (dot2 == NULL || memchr(dot2 + 1, '.', (size_t)(end - dot2 - 1)) != NULL ||
-        dot1 == token || dot2 == dot1 + 1 || dot2 + 1 == end) {
+    if (dot2 == NULL || memchr(dot2 + 1, '.', (size_t)(end - dot2 - 1)) != NULL || dot1 == token ||
+        dot2 == dot1 + 1 || dot2 + 1 == end) {
         err_set(em, TASSA_EUNAUTH, "malformed token: expected header.payload.signature");
         goto out;
     }

@@ -44,8 +44,7 @@ typedef struct {
     tassa_err (*doc_apply)(backend_t *b, const char *name,
                            json_t *(*merge)(void *ctx, const json_t *current, char *reason,
                                             size_t reason_len),
-                           void *ctx, bool *changed, char *reason, size_t reason_len,
-                           errmsg_t *em);
+                           void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em);
 
     /* TaskRouter reads of the configured workspace. */
 
@@ -61,8 +60,8 @@ typedef struct {
     tassa_err (*queues_list)(backend_t *b, json_t **queues, errmsg_t *em);
     /* A queue's real-time statistics resource (total_eligible_workers, ...) and cumulative
      * statistics resource (avg_task_acceptance_time, ...) of the last `minutes`. */
-    tassa_err (*queue_stats)(backend_t *b, const char *queue_sid, int minutes,
-                             json_t **realtime, json_t **cumulative, errmsg_t *em);
+    tassa_err (*queue_stats)(backend_t *b, const char *queue_sid, int minutes, json_t **realtime,
+                             json_t **cumulative, errmsg_t *em);
 
     /* Frees the back end. */
     void (*destroy)(backend_t *b);

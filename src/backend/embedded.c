@@ -22,8 +22,7 @@ static embedded_t *impl(backend_t *b)
     return b->impl;
 }
 
-static tassa_err doc_result(embedded_t *e, tassa_err err, sync_doc_t *d, json_t **doc,
-                            errmsg_t *em)
+static tassa_err doc_result(embedded_t *e, tassa_err err, sync_doc_t *d, json_t **doc, errmsg_t *em)
 {
     if (err)
         return err;
@@ -41,8 +40,8 @@ static tassa_err doc_fetch(backend_t *b, const char *name, json_t **doc, errmsg_
     return doc_result(e, err, &d, doc, em);
 }
 
-static tassa_err doc_write(backend_t *b, const char *name, const json_t *data,
-                           const char *if_match, bool create, json_t **doc, errmsg_t *em)
+static tassa_err doc_write(backend_t *b, const char *name, const json_t *data, const char *if_match,
+                           bool create, json_t **doc, errmsg_t *em)
 {
     embedded_t *e = impl(b);
     sync_doc_t d;
@@ -52,8 +51,8 @@ static tassa_err doc_write(backend_t *b, const char *name, const json_t *data,
         return err_set(em, TASSA_EINVAL, "document data must be a JSON object");
     tassa_err err = create ? sync_doc_create(e->app->sync, e->app->config->sync_service_sid, name,
                                              text, 0, "system", &d, em)
-                           : sync_doc_update(e->app->sync, e->app->config->sync_service_sid,
-                                             name, text, -1, if_match, &d, em);
+                           : sync_doc_update(e->app->sync, e->app->config->sync_service_sid, name,
+                                             text, -1, if_match, &d, em);
     free(text);
     return doc_result(e, err, &d, doc, em);
 }
@@ -75,8 +74,8 @@ static tassa_err doc_apply(backend_t *b, const char *name,
                            bool *changed, char *reason, size_t reason_len, errmsg_t *em)
 {
     embedded_t *e = impl(b);
-    return sync_doc_apply(e->app->sync, e->app->config->sync_service_sid, name, merge, ctx,
-                          changed, reason, reason_len, em);
+    return sync_doc_apply(e->app->sync, e->app->config->sync_service_sid, name, merge, ctx, changed,
+                          reason, reason_len, em);
 }
 
 /* The engine's reads return no detail; give the caller one. */
@@ -134,16 +133,16 @@ static tassa_err queues_list(backend_t *b, json_t **queues, errmsg_t *em)
     return tr_result(tr_queues_json(tr, impl(b)->base_url, queues), "TaskQueues", em);
 }
 
-static tassa_err queue_stats(backend_t *b, const char *queue_sid, int minutes,
-                             json_t **realtime, json_t **cumulative, errmsg_t *em)
+static tassa_err queue_stats(backend_t *b, const char *queue_sid, int minutes, json_t **realtime,
+                             json_t **cumulative, errmsg_t *em)
 {
     tr_engine_t *tr = engine(b, em);
     *realtime = *cumulative = NULL;
     if (!tr)
         return TASSA_EUNAVAIL;
-    return tr_result(tr_queue_stats_json(tr, queue_sid, minutes, impl(b)->base_url, realtime,
-                                         cumulative),
-                     queue_sid, em);
+    return tr_result(
+        tr_queue_stats_json(tr, queue_sid, minutes, impl(b)->base_url, realtime, cumulative),
+        queue_sid, em);
 }
 
 static void destroy(backend_t *b)

@@ -33,12 +33,12 @@
 
 #include "log.h"
 
-#define POOL_IDLE_MAX 16                       /* idle handles kept for reuse */
-#define BACKOFF_BASE_MS 100                    /* first retry waits up to this */
-#define BACKOFF_CAP_MS 3000                    /* no wait is longer, Retry-After included */
-#define CONNECT_TIMEOUT_MAX_MS 5000            /* TCP + TLS set-up, within the total */
-#define RESPONSE_MAX_BYTES (64u * 1024 * 1024) /* a 1000-task page with big attributes fits */
-#define USER_AGENT "tassa/0.1 (twilio back end)"
+#define POOL_IDLE_MAX          16                  /* idle handles kept for reuse */
+#define BACKOFF_BASE_MS        100                 /* first retry waits up to this */
+#define BACKOFF_CAP_MS         3000                /* no wait is longer, Retry-After included */
+#define CONNECT_TIMEOUT_MAX_MS 5000                /* TCP + TLS set-up, within the total */
+#define RESPONSE_MAX_BYTES     (64u * 1024 * 1024) /* a 1000-task page with big attributes fits */
+#define USER_AGENT             "tassa/0.1 (twilio back end)"
 
 typedef struct {
     const config_t *config; /* borrowed, outlives us */
@@ -54,12 +54,12 @@ typedef struct {
 
 /* One request as the operations describe it. */
 typedef struct {
-    const char *method;  /* "GET" or "POST" */
-    const char *url;     /* absolute */
-    const char *form;    /* form-encoded body of a POST, else NULL */
+    const char *method; /* "GET" or "POST" */
+    const char *url;    /* absolute */
+    const char *form;   /* form-encoded body of a POST, else NULL */
     const char *if_match;
-    bool create;          /* a create: a 409 means the unique name is taken */
-    long handled_status;  /* a status the caller expects and handles (404, 409, 412) */
+    bool create;         /* a create: a 409 means the unique name is taken */
+    long handled_status; /* a status the caller expects and handles (404, 409, 412) */
     log_level_t handled_level;
 } call_t;
 
@@ -302,10 +302,8 @@ static bool transient(CURLcode cc)
     case CURLE_PARTIAL_FILE:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        return true;
-    default:
-        return false;
+    case CURLE_HTTP2_STREAM: return true;
+    default: return false;
     }
 }
 
@@ -440,12 +438,12 @@ static tassa_err call(twilio_t *t, const call_t *c, json_t **out, errmsg_t *em)
                 return err_set(em, TASSA_ENOMEM, "out of memory");
             }
             retry = transient(cc);
-            log_safe(r.too_big ? "response too large" : (errbuf[0] ? errbuf
-                                                                    : curl_easy_strerror(cc)),
+            log_safe(r.too_big ? "response too large"
+                               : (errbuf[0] ? errbuf : curl_easy_strerror(cc)),
                      msg, sizeof msg);
             err = cc == CURLE_OPERATION_TIMEDOUT ? TASSA_ETIMEOUT : TASSA_EUPSTREAM;
-            err_set(em, err, "twilio %s %s failed after %d attempt%s: %s", c->method, url,
-                    attempt, attempt > 1 ? "s" : "", msg);
+            err_set(em, err, "twilio %s %s failed after %d attempt%s: %s", c->method, url, attempt,
+                    attempt > 1 ? "s" : "", msg);
         } else {
             retry = status == 429 || status >= 500;
             parse_error(&r, &code, msg, sizeof msg);
@@ -555,8 +553,8 @@ out:
 }
 
 /* Why one function: create and update differ only in the URL, UniqueName and If-Match. */
-static tassa_err doc_write(backend_t *b, const char *name, const json_t *data,
-                           const char *if_match, bool create, json_t **doc, errmsg_t *em)
+static tassa_err doc_write(backend_t *b, const char *name, const json_t *data, const char *if_match,
+                           bool create, json_t **doc, errmsg_t *em)
 {
     twilio_t *t = impl(b);
     tassa_err err = TASSA_OK;
@@ -696,8 +694,8 @@ static tassa_err queues_list(backend_t *b, json_t **queues, errmsg_t *em)
 }
 
 /* Why: two resources of one queue; either both or neither is returned. */
-static tassa_err queue_stats(backend_t *b, const char *queue_sid, int minutes,
-                             json_t **realtime, json_t **cumulative, errmsg_t *em)
+static tassa_err queue_stats(backend_t *b, const char *queue_sid, int minutes, json_t **realtime,
+                             json_t **cumulative, errmsg_t *em)
 {
     twilio_t *t = impl(b);
     tassa_err err;
@@ -706,10 +704,9 @@ static tassa_err queue_stats(backend_t *b, const char *queue_sid, int minutes,
     *realtime = *cumulative = NULL;
     if (sid) {
         rt_url = format("%s/TaskQueues/%s/RealTimeStatistics", t->tr_base, sid);
-        cu_url = minutes > 0
-                     ? format("%s/TaskQueues/%s/CumulativeStatistics?Minutes=%d", t->tr_base,
-                              sid, minutes)
-                     : format("%s/TaskQueues/%s/CumulativeStatistics", t->tr_base, sid);
+        cu_url = minutes > 0 ? format("%s/TaskQueues/%s/CumulativeStatistics?Minutes=%d",
+                                      t->tr_base, sid, minutes)
+                             : format("%s/TaskQueues/%s/CumulativeStatistics", t->tr_base, sid);
     }
     if (!rt_url || !cu_url) {
         err = err_set(em, TASSA_ENOMEM, "out of memory");
@@ -814,8 +811,8 @@ backend_t *backend_twilio_new(const config_t *c, errmsg_t *em)
     b->impl = t;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    t->rng = ((uint64_t)now.tv_sec * 1000000007ULL) ^ (uint64_t)now.tv_nsec ^
-             (uint64_t)(uintptr_t)t;
+    t->rng =
+        ((uint64_t)now.tv_sec * 1000000007ULL) ^ (uint64_t)now.tv_nsec ^ (uint64_t)(uintptr_t)t;
     if (!t->rng)
         t->rng = 0x9E3779B97F4A7C15ULL;
     sync_url = trim_base(c->sync_url);
@@ -829,8 +826,7 @@ backend_t *backend_twilio_new(const config_t *c, errmsg_t *em)
     if (!t->sync_base || !t->tr_base)
         goto oom;
     t->share = curl_share_init();
-    if (!t->share ||
-        curl_share_setopt(t->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+    if (!t->share || curl_share_setopt(t->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
         curl_share_setopt(t->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
         curl_share_setopt(t->share, CURLSHOPT_USERDATA, t) != CURLSHE_OK ||
         curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||

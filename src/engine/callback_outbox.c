@@ -12,7 +12,7 @@
 #include "auth/signature.h"
 #include "log.h"
 
-#define BATCH 16
+#define BATCH          16
 #define MAX_BACKOFF_MS 600000
 
 struct outbox {
@@ -127,8 +127,8 @@ long outbox_pending(outbox_t *o)
 {
     long n = -1;
     store_lock(o->store);
-    sqlite3_stmt *st = store_prepare(o->store,
-                                     "SELECT count(*) FROM callback_outbox WHERE failed = 0");
+    sqlite3_stmt *st =
+        store_prepare(o->store, "SELECT count(*) FROM callback_outbox WHERE failed = 0");
     if (st && sqlite3_step(st) == SQLITE_ROW)
         n = (long)sqlite3_column_int64(st, 0);
     store_release(o->store, st);
@@ -269,7 +269,8 @@ static void *run(void *arg)
         int n = load_due(o, batch, &next_due);
         for (int i = 0; i < n; i++) {
             char why[256] = "";
-            bool ok = batch[i].url && batch[i].body && post(o, curl, &batch[i], why, sizeof why) == 0;
+            bool ok =
+                batch[i].url && batch[i].body && post(o, curl, &batch[i], why, sizeof why) == 0;
             settle(o, &batch[i], ok, why);
             free(batch[i].url);
             free(batch[i].body);

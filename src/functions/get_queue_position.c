@@ -13,24 +13,26 @@
 
 #define WINDOW_MINUTES 15
 
-long get_queue_position_estimate(long position, const json_t *cumulative,
-                                 const json_t *realtime, int window_minutes)
+long get_queue_position_estimate(long position, const json_t *cumulative, const json_t *realtime,
+                                 int window_minutes)
 {
     json_int_t accepted = json_integer_value(json_object_get(cumulative, "reservations_accepted"));
     if (accepted <= 0 || position <= 0 || window_minutes <= 0)
         return -1;
     /* Free tellers take the first tasks at once, in about the usual acceptance time. */
     json_int_t available = json_integer_value(json_object_get(realtime, "total_available_workers"));
-    json_int_t acceptance = json_integer_value(json_object_get(cumulative,
-                                                               "avg_task_acceptance_time"));
+    json_int_t acceptance =
+        json_integer_value(json_object_get(cumulative, "avg_task_acceptance_time"));
     if (available >= position)
         return acceptance > 0 ? (long)acceptance : 0;
     double rate = (double)accepted / (window_minutes * 60.0); /* tasks per second */
     return (long)((double)(position - available) / rate + 0.5);
 }
 
-/* TaskRouter's order within a queue: priority descending, then age descending. */
-static int ahead_of(const json_t *a, const json_t *b)
+/* TaskRouter's order within a queue: priority descending, then age descending; tasks of the
+ * same priority and whole-second age keep the back end's list order (creation order), since
+ * `age` and `date_created` only have seconds. ia and ib are the tasks' list indexes. */
+static bool ahead_of(const json_t *a, size_t ia, const json_t *b, size_t ib)
 {
     json_int_t pa = json_integer_value(json_object_get(a, "priority"));
     json_int_t pb = json_integer_value(json_object_get(b, "priority"));
@@ -40,13 +42,7 @@ static int ahead_of(const json_t *a, const json_t *b)
     json_int_t ab = json_integer_value(json_object_get(b, "age"));
     if (aa != ab)
         return aa > ab;
-    const char *sa = json_string_value(json_object_get(a, "date_created"));
-    const char *sb = json_string_value(json_object_get(b, "date_created"));
-    int c = sa && sb ? strcmp(sa, sb) : 0;
-    if (c)
-        return c < 0;
-    return strcmp(json_string_value(json_object_get(a, "sid")),
-                  json_string_value(json_object_get(b, "sid"))) < 0;
+    return ia < ib;
 }
 
 /* The value of attribute key in a task resource's attributes text (new reference or NULL). */
@@ -75,9 +71,8 @@ static void fail(http_resp_t *resp, tassa_err err, const char *why)
 /* Answers for a task that no longer waits (or a topic known only from its document). */
 static json_t *settled(const char *task_sid, const char *queue, const char *status)
 {
-    return json_pack("{s:s?, s:s?, s:n, s:n, s:n, s:n, s:s}", "taskSid", task_sid, "queue",
-                     queue, "position", "ahead", "queueSize", "estimatedWaitSeconds", "status",
-                     status);
+    return json_pack("{s:s?, s:s?, s:n, s:n, s:n, s:n, s:s}", "taskSid", task_sid, "queue", queue,
+                     "position", "ahead", "queueSize", "estimatedWaitSeconds", "status", status);
 }
 
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
@@ -108,12 +103,14 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
     }
     if ((err = b->ops->tasks_list(b, waiting, 2, &tasks, &em)))
         goto error;
-    size_t i;
+    size_t i, task_idx = 0;
     json_t *t;
-    json_array_foreach(tasks, i, t) {
+    json_array_foreach(tasks, i, t)
+    {
         const char *sid = json_string_value(json_object_get(t, "sid"));
         if (task_sid ? strcmp(sid, task_sid) == 0 : attr_equals(t, "topic", topic)) {
             task = json_incref(t);
+            task_idx = i;
             break;
         }
     }
@@ -152,13 +149,14 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         goto out;
     }
     long position = 1, size = 0;
-    json_array_foreach(tasks, i, t) {
+    json_array_foreach(tasks, i, t)
+    {
         const char *q = json_string_value(json_object_get(t, "task_queue_sid"));
         if (!(q == queue_sid || (q && queue_sid && strcmp(q, queue_sid) == 0)))
             continue;
         size++;
         const char *other = json_string_value(json_object_get(t, "sid"));
-        if (strcmp(other, sid) != 0 && ahead_of(t, task))
+        if (strcmp(other, sid) != 0 && ahead_of(t, i, task, task_idx))
             position++;
     }
     long estimate = -1;
@@ -166,12 +164,11 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         estimate = get_queue_position_estimate(position, cum, rt, WINDOW_MINUTES);
     else if (queue_sid)
         log_warn("event=queue_stats_failed queue=%s err=\"%s\"", queue_sid, em.text);
-    json_t *answer = json_pack("{s:s, s:s?, s:i, s:i, s:i, s:o, s:s}", "taskSid", sid, "queue",
-                               queue, "position", (json_int_t)position, "ahead",
-                               (json_int_t)(position - 1), "queueSize", (json_int_t)size,
-                               "estimatedWaitSeconds",
-                               estimate < 0 ? json_null() : json_integer(estimate), "status",
-                               status);
+    json_t *answer =
+        json_pack("{s:s, s:s?, s:i, s:i, s:i, s:o, s:s}", "taskSid", sid, "queue", queue,
+                  "position", (json_int_t)position, "ahead", (json_int_t)(position - 1),
+                  "queueSize", (json_int_t)size, "estimatedWaitSeconds",
+                  estimate < 0 ? json_null() : json_integer(estimate), "status", status);
     http_resp_json(resp, 200, answer);
     goto out;
 error:
@@ -185,7 +182,8 @@ out:
 
 tassa_err get_queue_position_register(app_t *app)
 {
-    const http_route_t routes[] = {
-        {"OPTIONS", "/queue/get-queue-position", handle}, {"POST", "/queue/get-queue-position", handle}, {"GET", "/queue/get-queue-position", handle}};
+    const http_route_t routes[] = {{"OPTIONS", "/queue/get-queue-position", handle},
+                                   {"POST", "/queue/get-queue-position", handle},
+                                   {"GET", "/queue/get-queue-position", handle}};
     return http_server_routes(app->http, routes, 3, app);
 }

@@ -18,8 +18,8 @@
  * statistics (Twilio's TaskQueue CumulativeStatistics over window_minutes) and real-time
  * statistics are given (borrowed); -1 when there is no history to go by. Throughput model:
  * tasks accepted in the window give a rate, and position / rate is the wait. */
-long get_queue_position_estimate(long position, const json_t *cumulative,
-                                 const json_t *realtime, int window_minutes);
+long get_queue_position_estimate(long position, const json_t *cumulative, const json_t *realtime,
+                                 int window_minutes);
 
 /* Adds OPTIONS, GET and POST /queue/get-queue-position to app->http. */
 tassa_err get_queue_position_register(app_t *app);

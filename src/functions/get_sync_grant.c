@@ -63,14 +63,14 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         refuse(resp, TASSA_EINTERNAL, "could not mint the sync token");
         return;
     }
-    http_resp_json(resp, 200,
-                   json_pack("{s:b, s:s}", "authorized", 1, "syncToken", sync_token));
+    http_resp_json(resp, 200, json_pack("{s:b, s:s}", "authorized", 1, "syncToken", sync_token));
     free(sync_token);
 }
 
 tassa_err get_sync_grant_register(app_t *app)
 {
-    const http_route_t routes[] = {
-        {"OPTIONS", "/task/get-sync-grant", handle}, {"POST", "/task/get-sync-grant", handle}, {"GET", "/task/get-sync-grant", handle}};
+    const http_route_t routes[] = {{"OPTIONS", "/task/get-sync-grant", handle},
+                                   {"POST", "/task/get-sync-grant", handle},
+                                   {"GET", "/task/get-sync-grant", handle}};
     return http_server_routes(app->http, routes, 3, app);
 }

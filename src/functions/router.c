@@ -12,7 +12,7 @@
 #include "log.h"
 
 #define SEEN_SLOTS 8192 /* per generation; at most half filled */
-#define SID_MAX 64
+#define SID_MAX    64
 
 /* Two generations of an open-addressing set: when the current one is half full it becomes the
  * previous one and a fresh one starts, so memory stays fixed and recent Sids are kept. */
@@ -175,9 +175,9 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         char url[2048];
         signed_url(app, req, url, sizeof url);
         params_t body = {.items = req->params->items, .len = req->body_params};
-        tassa_err err = signature_validate(app->config->auth_token,
-                                           http_req_header(req, "X-Twilio-Signature"), url,
-                                           &body, req->body, req->body_len, &em);
+        tassa_err err =
+            signature_validate(app->config->auth_token, http_req_header(req, "X-Twilio-Signature"),
+                               url, &body, req->body, req->body_len, &em);
         if (err) {
             log_warn("event=signature_rejected path=%s reason=\"%s\"", req->path,
                      err_text(&em, err));

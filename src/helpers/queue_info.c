@@ -25,20 +25,25 @@ struct queue_info {
     bool dirty, stopping;
 };
 
-/* Queue order: priority descending, then age descending (the oldest first). */
+typedef struct {
+    json_t *task; /* borrowed */
+    size_t idx;   /* position in the back end's list (creation or queue order) */
+} ranked_t;
+
+/* Queue order: priority descending, then age descending (the oldest first); ties keep the
+ * back end's order, since ages have whole seconds only. */
 static int by_queue_order(const void *a, const void *b)
 {
-    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    json_int_t px = json_integer_value(json_object_get(x, "priority"));
-    json_int_t py = json_integer_value(json_object_get(y, "priority"));
+    const ranked_t *x = a, *y = b;
+    json_int_t px = json_integer_value(json_object_get(x->task, "priority"));
+    json_int_t py = json_integer_value(json_object_get(y->task, "priority"));
     if (px != py)
         return px > py ? -1 : 1;
-    json_int_t ax = json_integer_value(json_object_get(x, "age"));
-    json_int_t ay = json_integer_value(json_object_get(y, "age"));
+    json_int_t ax = json_integer_value(json_object_get(x->task, "age"));
+    json_int_t ay = json_integer_value(json_object_get(y->task, "age"));
     if (ax != ay)
         return ax > ay ? -1 : 1;
-    return strcmp(json_string_value(json_object_get(x, "sid")),
-                  json_string_value(json_object_get(y, "sid")));
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
 static bool is_teller_activity(const char *a)
@@ -62,34 +67,33 @@ static json_t *topic_of(const json_t *task)
 }
 
 /* Fills the document's lists with at most n entries each. */
-static json_t *compose(json_t **tasks, size_t ntasks, json_t *tellers, size_t n,
+static json_t *compose(const ranked_t *tasks, size_t ntasks, json_t *tellers, size_t n,
                        json_t *by_queue, const char *now)
 {
     json_t *pending = json_array();
     for (size_t i = 0; pending && i < ntasks && i < n; i++) {
-        const json_t *t = tasks[i];
+        const json_t *t = tasks[i].task;
         json_t *topic = topic_of(t);
         json_array_append_new(
             pending, json_pack("{s:O, s:o, s:O, s:O, s:O, s:O}", "sid", json_object_get(t, "sid"),
                                "topic", topic ? topic : json_null(), "priority",
                                json_object_get(t, "priority"), "age", json_object_get(t, "age"),
-                               "queue", json_object_get(t, "task_queue_friendly_name"),
-                               "status", json_object_get(t, "assignment_status")));
+                               "queue", json_object_get(t, "task_queue_friendly_name"), "status",
+                               json_object_get(t, "assignment_status")));
     }
     json_t *tl = json_array();
     for (size_t i = 0; tl && i < json_array_size(tellers) && i < n; i++)
         json_array_append(tl, json_array_get(tellers, i));
-    return json_pack("{s:o, s:o, s:i, s:i, s:O, s:s}", "pendingTasks", pending,
-                     "eligibleTellers", tl, "pendingCount", (json_int_t)ntasks, "tellerCount",
-                     (json_int_t)json_array_size(tellers), "byQueue", by_queue, "lastUpdated",
-                     now);
+    return json_pack("{s:o, s:o, s:i, s:i, s:O, s:s}", "pendingTasks", pending, "eligibleTellers",
+                     tl, "pendingCount", (json_int_t)ntasks, "tellerCount",
+                     (json_int_t)json_array_size(tellers), "byQueue", by_queue, "lastUpdated", now);
 }
 
 tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t *em)
 {
     static const char *const waiting[] = {"pending", "reserved"};
     json_t *tasks = NULL, *workers = NULL, *tellers = NULL, *by_queue = NULL;
-    json_t **sorted = NULL;
+    ranked_t *sorted = NULL;
     *doc = NULL;
     tassa_err err = b->ops->tasks_list(b, waiting, 2, &tasks, em);
     if (!err)
@@ -106,7 +110,7 @@ tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t
     }
     for (size_t i = 0; i < ntasks; i++) {
         json_t *t = json_array_get(tasks, i);
-        sorted[i] = t;
+        sorted[i] = (ranked_t){.task = t, .idx = i};
         const char *qname = json_string_value(json_object_get(t, "task_queue_friendly_name"));
         json_int_t age = json_integer_value(json_object_get(t, "age"));
         json_t *q = json_object_get(by_queue, qname ? qname : "(none)");
@@ -122,13 +126,13 @@ tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t
     qsort(sorted, ntasks, sizeof *sorted, by_queue_order);
     size_t i;
     json_t *w;
-    json_array_foreach(workers, i, w) {
+    json_array_foreach(workers, i, w)
+    {
         const char *activity = json_string_value(json_object_get(w, "activity_name"));
         if (is_teller_activity(activity))
-            json_array_append_new(tellers, json_pack("{s:O, s:O, s:s}", "sid",
-                                                     json_object_get(w, "sid"), "name",
-                                                     json_object_get(w, "friendly_name"),
-                                                     "activity", activity));
+            json_array_append_new(
+                tellers, json_pack("{s:O, s:O, s:s}", "sid", json_object_get(w, "sid"), "name",
+                                   json_object_get(w, "friendly_name"), "activity", activity));
     }
     char now[TIMEFMT_LEN];
     timefmt_iso_ms(store_now_ms(), now);

@@ -11,9 +11,12 @@
 static const struct {
     const char *event, *status;
 } MAP[] = {
-    {"task.created", "waiting"},           {"reservation.accepted", "assigned"},
-    {"reservation.completed", "completed"}, {"reservation.canceled", "completed"},
-    {"task.canceled", "completed"},         {"task.deleted", "completed"},
+    {"task.created", "waiting"},
+    {"reservation.accepted", "assigned"},
+    {"reservation.completed", "completed"},
+    {"reservation.canceled", "completed"},
+    {"task.canceled", "completed"},
+    {"task.deleted", "completed"},
 };
 
 const char *reservation_status_for(const char *event_type)
@@ -53,9 +56,11 @@ static json_t *merge_topic(void *vctx, const json_t *current, char *reason, size
         const char *cur_status = json_string_value(json_object_get(current, "status"));
         bool same_task = cur_task && task_sid && strcmp(cur_task, task_sid) == 0;
         if (!same_task && !(rank(c->status) == 1 && rank(cur_status) == 3)) {
-            snprintf(reason, reason_len, "topic belongs to task %.40s (%.12s); %s of task %.40s "
-                     "is stale", cur_task ? cur_task : "?", cur_status ? cur_status : "?",
-                     event_type, task_sid ? task_sid : "?");
+            snprintf(reason, reason_len,
+                     "topic belongs to task %.40s (%.12s); %s of task %.40s "
+                     "is stale",
+                     cur_task ? cur_task : "?", cur_status ? cur_status : "?", event_type,
+                     task_sid ? task_sid : "?");
             return NULL;
         }
         if (same_task && rank(c->status) <= rank(cur_status)) {
@@ -76,9 +81,9 @@ static json_t *merge_topic(void *vctx, const json_t *current, char *reason, size
     char now[TIMEFMT_LEN];
     timefmt_iso_ms(store_now_ms(), now);
     const char *ev_sid = params_get(c->event, "Sid");
-    return json_pack("{s:s, s:s?, s:o, s:s, s:s?, s:s}", "status", c->status, "taskSid",
-                     task_sid, "worker", worker ? worker : json_null(), "event", event_type,
-                     "eventSid", ev_sid, "updatedAt", now);
+    return json_pack("{s:s, s:s?, s:o, s:s, s:s?, s:s}", "status", c->status, "taskSid", task_sid,
+                     "worker", worker ? worker : json_null(), "event", event_type, "eventSid",
+                     ev_sid, "updatedAt", now);
 }
 
 tassa_err reservation_handle(backend_t *b, const params_t *event, reservation_result_t *out,
@@ -109,8 +114,9 @@ tassa_err reservation_handle(backend_t *b, const params_t *event, reservation_re
     }
     if (strlen(topic) >= sizeof out->topic || strcmp(topic, "queue-status") == 0) {
         json_decref(a);
-        return err_set(em, TASSA_EINVAL, "topic must be 1 to 320 characters and not "
-                                         "queue-status");
+        return err_set(em, TASSA_EINVAL,
+                       "topic must be 1 to 320 characters and not "
+                       "queue-status");
     }
     snprintf(out->topic, sizeof out->topic, "%s", topic);
     json_decref(a);

@@ -16,11 +16,11 @@
 #include "http/params.h"
 
 typedef struct {
-    bool ignored;        /* the event does not concern a topic (reason says why) */
-    bool changed;        /* the topic document was written */
-    char topic[321];     /* the topic, when known */
-    char status[16];     /* the status the event maps to, when it maps to one */
-    char reason[200];    /* why nothing changed, when nothing did */
+    bool ignored;     /* the event does not concern a topic (reason says why) */
+    bool changed;     /* the topic document was written */
+    char topic[321];  /* the topic, when known */
+    char status[16];  /* the status the event maps to, when it maps to one */
+    char reason[200]; /* why nothing changed, when nothing did */
 } reservation_result_t;
 
 /* The topic status an event type maps to ("waiting", "assigned", "completed"), or NULL. */

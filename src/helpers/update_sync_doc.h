@@ -17,8 +17,7 @@
 /* Computes the new data of a document from current (NULL when it does not exist yet;
  * borrowed). Returns a new reference to write, or NULL to leave the document as it is, in
  * which case it may write a short reason into reason (reason_len bytes). */
-typedef json_t *(*sync_merge_fn)(void *ctx, const json_t *current, char *reason,
-                                 size_t reason_len);
+typedef json_t *(*sync_merge_fn)(void *ctx, const json_t *current, char *reason, size_t reason_len);
 
 /* Applies merge to document name until it sticks. *changed tells whether a write happened.
  * Errors of the back end are returned as they are (TASSA_EUPSTREAM, ...); TASSA_ECONFLICT

@@ -8,7 +8,7 @@
 #include "http/params.h"
 
 typedef struct {
-    long page;      /* 0-based */
+    long page; /* 0-based */
     long page_size;
 } paging_t;
 

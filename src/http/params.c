@@ -169,10 +169,11 @@ tassa_err params_parse_json(params_t *p, const char *body, size_t len, errmsg_t 
     }
     const char *key;
     json_t *val;
-    json_object_foreach(root, key, val) {
+    json_object_foreach(root, key, val)
+    {
         if (json_is_string(val)) {
-            err = params_add(p, key, strlen(key), json_string_value(val),
-                             json_string_length(val), em);
+            err = params_add(p, key, strlen(key), json_string_value(val), json_string_length(val),
+                             em);
         } else if (json_is_null(val)) {
             err = params_add(p, key, strlen(key), "", 0, em);
         } else {

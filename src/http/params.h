@@ -15,7 +15,7 @@
 #include "err.h"
 
 #define PARAMS_MAX_COUNT 256
-#define PARAMS_MAX_KEY 256
+#define PARAMS_MAX_KEY   256
 
 typedef struct {
     char *key;

@@ -16,7 +16,7 @@
 
 #include "log.h"
 
-#define MAX_ROUTES 96
+#define MAX_ROUTES   96
 #define MAX_SEGMENTS 12
 
 typedef struct {
@@ -108,8 +108,8 @@ tassa_err http_server_route(http_server_t *s, const char *method, const char *pa
 tassa_err http_server_routes(http_server_t *s, const http_route_t *routes, size_t n, void *ctx)
 {
     for (size_t i = 0; i < n; i++) {
-        tassa_err err = http_server_route(s, routes[i].method, routes[i].pattern, routes[i].fn,
-                                          ctx);
+        tassa_err err =
+            http_server_route(s, routes[i].method, routes[i].pattern, routes[i].fn, ctx);
         if (err)
             return err;
     }
@@ -161,8 +161,7 @@ void http_resp_header(http_resp_t *resp, const char *name, const char *value)
     resp->nheaders++;
 }
 
-void http_resp_error(const http_req_t *req, http_resp_t *resp, tassa_err err,
-                     const char *message)
+void http_resp_error(const http_req_t *req, http_resp_t *resp, tassa_err err, const char *message)
 {
     if (strncmp(req->path, "/v1/", 4) == 0)
         http_resp_twilio_error(resp, err, message);
@@ -186,8 +185,8 @@ void http_resp_twilio_error(http_resp_t *resp, tassa_err err, const char *messag
     snprintf(more, sizeof more, "https://www.twilio.com/docs/errors/%d", code);
     http_resp_json(resp, status,
                    json_pack("{s:i, s:s, s:s, s:i}", "code", code, "message",
-                             message ? message : tassa_strerror(err), "more_info", more,
-                             "status", status));
+                             message ? message : tassa_strerror(err), "more_info", more, "status",
+                             status));
 }
 
 typedef struct {
@@ -240,7 +239,8 @@ static route_t *match_route(http_server_t *s, const char *method, char **segs, i
         if (!ok)
             continue;
         bool has_method = strcmp(r->method, "*") == 0 || strcmp(r->method, method) == 0;
-        if (literals > best_literals || (literals == best_literals && has_method && !best_has_method)) {
+        if (literals > best_literals ||
+            (literals == best_literals && has_method && !best_has_method)) {
             best = r;
             best_literals = literals;
             best_has_method = has_method;
@@ -284,8 +284,7 @@ static tassa_err parse_body(http_req_t *req, const char *ct, errmsg_t *em)
     return err_set(em, TASSA_EINVAL, "unsupported Content-Type");
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *conn, http_resp_t *resp,
-                                 conn_state_t *st)
+static enum MHD_Result send_resp(struct MHD_Connection *conn, http_resp_t *resp, conn_state_t *st)
 {
     struct MHD_Response *r = resp->raw;
     if (!r) {
@@ -400,9 +399,8 @@ send:;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     http_server_t *s = cls;
     conn_state_t *st = *con_cls;
@@ -454,8 +452,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (s->opts.access_log) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        long us = (now.tv_sec - st->start.tv_sec) * 1000000L +
-                  (now.tv_nsec - st->start.tv_nsec) / 1000;
+        long us =
+            (now.tv_sec - st->start.tv_sec) * 1000000L + (now.tv_nsec - st->start.tv_nsec) / 1000;
         log_info("event=access method=%s path=%s status=%d bytes_in=%zu us=%ld%s", st->method,
                  st->path, st->status, st->len, us,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
@@ -471,15 +469,14 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
     if (inet_pton(AF_INET, s->opts.bind_addr, &addr.sin_addr) != 1)
         return err_set(em, TASSA_EINVAL, "bind address %s is not an IPv4 address",
                        s->opts.bind_addr);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_TURBO;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)s->opts.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->opts.threads > 0 ? s->opts.threads : 2),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw,
-        NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        (unsigned)1, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_END);
     if (!s->daemon)
         return err_set(em, TASSA_EUNAVAIL, "cannot listen on %s:%d (in use, or not allowed)",
                        s->opts.bind_addr, s->opts.port);

@@ -17,16 +17,16 @@ struct MHD_Connection;
 struct MHD_Response;
 
 #define HTTP_MAX_PATH_ARGS 4
-#define HTTP_MAX_HEADERS 8
+#define HTTP_MAX_HEADERS   8
 
 typedef struct {
-    const char *method;   /* "GET", ... (borrowed from libmicrohttpd) */
-    const char *path;     /* without the query string */
+    const char *method;                   /* "GET", ... (borrowed from libmicrohttpd) */
+    const char *path;                     /* without the query string */
     const char *args[HTTP_MAX_PATH_ARGS]; /* the `{}` segments of the matched route, decoded */
-    params_t *query;      /* query-string parameters only */
-    params_t *params;     /* body parameters first, then query (Twilio's `event`) */
-    size_t body_params;   /* how many leading entries of params came from the body */
-    const char *body;     /* raw body, NUL-terminated; "" when none */
+    params_t *query;                      /* query-string parameters only */
+    params_t *params;                     /* body parameters first, then query (Twilio's `event`) */
+    size_t body_params; /* how many leading entries of params came from the body */
+    const char *body;   /* raw body, NUL-terminated; "" when none */
     size_t body_len;
     struct MHD_Connection *conn;
     const char *base_url; /* "http://host:port" as the client addressed us */
@@ -34,9 +34,9 @@ typedef struct {
 
 typedef struct {
     int status;
-    char *body;           /* owned, malloc'd; NULL for none */
+    char *body; /* owned, malloc'd; NULL for none */
     size_t body_len;
-    const char *content_type; /* static string; default application/json */
+    const char *content_type;           /* static string; default application/json */
     char *headers[HTTP_MAX_HEADERS][2]; /* owned extra headers */
     int nheaders;
     struct MHD_Response *raw; /* a ready response (streams); the layer queues and destroys it */
@@ -48,7 +48,7 @@ typedef struct http_server http_server_t;
 
 typedef struct {
     const char *bind_addr;
-    int port;             /* 0 picks a free port; see http_server_port */
+    int port; /* 0 picks a free port; see http_server_port */
     int threads;
     size_t max_body;
     bool access_log;
@@ -98,8 +98,7 @@ void http_resp_header(http_resp_t *resp, const char *name, const char *value);
 void http_resp_fn_error(http_resp_t *resp, tassa_err err, const char *message);
 
 /* The error body the path calls for: Twilio's under /v1/, the functions' elsewhere. */
-void http_resp_error(const http_req_t *req, http_resp_t *resp, tassa_err err,
-                     const char *message);
+void http_resp_error(const http_req_t *req, http_resp_t *resp, tassa_err err, const char *message);
 
 /* Twilio's REST error body: {"code", "message", "more_info", "status"}. */
 void http_resp_twilio_error(http_resp_t *resp, tassa_err err, const char *message);

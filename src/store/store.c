@@ -29,18 +29,18 @@ typedef struct {
 
 struct store {
     sqlite3 *db;
-    pthread_mutex_t lock;   /* the store lock: db, open_txn, in_savepoint, epoch, dirty */
-    pthread_cond_t work;    /* signalled (under lock) when a section left changes */
+    pthread_mutex_t lock; /* the store lock: db, open_txn, in_savepoint, epoch, dirty */
+    pthread_cond_t work;  /* signalled (under lock) when a section left changes */
     bool open_txn, in_savepoint, dirty, stopping;
-    uint64_t epoch;         /* number of the open (or last) group transaction */
+    uint64_t epoch; /* number of the open (or last) group transaction */
     sqlite3_int64 changes_at_lock;
-    atomic_int queued;      /* threads waiting for the store lock */
+    atomic_int queued; /* threads waiting for the store lock */
     pthread_t committer;
     bool committer_started;
     pthread_mutex_t done_lock; /* guards committed, failed and done */
     pthread_cond_t done;
-    uint64_t committed;     /* every epoch <= committed is settled */
-    uint64_t failed;        /* the last epoch whose commit failed (0 = none) */
+    uint64_t committed;              /* every epoch <= committed is settled */
+    uint64_t failed;                 /* the last epoch whose commit failed (0 = none) */
     cached_stmt_t cache[STMT_CACHE]; /* under the store lock */
 };
 
@@ -57,9 +57,8 @@ store_t *store_open(const char *path, errmsg_t *em)
     pthread_cond_init(&s->work, NULL);
     pthread_mutex_init(&s->done_lock, NULL);
     pthread_cond_init(&s->done, NULL);
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         err_set(em, TASSA_ESTORE, "cannot open data file %s: %s", path,
                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -68,11 +67,12 @@ store_t *store_open(const char *path, errmsg_t *em)
     sqlite3_busy_timeout(s->db, 5000);
     char *msg = NULL;
     /* WAL + synchronous=FULL: a committed transaction is on disk before we answer. */
-    rc = sqlite3_exec(s->db,
-                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                      "PRAGMA foreign_keys=ON; "
-                      "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-                      NULL, NULL, &msg);
+    rc =
+        sqlite3_exec(s->db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                     "PRAGMA foreign_keys=ON; "
+                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+                     NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         err_set(em, TASSA_ESTORE, "data file %s is not usable: %s", path, msg ? msg : "?");
         sqlite3_free(msg);
@@ -164,8 +164,7 @@ static void *commit_loop(void *arg)
         if (!s->dirty && s->stopping)
             break;
         /* Let the writers already queued for the lock join this batch. */
-        for (int waited = 0; waited < BATCH_WAIT_US && atomic_load(&s->queued) > 0;
-             waited += 50) {
+        for (int waited = 0; waited < BATCH_WAIT_US && atomic_load(&s->queued) > 0; waited += 50) {
             pthread_mutex_unlock(&s->lock);
             struct timespec pause = {0, 50000};
             nanosleep(&pause, NULL);
@@ -174,8 +173,8 @@ static void *commit_loop(void *arg)
         uint64_t epoch = s->epoch;
         bool ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
         if (!ok) {
-            log_error("event=store_commit_failed epoch=%llu err=\"%s\"",
-                      (unsigned long long)epoch, sqlite3_errmsg(s->db));
+            log_error("event=store_commit_failed epoch=%llu err=\"%s\"", (unsigned long long)epoch,
+                      sqlite3_errmsg(s->db));
             if (!sqlite3_get_autocommit(s->db))
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         }
@@ -324,9 +323,8 @@ tassa_err store_meta_set(store_t *s, const char *key, const char *value)
 {
     tassa_err err = TASSA_OK;
     store_lock(s);
-    sqlite3_stmt *st = store_prepare(
-        s, "INSERT INTO meta (key, value) VALUES (?, ?) "
-           "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    sqlite3_stmt *st = store_prepare(s, "INSERT INTO meta (key, value) VALUES (?, ?) "
+                                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     if (!st) {
         err = TASSA_ESTORE;
         goto out;

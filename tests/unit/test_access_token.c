@@ -16,11 +16,11 @@
 
 #include "auth/access_token.h"
 
-#define NOW ((time_t)1700000000)
-#define ACCOUNT "AC00000000000000000000000000000001"
-#define API_KEY "SK00000000000000000000000000000002"
+#define NOW        ((time_t)1700000000)
+#define ACCOUNT    "AC00000000000000000000000000000001"
+#define API_KEY    "SK00000000000000000000000000000002"
 #define API_SECRET "api-secret-abcdef"
-#define SERVICE "IS00000000000000000000000000000003"
+#define SERVICE    "IS00000000000000000000000000000003"
 
 static access_token_opts_t opts(const char *identity, long ttl)
 {
@@ -123,8 +123,7 @@ static void test_minted_token_fields(void **state)
 
     payload = part_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     assert_int_equal(json_object_size(payload), 6);
-    assert_string_equal(json_string_value(json_object_get(payload, "jti")),
-                        API_KEY "-1700000000");
+    assert_string_equal(json_string_value(json_object_get(payload, "jti")), API_KEY "-1700000000");
     assert_string_equal(json_string_value(json_object_get(payload, "iss")), API_KEY);
     assert_string_equal(json_string_value(json_object_get(payload, "sub")), ACCOUNT);
     assert_true(json_is_integer(json_object_get(payload, "iat")));
@@ -246,8 +245,7 @@ static void test_verify_wrong_secret_and_expired(void **state)
     errmsg_t em = {{0}};
 
     assert_non_null(tok);
-    assert_int_equal(access_token_verify(tok, "other-secret", NOW, &id, &sid, &em),
-                     TASSA_EUNAUTH);
+    assert_int_equal(access_token_verify(tok, "other-secret", NOW, &id, &sid, &em), TASSA_EUNAUTH);
     assert_string_equal(em.text, "bad access token signature");
     assert_null(id);
     assert_null(sid);
@@ -255,15 +253,13 @@ static void test_verify_wrong_secret_and_expired(void **state)
                      TASSA_EUNAUTH);
     assert_string_equal(em.text, "token expired");
     assert_null(id);
-    assert_int_equal(access_token_verify(tok, API_SECRET, NOW + 3599, &id, &sid, &em),
-                     TASSA_OK);
+    assert_int_equal(access_token_verify(tok, API_SECRET, NOW + 3599, &id, &sid, &em), TASSA_OK);
     free(id);
     free(sid);
     assert_int_equal(access_token_verify(tok, NULL, NOW, &id, &sid, &em), TASSA_EUNAUTH);
     assert_int_equal(access_token_verify(tok, "", NOW, &id, &sid, &em), TASSA_EUNAUTH);
     assert_int_equal(access_token_verify(NULL, API_SECRET, NOW, &id, &sid, &em), TASSA_EUNAUTH);
-    assert_int_equal(access_token_verify("a.b.c", API_SECRET, NOW, &id, &sid, &em),
-                     TASSA_EUNAUTH);
+    assert_int_equal(access_token_verify("a.b.c", API_SECRET, NOW, &id, &sid, &em), TASSA_EUNAUTH);
     free(tok);
 }
 
@@ -281,8 +277,8 @@ static void test_verify_header_and_grant_rules(void **state)
     char *hs384_as_512 = hand_token(tw, py, API_SECRET, EVP_sha384());
     char *no_cty = hand_token("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", py, API_SECRET, EVP_sha256());
     char *none = hand_token("{\"alg\":\"none\",\"cty\":\"twilio-fpa;v=1\"}", py, API_SECRET, NULL);
-    char *rs = hand_token("{\"alg\":\"RS256\",\"cty\":\"twilio-fpa;v=1\"}", py, API_SECRET,
-                          EVP_sha256());
+    char *rs =
+        hand_token("{\"alg\":\"RS256\",\"cty\":\"twilio-fpa;v=1\"}", py, API_SECRET, EVP_sha256());
     char *t_no_sync = hand_token(tw, no_sync, API_SECRET, EVP_sha512());
     char *t_no_exp = hand_token(tw, no_exp, API_SECRET, EVP_sha512());
     char *id = NULL, *sid = NULL;
@@ -298,8 +294,7 @@ static void test_verify_header_and_grant_rules(void **state)
     assert_string_equal(em.text, "token not yet valid");
     assert_int_equal(access_token_verify(hs384_as_512, API_SECRET, NOW, &id, &sid, &em),
                      TASSA_EUNAUTH);
-    assert_int_equal(access_token_verify(no_cty, API_SECRET, NOW, &id, &sid, &em),
-                     TASSA_EUNAUTH);
+    assert_int_equal(access_token_verify(no_cty, API_SECRET, NOW, &id, &sid, &em), TASSA_EUNAUTH);
     assert_string_equal(em.text, "not a Twilio access token (cty)");
     assert_int_equal(access_token_verify(none, API_SECRET, NOW, &id, &sid, &em), TASSA_EUNAUTH);
     assert_int_equal(access_token_verify(rs, API_SECRET, NOW, &id, &sid, &em), TASSA_EUNAUTH);
@@ -307,8 +302,7 @@ static void test_verify_header_and_grant_rules(void **state)
     assert_int_equal(access_token_verify(t_no_sync, API_SECRET, NOW, &id, &sid, &em),
                      TASSA_EUNAUTH);
     assert_string_equal(em.text, "access token has no data_sync service_sid grant");
-    assert_int_equal(access_token_verify(t_no_exp, API_SECRET, NOW, &id, &sid, &em),
-                     TASSA_EUNAUTH);
+    assert_int_equal(access_token_verify(t_no_exp, API_SECRET, NOW, &id, &sid, &em), TASSA_EUNAUTH);
     assert_string_equal(em.text, "token has no exp claim");
     assert_null(id);
     assert_null(sid);

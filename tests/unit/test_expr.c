@@ -111,32 +111,19 @@ static void test_equality(void **state)
 static void test_ordering(void **state)
 {
     static const eval_case_t cases[] = {
-        {"level > 2", true},
-        {"level > 3", false},
-        {"level < 4", true},
-        {"level < 3", false},
-        {"level >= 3", true},
-        {"level >= 4", false},
-        {"level <= 3", true},
-        {"level <= 2", false},
-        {"skill_rating >= 5.1", true},
-        {"skill_rating > 5.5", false},
-        {"skill_rating < 6", true},
-        {"neg == -2", true},
-        {"neg < -1.5", true},
-        {"neg > -1", false},
-        {"level > -1", true},
-        {"level>-1", true},
-        {"count == 0", true},
-        {"1e2 == 100", true},
-        {"2.5E-1 < 0.3", true},
-        {"name < 'Bob'", true}, /* byte order */
-        {"name > 'Bob'", false},
-        {"'abc' > 'ab'", true},
-        {"'ab' < 'abc'", true},
-        {"'B' < 'a'", true},
-        {"'a' <= 'a'", true},
-        {"'a' >= 'b'", false},
+        {"level > 2", true},           {"level > 3", false},
+        {"level < 4", true},           {"level < 3", false},
+        {"level >= 3", true},          {"level >= 4", false},
+        {"level <= 3", true},          {"level <= 2", false},
+        {"skill_rating >= 5.1", true}, {"skill_rating > 5.5", false},
+        {"skill_rating < 6", true},    {"neg == -2", true},
+        {"neg < -1.5", true},          {"neg > -1", false},
+        {"level > -1", true},          {"level>-1", true},
+        {"count == 0", true},          {"1e2 == 100", true},
+        {"2.5E-1 < 0.3", true},        {"name < 'Bob'", true}, /* byte order */
+        {"name > 'Bob'", false},       {"'abc' > 'ab'", true},
+        {"'ab' < 'abc'", true},        {"'B' < 'a'", true},
+        {"'a' <= 'a'", true},          {"'a' >= 'b'", false},
         {"empty < 'a'", true},
     };
     CHECK_TABLE(cases);
@@ -170,7 +157,7 @@ static void test_in(void **state)
         {"level IN [1, 2, 3]", true},
         {"level IN [1.0, 3.0]", true},
         {"level IN ['3']", false},
-        {"'fr' IN langs", true},      /* array-valued identifier as the list */
+        {"'fr' IN langs", true}, /* array-valued identifier as the list */
         {"'it' IN langs", false},
         {"languages IN ['french', 'x']", true}, /* any element of an array value */
         {"languages IN ['x', 'y']", false},
@@ -228,11 +215,11 @@ static void test_booleans_and_logic(void **state)
         {"t AND f", false},
         {"f OR t", true},
         {"f OR f", false},
-        {"t OR f AND f", true},   /* AND binds tighter than OR */
+        {"t OR f AND f", true}, /* AND binds tighter than OR */
         {"(t OR f) AND f", false},
         {"f AND f OR t", true},
         {"f AND (f OR t)", false},
-        {"NOT t OR t", true},     /* NOT binds tighter than OR */
+        {"NOT t OR t", true}, /* NOT binds tighter than OR */
         {"NOT (t OR t)", false},
         {"NOT f AND t", true},
         {"NOT (t AND f)", true},
@@ -282,32 +269,18 @@ static void test_paths(void **state)
 static void test_missing_and_mismatch(void **state)
 {
     static const eval_case_t cases[] = {
-        {"missing == 1", false},
-        {"missing != 1", true}, /* one side null */
-        {"1 != missing", true},
-        {"missing != missing2", false},
-        {"missing == missing2", false},
-        {"missing > 1", false},
-        {"missing < 1", false},
-        {"missing >= 1", false},
-        {"missing <= 1", false},
-        {"nothing == null", false}, /* any comparison with NULL is false */
-        {"nothing != null", false},
-        {"language != null", true},
-        {"nothing != 1", true},
-        {"language == 1", false},
-        {"language != 1", false}, /* mismatched types: false even for != */
-        {"level == '3'", false},
-        {"str3 == 3", false},
-        {"str3 != 3", false},
-        {"level > 'a'", false},
-        {"level < 'a'", false},
-        {"vip == 1", false},
-        {"vip > false", false},
-        {"skills == 'support'", false},
-        {"skills > 1", false},
-        {"obj > obj", false},
-        {"langs < langs", false},
+        {"missing == 1", false},    {"missing != 1", true}, /* one side null */
+        {"1 != missing", true},     {"missing != missing2", false}, {"missing == missing2", false},
+        {"missing > 1", false},     {"missing < 1", false},         {"missing >= 1", false},
+        {"missing <= 1", false},    {"nothing == null", false}, /* any comparison with NULL is false
+                                                                 */
+        {"nothing != null", false}, {"language != null", true},     {"nothing != 1", true},
+        {"language == 1", false},   {"language != 1", false}, /* mismatched types: false even for !=
+                                                               */
+        {"level == '3'", false},    {"str3 == 3", false},           {"str3 != 3", false},
+        {"level > 'a'", false},     {"level < 'a'", false},         {"vip == 1", false},
+        {"vip > false", false},     {"skills == 'support'", false}, {"skills > 1", false},
+        {"obj > obj", false},       {"langs < langs", false},
     };
     CHECK_TABLE(cases);
 }
@@ -350,7 +323,7 @@ static void test_task_worker_prefixes(void **state)
         check_ctx("task.x == 'task'", &c5, true);
         check_ctx("worker.sid == 'WKsubject'", &c4, true);
         check_ctx("worker.sid == 'WKsubject'", &c5, true); /* worker NULL: subject */
-        check_ctx("task.in == 1", &c5, false); /* task given: looked up there */
+        check_ctx("task.in == 1", &c5, false);             /* task given: looked up there */
     }
     json_decref(subject);
     json_decref(task);
@@ -443,8 +416,7 @@ static void test_errors(void **state)
     check_error("a 'x'", "expected operator at position 2");
     check_error("vip (a)", "expected operator at position 4");
     check_error("skill-level == 5", "hyphens are not supported in identifiers at position 5");
-    check_error("task.skill-level == 5",
-                "hyphens are not supported in identifiers at position 10");
+    check_error("task.skill-level == 5", "hyphens are not supported in identifiers at position 10");
     check_error("a == @", "unexpected character '@' at position 5");
     check_error("a == \x01", "unexpected byte 0x01 at position 5");
     check_error("x IN [1, 2", "expected ']' at position 10");

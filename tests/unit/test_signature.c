@@ -13,19 +13,18 @@
 
 #include "auth/signature.h"
 
-#define DOC_URL "https://mycompany.com/myapp.php?foo=1&bar=2"
+#define DOC_URL     "https://mycompany.com/myapp.php?foo=1&bar=2"
 #define DOC_URL_443 "https://mycompany.com:443/myapp.php?foo=1&bar=2"
-#define BODY "{\"CallSid\":\"CA1234567890ABCDE\",\"Caller\":\"+12349013030\"}"
-#define BODY_URL                                                                               \
-    "https://example.com/myapp?bodySHA256="                                                    \
+#define BODY        "{\"CallSid\":\"CA1234567890ABCDE\",\"Caller\":\"+12349013030\"}"
+#define BODY_URL                                                                                   \
+    "https://example.com/myapp?bodySHA256="                                                        \
     "5ccde7145dfb8f56479710896586cb9d5911809d83afbe34627818790db0aec9"
 
 /* Twilio's documented example (api-snippets signature_validation.3.x.js). The parameters are
  * in an order that is not sorted, to show that signing sorts them. */
 static param_t doc_items[] = {
-    {"To", "+18005551212"},          {"CallSid", "CA1234567890ABCDE"},
-    {"From", "+14158675310"},        {"Digits", "1234"},
-    {"Caller", "+14158675310"},
+    {"To", "+18005551212"}, {"CallSid", "CA1234567890ABCDE"}, {"From", "+14158675310"},
+    {"Digits", "1234"},     {"Caller", "+14158675310"},
 };
 
 static params_t doc_params(void)
@@ -92,13 +91,13 @@ static void test_validate_port_variants(void **state)
     /* Signed with :443, received without a port. */
     assert_int_equal(signature_validate("12345", sig443, DOC_URL, &p, NULL, 0, &em), TASSA_OK);
     /* Signed without a port, received with :443. */
-    assert_int_equal(signature_validate("12345", "GvWf1cFY/Q7PnoempGyD5oXAezc=", DOC_URL_443,
-                                        &p, NULL, 0, &em),
-                     TASSA_OK);
+    assert_int_equal(
+        signature_validate("12345", "GvWf1cFY/Q7PnoempGyD5oXAezc=", DOC_URL_443, &p, NULL, 0, &em),
+        TASSA_OK);
     /* http gets :80, not :443. */
     assert_int_equal(signature_validate("12345", sig443,
-                                        "http://mycompany.com/myapp.php?foo=1&bar=2", &p, NULL,
-                                        0, &em),
+                                        "http://mycompany.com/myapp.php?foo=1&bar=2", &p, NULL, 0,
+                                        &em),
                      TASSA_EFORBIDDEN);
     free(sig443);
 }
@@ -169,7 +168,7 @@ static void test_changed_param_forbidden(void **state)
     };
     param_t extra[] = {
         {"CallSid", "CA1234567890ABCDE"}, {"Caller", "+14158675310"}, {"Digits", "1234"},
-        {"From", "+14158675310"},         {"To", "+18005551212"},       {"X", ""},
+        {"From", "+14158675310"},         {"To", "+18005551212"},     {"X", ""},
     };
     params_t p = {items, 5, 5}, q = {extra, 6, 6}, d = doc_params();
     errmsg_t em = {{0}};
@@ -183,8 +182,8 @@ static void test_changed_param_forbidden(void **state)
         TASSA_EFORBIDDEN);
     /* Changed URL (query) with the right params. */
     assert_int_equal(signature_validate("12345", "GvWf1cFY/Q7PnoempGyD5oXAezc=",
-                                        "https://mycompany.com/myapp.php?foo=1&bar=3", &d, NULL,
-                                        0, NULL),
+                                        "https://mycompany.com/myapp.php?foo=1&bar=3", &d, NULL, 0,
+                                        NULL),
                      TASSA_EFORBIDDEN);
 }
 
@@ -226,8 +225,7 @@ static void test_missing_signature(void **state)
                      TASSA_EFORBIDDEN);
     assert_string_equal(em.text, "missing X-Twilio-Signature");
     memset(&em, 0, sizeof em);
-    assert_int_equal(signature_validate("12345", "", DOC_URL, &p, NULL, 0, &em),
-                     TASSA_EFORBIDDEN);
+    assert_int_equal(signature_validate("12345", "", DOC_URL, &p, NULL, 0, &em), TASSA_EFORBIDDEN);
     assert_string_equal(em.text, "missing X-Twilio-Signature");
 }
 
@@ -238,25 +236,25 @@ static void test_body_sha256(void **state)
     errmsg_t em = {{0}};
     const char *tampered = "{\"CallSid\":\"CA1234567890ABCDE\",\"Caller\":\"+12349013031\"}";
 
-    assert_int_equal(signature_validate("12345", "hPXmLwIy3Fgqv1i9KPmH/HhQ6zo=", BODY_URL,
-                                        NULL, BODY, strlen(BODY), &em),
+    assert_int_equal(signature_validate("12345", "hPXmLwIy3Fgqv1i9KPmH/HhQ6zo=", BODY_URL, NULL,
+                                        BODY, strlen(BODY), &em),
                      TASSA_OK);
     /* Params are ignored when the URL carries bodySHA256. */
-    assert_int_equal(signature_validate("12345", "hPXmLwIy3Fgqv1i9KPmH/HhQ6zo=", BODY_URL,
-                                        &junk, BODY, strlen(BODY), &em),
+    assert_int_equal(signature_validate("12345", "hPXmLwIy3Fgqv1i9KPmH/HhQ6zo=", BODY_URL, &junk,
+                                        BODY, strlen(BODY), &em),
                      TASSA_OK);
     /* Twilio signed with :443. */
-    assert_int_equal(signature_validate("12345", "dk3mnzGR4FPG18qo++EYNpsDfdo=", BODY_URL,
-                                        NULL, BODY, strlen(BODY), &em),
+    assert_int_equal(signature_validate("12345", "dk3mnzGR4FPG18qo++EYNpsDfdo=", BODY_URL, NULL,
+                                        BODY, strlen(BODY), &em),
                      TASSA_OK);
     /* Right signature, tampered body. */
-    assert_int_equal(signature_validate("12345", "hPXmLwIy3Fgqv1i9KPmH/HhQ6zo=", BODY_URL,
-                                        NULL, tampered, strlen(tampered), &em),
+    assert_int_equal(signature_validate("12345", "hPXmLwIy3Fgqv1i9KPmH/HhQ6zo=", BODY_URL, NULL,
+                                        tampered, strlen(tampered), &em),
                      TASSA_EFORBIDDEN);
     assert_string_equal(em.text, "bodySHA256 mismatch");
     /* One byte short of the body. */
-    assert_int_equal(signature_validate("12345", "hPXmLwIy3Fgqv1i9KPmH/HhQ6zo=", BODY_URL,
-                                        NULL, BODY, strlen(BODY) - 1, &em),
+    assert_int_equal(signature_validate("12345", "hPXmLwIy3Fgqv1i9KPmH/HhQ6zo=", BODY_URL, NULL,
+                                        BODY, strlen(BODY) - 1, &em),
                      TASSA_EFORBIDDEN);
     /* A missing body hashes as "{}", like twilio-node. */
     assert_int_equal(signature_validate("12345", "wdd06BYtWu2RubWhWFH9M1+m0S8=",
@@ -267,8 +265,8 @@ static void test_body_sha256(void **state)
                      TASSA_OK);
     /* Wrong signature with a good body. */
     memset(&em, 0, sizeof em);
-    assert_int_equal(signature_validate("12345", "GvWf1cFY/Q7PnoempGyD5oXAezc=", BODY_URL,
-                                        NULL, BODY, strlen(BODY), &em),
+    assert_int_equal(signature_validate("12345", "GvWf1cFY/Q7PnoempGyD5oXAezc=", BODY_URL, NULL,
+                                        BODY, strlen(BODY), &em),
                      TASSA_EFORBIDDEN);
     assert_string_equal(em.text, "signature mismatch");
 }

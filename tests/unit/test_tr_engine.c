@@ -149,8 +149,7 @@ static void queue(fx_t *f, const char *name, const char *target, char sid[40])
 static void workflow(fx_t *f, const char *conf, const char *timeout, char sid[40])
 {
     create(f->e, tr_workflow_create,
-           P("FriendlyName", "wf", "Configuration", conf, "TaskReservationTimeout", timeout,
-             NULL),
+           P("FriendlyName", "wf", "Configuration", conf, "TaskReservationTimeout", timeout, NULL),
            sid);
 }
 
@@ -207,9 +206,8 @@ static json_t *reservations(fx_t *f, const char *task_sid)
 {
     json_t *items;
     bool more;
-    assert_int_equal(tr_reservation_list(f->e, task_sid, NULL, NULL, 0, 100, "", &items, &more,
-                                         NULL),
-                     TASSA_OK);
+    assert_int_equal(
+        tr_reservation_list(f->e, task_sid, NULL, NULL, 0, 100, "", &items, &more, NULL), TASSA_OK);
     return items;
 }
 
@@ -398,9 +396,9 @@ static void test_reject(void **state)
     /* Accepting a rejected reservation is a client error, not a crash. */
     errmsg_t em = {{0}};
     params_t *p = P("ReservationStatus", "accepted", NULL);
-    assert_int_equal(tr_reservation_update(f->e, t, NULL, res_field(f, t, 0, "sid"), p, "", NULL,
-                                           &em),
-                     TASSA_EINVAL);
+    assert_int_equal(
+        tr_reservation_update(f->e, t, NULL, res_field(f, t, 0, "sid"), p, "", NULL, &em),
+        TASSA_EINVAL);
     params_free(p);
 }
 
@@ -490,8 +488,8 @@ static void test_wrapup_complete(void **state)
 {
     fx_t *f = *state;
     char q[40], wf[40], w[40], t[40];
-    create(f->e, tr_queue_create,
-           P("FriendlyName", "Q", "AssignmentActivitySid", f->in_call, NULL), q);
+    create(f->e, tr_queue_create, P("FriendlyName", "Q", "AssignmentActivitySid", f->in_call, NULL),
+           q);
     simple_workflow(f, q, "120", wf);
     worker(f, "W", "{}", f->available, w);
     task(f, "{\"topic\":\"x\"}", "0", t);
@@ -503,8 +501,8 @@ static void test_wrapup_complete(void **state)
     res_update(f, t, res, P("ReservationStatus", "wrapping", NULL));
     assert_string_equal(task_field(f, t, "assignment_status"), "wrapping");
     assert_string_equal(res_field(f, t, 0, "reservation_status"), "wrapping");
-    res_update(f, t, res, P("ReservationStatus", "completed", "WorkerActivitySid", f->available,
-                            NULL));
+    res_update(f, t, res,
+               P("ReservationStatus", "completed", "WorkerActivitySid", f->available, NULL));
     assert_string_equal(task_field(f, t, "assignment_status"), "completed");
     assert_string_equal(res_field(f, t, 0, "reservation_status"), "completed");
     assert_string_equal(worker_activity(f, w), "Available");
@@ -597,22 +595,21 @@ static void test_events(void **state)
     assert_string_equal(json_string_value(json_object_get(last, "AccountSid")), ACCOUNT);
     assert_string_equal(json_string_value(json_object_get(last, "WorkspaceSid")),
                         tr_workspace_sid(f->e));
-    assert_string_equal(json_string_value(json_object_get(last, "ResourceType")),
-                        "Reservation");
+    assert_string_equal(json_string_value(json_object_get(last, "ResourceType")), "Reservation");
     assert_string_equal(json_string_value(json_object_get(last, "ReservationSid")),
                         res_field(f, t, 0, "sid"));
     assert_true(!strncmp(json_string_value(json_object_get(last, "Sid")), "EV", 2));
     json_decref(last);
-    static const char *const want[] = {"task-queue.created", "workflow.created", "worker.created",
-                                       "workflow.entered", "task-queue.entered", "task.created",
-                                       "workflow.target-matched", "reservation.created"};
+    static const char *const want[] = {
+        "task-queue.created", "workflow.created", "worker.created",          "workflow.entered",
+        "task-queue.entered", "task.created",     "workflow.target-matched", "reservation.created"};
     pthread_mutex_lock(&f->sink.mu);
     size_t n = json_array_size(f->sink.events);
     assert_int_equal(n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < n; i++)
-        assert_string_equal(json_string_value(json_object_get(json_array_get(f->sink.events, i),
-                                                              "EventType")),
-                            want[i]);
+        assert_string_equal(
+            json_string_value(json_object_get(json_array_get(f->sink.events, i), "EventType")),
+            want[i]);
     pthread_mutex_unlock(&f->sink.mu);
     /* Delivered events are not delivered again after a restart. */
     close_engine(f);
@@ -660,8 +657,8 @@ static void test_bad_input(void **state)
         {tr_workflow_create, "FriendlyName", "W", "Configuration", "{}", TASSA_EINVAL,
          "task_routing"},
         {tr_workflow_create, "FriendlyName", "W", "Configuration",
-         "{\"task_routing\":{\"filters\":[{\"expression\":\"a ==\",\"targets\":[]}]}}",
-         TASSA_EEXPR, "position"},
+         "{\"task_routing\":{\"filters\":[{\"expression\":\"a ==\",\"targets\":[]}]}}", TASSA_EEXPR,
+         "position"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         errmsg_t em = {{0}};

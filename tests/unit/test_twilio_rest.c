@@ -19,7 +19,7 @@
 
 #include "backend/twilio_rest.h"
 
-#define WS "WS0123456789abcdef0123456789abcdef"
+#define WS         "WS0123456789abcdef0123456789abcdef"
 #define MAX_SCRIPT 8
 
 typedef struct {
@@ -35,7 +35,7 @@ typedef struct {
     reply_t script[MAX_SCRIPT];
     int nscript, next;
     int requests;
-    char uri[MAX_SCRIPT][512];  /* raw URI of each request, in order */
+    char uri[MAX_SCRIPT][512]; /* raw URI of each request, in order */
     char method[8], body[2048], if_match[64], auth[256];
 } mock_t;
 
@@ -95,8 +95,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (m->next < m->nscript)
         rep = m->script[m->next++];
     pthread_mutex_unlock(&m->lock);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        strlen(rep.body), (void *)rep.body, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(rep.body), (void *)rep.body, MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(resp, "Content-Type", "application/json");
     if (rep.retry_after)
         MHD_add_response_header(resp, "Retry-After", rep.retry_after);
@@ -122,10 +122,10 @@ static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
     pthread_mutex_init(&f->mock.lock, NULL);
-    f->mock.daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
-        on_request, &f->mock, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
-        MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
+    f->mock.daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
+                         NULL, on_request, &f->mock, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
     assert_non_null(f->mock.daemon);
     f->mock.port = MHD_get_daemon_info(f->mock.daemon, MHD_DAEMON_INFO_BIND_PORT)->port;
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/", f->mock.port);
@@ -305,14 +305,13 @@ static void lists_follow_next_page_url_on_the_configured_host(void **state)
     errmsg_t em = {{0}};
     assert_int_equal(f->b->ops->tasks_list(f->b, statuses, 1, &tasks, &em), TASSA_OK);
     assert_int_equal(json_array_size(tasks), 3);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(tasks, 2), "sid")),
-                        "WT3");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(tasks, 2), "sid")), "WT3");
     json_decref(tasks);
     assert_string_equal(f->mock.uri[0],
                         "/v1/Workspaces/" WS "/Tasks?AssignmentStatus=pending&PageSize=1000");
-    assert_string_equal(f->mock.uri[1], "/v1/Workspaces/" WS
-                                        "/Tasks?AssignmentStatus=pending&PageSize=1000&Page=1&"
-                                        "PageToken=PT1");
+    assert_string_equal(f->mock.uri[1],
+                        "/v1/Workspaces/" WS "/Tasks?AssignmentStatus=pending&PageSize=1000&Page=1&"
+                        "PageToken=PT1");
 }
 
 static void queue_stats_reads_both_resources(void **state)
@@ -363,10 +362,9 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(refuses_missing_settings, setup, teardown),
-        cmocka_unit_test_setup_teardown(fetch_escapes_the_name_and_authenticates, setup,
+        cmocka_unit_test_setup_teardown(fetch_escapes_the_name_and_authenticates, setup, teardown),
+        cmocka_unit_test_setup_teardown(missing_document_is_enotfound_with_twilios_message, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(missing_document_is_enotfound_with_twilios_message,
-                                        setup, teardown),
         cmocka_unit_test_setup_teardown(create_posts_a_form_and_maps_409, setup, teardown),
         cmocka_unit_test_setup_teardown(update_sends_if_match_and_maps_412, setup, teardown),
         cmocka_unit_test_setup_teardown(retries_5xx_and_429_then_succeeds, setup, teardown),

@@ -17,7 +17,7 @@
 
 #include "auth/verify_token.h"
 
-#define NOW ((time_t)1700000000)
+#define NOW    ((time_t)1700000000)
 #define SECRET "test-secret-0123456789"
 
 /* base64url without padding of data[0..len); malloc'd. */
@@ -130,8 +130,8 @@ static void test_accepts_libjwt_token(void **state)
     assert_int_equal(jwt_add_grant(jwt, "identity", "alice"), 0);
     assert_int_equal(jwt_add_grant_int(jwt, "exp", NOW + 10), 0);
     assert_int_equal(jwt_add_grant_int(jwt, "nbf", NOW), 0);
-    assert_int_equal(
-        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET, strlen(SECRET)), 0);
+    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET, strlen(SECRET)),
+                     0);
     tok = jwt_encode_str(jwt);
     assert_non_null(tok);
     assert_int_equal(verify_token(tok, "alice", SECRET, NOW, NULL), TASSA_OK);
@@ -204,8 +204,8 @@ static void test_rejects_other_algs(void **state)
     /* The same through libjwt, which itself would accept HS384 for this key. */
     assert_int_equal(jwt_new(&jwt), 0);
     assert_int_equal(jwt_add_grant(jwt, "identity", "alice"), 0);
-    assert_int_equal(
-        jwt_set_alg(jwt, JWT_ALG_HS384, (const unsigned char *)SECRET, strlen(SECRET)), 0);
+    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS384, (const unsigned char *)SECRET, strlen(SECRET)),
+                     0);
     lib384 = jwt_encode_str(jwt);
     assert_non_null(lib384);
     expect_unauth(lib384, "alice", "token algorithm must be HS256");
@@ -302,13 +302,20 @@ static void test_identity_claims(void **state)
 static void test_rejects_garbage(void **state)
 {
     static const char *const garbage[] = {
-        "a.b", "a.b.c.d", "..", "a..c", ".b.c", "a.b.", "abc", "a.b.c",
-        "eyJhbGciOiJIUzI1NiJ9.e30.!!!!",       /* signature not base64url */
-        "eyJhbGciOiJIUzI1NiJ9=.e30.AAAA",      /* padding is not base64url */
-        "eyJhbGciOiJIUzI1NiJ9.W10.AAAA",       /* payload is [] */
-        "eyJhbGciOiJIUzI1NiJ9.bnVsbA.AAAA",    /* payload is null */
-        "WyJIUzI1NiJd.e30.AAAA",               /* header is ["HS256"] */
-        "eyJhbGciOiJIUzI1NiJ9.e30.A",          /* impossible base64 length */
+        "a.b",
+        "a.b.c.d",
+        "..",
+        "a..c",
+        ".b.c",
+        "a.b.",
+        "abc",
+        "a.b.c",
+        "eyJhbGciOiJIUzI1NiJ9.e30.!!!!",    /* signature not base64url */
+        "eyJhbGciOiJIUzI1NiJ9=.e30.AAAA",   /* padding is not base64url */
+        "eyJhbGciOiJIUzI1NiJ9.W10.AAAA",    /* payload is [] */
+        "eyJhbGciOiJIUzI1NiJ9.bnVsbA.AAAA", /* payload is null */
+        "WyJIUzI1NiJd.e30.AAAA",            /* header is ["HS256"] */
+        "eyJhbGciOiJIUzI1NiJ9.e30.A",       /* impossible base64 length */
     };
     unsigned char random_bytes[64];
     char *longtok;

@@ -61,9 +61,9 @@ static void doc_create(void *ctx, http_req_t *req, http_resp_t *resp)
         return;
     tassa_err err = read_ttl(req->params, &ttl, &em);
     if (!err)
-        err = sync_doc_create(app->sync, req->args[0], params_get(req->params, "UniqueName"),
-                              params_get(req->params, "Data"), ttl < 0 ? 0 : ttl, "system", &d,
-                              &em);
+        err =
+            sync_doc_create(app->sync, req->args[0], params_get(req->params, "UniqueName"),
+                            params_get(req->params, "Data"), ttl < 0 ? 0 : ttl, "system", &d, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
@@ -98,9 +98,9 @@ static void doc_update(void *ctx, http_req_t *req, http_resp_t *resp)
         return;
     tassa_err err = read_ttl(req->params, &ttl, &em);
     if (!err)
-        err = sync_doc_update(app->sync, req->args[0], req->args[1],
-                              params_get(req->params, "Data"), ttl,
-                              http_req_header(req, "If-Match"), &d, &em);
+        err =
+            sync_doc_update(app->sync, req->args[0], req->args[1], params_get(req->params, "Data"),
+                            ttl, http_req_header(req, "If-Match"), &d, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
@@ -137,16 +137,15 @@ static void doc_list(void *ctx, http_req_t *req, http_resp_t *resp)
         return;
     tassa_err err = paging_parse(req->params, 100, &pg, &em);
     if (!err)
-        err = sync_doc_list(app->sync, req->args[0], pg.page, pg.page_size, &docs, &n, &more,
-                            &em);
+        err = sync_doc_list(app->sync, req->args[0], pg.page, pg.page_size, &docs, &n, &more, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
     }
     json_t *items = json_array();
     for (size_t i = 0; items && i < n; i++)
-        json_array_append_new(items, sync_doc_json(&docs[i], app->config->account_sid,
-                                                   req->base_url));
+        json_array_append_new(items,
+                              sync_doc_json(&docs[i], app->config->account_sid, req->base_url));
     sync_doc_list_free(docs, n);
     char url[512];
     snprintf(url, sizeof url, "%s/v1/Services/%s/Documents", req->base_url, req->args[0]);

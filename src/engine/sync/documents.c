@@ -32,8 +32,8 @@ static const char *SCHEMA =
     "  date_expires INTEGER, created_by TEXT NOT NULL,"
     "  UNIQUE (service_sid, unique_name));";
 
-#define DOC_COLUMNS                                                                            \
-    "sid, service_sid, unique_name, data, revision, date_created, date_updated, "              \
+#define DOC_COLUMNS                                                                                \
+    "sid, service_sid, unique_name, data, revision, date_created, date_updated, "                  \
     "date_expires, created_by"
 #define LIVE "(date_expires IS NULL OR date_expires > ?)"
 
@@ -56,8 +56,8 @@ static tassa_err ensure_service(store_t *s, const char *sid, const char *name)
     return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
 }
 
-sync_engine_t *sync_engine_new(store_t *s, const char *account_sid,
-                               const char *configured_service, errmsg_t *em)
+sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *configured_service,
+                               errmsg_t *em)
 {
     sync_engine_t *e = calloc(1, sizeof *e);
     char *def = NULL;
@@ -164,8 +164,8 @@ json_t *sync_service_json(sync_engine_t *e, const char *id, const char *base_url
                       (const char *)sqlite3_column_text(st, 2), "date_created", created,
                       "date_updated", updated, "url", url, "links", "documents", docs,
                       "reachability_webhooks_enabled", 0, "acl_enabled", 0,
-                      "reachability_debouncing_enabled", 0, "reachability_debouncing_window",
-                      5000, "webhook_url", "webhooks_from_rest_enabled", 0);
+                      "reachability_debouncing_enabled", 0, "reachability_debouncing_window", 5000,
+                      "webhook_url", "webhooks_from_rest_enabled", 0);
     }
 out:
     store_release(e->store, st);
@@ -225,8 +225,7 @@ static void row_to_doc(sqlite3_stmt *st, sync_doc_t *d)
 {
     memset(d, 0, sizeof *d);
     snprintf(d->sid, sizeof d->sid, "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(d->service_sid, sizeof d->service_sid, "%s",
-             (const char *)sqlite3_column_text(st, 1));
+    snprintf(d->service_sid, sizeof d->service_sid, "%s", (const char *)sqlite3_column_text(st, 1));
     if (sqlite3_column_type(st, 2) != SQLITE_NULL)
         d->unique_name = strdup((const char *)sqlite3_column_text(st, 2));
     d->data = strdup((const char *)sqlite3_column_text(st, 3));
@@ -238,8 +237,7 @@ static void row_to_doc(sqlite3_stmt *st, sync_doc_t *d)
 }
 
 /* Finds a live document by SID or unique name (lock held). */
-static tassa_err find_locked(sync_engine_t *e, const char *service, const char *id,
-                             sync_doc_t *out)
+static tassa_err find_locked(sync_engine_t *e, const char *service, const char *id, sync_doc_t *out)
 {
     sqlite3_stmt *st = store_prepare(e->store, "SELECT " DOC_COLUMNS " FROM sync_documents "
                                                "WHERE service_sid = ? AND (sid = ? OR "
@@ -262,8 +260,8 @@ static tassa_err find_locked(sync_engine_t *e, const char *service, const char *
 static tassa_err not_found(errmsg_t *em, const char *service, const char *id)
 {
     return err_set(em, TASSA_ENOTFOUND,
-                   "The requested resource /Services/%.40s/Documents/%.80s was not found",
-                   service, id);
+                   "The requested resource /Services/%.40s/Documents/%.80s was not found", service,
+                   id);
 }
 
 static void notify(sync_engine_t *e, const sync_doc_t *d, bool deleted)
@@ -416,9 +414,8 @@ tassa_err sync_doc_fetch(sync_engine_t *e, const char *service, const char *id, 
     return err;
 }
 
-tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
-                          const char *data, long ttl, const char *if_match, sync_doc_t *out,
-                          errmsg_t *em)
+tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id, const char *data,
+                          long ttl, const char *if_match, sync_doc_t *out, errmsg_t *em)
 {
     tassa_err err = TASSA_OK;
     char *text = NULL;
@@ -453,9 +450,8 @@ tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
     return err;
 }
 
-tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name,
-                         sync_apply_fn fn, void *ctx, bool *changed, char *reason,
-                         size_t reason_len, errmsg_t *em)
+tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_apply_fn fn,
+                         void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em)
 {
     char svc[SID_LEN + 1];
     sync_doc_t doc = {0};
@@ -518,8 +514,9 @@ tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
     if (if_match && strcmp(if_match, rev) != 0) {
         store_unlock(e->store);
         sync_doc_clear(&doc);
-        return err_set(em, TASSA_EREVISION, "The revision of the Document (%s) does not match "
-                                            "the expected revision (%.30s)",
+        return err_set(em, TASSA_EREVISION,
+                       "The revision of the Document (%s) does not match "
+                       "the expected revision (%.30s)",
                        rev, if_match);
     }
     sqlite3_stmt *st = store_prepare(e->store, "DELETE FROM sync_documents WHERE sid = ?");
@@ -550,12 +547,11 @@ tassa_err sync_doc_list(sync_engine_t *e, const char *service, long page, long p
     tassa_err err = resolve_locked(e, service, svc);
     if (err) {
         store_unlock(e->store);
-        return err_set(em, err, "The requested resource /Services/%.40s was not found",
-                       service);
+        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
     }
-    sqlite3_stmt *st = store_prepare(e->store, "SELECT " DOC_COLUMNS " FROM sync_documents "
-                                               "WHERE service_sid = ? AND " LIVE
-                                               " ORDER BY seq LIMIT ? OFFSET ?");
+    sqlite3_stmt *st =
+        store_prepare(e->store, "SELECT " DOC_COLUMNS " FROM sync_documents "
+                                "WHERE service_sid = ? AND " LIVE " ORDER BY seq LIMIT ? OFFSET ?");
     sync_doc_t *arr = calloc((size_t)page_size + 1, sizeof *arr);
     if (!st || !arr) {
         err = st ? TASSA_ENOMEM : TASSA_ESTORE;
@@ -624,10 +620,9 @@ json_t *sync_doc_json(const sync_doc_t *d, const char *account_sid, const char *
     snprintf(perms, sizeof perms, "%s/Permissions", url);
     snprintf(rev, sizeof rev, "%lld", (long long)d->revision);
     json_t *data = json_loads(d->data ? d->data : "{}", 0, NULL);
-    return json_pack("{s:s, s:s?, s:s, s:s, s:s, s:{s:s}, s:s, s:o?, s:s?, s:s, s:s, s:s}",
-                     "sid", d->sid, "unique_name", d->unique_name, "account_sid", account_sid,
+    return json_pack("{s:s, s:s?, s:s, s:s, s:s, s:{s:s}, s:s, s:o?, s:s?, s:s, s:s, s:s}", "sid",
+                     d->sid, "unique_name", d->unique_name, "account_sid", account_sid,
                      "service_sid", d->service_sid, "url", url, "links", "permissions", perms,
-                     "revision", rev, "data", data, "date_expires",
-                     d->expires_ms ? expires : NULL, "date_created", created, "date_updated",
-                     updated, "created_by", d->created_by);
+                     "revision", rev, "data", data, "date_expires", d->expires_ms ? expires : NULL,
+                     "date_created", created, "date_updated", updated, "created_by", d->created_by);
 }

@@ -19,14 +19,14 @@
 #include "sid.h"
 #include "store/store.h"
 
-#define SYNC_DOC_MAX_DATA 16384
+#define SYNC_DOC_MAX_DATA    16384
 #define SYNC_UNIQUE_NAME_MAX 320
 
 typedef struct {
     char sid[SID_LEN + 1];
     char service_sid[SID_LEN + 1];
-    char *unique_name;  /* owned; NULL when none */
-    char *data;         /* owned compact JSON object text */
+    char *unique_name; /* owned; NULL when none */
+    char *data;        /* owned compact JSON object text */
     int64_t revision;
     int64_t created_ms, updated_ms, expires_ms; /* expires_ms 0 = never */
     char created_by[130];
@@ -40,8 +40,8 @@ typedef void (*sync_listener_fn)(void *ctx, const sync_doc_t *doc, bool deleted)
 
 /* Creates the engine on store s, creating tables and the default service (and the service
  * named by configured_service when it is an IS SID) on first use. NULL with em on failure. */
-sync_engine_t *sync_engine_new(store_t *s, const char *account_sid,
-                               const char *configured_service, errmsg_t *em);
+sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *configured_service,
+                               errmsg_t *em);
 
 /* Frees e (not the store). Accepts NULL. */
 void sync_engine_free(sync_engine_t *e);
@@ -69,23 +69,20 @@ tassa_err sync_doc_fetch(sync_engine_t *e, const char *service, const char *id, 
 
 /* Updates data (NULL keeps it) and ttl (-1 keeps it, 0 clears it). if_match, when not NULL,
  * must equal the current revision, else TASSA_EREVISION and nothing changes. */
-tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
-                          const char *data, long ttl, const char *if_match, sync_doc_t *out,
-                          errmsg_t *em);
+tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id, const char *data,
+                          long ttl, const char *if_match, sync_doc_t *out, errmsg_t *em);
 
 /* Computes a document's next data from its current data (NULL when it does not exist;
  * borrowed). Returns a new reference to write, or NULL to leave it unchanged (and may explain
  * why in reason). Called with the store lock held: it must not call the engine. */
-typedef json_t *(*sync_apply_fn)(void *ctx, const json_t *current, char *reason,
-                                 size_t reason_len);
+typedef json_t *(*sync_apply_fn)(void *ctx, const json_t *current, char *reason, size_t reason_len);
 
 /* Read-modify-write of the document with unique name `name` in one critical section: fn
  * decides, the result is created or updated (revision + 1) and made durable with one group
  * commit. No race is possible, so no retry is needed. *changed tells whether it wrote.
  * TASSA_EINVAL / TASSA_EDOCTOOBIG for bad data from fn. */
-tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name,
-                         sync_apply_fn fn, void *ctx, bool *changed, char *reason,
-                         size_t reason_len, errmsg_t *em);
+tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_apply_fn fn,
+                         void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em);
 
 /* Deletes by SID or unique name; if_match as for update. TASSA_ENOTFOUND when absent. */
 tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,

@@ -40,7 +40,7 @@
 #include "http/cors.h"
 #include "log.h"
 
-#define NBUCKETS 4096
+#define NBUCKETS   4096
 #define BLOCK_SIZE 16384
 /* The kernel send buffer of a stream socket. Left to autotuning it may grow to megabytes per
  * connection, which both costs memory at thousands of streams and hides a stalled client from
@@ -74,7 +74,7 @@ typedef struct doc_entry {
     char *base_url;   /* URLs inside the document JSON */
     int64_t last_rev; /* highest revision seen, -1 before the first */
     ring_t ring;
-    client_t *subs;   /* doubly linked through client.prev/next */
+    client_t *subs; /* doubly linked through client.prev/next */
     int nsubs;
     int64_t idle_since_ms;
     struct doc_entry *hnext;
@@ -645,8 +645,9 @@ static tassa_err authorise(streams_t *s, const http_req_t *req, http_resp_t *res
     g->identity = NULL;
     if (!token) {
         err = TASSA_EUNAUTH;
-        http_resp_twilio_error(resp, err, "A sync token is required (Authorization: Bearer "
-                                          "<token> or ?token=<token>)");
+        http_resp_twilio_error(resp, err,
+                               "A sync token is required (Authorization: Bearer "
+                               "<token> or ?token=<token>)");
         goto out;
     }
     err = access_token_verify(token, s->app->config->api_secret, time(NULL), &g->identity,
@@ -708,9 +709,8 @@ static client_t *open_client(streams_t *s, http_req_t *req, http_resp_t *resp, c
 /* Hands c to libmicrohttpd as the response; on failure destroys c and answers 500. */
 static void start_response(streams_t *s, client_t *c, http_req_t *req, http_resp_t *resp)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, BLOCK_SIZE, read_events, c,
-                                          client_release);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, BLOCK_SIZE,
+                                                               read_events, c, client_release);
     if (!r) {
         pthread_mutex_lock(&s->lock);
         client_destroy_locked(c);
@@ -845,8 +845,8 @@ out:
 static event_t *seq_event(const svc_entry_t *v, const char *name)
 {
     char json[128];
-    int n = snprintf(json, sizeof json, "{\"service_sid\":\"%s\",\"seq\":%" PRId64 "}", v->sid,
-                     v->seq);
+    int n =
+        snprintf(json, sizeof json, "{\"service_sid\":\"%s\",\"seq\":%" PRId64 "}", v->sid, v->seq);
     return event_sse(v->seq, name, json, (size_t)n, false);
 }
 
@@ -1022,8 +1022,7 @@ tassa_err streams_register(app_t *app)
     tassa_err err = http_server_route(app->http, "GET", "/v1/Services/{}/Documents/{}/Stream",
                                       handle_doc_stream, app);
     if (!err)
-        err = http_server_route(app->http, "GET", "/v1/Services/{}/Stream", handle_svc_stream,
-                                app);
+        err = http_server_route(app->http, "GET", "/v1/Services/{}/Stream", handle_svc_stream, app);
     return err;
 }
 

@@ -50,12 +50,12 @@
 
 #include "app.h"
 
-#define STREAMS_HEARTBEAT_MS 15000  /* default heartbeat interval */
-#define STREAMS_QUEUE_EVENTS 64     /* per-client queue bound, in events ... */
-#define STREAMS_QUEUE_BYTES 262144  /* ... and in bytes */
-#define STREAMS_RING_EVENTS 128     /* revisions kept per document for resume */
-#define STREAMS_RING_BYTES 1048576  /* and at most this many bytes of them */
-#define STREAMS_IDLE_MS 120000      /* a document nobody watches is forgotten after this */
+#define STREAMS_HEARTBEAT_MS 15000   /* default heartbeat interval */
+#define STREAMS_QUEUE_EVENTS 64      /* per-client queue bound, in events ... */
+#define STREAMS_QUEUE_BYTES  262144  /* ... and in bytes */
+#define STREAMS_RING_EVENTS  128     /* revisions kept per document for resume */
+#define STREAMS_RING_BYTES   1048576 /* and at most this many bytes of them */
+#define STREAMS_IDLE_MS      120000  /* a document nobody watches is forgotten after this */
 
 typedef struct streams streams_t;
 

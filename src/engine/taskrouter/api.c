@@ -16,8 +16,8 @@
 
 #define PAGE_MAX 1000
 
-typedef tassa_err (*list_fn)(tr_engine_t *, const params_t *, long, long, const char *,
-                             json_t **, bool *, errmsg_t *);
+typedef tassa_err (*list_fn)(tr_engine_t *, const params_t *, long, long, const char *, json_t **,
+                             bool *, errmsg_t *);
 
 /* Answers 401 as Twilio does unless the caller shows valid Basic credentials, and 404 when
  * the workspace in the path is not ours. */
@@ -79,8 +79,7 @@ static void extra_query(const http_req_t *req, char *buf, size_t len)
     buf[0] = '\0';
     for (size_t i = 0; req->query && i < req->query->len; i++) {
         const param_t *q = &req->query->items[i];
-        if (!strcmp(q->key, "PageSize") || !strcmp(q->key, "Page") ||
-            !strcmp(q->key, "PageToken"))
+        if (!strcmp(q->key, "PageSize") || !strcmp(q->key, "Page") || !strcmp(q->key, "PageToken"))
             continue;
         if (strlen(buf) + strlen(q->key) + 3 * strlen(q->value) + 4 >= len)
             break;
@@ -117,8 +116,8 @@ static void list(app_t *app, http_req_t *req, http_resp_t *resp, const char *key
         return;
     tassa_err err = paging_parse(req->params, PAGE_MAX, &pg, &em);
     if (!err)
-        err = fn(app->tr, req->params, pg.page * pg.page_size, pg.page_size, req->base_url,
-                 &items, &more, &em);
+        err = fn(app->tr, req->params, pg.page * pg.page_size, pg.page_size, req->base_url, &items,
+                 &more, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
@@ -128,51 +127,51 @@ static void list(app_t *app, http_req_t *req, http_resp_t *resp, const char *key
 
 /* Handlers of the common shapes: fetch(sid), update(sid, params), delete(sid),
  * create(params) and list, with the sid in path argument ARG. */
-#define FETCH(name, fn, ARG)                                                                   \
-    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                            \
-    {                                                                                          \
-        app_t *app = ctx;                                                                      \
-        errmsg_t em = {{0}};                                                                   \
-        json_t *out = NULL;                                                                    \
-        if (!enter(app, req, resp))                                                            \
-            return;                                                                            \
-        tassa_err err = fn(app->tr, req->args[ARG], req->base_url, &out, &em);                 \
-        reply(resp, err, &em, 200, out);                                                       \
+#define FETCH(name, fn, ARG)                                                                       \
+    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                                \
+    {                                                                                              \
+        app_t *app = ctx;                                                                          \
+        errmsg_t em = {{0}};                                                                       \
+        json_t *out = NULL;                                                                        \
+        if (!enter(app, req, resp))                                                                \
+            return;                                                                                \
+        tassa_err err = fn(app->tr, req->args[ARG], req->base_url, &out, &em);                     \
+        reply(resp, err, &em, 200, out);                                                           \
     }
-#define UPDATE(name, fn, ARG)                                                                  \
-    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                            \
-    {                                                                                          \
-        app_t *app = ctx;                                                                      \
-        errmsg_t em = {{0}};                                                                   \
-        json_t *out = NULL;                                                                    \
-        if (!enter(app, req, resp))                                                            \
-            return;                                                                            \
-        tassa_err err = fn(app->tr, req->args[ARG], req->params, req->base_url, &out, &em);    \
-        reply(resp, err, &em, 200, out);                                                       \
+#define UPDATE(name, fn, ARG)                                                                      \
+    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                                \
+    {                                                                                              \
+        app_t *app = ctx;                                                                          \
+        errmsg_t em = {{0}};                                                                       \
+        json_t *out = NULL;                                                                        \
+        if (!enter(app, req, resp))                                                                \
+            return;                                                                                \
+        tassa_err err = fn(app->tr, req->args[ARG], req->params, req->base_url, &out, &em);        \
+        reply(resp, err, &em, 200, out);                                                           \
     }
-#define DELETE(name, fn, ARG)                                                                  \
-    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                            \
-    {                                                                                          \
-        app_t *app = ctx;                                                                      \
-        errmsg_t em = {{0}};                                                                   \
-        if (enter(app, req, resp))                                                             \
-            reply(resp, fn(app->tr, req->args[ARG], &em), &em, 204, NULL);                     \
+#define DELETE(name, fn, ARG)                                                                      \
+    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                                \
+    {                                                                                              \
+        app_t *app = ctx;                                                                          \
+        errmsg_t em = {{0}};                                                                       \
+        if (enter(app, req, resp))                                                                 \
+            reply(resp, fn(app->tr, req->args[ARG], &em), &em, 204, NULL);                         \
     }
-#define CREATE(name, fn)                                                                       \
-    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                            \
-    {                                                                                          \
-        app_t *app = ctx;                                                                      \
-        errmsg_t em = {{0}};                                                                   \
-        json_t *out = NULL;                                                                    \
-        if (!enter(app, req, resp))                                                            \
-            return;                                                                            \
-        tassa_err err = fn(app->tr, req->params, req->base_url, &out, &em);                    \
-        reply(resp, err, &em, 201, out);                                                       \
+#define CREATE(name, fn)                                                                           \
+    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                                \
+    {                                                                                              \
+        app_t *app = ctx;                                                                          \
+        errmsg_t em = {{0}};                                                                       \
+        json_t *out = NULL;                                                                        \
+        if (!enter(app, req, resp))                                                                \
+            return;                                                                                \
+        tassa_err err = fn(app->tr, req->params, req->base_url, &out, &em);                        \
+        reply(resp, err, &em, 201, out);                                                           \
     }
-#define LIST(name, fn, key)                                                                    \
-    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                            \
-    {                                                                                          \
-        list(ctx, req, resp, key, fn);                                                         \
+#define LIST(name, fn, key)                                                                        \
+    static void name(void *ctx, http_req_t *req, http_resp_t *resp)                                \
+    {                                                                                              \
+        list(ctx, req, resp, key, fn);                                                             \
     }
 
 FETCH(workspace_fetch, tr_workspace_fetch, 0)
@@ -257,8 +256,8 @@ static void reservation_list(void *ctx, http_req_t *req, http_resp_t *resp)
     tassa_err err = paging_parse(req->params, PAGE_MAX, &pg, &em);
     if (!err)
         err = tr_reservation_list(app->tr, t ? req->args[1] : NULL, t ? NULL : req->args[1],
-                                  req->params, pg.page * pg.page_size, pg.page_size,
-                                  req->base_url, &items, &more, &em);
+                                  req->params, pg.page * pg.page_size, pg.page_size, req->base_url,
+                                  &items, &more, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
@@ -274,9 +273,8 @@ static void reservation_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
     if (!enter(app, req, resp))
         return;
     bool t = by_task(req);
-    tassa_err err = tr_reservation_fetch(app->tr, t ? req->args[1] : NULL,
-                                         t ? NULL : req->args[1], req->args[2], req->base_url,
-                                         &out, &em);
+    tassa_err err = tr_reservation_fetch(app->tr, t ? req->args[1] : NULL, t ? NULL : req->args[1],
+                                         req->args[2], req->base_url, &out, &em);
     reply(resp, err, &em, 200, out);
 }
 
@@ -288,9 +286,8 @@ static void reservation_update(void *ctx, http_req_t *req, http_resp_t *resp)
     if (!enter(app, req, resp))
         return;
     bool t = by_task(req);
-    tassa_err err = tr_reservation_update(app->tr, t ? req->args[1] : NULL,
-                                          t ? NULL : req->args[1], req->args[2], req->params,
-                                          req->base_url, &out, &em);
+    tassa_err err = tr_reservation_update(app->tr, t ? req->args[1] : NULL, t ? NULL : req->args[1],
+                                          req->args[2], req->params, req->base_url, &out, &em);
     reply(resp, err, &em, 200, out);
 }
 

@@ -54,15 +54,14 @@ json_t *tr_load_reservation(tr_engine_t *e, const char *sid)
 tassa_err tr_not_found(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid)
 {
     return err_set(em, TASSA_ENOTFOUND,
-                   "The requested resource /Workspaces/%s/%s/%.64s was not found", e->ws_sid,
-                   what, sid ? sid : "");
+                   "The requested resource /Workspaces/%s/%s/%.64s was not found", e->ws_sid, what,
+                   sid ? sid : "");
 }
 
 tassa_err tr_check_name(const char *v, const char *param, errmsg_t *em)
 {
     if (!v || !*v)
-        return err_set(em, TASSA_EMISSING, "Missing required parameter %s in the post body",
-                       param);
+        return err_set(em, TASSA_EMISSING, "Missing required parameter %s in the post body", param);
     if (strlen(v) > TR_MAX_FRIENDLY_NAME)
         return err_set(em, TASSA_EINVAL, "%s must be at most %d characters", param,
                        TR_MAX_FRIENDLY_NAME);
@@ -142,8 +141,7 @@ json_t *tr_worker_subject(const json_t *row)
 }
 
 tassa_err tr_list(tr_engine_t *e, tr_pred_fn pred, tr_render_fn render, void *ctx, long offset,
-                  long limit, json_t **items, bool *more, const char *sql, const char *types,
-                  ...)
+                  long limit, json_t **items, bool *more, const char *sql, const char *types, ...)
 {
     tassa_err err = TASSA_OK;
     *more = false;

@@ -19,14 +19,9 @@ sqlite3_stmt *db_vquery(store_t *s, const char *sql, const char *types, va_list 
                    : sqlite3_bind_null(st, i + 1);
             break;
         }
-        case 'i':
-            rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
-            break;
-        case 'd':
-            rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int));
-            break;
-        default:
-            rc = SQLITE_MISUSE;
+        case 'i': rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t)); break;
+        case 'd': rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int)); break;
+        default: rc = SQLITE_MISUSE;
         }
         if (rc != SQLITE_OK) {
             log_error("event=tr_bind_failed index=%d sql=\"%.80s\"", i + 1, sql);
@@ -71,15 +66,9 @@ json_t *db_row(sqlite3_stmt *st)
     for (int i = 0; o && i < n; i++) {
         json_t *v;
         switch (sqlite3_column_type(st, i)) {
-        case SQLITE_INTEGER:
-            v = json_integer(sqlite3_column_int64(st, i));
-            break;
-        case SQLITE_FLOAT:
-            v = json_real(sqlite3_column_double(st, i));
-            break;
-        case SQLITE_NULL:
-            v = json_null();
-            break;
+        case SQLITE_INTEGER: v = json_integer(sqlite3_column_int64(st, i)); break;
+        case SQLITE_FLOAT: v = json_real(sqlite3_column_double(st, i)); break;
+        case SQLITE_NULL: v = json_null(); break;
         default:
             v = json_stringn((const char *)sqlite3_column_text(st, i),
                              (size_t)sqlite3_column_bytes(st, i));

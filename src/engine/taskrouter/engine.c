@@ -399,9 +399,9 @@ tassa_err tr_workspace_callback(tr_engine_t *e, char **url, char **filter)
 {
     *url = *filter = NULL;
     store_lock(e->store);
-    json_t *row = db_one(e->store,
-                         "SELECT event_callback_url, events_filter FROM tr_workspace WHERE sid = ?",
-                         "s", e->ws_sid);
+    json_t *row =
+        db_one(e->store, "SELECT event_callback_url, events_filter FROM tr_workspace WHERE sid = ?",
+               "s", e->ws_sid);
     store_unlock(e->store);
     if (!row)
         return TASSA_ESTORE;

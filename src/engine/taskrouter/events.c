@@ -65,8 +65,8 @@ json_t *ev_new(tr_engine_t *e, const char *type, const char *resource_type,
     if (description)
         ev_set(ev, "EventDescription", "%s", description);
     else
-        ev_set(ev, "EventDescription", "%s %s %s", resource_type,
-               resource_sid ? resource_sid : "", type);
+        ev_set(ev, "EventDescription", "%s %s %s", resource_type, resource_sid ? resource_sid : "",
+               type);
     ev_set(ev, "Timestamp", "%lld", (long long)(now / 1000));
     ev_set(ev, "TimestampMs", "%lld", (long long)now);
     json_decref(ws);
@@ -175,9 +175,8 @@ static const char *resource_of(const char *type)
     return "Task";
 }
 
-tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid,
-                        const char *res_sid, const char *description, int64_t wait_ms,
-                        int64_t now)
+tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, const char *res_sid,
+                        const char *description, int64_t wait_ms, int64_t now)
 {
     json_t *t = tr_load_task(e, task_sid);
     json_t *r = res_sid ? tr_load_reservation(e, res_sid) : NULL;

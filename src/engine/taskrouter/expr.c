@@ -110,9 +110,8 @@ static const struct {
     const char *word;
     tok_kind kind;
 } keywords[] = {
-    {"and", T_AND},   {"or", T_OR},           {"not", T_NOT},   {"has", T_HAS},
-    {"in", T_IN},     {"contains", T_CONTAINS}, {"true", T_TRUE}, {"false", T_FALSE},
-    {"null", T_NULL},
+    {"and", T_AND},           {"or", T_OR},     {"not", T_NOT},     {"has", T_HAS},   {"in", T_IN},
+    {"contains", T_CONTAINS}, {"true", T_TRUE}, {"false", T_FALSE}, {"null", T_NULL},
 };
 
 static node_t *parse_or(parser_t *p);
@@ -311,32 +310,15 @@ static bool advance(parser_t *p)
         return lex_number(p, pos);
     switch (c) {
     case '\'':
-    case '"':
-        return lex_string(p, pos);
-    case '(':
-        p->tok.kind = T_LPAREN;
-        return true;
-    case ')':
-        p->tok.kind = T_RPAREN;
-        return true;
-    case '[':
-        p->tok.kind = T_LBRACK;
-        return true;
-    case ']':
-        p->tok.kind = T_RBRACK;
-        return true;
-    case ',':
-        p->tok.kind = T_COMMA;
-        return true;
-    case '=':
-        p->tok.kind = T_EQ;
-        break;
-    case '<':
-        p->tok.kind = T_LT;
-        break;
-    case '>':
-        p->tok.kind = T_GT;
-        break;
+    case '"': return lex_string(p, pos);
+    case '(': p->tok.kind = T_LPAREN; return true;
+    case ')': p->tok.kind = T_RPAREN; return true;
+    case '[': p->tok.kind = T_LBRACK; return true;
+    case ']': p->tok.kind = T_RBRACK; return true;
+    case ',': p->tok.kind = T_COMMA; return true;
+    case '=': p->tok.kind = T_EQ; break;
+    case '<': p->tok.kind = T_LT; break;
+    case '>': p->tok.kind = T_GT; break;
     case '!':
         if (at(p, pos + 1) != '=')
             return lex_fail(p, pos, "unknown operator '!'");
@@ -473,16 +455,11 @@ static json_t *number_value(parser_t *p)
 static json_t *constant_value(parser_t *p)
 {
     switch (p->tok.kind) {
-    case T_STRING:
-        return string_value(p);
-    case T_NUMBER:
-        return number_value(p);
-    case T_TRUE:
-        return json_true();
-    case T_FALSE:
-        return json_false();
-    default:
-        return json_null();
+    case T_STRING: return string_value(p);
+    case T_NUMBER: return number_value(p);
+    case T_TRUE: return json_true();
+    case T_FALSE: return json_false();
+    default: return json_null();
     }
 }
 
@@ -618,10 +595,8 @@ static node_t *parse_operand(parser_t *p)
             return NULL;
         }
         return n;
-    case T_LBRACK:
-        return parse_list(p);
-    case T_PATH:
-        return parse_path(p);
+    case T_LBRACK: return parse_list(p);
+    case T_PATH: return parse_path(p);
     default:
         if (!is_constant(p->tok.kind))
             return fail(p, p->tok.start, "expected operand");
@@ -644,9 +619,9 @@ static bool token_op(tok_kind k, op_t *op)
         tok_kind tok;
         op_t op;
     } ops[] = {
-        {T_EQ, OP_EQ}, {T_NE, OP_NE},   {T_LT, OP_LT}, {T_GT, OP_GT},
-        {T_LE, OP_LE}, {T_GE, OP_GE},   {T_HAS, OP_HAS}, {T_IN, OP_IN},
-        {T_CONTAINS, OP_CONTAINS},
+        {T_EQ, OP_EQ},   {T_NE, OP_NE}, {T_LT, OP_LT},
+        {T_GT, OP_GT},   {T_LE, OP_LE}, {T_GE, OP_GE},
+        {T_HAS, OP_HAS}, {T_IN, OP_IN}, {T_CONTAINS, OP_CONTAINS},
     };
 
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
@@ -734,8 +709,7 @@ static node_t *parse_not(parser_t *p)
 
 /* Parses `sub (sep sub)*` into one n-ary node of the given kind (or sub alone), so a long
  * chain of ANDs costs no recursion depth. */
-static node_t *parse_chain(parser_t *p, tok_kind sep, node_kind kind,
-                           node_t *(*sub)(parser_t *))
+static node_t *parse_chain(parser_t *p, tok_kind sep, node_kind kind, node_t *(*sub)(parser_t *))
 {
     node_t *first = sub(p);
     node_t *n;
@@ -841,19 +815,13 @@ static vclass_t vclass(const json_t *v)
         return C_NULL;
     switch (json_typeof(v)) {
     case JSON_INTEGER:
-    case JSON_REAL:
-        return C_NUMBER;
-    case JSON_STRING:
-        return C_STRING;
+    case JSON_REAL: return C_NUMBER;
+    case JSON_STRING: return C_STRING;
     case JSON_TRUE:
-    case JSON_FALSE:
-        return C_BOOL;
-    case JSON_ARRAY:
-        return C_ARRAY;
-    case JSON_OBJECT:
-        return C_OBJECT;
-    default:
-        return C_NULL;
+    case JSON_FALSE: return C_BOOL;
+    case JSON_ARRAY: return C_ARRAY;
+    case JSON_OBJECT: return C_OBJECT;
+    default: return C_NULL;
     }
 }
 
@@ -890,14 +858,10 @@ static bool values_equal(const json_t *a, const json_t *b)
     if (ca == C_NULL || ca != vclass(b))
         return false;
     switch (ca) {
-    case C_NUMBER:
-        return number_cmp(a, b) == 0;
-    case C_STRING:
-        return string_cmp(a, b) == 0;
-    case C_BOOL:
-        return json_is_true(a) == json_is_true(b);
-    default:
-        return json_equal(a, b) != 0;
+    case C_NUMBER: return number_cmp(a, b) == 0;
+    case C_STRING: return string_cmp(a, b) == 0;
+    case C_BOOL: return json_is_true(a) == json_is_true(b);
+    default: return json_equal(a, b) != 0;
     }
 }
 
@@ -930,8 +894,8 @@ static bool contains(const json_t *x, const json_t *s)
 {
     if (json_is_string(x) && json_is_string(s)) {
         size_t ls = json_string_length(s);
-        return ls == 0 || memmem(json_string_value(x), json_string_length(x),
-                                 json_string_value(s), ls) != NULL;
+        return ls == 0 || memmem(json_string_value(x), json_string_length(x), json_string_value(s),
+                                 ls) != NULL;
     }
     return array_has(x, s);
 }
@@ -949,14 +913,10 @@ static bool ordered(op_t op, const json_t *a, const json_t *b)
         return false; /* NaN cannot come from JSON, but stay safe */
     c = ca == C_NUMBER ? number_cmp(a, b) : string_cmp(a, b);
     switch (op) {
-    case OP_LT:
-        return c < 0;
-    case OP_GT:
-        return c > 0;
-    case OP_LE:
-        return c <= 0;
-    default:
-        return c >= 0;
+    case OP_LT: return c < 0;
+    case OP_GT: return c > 0;
+    case OP_LE: return c <= 0;
+    default: return c >= 0;
     }
 }
 
@@ -990,12 +950,9 @@ static bool eval_node(const node_t *n, const expr_ctx_t *ctx);
 static const json_t *operand_value(const node_t *n, const expr_ctx_t *ctx)
 {
     switch (n->kind) {
-    case N_CONST:
-        return json_is_null(n->value) ? NULL : n->value;
-    case N_PATH:
-        return resolve(n, ctx);
-    default:
-        return eval_node(n, ctx) ? json_true() : json_false();
+    case N_CONST: return json_is_null(n->value) ? NULL : n->value;
+    case N_PATH: return resolve(n, ctx);
+    default: return eval_node(n, ctx) ? json_true() : json_false();
     }
 }
 
@@ -1003,22 +960,16 @@ static const json_t *operand_value(const node_t *n, const expr_ctx_t *ctx)
 static bool compare(op_t op, const json_t *a, const json_t *b)
 {
     switch (op) {
-    case OP_EQ:
-        return values_equal(a, b);
+    case OP_EQ: return values_equal(a, b);
     case OP_NE:
         if (vclass(a) == C_NULL || vclass(b) == C_NULL)
             return vclass(a) != vclass(b);
         return vclass(a) == vclass(b) && !values_equal(a, b);
-    case OP_HAS:
-        return array_has(a, b);
-    case OP_IN:
-        return in_list(a, b);
-    case OP_NOT_IN:
-        return !in_list(a, b);
-    case OP_CONTAINS:
-        return contains(a, b);
-    default:
-        return ordered(op, a, b);
+    case OP_HAS: return array_has(a, b);
+    case OP_IN: return in_list(a, b);
+    case OP_NOT_IN: return !in_list(a, b);
+    case OP_CONTAINS: return contains(a, b);
+    default: return ordered(op, a, b);
     }
 }
 
@@ -1040,16 +991,11 @@ static bool eval_node(const node_t *n, const expr_ctx_t *ctx)
                 return false;
         }
         return true;
-    case N_NOT:
-        return !eval_node(n->kids[0], ctx);
+    case N_NOT: return !eval_node(n->kids[0], ctx);
     case N_CMP:
         return compare(n->op, operand_value(n->kids[0], ctx), operand_value(n->kids[1], ctx));
-    case N_TRUTH:
-        v = operand_value(n->kids[0], ctx);
-        return json_is_true(v);
-    default:
-        v = operand_value(n, ctx);
-        return json_is_true(v);
+    case N_TRUTH: v = operand_value(n->kids[0], ctx); return json_is_true(v);
+    default: v = operand_value(n, ctx); return json_is_true(v);
     }
 }
 

@@ -32,9 +32,12 @@ static bool event_pred(void *ctx, const json_t *row)
     elist_t *c = ctx;
     static const struct {
         const char *param, *column;
-    } F[] = {{"EventType", "event_type"},       {"TaskSid", "task_sid"},
-             {"WorkerSid", "worker_sid"},       {"ReservationSid", "reservation_sid"},
-             {"TaskQueueSid", "queue_sid"},     {"WorkflowSid", "workflow_sid"},
+    } F[] = {{"EventType", "event_type"},
+             {"TaskSid", "task_sid"},
+             {"WorkerSid", "worker_sid"},
+             {"ReservationSid", "reservation_sid"},
+             {"TaskQueueSid", "queue_sid"},
+             {"WorkflowSid", "workflow_sid"},
              {"Sid", "sid"}};
     for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
         const char *v = params_get(c->f, F[i].param);

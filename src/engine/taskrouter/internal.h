@@ -17,7 +17,7 @@
 #include "sid.h"
 
 struct tr_engine {
-    store_t *store;                  /* borrowed; the store lock guards every table */
+    store_t *store; /* borrowed; the store lock guards every table */
     char account_sid[SID_LEN + 1];
     char ws_sid[SID_LEN + 1];
     tr_event_fn sink;
@@ -25,7 +25,7 @@ struct tr_engine {
     /* mu guards the fields below (never held together with the store lock while waiting) */
     pthread_mutex_t mu;
     pthread_cond_t timer_cond, event_cond;
-    uint64_t timer_gen, event_gen;   /* bumped after each commit, so waiters see new work */
+    uint64_t timer_gen, event_gen; /* bumped after each commit, so waiters see new work */
     bool stop, started;
     pthread_t timer_thread, event_thread;
 };
@@ -51,21 +51,21 @@ json_t *tr_load_task(tr_engine_t *e, const char *sid);
 json_t *tr_load_reservation(tr_engine_t *e, const char *sid);
 
 /* The SELECT heads of the loaders, for lists (each ends before WHERE). */
-#define TR_WORKER_SELECT                                                                       \
-    "SELECT w.*, a.friendly_name AS activity_name, a.available AS available "                 \
+#define TR_WORKER_SELECT                                                                           \
+    "SELECT w.*, a.friendly_name AS activity_name, a.available AS available "                      \
     "FROM tr_workers w LEFT JOIN tr_activities a ON a.sid = w.activity_sid "
-#define TR_QUEUE_SELECT                                                                        \
-    "SELECT q.*, ra.friendly_name AS reservation_activity_name, "                              \
-    "aa.friendly_name AS assignment_activity_name FROM tr_queues q "                           \
-    "LEFT JOIN tr_activities ra ON ra.sid = q.reservation_activity_sid "                       \
+#define TR_QUEUE_SELECT                                                                            \
+    "SELECT q.*, ra.friendly_name AS reservation_activity_name, "                                  \
+    "aa.friendly_name AS assignment_activity_name FROM tr_queues q "                               \
+    "LEFT JOIN tr_activities ra ON ra.sid = q.reservation_activity_sid "                           \
     "LEFT JOIN tr_activities aa ON aa.sid = q.assignment_activity_sid "
-#define TR_TASK_SELECT                                                                         \
-    "SELECT t.*, q.friendly_name AS queue_name, q.task_order AS task_order, "                  \
-    "wf.friendly_name AS workflow_name FROM tr_tasks t "                                       \
-    "LEFT JOIN tr_queues q ON q.sid = t.queue_sid "                                            \
+#define TR_TASK_SELECT                                                                             \
+    "SELECT t.*, q.friendly_name AS queue_name, q.task_order AS task_order, "                      \
+    "wf.friendly_name AS workflow_name FROM tr_tasks t "                                           \
+    "LEFT JOIN tr_queues q ON q.sid = t.queue_sid "                                                \
     "LEFT JOIN tr_workflows wf ON wf.sid = t.workflow_sid "
-#define TR_RES_SELECT                                                                          \
-    "SELECT r.*, w.friendly_name AS worker_name FROM tr_reservations r "                       \
+#define TR_RES_SELECT                                                                              \
+    "SELECT r.*, w.friendly_name AS worker_name FROM tr_reservations r "                           \
     "LEFT JOIN tr_workers w ON w.sid = r.worker_sid "
 
 /* Input checks shared by the resources; each returns TASSA_EINVAL with a detail in em. */
@@ -150,9 +150,8 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms);
 
 /* Records a task-centred event: the task with its queue and workflow, and optionally the
  * reservation and its worker. A convenience over ev_new + ev_* + ev_emit. */
-tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid,
-                        const char *res_sid, const char *description, int64_t wait_ms,
-                        int64_t now);
+tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, const char *res_sid,
+                        const char *description, int64_t wait_ms, int64_t now);
 
 /* JSON of each resource from its loader row (json.c). New references; NULL on OOM. */
 json_t *tr_json_workspace(tr_engine_t *e, const json_t *row, const char *base);
@@ -161,8 +160,7 @@ json_t *tr_json_worker(tr_engine_t *e, const json_t *row, const char *base);
 json_t *tr_json_queue(tr_engine_t *e, const json_t *row, const char *base);
 json_t *tr_json_workflow(tr_engine_t *e, const json_t *row, const char *base);
 json_t *tr_json_task(tr_engine_t *e, const json_t *row, const char *base, int64_t now);
-json_t *tr_json_reservation(tr_engine_t *e, const json_t *row, const char *base,
-                            bool by_worker);
+json_t *tr_json_reservation(tr_engine_t *e, const json_t *row, const char *base, bool by_worker);
 json_t *tr_json_event(tr_engine_t *e, const json_t *row, const char *base);
 
 /* Sets "The requested resource /Workspaces/WS../<what>/<sid> was not found" and returns
@@ -172,11 +170,11 @@ tassa_err tr_not_found(tr_engine_t *e, errmsg_t *em, const char *what, const cha
 /* A workflow configuration, parsed (workflows.c). */
 typedef struct {
     char queue[SID_LEN + 1];
-    long priority, timeout;    /* -1 when the target sets none */
-    expr_t *expr;              /* NULL when the target sets none */
+    long priority, timeout; /* -1 when the target sets none */
+    expr_t *expr;           /* NULL when the target sets none */
 } tr_target_t;
 typedef struct {
-    char *name;                /* filter_friendly_name, or NULL */
+    char *name; /* filter_friendly_name, or NULL */
     expr_t *expr;
     tr_target_t *targets;
     size_t n_targets;
@@ -184,7 +182,7 @@ typedef struct {
 typedef struct {
     tr_filter_t *filters;
     size_t n_filters;
-    tr_target_t def;           /* default_filter */
+    tr_target_t def; /* default_filter */
 } tr_wfconf_t;
 
 /* Parses and checks a workflow Configuration (shape, expressions, queue SIDs existing when e is
@@ -202,7 +200,6 @@ const tr_target_t *tr_wfconf_target(const tr_wfconf_t *c, long filter, long targ
 typedef bool (*tr_pred_fn)(void *ctx, const json_t *row);
 typedef json_t *(*tr_render_fn)(void *ctx, const json_t *row);
 tassa_err tr_list(tr_engine_t *e, tr_pred_fn pred, tr_render_fn render, void *ctx, long offset,
-                  long limit, json_t **items, bool *more, const char *sql, const char *types,
-                  ...);
+                  long limit, json_t **items, bool *more, const char *sql, const char *types, ...);
 
 #endif

@@ -69,20 +69,18 @@ json_t *tr_json_workspace(tr_engine_t *e, const json_t *r, const char *base)
     json_object_set_new(j, "timeout_activity_name", jstr(r, "timeout_activity_name"));
     json_object_set_new(j, "event_callback_url", jstr(r, "event_callback_url"));
     json_object_set_new(j, "events_filter", jstr(r, "events_filter"));
-    json_object_set_new(j, "multi_task_enabled",
-                        json_boolean(row_int(r, "multi_task_enabled")));
+    json_object_set_new(j, "multi_task_enabled", json_boolean(row_int(r, "multi_task_enabled")));
     json_object_set_new(j, "prioritize_queue_order", jstr(r, "prioritize_queue_order"));
     json_object_set_new(j, "url", wurl(e, base, "%s", ""));
     json_object_set_new(
         j, "links",
         json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "activities",
-                  wurl(e, base, "/Activities"), "workflows", wurl(e, base, "/Workflows"),
-                  "tasks", wurl(e, base, "/Tasks"), "task_queues", wurl(e, base, "/TaskQueues"),
-                  "workers", wurl(e, base, "/Workers"), "events", wurl(e, base, "/Events"),
-                  "task_channels", wurl(e, base, "/TaskChannels"), "statistics",
-                  wurl(e, base, "/Statistics"), "real_time_statistics",
-                  wurl(e, base, "/RealTimeStatistics"), "cumulative_statistics",
-                  wurl(e, base, "/CumulativeStatistics")));
+                  wurl(e, base, "/Activities"), "workflows", wurl(e, base, "/Workflows"), "tasks",
+                  wurl(e, base, "/Tasks"), "task_queues", wurl(e, base, "/TaskQueues"), "workers",
+                  wurl(e, base, "/Workers"), "events", wurl(e, base, "/Events"), "task_channels",
+                  wurl(e, base, "/TaskChannels"), "statistics", wurl(e, base, "/Statistics"),
+                  "real_time_statistics", wurl(e, base, "/RealTimeStatistics"),
+                  "cumulative_statistics", wurl(e, base, "/CumulativeStatistics")));
     return j;
 }
 
@@ -120,15 +118,14 @@ json_t *tr_json_worker(tr_engine_t *e, const json_t *r, const char *base)
     json_object_set_new(j, "date_updated", jdate(r, "date_updated"));
     json_object_set_new(j, "date_status_changed", jdate(r, "date_status_changed"));
     json_object_set_new(j, "url", wurl(e, base, "/Workers/%s", sid));
-    json_object_set_new(
-        j, "links",
-        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "channels",
-                  wurl(e, base, "/Workers/%s/Channels", sid), "reservations",
-                  wurl(e, base, "/Workers/%s/Reservations", sid), "statistics",
-                  wurl(e, base, "/Workers/%s/Statistics", sid), "activity",
-                  wurl(e, base, "/Activities/%s", row_str(r, "activity_sid")), "workspace",
-                  wurl(e, base, "%s", ""), "worker_statistics",
-                  wurl(e, base, "/Workers/%s/Statistics", sid)));
+    json_object_set_new(j, "links",
+                        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "channels",
+                                  wurl(e, base, "/Workers/%s/Channels", sid), "reservations",
+                                  wurl(e, base, "/Workers/%s/Reservations", sid), "statistics",
+                                  wurl(e, base, "/Workers/%s/Statistics", sid), "activity",
+                                  wurl(e, base, "/Activities/%s", row_str(r, "activity_sid")),
+                                  "workspace", wurl(e, base, "%s", ""), "worker_statistics",
+                                  wurl(e, base, "/Workers/%s/Statistics", sid)));
     return j;
 }
 
@@ -152,12 +149,12 @@ json_t *tr_json_queue(tr_engine_t *e, const json_t *r, const char *base)
     json_object_set_new(j, "date_created", jdate(r, "date_created"));
     json_object_set_new(j, "date_updated", jdate(r, "date_updated"));
     json_object_set_new(j, "url", wurl(e, base, "/TaskQueues/%s", sid));
-    json_t *links = json_pack(
-        "{s:o, s:o, s:o, s:o, s:o}", "workspace", wurl(e, base, "%s", ""), "statistics",
-        wurl(e, base, "/TaskQueues/%s/Statistics", sid), "real_time_statistics",
-        wurl(e, base, "/TaskQueues/%s/RealTimeStatistics", sid), "cumulative_statistics",
-        wurl(e, base, "/TaskQueues/%s/CumulativeStatistics", sid), "list_statistics",
-        wurl(e, base, "/TaskQueues/Statistics"));
+    json_t *links =
+        json_pack("{s:o, s:o, s:o, s:o, s:o}", "workspace", wurl(e, base, "%s", ""), "statistics",
+                  wurl(e, base, "/TaskQueues/%s/Statistics", sid), "real_time_statistics",
+                  wurl(e, base, "/TaskQueues/%s/RealTimeStatistics", sid), "cumulative_statistics",
+                  wurl(e, base, "/TaskQueues/%s/CumulativeStatistics", sid), "list_statistics",
+                  wurl(e, base, "/TaskQueues/Statistics"));
     if (links && row_str(r, "assignment_activity_sid"))
         json_object_set_new(links, "assignment_activity",
                             wurl(e, base, "/Activities/%s", row_str(r, "assignment_activity_sid")));
@@ -226,8 +223,8 @@ json_t *tr_json_task(tr_engine_t *e, const json_t *r, const char *base, int64_t 
     json_object_set_new(j, "ignore_capacity", json_false());
     json_object_set_new(j, "routing_target", json_null());
     json_object_set_new(j, "url", wurl(e, base, "/Tasks/%s", sid));
-    json_t *links = json_pack("{s:o, s:o}", "workspace", wurl(e, base, "%s", ""),
-                              "reservations", wurl(e, base, "/Tasks/%s/Reservations", sid));
+    json_t *links = json_pack("{s:o, s:o}", "workspace", wurl(e, base, "%s", ""), "reservations",
+                              wurl(e, base, "/Tasks/%s/Reservations", sid));
     if (links && row_str(r, "queue_sid"))
         json_object_set_new(links, "task_queue",
                             wurl(e, base, "/TaskQueues/%s", row_str(r, "queue_sid")));
@@ -253,9 +250,9 @@ json_t *tr_json_reservation(tr_engine_t *e, const json_t *r, const char *base, b
     json_object_set_new(j, "worker_name", jstr(r, "worker_name"));
     json_object_set_new(j, "date_created", jdate(r, "date_created"));
     json_object_set_new(j, "date_updated", jdate(r, "date_updated"));
-    json_object_set_new(j, "url", by_worker
-                                      ? wurl(e, base, "/Workers/%s/Reservations/%s", worker, sid)
-                                      : wurl(e, base, "/Tasks/%s/Reservations/%s", task, sid));
+    json_object_set_new(j, "url",
+                        by_worker ? wurl(e, base, "/Workers/%s/Reservations/%s", worker, sid)
+                                  : wurl(e, base, "/Tasks/%s/Reservations/%s", task, sid));
     json_object_set_new(j, "links",
                         json_pack("{s:o, s:o, s:o}", "task", wurl(e, base, "/Tasks/%s", task),
                                   "worker", wurl(e, base, "/Workers/%s", worker), "workspace",
@@ -319,9 +316,9 @@ json_t *tr_json_event(tr_engine_t *e, const json_t *r, const char *base)
     else if (rtype && !strcmp(rtype, "Activity"))
         coll = "Activities";
     if (rtype && !strcmp(rtype, "Reservation") && row_str(r, "task_sid"))
-        json_object_set_new(j, "resource_url",
-                            wurl(e, base, "/Tasks/%s/Reservations/%s", row_str(r, "task_sid"),
-                                 rsid ? rsid : ""));
+        json_object_set_new(
+            j, "resource_url",
+            wurl(e, base, "/Tasks/%s/Reservations/%s", row_str(r, "task_sid"), rsid ? rsid : ""));
     else if (coll && rsid)
         json_object_set_new(j, "resource_url", wurl(e, base, "/%s/%s", coll, rsid));
     else

@@ -78,9 +78,8 @@ static bool rejected(const json_t *list, const char *worker_sid)
 
 /* Picks the worker for one pending task row: the first free eligible one in idle order.
  * Returns its index or -1. */
-static long pick(tr_engine_t *e, const json_t *task, json_t *const *subjects,
-                 const json_t *idle, const bool *taken, cache_list_t *queues,
-                 cache_list_t *workflows)
+static long pick(tr_engine_t *e, const json_t *task, json_t *const *subjects, const json_t *idle,
+                 const bool *taken, cache_list_t *queues, cache_list_t *workflows)
 {
     expr_t *qx = cached(queues, row_str(task, "queue_sid"), load_queue_expr, e);
     if (!qx)
@@ -106,8 +105,8 @@ static long pick(tr_engine_t *e, const json_t *task, json_t *const *subjects,
             continue;
         if (!tr_worker_in_queue(subjects[i], qx))
             continue;
-        if (tx && !expr_eval(tx, &(expr_ctx_t){.subject = subjects[i], .task = attrs,
-                                                .worker = subjects[i]}))
+        if (tx && !expr_eval(tx, &(expr_ctx_t){
+                                     .subject = subjects[i], .task = attrs, .worker = subjects[i]}))
             continue;
         found = (long)i;
         break;
@@ -119,8 +118,7 @@ static long pick(tr_engine_t *e, const json_t *task, json_t *const *subjects,
 
 /* Writes one reservation: pending with the workflow's timeout, the task reserved, the
  * reservation.created event, and the queue's ReservationActivitySid for the worker. */
-static tassa_err reserve(tr_engine_t *e, const char *task_sid, const char *worker_sid,
-                         int64_t now)
+static tassa_err reserve(tr_engine_t *e, const char *task_sid, const char *worker_sid, int64_t now)
 {
     char sid[SID_LEN + 1];
     json_t *t = tr_load_task(e, task_sid);
@@ -129,9 +127,9 @@ static tassa_err reserve(tr_engine_t *e, const char *task_sid, const char *worke
         goto out;
     int64_t timeout = 120;
     if (row_str(t, "workflow_sid"))
-        timeout = db_int(e->store, 120,
-                         "SELECT task_reservation_timeout FROM tr_workflows WHERE sid = ?", "s",
-                         row_str(t, "workflow_sid"));
+        timeout =
+            db_int(e->store, 120, "SELECT task_reservation_timeout FROM tr_workflows WHERE sid = ?",
+                   "s", row_str(t, "workflow_sid"));
     err = db_exec(e->store,
                   "INSERT INTO tr_reservations (sid, task_sid, worker_sid, status, deadline,"
                   " date_created, date_updated) VALUES (?, ?, ?, 'pending', ?, ?, ?)",

@@ -26,17 +26,17 @@
 #include "engine/taskrouter/engine.h"
 
 /* Twilio's limits (TWILIO-NOTES section 7). */
-#define TR_MAX_ATTRIBUTES 16384
+#define TR_MAX_ATTRIBUTES    16384
 #define TR_MAX_FRIENDLY_NAME 64
-#define TR_MAX_WORKERS 15000
-#define TR_MAX_QUEUES 5000
-#define TR_MAX_WORKFLOWS 1000
-#define TR_MAX_ACTIVITIES 100
-#define TR_MAX_TASKS 500000
+#define TR_MAX_WORKERS       15000
+#define TR_MAX_QUEUES        5000
+#define TR_MAX_WORKFLOWS     1000
+#define TR_MAX_ACTIVITIES    100
+#define TR_MAX_TASKS         500000
 
 /* The workspace (`/v1/Workspaces/{WS}`); sid must be the engine's workspace. */
-tassa_err tr_workspace_fetch(tr_engine_t *e, const char *sid, const char *base_url,
-                             json_t **out, errmsg_t *em);
+tassa_err tr_workspace_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
+                             errmsg_t *em);
 /* Updates FriendlyName, EventCallbackUrl, EventsFilter, MultiTaskEnabled (false only),
  * PrioritizeQueueOrder (FIFO|LIFO), DefaultActivitySid, TimeoutActivitySid. */
 tassa_err tr_workspace_update(tr_engine_t *e, const char *sid, const params_t *p,
@@ -44,8 +44,8 @@ tassa_err tr_workspace_update(tr_engine_t *e, const char *sid, const params_t *p
 
 /* Activities: create (FriendlyName required, Available), update (FriendlyName), delete
  * (refused while a worker has it or the workspace uses it), list (FriendlyName, Available). */
-tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base_url,
-                             json_t **out, errmsg_t *em);
+tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
+                             errmsg_t *em);
 tassa_err tr_activity_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                             errmsg_t *em);
 tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
@@ -59,12 +59,12 @@ tassa_err tr_activity_list(tr_engine_t *e, const params_t *filter, long offset, 
  * going unavailable rescinds a pending reservation and re-queues its task), delete (refused
  * while the worker holds a task), list (ActivityName, ActivitySid, Available, FriendlyName,
  * TargetWorkersExpression, TaskQueueSid, TaskQueueName). */
-tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_url,
-                           json_t **out, errmsg_t *em);
+tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
+                           errmsg_t *em);
 tassa_err tr_worker_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                           errmsg_t *em);
-tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p,
-                           const char *base_url, json_t **out, errmsg_t *em);
+tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, const char *base_url,
+                           json_t **out, errmsg_t *em);
 tassa_err tr_worker_delete(tr_engine_t *e, const char *sid, errmsg_t *em);
 tassa_err tr_worker_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
                          const char *base_url, json_t **items, bool *more, errmsg_t *em);
@@ -77,8 +77,8 @@ tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_ur
                           errmsg_t *em);
 tassa_err tr_queue_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                          errmsg_t *em);
-tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p,
-                          const char *base_url, json_t **out, errmsg_t *em);
+tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, const char *base_url,
+                          json_t **out, errmsg_t *em);
 tassa_err tr_queue_delete(tr_engine_t *e, const char *sid, errmsg_t *em);
 tassa_err tr_queue_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
                         const char *base_url, json_t **items, bool *more, errmsg_t *em);
@@ -87,8 +87,8 @@ tassa_err tr_queue_list(tr_engine_t *e, const params_t *filter, long offset, lon
  * targets, queues and expressions are all checked; TaskReservationTimeout 1..86400, default
  * 120; AssignmentCallbackUrl, FallbackAssignmentCallbackUrl kept but not called), update,
  * delete (refused while unfinished tasks use it), list (FriendlyName). */
-tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base_url,
-                             json_t **out, errmsg_t *em);
+tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
+                             errmsg_t *em);
 tassa_err tr_workflow_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                             errmsg_t *em);
 tassa_err tr_workflow_update(tr_engine_t *e, const char *sid, const params_t *p,
@@ -107,8 +107,8 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
                          errmsg_t *em);
 tassa_err tr_task_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                         errmsg_t *em);
-tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p,
-                         const char *base_url, json_t **out, errmsg_t *em);
+tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p, const char *base_url,
+                         json_t **out, errmsg_t *em);
 tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em);
 tassa_err tr_task_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
                        const char *base_url, json_t **items, bool *more, errmsg_t *em);
@@ -117,14 +117,13 @@ tassa_err tr_task_list(tr_engine_t *e, const params_t *filter, long offset, long
  * Update takes ReservationStatus accepted|rejected|wrapping|completed and WorkerActivitySid
  * (the worker's next activity). List filters: ReservationStatus, WorkerSid. */
 tassa_err tr_reservation_fetch(tr_engine_t *e, const char *task_sid, const char *worker_sid,
-                               const char *sid, const char *base_url, json_t **out,
-                               errmsg_t *em);
+                               const char *sid, const char *base_url, json_t **out, errmsg_t *em);
 tassa_err tr_reservation_update(tr_engine_t *e, const char *task_sid, const char *worker_sid,
                                 const char *sid, const params_t *p, const char *base_url,
                                 json_t **out, errmsg_t *em);
 tassa_err tr_reservation_list(tr_engine_t *e, const char *task_sid, const char *worker_sid,
-                              const params_t *filter, long offset, long limit,
-                              const char *base_url, json_t **items, bool *more, errmsg_t *em);
+                              const params_t *filter, long offset, long limit, const char *base_url,
+                              json_t **items, bool *more, errmsg_t *em);
 
 /* Events, newest first. Filters: EventType, TaskSid, WorkerSid, ReservationSid,
  * TaskQueueSid, WorkflowSid, Sid, Minutes (default 15 unless StartDate is given),

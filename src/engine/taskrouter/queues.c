@@ -89,8 +89,7 @@ tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_ur
         return err;
     if (db_int(e->store, 0, "SELECT count(*) FROM tr_queues", NULL) >= TR_MAX_QUEUES)
         err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d task queues", TR_MAX_QUEUES);
-    else if (db_int(e->store, 0, "SELECT 1 FROM tr_queues WHERE friendly_name = ?", "s", name) ==
-             1)
+    else if (db_int(e->store, 0, "SELECT 1 FROM tr_queues WHERE friendly_name = ?", "s", name) == 1)
         err = err_set(em, TASSA_ECONFLICT, "A TaskQueue named '%s' already exists", name);
     if (!err)
         err = check_activities(e, p, em);
@@ -129,8 +128,8 @@ tassa_err tr_queue_fetch(tr_engine_t *e, const char *sid, const char *base_url, 
     return *out ? TASSA_OK : TASSA_ENOMEM;
 }
 
-tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p,
-                          const char *base_url, json_t **out, errmsg_t *em)
+tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, const char *base_url,
+                          json_t **out, errmsg_t *em)
 {
     const char *name = params_get(p, "FriendlyName");
     const char *target = params_get_nonempty(p, "TargetWorkers");
@@ -147,9 +146,9 @@ tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p,
     json_t *row = tr_load_queue(e, sid);
     if (!row)
         err = tr_not_found(e, em, "TaskQueues", sid);
-    else if (name && db_int(e->store, 0,
-                            "SELECT 1 FROM tr_queues WHERE friendly_name = ? AND sid != ?", "ss",
-                            name, sid) == 1)
+    else if (name &&
+             db_int(e->store, 0, "SELECT 1 FROM tr_queues WHERE friendly_name = ? AND sid != ?",
+                    "ss", name, sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "A TaskQueue named '%s' already exists", name);
     if (!err)
         err = check_activities(e, p, em);

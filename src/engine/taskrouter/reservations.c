@@ -99,8 +99,7 @@ static tassa_err res_not_found(tr_engine_t *e, errmsg_t *em, const char *task_si
 }
 
 tassa_err tr_reservation_fetch(tr_engine_t *e, const char *task_sid, const char *worker_sid,
-                               const char *sid, const char *base_url, json_t **out,
-                               errmsg_t *em)
+                               const char *sid, const char *base_url, json_t **out, errmsg_t *em)
 {
     *out = NULL;
     store_lock(e->store);
@@ -141,8 +140,8 @@ tassa_err tr_reservation_update(tr_engine_t *e, const char *task_sid, const char
                       "WorkerActivitySid %.64s is not an activity of this workspace", activity);
     else if (status && (!strcmp(status, "accepted") || !strcmp(status, "rejected")) &&
              strcmp(cur, "pending"))
-        err = err_set(em, TASSA_EINVAL, "Reservation %s is %s, not pending; it cannot be %s",
-                      sid, cur, status);
+        err = err_set(em, TASSA_EINVAL, "Reservation %s is %s, not pending; it cannot be %s", sid,
+                      cur, status);
     else if (status && !strcmp(status, "wrapping") && strcmp(cur, "accepted") &&
              strcmp(cur, "wrapping"))
         err = err_set(em, TASSA_EINVAL, "Reservation %s is %s; only an accepted one can wrap up",
@@ -204,17 +203,16 @@ static json_t *res_render(void *ctx, const json_t *row)
 }
 
 tassa_err tr_reservation_list(tr_engine_t *e, const char *task_sid, const char *worker_sid,
-                              const params_t *filter, long offset, long limit,
-                              const char *base_url, json_t **items, bool *more, errmsg_t *em)
+                              const params_t *filter, long offset, long limit, const char *base_url,
+                              json_t **items, bool *more, errmsg_t *em)
 {
     rlist_t c = {e, base_url, params_get(filter, "ReservationStatus"),
                  params_get(filter, "WorkerSid"), task_sid == NULL};
     *items = NULL;
     store_lock(e->store);
-    int64_t found = task_sid ? db_int(e->store, 0, "SELECT 1 FROM tr_tasks WHERE sid = ?", "s",
-                                      task_sid)
-                             : db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE sid = ?", "s",
-                                      worker_sid);
+    int64_t found =
+        task_sid ? db_int(e->store, 0, "SELECT 1 FROM tr_tasks WHERE sid = ?", "s", task_sid)
+                 : db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE sid = ?", "s", worker_sid);
     store_unlock(e->store);
     if (found != 1)
         return tr_not_found(e, em, task_sid ? "Tasks" : "Workers",

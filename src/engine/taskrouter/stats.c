@@ -39,14 +39,15 @@ static void longest(tr_engine_t *e, json_t *j, const char *queue_sid, int64_t no
 /* Adds total_tasks, tasks_by_status and tasks_by_priority of the open tasks (of a queue). */
 static void task_counts(tr_engine_t *e, json_t *j, const char *queue_sid)
 {
-    json_t *by_status = json_pack("{s:i, s:i, s:i, s:i}", "pending", 0, "reserved", 0,
-                                  "assigned", 0, "wrapping", 0);
+    json_t *by_status = json_pack("{s:i, s:i, s:i, s:i}", "pending", 0, "reserved", 0, "assigned",
+                                  0, "wrapping", 0);
     json_t *by_prio = json_object();
     json_int_t total = 0;
-    json_t *rows = db_all(e->store,
-                          "SELECT status, count(*) AS n FROM tr_tasks WHERE status IN "
-                          OPEN_STATUSES " AND (?1 IS NULL OR queue_sid = ?1) GROUP BY status",
-                          "s", queue_sid);
+    json_t *rows =
+        db_all(e->store,
+               "SELECT status, count(*) AS n FROM tr_tasks WHERE status IN " OPEN_STATUSES
+               " AND (?1 IS NULL OR queue_sid = ?1) GROUP BY status",
+               "s", queue_sid);
     for (size_t i = 0; i < json_array_size(rows); i++) {
         const json_t *r = json_array_get(rows, i);
         json_object_set_new(by_status, row_str(r, "status"), json_integer(row_int(r, "n")));
@@ -74,16 +75,17 @@ static void task_counts(tr_engine_t *e, json_t *j, const char *queue_sid)
 static void worker_counts(tr_engine_t *e, json_t *j, const expr_t *qx, json_int_t *eligible,
                           json_int_t *available)
 {
-    json_t *acts = db_all(e->store, "SELECT sid, friendly_name FROM tr_activities ORDER BY seq",
-                          NULL);
+    json_t *acts =
+        db_all(e->store, "SELECT sid, friendly_name FROM tr_activities ORDER BY seq", NULL);
     json_t *stats = json_array();
     json_t *counts = json_object();
     *eligible = *available = 0;
-    sqlite3_stmt *st = db_query(e->store,
-                  "SELECT x.*, (SELECT count(*) FROM tr_reservations r WHERE"
-                  " r.worker_sid = x.sid AND r.status IN ('pending', 'accepted', 'wrapping'))"
-                  " AS busy FROM (" TR_WORKER_SELECT ") x",
-                  NULL);
+    sqlite3_stmt *st =
+        db_query(e->store,
+                 "SELECT x.*, (SELECT count(*) FROM tr_reservations r WHERE"
+                 " r.worker_sid = x.sid AND r.status IN ('pending', 'accepted', 'wrapping'))"
+                 " AS busy FROM (" TR_WORKER_SELECT ") x",
+                 NULL);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         json_t *w = db_row(st);
         json_t *subject = w ? tr_worker_subject(w) : NULL;
@@ -123,8 +125,8 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
     json_t *j = q ? json_object() : NULL;
     if (j) {
         char url[640];
-        snprintf(url, sizeof url, "%s/v1/Workspaces/%s/TaskQueues/%s/RealTimeStatistics",
-                 base_url, e->ws_sid, queue_sid);
+        snprintf(url, sizeof url, "%s/v1/Workspaces/%s/TaskQueues/%s/RealTimeStatistics", base_url,
+                 e->ws_sid, queue_sid);
         json_object_set_new(j, "account_sid", json_string(e->account_sid));
         json_object_set_new(j, "workspace_sid", json_string(e->ws_sid));
         json_object_set_new(j, "task_queue_sid", json_string(queue_sid));
@@ -233,8 +235,7 @@ tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minute
     return j ? TASSA_OK : TASSA_ENOMEM;
 }
 
-tassa_err tr_workspace_realtime(tr_engine_t *e, const char *base_url, json_t **out,
-                                errmsg_t *em)
+tassa_err tr_workspace_realtime(tr_engine_t *e, const char *base_url, json_t **out, errmsg_t *em)
 {
     int64_t now = store_now_ms();
     json_int_t eligible, available;

@@ -25,8 +25,7 @@ tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minute
 
 /* `/RealTimeStatistics` of the workspace: activity_statistics, total_workers, total_tasks,
  * tasks_by_status, tasks_by_priority, longest_task_waiting_age/sid. */
-tassa_err tr_workspace_realtime(tr_engine_t *e, const char *base_url, json_t **out,
-                                errmsg_t *em);
+tassa_err tr_workspace_realtime(tr_engine_t *e, const char *base_url, json_t **out, errmsg_t *em);
 
 /* Both statistics of one queue for the embedded back end (minutes as above). */
 tassa_err tr_queue_stats_json(tr_engine_t *e, const char *queue_sid, long minutes,

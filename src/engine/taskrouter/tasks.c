@@ -31,14 +31,14 @@ static tr_wfconf_t *load_conf(tr_engine_t *e, const char *wf_sid)
 }
 
 /* Records workflow.target-matched with the filter and target of the task. */
-static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf_t *c,
-                                long filter, const tr_target_t *t, int64_t now)
+static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf_t *c, long filter,
+                                const tr_target_t *t, int64_t now)
 {
     json_t *task = tr_load_task(e, sid);
     if (!task)
         return TASSA_ESTORE;
-    json_t *ev = ev_new(e, "workflow.target-matched", "Workflow", row_str(task, "workflow_sid"),
-                        NULL, now);
+    json_t *ev =
+        ev_new(e, "workflow.target-matched", "Workflow", row_str(task, "workflow_sid"), NULL, now);
     ev_task(ev, task, now);
     if (filter >= 0) {
         const tr_filter_t *f = &c->filters[filter];
@@ -76,8 +76,8 @@ tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, in
     if (!task)
         goto out;
     if (!row_str(task, "workflow_sid")) { /* created straight into a TaskQueueSid */
-        err = db_exec(e->store, "UPDATE tr_tasks SET queue_entered_ms = ? WHERE sid = ?", "is",
-                      now, sid);
+        err = db_exec(e->store, "UPDATE tr_tasks SET queue_entered_ms = ? WHERE sid = ?", "is", now,
+                      sid);
         if (!err)
             err = ev_task_event(e, "task-queue.entered", sid, NULL, NULL, -1, now);
         if (!err && created)
@@ -154,8 +154,8 @@ tassa_err tr_task_cancel_locked(tr_engine_t *e, const char *sid, const char *rea
                           "s", sid);
     tassa_err err = pend ? TASSA_OK : TASSA_ENOMEM;
     for (size_t i = 0; !err && i < json_array_size(pend); i++)
-        err = tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "canceled",
-                                        now);
+        err =
+            tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "canceled", now);
     json_decref(pend);
     if (!err)
         err = db_exec(e->store,
@@ -163,8 +163,8 @@ tassa_err tr_task_cancel_locked(tr_engine_t *e, const char *sid, const char *rea
                       " ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
                       "sis", reason, now, sid);
     if (!err) {
-        int64_t created = db_int(e->store, now, "SELECT date_created FROM tr_tasks WHERE sid = ?",
-                                 "s", sid);
+        int64_t created =
+            db_int(e->store, now, "SELECT date_created FROM tr_tasks WHERE sid = ?", "s", sid);
         err = ev_task_event(e, "task.canceled", sid, NULL, reason, now - created, now);
     }
     return err;
@@ -327,8 +327,8 @@ tassa_err tr_task_json(tr_engine_t *e, const char *sid, const char *base_url, js
     return tr_task_fetch(e, sid, base_url, out, NULL);
 }
 
-tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p,
-                         const char *base_url, json_t **out, errmsg_t *em)
+tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p, const char *base_url,
+                         json_t **out, errmsg_t *em)
 {
     const char *status = params_get_nonempty(p, "AssignmentStatus");
     const char *reason = params_get(p, "Reason");
@@ -339,9 +339,9 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p,
     tassa_err err = TASSA_OK;
     if (status && strcmp(status, "canceled") && strcmp(status, "completed") &&
         strcmp(status, "wrapping"))
-        err = err_set(em, TASSA_EINVAL,
-                      "AssignmentStatus must be canceled, wrapping or completed, not %.32s",
-                      status);
+        err =
+            err_set(em, TASSA_EINVAL,
+                    "AssignmentStatus must be canceled, wrapping or completed, not %.32s", status);
     if (!err && attrs)
         err = tr_check_attributes(attrs, "Attributes", em);
     if (!err)
@@ -363,15 +363,14 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p,
         err = err_set(em, TASSA_EINVAL, "Task %s is already %s", sid, cur);
     bool changed = false;
     if (!err && attrs && strcmp(attrs, row_str(row, "attributes"))) {
-        err = db_exec(e->store,
-                      "UPDATE tr_tasks SET attributes = ?, date_updated = ? WHERE sid = ?", "sis",
-                      attrs, now, sid);
+        err =
+            db_exec(e->store, "UPDATE tr_tasks SET attributes = ?, date_updated = ? WHERE sid = ?",
+                    "sis", attrs, now, sid);
         changed = true;
     }
     if (!err && priority >= 0 && priority != row_int(row, "priority")) {
-        err = db_exec(e->store,
-                      "UPDATE tr_tasks SET priority = ?, date_updated = ? WHERE sid = ?", "iis",
-                      (int64_t)priority, now, sid);
+        err = db_exec(e->store, "UPDATE tr_tasks SET priority = ?, date_updated = ? WHERE sid = ?",
+                      "iis", (int64_t)priority, now, sid);
         changed = true;
     }
     if (!err && changed)
@@ -379,8 +378,7 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p,
     if (!err && status && !final) {
         if (!strcmp(status, "canceled")) {
             if (strcmp(cur, "pending") && strcmp(cur, "reserved"))
-                err = err_set(em, TASSA_EINVAL, "Task %s cannot go from %s to canceled", sid,
-                              cur);
+                err = err_set(em, TASSA_EINVAL, "Task %s cannot go from %s to canceled", sid, cur);
             else
                 err = tr_task_cancel_locked(e, sid, reason, now);
         } else {
@@ -410,8 +408,8 @@ tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
                       "SELECT sid FROM tr_reservations WHERE task_sid = ? AND status = 'pending'",
                       "s", sid);
     for (size_t i = 0; !err && i < json_array_size(pend); i++)
-        err = tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "canceled",
-                                        now);
+        err =
+            tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "canceled", now);
     if (!err)
         err = db_exec(e->store,
                       "UPDATE tr_workers SET idle_since = ? WHERE sid IN (SELECT worker_sid FROM"

@@ -88,8 +88,8 @@ static tassa_err finish(tr_engine_t *e, tassa_err err, json_t **out)
     return err;
 }
 
-tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_url,
-                           json_t **out, errmsg_t *em)
+tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
+                           errmsg_t *em)
 {
     const char *name = params_get(p, "FriendlyName");
     const char *attrs = params_get(p, "Attributes");
@@ -116,8 +116,8 @@ tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_u
         act = row_str(ws, "default_activity_sid");
     if (db_int(e->store, 0, "SELECT count(*) FROM tr_workers", NULL) >= TR_MAX_WORKERS)
         err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d workers", TR_MAX_WORKERS);
-    else if (db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE friendly_name = ?", "s",
-                    name) == 1)
+    else if (db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE friendly_name = ?", "s", name) ==
+             1)
         err = err_set(em, TASSA_ECONFLICT, "A Worker named '%s' already exists", name);
     else if (!act ||
              db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE sid = ?", "s", act) != 1)
@@ -153,8 +153,8 @@ tassa_err tr_worker_fetch(tr_engine_t *e, const char *sid, const char *base_url,
     return *out ? TASSA_OK : TASSA_ENOMEM;
 }
 
-tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p,
-                           const char *base_url, json_t **out, errmsg_t *em)
+tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, const char *base_url,
+                           json_t **out, errmsg_t *em)
 {
     const char *name = params_get(p, "FriendlyName");
     const char *attrs = params_get(p, "Attributes");
@@ -176,9 +176,9 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p,
     json_t *row = tr_load_worker(e, sid);
     if (!row)
         err = tr_not_found(e, em, "Workers", sid);
-    else if (name && db_int(e->store, 0,
-                            "SELECT 1 FROM tr_workers WHERE friendly_name = ? AND sid != ?", "ss",
-                            name, sid) == 1)
+    else if (name &&
+             db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE friendly_name = ? AND sid != ?",
+                    "ss", name, sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "A Worker named '%s' already exists", name);
     else if (act && db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE sid = ?", "s", act) != 1)
         err = err_set(em, TASSA_EINVAL, "ActivitySid %.64s is not an activity of this workspace",
@@ -189,8 +189,8 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p,
                       "sis", name, now, sid);
     if (!err && attrs && strcmp(attrs, row_str(row, "attributes"))) {
         err = db_exec(e->store,
-                      "UPDATE tr_workers SET attributes = ?, date_updated = ? WHERE sid = ?",
-                      "sis", attrs, now, sid);
+                      "UPDATE tr_workers SET attributes = ?, date_updated = ? WHERE sid = ?", "sis",
+                      attrs, now, sid);
         if (!err)
             err = worker_event(e, "worker.attributes.update", sid, now);
     }
@@ -200,8 +200,8 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p,
                               " status = 'pending'",
                               "s", sid);
         for (size_t i = 0; !err && i < json_array_size(pend); i++)
-            err = tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"),
-                                            "rejected", now);
+            err = tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "rejected",
+                                            now);
         json_decref(pend);
     }
     if (!err && act)
@@ -228,15 +228,14 @@ tassa_err tr_worker_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
                     "SELECT 1 FROM tr_reservations WHERE worker_sid = ? AND"
                     " status IN ('accepted', 'wrapping') LIMIT 1",
                     "s", sid) == 1)
-        err = err_set(em, TASSA_ECONFLICT, "Worker %s has active tasks; complete them first",
-                      sid);
+        err = err_set(em, TASSA_ECONFLICT, "Worker %s has active tasks; complete them first", sid);
     if (!err)
         pend = db_all(e->store,
                       "SELECT sid FROM tr_reservations WHERE worker_sid = ? AND status = 'pending'",
                       "s", sid);
     for (size_t i = 0; !err && i < json_array_size(pend); i++)
-        err = tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "rescinded",
-                                        now);
+        err =
+            tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "rescinded", now);
     if (!err)
         err = worker_event(e, "worker.deleted", sid, now);
     if (!err)

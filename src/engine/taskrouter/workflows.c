@@ -62,8 +62,8 @@ static tassa_err parse_target(tr_engine_t *e, const json_t *j, tr_target_t *t, c
     if (!q || !sid_valid(q, "WQ"))
         return err_set(em, TASSA_EINVAL, "%s.queue must be a TaskQueue SID", where);
     if (e && db_int(e->store, 0, "SELECT 1 FROM tr_queues WHERE sid = ?", "s", q) != 1)
-        return err_set(em, TASSA_EINVAL, "%s.queue %s is not a TaskQueue of this workspace",
-                       where, q);
+        return err_set(em, TASSA_EINVAL, "%s.queue %s is not a TaskQueue of this workspace", where,
+                       q);
     memcpy(t->queue, q, SID_LEN + 1);
     tassa_err err = read_num(j, "priority", where, &t->priority, em);
     if (!err)
@@ -145,8 +145,8 @@ tr_wfconf_t *tr_wfconf_parse(tr_engine_t *e, const char *text, tassa_err *err, e
         const json_t *targets = json_object_get(f, "targets");
         size_t nt = json_array_size(targets);
         if (!json_is_array(targets) || nt == 0 || nt > 100) {
-            *err = err_set(em, TASSA_EINVAL, "%s.targets must be an array of 1 to 100 targets",
-                           where);
+            *err =
+                err_set(em, TASSA_EINVAL, "%s.targets must be an array of 1 to 100 targets", where);
             goto fail;
         }
         if (!(cf->targets = calloc(nt, sizeof *cf->targets)))
@@ -217,8 +217,8 @@ static tassa_err workflow_event(tr_engine_t *e, const char *type, const char *si
     return ev_emit(e, ev, -1);
 }
 
-tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base_url,
-                             json_t **out, errmsg_t *em)
+tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
+                             errmsg_t *em)
 {
     const char *name = params_get(p, "FriendlyName");
     const char *conf = params_get(p, "Configuration");
@@ -247,8 +247,7 @@ tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base
     tr_wfconf_t *c = tr_wfconf_parse(e, conf, &err, em);
     tr_wfconf_free(c);
     if (!err && db_int(e->store, 0, "SELECT count(*) FROM tr_workflows", NULL) >= TR_MAX_WORKFLOWS)
-        err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d workflows",
-                      TR_MAX_WORKFLOWS);
+        err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d workflows", TR_MAX_WORKFLOWS);
     if (!err)
         err = db_exec(e->store,
                       "INSERT INTO tr_workflows (sid, friendly_name, configuration,"

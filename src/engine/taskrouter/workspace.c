@@ -13,8 +13,8 @@ typedef struct {
     int available; /* -1: any */
 } list_ctx_t;
 
-tassa_err tr_workspace_fetch(tr_engine_t *e, const char *sid, const char *base_url,
-                             json_t **out, errmsg_t *em)
+tassa_err tr_workspace_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
+                             errmsg_t *em)
 {
     *out = NULL;
     if (strcmp(sid, e->ws_sid))
@@ -91,8 +91,8 @@ tassa_err tr_workspace_update(tr_engine_t *e, const char *sid, const params_t *p
                       " default_activity_sid = COALESCE(?, default_activity_sid),"
                       " timeout_activity_sid = COALESCE(?, timeout_activity_sid),"
                       " date_updated = ? WHERE sid = ?",
-                      "ssssssssssis", name, url, url, url, filter, filter, filter, order, def,
-                      tmo, now, e->ws_sid);
+                      "ssssssssssis", name, url, url, url, filter, filter, filter, order, def, tmo,
+                      now, e->ws_sid);
     if (!err)
         err = ev_emit(e, ev_new(e, "workspace.updated", "Workspace", e->ws_sid, NULL, now), -1);
     json_t *row = err ? NULL : tr_load_workspace(e);
@@ -116,8 +116,8 @@ static json_t *render_activity(void *ctx, const json_t *row)
     return tr_json_activity(c->e, row, c->base);
 }
 
-tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base_url,
-                             json_t **out, errmsg_t *em)
+tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
+                             errmsg_t *em)
 {
     const char *name = params_get(p, "FriendlyName");
     int available = 0;
@@ -136,8 +136,8 @@ tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base
     if (err)
         return err;
     if (db_int(e->store, 0, "SELECT count(*) FROM tr_activities", NULL) >= TR_MAX_ACTIVITIES)
-        err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d activities",
-                      TR_MAX_ACTIVITIES);
+        err =
+            err_set(em, TASSA_ELIMIT, "A workspace holds at most %d activities", TR_MAX_ACTIVITIES);
     else if (db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE friendly_name = ?", "s",
                     name) == 1)
         err = err_set(em, TASSA_ECONFLICT, "An Activity named '%s' already exists", name);
@@ -195,9 +195,9 @@ tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
     json_t *row = tr_load_activity(e, sid);
     if (!row)
         err = tr_not_found(e, em, "Activities", sid);
-    else if (name && db_int(e->store, 0,
-                            "SELECT 1 FROM tr_activities WHERE friendly_name = ? AND sid != ?",
-                            "ss", name, sid) == 1)
+    else if (name &&
+             db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE friendly_name = ? AND sid != ?",
+                    "ss", name, sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "An Activity named '%s' already exists", name);
     if (!err && name)
         err = db_exec(e->store,
