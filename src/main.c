@@ -167,7 +167,7 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     /* streams-wiring-begin */
-    if (!(app.streams = streams_new(&app, 0)) || streams_register(&app) ||
+    if (!(app.streams = streams_new(&app, c->stream_heartbeat_ms)) || streams_register(&app) ||
         static_files_register(&app)) {
         fprintf(stderr, "tassa: cannot start live streams or the web pages\n");
         goto out;

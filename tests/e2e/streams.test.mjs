@@ -370,3 +370,32 @@ describe('slow clients', () => {
     fast.close();
   });
 });
+
+describe('heartbeat', () => {
+  let hb;
+  before(async () => {
+    hb = await startServer({ env: { TASSA_STREAM_HEARTBEAT_MS: '200' } });
+  });
+  after(async () => {
+    await hb?.stop();
+    hb?.cleanup();
+  });
+
+  test('an idle stream gets `: ping` comments at the configured interval', async () => {
+    const r = await fetch(`${hb.url}/v1/Services/default/Documents`, {
+      method: 'POST',
+      headers: { Authorization: hb.basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ UniqueName: 'idle', Data: '{"a":1}' }).toString(),
+    });
+    assert.equal(r.status, 201);
+    const token = syncToken(hb, 'watcher');
+    const started = Date.now();
+    const s = await openStream(`${hb.url}/v1/Services/default/Documents/idle/Stream?token=${token}`);
+    assert.equal(s.status, 200);
+    await s.until((x) => x.comments.filter((c) => c === 'ping').length >= 3, 5000);
+    // three pings at 200 ms take at least ~0.4 s and far less than the 15 s default
+    assert.ok(Date.now() - started >= 350, `pings came too fast: ${Date.now() - started} ms`);
+    assert.equal(s.events.length, 1, 'only the first snapshot: pings are not events');
+    s.close();
+  });
+});
