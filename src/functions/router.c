@@ -120,7 +120,7 @@ tassa_err router_dispatch(app_t *app, const params_t *event, json_t **result, er
         if (r.ignored)
             *result = ignored("%s", r.reason);
         else
-            *result = json_pack("{s:s, s:s, s:s, s:b, s:s?}", "handler", "reservation", "topic",
+            *result = json_pack("{s:s, s:s, s:s, s:b, s:s*}", "handler", "reservation", "topic",
                                 r.topic, "status", r.status, "changed", r.changed, "reason",
                                 r.changed ? NULL : r.reason);
     } else if (!strncmp(type, "worker.", 7)) {
