@@ -191,3 +191,19 @@ out:
     }
     return err;
 }
+
+tassa_err tr_fetch_row(tr_engine_t *e, json_t *(*load)(tr_engine_t *, const char *),
+                       json_t *(*render)(tr_engine_t *, const json_t *, const char *),
+                       const char *what, const char *sid, const char *base_url, json_t **out,
+                       errmsg_t *em)
+{
+    *out = NULL;
+    store_lock(e->store);
+    json_t *row = load(e, sid);
+    store_unlock(e->store);
+    if (!row)
+        return tr_not_found(e, em, what, sid);
+    *out = render(e, row, base_url);
+    json_decref(row);
+    return *out ? TASSA_OK : TASSA_ENOMEM;
+}

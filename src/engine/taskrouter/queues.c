@@ -117,15 +117,7 @@ tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_ur
 tassa_err tr_queue_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                          errmsg_t *em)
 {
-    *out = NULL;
-    store_lock(e->store);
-    json_t *row = tr_load_queue(e, sid);
-    store_unlock(e->store);
-    if (!row)
-        return tr_not_found(e, em, "TaskQueues", sid);
-    *out = tr_json_queue(e, row, base_url);
-    json_decref(row);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
+    return tr_fetch_row(e, tr_load_queue, tr_json_queue, "TaskQueues", sid, base_url, out, em);
 }
 
 tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, const char *base_url,

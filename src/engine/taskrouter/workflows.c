@@ -272,15 +272,7 @@ tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base
 tassa_err tr_workflow_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                             errmsg_t *em)
 {
-    *out = NULL;
-    store_lock(e->store);
-    json_t *row = tr_load_workflow(e, sid);
-    store_unlock(e->store);
-    if (!row)
-        return tr_not_found(e, em, "Workflows", sid);
-    *out = tr_json_workflow(e, row, base_url);
-    json_decref(row);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
+    return tr_fetch_row(e, tr_load_workflow, tr_json_workflow, "Workflows", sid, base_url, out, em);
 }
 
 tassa_err tr_workflow_update(tr_engine_t *e, const char *sid, const params_t *p,

@@ -168,15 +168,8 @@ tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base
 tassa_err tr_activity_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                             errmsg_t *em)
 {
-    *out = NULL;
-    store_lock(e->store);
-    json_t *row = tr_load_activity(e, sid);
-    store_unlock(e->store);
-    if (!row)
-        return tr_not_found(e, em, "Activities", sid);
-    *out = tr_json_activity(e, row, base_url);
-    json_decref(row);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
+    return tr_fetch_row(e, tr_load_activity, tr_json_activity, "Activities", sid, base_url, out,
+                        em);
 }
 
 tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
