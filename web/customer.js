@@ -52,7 +52,9 @@ async function refreshPosition() {
   $('facts').hidden = !known;
   $('position-note').hidden = known;
   $('position-note').textContent = 'Your place in line is not available right now.';
+  $('queue-note').hidden = !(known && info.queue);
   if (known) {
+    $('queue-name').textContent = info.queue || '';
     $('position').textContent = info.position;
     $('ahead').textContent = info.ahead ?? Math.max(0, info.position - 1);
     const est = info.estimatedWaitSeconds;

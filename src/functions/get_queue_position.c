@@ -25,8 +25,14 @@ long get_queue_position_estimate(long position, const json_t *cumulative, const 
         json_integer_value(json_object_get(cumulative, "avg_task_acceptance_time"));
     if (available >= position)
         return acceptance > 0 ? (long)acceptance : 0;
+    /* Throughput: the tasks accepted in the window give a rate; the tasks ahead of this one
+     * and this one, less the free tellers, go at that rate. Little history makes it far too
+     * pessimistic (one task in 15 minutes), so it is capped by position times the time an
+     * accepted task usually waited, which in a steady queue is never the smaller one. */
     double rate = (double)accepted / (window_minutes * 60.0); /* tasks per second */
-    return (long)((double)(position - available) / rate + 0.5);
+    long by_rate = (long)((double)(position - available) / rate + 0.5);
+    long by_waits = position * (long)(acceptance > 0 ? acceptance : 1);
+    return by_rate < by_waits ? by_rate : by_waits;
 }
 
 /* TaskRouter's order within a queue: priority descending, then age descending; tasks of the

@@ -17,7 +17,8 @@
 /* The estimated wait in seconds of the task at 1-based position in a queue whose cumulative
  * statistics (Twilio's TaskQueue CumulativeStatistics over window_minutes) and real-time
  * statistics are given (borrowed); -1 when there is no history to go by. Throughput model:
- * tasks accepted in the window give a rate, and position / rate is the wait. */
+ * tasks accepted in the window give a rate, and position / rate is the wait, capped by
+ * position times the average wait of the accepted tasks (little history). */
 long get_queue_position_estimate(long position, const json_t *cumulative, const json_t *realtime,
                                  int window_minutes);
 
