@@ -18,6 +18,7 @@
 #include "engine/taskrouter/model.h"
 #include "engine/taskrouter/stats.h"
 #include "log.h"
+#include "store/store.h"
 
 #define ACCOUNT "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
@@ -483,6 +484,40 @@ static void test_cancel(void **state)
     params_free(p);
 }
 
+/* Finished tasks go 15 minutes after they finished (with their reservations), as at
+ * Twilio; waiting ones stay whatever their age. */
+static void test_prune(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t1[40], t2[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->available, w);
+    task(f, "{}", "0", t1);
+    task(f, "{}", "0", t2);
+    task_update(f, t1, P("AssignmentStatus", "canceled", "Reason", "gone", NULL));
+    int64_t now = store_now_ms();
+    /* 14 minutes later nothing is removed */
+    assert_int_equal(tr_engine_prune(f->e, now + 14 * 60 * 1000), TASSA_OK);
+    assert_string_equal(task_field(f, t1, "assignment_status"), "canceled");
+    /* 16 minutes later the canceled task is gone, the reserved one stays */
+    assert_int_equal(tr_engine_prune(f->e, now + 16 * 60 * 1000), TASSA_OK);
+    json_t *out = NULL;
+    assert_int_equal(tr_task_fetch(f->e, t1, "", &out, NULL), TASSA_ENOTFOUND);
+    assert_string_equal(task_field(f, t2, "assignment_status"), "reserved");
+    /* its reservations went with it: none is left in the data file */
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM tr_reservations WHERE task_sid = '%s'", t1);
+    store_lock(f->store);
+    sqlite3_stmt *st = store_prepare(f->store, sql);
+    assert_non_null(st);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int left = sqlite3_column_int(st, 0);
+    store_release(f->store, st);
+    store_unlock(f->store);
+    assert_int_equal(left, 0);
+}
+
 /* accepted -> wrapping -> completed, with the queue's AssignmentActivitySid. */
 static void test_wrapup_complete(void **state)
 {
@@ -725,6 +760,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -416,3 +416,11 @@ tassa_err tr_workspace_callback(tr_engine_t *e, char **url, char **filter)
     json_decref(row);
     return err;
 }
+
+tassa_err tr_engine_prune(tr_engine_t *e, int64_t now_ms)
+{
+    tassa_err err = tr_txn_begin(e);
+    if (err)
+        return err;
+    return tr_txn_end(e, tr_prune_locked(e, now_ms));
+}

@@ -54,6 +54,11 @@ const char *tr_workspace_sid(const tr_engine_t *e);
  * the store lock; any thread, including the event sink. */
 tassa_err tr_workspace_callback(tr_engine_t *e, char **url, char **filter);
 
+/* Removes finished tasks (with their reservations) older than 15 minutes and delivered
+ * events older than 30 days, as of now_ms, as Twilio does; the timer thread does this every
+ * minute. A bounded batch per call. TASSA_ESTORE on failure. Any thread. */
+tassa_err tr_engine_prune(tr_engine_t *e, int64_t now_ms);
+
 /* Adds demo data when the workspace has no worker: queues General (tellers with skill
  * general) and Loans (skills HAS 'loans'), a workflow sending type == 'loan' to Loans and
  * everything else to General (TaskReservationTimeout 30), and four tellers set Available.

@@ -28,7 +28,18 @@ struct tr_engine {
     uint64_t timer_gen, event_gen; /* bumped after each commit, so waiters see new work */
     bool stop, started;
     pthread_t timer_thread, event_thread;
+    int64_t last_prune_ms; /* timer thread only */
 };
+
+/* As Twilio: finished (completed or canceled) tasks are removed after 15 minutes, events
+ * after 30 days (the longest Minutes of the statistics). Checked every minute. */
+#define TR_KEEP_FINISHED_MS (15LL * 60 * 1000)
+#define TR_KEEP_EVENTS_MS   (30LL * 24 * 3600 * 1000)
+#define TR_PRUNE_EVERY_MS   60000
+
+/* Removes what TR_KEEP_* says is gone, a bounded batch at a time (lock held, in a
+ * transaction). */
+tassa_err tr_prune_locked(tr_engine_t *e, int64_t now);
 
 /* Takes the store lock and opens a write transaction. TASSA_ESTORE (lock released) on
  * failure. */

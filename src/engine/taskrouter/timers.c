@@ -57,8 +57,37 @@ tassa_err tr_timers_apply_locked(tr_engine_t *e, int64_t now, int64_t *next)
     v = db_int(e->store, INT64_MAX,
                "SELECT min(target_deadline) FROM tr_tasks WHERE status = 'pending'", NULL);
     n = v < n ? v : n;
+    if (now - e->last_prune_ms >= TR_PRUNE_EVERY_MS) {
+        if ((err = tr_prune_locked(e, now)))
+            return err;
+        e->last_prune_ms = now;
+    }
+    if (n > now + TR_PRUNE_EVERY_MS) /* wake up for the next pruning round */
+        n = now + TR_PRUNE_EVERY_MS;
     if (applied) /* the batch was cut short: come back at once */
         n = now;
     *next = n;
     return TASSA_OK;
+}
+
+tassa_err tr_prune_locked(tr_engine_t *e, int64_t now)
+{
+    /* Bounded batches keep the lock short; what is left goes next round. */
+    int64_t finished_before = (int64_t)(now - TR_KEEP_FINISHED_MS);
+    tassa_err err = db_exec(e->store,
+                            "DELETE FROM tr_reservations WHERE task_sid IN (SELECT sid FROM "
+                            "tr_tasks WHERE status IN ('completed', 'canceled') AND "
+                            "date_updated < ? LIMIT 500)",
+                            "i", finished_before);
+    if (!err)
+        err = db_exec(e->store,
+                      "DELETE FROM tr_tasks WHERE seq IN (SELECT seq FROM tr_tasks WHERE "
+                      "status IN ('completed', 'canceled') AND date_updated < ? LIMIT 500)",
+                      "i", finished_before);
+    if (!err)
+        err = db_exec(e->store,
+                      "DELETE FROM tr_events WHERE seq IN (SELECT seq FROM tr_events WHERE "
+                      "dispatched = 1 AND date_ms < ? LIMIT 5000)",
+                      "i", (int64_t)(now - TR_KEEP_EVENTS_MS));
+    return err;
 }
