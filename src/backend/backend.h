@@ -63,6 +63,18 @@ typedef struct {
     tassa_err (*queue_stats)(backend_t *b, const char *queue_sid, int minutes, json_t **realtime,
                              json_t **cumulative, errmsg_t *em);
 
+    /* Optional fast paths (NULL when the back end has none: the callers then work from
+     * tasks_list, as they must over Twilio's REST API, which has no such aggregates). */
+
+    /* The first `limit` waiting (pending or reserved) tasks in queue order, and
+     * *summary = {"total", "byQueue": {queue name: {"pending", "longestWaitSeconds"}}}. */
+    tassa_err (*waiting_tasks)(backend_t *b, long limit, json_t **first, json_t **summary,
+                               errmsg_t *em);
+    /* A waiting task's 1-based place in its queue and the queue's size. TASSA_ENOTFOUND when
+     * the task does not wait. */
+    tassa_err (*task_position)(backend_t *b, const char *task_sid, long *position, long *size,
+                               errmsg_t *em);
+
     /* Frees the back end. */
     void (*destroy)(backend_t *b);
 } backend_ops_t;

@@ -145,6 +145,26 @@ static tassa_err queue_stats(backend_t *b, const char *queue_sid, int minutes, j
         queue_sid, em);
 }
 
+static tassa_err waiting_tasks(backend_t *b, long limit, json_t **first, json_t **summary,
+                               errmsg_t *em)
+{
+    tr_engine_t *tr = engine(b, em);
+    *first = *summary = NULL;
+    if (!tr)
+        return TASSA_EUNAVAIL;
+    return tr_result(tr_waiting_json(tr, limit, impl(b)->base_url, first, summary), "Tasks", em);
+}
+
+static tassa_err task_position(backend_t *b, const char *sid, long *position, long *size,
+                               errmsg_t *em)
+{
+    tr_engine_t *tr = engine(b, em);
+    *position = *size = 0;
+    if (!tr)
+        return TASSA_EUNAVAIL;
+    return tr_result(tr_task_position(tr, sid, position, size), sid, em);
+}
+
 static void destroy(backend_t *b)
 {
     free(b->impl);
@@ -162,6 +182,8 @@ static const backend_ops_t OPS = {
     .workers_list = workers_list,
     .queues_list = queues_list,
     .queue_stats = queue_stats,
+    .waiting_tasks = waiting_tasks,
+    .task_position = task_position,
     .destroy = destroy,
 };
 

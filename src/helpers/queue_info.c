@@ -66,13 +66,13 @@ static json_t *topic_of(const json_t *task)
     return topic;
 }
 
-/* Fills the document's lists with at most n entries each. */
-static json_t *compose(const ranked_t *tasks, size_t ntasks, json_t *tellers, size_t n,
+/* Fills the document's lists with at most n entries each; total is the whole count. */
+static json_t *compose(const json_t *first, json_int_t total, json_t *tellers, size_t n,
                        json_t *by_queue, const char *now)
 {
     json_t *pending = json_array();
-    for (size_t i = 0; pending && i < ntasks && i < n; i++) {
-        const json_t *t = tasks[i].task;
+    for (size_t i = 0; pending && i < json_array_size(first) && i < n; i++) {
+        const json_t *t = json_array_get(first, i);
         json_t *topic = topic_of(t);
         json_array_append_new(
             pending, json_pack("{s:O, s:o, s:O, s:O, s:O, s:O}", "sid", json_object_get(t, "sid"),
@@ -84,27 +84,26 @@ static json_t *compose(const ranked_t *tasks, size_t ntasks, json_t *tellers, si
     json_t *tl = json_array();
     for (size_t i = 0; tl && i < json_array_size(tellers) && i < n; i++)
         json_array_append(tl, json_array_get(tellers, i));
-    return json_pack("{s:o, s:o, s:i, s:i, s:O, s:s}", "pendingTasks", pending, "eligibleTellers",
-                     tl, "pendingCount", (json_int_t)ntasks, "tellerCount",
-                     (json_int_t)json_array_size(tellers), "byQueue", by_queue, "lastUpdated", now);
+    return json_pack("{s:o, s:o, s:I, s:i, s:O, s:s}", "pendingTasks", pending, "eligibleTellers",
+                     tl, "pendingCount", total, "tellerCount", (json_int_t)json_array_size(tellers),
+                     "byQueue", by_queue, "lastUpdated", now);
 }
 
-tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t *em)
+/* The waiting tasks the slow way, from the whole list (a back end without aggregates, such
+ * as Twilio's REST API): the same *first and *summary as backend_ops_t.waiting_tasks. */
+static tassa_err waiting_from_list(backend_t *b, long limit, json_t **first, json_t **summary,
+                                   errmsg_t *em)
 {
     static const char *const waiting[] = {"pending", "reserved"};
-    json_t *tasks = NULL, *workers = NULL, *tellers = NULL, *by_queue = NULL;
+    json_t *tasks = NULL, *by_queue = json_object();
     ranked_t *sorted = NULL;
-    *doc = NULL;
+    *first = *summary = NULL;
     tassa_err err = b->ops->tasks_list(b, waiting, 2, &tasks, em);
-    if (!err)
-        err = b->ops->workers_list(b, &workers, em);
     if (err)
         goto out;
     size_t ntasks = json_array_size(tasks);
     sorted = malloc((ntasks + 1) * sizeof *sorted);
-    tellers = json_array();
-    by_queue = json_object();
-    if (!sorted || !tellers || !by_queue) {
+    if (!sorted || !by_queue) {
         err = err_set(em, TASSA_ENOMEM, "out of memory");
         goto out;
     }
@@ -124,6 +123,37 @@ tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t
             json_object_set_new(q, "longestWaitSeconds", json_integer(age));
     }
     qsort(sorted, ntasks, sizeof *sorted, by_queue_order);
+    *first = json_array();
+    for (size_t i = 0; *first && i < ntasks && i < (size_t)limit; i++)
+        json_array_append(*first, sorted[i].task);
+    *summary = json_pack("{s:I, s:O}", "total", (json_int_t)ntasks, "byQueue", by_queue);
+    if (!*first || !*summary)
+        err = err_set(em, TASSA_ENOMEM, "out of memory");
+out:
+    if (err) {
+        json_decref(*first);
+        json_decref(*summary);
+        *first = *summary = NULL;
+    }
+    free(sorted);
+    json_decref(tasks);
+    json_decref(by_queue);
+    return err;
+}
+
+tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t *em)
+{
+    json_t *first = NULL, *summary = NULL, *workers = NULL, *tellers = json_array();
+    *doc = NULL;
+    tassa_err err = b->ops->waiting_tasks
+                        ? b->ops->waiting_tasks(b, max_entries, &first, &summary, em)
+                        : waiting_from_list(b, max_entries, &first, &summary, em);
+    if (!err)
+        err = b->ops->workers_list(b, &workers, em);
+    if (!err && !tellers)
+        err = err_set(em, TASSA_ENOMEM, "out of memory");
+    if (err)
+        goto out;
     size_t i;
     json_t *w;
     json_array_foreach(workers, i, w)
@@ -136,9 +166,11 @@ tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t
     }
     char now[TIMEFMT_LEN];
     timefmt_iso_ms(store_now_ms(), now);
+    json_int_t total = json_integer_value(json_object_get(summary, "total"));
+    json_t *by_queue = json_object_get(summary, "byQueue"); /* borrowed */
     /* Halve the lists until the document fits in a Sync document. */
     for (size_t n = (size_t)max_entries;; n /= 2) {
-        json_t *d = compose(sorted, ntasks, tellers, n, by_queue, now);
+        json_t *d = compose(first, total, tellers, n, by_queue, now);
         char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
         size_t len = text ? strlen(text) : 0;
         free(text);
@@ -153,11 +185,10 @@ tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t
         json_decref(d);
     }
 out:
-    free(sorted);
-    json_decref(tasks);
+    json_decref(first);
+    json_decref(summary);
     json_decref(workers);
     json_decref(tellers);
-    json_decref(by_queue);
     return err;
 }
 
@@ -183,12 +214,18 @@ static void *run(void *arg)
         q->dirty = false;
         pthread_mutex_unlock(&q->lock);
         errmsg_t em = {{0}};
+        int64_t started = store_now_ms();
         tassa_err err = queue_info_refresh(q->backend, q->max_entries, &em);
         if (err)
             log_error("event=queue_status_failed err=\"%s\"", err_text(&em, err));
-        /* Requests that arrive meanwhile coalesce into the next round. */
-        struct timespec pause = {.tv_sec = q->interval_ms / 1000,
-                                 .tv_nsec = (long)(q->interval_ms % 1000) * 1000000L};
+        /* Requests that arrive meanwhile coalesce into the next round. A refresh that took
+         * long (a big queue) waits four times as long, so it never takes more than a fifth
+         * of the time from the writers. */
+        int64_t pause_ms = 4 * (store_now_ms() - started);
+        if (pause_ms < q->interval_ms)
+            pause_ms = q->interval_ms;
+        struct timespec pause = {.tv_sec = (time_t)(pause_ms / 1000),
+                                 .tv_nsec = (long)(pause_ms % 1000) * 1000000L};
         nanosleep(&pause, NULL);
         pthread_mutex_lock(&q->lock);
     }

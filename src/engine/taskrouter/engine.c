@@ -75,6 +75,8 @@ static const char *SCHEMA =
     "CREATE INDEX IF NOT EXISTS tr_events_undispatched ON tr_events (seq) WHERE dispatched = 0;"
     "CREATE INDEX IF NOT EXISTS tr_events_date ON tr_events (date_ms);"
     "CREATE INDEX IF NOT EXISTS tr_events_queue ON tr_events (queue_sid, date_ms);"
+    "CREATE INDEX IF NOT EXISTS tr_events_queue_type ON tr_events (queue_sid, event_type,"
+    "  date_ms);"
     "CREATE INDEX IF NOT EXISTS tr_events_task ON tr_events (task_sid);";
 
 /* The activities of a new workspace: name, available. Offline is the default. */

@@ -139,6 +139,16 @@ tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, lon
 tassa_err tr_tasks_json(tr_engine_t *e, const char *const *statuses, size_t n_statuses,
                         const char *base_url, json_t **array);
 tassa_err tr_task_json(tr_engine_t *e, const char *sid, const char *base_url, json_t **out);
+
+/* The first `limit` waiting (pending or reserved) tasks in queue order (*first, a new array)
+ * and the whole truth as counts (*summary: {"total", "byQueue": {queue name: {"pending",
+ * "longestWaitSeconds"}}}), from an aggregate: cost grows with limit, not with the queue. */
+tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json_t **first,
+                          json_t **summary);
+
+/* A waiting task's 1-based place in its queue in the engine's order, and the queue's number
+ * of waiting tasks, by two indexed counts. TASSA_ENOTFOUND when the task does not wait. */
+tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long *size);
 tassa_err tr_workers_json(tr_engine_t *e, const char *base_url, json_t **array);
 tassa_err tr_queues_json(tr_engine_t *e, const char *base_url, json_t **array);
 

@@ -467,6 +467,11 @@ static bool task_pred(void *ctx, const json_t *row)
 }
 
 /* Renders a task row (tr_list). */
+/* Queue order, as the engine matches: priority, then time in the queue (LIFO reversed). */
+#define WAITING_ORDER                                                                              \
+    " ORDER BY t.priority DESC, CASE WHEN q.task_order = 'LIFO' THEN -t.queue_entered_ms"          \
+    " ELSE t.queue_entered_ms END, t.seq"
+
 static json_t *task_render(void *ctx, const json_t *row)
 {
     tlist_t *c = ctx;
@@ -571,6 +576,96 @@ tassa_err tr_task_list(tr_engine_t *e, const params_t *filter, long offset, long
     return err;
 }
 
+tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json_t **first,
+                          json_t **summary)
+{
+    static const char *const waiting[] = {"pending", "reserved"};
+    tlist_t c = {e, base_url, NULL, -1, NULL, store_now_ms()};
+    char sql[1024];
+    bool more;
+    *first = *summary = NULL;
+    snprintf(sql, sizeof sql, "%s WHERE 1", TR_TASK_SELECT);
+    status_clause(sql, sizeof sql, waiting, 2, NULL);
+    strncat(sql, WAITING_ORDER, sizeof sql - strlen(sql) - 1);
+    tassa_err err = tr_list(e, NULL, task_render, &c, 0, limit, first, &more, sql, NULL);
+    if (err)
+        return err;
+    /* The counts come from an aggregate over the status index, never from the rows. */
+    json_t *by_queue = json_object();
+    long total = 0;
+    store_lock(e->store);
+    sqlite3_stmt *st = db_query(e->store,
+                                "SELECT coalesce(q.friendly_name, '(none)') AS name, count(*),"
+                                " min(t.date_created) FROM tr_tasks t LEFT JOIN tr_queues q"
+                                " ON q.sid = t.queue_sid WHERE t.status IN ('pending', 'reserved')"
+                                " GROUP BY t.queue_sid",
+                                NULL);
+    while (st && by_queue && sqlite3_step(st) == SQLITE_ROW) {
+        long n = (long)sqlite3_column_int64(st, 1);
+        int64_t age = (c.now - sqlite3_column_int64(st, 2)) / 1000;
+        total += n;
+        json_object_set_new(by_queue, (const char *)sqlite3_column_text(st, 0),
+                            json_pack("{s:i, s:I}", "pending", (json_int_t)n, "longestWaitSeconds",
+                                      (json_int_t)(age < 0 ? 0 : age)));
+    }
+    if (!st)
+        err = TASSA_ESTORE;
+    store_release(e->store, st);
+    store_unlock(e->store);
+    if (!err && by_queue)
+        *summary = json_pack("{s:i, s:o}", "total", (json_int_t)total, "byQueue", by_queue);
+    else
+        json_decref(by_queue);
+    if (!err && !*summary)
+        err = TASSA_ENOMEM;
+    if (err) {
+        json_decref(*first);
+        *first = NULL;
+    }
+    return err;
+}
+
+tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long *size)
+{
+    *position = *size = 0;
+    store_lock(e->store);
+    json_t *t = db_one(e->store,
+                       "SELECT t.status, t.queue_sid, t.priority, t.queue_entered_ms, t.seq,"
+                       " q.task_order FROM tr_tasks t LEFT JOIN tr_queues q ON q.sid ="
+                       " t.queue_sid WHERE t.sid = ?",
+                       "s", sid);
+    tassa_err err = TASSA_OK;
+    const char *status = row_str(t, "status");
+    if (!t || !status || (strcmp(status, "pending") && strcmp(status, "reserved")) ||
+        !row_str(t, "queue_sid")) {
+        err = TASSA_ENOTFOUND;
+        goto out;
+    }
+    bool lifo = row_str(t, "task_order") && strcmp(row_str(t, "task_order"), "LIFO") == 0;
+    int64_t prio = row_int(t, "priority"), entered = row_int(t, "queue_entered_ms");
+    int64_t seq = row_int(t, "seq");
+    /* The engine's own order (see tr_match_locked): priority, then entry time, then seq. */
+    *size = (long)db_int(e->store, 0,
+                         "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND status IN"
+                         " ('pending', 'reserved')",
+                         "s", row_str(t, "queue_sid"));
+    *position =
+        1 + (long)db_int(e->store, 0,
+                         lifo ? "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
+                                " status IN ('pending', 'reserved') AND (priority > ? OR"
+                                " (priority = ? AND (queue_entered_ms > ? OR"
+                                " (queue_entered_ms = ? AND seq < ?))))"
+                              : "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
+                                " status IN ('pending', 'reserved') AND (priority > ? OR"
+                                " (priority = ? AND (queue_entered_ms < ? OR"
+                                " (queue_entered_ms = ? AND seq < ?))))",
+                         "siiiii", row_str(t, "queue_sid"), prio, prio, entered, entered, seq);
+out:
+    json_decref(t);
+    store_unlock(e->store);
+    return err;
+}
+
 tassa_err tr_tasks_json(tr_engine_t *e, const char *const *statuses, size_t n_statuses,
                         const char *base_url, json_t **array)
 {
@@ -582,9 +677,6 @@ tassa_err tr_tasks_json(tr_engine_t *e, const char *const *statuses, size_t n_st
     tassa_err err = status_clause(sql, sizeof sql, statuses, n_statuses, NULL);
     if (err)
         return err;
-    strncat(sql,
-            " ORDER BY t.priority DESC, CASE WHEN q.task_order = 'LIFO' THEN -t.queue_entered_ms"
-            " ELSE t.queue_entered_ms END, t.seq",
-            sizeof sql - strlen(sql) - 1);
+    strncat(sql, WAITING_ORDER, sizeof sql - strlen(sql) - 1);
     return tr_list(e, NULL, task_render, &c, 0, TR_MAX_TASKS + 1L, array, &more, sql, NULL);
 }

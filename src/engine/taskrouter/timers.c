@@ -5,26 +5,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Applies the single most overdue deadline, if any. *applied tells whether one was. */
+/* Applies the single most overdue deadline, if any. *applied tells whether one was. Every
+ * deadline query walks its partial index in order (INDEXED BY): this runs after every
+ * commit, so it must not scan the waiting tasks. */
 static tassa_err apply_one(tr_engine_t *e, int64_t now, bool *applied)
 {
     json_t *row;
     tassa_err err = TASSA_OK;
     *applied = true;
-    if ((row = db_one(e->store,
-                      "SELECT sid FROM tr_reservations WHERE deadline <= ? AND"
-                      " status = 'pending' ORDER BY deadline LIMIT 1",
-                      "i", now))) {
+    if ((row = db_one(
+             e->store,
+             "SELECT sid FROM tr_reservations INDEXED BY tr_res_deadline WHERE deadline IS NOT"
+             " NULL AND deadline <= ? AND status = 'pending' ORDER BY deadline LIMIT 1",
+             "i", now))) {
         err = tr_reservation_end_locked(e, row_str(row, "sid"), "timeout", now);
-    } else if ((row = db_one(e->store,
-                             "SELECT sid FROM tr_tasks WHERE ttl_deadline <= ? AND"
-                             " status IN ('pending', 'reserved') ORDER BY ttl_deadline LIMIT 1",
-                             "i", now))) {
+    } else if ((row = db_one(
+                    e->store,
+                    "SELECT sid FROM tr_tasks INDEXED BY tr_tasks_ttl WHERE ttl_deadline IS NOT"
+                    " NULL AND ttl_deadline <= ? AND status IN ('pending', 'reserved')"
+                    " ORDER BY ttl_deadline LIMIT 1",
+                    "i", now))) {
         err = tr_task_cancel_locked(e, row_str(row, "sid"), "Task TTL Exceeded", now);
-    } else if ((row = db_one(e->store,
-                             "SELECT sid FROM tr_tasks WHERE target_deadline <= ? AND"
-                             " status = 'pending' ORDER BY target_deadline LIMIT 1",
-                             "i", now))) {
+    } else if ((row = db_one(
+                    e->store,
+                    "SELECT sid FROM tr_tasks INDEXED BY tr_tasks_target WHERE target_deadline IS"
+                    " NOT NULL AND target_deadline <= ? AND status = 'pending' ORDER BY"
+                    " target_deadline LIMIT 1",
+                    "i", now))) {
         err = tr_task_target_timeout_locked(e, row_str(row, "sid"), now);
     } else {
         *applied = false;
@@ -48,14 +55,20 @@ tassa_err tr_timers_apply_locked(tr_engine_t *e, int64_t now, int64_t *next)
         return err;
     int64_t n = INT64_MAX, v;
     v = db_int(e->store, INT64_MAX,
-               "SELECT min(deadline) FROM tr_reservations WHERE status = 'pending'", NULL);
-    n = v < n ? v : n;
-    v = db_int(e->store, INT64_MAX,
-               "SELECT min(ttl_deadline) FROM tr_tasks WHERE status IN ('pending', 'reserved')",
+               "SELECT deadline FROM tr_reservations INDEXED BY tr_res_deadline WHERE"
+               " deadline IS NOT NULL AND status = 'pending' ORDER BY deadline LIMIT 1",
                NULL);
     n = v < n ? v : n;
     v = db_int(e->store, INT64_MAX,
-               "SELECT min(target_deadline) FROM tr_tasks WHERE status = 'pending'", NULL);
+               "SELECT ttl_deadline FROM tr_tasks INDEXED BY tr_tasks_ttl WHERE ttl_deadline IS"
+               " NOT NULL AND status IN ('pending', 'reserved') ORDER BY ttl_deadline LIMIT 1",
+               NULL);
+    n = v < n ? v : n;
+    v = db_int(e->store, INT64_MAX,
+               "SELECT target_deadline FROM tr_tasks INDEXED BY tr_tasks_target WHERE"
+               " target_deadline IS NOT NULL AND status = 'pending' ORDER BY target_deadline"
+               " LIMIT 1",
+               NULL);
     n = v < n ? v : n;
     if (now - e->last_prune_ms >= TR_PRUNE_EVERY_MS) {
         if ((err = tr_prune_locked(e, now)))
