@@ -70,8 +70,11 @@ typedef struct {
      * *summary = {"total", "byQueue": {queue name: {"pending", "longestWaitSeconds"}}}. */
     tassa_err (*waiting_tasks)(backend_t *b, long limit, json_t **first, json_t **summary,
                                errmsg_t *em);
+    /* The newest waiting task whose `topic` attribute is topic. TASSA_ENOTFOUND if none. */
+    tassa_err (*waiting_task_by_topic)(backend_t *b, const char *topic, json_t **task,
+                                       errmsg_t *em);
     /* A waiting task's 1-based place in its queue and the queue's size. TASSA_ENOTFOUND when
-     * the task does not wait. */
+     * the task does not wait. A back end with it has waiting_task_by_topic too. */
     tassa_err (*task_position)(backend_t *b, const char *task_sid, long *position, long *size,
                                errmsg_t *em);
 

@@ -155,6 +155,16 @@ static tassa_err waiting_tasks(backend_t *b, long limit, json_t **first, json_t 
     return tr_result(tr_waiting_json(tr, limit, impl(b)->base_url, first, summary), "Tasks", em);
 }
 
+static tassa_err waiting_task_by_topic(backend_t *b, const char *topic, json_t **task, errmsg_t *em)
+{
+    tr_engine_t *tr = engine(b, em);
+    *task = NULL;
+    if (!tr)
+        return TASSA_EUNAVAIL;
+    return tr_result(tr_waiting_task_by_attr(tr, "topic", topic, impl(b)->base_url, task), topic,
+                     em);
+}
+
 static tassa_err task_position(backend_t *b, const char *sid, long *position, long *size,
                                errmsg_t *em)
 {
@@ -183,6 +193,7 @@ static const backend_ops_t OPS = {
     .queues_list = queues_list,
     .queue_stats = queue_stats,
     .waiting_tasks = waiting_tasks,
+    .waiting_task_by_topic = waiting_task_by_topic,
     .task_position = task_position,
     .destroy = destroy,
 };

@@ -71,20 +71,17 @@ static bool attr_equals(const json_t *task, const char *key, const char *want)
 }
 
 /* The task asked about when it is still waiting, found without listing the queue: by its
- * SID, or through the topic document the router keeps. NULL otherwise (the caller then
- * searches the list, which also covers a topic whose newest task the router has not seen). */
+ * SID, or by its topic attribute in the back end (right even before the router wrote the
+ * topic document). NULL otherwise. */
 static json_t *waiting_task_of(backend_t *b, const char *task_sid, const char *topic)
 {
-    json_t *doc = NULL, *task = NULL;
-    char sid[64] = "";
-    if (task_sid) {
-        snprintf(sid, sizeof sid, "%s", task_sid);
-    } else if (b->ops->doc_fetch(b, topic, &doc, NULL) == TASSA_OK) {
-        const char *s = json_string_value(json_object_get(json_object_get(doc, "data"), "taskSid"));
-        snprintf(sid, sizeof sid, "%s", s ? s : "");
+    json_t *task = NULL;
+    if (!task_sid) {
+        if (b->ops->waiting_task_by_topic)
+            b->ops->waiting_task_by_topic(b, topic, &task, NULL);
+        return task;
     }
-    json_decref(doc);
-    if (!sid[0] || b->ops->task_fetch(b, sid, &task, NULL) != TASSA_OK)
+    if (b->ops->task_fetch(b, task_sid, &task, NULL) != TASSA_OK)
         return NULL;
     const char *status = json_string_value(json_object_get(task, "assignment_status"));
     if (!status || (strcmp(status, "pending") && strcmp(status, "reserved"))) {
@@ -134,11 +131,14 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
     }
     size_t i, task_idx = 0;
     json_t *t;
-    /* Fast path: the task itself, then two indexed counts in the back end. */
-    if (b->ops->task_position && (task = waiting_task_of(b, task_sid, topic)))
-        goto found;
-    if ((err = b->ops->tasks_list(b, waiting, 2, &tasks, &em)))
+    /* Fast path: the task itself, then two indexed counts in the back end; the slow one
+     * lists every waiting task. */
+    if (b->ops->task_position) {
+        if ((task = waiting_task_of(b, task_sid, topic)))
+            goto found;
+    } else if ((err = b->ops->tasks_list(b, waiting, 2, &tasks, &em))) {
         goto error;
+    }
     json_array_foreach(tasks, i, t)
     {
         const char *sid = json_string_value(json_object_get(t, "sid"));

@@ -146,6 +146,11 @@ tassa_err tr_task_json(tr_engine_t *e, const char *sid, const char *base_url, js
 tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json_t **first,
                           json_t **summary);
 
+/* The newest waiting task whose attribute key (a top-level name) has the string value, as
+ * the task resource. TASSA_ENOTFOUND when none waits. */
+tassa_err tr_waiting_task_by_attr(tr_engine_t *e, const char *key, const char *value,
+                                  const char *base_url, json_t **out);
+
 /* A waiting task's 1-based place in its queue in the engine's order, and the queue's number
  * of waiting tasks, by two indexed counts. TASSA_ENOTFOUND when the task does not wait. */
 tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long *size);

@@ -625,6 +625,26 @@ tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json
     return err;
 }
 
+tassa_err tr_waiting_task_by_attr(tr_engine_t *e, const char *key, const char *value,
+                                  const char *base_url, json_t **out)
+{
+    char path[80];
+    *out = NULL;
+    if (strlen(key) > 64)
+        return TASSA_EINVAL;
+    snprintf(path, sizeof path, "$.%s", key);
+    store_lock(e->store);
+    json_t *row = db_one(e->store,
+                         "SELECT sid FROM tr_tasks WHERE status IN ('pending', 'reserved') AND"
+                         " json_extract(attributes, ?) = ? ORDER BY seq DESC LIMIT 1",
+                         "ss", path, value);
+    store_unlock(e->store);
+    tassa_err err =
+        row ? tr_task_fetch(e, row_str(row, "sid"), base_url, out, NULL) : TASSA_ENOTFOUND;
+    json_decref(row);
+    return err;
+}
+
 tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long *size)
 {
     *position = *size = 0;
