@@ -207,3 +207,15 @@ tassa_err tr_fetch_row(tr_engine_t *e, json_t *(*load)(tr_engine_t *, const char
     json_decref(row);
     return *out ? TASSA_OK : TASSA_ENOMEM;
 }
+
+tassa_err tr_render_row(tr_engine_t *e, json_t *(*load)(tr_engine_t *, const char *),
+                        json_t *(*render)(tr_engine_t *, const json_t *, const char *),
+                        const char *sid, const char *base_url, json_t **out)
+{
+    if (!out)
+        return TASSA_OK;
+    json_t *row = load(e, sid);
+    *out = row ? render(e, row, base_url) : NULL;
+    json_decref(row);
+    return *out ? TASSA_OK : TASSA_ENOMEM;
+}

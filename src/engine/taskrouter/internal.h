@@ -178,6 +178,12 @@ json_t *tr_json_event(tr_engine_t *e, const json_t *row, const char *base);
  * TASSA_ENOTFOUND. */
 tassa_err tr_not_found(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid);
 
+/* Loads the row sid and renders it into *out (lock held); nothing when out is NULL.
+ * TASSA_ENOMEM when it cannot (the row was just written, so it exists). */
+tassa_err tr_render_row(tr_engine_t *e, json_t *(*load)(tr_engine_t *, const char *),
+                        json_t *(*render)(tr_engine_t *, const json_t *, const char *),
+                        const char *sid, const char *base_url, json_t **out);
+
 /* The common fetch: load the row under the store lock, 404 (`what` names the collection)
  * when absent, else render it. *out as the model's fetches. */
 tassa_err tr_fetch_row(tr_engine_t *e, json_t *(*load)(tr_engine_t *, const char *),

@@ -48,12 +48,7 @@ static tassa_err check_activities(tr_engine_t *e, const params_t *p, errmsg_t *e
 /* Renders the queue sid (lock held) into *out when out is not NULL. */
 static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
 {
-    if (!out)
-        return TASSA_OK;
-    json_t *row = tr_load_queue(e, sid);
-    *out = row ? tr_json_queue(e, row, base_url) : NULL;
-    json_decref(row);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
+    return tr_render_row(e, tr_load_queue, tr_json_queue, sid, base_url, out);
 }
 
 /* Records task-queue.<what> for the queue sid. */

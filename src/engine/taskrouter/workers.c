@@ -69,12 +69,7 @@ static tassa_err worker_event(tr_engine_t *e, const char *type, const char *sid,
 /* Renders the worker sid with the lock held into *out (when out is not NULL). */
 static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
 {
-    if (!out)
-        return TASSA_OK;
-    json_t *row = tr_load_worker(e, sid);
-    *out = row ? tr_json_worker(e, row, base_url) : NULL;
-    json_decref(row);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
+    return tr_render_row(e, tr_load_worker, tr_json_worker, sid, base_url, out);
 }
 
 /* Ends a write transaction and drops the answer when it failed. */

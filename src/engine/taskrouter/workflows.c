@@ -199,12 +199,7 @@ static tassa_err check_url(const params_t *p, const char *name, errmsg_t *em)
 /* Renders the workflow sid (lock held) into *out when out is not NULL. */
 static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
 {
-    if (!out)
-        return TASSA_OK;
-    json_t *row = tr_load_workflow(e, sid);
-    *out = row ? tr_json_workflow(e, row, base_url) : NULL;
-    json_decref(row);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
+    return tr_render_row(e, tr_load_workflow, tr_json_workflow, sid, base_url, out);
 }
 
 /* Records workflow.<what>. */
