@@ -93,20 +93,21 @@ static store_t *open_store(config_t *c, bool *generated)
     return s;
 }
 
-/* Tells a newcomer where to look: the pages with a caller token for a demo identity. */
+/* Tells a newcomer where to look: the pages, each with a caller token for a demo identity. */
 static void print_demo_urls(const config_t *c, int port)
 {
-    char *token = verify_token_mint("dashboard", c->jwt_secret, 12 * 3600, time(NULL));
-    if (!token)
-        return;
-    printf("\ntassa demo is running. Open the queue dashboard:\n"
-           "  http://localhost:%d/?identity=dashboard&token=%s\n"
-           "A customer's own page (customer 1 arrives within seconds):\n"
-           "  http://localhost:%d/customer.html  (mint its token: tassa user-token "
-           "demo-customer-1)\n\n",
-           port, token, port);
+    char *dash = verify_token_mint("dashboard", c->jwt_secret, 12 * 3600, time(NULL));
+    char *cust = verify_token_mint("demo-customer-1", c->jwt_secret, 12 * 3600, time(NULL));
+    if (dash && cust)
+        printf("\ntassa demo is running. Open the queue dashboard:\n"
+               "  http://localhost:%d/?identity=dashboard&token=%s\n"
+               "and the page of the first demo customer (arriving within seconds):\n"
+               "  http://localhost:%d/customer.html?identity=demo-customer-1"
+               "&topic=demo-customer-1&token=%s\n\n",
+               port, dash, port, cust);
     fflush(stdout);
-    free(token);
+    free(dash);
+    free(cust);
 }
 
 static int cmd_serve(int argc, char **argv)
