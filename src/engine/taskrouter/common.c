@@ -219,3 +219,13 @@ tassa_err tr_render_row(tr_engine_t *e, json_t *(*load)(tr_engine_t *, const cha
     json_decref(row);
     return *out ? TASSA_OK : TASSA_ENOMEM;
 }
+
+tassa_err tr_txn_end_out(tr_engine_t *e, tassa_err err, json_t **out)
+{
+    err = tr_txn_end(e, err);
+    if (err && out) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return err;
+}

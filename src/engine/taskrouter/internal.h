@@ -49,6 +49,10 @@ tassa_err tr_txn_begin(tr_engine_t *e);
  * something was committed, and returns err (or TASSA_ESTORE when the commit failed). */
 tassa_err tr_txn_end(tr_engine_t *e, tassa_err err);
 
+/* tr_txn_end for an operation that rendered an answer into *out (out may be NULL): on
+ * failure the answer is dropped, so that a caller never sees a change that did not commit. */
+tassa_err tr_txn_end_out(tr_engine_t *e, tassa_err err, json_t **out);
+
 /* Wakes the timer and dispatcher threads (takes e->mu briefly). */
 void tr_kick(tr_engine_t *e);
 

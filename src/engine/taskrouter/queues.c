@@ -101,11 +101,7 @@ tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_ur
         err = queue_event(e, "task-queue.created", sid, now);
     if (!err)
         err = render(e, sid, base_url, out);
-    err = tr_txn_end(e, err);
-    if (err && out) {
-        json_decref(*out);
-        *out = NULL;
-    }
+    err = tr_txn_end_out(e, err, out);
     return err;
 }
 
@@ -161,11 +157,7 @@ tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, co
     if (!err)
         err = render(e, sid, base_url, out);
     json_decref(row);
-    err = tr_txn_end(e, err);
-    if (err && out) {
-        json_decref(*out);
-        *out = NULL;
-    }
+    err = tr_txn_end_out(e, err, out);
     return err;
 }
 

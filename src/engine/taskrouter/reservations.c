@@ -172,11 +172,7 @@ tassa_err tr_reservation_update(tr_engine_t *e, const char *task_sid, const char
             err = TASSA_ENOMEM;
     }
     json_decref(r);
-    err = tr_txn_end(e, err);
-    if (err && out) {
-        json_decref(*out);
-        *out = NULL;
-    }
+    err = tr_txn_end_out(e, err, out);
     return err;
 }
 

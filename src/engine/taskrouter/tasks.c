@@ -229,17 +229,6 @@ static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, j
     return *out ? TASSA_OK : TASSA_ENOMEM;
 }
 
-/* Ends a write transaction and drops the answer when it failed. */
-static tassa_err finish(tr_engine_t *e, tassa_err err, json_t **out)
-{
-    err = tr_txn_end(e, err);
-    if (err && out) {
-        json_decref(*out);
-        *out = NULL;
-    }
-    return err;
-}
-
 tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
                          errmsg_t *em)
 {
@@ -305,7 +294,7 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
     if (!err)
         err = render(e, sid, base_url, out, now);
     json_decref(only);
-    return finish(e, err, out);
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_task_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
@@ -390,7 +379,7 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p, con
     if (!err)
         err = render(e, sid, base_url, out, now);
     json_decref(row);
-    return finish(e, err, out);
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em)

@@ -72,17 +72,6 @@ static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, j
     return tr_render_row(e, tr_load_worker, tr_json_worker, sid, base_url, out);
 }
 
-/* Ends a write transaction and drops the answer when it failed. */
-static tassa_err finish(tr_engine_t *e, tassa_err err, json_t **out)
-{
-    err = tr_txn_end(e, err);
-    if (err && out) {
-        json_decref(*out);
-        *out = NULL;
-    }
-    return err;
-}
-
 tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
                            errmsg_t *em)
 {
@@ -131,7 +120,7 @@ tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_u
     if (!err)
         err = render(e, sid, base_url, out);
     json_decref(ws);
-    return finish(e, err, out);
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_worker_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
@@ -198,7 +187,7 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, c
     if (!err)
         err = render(e, sid, base_url, out);
     json_decref(row);
-    return finish(e, err, out);
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_worker_delete(tr_engine_t *e, const char *sid, errmsg_t *em)

@@ -256,11 +256,7 @@ tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base
         err = workflow_event(e, "workflow.created", sid, now);
     if (!err)
         err = render(e, sid, base_url, out);
-    err = tr_txn_end(e, err);
-    if (err && out) {
-        json_decref(*out);
-        *out = NULL;
-    }
+    err = tr_txn_end_out(e, err, out);
     return err;
 }
 
@@ -340,11 +336,7 @@ tassa_err tr_workflow_update(tr_engine_t *e, const char *sid, const params_t *p,
         err = render(e, sid, base_url, out);
     json_decref(row);
     json_decref(pending);
-    err = tr_txn_end(e, err);
-    if (err && out) {
-        json_decref(*out);
-        *out = NULL;
-    }
+    err = tr_txn_end_out(e, err, out);
     return err;
 }
 

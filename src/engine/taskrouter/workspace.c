@@ -99,11 +99,7 @@ tassa_err tr_workspace_update(tr_engine_t *e, const char *sid, const params_t *p
     if (!err && out && !(*out = tr_json_workspace(e, row, base_url)))
         err = TASSA_ENOMEM;
     json_decref(row);
-    err = tr_txn_end(e, err);
-    if (err && out) {
-        json_decref(*out);
-        *out = NULL;
-    }
+    err = tr_txn_end_out(e, err, out);
     return err;
 }
 
@@ -157,11 +153,7 @@ tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base
     if (!err && out && !(*out = tr_json_activity(e, row, base_url)))
         err = TASSA_ENOMEM;
     json_decref(row);
-    err = tr_txn_end(e, err);
-    if (err && out) {
-        json_decref(*out);
-        *out = NULL;
-    }
+    err = tr_txn_end_out(e, err, out);
     return err;
 }
 
@@ -203,11 +195,7 @@ tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
     if (!err && out && !(*out = tr_json_activity(e, row, base_url)))
         err = TASSA_ENOMEM;
     json_decref(row);
-    err = tr_txn_end(e, err);
-    if (err && out) {
-        json_decref(*out);
-        *out = NULL;
-    }
+    err = tr_txn_end_out(e, err, out);
     return err;
 }
 
