@@ -62,33 +62,65 @@ static json_t *task_attr(const json_t *task, const char *key)
     return v;
 }
 
+/* Whether attribute key of the task is the string want, byte for byte: a value with a NUL
+ * inside ("alice\u0000x") is not "alice". */
 static bool attr_equals(const json_t *task, const char *key, const char *want)
 {
     json_t *v = task_attr(task, key);
-    bool same = json_is_string(v) && strcmp(json_string_value(v), want) == 0;
+    size_t len = strlen(want);
+    bool same = json_is_string(v) && json_string_length(v) == len &&
+                memcmp(json_string_value(v), want, len) == 0;
     json_decref(v);
     return same;
 }
 
-/* The task asked about when it is still waiting, found without listing the queue: by its
- * SID, or by its topic attribute in the back end (right even before the router wrote the
- * topic document). NULL otherwise. */
-static json_t *waiting_task_of(backend_t *b, const char *task_sid, const char *topic)
+/* The one answer to every question about a task that is not the caller's: the same whether
+ * the task exists, belongs to someone else, has no identity, or the topic document names no
+ * task, so that the answer tells nothing about other customers. */
+#define NOT_YOURS "no task of this identity for the given taskSid or topic"
+
+/* Finds the task asked about, whoever owns it: with tasks (the waiting tasks listed, borrowed)
+ * among them, *idx its index; else, by SID; else the newest waiting task with the topic
+ * attribute (right even before the router wrote the topic document); else the task that the
+ * topic document names (once it left the queue). *task is a new reference; TASSA_ENOTFOUND
+ * when there is none, or another back-end error. */
+static tassa_err find_task(backend_t *b, const json_t *tasks, const char *task_sid,
+                           const char *topic, json_t **task, size_t *idx, errmsg_t *em)
 {
-    json_t *task = NULL;
-    if (!task_sid) {
-        if (b->ops->waiting_task_by_topic)
-            b->ops->waiting_task_by_topic(b, topic, &task, NULL);
-        return task;
+    size_t i;
+    json_t *t, *doc = NULL;
+    *task = NULL;
+    *idx = 0;
+    json_array_foreach(tasks, i, t)
+    {
+        const char *sid = json_string_value(json_object_get(t, "sid"));
+        if (task_sid ? sid && strcmp(sid, task_sid) == 0 : attr_equals(t, "topic", topic)) {
+            *task = json_incref(t);
+            *idx = i;
+            return TASSA_OK;
+        }
     }
-    if (b->ops->task_fetch(b, task_sid, &task, NULL) != TASSA_OK)
-        return NULL;
-    const char *status = json_string_value(json_object_get(task, "assignment_status"));
-    if (!status || (strcmp(status, "pending") && strcmp(status, "reserved"))) {
-        json_decref(task);
-        return NULL;
+    if (task_sid)
+        return b->ops->task_fetch(b, task_sid, task, em);
+    if (!tasks && b->ops->waiting_task_by_topic) {
+        tassa_err err = b->ops->waiting_task_by_topic(b, topic, task, em);
+        if (err != TASSA_ENOTFOUND)
+            return err;
     }
-    return task;
+    tassa_err err = b->ops->doc_fetch(b, topic, &doc, em);
+    if (err)
+        return err;
+    /* Any document can be asked for (queue-status, or one of any shape): only a string
+     * taskSid leads anywhere, and then the task's own attributes decide. */
+    const char *sid = json_string_value(json_object_get(json_object_get(doc, "data"), "taskSid"));
+    err = sid && *sid ? b->ops->task_fetch(b, sid, task, em) : TASSA_ENOTFOUND;
+    json_decref(doc);
+    return err;
+}
+
+static bool is_waiting(const char *status)
+{
+    return status && (strcmp(status, "pending") == 0 || strcmp(status, "reserved") == 0);
 }
 
 static void fail(http_resp_t *resp, tassa_err err, const char *why)
@@ -96,11 +128,12 @@ static void fail(http_resp_t *resp, tassa_err err, const char *why)
     http_resp_fn_error(resp, err, why);
 }
 
-/* Answers for a task that no longer waits (or a topic known only from its document). */
+/* Answers for a task that no longer waits. */
 static json_t *settled(const char *task_sid, const char *queue, const char *status)
 {
-    return json_pack("{s:s?, s:s?, s:n, s:n, s:n, s:n, s:s}", "taskSid", task_sid, "queue", queue,
-                     "position", "ahead", "queueSize", "estimatedWaitSeconds", "status", status);
+    return json_pack("{s:s, s:s?, s:n, s:n, s:n, s:n, s:s}", "taskSid", task_sid, "queue", queue,
+                     "position", "ahead", "queueSize", "estimatedWaitSeconds", "status",
+                     status ? status : "unknown");
 }
 
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
@@ -129,64 +162,46 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         fail(resp, err == TASSA_EMISSING ? err : TASSA_EUNAUTH, err_text(&em, err));
         return;
     }
-    size_t i, task_idx = 0;
+    size_t i, task_idx;
     json_t *t;
     /* Fast path: the task itself, then two indexed counts in the back end; the slow one
      * lists every waiting task. */
-    if (b->ops->task_position) {
-        if ((task = waiting_task_of(b, task_sid, topic)))
-            goto found;
-    } else if ((err = b->ops->tasks_list(b, waiting, 2, &tasks, &em))) {
+    if (!b->ops->task_position && (err = b->ops->tasks_list(b, waiting, 2, &tasks, &em)))
+        goto error;
+    err = find_task(b, tasks, task_sid, topic, &task, &task_idx, &em);
+    if (err == TASSA_ENOTFOUND || (!err && !attr_equals(task, "identity", identity))) {
+        err = err_set(&em, TASSA_ENOTFOUND, NOT_YOURS);
         goto error;
     }
-    json_array_foreach(tasks, i, t)
-    {
-        const char *sid = json_string_value(json_object_get(t, "sid"));
-        if (task_sid ? strcmp(sid, task_sid) == 0 : attr_equals(t, "topic", topic)) {
-            task = json_incref(t);
-            task_idx = i;
-            break;
-        }
-    }
-    if (!task && task_sid) {
-        /* Not waiting any more: say what became of it. */
-        if ((err = b->ops->task_fetch(b, task_sid, &task, &em)))
-            goto error;
-    }
-    if (!task) {
-        json_t *doc = NULL;
-        if ((err = b->ops->doc_fetch(b, topic, &doc, &em))) {
-            if (err == TASSA_ENOTFOUND)
-                err_set(&em, err, "no task for topic %.80s", topic);
-            goto error;
-        }
-        json_t *data = json_object_get(doc, "data");
-        http_resp_json(resp, 200,
-                       settled(json_string_value(json_object_get(data, "taskSid")), NULL,
-                               json_string_value(json_object_get(data, "status"))));
-        json_decref(doc);
-        goto out;
-    }
-found:;
-    json_t *owner = task_attr(task, "identity");
-    bool allowed = !json_is_string(owner) || strcmp(json_string_value(owner), identity) == 0;
-    json_decref(owner);
-    if (!allowed) {
-        err = err_set(&em, TASSA_EFORBIDDEN, "this task belongs to another identity");
+    if (err)
         goto error;
-    }
     const char *sid = json_string_value(json_object_get(task, "sid"));
     const char *status = json_string_value(json_object_get(task, "assignment_status"));
     const char *queue_sid = json_string_value(json_object_get(task, "task_queue_sid"));
     const char *queue = json_string_value(json_object_get(task, "task_queue_friendly_name"));
-    if (!status || (strcmp(status, "pending") && strcmp(status, "reserved"))) {
-        http_resp_json(resp, 200, settled(sid, queue, status ? status : "unknown"));
-        goto out;
+    if (!sid) {
+        err = err_set(&em, TASSA_EUPSTREAM, "the back end answered a task without a sid");
+        goto error;
     }
     long position = 1, size = 0;
-    if (!tasks) {
-        if ((err = b->ops->task_position(b, sid, &position, &size, &em)))
+    if (is_waiting(status) && !tasks) {
+        err = b->ops->task_position(b, sid, &position, &size, &em);
+        if (err == TASSA_ENOTFOUND) {
+            /* It left the queue in between: say what became of it. */
+            json_decref(task);
+            task = NULL;
+            if ((err = b->ops->task_fetch(b, sid, &task, &em)))
+                goto error;
+            status = json_string_value(json_object_get(task, "assignment_status"));
+            if (is_waiting(status))
+                status = "unknown";
+        } else if (err) {
             goto error;
+        }
+    }
+    if (!is_waiting(status)) {
+        http_resp_json(resp, 200, settled(sid, queue, status));
+        goto out;
     }
     json_array_foreach(tasks, i, t)
     {
@@ -195,7 +210,7 @@ found:;
             continue;
         size++;
         const char *other = json_string_value(json_object_get(t, "sid"));
-        if (strcmp(other, sid) != 0 && ahead_of(t, i, task, task_idx))
+        if (other && strcmp(other, sid) != 0 && ahead_of(t, i, task, task_idx))
             position++;
     }
     long estimate = -1;

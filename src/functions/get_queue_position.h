@@ -5,8 +5,14 @@
  *   {"taskSid", "queue", "position" (1-based), "ahead", "queueSize",
  *    "estimatedWaitSeconds" (null when unknown), "status"}
  * in TaskRouter's order: priority descending, then age descending. A task that no longer
- * waits answers its status with position, ahead and estimatedWaitSeconds null. When the task
- * attributes carry an `identity`, only that caller may ask about it (403 otherwise). */
+ * waits answers its assignment status with position, ahead, queueSize and
+ * estimatedWaitSeconds null; by topic, it is found through the topic document's taskSid.
+ *
+ * Access: a caller learns about a task only when the task's `identity` attribute is a string
+ * equal to the caller's verified identity. Every other question (someone else's task, a task
+ * without an identity, a topic document that names no task, such as queue-status, or an
+ * unknown task or topic) gets one and the same 404, so that the answer tells nothing about
+ * whether the task exists. Back-end failures other than "not found" pass through (502, 503). */
 #ifndef TASSA_GET_QUEUE_POSITION_H
 #define TASSA_GET_QUEUE_POSITION_H
 

@@ -178,15 +178,16 @@ function flowSuite(label, getTarget) {
         assert.ok(qsCounts.pendingTasks.every((p) => p.queue === 'General'));
         assert.deepEqual(qsCounts.pendingTasks.map((p) => p.priority), [10, 10, 5, 0, 0]);
 
-        // Someone else's task: 403. No token: 400. A token signed with another secret: 401.
-        // A topic nobody has: 404.
+        // Someone else's task: the same 404 as a topic nobody has (queue_position.test.mjs).
+        // No token: 400. A token signed with another secret: 401.
         const [a, b] = callers;
         let res = await queuePosition(T, { identity: a.identity, token: a.token, topic: b.topic });
-        assert.equal(res.status, 403, JSON.stringify(res.body));
-        assert.equal(res.body.status, 403);
+        assert.equal(res.status, 404, JSON.stringify(res.body));
+        assert.equal(res.body.status, 404);
         assert.equal(typeof res.body.error, 'string');
+        assert.ok(!JSON.stringify(res.body).includes(b.task.sid));
         res = await queuePosition(T, { identity: a.identity, token: a.token, taskSid: b.task.sid });
-        assert.equal(res.status, 403, JSON.stringify(res.body));
+        assert.equal(res.status, 404, JSON.stringify(res.body));
         res = await queuePosition(T, { identity: a.identity, topic: a.topic });
         assert.equal(res.status, 400, JSON.stringify(res.body));
         assert.equal(res.body.status, 400);
