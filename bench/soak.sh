@@ -12,7 +12,8 @@
 # sending GET /healthz every SOAK_KA_INTERVAL_MS (1000) on its own connection; SOAK_STREAMS
 # stream clients (1000) over SOAK_DOCS documents (10), SOAK_IDENTITIES callers (100; the server
 # allows 20 streams per identity by default); SOAK_UPDATES_PER_S document
-# updates per second in all (50), round-robin over the documents.
+# updates per second in all (50), round-robin over the documents. Sync tokens live one hour:
+# past SOAK_SECONDS=3600 streams end at their token's expiry and count as disconnects.
 #
 # Errors: a keep-alive request that failed or did not answer 200; a keep-alive connection
 # that had to be opened again; a stream that ended or failed before the end; a revision a
