@@ -130,7 +130,9 @@ static int cmd_serve(int argc, char **argv)
     } else {
         if (!(app.store = open_store(c, &generated)))
             goto out;
-        if (!(app.sync = sync_engine_new(app.store, c->account_sid, c->sync_service_sid, &em))) {
+        if (!(app.sync = sync_engine_new(app.store, c->account_sid, c->sync_service_sid, &em)) ||
+            (c->sync_acl >= 0 &&
+             sync_service_set_acl(app.sync, c->sync_service_sid, c->sync_acl, &em))) {
             fprintf(stderr, "tassa: %s\n", em.text);
             goto out;
         }
