@@ -8,6 +8,7 @@ import http from 'node:http';
 import jwt from 'jsonwebtoken';
 import twilio from 'twilio';
 import { startServerAnyPort as startServer, twilioClient, eventually } from './lib/server.mjs';
+import { startTwilioTarget } from './lib/backends.mjs';
 
 const { RestException } = twilio;
 const now = () => Math.floor(Date.now() / 1000);
@@ -308,5 +309,31 @@ describe('the seed\'s flow under ACL', () => {
     assert.ok('pendingTasks' in s.events[0].data.data);
     s.close();
     assert.equal((await refused(docStream(server, 'queue-status', 'cust-7'))).status, 403);
+  });
+});
+
+describe('the seed\'s flow over the twilio back end', () => {
+  let target;
+  before(async () => { target = await startTwilioTarget(); });
+  after(async () => { await target?.stop(); });
+
+  test('the router POSTs Twilio\'s Permissions endpoint for the task\'s identity', async () => {
+    const ws = target.tr.taskrouter.v1.workspaces(target.ws);
+    const queue = await ws.taskQueues.create({ friendlyName: 'acl-remote', targetWorkers: '1==1' });
+    const workflow = await ws.workflows.create({
+      friendlyName: 'acl-remote',
+      configuration: JSON.stringify({ task_routing: { filters: [], default_filter: { queue: queue.sid } } }),
+    });
+    const topic = `remote-${Date.now()}`;
+    await ws.tasks.create({ workflowSid: workflow.sid, attributes: JSON.stringify({ topic, identity: 'cust-remote' }) });
+    const holder = target.tr.sync.v1.services('default');
+    const p = await eventually(async () =>
+      (await holder.documents(topic).documentPermissions.list()).find((x) => x.identity === 'cust-remote'),
+    { timeout: 8000, interval: 100 });
+    assert.deepEqual([p.read, p.write, p.manage], [true, false, false]);
+    const s = await docStream(target.holder, topic, 'cust-remote');
+    assert.equal(s.status, 200);
+    await s.until((x) => x.events.length >= 1);
+    s.close();
   });
 });
