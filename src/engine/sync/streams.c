@@ -801,7 +801,7 @@ static int64_t token_expiry(const char *token)
             clock_gettime(CLOCK_REALTIME, &ts);
             double wall_ms = (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
             double left = json_number_value(exp) * 1000.0 - wall_ms;
-            at = now_ms() + (left > 0 ? (int64_t)left : 0);
+            at = now_ms() + 1 + (left > 0 ? (int64_t)left : 0); /* never before exp */
             if (at <= 0)
                 at = 1;
         }
