@@ -188,6 +188,17 @@ describe('document permissions', () => {
       assert.equal(r.status, 400, body);
     }
     await rejectsWith(perms('carol').fetch(), 404);
+    // An identity that is not UTF-8 or holds a control character: 400, nothing stored.
+    for (const id of ['bad%FFname', 'bad%C0%AFname', 'line%0Abreak']) {
+      const r = await fetch(`${server.url}/v1/Services/default/Documents/perm-doc/Permissions/${id}`, {
+        method: 'POST',
+        headers: { Authorization: server.basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: 'Read=true&Write=false&Manage=false',
+      });
+      assert.equal(r.status, 400, id);
+      assert.equal((await r.json()).status, 400);
+    }
+    assert.deepEqual((await perms.list()).map((x) => x.identity), ['alice']);
   });
 
   test('permissions are stored in the data file and go with their document', async () => {

@@ -190,6 +190,7 @@ static void pending_settle(sync_engine_t *e, pending_t *p, bool committed)
 
 static tassa_err readers_locked(sync_engine_t *e, const char *service, const char *doc_sid,
                                 bool *all, char ***readers, size_t *n);
+static tassa_err acl_enabled_locked(sync_engine_t *e, const char *svc, bool *enabled);
 
 sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *configured_service,
                                errmsg_t *em)
@@ -883,14 +884,17 @@ tassa_err sync_service_set_acl(sync_engine_t *e, const char *service, bool enabl
     char svc[SID_LEN + 1];
     sync_doc_t marker = {0};
     pending_t *p = NULL;
+    bool was = enabled;
     store_lock(e->store);
     tassa_err err = resolve_locked(e, service, svc);
+    if (!err)
+        err = acl_enabled_locked(e, svc, &was);
     if (!err)
         err = service_update(e, svc,
                              "UPDATE sync_services SET acl_enabled = ?, date_updated = ? "
                              "WHERE sid = ?",
                              enabled, NULL);
-    if (!err) {
+    if (!err && was != enabled) { /* only a real change concerns the streams */
         memcpy(marker.service_sid, svc, sizeof marker.service_sid);
         p = pending_push(e, SYNC_CHANGE_ACL, &marker, false, NULL, enabled);
     }
