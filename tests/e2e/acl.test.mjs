@@ -247,6 +247,25 @@ describe('enforcement', () => {
     assert.equal((await refused(docStream(server, 'guarded', 'reader'))).status, 403);
   });
 
+  test('switching AclEnabled on ends the open streams of identities without read', async () => {
+    await svc.documents.create({ uniqueName: 'was-open', data: { v: 1 } });
+    await svc.update({ aclEnabled: false });
+    let s;
+    try {
+      s = await docStream(server, 'was-open', 'passer-by');
+      assert.equal(s.status, 200);
+      await s.until((x) => x.events.length >= 1);
+      await svc.update({ aclEnabled: false }); // no change: the stream stays
+      await svc.documents('was-open').update({ data: { v: 2 } });
+      await s.until((x) => x.events.length >= 2);
+    } finally {
+      await svc.update({ aclEnabled: true });
+    }
+    await s.until((x) => x.ended);
+    assert.deepEqual(s.events.map((e) => e.event), ['snapshot', 'update', 'access-changed']);
+    assert.equal((await refused(docStream(server, 'was-open', 'passer-by'))).status, 403);
+  });
+
   test('the service stream carries only the documents the token may read, live and on resume', async () => {
     await svc.documents.create({ uniqueName: 'mine', data: { n: 0 } });
     await svc.documents.create({ uniqueName: 'theirs', data: { n: 0 } });
