@@ -122,6 +122,16 @@ static tassa_err apply(config_t *c, const char *name, const char *v, errmsg_t *e
             c->http_retries = (int)n;
     } else if (!strcmp(name, "TASSA_QUIET")) {
         err = parse_bool(name, v, &c->quiet_access_log, em);
+    } else if (!strcmp(name, "TASSA_SYNC_ACL")) {
+        bool on = true;
+        err = parse_bool(name, v, &on, em);
+        if (!err)
+            c->sync_acl = on;
+    } else if (!strcmp(name, "TASSA_QUEUE_STATUS_READERS")) {
+        if (strlen(v) > 4096)
+            return err_set(em, TASSA_EINVAL, "%s is longer than 4096 bytes", name);
+        if (set_str(&c->queue_status_readers, v))
+            err = err_set(em, TASSA_ENOMEM, "out of memory");
     }
     return err;
 }
@@ -193,6 +203,7 @@ config_t *config_load(const char *dotenv_path, errmsg_t *em)
     c->stream_heartbeat_ms = 15000;
     c->http_timeout_ms = 3000; /* 4 tries stay within the 15 s Twilio waits for a callback */
     c->http_retries = 3;
+    c->sync_acl = -1;
     if (set_str(&c->sync_service_sid, "default") ||
         set_str(&c->taskrouter_url, "https://taskrouter.twilio.com") ||
         set_str(&c->sync_url, "https://sync.twilio.com") || set_str(&c->cors_origins, "*") ||
@@ -296,5 +307,6 @@ void config_free(config_t *c)
                      &c->bind_addr,   &c->web_dir};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(*strs[i]);
+    free(c->queue_status_readers);
     free(c);
 }

@@ -41,6 +41,9 @@ typedef struct {
     bool quiet_access_log;
     int http_timeout_ms; /* twilio back end: per request */
     int http_retries;    /* twilio back end: on 429 and 5xx */
+    /* Sync access control */
+    int sync_acl;               /* TASSA_SYNC_ACL: -1 unset (keep stored), 0 off, 1 on */
+    char *queue_status_readers; /* TASSA_QUEUE_STATUS_READERS: identities, comma list */
 } config_t;
 
 /* Loads the defaults, then `.env` in the working directory (if dotenv_path is NULL; skipped

@@ -121,6 +121,12 @@ static int cmd_serve(int argc, char **argv)
     if (!c)
         return 2;
     app.config = c;
+    /* The demo dashboard signs in as "dashboard": it may read queue-status under ACL. */
+    if (c->demo && !c->queue_status_readers &&
+        config_fill_secret(&c->queue_status_readers, "dashboard")) {
+        fprintf(stderr, "tassa: out of memory\n");
+        goto out;
+    }
     if (c->backend == BACKEND_TWILIO) {
         /* Stateless functions in front of real Twilio: no data file, no engines. */
         if (!(app.backend = backend_twilio_new(c, &em))) {
@@ -130,7 +136,9 @@ static int cmd_serve(int argc, char **argv)
     } else {
         if (!(app.store = open_store(c, &generated)))
             goto out;
-        if (!(app.sync = sync_engine_new(app.store, c->account_sid, c->sync_service_sid, &em))) {
+        if (!(app.sync = sync_engine_new(app.store, c->account_sid, c->sync_service_sid, &em)) ||
+            (c->sync_acl >= 0 &&
+             sync_service_set_acl(app.sync, c->sync_service_sid, c->sync_acl, &em))) {
             fprintf(stderr, "tassa: %s\n", em.text);
             goto out;
         }
@@ -181,7 +189,8 @@ static int cmd_serve(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
-    app.queue_info = queue_info_start(app.backend, c->queue_status_max_entries, 50);
+    app.queue_info =
+        queue_info_start(app.backend, c->queue_status_max_entries, 50, c->queue_status_readers);
     if (!app.queue_info || (app.tr && tr_engine_start(app.tr)) ||
         (app.outbox && outbox_start(app.outbox))) {
         fprintf(stderr, "tassa: cannot start the background threads\n");

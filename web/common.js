@@ -55,7 +55,10 @@ export async function getSyncGrant(token, identity) {
 //   'denied' (the caller's token is refused: sign in again)
 // The browser's own EventSource reconnection handles short cuts (it resends Last-Event-ID);
 // when EventSource gives up (an error answer, or the server was down too long) this class
-// retries with back-off, refreshing the sync grant when the server says 401.
+// retries with back-off, refreshing the sync grant when the server says 401. The server ends
+// a stream with `token-expired` when the sync token runs out (a new grant, then resume) and
+// with `access-changed` when the document's permissions change; a 403 means the token's
+// identity may not read the document (yet: a customer's topic is shared when it is written).
 export class LiveDocument {
   constructor({ service = 'default', document, credentials, onDoc, onState }) {
     this.path = `/v1/Services/${encodeURIComponent(service)}/Documents/${encodeURIComponent(document)}/Stream`;
@@ -118,6 +121,15 @@ export class LiveDocument {
       this.state('waiting', 'The document was deleted.');
       this.retry();
     });
+    es.addEventListener('token-expired', () => {
+      es.close();
+      this.syncToken = null;
+      this.start(); // a new grant, then the stream resumes from lastEventId
+    });
+    es.addEventListener('access-changed', () => {
+      es.close();
+      this.diagnose();
+    });
     es.addEventListener('open', () => { this.delay = 500; this.state('live'); });
     es.addEventListener('error', () => {
       if (this.stopped || es !== this.es) return;
@@ -142,9 +154,9 @@ export class LiveDocument {
     } catch { status = 0; }
     ctl.abort();
     if (this.stopped) return;
-    if (status === 401 || status === 403) {
+    if (status === 401) {
       this.retry('The live-update pass expired; renewing it.', true);
-    } else if (status === 404) {
+    } else if (status === 403 || status === 404) {
       this.state('waiting');
       this.retry();
     } else {

@@ -46,6 +46,13 @@ typedef struct {
                                             size_t reason_len),
                            void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em);
 
+    /* Optional (NULL: nobody is granted anything). Lets identity read document name
+     * (Twilio's Document Permission resource, with read true and write and manage false), so
+     * that its sync token may stream the document when the service has ACL on. Idempotent.
+     * TASSA_ENOTFOUND when the document does not exist, TASSA_EINVAL for an unusable
+     * identity. */
+    tassa_err (*doc_grant_read)(backend_t *b, const char *name, const char *identity, errmsg_t *em);
+
     /* TaskRouter reads of the configured workspace. */
 
     /* Tasks whose assignment status is one of statuses (n of them), as a JSON array of task

@@ -78,6 +78,22 @@ static tassa_err doc_apply(backend_t *b, const char *name,
                           reason, reason_len, em);
 }
 
+/* Why: a write only when the permission is missing, so that replays cost one read. */
+static tassa_err doc_grant_read(backend_t *b, const char *name, const char *identity, errmsg_t *em)
+{
+    embedded_t *e = impl(b);
+    sync_perm_t p = {0};
+    const char *svc = e->app->config->sync_service_sid;
+    tassa_err err = sync_perm_fetch(e->app->sync, svc, name, identity, &p, NULL);
+    bool has = err == TASSA_OK && p.read;
+    sync_perm_clear(&p);
+    if (has)
+        return TASSA_OK;
+    err = sync_perm_set(e->app->sync, svc, name, identity, true, false, false, &p, em);
+    sync_perm_clear(&p);
+    return err;
+}
+
 /* The engine's reads return no detail; give the caller one. */
 static tassa_err tr_result(tassa_err err, const char *what, errmsg_t *em)
 {
@@ -187,6 +203,7 @@ static const backend_ops_t OPS = {
     .doc_create = doc_create,
     .doc_update = doc_update,
     .doc_apply = doc_apply,
+    .doc_grant_read = doc_grant_read,
     .tasks_list = tasks_list,
     .task_fetch = task_fetch,
     .workers_list = workers_list,

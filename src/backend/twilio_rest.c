@@ -614,6 +614,29 @@ static tassa_err doc_update(backend_t *b, const char *name, const json_t *data,
     return doc_write(b, name, data, if_match, false, doc, em);
 }
 
+/* Why: Twilio's UpdateDocumentPermission (POST .../Documents/{name}/Permissions/{identity})
+ * creates or replaces the permission and needs all three flags. */
+static tassa_err doc_grant_read(backend_t *b, const char *name, const char *identity, errmsg_t *em)
+{
+    twilio_t *t = impl(b);
+    json_t *answer = NULL;
+    tassa_err err;
+    char *ename = escape(name), *eid = escape(identity);
+    char *url = ename && eid ? format("%s/%s/Permissions/%s", t->sync_base, ename, eid) : NULL;
+    if (!url) {
+        err = err_set(em, TASSA_ENOMEM, "out of memory");
+        goto out;
+    }
+    call_t c = {.method = "POST", .url = url, .form = "Read=true&Write=false&Manage=false"};
+    err = call(t, &c, &answer, em);
+out:
+    json_decref(answer);
+    free(url);
+    free(eid);
+    free(ename);
+    return err;
+}
+
 /* ---- TaskRouter reads ------------------------------------------------------------------- */
 
 /* Why: AssignmentStatus is a repeated query parameter, as twilio-node sends it. */
@@ -756,6 +779,7 @@ static const backend_ops_t OPS = {
     .doc_fetch = doc_fetch,
     .doc_create = doc_create,
     .doc_update = doc_update,
+    .doc_grant_read = doc_grant_read,
     .tasks_list = tasks_list,
     .task_fetch = task_fetch,
     .workers_list = workers_list,

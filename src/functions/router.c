@@ -120,9 +120,10 @@ tassa_err router_dispatch(app_t *app, const params_t *event, json_t **result, er
         if (r.ignored)
             *result = ignored("%s", r.reason);
         else
-            *result = json_pack("{s:s, s:s, s:s, s:b, s:s*}", "handler", "reservation", "topic",
-                                r.topic, "status", r.status, "changed", r.changed, "reason",
-                                r.changed ? NULL : r.reason);
+            *result =
+                json_pack("{s:s, s:s, s:s, s:b, s:s*, s:s*}", "handler", "reservation", "topic",
+                          r.topic, "status", r.status, "changed", r.changed, "reason",
+                          r.changed ? NULL : r.reason, "reader", r.reader[0] ? r.reader : NULL);
     } else if (!strncmp(type, "worker.", 7)) {
         if (!app->queue_info) {
             *result = ignored("%s: queueInfo needs the TaskRouter back end", type);

@@ -18,6 +18,8 @@
 
 struct queue_info {
     backend_t *backend;
+    const char *readers; /* who may read queue-status (comma list, borrowed) */
+    bool readers_granted;
     int max_entries, interval_ms;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -202,6 +204,33 @@ tassa_err queue_info_refresh(backend_t *b, int max_entries, errmsg_t *em)
     return err;
 }
 
+tassa_err queue_info_grant_readers(backend_t *b, const char *readers, errmsg_t *em)
+{
+    tassa_err first = TASSA_OK;
+    if (!readers || !b->ops->doc_grant_read)
+        return TASSA_OK;
+    for (const char *p = readers; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *next = p[len] ? p + len + 1 : p + len;
+        while (len && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len) {
+            char *name = strndup(p, len);
+            tassa_err err = name ? b->ops->doc_grant_read(b, "queue-status", name, em)
+                                 : err_set(em, TASSA_ENOMEM, "out of memory");
+            if (err && !first)
+                first = err;
+            free(name);
+        }
+        p = next;
+    }
+    return first;
+}
+
 static void *run(void *arg)
 {
     queue_info_t *q = arg;
@@ -218,6 +247,12 @@ static void *run(void *arg)
         tassa_err err = queue_info_refresh(q->backend, q->max_entries, &em);
         if (err)
             log_error("event=queue_status_failed err=\"%s\"", err_text(&em, err));
+        if (!err && !q->readers_granted) {
+            err = queue_info_grant_readers(q->backend, q->readers, &em);
+            if (err)
+                log_error("event=queue_status_grant_failed err=\"%s\"", err_text(&em, err));
+            q->readers_granted = !err;
+        }
         /* Requests that arrive meanwhile coalesce into the next round. A refresh that took
          * long (a big queue) waits four times as long, so it never takes more than a fifth
          * of the time from the writers. */
@@ -233,12 +268,13 @@ static void *run(void *arg)
     return NULL;
 }
 
-queue_info_t *queue_info_start(backend_t *b, int max_entries, int interval_ms)
+queue_info_t *queue_info_start(backend_t *b, int max_entries, int interval_ms, const char *readers)
 {
     queue_info_t *q = calloc(1, sizeof *q);
     if (!q)
         return NULL;
     q->backend = b;
+    q->readers = readers;
     q->max_entries = max_entries;
     q->interval_ms = interval_ms;
     q->dirty = true; /* a first document at start */

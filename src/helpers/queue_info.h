@@ -10,7 +10,11 @@
  * document (16 KiB) and to at most max_entries; the counts always tell the whole truth.
  *
  * Refreshes are requested by events and coalesced: one background thread recomputes the
- * document at most once per interval however many requests arrive. */
+ * document at most once per interval however many requests arrive.
+ *
+ * Access (Sync ACL): the identities named in `readers` (TASSA_QUEUE_STATUS_READERS, such as
+ * the dashboard) are granted `read` on queue-status once it exists, once per process (again
+ * after a failure); nobody else's sync token may read it while the service has ACL on. */
 #ifndef TASSA_QUEUE_INFO_H
 #define TASSA_QUEUE_INFO_H
 
@@ -27,8 +31,13 @@ tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t
 /* Builds the document and writes it (updateSyncDoc). Any thread. */
 tassa_err queue_info_refresh(backend_t *b, int max_entries, errmsg_t *em);
 
-/* Starts the refresher thread on b (borrowed; must outlive it). NULL on failure. */
-queue_info_t *queue_info_start(backend_t *b, int max_entries, int interval_ms);
+/* Grants each identity of readers (a comma list; spaces around names ignored; NULL or ""
+ * for none) read on queue-status through b. The first back-end error, after trying all. */
+tassa_err queue_info_grant_readers(backend_t *b, const char *readers, errmsg_t *em);
+
+/* Starts the refresher thread on b (borrowed; must outlive it). readers as for
+ * queue_info_grant_readers (borrowed; must outlive the thread). NULL on failure. */
+queue_info_t *queue_info_start(backend_t *b, int max_entries, int interval_ms, const char *readers);
 
 /* Asks for a refresh soon; returns at once. Any thread. */
 void queue_info_request(queue_info_t *q);

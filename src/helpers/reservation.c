@@ -119,8 +119,17 @@ tassa_err reservation_handle(backend_t *b, const params_t *event, reservation_re
                        "queue-status");
     }
     snprintf(out->topic, sizeof out->topic, "%s", topic);
+    const char *identity = json_string_value(json_object_get(a, "identity")); /* borrowed */
+    bool has_reader = identity && *identity && strlen(identity) < sizeof out->reader;
+    if (has_reader)
+        snprintf(out->reader, sizeof out->reader, "%s", identity);
     json_decref(a);
     merge_ctx_t ctx = {.event = event, .status = status};
-    return update_sync_doc(b, out->topic, merge_topic, &ctx, &out->changed, out->reason,
-                           sizeof out->reason, em);
+    tassa_err err = update_sync_doc(b, out->topic, merge_topic, &ctx, &out->changed, out->reason,
+                                    sizeof out->reason, em);
+    if (!err && out->changed && has_reader && b->ops->doc_grant_read)
+        err = b->ops->doc_grant_read(b, out->topic, out->reader, em);
+    if (err || !out->changed || !has_reader)
+        out->reader[0] = '\0';
+    return err;
 }

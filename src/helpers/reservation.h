@@ -3,6 +3,9 @@
  *
  * Topic document (DESIGN.md section 5), unique name = the task attribute `topic`:
  *   {"status", "taskSid", "worker": {"sid","name"} | null, "event", "eventSid", "updatedAt"}
+ * Access (Sync ACL): when the event writes the topic document and the task's attributes carry
+ * a string `identity`, that identity is granted `read` on it, so that the customer's sync
+ * token may stream its own topic and no other.
  * Rules that make replays, late and concurrent events harmless:
  *   - within one task, a topic only moves forward (waiting < assigned < completed);
  *   - an event of another task changes the topic only when it starts it again (waiting after
@@ -21,14 +24,17 @@ typedef struct {
     char topic[321];  /* the topic, when known */
     char status[16];  /* the status the event maps to, when it maps to one */
     char reason[200]; /* why nothing changed, when nothing did */
+    char reader[257]; /* the identity granted read, when one was */
 } reservation_result_t;
 
 /* The topic status an event type maps to ("waiting", "assigned", "completed"), or NULL. */
 const char *reservation_status_for(const char *event_type);
 
 /* Applies a task.* or reservation.* event (TaskRouter's callback parameters) to its topic
- * document through b. TASSA_EINVAL when TaskAttributes is not a JSON object or the topic is
- * not a usable document name; back-end errors as they come. */
+ * document through b, then grants the task's identity read on it (see above). TASSA_EINVAL
+ * when TaskAttributes is not a JSON object or the topic is not a usable document name;
+ * back-end errors as they come (a failed grant after a written topic included: the caller
+ * then reports the event as failed). */
 tassa_err reservation_handle(backend_t *b, const params_t *event, reservation_result_t *out,
                              errmsg_t *em);
 

@@ -1,6 +1,10 @@
 // streams.test.mjs - live document streams (Server-Sent Events) over real sockets: order,
-// resume with Last-Event-ID, the service-wide stream, authorisation, limits, and slow clients
-// that must never hold back a fast one.
+// resume with Last-Event-ID, the service-wide stream, authorisation, limits, slow clients
+// that must never hold back a fast one, concurrent writers, and token expiry.
+//
+// The servers run with Sync access control on (tassa's default): a token identity streams a
+// document only after the REST API granted it `read` (rest.grant). acl.test.mjs covers the
+// access rules themselves.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -87,6 +91,24 @@ function makeRest(srv) {
     return { status: r.status, body };
   };
   return {
+    // Lets each identity read document name (Twilio's Document Permission resource).
+    grant: async (name, ...identities) => {
+      for (const id of identities) {
+        const r = await call('POST', `/Documents/${encodeURIComponent(name)}/Permissions/${encodeURIComponent(id)}`,
+          { Read: 'true', Write: 'false', Manage: 'false' });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+      }
+    },
+    // The service's AclEnabled.
+    acl: async (enabled) => {
+      const r = await fetch(`${srv.url}/v1/Services/default`, {
+        method: 'POST',
+        headers: { Authorization: srv.basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ AclEnabled: String(enabled) }).toString(),
+      });
+      assert.equal(r.status, 200);
+      assert.equal((await r.json()).acl_enabled, enabled);
+    },
     create: (name, data) => call('POST', '/Documents', { UniqueName: name, Data: JSON.stringify(data) }),
     update: (name, data) => call('POST', `/Documents/${name}`, { Data: JSON.stringify(data) }),
     remove: (name) => call('DELETE', `/Documents/${name}`),
@@ -116,6 +138,7 @@ describe('document stream', () => {
     const created = await rest.create('order-doc', { n: 0 });
     assert.equal(created.status, 201);
     for (let i = 1; i <= 3; i++) assert.equal((await rest.update('order-doc', { n: i })).status, 200);
+    await rest.grant('order-doc', 'alice');
 
     const s = await openStream(docUrl('order-doc'), { headers: { Authorization: `Bearer ${grant.body.syncToken}` } });
     assert.equal(s.status, 200);
@@ -146,6 +169,7 @@ describe('document stream', () => {
   test('Last-Event-ID resumes with exactly the missing revisions', async () => {
     const token = syncToken(server, 'resumer');
     await rest.create('resume-doc', { n: 0 });
+    await rest.grant('resume-doc', 'resumer');
     const a = await openStream(docUrl('resume-doc', token));
     await a.until((x) => x.events.length >= 1);
     for (let i = 1; i <= 3; i++) await rest.update('resume-doc', { n: i });
@@ -178,6 +202,7 @@ describe('document stream', () => {
   test('a Last-Event-ID older than the ring gets one snapshot of the current document', async () => {
     const token = syncToken(server, 'old-resumer');
     await rest.create('ring-doc', { n: 0 });
+    await rest.grant('ring-doc', 'old-resumer');
     const a = await openStream(docUrl('ring-doc', token));
     await a.until((x) => x.events.length >= 1);
     for (let i = 1; i <= 140; i++) await rest.update('ring-doc', { n: i });
@@ -193,6 +218,7 @@ describe('document stream', () => {
   test('deleting the document sends `deleted` and ends the stream', async () => {
     const token = syncToken(server, 'deleter');
     await rest.create('gone-doc', { n: 0 });
+    await rest.grant('gone-doc', 'deleter');
     const s = await openStream(docUrl('gone-doc', token));
     await s.until((x) => x.events.length >= 1);
     assert.equal((await rest.remove('gone-doc')).status, 204);
@@ -202,6 +228,10 @@ describe('document stream', () => {
   });
 
   test('the service stream carries every change of every document with a sequence id', async () => {
+    // With ACL on, a document's creation reaches only those who may read it then, and no one
+    // can be granted a document before it exists: this test of the sequence runs with ACL off
+    // (acl.test.mjs tests the filtering).
+    await rest.acl(false);
     const token = syncToken(server, 'dashboard');
     const s = await openStream(`${server.url}/v1/Services/default/Stream?token=${token}`);
     assert.equal(s.status, 200);
@@ -232,6 +262,7 @@ describe('document stream', () => {
     await z.until((x) => x.events.length >= 1);
     assert.equal(z.events[0].event, 'reset');
     z.close();
+    await rest.acl(true);
   });
 });
 
@@ -272,8 +303,15 @@ describe('authorisation', () => {
     await expectError(`${server.url}/v1/Services/default/Stream?token=${syncToken(server, 'm', { service: other })}`, 403);
   });
 
-  test('unknown document: 404', async () => {
-    await expectError(docUrl('no-such-doc', syncToken(server, 'alice')), 404);
+  test('unknown document: 404 with ACL off; with ACL on 403, as for a document it may not read', async () => {
+    await expectError(docUrl('no-such-doc', syncToken(server, 'alice')), 403);
+    await expectError(docUrl('secret-doc', syncToken(server, 'alice')), 403);
+    await rest.acl(false);
+    try {
+      await expectError(docUrl('no-such-doc', syncToken(server, 'alice')), 404);
+    } finally {
+      await rest.acl(true);
+    }
   });
 });
 
@@ -282,6 +320,7 @@ describe('limits', () => {
   before(async () => {
     limited = await startServer({ env: { TASSA_MAX_STREAMS_PER_IDENTITY: '2', TASSA_MAX_STREAMS: '3' } });
     await makeRest(limited).create('limit-doc', {});
+    await makeRest(limited).grant('limit-doc', 'ann', 'bob');
   });
   after(async () => { await limited?.stop(); limited?.cleanup(); });
 
@@ -321,6 +360,7 @@ describe('slow clients', () => {
     const name = 'busy-doc';
     const filler = 'x'.repeat(12000); // large documents fill the slow sockets quickly
     await rest.create(name, { n: 0, filler });
+    await rest.grant(name, 'fast', ...Array.from({ length: 200 }, (_, i) => `slow-${i}`));
     const slow = [];
     for (let i = 0; i < 200; i++) {
       slow.push(await openStream(docUrl(name, syncToken(server, `slow-${i}`)), { paused: true }));
@@ -388,6 +428,7 @@ describe('heartbeat', () => {
       body: new URLSearchParams({ UniqueName: 'idle', Data: '{"a":1}' }).toString(),
     });
     assert.equal(r.status, 201);
+    await makeRest(hb).grant('idle', 'watcher');
     const token = syncToken(hb, 'watcher');
     const started = Date.now();
     const s = await openStream(`${hb.url}/v1/Services/default/Documents/idle/Stream?token=${token}`);
@@ -397,5 +438,121 @@ describe('heartbeat', () => {
     assert.ok(Date.now() - started >= 350, `pings came too fast: ${Date.now() - started} ms`);
     assert.equal(s.events.length, 1, 'only the first snapshot: pings are not events');
     s.close();
+  });
+});
+
+describe('concurrent writers', () => {
+  // A subscriber that never gives up: when the server ends its stream (a slow client that
+  // overflowed its queue) it reconnects with the Last-Event-ID of the last event it got, as
+  // EventSource does. Every event it ever received is in `events`, in arrival order.
+  function follower(name, token) {
+    const f = { events: [], reconnects: 0, stream: null, closed: false };
+    const connect = async () => {
+      const last = f.events.at(-1)?.id;
+      const s = await openStream(docUrl(name, token), { headers: last ? { 'Last-Event-ID': last } : {} });
+      assert.equal(s.status, 200);
+      f.stream = s;
+      let seen = 0;
+      const pump = () => {
+        for (; seen < s.events.length; seen++) f.events.push(s.events[seen]);
+        if (s.ended) {
+          if (!f.closed) { f.reconnects++; connect(); }
+        } else s.waiters.push(pump);
+      };
+      pump();
+    };
+    f.ready = connect();
+    f.close = () => { f.closed = true; f.stream?.close(); };
+    return f;
+  }
+
+  test('16 writers on one document: every subscriber gets every revision in order, and a resume replays the ring', async () => {
+    const name = 'race-doc';
+    assert.equal((await rest.create(name, { w: -1, i: -1 })).status, 201);
+    await rest.grant(name, 'race-resume', ...Array.from({ length: 5 }, (_, k) => `race-${k}`));
+    const followers = [];
+    for (let k = 0; k < 5; k++) followers.push(follower(name, syncToken(server, `race-${k}`)));
+    await Promise.all(followers.map((f) => f.ready));
+    await eventually(() => followers.every((f) => f.events.length >= 1));
+
+    const WRITERS = 16, EACH = 200, TOTAL = WRITERS * EACH;
+    await Promise.all(Array.from({ length: WRITERS }, async (_, w) => {
+      for (let i = 0; i < EACH; i++) {
+        const r = await rest.update(name, { w, i });
+        assert.equal(r.status, 200);
+      }
+    }));
+    for (const f of followers) {
+      await eventually(() => Number(f.events.at(-1)?.id) === TOTAL, { timeout: 20000, interval: 50 });
+    }
+    for (const f of followers) {
+      f.close();
+      // Consecutive revisions; a jump is allowed only as an explicit snapshot.
+      const gaps = [];
+      for (let i = 1; i < f.events.length; i++) {
+        const prev = Number(f.events[i - 1].id), cur = Number(f.events[i].id);
+        if (cur !== prev + 1 && f.events[i].event !== 'snapshot') gaps.push(`${prev}->${cur}`);
+      }
+      assert.deepEqual(gaps, [], `silent gaps (after ${f.reconnects} reconnects)`);
+      const ids = f.events.map((e) => Number(e.id));
+      assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), 'revisions only go forward');
+      for (const e of f.events.filter((x) => x.event === 'update')) assert.equal(e.data.revision, e.id);
+    }
+
+    // The ring keeps the last STREAMS_RING_EVENTS (128) revisions: a resume from 120 back
+    // replays exactly those 120 revisions, each as the document it was.
+    const back = 120;
+    const r = await openStream(docUrl(name, syncToken(server, 'race-resume')),
+      { headers: { 'Last-Event-ID': String(TOTAL - back) } });
+    await r.until((x) => x.events.length >= back, 10000);
+    await new Promise((res) => setTimeout(res, 150));
+    assert.deepEqual(r.events.map((e) => Number(e.id)), Array.from({ length: back }, (_, k) => TOTAL - back + 1 + k));
+    assert.ok(r.events.every((e) => e.event === 'update'));
+    r.close();
+  });
+});
+
+describe('token expiry', () => {
+  test('a stream ends at its token\'s expiry with `token-expired`; a new token resumes it', async () => {
+    const name = 'expiring-doc';
+    await rest.create(name, { n: 0 });
+    await rest.grant(name, 'short');
+    const iat = now();
+    const s = await openStream(docUrl(name, syncToken(server, 'short', { iat, exp: iat + 2 })));
+    assert.equal(s.status, 200);
+    await s.until((x) => x.events.length >= 1);
+    assert.equal((await rest.update(name, { n: 1 })).status, 200);
+    await s.until((x) => x.events.length >= 2);
+    // The token runs out within two seconds: the server ends the stream with one event that
+    // carries no id (the client's Last-Event-ID stays 1) and tells it to get a new token.
+    await s.until((x) => x.ended, 5000);
+    const expiredAt = Date.now();
+    assert.ok(expiredAt >= (iat + 2) * 1000 - 50, `ended ${(iat + 2) * 1000 - expiredAt} ms before exp`);
+    assert.deepEqual(s.events.map((e) => e.event), ['snapshot', 'update', 'token-expired']);
+    const last = s.events.at(-1);
+    assert.equal(last.id, undefined);
+    assert.equal(last.data.code, 20104);
+    assert.match(last.data.message, /new/);
+    // Nothing after the expiry reaches the old connection; a fresh token resumes from id 1.
+    assert.equal((await rest.update(name, { n: 2 })).status, 200);
+    assert.equal((await rest.update(name, { n: 3 })).status, 200);
+    const again = await openStream(docUrl(name, syncToken(server, 'short')), { headers: { 'Last-Event-ID': '1' } });
+    assert.equal(again.status, 200);
+    await again.until((x) => x.events.length >= 2);
+    assert.deepEqual(again.events.map((e) => [e.id, e.event, e.data.data.n]), [['2', 'update', 2], ['3', 'update', 3]]);
+    again.close();
+    // The expired token itself is refused now (time() may lag the clock by a tick).
+    await new Promise((r) => setTimeout(r, Math.max(0, (iat + 2) * 1000 + 50 - Date.now())));
+    const old = await openStream(docUrl(name, syncToken(server, 'short', { iat, exp: iat + 2 })));
+    await old.until((x) => x.ended);
+    assert.equal(old.status, 401);
+  });
+
+  test('the service stream ends at expiry too', async () => {
+    const iat = now();
+    const s = await openStream(`${server.url}/v1/Services/default/Stream?token=${syncToken(server, 'svc-short', { iat, exp: iat + 1 })}`);
+    assert.equal(s.status, 200);
+    await s.until((x) => x.ended, 5000);
+    assert.equal(s.events.at(-1).event, 'token-expired');
   });
 });

@@ -1,4 +1,6 @@
-/* api.c - Sync REST handlers: services fetch, documents create/fetch/update/delete/list. */
+/* api.c - Sync REST handlers: services fetch/update, documents create/fetch/update/delete/list,
+ * document permissions fetch/update/delete/list. All take account credentials (Basic auth),
+ * which access control never limits, as at Twilio. */
 #include "engine/sync/api.h"
 
 #include <errno.h>
@@ -152,10 +154,151 @@ static void doc_list(void *ctx, http_req_t *req, http_resp_t *resp)
     http_resp_json(resp, 200, paging_envelope("documents", items, &pg, more, url, NULL));
 }
 
+/* Reads a required (or, when required is false, optional) boolean form parameter: "true" or
+ * "false", as Twilio's helper libraries send them. *present tells whether it was given. */
+static tassa_err read_bool(const params_t *p, const char *name, bool required, bool *out,
+                           bool *present, errmsg_t *em)
+{
+    const char *v = params_get(p, name);
+    *present = v != NULL;
+    if (!v)
+        return required ? err_set(em, TASSA_EMISSING, "%s is required", name) : TASSA_OK;
+    if (!strcmp(v, "true") || !strcmp(v, "True"))
+        *out = true;
+    else if (!strcmp(v, "false") || !strcmp(v, "False"))
+        *out = false;
+    else
+        return err_set(em, TASSA_EINVAL, "%s must be true or false", name);
+    return TASSA_OK;
+}
+
+/* POST /v1/Services/{S}: AclEnabled and FriendlyName (other fields are accepted and kept at
+ * their fixed values). Checks every parameter before it changes anything. */
+static void service_update(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    bool acl = false, has_acl = false;
+    if (!basic_auth_require(req, resp, app->config))
+        return;
+    const char *name = params_get(req->params, "FriendlyName");
+    tassa_err err = read_bool(req->params, "AclEnabled", false, &acl, &has_acl, &em);
+    if (!err && name && (!*name || strlen(name) > 64))
+        err = err_set(&em, TASSA_EINVAL, "FriendlyName must be 1 to 64 characters");
+    if (!err && name)
+        err = sync_service_set_name(app->sync, req->args[0], name, &em);
+    if (!err && has_acl)
+        err = sync_service_set_acl(app->sync, req->args[0], acl, &em);
+    if (err) {
+        http_resp_twilio_error(resp, err, err_text(&em, err));
+        return;
+    }
+    service_fetch(ctx, req, resp);
+}
+
+static void send_perm(app_t *app, http_req_t *req, http_resp_t *resp, const sync_perm_t *p)
+{
+    json_t *j = sync_perm_json(p, app->config->account_sid, req->base_url);
+    if (!j)
+        http_resp_twilio_error(resp, TASSA_ENOMEM, NULL);
+    else
+        http_resp_json(resp, 200, j);
+}
+
+static void perm_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    sync_perm_t p;
+    if (!basic_auth_require(req, resp, app->config))
+        return;
+    tassa_err err = sync_perm_fetch(app->sync, req->args[0], req->args[1], req->args[2], &p, &em);
+    if (err) {
+        http_resp_twilio_error(resp, err, err_text(&em, err));
+        return;
+    }
+    send_perm(app, req, resp, &p);
+    sync_perm_clear(&p);
+}
+
+/* POST .../Permissions/{Identity}: Read, Write and Manage are all required (Twilio's
+ * UpdateDocumentPermission); creates the permission or replaces it. */
+static void perm_update(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    sync_perm_t p;
+    bool r = false, w = false, m = false, given;
+    if (!basic_auth_require(req, resp, app->config))
+        return;
+    tassa_err err = read_bool(req->params, "Read", true, &r, &given, &em);
+    if (!err)
+        err = read_bool(req->params, "Write", true, &w, &given, &em);
+    if (!err)
+        err = read_bool(req->params, "Manage", true, &m, &given, &em);
+    if (!err)
+        err = sync_perm_set(app->sync, req->args[0], req->args[1], req->args[2], r, w, m, &p, &em);
+    if (err) {
+        http_resp_twilio_error(resp, err, err_text(&em, err));
+        return;
+    }
+    send_perm(app, req, resp, &p);
+    sync_perm_clear(&p);
+}
+
+static void perm_delete(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    if (!basic_auth_require(req, resp, app->config))
+        return;
+    tassa_err err = sync_perm_delete(app->sync, req->args[0], req->args[1], req->args[2], &em);
+    if (err) {
+        http_resp_twilio_error(resp, err, err_text(&em, err));
+        return;
+    }
+    resp->status = 204;
+    resp->content_type = NULL;
+}
+
+static void perm_list(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    errmsg_t em = {{0}};
+    paging_t pg;
+    sync_perm_t *perms = NULL;
+    size_t n = 0;
+    bool more = false;
+    if (!basic_auth_require(req, resp, app->config))
+        return;
+    tassa_err err = paging_parse(req->params, 100, &pg, &em);
+    if (!err)
+        err = sync_perm_list(app->sync, req->args[0], req->args[1], pg.page, pg.page_size, &perms,
+                             &n, &more, &em);
+    if (err) {
+        http_resp_twilio_error(resp, err, err_text(&em, err));
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; items && i < n; i++)
+        json_array_append_new(items,
+                              sync_perm_json(&perms[i], app->config->account_sid, req->base_url));
+    sync_perm_list_free(perms, n);
+    char url[1024];
+    snprintf(url, sizeof url, "%s/v1/Services/%s/Documents/%s/Permissions", req->base_url,
+             req->args[0], req->args[1]);
+    http_resp_json(resp, 200, paging_envelope("permissions", items, &pg, more, url, NULL));
+}
+
 tassa_err sync_api_register(app_t *app)
 {
     static const http_route_t routes[] = {
         {"GET", "/v1/Services/{}", service_fetch},
+        {"POST", "/v1/Services/{}", service_update},
+        {"GET", "/v1/Services/{}/Documents/{}/Permissions", perm_list},
+        {"GET", "/v1/Services/{}/Documents/{}/Permissions/{}", perm_fetch},
+        {"POST", "/v1/Services/{}/Documents/{}/Permissions/{}", perm_update},
+        {"DELETE", "/v1/Services/{}/Documents/{}/Permissions/{}", perm_delete},
         {"GET", "/v1/Services/{}/Documents", doc_list},
         {"POST", "/v1/Services/{}/Documents", doc_create},
         {"GET", "/v1/Services/{}/Documents/{}", doc_fetch},

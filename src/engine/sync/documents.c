@@ -1,10 +1,24 @@
-/* documents.c - Sync services and documents on the SQLite store.
+/* documents.c - Sync services, documents and document permissions on the SQLite store.
  *
  * Every call is one short transaction under the store lock. Expired documents are invisible
  * to every query (expiry is a WHERE clause, so it needs no timer and survives restarts) and
- * are purged when a create needs their unique name or by sync_doc_list's sweep. */
+ * are purged when a create needs their unique name or by sync_doc_list's sweep.
+ *
+ * Change order. A write is applied under the store lock but is durable only when the group
+ * commit that follows store_unlock has run, and several writers wait for that commit at once,
+ * so they wake in any order. Telling the listener right after store_unlock would therefore
+ * report revisions out of order (the streams then had to drop the older ones: revisions lost
+ * to every subscriber). Instead each write appends a pending change to `changes` while it
+ * still holds the store lock, so the list is in commit order, and marks it ready (or
+ * cancelled, when the commit failed) once store_unlock returns. Whoever finds the head of the
+ * list ready delivers the ready prefix to the listener, one change at a time, with no lock
+ * held; `delivering` makes sure only one thread does so, so the listener sees changes one by
+ * one in commit order. Nothing can stall: every pending change belongs to a writer that is
+ * inside store_unlock, which always returns, and that writer then delivers. sync_doc_watch
+ * queues a read the same way, so a new subscriber starts exactly between two changes. */
 #include "engine/sync/documents.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +26,39 @@
 #include "log.h"
 #include "timefmt.h"
 
+/* A change (or a watch) waiting for its turn in commit order. */
+typedef enum { PENDING_WAITING, PENDING_READY, PENDING_CANCELLED } pending_state_t;
+
+typedef struct pending {
+    struct pending *next;
+    pending_state_t state;
+    sync_change_t change; /* doc owned (a copy) */
+    sync_watch_fn watch;  /* a watch instead of a change when not NULL */
+    void *watch_ctx;
+    bool *watch_done; /* set when the watch ran or was cancelled (under changes_lock) */
+} pending_t;
+
 struct sync_engine {
     store_t *store;
     char account_sid[SID_LEN + 1];
     char default_service[SID_LEN + 1];
     sync_listener_fn listener;
     void *listener_ctx;
+    pthread_mutex_t changes_lock; /* guards changes, tail and delivering */
+    pthread_cond_t changes_done;  /* a watch ran */
+    pending_t *changes, *tail;    /* oldest first: commit order */
+    bool delivering;
 };
 
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS sync_services ("
     "  sid TEXT PRIMARY KEY, unique_name TEXT, friendly_name TEXT,"
-    "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
+    "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL,"
+    "  acl_enabled INTEGER NOT NULL DEFAULT 1);"
+    "CREATE TABLE IF NOT EXISTS sync_permissions ("
+    "  document_sid TEXT NOT NULL, identity TEXT NOT NULL, service_sid TEXT NOT NULL,"
+    "  read INTEGER NOT NULL, write INTEGER NOT NULL, manage INTEGER NOT NULL,"
+    "  PRIMARY KEY (document_sid, identity));"
     "CREATE TABLE IF NOT EXISTS sync_documents ("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  sid TEXT NOT NULL UNIQUE, service_sid TEXT NOT NULL, unique_name TEXT,"
@@ -56,6 +91,107 @@ static tassa_err ensure_service(store_t *s, const char *sid, const char *name)
     return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
 }
 
+/* Brings a data file from before access control up to date: its services get acl_enabled
+ * (on, as for a new file; TASSA_SYNC_ACL=false switches it off at start-up). */
+static tassa_err migrate(store_t *s, errmsg_t *em)
+{
+    store_lock(s);
+    sqlite3_stmt *st = store_prepare(
+        s, "SELECT 1 FROM pragma_table_info('sync_services') WHERE name = 'acl_enabled'");
+    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    store_release(s, st);
+    store_unlock(s);
+    if (rc == SQLITE_ROW)
+        return TASSA_OK;
+    if (rc != SQLITE_DONE)
+        return err_set(em, TASSA_ESTORE, "cannot read the Sync schema");
+    return store_schema(
+        s, "ALTER TABLE sync_services ADD COLUMN acl_enabled INTEGER NOT NULL DEFAULT 1;", em);
+}
+
+/* Frees a pending change. Accepts NULL. */
+static void pending_free(pending_t *p)
+{
+    if (!p)
+        return;
+    sync_doc_clear(&p->change.doc);
+    free(p->change.identity);
+    sync_identities_free(p->change.readers, p->change.nreaders);
+    free(p);
+}
+
+/* Appends a change to the commit-ordered list (store lock held, so in commit order). NULL
+ * when nobody listens, or out of memory (logged: that change will not reach the listener). */
+static pending_t *pending_push(sync_engine_t *e, sync_change_kind_t kind, const sync_doc_t *doc,
+                               bool deleted, const char *identity, bool read)
+{
+    if (!e->listener)
+        return NULL;
+    pending_t *p = calloc(1, sizeof *p);
+    if (!p || sync_doc_copy(&p->change.doc, doc) ||
+        (identity && !(p->change.identity = strdup(identity)))) {
+        log_warn("event=sync_change_lost doc=%s reason=out_of_memory", doc->sid);
+        pending_free(p);
+        return NULL;
+    }
+    p->change.kind = kind;
+    p->change.deleted = deleted;
+    p->change.read = read;
+    pthread_mutex_lock(&e->changes_lock);
+    if (e->tail)
+        e->tail->next = p;
+    else
+        e->changes = p;
+    e->tail = p;
+    pthread_mutex_unlock(&e->changes_lock);
+    return p;
+}
+
+/* Delivers the ready head of the list, in order (changes_lock held; released around each
+ * call out). Only one thread delivers at a time. */
+static void drain_locked(sync_engine_t *e)
+{
+    if (e->delivering)
+        return; /* that thread will see what became ready meanwhile */
+    e->delivering = true;
+    while (e->changes && e->changes->state != PENDING_WAITING) {
+        pending_t *p = e->changes;
+        e->changes = p->next;
+        if (!e->changes)
+            e->tail = NULL;
+        pthread_mutex_unlock(&e->changes_lock);
+        if (p->state == PENDING_READY) {
+            if (p->watch)
+                p->watch(p->watch_ctx, &p->change.doc);
+            else if (e->listener)
+                e->listener(e->listener_ctx, &p->change);
+        }
+        pthread_mutex_lock(&e->changes_lock);
+        if (p->watch) {
+            *p->watch_done = true;
+            pthread_cond_broadcast(&e->changes_done);
+        }
+        pending_free(p);
+    }
+    e->delivering = false;
+}
+
+/* Settles a pending change once its commit is known (after store_unlock) and delivers what
+ * is ready. p may be NULL; it must not be used afterwards. */
+static void pending_settle(sync_engine_t *e, pending_t *p, bool committed)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&e->changes_lock);
+    p->state = committed ? PENDING_READY : PENDING_CANCELLED;
+    drain_locked(e);
+    pthread_mutex_unlock(&e->changes_lock);
+}
+
+static tassa_err readers_locked(sync_engine_t *e, const char *service, const char *doc_sid,
+                                bool *all, char ***readers, size_t *n);
+static tassa_err acl_enabled_locked(sync_engine_t *e, const char *svc, bool *enabled);
+
 sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *configured_service,
                                errmsg_t *em)
 {
@@ -66,8 +202,10 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
         return NULL;
     }
     e->store = s;
+    pthread_mutex_init(&e->changes_lock, NULL);
+    pthread_cond_init(&e->changes_done, NULL);
     snprintf(e->account_sid, sizeof e->account_sid, "%s", account_sid ? account_sid : "");
-    if (store_schema(s, SCHEMA, em))
+    if (store_schema(s, SCHEMA, em) || migrate(s, em))
         goto fail;
     if (store_meta_get(s, "sync_default_service", &def) == TASSA_OK) {
         snprintf(e->default_service, sizeof e->default_service, "%s", def);
@@ -91,12 +229,21 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
     return e;
 fail:
     free(def);
-    free(e);
+    sync_engine_free(e);
     return NULL;
 }
 
 void sync_engine_free(sync_engine_t *e)
 {
+    if (!e)
+        return;
+    while (e->changes) {
+        pending_t *p = e->changes;
+        e->changes = p->next;
+        pending_free(p);
+    }
+    pthread_cond_destroy(&e->changes_done);
+    pthread_mutex_destroy(&e->changes_lock);
     free(e);
 }
 
@@ -141,8 +288,8 @@ json_t *sync_service_json(sync_engine_t *e, const char *id, const char *base_url
     json_t *j = NULL;
     store_lock(e->store);
     sqlite3_stmt *st = store_prepare(
-        e->store, "SELECT sid, unique_name, friendly_name, date_created, date_updated "
-                  "FROM sync_services WHERE sid = ? OR unique_name = ? OR "
+        e->store, "SELECT sid, unique_name, friendly_name, date_created, date_updated, "
+                  "acl_enabled FROM sync_services WHERE sid = ? OR unique_name = ? OR "
                   "(? = 'default' AND sid = ?)");
     if (!st)
         goto out;
@@ -157,15 +304,15 @@ json_t *sync_service_json(sync_engine_t *e, const char *id, const char *base_url
         timefmt_iso(sqlite3_column_int64(st, 4), updated);
         snprintf(url, sizeof url, "%s/v1/Services/%s", base_url, sid);
         snprintf(docs, sizeof docs, "%s/Documents", url);
-        j = json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:s, s:{s:s}, s:b, s:b, s:b, s:i, "
-                      "s:n, s:b}",
-                      "sid", sid, "account_sid", e->account_sid, "unique_name",
-                      (const char *)sqlite3_column_text(st, 1), "friendly_name",
-                      (const char *)sqlite3_column_text(st, 2), "date_created", created,
-                      "date_updated", updated, "url", url, "links", "documents", docs,
-                      "reachability_webhooks_enabled", 0, "acl_enabled", 0,
-                      "reachability_debouncing_enabled", 0, "reachability_debouncing_window", 5000,
-                      "webhook_url", "webhooks_from_rest_enabled", 0);
+        j = json_pack(
+            "{s:s, s:s, s:s?, s:s?, s:s, s:s, s:s, s:{s:s}, s:b, s:b, s:b, s:i, "
+            "s:n, s:b}",
+            "sid", sid, "account_sid", e->account_sid, "unique_name",
+            (const char *)sqlite3_column_text(st, 1), "friendly_name",
+            (const char *)sqlite3_column_text(st, 2), "date_created", created, "date_updated",
+            updated, "url", url, "links", "documents", docs, "reachability_webhooks_enabled", 0,
+            "acl_enabled", sqlite3_column_int(st, 5) != 0, "reachability_debouncing_enabled", 0,
+            "reachability_debouncing_window", 5000, "webhook_url", "webhooks_from_rest_enabled", 0);
     }
 out:
     store_release(e->store, st);
@@ -264,12 +411,6 @@ static tassa_err not_found(errmsg_t *em, const char *service, const char *id)
                    id);
 }
 
-static void notify(sync_engine_t *e, const sync_doc_t *d, bool deleted)
-{
-    if (e->listener)
-        e->listener(e->listener_ctx, d, deleted);
-}
-
 /* Inserts a new document (lock held, inside a savepoint): frees an expired holder of the name,
  * then fills out (taking over text on success). TASSA_EDUPNAME when the name is taken. */
 static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *unique_name,
@@ -279,7 +420,18 @@ static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *un
     int64_t now = store_now_ms();
     sqlite3_stmt *st;
     if (unique_name) {
-        /* An expired document no longer holds its name. */
+        /* An expired document no longer holds its name, nor its permissions. */
+        st = store_prepare(e->store,
+                           "DELETE FROM sync_permissions WHERE document_sid IN (SELECT sid FROM "
+                           "sync_documents WHERE service_sid = ? AND unique_name = ? AND "
+                           "date_expires <= ?)");
+        if (!st)
+            return TASSA_ESTORE;
+        sqlite3_bind_text(st, 1, svc, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, unique_name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now);
+        sqlite3_step(st);
+        store_release(e->store, st);
         st = store_prepare(e->store, "DELETE FROM sync_documents WHERE service_sid = ? AND "
                                      "unique_name = ? AND date_expires <= ?");
         if (!st)
@@ -353,19 +505,20 @@ static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, l
     return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
 }
 
-/* Ends a write: releases or rolls back the savepoint, unlocks (waiting for the group commit)
- * and tells the listener. Returns the first error. */
+/* Ends a write: releases or rolls back the savepoint, queues the change for the listener
+ * (still under the lock: commit order), unlocks (waiting for the group commit) and delivers.
+ * Returns the first error. */
 static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t *doc)
 {
     if (err)
         store_rollback(e->store);
     else
         err = store_commit(e->store);
+    pending_t *p = !err && doc ? pending_push(e, SYNC_CHANGE_DOC, doc, false, NULL, false) : NULL;
     tassa_err durable = store_unlock(e->store);
     if (!err)
         err = durable; /* the group commit failed: nothing was stored */
-    if (!err && doc)
-        notify(e, doc, false);
+    pending_settle(e, p, !err);
     return err;
 }
 
@@ -498,6 +651,24 @@ tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name
     return err;
 }
 
+/* Deletes a document row and its permissions (lock held, inside a savepoint). */
+static tassa_err delete_row(sync_engine_t *e, const char *sid)
+{
+    static const char *const sql[] = {"DELETE FROM sync_documents WHERE sid = ?",
+                                      "DELETE FROM sync_permissions WHERE document_sid = ?"};
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st = store_prepare(e->store, sql[i]);
+        if (!st)
+            return TASSA_ESTORE;
+        sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        store_release(e->store, st);
+        if (rc != SQLITE_DONE)
+            return TASSA_ESTORE;
+    }
+    return TASSA_OK;
+}
+
 tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
                           const char *if_match, errmsg_t *em)
 {
@@ -519,19 +690,31 @@ tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
                        "the expected revision (%.30s)",
                        rev, if_match);
     }
-    sqlite3_stmt *st = store_prepare(e->store, "DELETE FROM sync_documents WHERE sid = ?");
-    if (st) {
-        sqlite3_bind_text(st, 1, doc.sid, -1, SQLITE_STATIC);
-        err = sqlite3_step(st) == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
-        store_release(e->store, st);
-    } else {
-        err = TASSA_ESTORE;
+    bool all = false;
+    char **readers = NULL;
+    size_t nreaders = 0;
+    err = readers_locked(e, svc, doc.sid, &all, &readers, &nreaders);
+    if (!err)
+        err = store_begin(e->store);
+    if (!err)
+        err = delete_row(e, doc.sid);
+    if (err)
+        store_rollback(e->store);
+    else
+        err = store_commit(e->store);
+    pending_t *p = err ? NULL : pending_push(e, SYNC_CHANGE_DOC, &doc, true, NULL, false);
+    if (p) { /* set before the change can be delivered: that needs store_unlock first */
+        p->change.readers_known = true;
+        p->change.all_readers = all;
+        p->change.readers = readers;
+        p->change.nreaders = nreaders;
+        readers = NULL;
     }
+    sync_identities_free(readers, nreaders);
     tassa_err durable = store_unlock(e->store);
     if (!err)
         err = durable;
-    if (!err)
-        notify(e, &doc, true);
+    pending_settle(e, p, !err);
     sync_doc_clear(&doc);
     return err;
 }
@@ -625,4 +808,507 @@ json_t *sync_doc_json(const sync_doc_t *d, const char *account_sid, const char *
                      "service_sid", d->service_sid, "url", url, "links", "permissions", perms,
                      "revision", rev, "data", data, "date_expires", d->expires_ms ? expires : NULL,
                      "date_created", created, "date_updated", updated, "created_by", d->created_by);
+}
+
+tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, sync_watch_fn fn,
+                         void *ctx, errmsg_t *em)
+{
+    char svc[SID_LEN + 1];
+    sync_doc_t doc = {0};
+    bool done = false;
+    pending_t *p = NULL;
+    store_lock(e->store);
+    tassa_err err = resolve_locked(e, service, svc);
+    if (!err)
+        err = find_locked(e, svc, id, &doc);
+    if (!err && e->listener) {
+        /* Queued behind every change the read could see, ahead of every later one. */
+        if (!(p = calloc(1, sizeof *p)) || sync_doc_copy(&p->change.doc, &doc)) {
+            free(p);
+            p = NULL;
+            err = TASSA_ENOMEM;
+        } else {
+            p->watch = fn;
+            p->watch_ctx = ctx;
+            p->watch_done = &done;
+            pthread_mutex_lock(&e->changes_lock);
+            if (e->tail)
+                e->tail->next = p;
+            else
+                e->changes = p;
+            e->tail = p;
+            pthread_mutex_unlock(&e->changes_lock);
+        }
+    }
+    tassa_err durable = store_unlock(e->store); /* waits if it read uncommitted data */
+    if (!err)
+        err = durable;
+    if (p) {
+        pthread_mutex_lock(&e->changes_lock);
+        p->state = err ? PENDING_CANCELLED : PENDING_READY;
+        drain_locked(e);
+        while (!done)
+            pthread_cond_wait(&e->changes_done, &e->changes_lock);
+        pthread_mutex_unlock(&e->changes_lock);
+    } else if (!err) {
+        fn(ctx, &doc); /* nobody listens: there is no order to keep */
+    }
+    sync_doc_clear(&doc);
+    if (err == TASSA_ENOTFOUND)
+        return not_found(em, service, id);
+    return err;
+}
+
+/* One UPDATE of a service column by SID (lock held). TASSA_ENOTFOUND when no row. */
+static tassa_err service_update(sync_engine_t *e, const char *svc, const char *sql, int ival,
+                                const char *sval)
+{
+    sqlite3_stmt *st = store_prepare(e->store, sql);
+    if (!st)
+        return TASSA_ESTORE;
+    if (sval)
+        sqlite3_bind_text(st, 1, sval, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int(st, 1, ival);
+    sqlite3_bind_int64(st, 2, store_now_ms());
+    sqlite3_bind_text(st, 3, svc, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    store_release(e->store, st);
+    if (rc != SQLITE_DONE)
+        return TASSA_ESTORE;
+    return sqlite3_changes(store_db(e->store)) ? TASSA_OK : TASSA_ENOTFOUND;
+}
+
+tassa_err sync_service_set_acl(sync_engine_t *e, const char *service, bool enabled, errmsg_t *em)
+{
+    char svc[SID_LEN + 1];
+    sync_doc_t marker = {0};
+    pending_t *p = NULL;
+    bool was = enabled;
+    store_lock(e->store);
+    tassa_err err = resolve_locked(e, service, svc);
+    if (!err)
+        err = acl_enabled_locked(e, svc, &was);
+    if (!err)
+        err = service_update(e, svc,
+                             "UPDATE sync_services SET acl_enabled = ?, date_updated = ? "
+                             "WHERE sid = ?",
+                             enabled, NULL);
+    if (!err && was != enabled) { /* only a real change concerns the streams */
+        memcpy(marker.service_sid, svc, sizeof marker.service_sid);
+        p = pending_push(e, SYNC_CHANGE_ACL, &marker, false, NULL, enabled);
+    }
+    tassa_err durable = store_unlock(e->store);
+    if (!err)
+        err = durable;
+    pending_settle(e, p, !err);
+    if (err == TASSA_ENOTFOUND)
+        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
+    return err;
+}
+
+tassa_err sync_service_set_name(sync_engine_t *e, const char *service, const char *name,
+                                errmsg_t *em)
+{
+    char svc[SID_LEN + 1];
+    size_t len = strlen(name);
+    if (len == 0 || len > 64)
+        return err_set(em, TASSA_EINVAL, "FriendlyName must be 1 to 64 characters");
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return err_set(em, TASSA_EINVAL, "FriendlyName contains a control character");
+    }
+    store_lock(e->store);
+    tassa_err err = resolve_locked(e, service, svc);
+    if (!err)
+        err = service_update(e, svc,
+                             "UPDATE sync_services SET friendly_name = ?, date_updated = ? "
+                             "WHERE sid = ?",
+                             0, name);
+    tassa_err durable = store_unlock(e->store);
+    if (!err)
+        err = durable;
+    if (err == TASSA_ENOTFOUND)
+        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
+    return err;
+}
+
+/* Checks an identity: 1..SYNC_IDENTITY_MAX bytes, no control characters. */
+static tassa_err check_identity(const char *identity, errmsg_t *em)
+{
+    size_t len = strlen(identity);
+    if (len == 0 || len > SYNC_IDENTITY_MAX)
+        return err_set(em, TASSA_EINVAL, "Identity must be 1 to %d characters", SYNC_IDENTITY_MAX);
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)identity[i] < 0x20 || identity[i] == 0x7f)
+            return err_set(em, TASSA_EINVAL, "Identity contains a control character");
+    }
+    json_t *probe = json_stringn(identity, len); /* NULL when not UTF-8 */
+    if (!probe)
+        return err_set(em, TASSA_EINVAL, "Identity is not valid UTF-8");
+    json_decref(probe);
+    return TASSA_OK;
+}
+
+/* Resolves service and document for a permission call (lock held): fills svc and doc. */
+static tassa_err perm_target(sync_engine_t *e, const char *service, const char *doc_id,
+                             char svc[SID_LEN + 1], sync_doc_t *doc, errmsg_t *em)
+{
+    tassa_err err = resolve_locked(e, service, svc);
+    if (err == TASSA_ENOTFOUND)
+        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
+    if (!err && (err = find_locked(e, svc, doc_id, doc)) == TASSA_ENOTFOUND)
+        return not_found(em, service, doc_id);
+    return err;
+}
+
+/* Reads a permission row (lock held). TASSA_ENOTFOUND when absent. */
+static tassa_err perm_row(sync_engine_t *e, const char *doc_sid, const char *identity,
+                          sync_perm_t *out)
+{
+    sqlite3_stmt *st = store_prepare(e->store, "SELECT service_sid, read, write, manage FROM "
+                                               "sync_permissions WHERE document_sid = ? AND "
+                                               "identity = ?");
+    if (!st)
+        return TASSA_ESTORE;
+    sqlite3_bind_text(st, 1, doc_sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, identity, -1, SQLITE_STATIC);
+    tassa_err err = TASSA_ENOTFOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(out->document_sid, sizeof out->document_sid, "%s", doc_sid);
+        snprintf(out->service_sid, sizeof out->service_sid, "%s",
+                 (const char *)sqlite3_column_text(st, 0));
+        out->read = sqlite3_column_int(st, 1) != 0;
+        out->write = sqlite3_column_int(st, 2) != 0;
+        out->manage = sqlite3_column_int(st, 3) != 0;
+        out->identity = strdup(identity);
+        err = out->identity ? TASSA_OK : TASSA_ENOMEM;
+    }
+    store_release(e->store, st);
+    return err;
+}
+
+static tassa_err perm_not_found(errmsg_t *em, const char *service, const char *doc_id,
+                                const char *identity)
+{
+    return err_set(em, TASSA_ENOTFOUND,
+                   "The requested resource /Services/%.40s/Documents/%.80s/Permissions/%.80s "
+                   "was not found",
+                   service, doc_id, identity);
+}
+
+tassa_err sync_perm_set(sync_engine_t *e, const char *service, const char *doc_id,
+                        const char *identity, bool read, bool write, bool manage, sync_perm_t *out,
+                        errmsg_t *em)
+{
+    char svc[SID_LEN + 1];
+    sync_doc_t doc = {0};
+    pending_t *p = NULL;
+    memset(out, 0, sizeof *out);
+    tassa_err err = check_identity(identity, em);
+    if (err)
+        return err;
+    store_lock(e->store);
+    err = perm_target(e, service, doc_id, svc, &doc, em);
+    if (!err)
+        err = store_begin(e->store);
+    if (!err) {
+        sqlite3_stmt *st = store_prepare(
+            e->store, "INSERT INTO sync_permissions (document_sid, identity, service_sid, read,"
+                      " write, manage) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (document_sid, "
+                      "identity) DO UPDATE SET read = excluded.read, write = excluded.write, "
+                      "manage = excluded.manage");
+        if (st) {
+            sqlite3_bind_text(st, 1, doc.sid, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, identity, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, svc, -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 4, read);
+            sqlite3_bind_int(st, 5, write);
+            sqlite3_bind_int(st, 6, manage);
+            err = sqlite3_step(st) == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
+            store_release(e->store, st);
+        } else {
+            err = TASSA_ESTORE;
+        }
+        if (err)
+            store_rollback(e->store);
+        else
+            err = store_commit(e->store);
+        if (!err)
+            p = pending_push(e, SYNC_CHANGE_PERMISSION, &doc, false, identity, read);
+    }
+    tassa_err durable = store_unlock(e->store);
+    if (!err)
+        err = durable;
+    pending_settle(e, p, !err);
+    if (!err) {
+        memcpy(out->document_sid, doc.sid, sizeof out->document_sid);
+        memcpy(out->service_sid, svc, sizeof out->service_sid);
+        out->read = read;
+        out->write = write;
+        out->manage = manage;
+        if (!(out->identity = strdup(identity)))
+            err = err_set(em, TASSA_ENOMEM, "out of memory");
+    }
+    sync_doc_clear(&doc);
+    return err;
+}
+
+tassa_err sync_perm_fetch(sync_engine_t *e, const char *service, const char *doc_id,
+                          const char *identity, sync_perm_t *out, errmsg_t *em)
+{
+    char svc[SID_LEN + 1];
+    sync_doc_t doc = {0};
+    memset(out, 0, sizeof *out);
+    store_lock(e->store);
+    tassa_err err = perm_target(e, service, doc_id, svc, &doc, em);
+    if (!err && (err = perm_row(e, doc.sid, identity, out)) == TASSA_ENOTFOUND)
+        perm_not_found(em, service, doc_id, identity);
+    store_unlock(e->store);
+    sync_doc_clear(&doc);
+    return err;
+}
+
+tassa_err sync_perm_delete(sync_engine_t *e, const char *service, const char *doc_id,
+                           const char *identity, errmsg_t *em)
+{
+    char svc[SID_LEN + 1];
+    sync_doc_t doc = {0};
+    pending_t *p = NULL;
+    store_lock(e->store);
+    tassa_err err = perm_target(e, service, doc_id, svc, &doc, em);
+    if (!err) {
+        sqlite3_stmt *st = store_prepare(
+            e->store, "DELETE FROM sync_permissions WHERE document_sid = ? AND identity = ?");
+        if (st) {
+            sqlite3_bind_text(st, 1, doc.sid, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, identity, -1, SQLITE_STATIC);
+            err = sqlite3_step(st) == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
+            store_release(e->store, st);
+            if (!err && !sqlite3_changes(store_db(e->store)))
+                err = perm_not_found(em, service, doc_id, identity);
+        } else {
+            err = TASSA_ESTORE;
+        }
+        if (!err)
+            p = pending_push(e, SYNC_CHANGE_PERMISSION, &doc, false, identity, false);
+    }
+    tassa_err durable = store_unlock(e->store);
+    if (!err)
+        err = durable;
+    pending_settle(e, p, !err);
+    sync_doc_clear(&doc);
+    return err;
+}
+
+tassa_err sync_perm_list(sync_engine_t *e, const char *service, const char *doc_id, long page,
+                         long page_size, sync_perm_t **perms, size_t *n, bool *more, errmsg_t *em)
+{
+    char svc[SID_LEN + 1];
+    sync_doc_t doc = {0};
+    sync_perm_t *arr = NULL;
+    sqlite3_stmt *st = NULL;
+    *perms = NULL;
+    *n = 0;
+    *more = false;
+    store_lock(e->store);
+    tassa_err err = perm_target(e, service, doc_id, svc, &doc, em);
+    if (err)
+        goto out;
+    st = store_prepare(e->store, "SELECT identity, read, write, manage FROM sync_permissions "
+                                 "WHERE document_sid = ? ORDER BY identity LIMIT ? OFFSET ?");
+    arr = calloc((size_t)page_size + 1, sizeof *arr);
+    if (!st || !arr) {
+        err = st ? TASSA_ENOMEM : TASSA_ESTORE;
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, doc.sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, page_size + 1);
+    sqlite3_bind_int64(st, 3, page * page_size);
+    size_t count = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (count == (size_t)page_size) {
+            *more = true;
+            break;
+        }
+        sync_perm_t *p = &arr[count++];
+        memcpy(p->document_sid, doc.sid, sizeof p->document_sid);
+        memcpy(p->service_sid, svc, sizeof p->service_sid);
+        p->identity = strdup((const char *)sqlite3_column_text(st, 0));
+        p->read = sqlite3_column_int(st, 1) != 0;
+        p->write = sqlite3_column_int(st, 2) != 0;
+        p->manage = sqlite3_column_int(st, 3) != 0;
+        if (!p->identity) {
+            err = TASSA_ENOMEM;
+            sync_perm_list_free(arr, count);
+            arr = NULL;
+            goto out;
+        }
+    }
+    *perms = arr;
+    *n = count;
+    arr = NULL;
+out:
+    store_release(e->store, st);
+    store_unlock(e->store);
+    free(arr);
+    sync_doc_clear(&doc);
+    return err;
+}
+
+/* The service's acl_enabled (lock held). */
+static tassa_err acl_enabled_locked(sync_engine_t *e, const char *svc, bool *enabled)
+{
+    sqlite3_stmt *st =
+        store_prepare(e->store, "SELECT acl_enabled FROM sync_services WHERE sid = ?");
+    if (!st)
+        return TASSA_ESTORE;
+    sqlite3_bind_text(st, 1, svc, -1, SQLITE_STATIC);
+    tassa_err err = TASSA_ENOTFOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *enabled = sqlite3_column_int(st, 0) != 0;
+        err = TASSA_OK;
+    }
+    store_release(e->store, st);
+    return err;
+}
+
+tassa_err sync_acl_can_read(sync_engine_t *e, const char *service, const char *doc_id,
+                            const char *identity, bool *allowed)
+{
+    char svc[SID_LEN + 1];
+    bool acl = true;
+    sync_doc_t doc = {0};
+    sync_perm_t perm = {0};
+    *allowed = false;
+    store_lock(e->store);
+    tassa_err err = resolve_locked(e, service, svc);
+    if (!err)
+        err = acl_enabled_locked(e, svc, &acl);
+    if (!err && !acl) {
+        *allowed = true;
+    } else if (!err) {
+        tassa_err f = find_locked(e, svc, doc_id, &doc);
+        if (f == TASSA_OK)
+            f = perm_row(e, doc.sid, identity, &perm);
+        if (f == TASSA_OK)
+            *allowed = perm.read;
+        else if (f != TASSA_ENOTFOUND)
+            err = f;
+    }
+    store_unlock(e->store);
+    sync_doc_clear(&doc);
+    sync_perm_clear(&perm);
+    return err;
+}
+
+/* sync_acl_readers with the lock held. */
+static tassa_err readers_locked(sync_engine_t *e, const char *service, const char *doc_sid,
+                                bool *all, char ***readers, size_t *n)
+{
+    char svc[SID_LEN + 1];
+    bool acl = true;
+    char **ids = NULL;
+    size_t count = 0, cap = 0;
+    sqlite3_stmt *st = NULL;
+    *all = false;
+    *readers = NULL;
+    *n = 0;
+    tassa_err err = resolve_locked(e, service, svc);
+    if (!err)
+        err = acl_enabled_locked(e, svc, &acl);
+    if (err || !acl) {
+        *all = !err;
+        goto out;
+    }
+    st = store_prepare(e->store, "SELECT identity FROM sync_permissions WHERE document_sid = ? "
+                                 "AND read != 0");
+    if (!st) {
+        err = TASSA_ESTORE;
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, doc_sid, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            char **grown = realloc(ids, ncap * sizeof *ids);
+            if (!grown) {
+                err = TASSA_ENOMEM;
+                break;
+            }
+            ids = grown;
+            cap = ncap;
+        }
+        if (!(ids[count] = strdup((const char *)sqlite3_column_text(st, 0)))) {
+            err = TASSA_ENOMEM;
+            break;
+        }
+        count++;
+    }
+out:
+    store_release(e->store, st);
+    if (err) {
+        sync_identities_free(ids, count);
+        return err;
+    }
+    *readers = ids;
+    *n = count;
+    return TASSA_OK;
+}
+
+tassa_err sync_acl_readers(sync_engine_t *e, const char *service, const char *doc_sid, bool *all,
+                           char ***readers, size_t *n)
+{
+    store_lock(e->store);
+    tassa_err err = readers_locked(e, service, doc_sid, all, readers, n);
+    store_unlock(e->store);
+    return err;
+}
+
+void sync_identities_free(char **ids, size_t n)
+{
+    for (size_t i = 0; ids && i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+json_t *sync_perm_json(const sync_perm_t *p, const char *account_sid, const char *base_url)
+{
+    char url[1024];
+    char *ident = NULL;
+    /* The identity is a path segment of the URL: percent-encode all but unreserved bytes. */
+    size_t n = strlen(p->identity);
+    if (!(ident = malloc(n * 3 + 1)))
+        return NULL;
+    char *o = ident;
+    for (const unsigned char *c = (const unsigned char *)p->identity; *c; c++) {
+        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+            strchr("-_.~", *c))
+            *o++ = (char)*c;
+        else
+            o += sprintf(o, "%%%02X", *c);
+    }
+    *o = '\0';
+    snprintf(url, sizeof url, "%s/v1/Services/%s/Documents/%s/Permissions/%s", base_url,
+             p->service_sid, p->document_sid, ident);
+    free(ident);
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:s}", "account_sid", account_sid,
+                     "service_sid", p->service_sid, "document_sid", p->document_sid, "identity",
+                     p->identity, "read", p->read, "write", p->write, "manage", p->manage, "url",
+                     url);
+}
+
+void sync_perm_clear(sync_perm_t *p)
+{
+    if (!p)
+        return;
+    free(p->identity);
+    p->identity = NULL;
+}
+
+void sync_perm_list_free(sync_perm_t *perms, size_t n)
+{
+    for (size_t i = 0; perms && i < n; i++)
+        sync_perm_clear(&perms[i]);
+    free(perms);
 }

@@ -1,13 +1,21 @@
-/* documents.h - the embedded Sync engine: services and documents, stored in the data file.
+/* documents.h - the embedded Sync engine: services, documents and document permissions,
+ * stored in the data file.
  *
  * Wire facts (TWILIO-NOTES section 4): a document is a JSON object of at most 16 KiB with an
  * optional unique name (at most 320 characters, usable instead of the SID), a revision that
  * grows by one with each change and is the ETag for If-Match, and an optional TTL after
  * which it is gone. "default" names the default service.
  *
+ * Access control (Twilio's model): a service has acl_enabled; with it on, a token identity
+ * may read a document only with a permission row granting `read` (sync_acl_can_read).
+ * Account credentials are never limited. Permissions go with their document when it is
+ * deleted. A new service (the default one of a new data file) starts with ACL on.
+ *
  * Thread-safe: every call takes the store lock for its own short transaction and returns
- * only after the change is durable. Change listeners run after the commit, outside the lock,
- * on the calling thread, in revision order per document. */
+ * only after the change is durable. The listener sees every committed change exactly once,
+ * one at a time and in commit order (so in revision order per document), after the commit,
+ * with no engine lock held, on the thread of one of the writers (not always the one that
+ * made the change). */
 #ifndef TASSA_SYNC_DOCUMENTS_H
 #define TASSA_SYNC_DOCUMENTS_H
 
@@ -34,9 +42,31 @@ typedef struct {
 
 typedef struct sync_engine sync_engine_t;
 
-/* Called after a committed change: doc is the new state (deleted = true on delete).
- * Borrowed for the call only. Must not call back into the engine with the lock held. */
-typedef void (*sync_listener_fn)(void *ctx, const sync_doc_t *doc, bool deleted);
+/* What changed. SYNC_CHANGE_DOC: doc is the new state (deleted = true on delete).
+ * SYNC_CHANGE_PERMISSION: identity's permissions on doc (only sid and service_sid are set)
+ * changed; read says whether it may still read. SYNC_CHANGE_ACL: the service's acl_enabled
+ * changed (doc.service_sid; read = the new value). */
+typedef enum { SYNC_CHANGE_DOC, SYNC_CHANGE_PERMISSION, SYNC_CHANGE_ACL } sync_change_kind_t;
+
+typedef struct {
+    sync_change_kind_t kind;
+    sync_doc_t doc;
+    bool deleted;
+    char *identity; /* SYNC_CHANGE_PERMISSION only */
+    bool read;
+    /* A deleted document's readers as they were before the delete took its permissions:
+     * readers_known, then all_readers (ACL off) or readers[0..nreaders). */
+    bool readers_known, all_readers;
+    char **readers;
+    size_t nreaders;
+} sync_change_t;
+
+/* Called once per committed change, in commit order (see the file comment). ch is borrowed
+ * for the call only. It may call the engine's read functions, but must be quick. */
+typedef void (*sync_listener_fn)(void *ctx, const sync_change_t *ch);
+
+/* What sync_doc_watch calls with the document it read (borrowed for the call). */
+typedef void (*sync_watch_fn)(void *ctx, const sync_doc_t *doc);
 
 /* Creates the engine on store s, creating tables and the default service (and the service
  * named by configured_service when it is an IS SID) on first use. NULL with em on failure. */
@@ -48,6 +78,14 @@ void sync_engine_free(sync_engine_t *e);
 
 /* Sets the one change listener (live streams). Call before serving. */
 void sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx);
+
+/* Fetches document id like sync_doc_fetch, then calls fn(ctx, doc) at the place in the
+ * listener's order that matches the read: after the listener has seen every change the read
+ * saw and before it sees any later one. fn may run on another thread, must be quick and must
+ * not call the engine; the call returns after fn has run. TASSA_ENOTFOUND (fn not called)
+ * when the document does not exist. */
+tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, sync_watch_fn fn,
+                         void *ctx, errmsg_t *em);
 
 /* Resolves "default" or a service SID to the service SID. TASSA_ENOTFOUND if unknown. */
 tassa_err sync_service_resolve(sync_engine_t *e, const char *id, char out[SID_LEN + 1]);
@@ -92,6 +130,70 @@ tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
  * of *n documents (free with sync_doc_list_free); *more says whether a next page exists. */
 tassa_err sync_doc_list(sync_engine_t *e, const char *service, long page, long page_size,
                         sync_doc_t **docs, size_t *n, bool *more, errmsg_t *em);
+
+/* A document permission (Twilio's Document Permission resource). */
+typedef struct {
+    char document_sid[SID_LEN + 1];
+    char service_sid[SID_LEN + 1];
+    char *identity; /* owned */
+    bool read, write, manage;
+} sync_perm_t;
+
+#define SYNC_IDENTITY_MAX 256
+
+/* Sets the service's AclEnabled. TASSA_ENOTFOUND for an unknown service. The listener hears
+ * of it (SYNC_CHANGE_ACL). */
+tassa_err sync_service_set_acl(sync_engine_t *e, const char *service, bool enabled, errmsg_t *em);
+
+/* Sets the service's FriendlyName (1 to 64 characters). TASSA_ENOTFOUND, TASSA_EINVAL. */
+tassa_err sync_service_set_name(sync_engine_t *e, const char *service, const char *name,
+                                errmsg_t *em);
+
+/* Creates or replaces identity's permissions on document doc_id (SID or unique name).
+ * TASSA_ENOTFOUND for an unknown service or document, TASSA_EINVAL for an identity that is
+ * empty, longer than SYNC_IDENTITY_MAX or has control characters. Fills out (clear it with
+ * sync_perm_clear). The listener hears of it (SYNC_CHANGE_PERMISSION). */
+tassa_err sync_perm_set(sync_engine_t *e, const char *service, const char *doc_id,
+                        const char *identity, bool read, bool write, bool manage, sync_perm_t *out,
+                        errmsg_t *em);
+
+/* Fetches identity's permissions on doc_id. TASSA_ENOTFOUND when the document or the
+ * permission does not exist. */
+tassa_err sync_perm_fetch(sync_engine_t *e, const char *service, const char *doc_id,
+                          const char *identity, sync_perm_t *out, errmsg_t *em);
+
+/* Deletes identity's permissions on doc_id. TASSA_ENOTFOUND when there were none. */
+tassa_err sync_perm_delete(sync_engine_t *e, const char *service, const char *doc_id,
+                           const char *identity, errmsg_t *em);
+
+/* Lists the permissions of doc_id by identity: page (0-based) of page_size, as for
+ * sync_doc_list. Free with sync_perm_list_free. */
+tassa_err sync_perm_list(sync_engine_t *e, const char *service, const char *doc_id, long page,
+                         long page_size, sync_perm_t **perms, size_t *n, bool *more, errmsg_t *em);
+
+/* May identity read document doc_id of service? *allowed is true when the service has ACL off
+ * or identity has `read`; false when it has not or the document does not exist (a caller
+ * cannot tell the two apart). TASSA_ENOTFOUND only for an unknown service. */
+tassa_err sync_acl_can_read(sync_engine_t *e, const char *service, const char *doc_id,
+                            const char *identity, bool *allowed);
+
+/* The readers of document doc_sid (a SID) of service: *all = true when the service has ACL
+ * off, else *readers is a malloc'd array of *n malloc'd identities with `read` (free with
+ * sync_identities_free). */
+tassa_err sync_acl_readers(sync_engine_t *e, const char *service, const char *doc_sid, bool *all,
+                           char ***readers, size_t *n);
+
+/* Frees an array from sync_acl_readers. Accepts NULL. */
+void sync_identities_free(char **ids, size_t n);
+
+/* Twilio's JSON for p (a new reference), with URLs under base_url. NULL on OOM. */
+json_t *sync_perm_json(const sync_perm_t *p, const char *account_sid, const char *base_url);
+
+/* Frees the identity of p (not p). Accepts NULL. */
+void sync_perm_clear(sync_perm_t *p);
+
+/* Frees an array from sync_perm_list. */
+void sync_perm_list_free(sync_perm_t *perms, size_t n);
 
 /* Frees the strings of d (not d itself). Accepts NULL. */
 void sync_doc_clear(sync_doc_t *d);

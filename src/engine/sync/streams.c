@@ -16,10 +16,22 @@
  * libmicrohttpd owns the descriptor) under the lock while the client is still linked, so the
  * descriptor cannot have been closed and reused yet.
  *
- * Ordering. The engine calls the listener after each commit, outside its own lock; two writers
- * of the same document may therefore report revisions out of order. An entry keeps the highest
- * revision seen and ignores older ones: the stream never goes backwards, at the price of an
- * id gap in that (rare) race, which still ends on the newest document. */
+ * Ordering. The engine hands the listener every committed change exactly once, one at a time,
+ * in commit order (documents.c queues each change under the store lock and delivers the
+ * committed prefix), so each document's revisions arrive here consecutively and its ring has
+ * no holes. A new subscriber is started through sync_doc_watch, which runs our callback at
+ * the exact place of its read in that order: the snapshot it gets is the entry's newest state
+ * and every later revision follows, with no window in which one could slip past. (Before,
+ * the listener ran after store_unlock, concurrent writers reported revisions out of order and
+ * this file dropped the older ones: revisions were lost to every subscriber and to the ring.)
+ *
+ * Access. With the service's ACL on, a document stream opens only for a token identity with
+ * `read` (else 403, also for a document that does not exist, so a token cannot probe names).
+ * Service-stream events carry the identities that could read the document when it changed,
+ * and each client gets only the events for its identity, live and on replay. A revoked
+ * permission or a change of the service's AclEnabled ends the affected streams with
+ * `access-changed`; a token's expiry ends its stream with `token-expired` (the timer thread
+ * wakes at the earliest expiry). */
 #include "engine/sync/streams.h"
 
 #include <errno.h>
@@ -37,6 +49,7 @@
 #include <time.h>
 
 #include "auth/access_token.h"
+#include "auth/verify_token.h"
 #include "http/cors.h"
 #include "log.h"
 
@@ -53,6 +66,9 @@ typedef struct event {
     atomic_int refs;
     int64_t id;
     bool terminal;   /* the stream ends after this event (document deleted) */
+    bool restricted; /* service events under ACL: only readers[0..nreaders) may see it */
+    char **readers;
+    size_t nreaders;
     size_t json_off; /* the document JSON inside text (for snapshots), json_len bytes */
     size_t json_len;
     size_t len;
@@ -101,16 +117,19 @@ struct client {
     struct MHD_Connection *conn;
     int fd;
     char *identity;
-    doc_entry_t *doc; /* NULL once detached (deleted document) or for service streams */
+    int64_t expires_ms; /* monotonic time the token expires (0 = never) */
+    doc_entry_t *doc;   /* NULL once detached (deleted document) or for service streams */
     svc_entry_t *svc;
     client_t *prev, *next;         /* subscribers of doc or svc */
     client_t *all_prev, *all_next; /* every client of s */
     event_t **q;                   /* queue ring of qcap pointers */
     size_t qcap, qhead, qlen, qbytes;
-    size_t off;    /* bytes of q[qhead] already handed to libmicrohttpd */
-    bool parked;   /* suspended by the reader, waiting for an event */
-    bool dropped;  /* overflowed: end at the next read */
-    bool finished; /* a terminal event went out: end at the next read */
+    size_t off;                    /* bytes of q[qhead] already handed to libmicrohttpd */
+    size_t replay_n, replay_bytes; /* replayed events at the head, outside the live bound */
+    bool closing;                  /* a terminal event is queued: nothing else may follow */
+    bool parked;                   /* suspended by the reader, waiting for an event */
+    bool dropped;                  /* overflowed: end at the next read */
+    bool finished;                 /* a terminal event went out: end at the next read */
 };
 
 struct streams {
@@ -125,7 +144,8 @@ struct streams {
     ident_t *idents[NBUCKETS];
     svc_entry_t *svcs;
     client_t *all;
-    event_t *ping, *hello;
+    event_t *ping, *hello, *expired, *access_changed;
+    int64_t next_expiry_ms; /* earliest client expiry (0 = none), for the timer */
 };
 
 /* FNV-1a: spreads SIDs and identities over the buckets. */
@@ -156,6 +176,9 @@ static event_t *event_new(int64_t id, const char *prefix, const char *json, size
     atomic_init(&e->refs, 1);
     e->id = id;
     e->terminal = terminal;
+    e->restricted = false;
+    e->readers = NULL;
+    e->nreaders = 0;
     memcpy(e->text, prefix, plen);
     memcpy(e->text + plen, json, json_len);
     memcpy(e->text + plen + json_len, "\n\n", 3);
@@ -184,8 +207,10 @@ static event_t *event_ref(event_t *e)
 /* Drops a reference; the last one frees e. Accepts NULL. */
 static void event_unref(event_t *e)
 {
-    if (e && atomic_fetch_sub(&e->refs, 1) == 1)
+    if (e && atomic_fetch_sub(&e->refs, 1) == 1) {
+        sync_identities_free(e->readers, e->nreaders);
         free(e);
+    }
 }
 
 /* Appends e (taking a new reference) and evicts the oldest past the count or byte bound. */
@@ -238,6 +263,34 @@ static void queue_clear(client_t *c)
     for (size_t i = 0; i < c->qlen; i++)
         event_unref(c->q[(c->qhead + i) % c->qcap]);
     c->qhead = c->qlen = c->qbytes = c->off = 0;
+    c->replay_n = c->replay_bytes = 0;
+}
+
+/* Releases every queued event of c but a partly sent head, whose rest must still go out to
+ * keep the stream well-formed (lock held). */
+static void queue_trim(client_t *c)
+{
+    if (!c->qlen || !c->off) {
+        queue_clear(c);
+        return;
+    }
+    for (size_t i = 1; i < c->qlen; i++)
+        event_unref(c->q[(c->qhead + i) % c->qcap]);
+    c->qlen = 1;
+    c->qbytes = c->q[c->qhead]->len;
+    c->replay_n = c->replay_bytes = 0;
+}
+
+/* May c see e? Service events under ACL name their readers. */
+static bool visible(const client_t *c, const event_t *e)
+{
+    if (!e->restricted)
+        return true;
+    for (size_t i = 0; i < e->nreaders; i++) {
+        if (!strcmp(e->readers[i], c->identity))
+            return true;
+    }
+    return false;
 }
 
 /* Wakes c if its reader parked it (lock held): the resume must follow the suspend, which the
@@ -285,31 +338,55 @@ static void drop_client(client_t *c, const char *why)
     log_info("event=stream_dropped reason=%s", why);
 }
 
+static void end_client(client_t *c, event_t *last, const char *why);
+
 /* Queues e for c (lock held); live is false for the events of a (re)subscription, which are
- * bounded by the caller. Returns false when c was dropped for overflowing. */
+ * bounded by the caller. Returns false when c was dropped for overflowing. A live event for
+ * a client whose token has expired ends its stream instead (the timer may not have run yet). */
 static bool enqueue(client_t *c, event_t *e, bool live)
 {
-    if (c->dropped || c->finished)
+    if (c->dropped || c->finished || c->closing)
         return true;
+    if (live && c->expires_ms && now_ms() >= c->expires_ms) {
+        end_client(c, c->s->expired, "token_expired");
+        return true;
+    }
+    size_t live_n = c->qlen - c->replay_n, live_bytes = c->qbytes - c->replay_bytes;
     if (c->qlen == c->qcap ||
-        (live && (c->qlen >= STREAMS_QUEUE_EVENTS || c->qbytes + e->len > STREAMS_QUEUE_BYTES))) {
+        (live && (live_n >= STREAMS_QUEUE_EVENTS || live_bytes + e->len > STREAMS_QUEUE_BYTES))) {
         drop_client(c, "slow_client");
         return false;
     }
     c->q[(c->qhead + c->qlen) % c->qcap] = event_ref(e);
     c->qlen++;
     c->qbytes += e->len;
+    if (e->terminal)
+        c->closing = true;
     wake_client(c);
     return true;
 }
 
-/* Sends e to every subscriber of list (lock held). */
+/* Ends c's stream after the partly sent event (if any) with the terminal event last, and
+ * stops fan-out to it (lock held). Nothing queued after the end goes out. */
+static void end_client(client_t *c, event_t *last, const char *why)
+{
+    if (c->dropped || c->finished || c->closing)
+        return;
+    queue_trim(c);
+    unsubscribe(c);
+    c->expires_ms = 0;
+    enqueue(c, last, false);
+    log_info("event=stream_ended reason=%s", why);
+}
+
+/* Sends e to every subscriber of list that may see it (lock held). */
 static void fan_out(client_t *list, event_t *e)
 {
     client_t *next;
     for (client_t *c = list; c; c = next) {
         next = c->next; /* enqueue may unlink c */
-        enqueue(c, e, true);
+        if (visible(c, e))
+            enqueue(c, e, true);
     }
 }
 
@@ -389,13 +466,63 @@ static char *doc_text(streams_t *s, const sync_doc_t *doc, const char *base_url)
     return text;
 }
 
-/* The Sync change listener: formats the change once, then fans it out under the lock. */
-static void on_change(void *ctx, const sync_doc_t *doc, bool deleted)
+/* A permission or ACL change: ends the streams that may no longer read (outside the lock
+ * for the store read, then under it). */
+static void on_access_change(streams_t *s, const sync_change_t *ch)
+{
+    const char *svc = ch->doc.service_sid;
+    if (ch->kind == SYNC_CHANGE_PERMISSION) {
+        bool allowed = true;
+        if (ch->read || sync_acl_can_read(s->app->sync, svc, ch->doc.sid, ch->identity, &allowed) ||
+            allowed)
+            return;
+        pthread_mutex_lock(&s->lock);
+        doc_entry_t *d = doc_find(s, ch->doc.sid);
+        client_t *next;
+        for (client_t *c = d ? d->subs : NULL; c; c = next) {
+            next = c->next;
+            if (!strcmp(c->identity, ch->identity))
+                end_client(c, s->access_changed, "permission_revoked");
+        }
+        pthread_mutex_unlock(&s->lock);
+    } else if (ch->kind == SYNC_CHANGE_ACL && ch->read) {
+        /* ACL switched on: every document stream of the service must be authorised again. */
+        pthread_mutex_lock(&s->lock);
+        for (client_t *c = s->all; c; c = c->all_next) {
+            if (c->doc && !strcmp(c->doc->service_sid, svc))
+                end_client(c, s->access_changed, "acl_enabled");
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+/* Marks a service event with the identities that may read the document (ACL on). Takes
+ * over readers. */
+static void restrict_event(event_t *e, bool all, char **readers, size_t n)
+{
+    if (all) {
+        sync_identities_free(readers, n);
+        return;
+    }
+    e->restricted = true;
+    e->readers = readers;
+    e->nreaders = n;
+}
+
+/* The Sync change listener: formats the change once, then fans it out under the lock. Runs
+ * once per committed change, in commit order (documents.h). */
+static void on_change(void *ctx, const sync_change_t *ch)
 {
     streams_t *s = ctx;
     char *base = NULL, *text = NULL;
     event_t *dev = NULL;
     bool want_doc, want_svc;
+    if (ch->kind != SYNC_CHANGE_DOC) {
+        on_access_change(s, ch);
+        return;
+    }
+    const sync_doc_t *doc = &ch->doc;
+    bool deleted = ch->deleted;
     pthread_mutex_lock(&s->lock);
     doc_entry_t *d = doc_find(s, doc->sid);
     want_doc = d != NULL;
@@ -408,6 +535,27 @@ static void on_change(void *ctx, const sync_doc_t *doc, bool deleted)
     pthread_mutex_unlock(&s->lock);
     if (!want_doc && !want_svc)
         return;
+    /* Who may see it on the service stream: known for a delete (its permissions are gone). */
+    bool all = true;
+    char **readers = NULL;
+    size_t nreaders = 0;
+    if (want_svc && ch->readers_known) {
+        all = ch->all_readers;
+        for (size_t i = 0; !all && i < ch->nreaders; i++) {
+            char **grown = realloc(readers, (i + 1) * sizeof *readers);
+            if (!grown || !(grown[i] = strdup(ch->readers[i]))) {
+                readers = grown ? grown : readers;
+                want_svc = false;
+                break;
+            }
+            readers = grown;
+            nreaders = i + 1;
+        }
+    } else if (want_svc && sync_acl_readers(s->app->sync, doc->service_sid, doc->sid, &all,
+                                            &readers, &nreaders)) {
+        want_svc = false; /* cannot tell who may see it: nobody does */
+        log_warn("event=stream_update_lost doc=%s reason=acl_lookup_failed", doc->sid);
+    }
     if (!(text = doc_text(s, doc, base)))
         goto out;
     size_t tlen = strlen(text);
@@ -420,11 +568,14 @@ static void on_change(void *ctx, const sync_doc_t *doc, bool deleted)
         if (deleted)
             doc_forget(s, d);
     }
-    svc_entry_t *v = svc_find(s, doc->service_sid);
+    svc_entry_t *v = want_svc ? svc_find(s, doc->service_sid) : NULL;
     if (v) {
         /* Built under the lock because the id is the sequence number: a short copy. */
         event_t *sev = event_sse(v->seq + 1, deleted ? "deleted" : "update", text, tlen, false);
         if (sev) {
+            restrict_event(sev, all, readers, nreaders);
+            readers = NULL;
+            nreaders = 0;
             v->seq++;
             ring_push(&v->ring, sev);
             fan_out(v->subs, sev);
@@ -435,6 +586,7 @@ static void on_change(void *ctx, const sync_doc_t *doc, bool deleted)
 out:
     if (!text || !dev)
         log_warn("event=stream_update_lost doc=%s reason=out_of_memory", doc->sid);
+    sync_identities_free(readers, nreaders);
     event_unref(dev);
     free(text);
     free(base);
@@ -477,6 +629,10 @@ static ssize_t read_events(void *cls, uint64_t pos, char *buf, size_t max)
             c->qlen--;
             c->qbytes -= e->len;
             c->off = 0;
+            if (c->replay_n) {
+                c->replay_n--;
+                c->replay_bytes -= e->len;
+            }
             event_unref(e);
         }
     }
@@ -572,7 +728,7 @@ static client_t *client_new_locked(streams_t *s, struct MHD_Connection *conn, co
     c->s = s;
     c->conn = conn;
     c->fd = -1;
-    c->qcap = STREAMS_QUEUE_EVENTS + 4;
+    c->qcap = STREAMS_RING_EVENTS + STREAMS_QUEUE_EVENTS + 4; /* a whole ring replay fits */
     c->q = calloc(c->qcap, sizeof *c->q);
     c->identity = strdup(identity);
     if (!c->q || !c->identity) {
@@ -630,7 +786,30 @@ static int64_t request_last_id(const http_req_t *req)
 typedef struct {
     char *identity;
     char svc[SID_LEN + 1];
+    int64_t expires_ms; /* monotonic */
 } grant_t;
+
+/* The monotonic time at which a verified token's exp passes (0 when it cannot be read). */
+static int64_t token_expiry(const char *token)
+{
+    json_t *header = NULL, *claims = NULL;
+    int64_t at = 0;
+    if (!verify_token_jws_unpack(token, &header, &claims, NULL)) {
+        const json_t *exp = json_object_get(claims, "exp"); /* borrowed */
+        if (json_is_number(exp)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            double wall_ms = (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+            double left = json_number_value(exp) * 1000.0 - wall_ms;
+            at = now_ms() + 1 + (left > 0 ? (int64_t)left : 0); /* never before exp */
+            if (at <= 0)
+                at = 1;
+        }
+    }
+    json_decref(header);
+    json_decref(claims);
+    return at;
+}
 
 /* Checks the token and that its grant covers the service of the URL. On failure the error is
  * already in resp. */
@@ -670,6 +849,7 @@ static tassa_err authorise(streams_t *s, const http_req_t *req, http_resp_t *res
         http_resp_twilio_error(resp, err, "The sync token does not grant access to this service");
         goto out;
     }
+    g->expires_ms = token_expiry(token);
 out:
     free(grant_service);
     if (err) {
@@ -680,8 +860,9 @@ out:
 }
 
 /* Reserves a slot and creates the client (both under the lock), or fills resp with 429/503. */
-static client_t *open_client(streams_t *s, http_req_t *req, http_resp_t *resp, const char *who)
+static client_t *open_client(streams_t *s, http_req_t *req, http_resp_t *resp, const grant_t *g)
 {
+    const char *who = g->identity;
     errmsg_t em = {{0}};
     client_t *c = NULL;
     tassa_err err;
@@ -698,6 +879,10 @@ static client_t *open_client(streams_t *s, http_req_t *req, http_resp_t *resp, c
         if (!(c = client_new_locked(s, req->conn, who))) {
             release_slot(s, who);
             err = err_set(&em, TASSA_ENOMEM, "out of memory");
+        } else if ((c->expires_ms = g->expires_ms) &&
+                   (!s->next_expiry_ms || c->expires_ms < s->next_expiry_ms)) {
+            s->next_expiry_ms = c->expires_ms;
+            pthread_cond_broadcast(&s->wake); /* the timer sleeps until the earliest expiry */
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -732,35 +917,77 @@ static event_t *snapshot_of(const event_t *e)
     return event_sse(e->id, "snapshot", e->text + e->json_off, e->json_len, false);
 }
 
-/* Queues what a new subscriber of d needs (lock held): the events after last_id when the ring
- * still has them all and they fit the queue, else a snapshot of the newest state. */
+/* The start events of a subscription sit at the head of the queue, outside the live bound
+ * (a replay of a whole ring is allowed); live events count from here (lock held). */
+static void mark_start(client_t *c)
+{
+    c->replay_n = c->qlen;
+    c->replay_bytes = c->qbytes;
+}
+
+/* Queues what a new subscriber of d needs (lock held): every event after last_id when the
+ * ring still reaches back to it, else a snapshot of the newest state. */
 static void doc_start(client_t *c, doc_entry_t *d, int64_t last_id)
 {
     ring_t *r = &d->ring;
     enqueue(c, c->s->hello, false);
-    if (!r->n)
-        return;
-    if (last_id >= 0 && last_id == d->last_rev)
-        return; /* already current */
-    if (last_id >= 0 && last_id < d->last_rev && ring_at(r, 0)->id <= last_id + 1) {
-        size_t first = 0, count = 0, bytes = 0;
-        while (first < r->n && ring_at(r, first)->id <= last_id)
-            first++;
-        for (size_t i = first; i < r->n; i++, count++)
-            bytes += ring_at(r, i)->len;
-        if (count <= STREAMS_QUEUE_EVENTS && bytes <= STREAMS_QUEUE_BYTES) {
-            for (size_t i = first; i < r->n; i++)
-                enqueue(c, ring_at(r, i), false);
-            return;
+    if (r->n && !(last_id >= 0 && last_id == d->last_rev)) { /* else already current */
+        if (last_id >= 0 && last_id < d->last_rev && ring_at(r, 0)->id <= last_id + 1) {
+            for (size_t i = 0; i < r->n; i++) {
+                if (ring_at(r, i)->id > last_id)
+                    enqueue(c, ring_at(r, i), false);
+            }
+        } else {
+            event_t *snap = snapshot_of(ring_at(r, r->n - 1));
+            if (snap) {
+                enqueue(c, snap, false);
+                event_unref(snap);
+            } else {
+                drop_client(c, "out_of_memory");
+            }
         }
     }
-    event_t *snap = snapshot_of(ring_at(r, r->n - 1));
-    if (snap) {
-        enqueue(c, snap, false);
-        event_unref(snap);
-    } else {
-        drop_client(c, "out_of_memory");
+    mark_start(c);
+}
+
+typedef struct {
+    streams_t *s;
+    client_t *c;
+    int64_t last_id;
+    const char *base;
+} watch_t;
+
+/* sync_doc_watch's callback: subscribes the client at exactly this revision of the document,
+ * between two changes of the listener's order (see the file comment). */
+static void on_watch(void *ctx, const sync_doc_t *doc)
+{
+    watch_t *w = ctx;
+    streams_t *s = w->s;
+    char *text = doc_text(s, doc, w->base);
+    event_t *ev = text ? event_sse(doc->revision, "update", text, strlen(text), false) : NULL;
+    free(text);
+    pthread_mutex_lock(&s->lock);
+    doc_entry_t *d = ev ? doc_find(s, doc->sid) : NULL;
+    if (ev && !d && (d = calloc(1, sizeof *d))) {
+        memcpy(d->sid, doc->sid, sizeof d->sid);
+        memcpy(d->service_sid, doc->service_sid, sizeof d->service_sid);
+        d->base_url = strdup(w->base);
+        d->last_rev = -1;
+        size_t h = hash(d->sid);
+        d->hnext = s->docs[h];
+        s->docs[h] = d;
     }
+    if (d) {
+        doc_observe(d, ev); /* a new entry's first state; an existing one already has it */
+        doc_start(w->c, d, w->last_id);
+        w->c->doc = d;
+        d->nsubs++;
+        subscribe(&d->subs, w->c);
+    } else {
+        drop_client(w->c, "out_of_memory");
+    }
+    pthread_mutex_unlock(&s->lock);
+    event_unref(ev);
 }
 
 /* GET /v1/Services/{S}/Documents/{D}/Stream */
@@ -769,75 +996,42 @@ static void handle_doc_stream(void *ctx, http_req_t *req, http_resp_t *resp)
     app_t *app = ctx;
     streams_t *s = app->streams;
     grant_t g = {0};
-    sync_doc_t doc = {0}, again = {0};
     errmsg_t em = {{0}};
-    char *text = NULL;
-    event_t *ev = NULL;
     client_t *c = NULL;
-    bool created = false;
+    bool allowed = false;
     if (!s || !app->sync) {
         http_resp_twilio_error(resp, TASSA_EUNAVAIL, "Live streams need the embedded back end");
         return;
     }
     if (authorise(s, req, resp, req->args[0], &g))
         return;
-    tassa_err err = sync_doc_fetch(app->sync, g.svc, req->args[1], &doc, &em);
+    tassa_err err = sync_acl_can_read(app->sync, g.svc, req->args[1], g.identity, &allowed);
     if (err) {
+        http_resp_twilio_error(resp, err, NULL);
+        goto out;
+    }
+    if (!allowed) {
+        /* The same answer whether the document exists or not. */
+        http_resp_twilio_error(resp, TASSA_EFORBIDDEN,
+                               "The sync token's identity has no read permission on this "
+                               "document");
+        goto out;
+    }
+    if (!(c = open_client(s, req, resp, &g)))
+        goto out;
+    watch_t w = {.s = s,
+                 .c = c,
+                 .last_id = request_last_id(req),
+                 .base = app->config->public_url ? app->config->public_url : req->base_url};
+    if ((err = sync_doc_watch(app->sync, g.svc, req->args[1], on_watch, &w, &em))) {
+        pthread_mutex_lock(&s->lock);
+        client_destroy_locked(c);
+        pthread_mutex_unlock(&s->lock);
         http_resp_twilio_error(resp, err, err_text(&em, err));
         goto out;
     }
-    const char *base = app->config->public_url ? app->config->public_url : req->base_url;
-    if (!(text = doc_text(s, &doc, base)) ||
-        !(ev = event_sse(doc.revision, "update", text, strlen(text), false))) {
-        http_resp_twilio_error(resp, TASSA_ENOMEM, NULL);
-        goto out;
-    }
-    if (!(c = open_client(s, req, resp, g.identity)))
-        goto out;
-    int64_t last_id = request_last_id(req);
-    pthread_mutex_lock(&s->lock);
-    doc_entry_t *d = doc_find(s, doc.sid);
-    if (!d && (d = calloc(1, sizeof *d))) {
-        memcpy(d->sid, doc.sid, sizeof d->sid);
-        memcpy(d->service_sid, doc.service_sid, sizeof d->service_sid);
-        d->base_url = strdup(base);
-        d->last_rev = -1;
-        size_t h = hash(d->sid);
-        d->hnext = s->docs[h];
-        s->docs[h] = d;
-        created = true;
-    }
-    if (d) {
-        doc_observe(d, ev);
-        doc_start(c, d, last_id);
-        c->doc = d;
-        d->nsubs++;
-        subscribe(&d->subs, c);
-    } else {
-        drop_client(c, "out_of_memory");
-    }
-    pthread_mutex_unlock(&s->lock);
-    if (created) {
-        /* A change committed between the fetch and the entry's creation reached no one:
-         * read again now that the listener feeds the entry. */
-        if (!sync_doc_fetch(app->sync, g.svc, doc.sid, &again, NULL) &&
-            again.revision > doc.revision) {
-            char *t2 = doc_text(s, &again, base);
-            event_t *e2 = t2 ? event_sse(again.revision, "update", t2, strlen(t2), false) : NULL;
-            pthread_mutex_lock(&s->lock);
-            if (e2 && (d = doc_find(s, doc.sid)))
-                doc_observe(d, e2);
-            pthread_mutex_unlock(&s->lock);
-            event_unref(e2);
-            free(t2);
-        }
-    }
     start_response(s, c, req, resp);
 out:
-    event_unref(ev);
-    free(text);
-    sync_doc_clear(&doc);
-    sync_doc_clear(&again);
     free(g.identity);
 }
 
@@ -855,20 +1049,18 @@ static void svc_start(client_t *c, svc_entry_t *v, int64_t last_id)
 {
     ring_t *r = &v->ring;
     enqueue(c, c->s->hello, false);
-    if (last_id >= 0 && last_id == v->seq)
+    if (last_id >= 0 && last_id == v->seq) {
+        mark_start(c);
         return;
+    }
     const char *name = last_id >= 0 ? "reset" : "ready";
     if (last_id >= 0 && last_id < v->seq && r->n && ring_at(r, 0)->id <= last_id + 1) {
-        size_t first = 0, bytes = 0;
-        while (first < r->n && ring_at(r, first)->id <= last_id)
-            first++;
-        for (size_t i = first; i < r->n; i++)
-            bytes += ring_at(r, i)->len;
-        if (r->n - first <= STREAMS_QUEUE_EVENTS && bytes <= STREAMS_QUEUE_BYTES) {
-            for (size_t i = first; i < r->n; i++)
+        for (size_t i = 0; i < r->n; i++) {
+            if (ring_at(r, i)->id > last_id && visible(c, ring_at(r, i)))
                 enqueue(c, ring_at(r, i), false);
-            return;
         }
+        mark_start(c);
+        return;
     }
     event_t *e = seq_event(v, name);
     if (e) {
@@ -877,6 +1069,7 @@ static void svc_start(client_t *c, svc_entry_t *v, int64_t last_id)
     } else {
         drop_client(c, "out_of_memory");
     }
+    mark_start(c);
 }
 
 /* GET /v1/Services/{S}/Stream */
@@ -892,7 +1085,7 @@ static void handle_svc_stream(void *ctx, http_req_t *req, http_resp_t *resp)
     }
     if (authorise(s, req, resp, req->args[0], &g))
         return;
-    if (!(c = open_client(s, req, resp, g.identity)))
+    if (!(c = open_client(s, req, resp, &g)))
         goto out;
     int64_t last_id = request_last_id(req);
     pthread_mutex_lock(&s->lock);
@@ -940,25 +1133,51 @@ static bool peer_gone(const client_t *c)
     return c->fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-/* The timer thread: a heartbeat to every idle stream, then the sweep. */
+/* Ends the streams whose token has expired and recomputes the earliest expiry (lock held). */
+static void expire_due(streams_t *s, int64_t now)
+{
+    int64_t next = 0;
+    client_t *c, *n;
+    for (c = s->all; c; c = n) {
+        n = c->all_next;
+        if (!c->expires_ms)
+            continue;
+        if (c->expires_ms <= now)
+            end_client(c, s->expired, "token_expired");
+        else if (!next || c->expires_ms < next)
+            next = c->expires_ms;
+    }
+    s->next_expiry_ms = next;
+}
+
+/* An absolute CLOCK_MONOTONIC time for a now_ms() value. */
+static struct timespec mono_at(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    return ts;
+}
+
+/* The timer thread: ends streams at their token's expiry; every heartbeat_ms a ping to every
+ * idle stream, then the sweep. */
 static void *timer_main(void *arg)
 {
     streams_t *s = arg;
     pthread_mutex_lock(&s->lock);
+    int64_t next_beat = now_ms() + s->heartbeat_ms;
     while (!s->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += s->heartbeat_ms / 1000;
-        until.tv_nsec += (long)(s->heartbeat_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        int rc = 0;
-        while (!s->stopping && rc != ETIMEDOUT)
-            rc = pthread_cond_timedwait(&s->wake, &s->lock, &until);
+        int64_t wake_at = next_beat;
+        if (s->next_expiry_ms && s->next_expiry_ms < wake_at)
+            wake_at = s->next_expiry_ms;
+        struct timespec until = mono_at(wake_at);
+        pthread_cond_timedwait(&s->wake, &s->lock, &until); /* also woken by a new expiry */
         if (s->stopping)
             break;
+        int64_t now = now_ms();
+        if (s->next_expiry_ms && s->next_expiry_ms <= now)
+            expire_due(s, now);
+        if (now < next_beat)
+            continue;
+        next_beat = now + s->heartbeat_ms;
         for (client_t *c = s->all; c; c = c->all_next) {
             if (c->parked && peer_gone(c))
                 drop_client(c, "peer_closed");
@@ -982,7 +1201,17 @@ streams_t *streams_new(app_t *app, int heartbeat_ms)
     s->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : STREAMS_HEARTBEAT_MS;
     s->ping = event_new(-1, ": ping", "", 0, false);
     s->hello = event_new(-1, "retry: 1000\n: tassa stream", "", 0, false);
-    if (!s->ping || !s->hello)
+    /* No id: line, so that the client's Last-Event-ID stays the last revision it got. */
+    static const char expired[] =
+        "{\"code\":20104,\"status\":401,\"message\":\"The sync token expired: fetch a new "
+        "one and reconnect with Last-Event-ID to resume\"}";
+    static const char changed[] =
+        "{\"code\":20403,\"status\":403,\"message\":\"Access to this document changed: "
+        "reconnect with Last-Event-ID to resume if the token may still read it\"}";
+    s->expired = event_new(-1, "event: token-expired\ndata: ", expired, sizeof expired - 1, true);
+    s->access_changed =
+        event_new(-1, "event: access-changed\ndata: ", changed, sizeof changed - 1, true);
+    if (!s->ping || !s->hello || !s->expired || !s->access_changed)
         goto fail;
     if (pthread_mutex_init(&s->lock, NULL))
         goto fail;
@@ -1013,6 +1242,8 @@ fail:
         pthread_mutex_destroy(&s->lock);
     event_unref(s->ping);
     event_unref(s->hello);
+    event_unref(s->expired);
+    event_unref(s->access_changed);
     free(s);
     return NULL;
 }
@@ -1080,6 +1311,8 @@ void streams_free(streams_t *s)
     pthread_mutex_destroy(&s->lock);
     event_unref(s->ping);
     event_unref(s->hello);
+    event_unref(s->expired);
+    event_unref(s->access_changed);
     free(s);
 }
 

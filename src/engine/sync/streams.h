@@ -16,13 +16,26 @@
  *   id: <revision>\nevent: update\ndata: {...}\n\n     every later revision, in order
  *   id: <revision>\nevent: deleted\ndata: {...}\n\n    the document is gone; the stream ends
  *   : ping\n\n                                          heartbeat while idle
+ *   event: token-expired\ndata: {"code":20104,...}\n\n   the sync token expired (sent at its
+ *                                                       exp); the stream ends. No id: line,
+ *                                                       so Last-Event-ID stays the last
+ *                                                       revision: get a new token and
+ *                                                       reconnect with it to resume
+ *   event: access-changed\ndata: {"code":20403,...}\n\n  the identity's read permission was
+ *                                                       revoked or the service's ACL switched
+ *                                                       on; the stream ends (reconnect: it is
+ *                                                       authorised again)
+ *
+ * Order: every committed revision reaches every subscriber, in revision order, with no gap,
+ * however many writers change the document at once; the one exception is a slow client
+ * dropped for overflowing its queue (below), which resumes with a replay or a `snapshot`.
  *
  * Resume: `Last-Event-ID: R` (EventSource sends it when it reconnects; `?lastEventId=R` works
  * too, for pages that open a new EventSource). The last STREAMS_RING_EVENTS revisions of each
  * watched document are kept in memory. If they reach back to R + 1, exactly the revisions
- * after R are replayed as `update` events (none when R is current): no gap, no duplicate.
- * When R is older than that ring (or unknown to this process, e.g. after a restart, or the
- * replay would not fit the client's queue), the current document is sent as one `snapshot`:
+ * after R are replayed as `update` events, all of them (none when R is current): no gap, no
+ * duplicate. When R is older than that ring (or unknown to this process, e.g. after a
+ * restart), the current document is sent as one `snapshot`:
  * every event carries the whole document, so a snapshot is always a correct new state and the
  * client only loses intermediate revisions it could not have used anyway.
  *
@@ -30,7 +43,9 @@
  * the process's start time in microseconds, so ids of an earlier process never look current.
  *
  *   id: <seq>\nevent: ready\ndata: {"service_sid","seq"}\n\n     first event of a new stream
- *   id: <seq>\nevent: update|deleted\ndata: {document}\n\n       every change, in commit order
+ *   id: <seq>\nevent: update|deleted\ndata: {document}\n\n       every change, in commit order,
+ *                                                                of the documents the token
+ *                                                                may read (ACL, below)
  *   id: <seq>\nevent: reset\ndata: {"service_sid","seq"}\n\n     Last-Event-ID older than the
  *                                                                ring: refetch what you need
  *
@@ -40,6 +55,11 @@
  * reconnects with Last-Event-ID. Limits: config->max_streams in all and
  * config->max_streams_per_identity per token identity (429 beyond); 401 for a missing, bad or
  * expired token; 403 when the grant's service is another one; 404 for an unknown document.
+ *
+ * Access control: with the service's AclEnabled on, a document stream needs a `read`
+ * permission for the token's identity (403 without, also when the document does not exist, so
+ * that names cannot be probed); the service stream and its resume carry only the documents the
+ * identity could read when they changed.
  *
  * Threads: the change listener runs on the writer's thread, the reader and cleanup callbacks
  * on libmicrohttpd's pool threads, the heartbeat on the module's own timer thread. All state
