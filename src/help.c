@@ -45,8 +45,8 @@ void help_command(FILE *f, const help_command_t *cmd)
         fprintf(f, "  %s%s%s\n      %s\n", fl->flag, fl->arg ? " " : "", fl->arg ? fl->arg : "",
                 fl->meaning);
         if (fl->def || fl->example)
-            fprintf(f, "      default: %s; example: %s%s%s\n", fl->def ? fl->def : "none",
-                    fl->flag, fl->arg ? " " : "", fl->arg ? fl->example : "");
+            fprintf(f, "      default: %s; example: %s%s%s\n", fl->def ? fl->def : "none", fl->flag,
+                    fl->arg ? " " : "", fl->arg ? fl->example : "");
     }
     if (cmd->serve_flags) {
         for (size_t i = 0; i < config_nsettings; i++) {
@@ -55,8 +55,8 @@ void help_command(FILE *f, const help_command_t *cmd)
                 continue;
             const char *arg = flag_arg(s);
             fprintf(f, "  %s%s%s\n      %s (setting %s)\n      default: %s; example: %s%s%s\n",
-                    s->flag, arg ? " " : "", arg ? arg : "", s->meaning, s->name,
-                    shown_default(s), s->flag, arg ? " " : "", arg ? s->example : "");
+                    s->flag, arg ? " " : "", arg ? arg : "", s->meaning, s->name, shown_default(s),
+                    s->flag, arg ? " " : "", arg ? s->example : "");
         }
     }
     fprintf(f, "  --help\n      print this help\n");

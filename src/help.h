@@ -27,9 +27,9 @@ typedef struct {
     const char *example; /* a full sample command line */
     const help_flag_t *flags;
     size_t nflags;
-    bool serve_flags;             /* also takes the settings' flags (--port, --data, ...) */
-    const char *const *settings;  /* names of the settings it reads; NULL-terminated */
-    bool all_settings;            /* it reads every setting (serve) */
+    bool serve_flags;            /* also takes the settings' flags (--port, --data, ...) */
+    const char *const *settings; /* names of the settings it reads; NULL-terminated */
+    bool all_settings;           /* it reads every setting (serve) */
     int (*run)(int argc, char **argv);
 } help_command_t;
 
