@@ -10,7 +10,10 @@ TEST_PACKAGES := chromium
 PORT ?= 3000
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps format-check build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all deps test-deps format-check build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format install deb
 
 all: build
 
@@ -52,8 +55,20 @@ test-asan: build-asan e2e-deps
 
 test: deps test-deps format-check test-plain test-asan
 
-run: deps build
-	./build/tassa serve --port $(PORT) --demo
+# Quiet: what deps installs, one line, then the demo's URLs (warnings and errors still show).
+# Only the tassa target is built; a failed build prints its output.
+run: deps
+	@echo "building build/tassa"
+	@out=$$( { [ -f build/Makefile ] || cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo; } 2>&1 && \
+	  cmake --build build --target tassa -j $(JOBS) 2>&1 ) || { echo "$$out"; exit 1; }
+	@TASSA_LOG_LEVEL=warn ./build/tassa serve --port $(PORT) --demo --quiet
+
+# Installs the binary, tassa.1, the systemd unit and /etc/tassa/tassa.env (kept if present)
+# under $(DESTDIR)$(PREFIX); e.g. `sudo make install`, or `make install DESTDIR=/tmp/stage`.
+install: build/Makefile
+	cmake -S . -B build -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build build --target tassa tassa_docs -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install build
 
 bench: build
 	./bench/run.sh

@@ -138,6 +138,8 @@ const config_setting_t config_settings[] = {
         "on SIGTERM, /healthz answers draining this long before the listener closes", "5000"),
     INT("TASSA_DRAIN_TIMEOUT_MS", NULL, "10000", 100, 600000, F(drain_timeout_ms),
         "on SIGTERM, the longest wait for requests in flight before exiting", "20000"),
+    {"TASSA_LOG_LEVEL", NULL, "info", "the lowest level of log line written", "warn", SETTING_ENUM,
+     0, 0, "debug|info|warn|error", F(log_level), false},
     BOOL("TASSA_QUIET", "--quiet", "false", F(quiet_access_log), "no access-log lines"),
     BOOL("TASSA_DEMO", "--demo", "false", F(demo),
          "add demo queues, tellers and simulated customers, and print the pages' URLs"),

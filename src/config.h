@@ -45,6 +45,7 @@ typedef struct {
     char *metrics_token;  /* bearer token of /metrics; NULL = loopback clients only */
     int drain_timeout_ms; /* SIGTERM: longest wait for requests in flight */
     int drain_delay_ms;   /* SIGTERM: healthz says "draining" this long before closing */
+    int log_level;        /* log_level_t: the lowest level written */
 } config_t;
 
 /* What kind of value a setting takes (and how config_load parses it). */

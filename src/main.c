@@ -69,6 +69,7 @@ static config_t *load_config(int argc, char **argv, int from)
         config_free(c);
         return NULL;
     }
+    log_set_level((log_level_t)c->log_level);
     return c;
 }
 

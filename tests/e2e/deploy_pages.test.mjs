@@ -7,14 +7,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from './lib/server.mjs';
-import { spawnTassa } from './lib/spawn_tassa.mjs';
+import { spawnTassa, assetsOf } from './lib/spawn_tassa.mjs';
 
 const TYPES = { html: 'text/html; charset=utf-8', css: 'text/css; charset=utf-8', js: 'text/javascript; charset=utf-8' };
-
-// The scripts and styles a page loads (src= and href= of same-origin files).
-export function assetsOf(html) {
-  return [...html.matchAll(/<(?:script[^>]*\ssrc|link[^>]*\shref)="([^":?#]+)"/g)].map((m) => m[1].replace(/^\//, ''));
-}
 
 test('a copied binary with nothing beside it serves the pages, typed and tagged', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tassa-copy-'));

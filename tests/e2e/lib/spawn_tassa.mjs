@@ -36,3 +36,8 @@ export async function spawnTassa(bin, { args = [], env = {}, cwd } = {}) {
     },
   };
 }
+
+// The scripts and styles a page loads (src= and href= of same-origin files).
+export function assetsOf(html) {
+  return [...html.matchAll(/<(?:script[^>]*\ssrc|link[^>]*\shref)="([^":?#]+)"/g)].map((m) => m[1].replace(/^\//, ''));
+}
