@@ -1,5 +1,6 @@
 /* main.c - the tassa command: serve, user-token, event, credentials, settings. Wiring only. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -32,6 +33,7 @@
 #include "helpers/queue_info.h"
 #include "http/static_files.h"
 #include "log.h"
+#include "metrics.h"
 #include "ops.h"
 #include "sid.h"
 
@@ -105,6 +107,43 @@ static void print_demo_urls(const config_t *c, int port)
     fflush(stdout);
     free(dash);
     free(cust);
+}
+
+/* Sleeps ms milliseconds. */
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+}
+
+/* SIGTERM: healthz says "draining" (for drain_delay_ms, so a load balancer moves the traffic),
+ * the listener closes, streams are told to reconnect and end, and the requests in flight are
+ * answered (for at most drain_timeout_ms). The caller then stops the engines, which flushes
+ * the store (its last group commit) and leaves the outbox's rows durable. */
+static void drain(app_t *app, int sig)
+{
+    const config_t *c = app->config;
+    log_info("event=draining signal=%d inflight=%d delay_ms=%d", sig,
+             http_server_inflight(app->http), c->drain_delay_ms);
+    metrics_set(M_DRAINING, 1, NULL);
+    http_server_set_draining(app->http);
+    if (c->drain_delay_ms > 0)
+        sleep_ms(c->drain_delay_ms);
+    http_server_quiesce(app->http);
+    streams_stop(app->streams);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long waited = 0;
+    while (http_server_inflight(app->http) > 0 && waited < c->drain_timeout_ms) {
+        sleep_ms(5);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        waited = (now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L;
+    }
+    int left = http_server_inflight(app->http);
+    if (left)
+        log_warn("event=drain_timeout inflight=%d waited_ms=%ld", left, waited);
+    log_info("event=stopping signal=%d waited_ms=%ld", sig, waited);
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -184,6 +223,12 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tassa: cannot start the background threads\n");
         goto out;
     }
+    if (app.outbox)
+        metrics_set(M_OUTBOX_DEPTH, (double)outbox_pending(app.outbox), NULL);
+    if (!(app.ops = ops_start(&app, 1000))) {
+        fprintf(stderr, "tassa: cannot start the metrics sampler\n");
+        goto out;
+    }
     if (http_server_start(app.http, &em)) {
         fprintf(stderr, "tassa: %s\n", em.text);
         goto out;
@@ -206,13 +251,14 @@ static int cmd_serve(int argc, char **argv)
         print_demo_urls(c, http_server_port(app.http));
     int sig = 0;
     sigwait(&stop, &sig);
-    log_info("event=stopping signal=%d", sig);
+    drain(&app, sig);
     rc = 0;
 out:
     streams_stop(app.streams); /* before http_server_free: no suspended connection may remain */
     http_server_free(app.http);
     /* The producers of changes stop before what they write to. */
     demo_traffic_stop(demo);
+    ops_stop(app.ops);
     tr_engine_stop(app.tr);          /* its dispatcher calls the router, queueInfo and the outbox */
     queue_info_stop(app.queue_info); /* it reads the engine through the back end */
     tr_engine_free(app.tr);

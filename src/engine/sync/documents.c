@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "timefmt.h"
+#include "metrics.h"
 
 struct sync_engine {
     store_t *store;
@@ -266,6 +267,7 @@ static tassa_err not_found(errmsg_t *em, const char *service, const char *id)
 
 static void notify(sync_engine_t *e, const sync_doc_t *d, bool deleted)
 {
+    metrics_add(M_DOCS_WRITTEN, 1, NULL);
     if (e->listener)
         e->listener(e->listener_ctx, d, deleted);
 }
