@@ -11,9 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const double METRICS_BUCKETS_SECONDS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10,
-                                                 NAN};
+static const double METRICS_BUCKETS_SECONDS[] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, NAN};
 static const double METRICS_BUCKETS_BATCH[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, NAN};
 
 typedef enum { T_counter, T_gauge, T_histogram } mtype_t;
@@ -42,7 +41,7 @@ typedef struct {
  * never freed; readers probe without it. */
 static series_t table[METRICS_MAX_SERIES];
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static int nseries;                /* guarded by reg_lock */
+static int nseries;                  /* guarded by reg_lock */
 static atomic_uint_fast64_t dropped; /* observations lost to a full table */
 
 /* Appends `name="value"` pairs from ap into out (escaping \, " and newlines). */
@@ -111,8 +110,7 @@ static series_t *series_get(int id, const char *labels, bool create)
         return s;
     pthread_mutex_lock(&reg_lock);
     s = series_find(id, labels, h);
-    for (size_t i = 0; !s && i < METRICS_MAX_SERIES && nseries < METRICS_MAX_SERIES * 3 / 4;
-         i++) {
+    for (size_t i = 0; !s && i < METRICS_MAX_SERIES && nseries < METRICS_MAX_SERIES * 3 / 4; i++) {
         series_t *slot = &table[(h + i) % METRICS_MAX_SERIES];
         if (atomic_load(&slot->id) == 0) {
             snprintf(slot->labels, sizeof slot->labels, "%s", labels);
@@ -198,8 +196,8 @@ double metrics_get(metric_id_t id, ...)
 
 void metrics_http(const char *method, const char *route, int status, long us)
 {
-    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
-                                          "PATCH"};
+    static const char *const methods[] = {"GET",    "HEAD",    "POST", "PUT",
+                                          "DELETE", "OPTIONS", "PATCH"};
     const char *m = "other";
     for (size_t i = 0; method && i < sizeof methods / sizeof methods[0]; i++) {
         if (!strcmp(method, methods[i]))
@@ -221,8 +219,7 @@ static void num(FILE *f, double v)
         fprintf(f, "%.9g", v);
 }
 
-static void bucket_line(FILE *f, const char *name, const char *labels, const char *le,
-                        uint64_t n)
+static void bucket_line(FILE *f, const char *name, const char *labels, const char *le, uint64_t n)
 {
     fprintf(f, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, *labels ? "," : "", le,
             (unsigned long long)n);
@@ -239,7 +236,9 @@ char *metrics_render(size_t *len)
         const char *name = FAMILIES[id].name;
         mtype_t type = FAMILIES[id].type;
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, FAMILIES[id].help, name,
-                type == T_counter ? "counter" : type == T_gauge ? "gauge" : "histogram");
+                type == T_counter ? "counter"
+                : type == T_gauge ? "gauge"
+                                  : "histogram");
         bool any = false;
         for (size_t i = 0; i < METRICS_MAX_SERIES; i++) {
             series_t *s = &table[i];
