@@ -6,7 +6,7 @@
 
 DEB_PACKAGES := build-essential cmake pkg-config clang-format libmicrohttpd-dev libjansson-dev libjwt-dev \
                 libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3
-TEST_PACKAGES := chromium
+TEST_PACKAGES := chromium dpkg-dev fakeroot systemd
 PORT ?= 3000
 JOBS ?= $(shell nproc)
 
@@ -70,6 +70,11 @@ install: build/Makefile
 	cmake --build build --target tassa tassa_docs -j $(JOBS)
 	DESTDIR=$(DESTDIR) cmake --install build
 
+# dist/tassa_<version>_<arch>.deb with Debian's tools (dpkg-shlibdeps, dpkg-deb, fakeroot):
+# the binary, tassa.1, the unit and /etc/tassa/tassa.env as a conffile (kept on upgrade).
+deb: build
+	packaging/build-deb.sh build dist
+
 bench: build
 	./bench/run.sh
 
@@ -88,4 +93,4 @@ format-check:
 	else echo "clang-format not installed: format not checked"; fi
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz dist
