@@ -47,8 +47,7 @@ tassa_err store_backup(const char *src, const char *dst, bool force, errmsg_t *e
         goto out;
     }
     sqlite3_busy_timeout(from, 10000);
-    if (sqlite3_open_v2(tmp, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(tmp, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         err = err_set(em, TASSA_ESTORE, "cannot create %s: %s", tmp,
                       to ? sqlite3_errmsg(to) : "out of memory");
         goto out;
