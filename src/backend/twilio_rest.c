@@ -467,11 +467,10 @@ static tassa_err call(twilio_t *t, const call_t *c, json_t **out, errmsg_t *em)
                 "event=twilio_request_failed method=%s url=%s status=%ld code=%d attempt=%d/%d "
                 "next=%s message=\"%s\"",
                 c->method, url, status, code, attempt, attempts, next, msg);
-        metrics_add(retry ? M_BACKEND_RETRIES : M_BACKEND_CALLS, 1, "outcome",
-                    retry     ? NULL
-                    : handled ? "handled_error"
-                              : "failed",
-                    NULL);
+        if (retry)
+            metrics_add(M_BACKEND_RETRIES, 1, NULL);
+        else
+            metrics_add(M_BACKEND_CALLS, 1, "outcome", handled ? "handled_error" : "failed", NULL);
         if (!retry)
             return err;
         sleep_ms(wait);
