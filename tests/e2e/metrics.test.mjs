@@ -161,3 +161,46 @@ test('access: loopback by default; with TASSA_METRICS_TOKEN only the bearer', as
     await t.stop(); t.cleanup();
   }
 });
+
+test('twilio back end: REST calls and retries agree with what Twilio saw', async () => {
+  const { startFaultProxy } = await import('./lib/fault_proxy.mjs');
+  const standIn = await startServer();
+  const proxy = await startFaultProxy(standIn.url);
+  const authToken = randomBytes(16).toString('hex');
+  const remote = await startServer({
+    env: {
+      TASSA_BACKEND: 'twilio', ACCOUNT_SID: standIn.creds.accountSid, API_KEY: standIn.creds.apiKey,
+      API_SECRET: standIn.creds.apiSecret, WORKSPACE_SID: standIn.workspaceSid,
+      TWILIO_SYNC_URL: proxy.url, TWILIO_TASKROUTER_URL: proxy.url, AUTH_TOKEN: authToken,
+      JWT_SECRET: randomBytes(24).toString('hex'), TASSA_HTTP_TIMEOUT_MS: '2000',
+    },
+  });
+  try {
+    const m0 = await scrape({}, remote.url);
+    const seen0 = proxy.count(null, /./);
+    const topic = `mt-${randomBytes(4).toString('hex')}`;
+    const rule = proxy.inject({ method: 'GET', path: new RegExp(`/Documents/${topic}$`), fault: '500' });
+    const url = `${remote.url}/general/router`;
+    const p = { EventType: 'task.created', Sid: `EV${randomBytes(16).toString('hex')}`, AccountSid: standIn.creds.accountSid,
+      TaskSid: `WT${randomBytes(16).toString('hex')}`, TaskAttributes: JSON.stringify({ topic }) };
+    const r = await postForm(url, p, { 'X-Twilio-Signature': twilio.getExpectedTwilioSignature(authToken, url, p) });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(rule.hits, 1);
+    // queue-status refreshes run in the background: wait until no call is half done
+    let m, calls, retries, seen;
+    await eventually(async () => {
+      m = await scrape({}, remote.url);
+      seen = proxy.count(null, /./) - seen0;
+      retries = m.get('tassa_backend_rest_retries_total') - m0.get('tassa_backend_rest_retries_total');
+      calls = m.get('tassa_backend_rest_calls_total') - m0.get('tassa_backend_rest_calls_total');
+      return calls + retries === seen; // every request Twilio saw is a call or a retry
+    }, { timeout: 10000, interval: 100 });
+    assert.equal(retries, 1);
+    assert.ok(m.get('tassa_backend_rest_calls_total', { outcome: 'ok' }) >= 1);
+    assert.equal(m.get('tassa_router_events_total', { type: 'task.created', outcome: 'handled' }), 1);
+  } finally {
+    await remote.stop(); remote.cleanup();
+    await proxy.close();
+    await standIn.stop(); standIn.cleanup();
+  }
+});
