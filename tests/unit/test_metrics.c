@@ -35,8 +35,8 @@ static void counts_from_threads_add_up(void **state)
     assert_true(metrics_get(M_HTTP_REQUESTS, "method", "GET", "route", "/x", "status", "200",
                             NULL) == THREADS * PER);
     assert_true(metrics_get(M_COMMIT_BATCH, NULL) == THREADS * PER);
-    assert_true(metrics_get(M_HTTP_REQUESTS, "method", "GET", "route", "/y", "status", "200",
-                            NULL) == 0);
+    assert_true(
+        metrics_get(M_HTTP_REQUESTS, "method", "GET", "route", "/y", "status", "200", NULL) == 0);
 }
 
 static void render_is_prometheus_text(void **state)
