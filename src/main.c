@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
+#include <openssl/opensslv.h>
 #include <sqlite3.h>
 #include <signal.h>
 #include <stdio.h>
@@ -563,18 +564,22 @@ static int cmd_settings(int argc, char **argv)
     return 0;
 }
 
+/* The version of each library at run time, and (in parentheses) the one tassa was built with. */
 static void print_version(void)
 {
     const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    unsigned mhd = MHD_VERSION;
     printf("tassa %s\n"
-           "libmicrohttpd %s\n"
-           "jansson %s\n"
-           "libjwt %s\n"
-           "sqlite %s\n"
-           "libcurl %s\n"
-           "%s\n",
-           TASSA_VERSION, MHD_get_version(), jansson_version_str(), TASSA_LIBJWT_VERSION,
-           sqlite3_libversion(), cv ? cv->version : "?", OpenSSL_version(OPENSSL_VERSION));
+           "libmicrohttpd %s (built with %x.%x.%x)\n"
+           "jansson %s (built with %s)\n"
+           "libjwt (built with %s; it reports no run-time version)\n"
+           "sqlite %s (built with %s)\n"
+           "libcurl %s (built with %s)\n"
+           "%s (built with %s)\n",
+           TASSA_VERSION, MHD_get_version(), (mhd >> 24) & 0xff, (mhd >> 16) & 0xff,
+           (mhd >> 8) & 0xff, jansson_version_str(), JANSSON_VERSION, TASSA_LIBJWT_VERSION,
+           sqlite3_libversion(), SQLITE_VERSION, cv ? cv->version : "?", LIBCURL_VERSION,
+           OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
 }
 
 /* Checks argv[2..] against the flags cmd takes; prints its help for --help. Returns -1 to go
