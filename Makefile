@@ -6,20 +6,22 @@
 
 DEB_PACKAGES := build-essential cmake pkg-config clang-format libmicrohttpd-dev libjansson-dev libjwt-dev \
                 libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3
-TEST_PACKAGES := chromium dpkg-dev fakeroot systemd
+DEB_TOOLS := dpkg-dev fakeroot
+# the tests also build the .deb and check the unit with systemd-analyze
+TEST_PACKAGES := chromium $(DEB_TOOLS) systemd
 PORT ?= 3000
 JOBS ?= $(shell nproc)
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps test-deps format-check build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format install deb
+.PHONY: all deps test-deps deb-deps format-check build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format install deb
 
 all: build
 
 # Installs only what is missing, so that a second run is instant and needs no root.
-deps test-deps: PACKAGES = $(if $(filter test-deps,$@),$(TEST_PACKAGES),$(DEB_PACKAGES))
-deps test-deps:
+deps test-deps deb-deps: PACKAGES = $(if $(filter test-deps,$@),$(TEST_PACKAGES),$(if $(filter deb-deps,$@),$(DEB_TOOLS),$(DEB_PACKAGES)))
+deps test-deps deb-deps:
 	@missing=""; for p in $(PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -27,7 +29,7 @@ deps test-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
-	@[ $@ = deps ] || command -v node >/dev/null || { echo "node (>= 20) is needed for the end-to-end tests"; exit 1; }
+	@[ $@ != test-deps ] || command -v node >/dev/null || { echo "node (>= 20) is needed for the end-to-end tests"; exit 1; }
 
 build/Makefile:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -72,7 +74,7 @@ install: build/Makefile
 
 # dist/tassa_<version>_<arch>.deb with Debian's tools (dpkg-shlibdeps, dpkg-deb, fakeroot):
 # the binary, tassa.1, the unit and /etc/tassa/tassa.env as a conffile (kept on upgrade).
-deb: build
+deb: deps deb-deps build
 	packaging/build-deb.sh build dist
 
 bench: build
