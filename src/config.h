@@ -3,7 +3,11 @@
  * Precedence: a flag beats an environment variable, which beats a `.env` line (as dotenv
  * never overrides the environment). Built once at start-up by main and passed everywhere as
  * `const config_t *`; nothing else reads the environment. The embedded back end fills the
- * generated credentials (config_fill_secret) before the server starts. */
+ * generated credentials (config_fill_secret) before the server starts.
+ *
+ * Every setting is one row of config_settings (config.c): its name, flag, default, meaning
+ * and example. config_load parses by it, and help, tassa.1, tassa.env and the README table
+ * are printed from it (help.h). A new setting is a new row and a field, nothing else. */
 #ifndef TASSA_CONFIG_H
 #define TASSA_CONFIG_H
 
