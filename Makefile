@@ -6,17 +6,22 @@
 
 DEB_PACKAGES := build-essential cmake pkg-config clang-format libmicrohttpd-dev libjansson-dev libjwt-dev \
                 libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3
-TEST_PACKAGES := chromium
+DEB_TOOLS := dpkg-dev fakeroot
+# the tests also build the .deb and check the unit with systemd-analyze
+TEST_PACKAGES := chromium $(DEB_TOOLS) systemd
 PORT ?= 3000
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps format-check build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all deps test-deps deb-deps format-check build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format install deb
 
 all: build
 
 # Installs only what is missing, so that a second run is instant and needs no root.
-deps test-deps: PACKAGES = $(if $(filter test-deps,$@),$(TEST_PACKAGES),$(DEB_PACKAGES))
-deps test-deps:
+deps test-deps deb-deps: PACKAGES = $(if $(filter test-deps,$@),$(TEST_PACKAGES),$(if $(filter deb-deps,$@),$(DEB_TOOLS),$(DEB_PACKAGES)))
+deps test-deps deb-deps:
 	@missing=""; for p in $(PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -24,7 +29,7 @@ deps test-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
-	@command -v node >/dev/null || { echo "node (>= 20) is needed for the end-to-end tests"; exit 1; }
+	@[ $@ != test-deps ] || command -v node >/dev/null || { echo "node (>= 20) is needed for the end-to-end tests"; exit 1; }
 
 build/Makefile:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -52,8 +57,25 @@ test-asan: build-asan e2e-deps
 
 test: deps test-deps format-check test-plain test-asan
 
-run: deps build
-	./build/tassa serve --port $(PORT) --demo
+# Quiet: what deps installs, one line, then the demo's URLs (warnings and errors still show).
+# Only the tassa target is built; a failed build prints its output.
+run: deps
+	@echo "building build/tassa"
+	@out=$$( { [ -f build/Makefile ] || cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo; } 2>&1 && \
+	  cmake --build build --target tassa -j $(JOBS) 2>&1 ) || { echo "$$out"; exit 1; }
+	@TASSA_LOG_LEVEL=warn ./build/tassa serve --port $(PORT) --demo --quiet
+
+# Installs the binary, tassa.1, the systemd unit and /etc/tassa/tassa.env (kept if present)
+# under $(DESTDIR)$(PREFIX); e.g. `sudo make install`, or `make install DESTDIR=/tmp/stage`.
+install: build/Makefile
+	cmake -S . -B build -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build build --target tassa tassa_docs -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install build
+
+# dist/tassa_<version>_<arch>.deb with Debian's tools (dpkg-shlibdeps, dpkg-deb, fakeroot):
+# the binary, tassa.1, the unit and /etc/tassa/tassa.env as a conffile (kept on upgrade).
+deb: deps deb-deps build
+	packaging/build-deb.sh build dist
 
 bench: build
 	./bench/run.sh
@@ -73,4 +95,4 @@ format-check:
 	else echo "clang-format not installed: format not checked"; fi
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz dist

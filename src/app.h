@@ -16,6 +16,7 @@ struct router_state;
 struct streams;
 struct queue_info;
 struct outbox;
+struct ops;
 
 typedef struct app {
     const config_t *config;
@@ -28,6 +29,7 @@ typedef struct app {
     struct queue_info *queue_info; /* queue-status refresher */
     struct outbox *outbox;         /* EventCallbackUrl deliveries (embedded back end) */
     http_server_t *http;
+    struct ops *ops; /* metrics census sampler */
 } app_t;
 
 #endif

@@ -3,7 +3,11 @@
  * Precedence: a flag beats an environment variable, which beats a `.env` line (as dotenv
  * never overrides the environment). Built once at start-up by main and passed everywhere as
  * `const config_t *`; nothing else reads the environment. The embedded back end fills the
- * generated credentials (config_fill_secret) before the server starts. */
+ * generated credentials (config_fill_secret) before the server starts.
+ *
+ * Every setting is one row of config_settings (config.c): its name, flag, default, meaning
+ * and example. config_load parses by it, and help, tassa.1, tassa.env and the README table
+ * are printed from it (help.h). A new setting is a new row and a field, nothing else. */
 #ifndef TASSA_CONFIG_H
 #define TASSA_CONFIG_H
 
@@ -44,7 +48,50 @@ typedef struct {
     /* Sync access control */
     int sync_acl;               /* TASSA_SYNC_ACL: -1 unset (keep stored), 0 off, 1 on */
     char *queue_status_readers; /* TASSA_QUEUE_STATUS_READERS: identities, comma list */
+    /* operations */
+    char *metrics_token;  /* bearer token of /metrics; NULL = loopback clients only */
+    int drain_timeout_ms; /* SIGTERM: longest wait for requests in flight */
+    int drain_delay_ms;   /* SIGTERM: healthz says "draining" this long before closing */
+    int log_level;        /* log_level_t: the lowest level written */
 } config_t;
+
+/* What kind of value a setting takes (and how config_load parses it). */
+typedef enum {
+    SETTING_STR,  /* any text up to 4096 bytes; "" in .env means unset */
+    SETTING_INT,  /* a decimal number from lo to hi */
+    SETTING_SIZE, /* a decimal number of bytes from lo to hi */
+    SETTING_BOOL, /* true/false, 1/0, yes/no, on/off; a `serve` flag of it is a switch */
+    SETTING_ENUM, /* one of choices ("embedded|twilio"), stored as its index */
+} setting_kind_t;
+
+#define CONFIG_UNWIRED ((size_t)-1) /* a setting parsed and checked but not yet stored */
+
+/* One setting: the single table from which config_load parses, `tassa --help` and
+ * `tassa settings` (man page, tassa.env, README table) are printed. */
+typedef struct {
+    const char *name;    /* environment and tassa.env name */
+    const char *flag;    /* `tassa serve` flag, or NULL */
+    const char *def;     /* default as text; "" = unset */
+    const char *meaning; /* one line, no trailing period */
+    const char *example; /* a sample value */
+    setting_kind_t kind;
+    long lo, hi;         /* SETTING_INT / SETTING_SIZE bounds */
+    const char *choices; /* SETTING_ENUM: values separated by '|' */
+    size_t off;          /* offset of the field in config_t, or CONFIG_UNWIRED */
+    bool secret;         /* a credential: printed as an empty line in tassa.env */
+} config_setting_t;
+
+/* The settings, in the order help shows them, and their count. Immutable; any thread. */
+extern const config_setting_t config_settings[];
+extern const size_t config_nsettings;
+
+/* The setting named name (environment name, or `serve` flag when it starts with "--"), or
+ * NULL. */
+const config_setting_t *config_setting_find(const char *name);
+
+/* The candidate closest to word by edit distance when it is close enough to be what was
+ * meant (at most a third of its length, at least 1), else NULL. Borrowed from cands. */
+const char *config_suggest(const char *word, const char *const *cands, size_t n);
 
 /* Loads the defaults, then `.env` in the working directory (if dotenv_path is NULL; skipped
  * when it is ""), then the environment. Returns NULL and writes one clear line into em on a
@@ -52,7 +99,8 @@ typedef struct {
 config_t *config_load(const char *dotenv_path, errmsg_t *em);
 
 /* Applies one `serve` flag (`--port N`, `--data F`, `--backend B`, `--demo`, ...) given as
- * name and value (value NULL for switches). TASSA_EINVAL with a detail for a bad flag. */
+ * name and value (value NULL for switches: the flags of SETTING_BOOL settings). TASSA_EINVAL
+ * with a detail for a bad flag; an unknown one names the closest known flag. */
 tassa_err config_apply_flag(config_t *c, const char *name, const char *value, errmsg_t *em);
 
 /* Checks what the chosen back end requires (twilio: ACCOUNT_SID, API_KEY, API_SECRET,

@@ -7,6 +7,7 @@
 #include "engine/taskrouter/engine.h"
 #include "functions/router.h"
 #include "log.h"
+#include "ops.h"
 
 void event_sink_deliver(void *ctx, const params_t *event)
 {
@@ -15,6 +16,7 @@ void event_sink_deliver(void *ctx, const params_t *event)
     errmsg_t em = {{0}};
     json_t *result = NULL;
     tassa_err err = router_dispatch(app, event, &result, &em);
+    ops_count_router_event(type, err, result);
     if (err)
         log_warn("event=router_failed type=%s sid=%s err=\"%s\"", type ? type : "?",
                  params_get(event, "Sid") ? params_get(event, "Sid") : "?", err_text(&em, err));

@@ -1,5 +1,11 @@
-/* main.c - the tassa command: serve, user-token, event, credentials. Wiring only. */
+/* main.c - the tassa command: serve, user-token, event, credentials, settings. Wiring only. */
 #include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,28 +30,20 @@
 #include "functions/get_queue_position.h"
 #include "functions/get_sync_grant.h"
 #include "functions/router.h"
+#include "help.h"
 #include "helpers/queue_info.h"
 #include "http/static_files.h"
 #include "log.h"
+#include "metrics.h"
 #include "ops.h"
 #include "sid.h"
 
-#define TASSA_VERSION "0.1.0"
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "tassa %s - contact-center task routing and live status\n\n"
-            "usage:\n"
-            "  tassa serve [--port N] [--data FILE] [--backend embedded|twilio] [--demo]\n"
-            "              [--bind ADDR] [--threads N] [--quiet]\n"
-            "  tassa user-token IDENTITY [--ttl SECONDS] [--data FILE]   mint a caller JWT\n"
-            "  tassa event TYPE [Key=Value ...] [--port N] [--data FILE]  post a signed event\n"
-            "  tassa credentials [--data FILE]             print the data file's credentials\n"
-            "  tassa --version\n\n"
-            "Settings come from the environment, then .env, then flags; see README.md.\n",
-            TASSA_VERSION);
-}
+#ifndef TASSA_VERSION
+#define TASSA_VERSION "0.0.0"
+#endif
+#ifndef TASSA_LIBJWT_VERSION
+#define TASSA_LIBJWT_VERSION "unknown"
+#endif
 
 /* Loads the configuration and applies `serve` flags from argv[from..]. */
 static config_t *load_config(int argc, char **argv, int from)
@@ -59,7 +57,8 @@ static config_t *load_config(int argc, char **argv, int from)
     for (int i = from; i < argc; i++) {
         const char *name = argv[i];
         const char *value = NULL;
-        bool takes_value = strcmp(name, "--demo") && strcmp(name, "--quiet");
+        const config_setting_t *s = config_setting_find(name);
+        bool takes_value = !s || s->kind != SETTING_BOOL;
         if (takes_value && i + 1 < argc)
             value = argv[++i];
         if (config_apply_flag(c, name, value, &em)) {
@@ -73,6 +72,7 @@ static config_t *load_config(int argc, char **argv, int from)
         config_free(c);
         return NULL;
     }
+    log_set_level((log_level_t)c->log_level);
     return c;
 }
 
@@ -108,6 +108,43 @@ static void print_demo_urls(const config_t *c, int port)
     fflush(stdout);
     free(dash);
     free(cust);
+}
+
+/* Sleeps ms milliseconds. */
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+}
+
+/* SIGTERM: healthz says "draining" (for drain_delay_ms, so a load balancer moves the traffic),
+ * the listener closes, streams are told to reconnect and end, and the requests in flight are
+ * answered (for at most drain_timeout_ms). The caller then stops the engines, which flushes
+ * the store (its last group commit) and leaves the outbox's rows durable. */
+static void drain(app_t *app, int sig)
+{
+    const config_t *c = app->config;
+    log_info("event=draining signal=%d inflight=%d delay_ms=%d", sig,
+             http_server_inflight(app->http), c->drain_delay_ms);
+    metrics_set(M_DRAINING, 1, NULL);
+    http_server_set_draining(app->http);
+    if (c->drain_delay_ms > 0)
+        sleep_ms(c->drain_delay_ms);
+    http_server_quiesce(app->http);
+    streams_stop(app->streams);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long waited = 0;
+    while (http_server_inflight(app->http) > 0 && waited < c->drain_timeout_ms) {
+        sleep_ms(5);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        waited = (now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L;
+    }
+    int left = http_server_inflight(app->http);
+    if (left)
+        log_warn("event=drain_timeout inflight=%d waited_ms=%ld", left, waited);
+    log_info("event=stopping signal=%d waited_ms=%ld", sig, waited);
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -196,6 +233,12 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tassa: cannot start the background threads\n");
         goto out;
     }
+    if (app.outbox)
+        metrics_set(M_OUTBOX_DEPTH, (double)outbox_pending(app.outbox), NULL);
+    if (!(app.ops = ops_start(&app, 1000))) {
+        fprintf(stderr, "tassa: cannot start the metrics sampler\n");
+        goto out;
+    }
     if (http_server_start(app.http, &em)) {
         fprintf(stderr, "tassa: %s\n", em.text);
         goto out;
@@ -218,13 +261,14 @@ static int cmd_serve(int argc, char **argv)
         print_demo_urls(c, http_server_port(app.http));
     int sig = 0;
     sigwait(&stop, &sig);
-    log_info("event=stopping signal=%d", sig);
+    drain(&app, sig);
     rc = 0;
 out:
     streams_stop(app.streams); /* before http_server_free: no suspended connection may remain */
     http_server_free(app.http);
     /* The producers of changes stop before what they write to. */
     demo_traffic_stop(demo);
+    ops_stop(app.ops);
     tr_engine_stop(app.tr);          /* its dispatcher calls the router, queueInfo and the outbox */
     queue_info_stop(app.queue_info); /* it reads the engine through the back end */
     tr_engine_free(app.tr);
@@ -419,31 +463,209 @@ out:
     return rc;
 }
 
+static int cmd_settings(int argc, char **argv);
+
+/* Copies the live data file to FILE (SQLite's online backup API); the server keeps running. */
+static int cmd_backup(int argc, char **argv)
+{
+    const char *file = NULL;
+    bool force = false;
+    char *flags[16];
+    int nflags = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--force"))
+            force = true;
+        else if (argv[i][0] != '-' && !file)
+            file = argv[i];
+        else if (nflags < 15) {
+            flags[nflags++] = argv[i];
+            if (i + 1 < argc && argv[i][0] == '-')
+                flags[nflags++] = argv[++i];
+        }
+    }
+    if (!file) {
+        fprintf(stderr, "usage: tassa backup FILE [--data FILE] [--force]\n");
+        return 2;
+    }
+    config_t *c = load_config(nflags, flags, 0);
+    if (!c)
+        return 2;
+    errmsg_t em = {{0}};
+    int rc = 0;
+    if (c->backend != BACKEND_EMBEDDED) {
+        fprintf(stderr, "tassa: backup copies the embedded back end's data file; with "
+                        "TASSA_BACKEND=twilio the data lives in Twilio\n");
+        rc = 2;
+    } else if (store_backup(c->data_path, file, force, &em)) {
+        fprintf(stderr, "tassa: %s\n", em.text);
+        rc = 1;
+    } else {
+        printf("backed up %s to %s\n", c->data_path, file);
+    }
+    config_free(c);
+    return rc;
+}
+
+static const help_flag_t USER_TOKEN_FLAGS[] = {
+    {"--ttl", "SECONDS", "lifetime of the token, from 1 to 31536000", "3600", "600"},
+};
+static const char *const USER_TOKEN_SETTINGS[] = {"JWT_SECRET", "TASSA_DATA", "TASSA_BACKEND",
+                                                  NULL};
+static const char *const EVENT_SETTINGS[] = {"AUTH_TOKEN", "PORT", "PUBLIC_URL", "TASSA_DATA",
+                                             NULL};
+static const char *const CREDENTIALS_SETTINGS[] = {"ACCOUNT_SID", "API_KEY",    "API_SECRET",
+                                                   "AUTH_TOKEN",  "JWT_SECRET", "WORKSPACE_SID",
+                                                   "TASSA_DATA",  NULL};
+static const char *const BACKUP_SETTINGS[] = {"TASSA_DATA", NULL};
+static const help_flag_t BACKUP_FLAGS[] = {
+    {"--force", NULL, "replace FILE when it exists", "off", NULL},
+};
+static const help_flag_t SETTINGS_FLAGS[] = {
+    {"--env", NULL, "print the configuration file tassa.env (every setting, commented)", NULL,
+     NULL},
+    {"--man", NULL, "print the manual page tassa.1 (roff)", NULL, NULL},
+    {"--markdown", NULL, "print the README's settings table", NULL, NULL},
+};
+
+static const help_command_t COMMANDS[] = {
+    {"serve", "[--port N] [--data FILE] [--backend embedded|twilio] [--demo] [...]",
+     "serve the API, the seed's functions and the web pages",
+     "Runs until SIGTERM or SIGINT, then drains: /healthz answers \"draining\", requests in "
+     "flight are answered, live streams are told to reconnect, and the store is flushed.",
+     "tassa serve --port 8080 --data /var/lib/tassa/tassa.db", NULL, 0, true, NULL, true,
+     cmd_serve},
+    {"user-token", "IDENTITY [--ttl SECONDS] [--data FILE]",
+     "mint a caller JWT (HS256 with JWT_SECRET) for IDENTITY, as the pages expect", NULL,
+     "tassa user-token alice --ttl 600", USER_TOKEN_FLAGS, 1, true, USER_TOKEN_SETTINGS, false,
+     cmd_user_token},
+    {"event", "TYPE [Key=Value ...] [--port N] [--data FILE]",
+     "post a TaskRouter event, signed with AUTH_TOKEN as Twilio signs it, to /general/router", NULL,
+     "tassa event reservation.created TaskSid=WT123 Topic=customer-42 --port 3000", NULL, 0, true,
+     EVENT_SETTINGS, false, cmd_event},
+    {"credentials", "[--data FILE]",
+     "print the credentials of the data file (embedded) or the configured ones (twilio)",
+     "One NAME=VALUE line each, for a client such as the twilio npm package.",
+     "tassa credentials --data /var/lib/tassa/tassa.db", NULL, 0, true, CREDENTIALS_SETTINGS, false,
+     cmd_credentials},
+    {"backup", "FILE [--data FILE] [--force]",
+     "copy the data file, while the server runs, into FILE (SQLite's online backup API)",
+     "The copy is consistent: it holds every write acknowledged before the backup began. To "
+     "restore, stop the server and put the copy in place of the data file (see README).",
+     "tassa backup /var/backups/tassa-$(date +%F).db --data /var/lib/tassa/tassa.db", BACKUP_FLAGS,
+     1, true, BACKUP_SETTINGS, false, cmd_backup},
+    {"settings", "[--env | --man | --markdown]", "print every setting with its meaning and default",
+     "The configuration file, the manual page and the README's table are generated by it.",
+     "tassa settings --env > /etc/tassa/tassa.env", SETTINGS_FLAGS, 3, false, NULL, false,
+     cmd_settings},
+};
+#define NCOMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static int cmd_settings(int argc, char **argv)
+{
+    if (argc > 2 && !strcmp(argv[2], "--env"))
+        help_env_file(stdout);
+    else if (argc > 2 && !strcmp(argv[2], "--man"))
+        help_man(stdout, COMMANDS, NCOMMANDS, TASSA_VERSION);
+    else if (argc > 2 && !strcmp(argv[2], "--markdown"))
+        help_markdown(stdout);
+    else
+        help_command(stdout, &COMMANDS[0]);
+    return 0;
+}
+
+/* The version of each library at run time, and (in parentheses) the one tassa was built with. */
+static void print_version(void)
+{
+    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    unsigned mhd = MHD_VERSION;
+    printf("tassa %s\n"
+           "libmicrohttpd %s (built with %x.%x.%x)\n"
+           "jansson %s (built with %s)\n"
+           "libjwt (built with %s; it reports no run-time version)\n"
+           "sqlite %s (built with %s)\n"
+           "libcurl %s (built with %s)\n"
+           "%s (built with %s)\n",
+           TASSA_VERSION, MHD_get_version(), (mhd >> 24) & 0xff, (mhd >> 16) & 0xff,
+           (mhd >> 8) & 0xff, jansson_version_str(), JANSSON_VERSION, TASSA_LIBJWT_VERSION,
+           sqlite3_libversion(), SQLITE_VERSION, cv ? cv->version : "?", LIBCURL_VERSION,
+           OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
+}
+
+/* Checks argv[2..] against the flags cmd takes; prints its help for --help. Returns -1 to go
+ * on, else the exit status. */
+static int check_flags(const help_command_t *cmd, int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help_command(stdout, cmd);
+            return 0;
+        }
+        if (strncmp(argv[i], "--", 2) != 0)
+            continue;
+        if (!help_accepts(cmd, argv[i])) {
+            const char *near = help_suggest_flag(cmd, argv[i]);
+            if (near)
+                fprintf(stderr, "tassa %s: unknown flag %s; did you mean %s?\n", cmd->name, argv[i],
+                        near);
+            else
+                fprintf(stderr, "tassa %s: unknown flag %s (see tassa %s --help)\n", cmd->name,
+                        argv[i], cmd->name);
+            return 2;
+        }
+        if (help_takes_value(cmd, argv[i])) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "tassa %s: %s needs a value (see tassa %s --help)\n", cmd->name,
+                        argv[i], cmd->name);
+                return 2;
+            }
+            i++;
+        }
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        if (argc >= 3 && !strcmp(argv[1], "help")) {
+            for (size_t i = 0; i < NCOMMANDS; i++) {
+                if (!strcmp(argv[2], COMMANDS[i].name)) {
+                    help_command(stdout, &COMMANDS[i]);
+                    return 0;
+                }
+            }
+        }
+        help_overview(argc < 2 ? stderr : stdout, COMMANDS, NCOMMANDS, TASSA_VERSION);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("tassa %s\n", TASSA_VERSION);
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        print_version();
         return 0;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rc;
-    if (!strcmp(argv[1], "serve"))
-        rc = cmd_serve(argc, argv);
-    else if (!strcmp(argv[1], "user-token"))
-        rc = cmd_user_token(argc, argv);
-    else if (!strcmp(argv[1], "event"))
-        rc = cmd_event(argc, argv);
-    else if (!strcmp(argv[1], "credentials"))
-        rc = cmd_credentials(argc, argv);
-    else {
-        fprintf(stderr, "tassa: unknown command %s\n\n", argv[1]);
-        usage(stderr);
-        rc = 2;
+    const help_command_t *cmd = NULL;
+    for (size_t i = 0; i < NCOMMANDS && !cmd; i++) {
+        if (!strcmp(argv[1], COMMANDS[i].name))
+            cmd = &COMMANDS[i];
     }
+    if (!cmd) {
+        const char *names[NCOMMANDS + 2];
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            names[i] = COMMANDS[i].name;
+        names[NCOMMANDS] = "--version";
+        names[NCOMMANDS + 1] = "--help";
+        const char *near = config_suggest(argv[1], names, NCOMMANDS + 2);
+        if (near)
+            fprintf(stderr, "tassa: unknown command %s; did you mean %s?\n", argv[1], near);
+        else
+            fprintf(stderr, "tassa: unknown command %s (see tassa --help)\n", argv[1]);
+        return 2;
+    }
+    int rc = check_flags(cmd, argc, argv);
+    if (rc >= 0)
+        return rc;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmd->run(argc, argv);
     curl_global_cleanup();
     return rc;
 }

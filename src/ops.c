@@ -1,7 +1,30 @@
-/* ops.c - health check for load balancers and people. */
+/* ops.c - health check, metrics endpoint and census sampler for load balancers and
+ * monitoring. */
 #include "ops.h"
 
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
 #include "backend/backend.h"
+#include "engine/taskrouter/stats.h"
+#include "log.h"
+#include "metrics.h"
+
+struct ops {
+    app_t *app;
+    int period_ms;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stopping; /* under lock */
+};
 
 static void healthz(void *ctx, http_req_t *req, http_resp_t *resp)
 {
@@ -13,12 +36,195 @@ static void healthz(void *ctx, http_req_t *req, http_resp_t *resp)
                                 NULL) == SQLITE_OK;
         store_unlock(app->store);
     }
-    http_resp_json(resp, store_ok ? 200 : 503,
-                   json_pack("{s:s, s:s, s:b}", "status", store_ok ? "ok" : "degraded", "backend",
+    /* draining: a load balancer moves the traffic away while the requests in flight end */
+    bool draining = http_server_draining(app->http);
+    const char *status = draining ? "draining" : store_ok ? "ok" : "degraded";
+    http_resp_json(resp, store_ok && !draining ? 200 : 503,
+                   json_pack("{s:s, s:s, s:b}", "status", status, "backend",
                              app->backend->ops->name, "store", store_ok));
+}
+
+/* Did the request come over the loopback interface? */
+static bool from_loopback(const http_req_t *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return false;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+/* Is `Authorization: Bearer <token>` present and right? Constant time in the token. */
+static bool bearer_ok(const http_req_t *req, const char *token)
+{
+    const char *h = http_req_header(req, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7))
+        return false;
+    h += 7;
+    size_t n = strlen(token);
+    return strlen(h) == n && CRYPTO_memcmp(h, token, n) == 0;
+}
+
+static void metrics(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    app_t *app = ctx;
+    const char *token = app->config->metrics_token;
+    if (token ? !bearer_ok(req, token) : !from_loopback(req)) {
+        http_resp_fn_error(resp, token ? TASSA_EUNAUTH : TASSA_EFORBIDDEN,
+                           token ? "/metrics needs Authorization: Bearer and TASSA_METRICS_TOKEN"
+                                 : "/metrics answers loopback clients only (or set "
+                                   "TASSA_METRICS_TOKEN)");
+        if (token)
+            http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"tassa metrics\"");
+        return;
+    }
+    size_t len = 0;
+    char *text = metrics_render(&len);
+    if (!text) {
+        http_resp_fn_error(resp, TASSA_ENOMEM, NULL);
+        return;
+    }
+    free(resp->body);
+    resp->body = text;
+    resp->body_len = len;
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    http_resp_header(resp, "Cache-Control", "no-store");
 }
 
 tassa_err ops_register(app_t *app)
 {
-    return http_server_route(app->http, "GET", "/healthz", healthz, app);
+    static const http_route_t routes[] = {
+        {"GET", "/healthz", healthz},
+        {"GET", "/metrics", metrics},
+    };
+    return http_server_routes(app->http, routes, sizeof routes / sizeof routes[0], app);
+}
+
+/* tr_census_fn: one gauge per count. */
+static void census_one(void *ctx, const char *kind, const char *label, long long n)
+{
+    if (!strcmp(kind, "task"))
+        metrics_set(M_TASKS, (double)n, "status", label ? label : "", NULL);
+    else
+        metrics_set(M_WORKERS, (double)n, "activity", label ? label : "", NULL);
+}
+
+static void sample(ops_t *o)
+{
+    /* statuses that emptied keep their series, at 0 */
+    metrics_zero(M_TASKS);
+    metrics_zero(M_WORKERS);
+    if (tr_stats_census(o->app->tr, census_one, NULL))
+        log_warn("event=census_failed");
+}
+
+static void *sampler_main(void *arg)
+{
+    ops_t *o = arg;
+    pthread_mutex_lock(&o->lock);
+    while (!o->stopping) {
+        pthread_mutex_unlock(&o->lock);
+        sample(o);
+        pthread_mutex_lock(&o->lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += o->period_ms / 1000;
+        until.tv_nsec += (long)(o->period_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!o->stopping && pthread_cond_timedwait(&o->wake, &o->lock, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&o->lock);
+    return NULL;
+}
+
+ops_t *ops_start(app_t *app, int period_ms)
+{
+    ops_t *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    o->app = app;
+    o->period_ms = period_ms > 0 ? period_ms : 1000;
+    pthread_mutex_init(&o->lock, NULL);
+    pthread_cond_init(&o->wake, NULL);
+    if (app->tr && pthread_create(&o->thread, NULL, sampler_main, o) != 0) {
+        pthread_mutex_destroy(&o->lock);
+        pthread_cond_destroy(&o->wake);
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+void ops_stop(ops_t *o)
+{
+    if (!o)
+        return;
+    pthread_mutex_lock(&o->lock);
+    o->stopping = true;
+    pthread_cond_signal(&o->wake);
+    pthread_mutex_unlock(&o->lock);
+    if (o->app->tr)
+        pthread_join(o->thread, NULL);
+    pthread_mutex_destroy(&o->lock);
+    pthread_cond_destroy(&o->wake);
+    free(o);
+}
+
+void ops_count_router_event(const char *type, tassa_err err, const json_t *result)
+{
+    /* Twilio's TaskRouter event types; anything else is "other" (bounded label values) */
+    static const char *const known[] = {
+        "task.created",
+        "task.updated",
+        "task.canceled",
+        "task.completed",
+        "task.deleted",
+        "task.wrapup",
+        "task.system-deleted",
+        "task.transfer-initiated",
+        "reservation.created",
+        "reservation.accepted",
+        "reservation.rejected",
+        "reservation.timeout",
+        "reservation.canceled",
+        "reservation.rescinded",
+        "reservation.completed",
+        "reservation.wrapup",
+        "reservation.failed",
+        "worker.created",
+        "worker.deleted",
+        "worker.activity.update",
+        "worker.attributes.update",
+        "worker.capacity.update",
+        "worker.channel.availability.update",
+        "task-queue.entered",
+        "task-queue.moved",
+        "task-queue.timeout",
+        "workflow.entered",
+        "workflow.target-matched",
+        "workflow.timeout",
+        "workflow.skipped",
+        "workflow.accepted",
+    };
+    const char *t = "other";
+    for (size_t i = 0; type && i < sizeof known / sizeof known[0]; i++) {
+        if (!strcmp(type, known[i]))
+            t = known[i];
+    }
+    const char *outcome = err                                                ? "error"
+                          : json_is_true(json_object_get(result, "ignored")) ? "ignored"
+                                                                             : "handled";
+    metrics_add(M_ROUTER_EVENTS, 1, "type", t, "outcome", outcome, NULL);
 }

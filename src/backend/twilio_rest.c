@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define POOL_IDLE_MAX          16                  /* idle handles kept for reuse */
 #define BACKOFF_BASE_MS        100                 /* first retry waits up to this */
@@ -429,6 +430,7 @@ static tassa_err call(twilio_t *t, const call_t *c, json_t **out, errmsg_t *em)
                 err = err_set(em, TASSA_EUPSTREAM, "twilio %ld: %s %s answered invalid JSON (%s)",
                               status, c->method, url, jerr.text);
             free(r.data);
+            metrics_add(M_BACKEND_CALLS, 1, "outcome", err ? "bad_answer" : "ok", NULL);
             return err;
         }
         bool retry;
@@ -465,6 +467,10 @@ static tassa_err call(twilio_t *t, const call_t *c, json_t **out, errmsg_t *em)
                 "event=twilio_request_failed method=%s url=%s status=%ld code=%d attempt=%d/%d "
                 "next=%s message=\"%s\"",
                 c->method, url, status, code, attempt, attempts, next, msg);
+        if (retry)
+            metrics_add(M_BACKEND_RETRIES, 1, NULL);
+        else
+            metrics_add(M_BACKEND_CALLS, 1, "outcome", handled ? "handled_error" : "failed", NULL);
         if (!retry)
             return err;
         sleep_ms(wait);

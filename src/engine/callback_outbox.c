@@ -11,6 +11,7 @@
 
 #include "auth/signature.h"
 #include "log.h"
+#include "metrics.h"
 
 #define BATCH          16
 #define MAX_BACKOFF_MS 600000
@@ -115,6 +116,7 @@ tassa_err outbox_enqueue(outbox_t *o, const char *url, const params_t *event)
     store_unlock(o->store);
     free(body);
     if (!err) {
+        metrics_add(M_OUTBOX_DEPTH, 1, NULL);
         pthread_mutex_lock(&o->lock);
         o->kicked = true;
         pthread_cond_signal(&o->wake);
@@ -244,6 +246,7 @@ static void settle(outbox_t *o, const entry_t *e, bool ok, const char *why)
             sqlite3_bind_text(st, 4, why, -1, SQLITE_STATIC);
             sqlite3_bind_int64(st, 5, e->id);
         }
+        metrics_add(M_OUTBOX_FAILURES, 1, NULL);
         log_warn("event=callback_failed id=%lld attempt=%d err=\"%s\"%s", (long long)e->id,
                  attempts, why, attempts >= OUTBOX_MAX_ATTEMPTS ? " gave_up=1" : "");
     }
@@ -251,6 +254,8 @@ static void settle(outbox_t *o, const entry_t *e, bool ok, const char *why)
         sqlite3_step(st);
     store_release(o->store, st);
     store_unlock(o->store);
+    if (ok || e->attempts + 1 >= OUTBOX_MAX_ATTEMPTS) /* delivered, or given up */
+        metrics_add(M_OUTBOX_DEPTH, -1, NULL);
 }
 
 static void *run(void *arg)

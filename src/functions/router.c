@@ -10,6 +10,7 @@
 #include "helpers/queue_info.h"
 #include "helpers/reservation.h"
 #include "log.h"
+#include "ops.h"
 
 #define SEEN_SLOTS 8192 /* per generation; at most half filled */
 #define SID_MAX    64
@@ -188,6 +189,7 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
     }
     json_t *result = NULL;
     tassa_err err = router_dispatch(app, req->params, &result, &em);
+    ops_count_router_event(params_get(req->params, "EventType"), err, result);
     if (err) {
         http_resp_fn_error(resp, err, err_text(&em, err));
         return;

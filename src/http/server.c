@@ -12,9 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define MAX_ROUTES   96
 #define MAX_SEGMENTS 12
@@ -25,6 +28,7 @@ typedef struct {
     int nseg;
     http_handler_fn fn;
     void *ctx;
+    char *pattern; /* as given, the `route` label of the metrics */
 } route_t;
 
 struct http_server {
@@ -34,13 +38,16 @@ struct http_server {
     route_t routes[MAX_ROUTES];
     int nroutes;
     int port;
+    atomic_int inflight;  /* requests begun and not yet completed */
+    atomic_bool draining; /* answers carry Connection: close; see http_server_drain */
 };
 
 typedef struct {
     char *body;
     size_t len, cap;
     bool too_big;
-    int status; /* for the access log */
+    int status;        /* for the access log */
+    const char *route; /* the matched route's pattern, for the metrics; NULL when none */
     struct timespec start;
     char method[12];
     char path[160];
@@ -99,6 +106,8 @@ tassa_err http_server_route(http_server_t *s, const char *method, const char *pa
     }
     free(copy);
     r->nseg = n;
+    if (!(r->pattern = strdup(pattern)))
+        return TASSA_ENOMEM;
     r->fn = fn;
     r->ctx = ctx;
     s->nroutes++;
@@ -284,7 +293,8 @@ static tassa_err parse_body(http_req_t *req, const char *ct, errmsg_t *em)
     return err_set(em, TASSA_EINVAL, "unsupported Content-Type");
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *conn, http_resp_t *resp, conn_state_t *st)
+static enum MHD_Result send_resp(http_server_t *s, struct MHD_Connection *conn, http_resp_t *resp,
+                                 conn_state_t *st)
 {
     struct MHD_Response *r = resp->raw;
     if (!r) {
@@ -299,6 +309,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, http_resp_t *resp,
     }
     for (int i = 0; i < resp->nheaders; i++)
         MHD_add_response_header(r, resp->headers[i][0], resp->headers[i][1]);
+    if (atomic_load(&s->draining)) /* keep-alive clients reconnect, to another instance */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     st->status = resp->status;
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
@@ -359,6 +371,7 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
         for (int i = 0; i < nseg; i++)
             unescape_segment(segs[i]);
         r = match_route(s, method, segs, nseg, &req, &path_matched);
+        st->route = r ? r->pattern : NULL;
     }
     if (!r) {
         tassa_err err = path_matched ? TASSA_EMETHOD : TASSA_ENOTFOUND;
@@ -390,7 +403,7 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
     }
     r->fn(r->ctx, &req, &resp);
 send:;
-    enum MHD_Result ret = send_resp(conn, &resp, st);
+    enum MHD_Result ret = send_resp(s, conn, &resp, st);
     resp_clear(&resp);
     params_free(req.query);
     params_free(req.params);
@@ -409,6 +422,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!st)
             return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &st->start);
+        atomic_fetch_add(&s->inflight, 1);
         snprintf(st->method, sizeof st->method, "%s", method);
         snprintf(st->path, sizeof st->path, "%s", url);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -449,11 +463,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conn_state_t *st = *con_cls;
     if (!st)
         return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long us = (now.tv_sec - st->start.tv_sec) * 1000000L + (now.tv_nsec - st->start.tv_nsec) / 1000;
+    metrics_http(st->method, st->route, st->status, us);
+    atomic_fetch_sub(&s->inflight, 1);
     if (s->opts.access_log) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long us =
-            (now.tv_sec - st->start.tv_sec) * 1000000L + (now.tv_nsec - st->start.tv_nsec) / 1000;
         log_info("event=access method=%s path=%s status=%d bytes_in=%zu us=%ld%s", st->method,
                  st->path, st->status, st->len, us,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
@@ -469,8 +484,8 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
     if (inet_pton(AF_INET, s->opts.bind_addr, &addr.sin_addr) != 1)
         return err_set(em, TASSA_EINVAL, "bind address %s is not an IPv4 address",
                        s->opts.bind_addr);
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_TURBO | MHD_USE_ITC; /* ITC: MHD_quiesce_daemon when draining */
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)s->opts.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->opts.threads > 0 ? s->opts.threads : 2),
@@ -490,6 +505,30 @@ int http_server_port(const http_server_t *s)
     return s->port;
 }
 
+void http_server_set_draining(http_server_t *s)
+{
+    atomic_store(&s->draining, true);
+}
+
+bool http_server_draining(const http_server_t *s)
+{
+    return s && atomic_load(&((http_server_t *)s)->draining);
+}
+
+void http_server_quiesce(http_server_t *s)
+{
+    if (!s->daemon)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+int http_server_inflight(const http_server_t *s)
+{
+    return atomic_load(&((http_server_t *)s)->inflight);
+}
+
 void http_server_free(http_server_t *s)
 {
     if (!s)
@@ -499,6 +538,7 @@ void http_server_free(http_server_t *s)
     for (int i = 0; i < s->nroutes; i++) {
         for (int j = 0; j < s->routes[i].nseg; j++)
             free(s->routes[i].segments[j]);
+        free(s->routes[i].pattern);
     }
     free(s->bind_addr);
     free(s);

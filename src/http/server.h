@@ -78,6 +78,21 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const http_server_t *s);
 
+/* Drain, step 1: from now on every answer carries `Connection: close`, and
+ * http_server_draining says true (for /healthz). Any thread. */
+void http_server_set_draining(http_server_t *s);
+
+/* Whether http_server_set_draining was called. False for NULL. Any thread. */
+bool http_server_draining(const http_server_t *s);
+
+/* Drain, step 2: closes the listening socket; connections already open are still served.
+ * Call after http_server_start, from the thread that will call http_server_free. */
+void http_server_quiesce(http_server_t *s);
+
+/* Requests received and not yet fully answered (a live stream counts until it ends). Any
+ * thread. */
+int http_server_inflight(const http_server_t *s);
+
 /* Stops accepting, closes connections and frees s. Accepts NULL. */
 void http_server_free(http_server_t *s);
 

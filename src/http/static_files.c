@@ -1,7 +1,8 @@
-/* static_files.c - serves web/ (plain HTML, CSS and JavaScript; no build step).
+/* static_files.c - serves the web pages: built in (web_assets.h), or from TASSA_WEB_DIR.
  *
- * The pages are few and small, so each request resolves the directory, opens, reads and sends
- * the whole file: no cache to invalidate, and an edited page shows on the next reload. Path
+ * The pages are few and small. From TASSA_WEB_DIR each request resolves the directory, opens,
+ * reads and sends the whole file: no cache to invalidate, and an edited page shows on the
+ * next reload. Path
  * safety is checked twice: on the decoded segments (no `..`, no hidden names, no separators)
  * and on the real path, which must lie under the web directory's real path. */
 #include "http/static_files.h"
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "web_assets.h"
 
 static const struct {
     const char *ext, *type;
@@ -112,6 +114,51 @@ static char *read_all(int fd, size_t size)
     return buf;
 }
 
+/* Adds the headers every page gets. Returns true after turning resp into a 304 when the
+ * client already holds this version (If-None-Match). */
+static bool page_headers(const http_req_t *req, http_resp_t *resp, const char *etag)
+{
+    http_resp_header(resp, "Cache-Control", "no-cache");
+    http_resp_header(resp, "ETag", etag);
+    http_resp_header(resp, "X-Content-Type-Options", "nosniff");
+    http_resp_header(resp, "Referrer-Policy", "no-referrer");
+    http_resp_header(resp, "Content-Security-Policy",
+                     "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'");
+    const char *inm = http_req_header(req, "If-None-Match");
+    if (!inm || strcmp(inm, etag))
+        return false;
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    resp->status = 304;
+    resp->content_type = NULL;
+    return true;
+}
+
+/* Serves rel from the pages compiled into the binary (web_assets.h). */
+static void serve_embedded(const http_req_t *req, http_resp_t *resp, const char *rel)
+{
+    const web_asset_t *a = web_assets_find(rel);
+    if (!a) {
+        not_found(req, resp);
+        return;
+    }
+    if (page_headers(req, resp, a->etag))
+        return;
+    char *body = malloc(a->len + 1);
+    if (!body) {
+        http_resp_error(req, resp, TASSA_ENOMEM, NULL);
+        return;
+    }
+    memcpy(body, a->data, a->len + 1);
+    free(resp->body);
+    resp->body = body;
+    resp->body_len = a->len;
+    resp->status = 200;
+    resp->content_type = static_files_type(rel);
+}
+
 /* GET|HEAD /, /{}, /{}/{} */
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 {
@@ -143,6 +190,10 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
             snprintf(rel + used, sizeof rel - used, "%s%s", i ? "/" : "", req->args[i]);
         }
     }
+    if (!app->config->web_dir) { /* the pages built in, unless TASSA_WEB_DIR overrides them */
+        serve_embedded(req, resp, rel);
+        goto out;
+    }
     if (static_files_root(app->config, root, sizeof root)) {
         log_warn("event=web_dir_missing hint=\"set TASSA_WEB_DIR\"");
         not_found(req, resp);
@@ -164,22 +215,8 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
     char etag[64];
     snprintf(etag, sizeof etag, "\"%llx-%llx-%lx\"", (unsigned long long)st.st_size,
              (unsigned long long)st.st_mtim.tv_sec, (unsigned long)st.st_mtim.tv_nsec);
-    http_resp_header(resp, "Cache-Control", "no-cache");
-    http_resp_header(resp, "ETag", etag);
-    http_resp_header(resp, "X-Content-Type-Options", "nosniff");
-    http_resp_header(resp, "Referrer-Policy", "no-referrer");
-    http_resp_header(resp, "Content-Security-Policy",
-                     "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-                     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'");
-    const char *inm = http_req_header(req, "If-None-Match");
-    if (inm && !strcmp(inm, etag)) {
-        free(resp->body);
-        resp->body = NULL;
-        resp->body_len = 0;
-        resp->status = 304;
-        resp->content_type = NULL;
+    if (page_headers(req, resp, etag))
         goto out;
-    }
     char *body = read_all(fd, (size_t)st.st_size);
     if (!body) {
         http_resp_error(req, resp, TASSA_EINTERNAL, "cannot read the file");

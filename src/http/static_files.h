@@ -1,8 +1,8 @@
-/* static_files.h - the web pages (queue dashboard, customer status page) served from web/.
+/* static_files.h - the web pages (queue dashboard, customer status page).
  *
  * GET and HEAD of `/` (index.html) and of files one or two segments deep (`/app.js`,
- * `/css/site.css`) under the web directory: config->web_dir, or when it is NULL `./web` if
- * that directory exists, else `<directory of the binary>/../web`. Content type by extension,
+ * `/css/site.css`): the copies of web/ compiled into the binary (web_assets.h), or when
+ * config->web_dir is set the files of that directory. Content type by extension,
  * `Cache-Control: no-cache` with an ETag (304 on If-None-Match), a restrictive
  * Content-Security-Policy, and a JSON 404 for anything missing. Paths with `..`, `.` segments,
  * a backslash, a NUL or a hidden name are refused, and the resolved real path must stay inside

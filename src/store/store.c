@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 /* Prepared statements kept for reuse, by SQL text: compiling SQL costs more than running it. */
 #define STMT_CACHE 256
@@ -34,7 +35,8 @@ struct store {
     bool open_txn, in_savepoint, dirty, stopping;
     uint64_t epoch; /* number of the open (or last) group transaction */
     sqlite3_int64 changes_at_lock;
-    atomic_int queued; /* threads waiting for the store lock */
+    long batch_writers; /* sections with changes in the open group transaction (metrics) */
+    atomic_int queued;  /* threads waiting for the store lock */
     pthread_t committer;
     bool committer_started;
     pthread_mutex_t done_lock; /* guards committed, failed and done */
@@ -131,10 +133,20 @@ void store_lock(store_t *s)
     s->changes_at_lock = sqlite3_total_changes64(s->db);
 }
 
+/* Seconds since t0 (CLOCK_MONOTONIC). */
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
 tassa_err store_unlock(store_t *s)
 {
-    if (sqlite3_total_changes64(s->db) != s->changes_at_lock)
+    if (sqlite3_total_changes64(s->db) != s->changes_at_lock) {
         s->dirty = true;
+        s->batch_writers++;
+    }
     uint64_t wait_for = 0;
     if (s->dirty) {
         wait_for = s->epoch;
@@ -173,7 +185,12 @@ static void *commit_loop(void *arg)
             pthread_mutex_lock(&s->lock);
         }
         uint64_t epoch = s->epoch;
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         bool ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+        metrics_add(M_COMMIT_SECONDS, seconds_since(&t0), NULL);
+        metrics_add(M_COMMIT_BATCH, s->batch_writers, NULL);
+        s->batch_writers = 0;
         if (!ok) {
             log_error("event=store_commit_failed epoch=%llu err=\"%s\"", (unsigned long long)epoch,
                       sqlite3_errmsg(s->db));

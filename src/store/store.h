@@ -14,6 +14,7 @@
 #define TASSA_STORE_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -65,5 +66,13 @@ void store_release(store_t *s, sqlite3_stmt *st);
 
 /* Milliseconds since the Unix epoch, the time unit of every stored date. */
 int64_t store_now_ms(void);
+
+/* Copies the data file at src, live or not, to dst with SQLite's online backup API (store/
+ * backup.c): a consistent snapshot holding every write committed before it began, as one
+ * self-contained file (journal mode DELETE), checked, synced and renamed into place. Refuses an
+ * existing dst unless force (TASSA_ECONFLICT), and dst == src (TASSA_EINVAL). TASSA_ENOTFOUND
+ * when src does not exist, TASSA_ESTORE with a detail otherwise. Any thread; opens its own
+ * connections. */
+tassa_err store_backup(const char *src, const char *dst, bool force, errmsg_t *em);
 
 #endif

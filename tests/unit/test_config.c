@@ -112,6 +112,47 @@ static void twilio_backend_needs_credentials(void **state)
     unsetenv("TASSA_BACKEND");
 }
 
+/* The settings table: each example value loads, each number outside its range is refused
+ * with the setting's name, and each flag maps to its setting. */
+static void every_setting_of_the_table(void **state)
+{
+    errmsg_t em = {{0}};
+    for (size_t i = 0; i < config_nsettings; i++) {
+        const config_setting_t *s = &config_settings[i];
+        assert_non_null(s->meaning);
+        assert_non_null(s->example);
+        setenv(s->name, s->example, 1);
+        config_t *c = config_load("", &em);
+        if (!c)
+            fail_msg("%s=%s: %s", s->name, s->example, em.text);
+        config_free(c);
+        if (s->kind == SETTING_INT || s->kind == SETTING_SIZE) {
+            char v[32];
+            snprintf(v, sizeof v, "%ld", s->hi + 1);
+            setenv(s->name, v, 1);
+            assert_null(config_load("", &em));
+            assert_non_null(strstr(em.text, s->name));
+        }
+        unsetenv(s->name);
+        if (s->flag) {
+            assert_ptr_equal(config_setting_find(s->flag), s);
+            c = config_load("", NULL);
+            assert_int_equal(
+                config_apply_flag(c, s->flag, s->kind == SETTING_BOOL ? NULL : s->example, &em),
+                TASSA_OK);
+            config_free(c);
+        }
+    }
+    config_t *c = config_load("", NULL);
+    assert_int_equal(config_apply_flag(c, "--prot", "1", &em), TASSA_EINVAL);
+    assert_non_null(strstr(em.text, "did you mean --port?"));
+    config_free(c);
+    const char *cands[] = {"serve", "backup", "credentials"};
+    assert_string_equal(config_suggest("serv", cands, 3), "serve");
+    assert_string_equal(config_suggest("bakup", cands, 3), "backup");
+    assert_null(config_suggest("zzzzzz", cands, 3));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +160,7 @@ int main(void)
         cmocka_unit_test(dotenv_then_environment_then_flags),
         cmocka_unit_test(bad_values_are_named),
         cmocka_unit_test(twilio_backend_needs_credentials),
+        cmocka_unit_test(every_setting_of_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "timefmt.h"
+#include "metrics.h"
 
 /* A change (or a watch) waiting for its turn in commit order. */
 typedef enum { PENDING_WAITING, PENDING_READY, PENDING_CANCELLED } pending_state_t;
@@ -518,6 +519,8 @@ static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t 
     tassa_err durable = store_unlock(e->store);
     if (!err)
         err = durable; /* the group commit failed: nothing was stored */
+    if (!err && doc)
+        metrics_add(M_DOCS_WRITTEN, 1, NULL);
     pending_settle(e, p, !err);
     return err;
 }

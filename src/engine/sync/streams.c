@@ -52,6 +52,7 @@
 #include "auth/verify_token.h"
 #include "http/cors.h"
 #include "log.h"
+#include "metrics.h"
 
 #define NBUCKETS   4096
 #define BLOCK_SIZE 16384
@@ -138,6 +139,7 @@ struct streams {
     pthread_cond_t wake;
     pthread_t timer;
     bool timer_started, stopping;
+    bool stopped_once; /* streams_stop ran: the reconnect event went out */
     int heartbeat_ms;
     int total;
     doc_entry_t *docs[NBUCKETS];
@@ -336,6 +338,7 @@ static void drop_client(client_t *c, const char *why)
         shutdown(c->fd, SHUT_RDWR);
     wake_client(c);
     log_info("event=stream_dropped reason=%s", why);
+    metrics_add(M_STREAM_DROPPED, 1, "reason", why, NULL);
 }
 
 static void end_client(client_t *c, event_t *last, const char *why);
@@ -646,6 +649,7 @@ out:
 static void release_slot(streams_t *s, const char *identity)
 {
     s->total--;
+    metrics_add(M_STREAM_CLIENTS, -1, "transport", "sse", NULL);
     ident_t **pp = &s->idents[hash(identity)];
     for (; *pp; pp = &(*pp)->hnext) {
         if (!strcmp((*pp)->name, identity)) {
@@ -686,6 +690,7 @@ static tassa_err take_slot(streams_t *s, const char *identity, errmsg_t *em)
     }
     i->n++;
     s->total++;
+    metrics_add(M_STREAM_CLIENTS, 1, "transport", "sse", NULL);
     return TASSA_OK;
 }
 
@@ -1261,10 +1266,17 @@ void streams_stop(streams_t *s)
 {
     if (!s)
         return;
+    /* a last event tells each client to reconnect (elsewhere: this server is stopping) */
+    event_t *bye = event_new(-1, "event: reconnect\ndata: {\"reason\":\"draining\"}", "", 0, true);
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
-    for (client_t *c = s->all; c; c = c->all_next)
+    for (client_t *c = s->all; c; c = c->all_next) {
+        if (bye && !s->stopped_once)
+            enqueue(c, bye, false);
         wake_client(c);
+    }
+    s->stopped_once = true;
+    event_unref(bye);
     pthread_cond_broadcast(&s->wake);
     pthread_mutex_unlock(&s->lock);
     if (s->timer_started) {

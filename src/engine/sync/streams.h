@@ -90,7 +90,8 @@ streams_t *streams_new(app_t *app, int heartbeat_ms);
  * the route table cannot take them. Call before http_server_start. */
 tassa_err streams_register(app_t *app);
 
-/* Ends every stream: wakes all suspended connections so that their next read ends the
+/* Ends every stream: queues a last `event: reconnect` (data {"reason":"draining"}) for each
+ * client, wakes all suspended connections so that their next read ends the
  * response, refuses new streams (503) and stops the heartbeat thread. libmicrohttpd forbids
  * stopping a daemon that has suspended connections, so main must call this BEFORE
  * http_server_free. Idempotent; accepts NULL. Any thread. */

@@ -271,3 +271,27 @@ tassa_err tr_queue_stats_json(tr_engine_t *e, const char *queue_sid, long minute
     }
     return err;
 }
+
+tassa_err tr_stats_census(tr_engine_t *e, tr_census_fn fn, void *ctx)
+{
+    static const char *const sql[2] = {
+        "SELECT status, count(*) FROM tr_tasks GROUP BY status",
+        "SELECT a.friendly_name, count(w.sid) FROM tr_activities a"
+        " LEFT JOIN tr_workers w ON w.activity_sid = a.sid GROUP BY a.sid",
+    };
+    tassa_err err = TASSA_OK;
+    store_lock(e->store);
+    for (int k = 0; k < 2 && !err; k++) {
+        sqlite3_stmt *st = store_prepare(e->store, sql[k]);
+        if (!st) {
+            err = TASSA_ESTORE;
+            break;
+        }
+        while (sqlite3_step(st) == SQLITE_ROW)
+            fn(ctx, k == 0 ? "task" : "worker", (const char *)sqlite3_column_text(st, 0),
+               sqlite3_column_int64(st, 1));
+        store_release(e->store, st);
+    }
+    store_unlock(e->store);
+    return err;
+}

@@ -31,4 +31,13 @@ tassa_err tr_workspace_realtime(tr_engine_t *e, const char *base_url, json_t **o
 tassa_err tr_queue_stats_json(tr_engine_t *e, const char *queue_sid, long minutes,
                               const char *base_url, json_t **realtime, json_t **cumulative);
 
+/* Called by tr_stats_census for each count: kind "task" (label: a status) or "worker" (label:
+ * an activity's friendly name). label is borrowed for the call only. */
+typedef void (*tr_census_fn)(void *ctx, const char *kind, const char *label, long long n);
+
+/* Counts the tasks by status and the workers by activity (every activity, also with 0) in
+ * one short critical section, calling fn with the store lock held (fn must not touch the
+ * store). TASSA_ESTORE on failure. Any thread. */
+tassa_err tr_stats_census(tr_engine_t *e, tr_census_fn fn, void *ctx);
+
 #endif

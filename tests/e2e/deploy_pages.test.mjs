@@ -1,0 +1,73 @@
+// deploy_pages.test.mjs - the pages are compiled into the binary: a copy of it alone in a
+// folder serves every page, script and style with its content type and an ETag, and
+// TASSA_WEB_DIR still overrides them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN } from './lib/server.mjs';
+import { spawnTassa, assetsOf } from './lib/spawn_tassa.mjs';
+
+const TYPES = { html: 'text/html; charset=utf-8', css: 'text/css; charset=utf-8', js: 'text/javascript; charset=utf-8' };
+
+test('a copied binary with nothing beside it serves the pages, typed and tagged', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tassa-copy-'));
+  const elsewhere = mkdtempSync(join(tmpdir(), 'tassa-cwd-'));
+  mkdirSync(join(dir, 'bin'));
+  copyFileSync(BIN, join(dir, 'bin', 'tassa'));
+  chmodSync(join(dir, 'bin', 'tassa'), 0o755);
+  const srv = await spawnTassa(join(dir, 'bin', 'tassa'), { args: ['--data', join(elsewhere, 'd.db'), '--quiet'], cwd: elsewhere });
+  try {
+    const seen = new Set();
+    for (const page of ['', 'customer.html']) {
+      const r = await fetch(`${srv.url}/${page}`);
+      assert.equal(r.status, 200, page);
+      assert.equal(r.headers.get('content-type'), TYPES.html);
+      const html = await r.text();
+      assert.match(html, /<html/i);
+      const assets = assetsOf(html);
+      assert.ok(assets.length >= 2, `${page} loads scripts and styles: ${assets}`);
+      for (const a of assets) seen.add(a);
+    }
+    for (const a of seen) {
+      const r = await fetch(`${srv.url}/${a}`);
+      assert.equal(r.status, 200, a);
+      assert.equal(r.headers.get('content-type'), TYPES[a.split('.').pop()], a);
+      const etag = r.headers.get('etag');
+      assert.match(etag, /^"[0-9a-f]{24}"$/, a);
+      assert.ok((await r.text()).length > 0);
+      const again = await fetch(`${srv.url}/${a}`, { headers: { 'If-None-Match': etag } });
+      assert.equal(again.status, 304, a);
+      const changed = await fetch(`${srv.url}/${a}`, { headers: { 'If-None-Match': '"other"' } });
+      assert.equal(changed.status, 200, a);
+    }
+    const head = await fetch(`${srv.url}/`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(await head.text(), '');
+    for (const bad of ['/missing.js', '/..%2Fetc%2Fpasswd', '/.hidden', '/a/b']) {
+      const r = await fetch(`${srv.url}${bad}`);
+      assert.equal(r.status, 404, bad);
+    }
+  } finally {
+    const { code } = await srv.stop();
+    assert.equal(code, 0, srv.log());
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(elsewhere, { recursive: true, force: true });
+  }
+});
+
+test('TASSA_WEB_DIR overrides the built-in pages', async () => {
+  const web = mkdtempSync(join(tmpdir(), 'tassa-web-'));
+  writeFileSync(join(web, 'index.html'), '<html>under development</html>');
+  const srv = await spawnTassa(BIN, { args: ['--data', join(web, 'd.db'), '--quiet'], env: { TASSA_WEB_DIR: web }, cwd: web });
+  try {
+    const r = await fetch(`${srv.url}/`);
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), '<html>under development</html>');
+    assert.equal((await fetch(`${srv.url}/customer.html`)).status, 404);
+  } finally {
+    await srv.stop();
+    rmSync(web, { recursive: true, force: true });
+  }
+});
