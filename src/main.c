@@ -117,6 +117,7 @@ static int cmd_serve(int argc, char **argv)
     bool generated = false;
     app_t app = {0};
     demo_traffic_t *demo = NULL;
+    int claim = -1; /* the data file's lock, held while the engines run */
     config_t *c = load_config(argc, argv, 2);
     if (!c)
         return 2;
@@ -128,6 +129,10 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
     } else {
+        if ((claim = store_claim(c->data_path, &em)) < 0) {
+            fprintf(stderr, "tassa: %s\n", em.text);
+            goto out;
+        }
         if (!(app.store = open_store(c, &generated)))
             goto out;
         if (!(app.sync = sync_engine_new(app.store, c->account_sid, c->sync_service_sid, &em))) {
@@ -227,6 +232,7 @@ out:
     backend_free(app.backend);
     sync_engine_free(app.sync);
     store_close(app.store);
+    store_claim_release(claim);
     config_free(c);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -475,11 +476,16 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
         flags, (uint16_t)s->opts.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->opts.threads > 0 ? s->opts.threads : 2),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        (unsigned)1, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_END);
-    if (!s->daemon)
-        return err_set(em, TASSA_EUNAVAIL, "cannot listen on %s:%d (in use, or not allowed)",
-                       s->opts.bind_addr, s->opts.port);
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL,
+        MHD_OPTION_END);
+    if (!s->daemon) {
+        int e = errno;
+        return err_set(em, TASSA_EUNAVAIL, "cannot listen on %s:%d: %s", s->opts.bind_addr,
+                       s->opts.port,
+                       e == EADDRINUSE ? "address already in use"
+                       : e             ? strerror(e)
+                                       : "in use, or not allowed");
+    }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : s->opts.port;
     return TASSA_OK;
