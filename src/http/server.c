@@ -170,8 +170,13 @@ void http_resp_error(const http_req_t *req, http_resp_t *resp, tassa_err err, co
         http_resp_fn_error(resp, err, message);
 }
 
+static const char *printable(const char *message, char *buf, size_t n);
+
 void http_resp_fn_error(http_resp_t *resp, tassa_err err, const char *message)
 {
+    char buf[512];
+    if (message)
+        message = printable(message, buf, sizeof buf);
     int status = tassa_err_status(err);
     http_resp_json(resp, status,
                    json_pack("{s:s, s:i}", "error", message ? message : tassa_strerror(err),
@@ -180,6 +185,9 @@ void http_resp_fn_error(http_resp_t *resp, tassa_err err, const char *message)
 
 void http_resp_twilio_error(http_resp_t *resp, tassa_err err, const char *message)
 {
+    char buf[512];
+    if (message)
+        message = printable(message, buf, sizeof buf);
     int status = tassa_err_status(err);
     int code = tassa_err_code(err);
     char more[96];
@@ -258,10 +266,27 @@ static route_t *match_route(http_server_t *s, const char *method, char **segs, i
     return best;
 }
 
-/* Decodes %XX in a path segment in place (not '+', which is literal in paths). */
-static void unescape_segment(char *s)
+/* Decodes %XX in a path segment in place (not '+', which is literal in paths). Returns false
+ * when the decoded bytes are no usable name: a NUL ("victim%00x" must never read as "victim")
+ * or bytes that are not UTF-8. */
+static bool unescape_segment(char *s)
 {
-    MHD_http_unescape(s);
+    size_t len = MHD_http_unescape(s);
+    return params_text_valid(s, len);
+}
+
+/* Copies message into buf, each byte of it that is not UTF-8 (a raw byte of the request line
+ * echoed back) replaced by '?', so that the JSON error body can always be encoded. */
+static const char *printable(const char *message, char *buf, size_t n)
+{
+    size_t len = strlen(message);
+    if (params_utf8_valid(message, len))
+        return message;
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 1 < n; i++)
+        buf[o++] = (unsigned char)message[i] < 0x80 ? message[i] : '?';
+    buf[o] = '\0';
+    return buf;
 }
 
 static bool is_type(const char *ct, const char *want)
@@ -356,11 +381,11 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
     int nseg = split_path(pathcopy, segs);
     bool path_matched = false;
     route_t *r = NULL;
-    if (nseg >= 0) {
-        for (int i = 0; i < nseg; i++)
-            unescape_segment(segs[i]);
+    bool segs_ok = nseg >= 0;
+    for (int i = 0; segs_ok && i < nseg; i++)
+        segs_ok = unescape_segment(segs[i]);
+    if (segs_ok)
         r = match_route(s, method, segs, nseg, &req, &path_matched);
-    }
     if (!r) {
         tassa_err err = path_matched ? TASSA_EMETHOD : TASSA_ENOTFOUND;
         char msg[256];
