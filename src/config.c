@@ -112,6 +112,10 @@ static tassa_err apply(config_t *c, const char *name, const char *v, errmsg_t *e
         err = parse_int(name, v, 100, 3600000, &n, em);
         if (!err)
             c->stream_heartbeat_ms = (int)n;
+    } else if (!strcmp(name, "TASSA_HEADER_TIMEOUT_MS")) {
+        err = parse_int(name, v, 100, 600000, &n, em);
+        if (!err)
+            c->header_timeout_ms = (int)n;
     } else if (!strcmp(name, "TASSA_HTTP_TIMEOUT_MS")) {
         err = parse_int(name, v, 100, 600000, &n, em);
         if (!err)
@@ -191,6 +195,7 @@ config_t *config_load(const char *dotenv_path, errmsg_t *em)
     c->max_streams = 10000;
     c->max_streams_per_identity = 20;
     c->stream_heartbeat_ms = 15000;
+    c->header_timeout_ms = 10000;
     c->http_timeout_ms = 3000; /* 4 tries stay within the 15 s Twilio waits for a callback */
     c->http_retries = 3;
     if (set_str(&c->sync_service_sid, "default") ||

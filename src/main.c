@@ -160,6 +160,7 @@ static int cmd_serve(int argc, char **argv)
                       .port = c->port,
                       .threads = c->threads,
                       .max_body = c->max_body,
+                      .header_timeout_ms = c->header_timeout_ms,
                       .access_log = !c->quiet_access_log};
     app.http = http_server_new(&ho);
     if (!app.backend || !app.router || !app.http) {
