@@ -60,9 +60,9 @@ static void refuses_nul_and_garbage(void **state)
                                 "Basic",
                                 "Basic ",
                                 "Bearer dTpw",
-                                "Basic dTpw=",      /* length not a multiple of 4 */
-                                "Basic dT=w",       /* padding inside */
-                                "Basic dTp*",       /* not base64 */
+                                "Basic dTpw=", /* length not a multiple of 4 */
+                                "Basic dT=w",  /* padding inside */
+                                "Basic dTp*",  /* not base64 */
                                 "Basic bm9jb2xvbg==" /* "nocolon" */};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(basic_auth_decode(bad[i], &c), TASSA_EUNAUTH);
