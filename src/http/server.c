@@ -62,8 +62,10 @@ typedef struct {
     char *body;
     size_t len, cap;
     bool too_big;
-    bool answered; /* a response is already queued (the early 413) */
-    int status;    /* for the access log */
+    bool answered;  /* the early 413 is sent (queued, or written by hand) */
+    bool queued;    /* ... through libmicrohttpd (queue_too_big) */
+    size_t drained; /* body bytes dropped after the early 413 */
+    int status;     /* for the access log */
     struct timespec start;
     char method[12];
     char path[160];
@@ -452,8 +454,6 @@ send:;
     return ret;
 }
 
-/* Answers 413 now, before the rest of the body is read, and makes the connection close after
- * it: the unread body could be gigabytes, and draining it would hold the connection. */
 /* Takes c off the waiting list if it is on it. With wait_lock held. */
 static void wait_unlink(http_server_t *s, sock_ctx_t *c)
 {
@@ -566,8 +566,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
 }
 
-static enum MHD_Result send_too_big(http_server_t *s, struct MHD_Connection *conn, const char *url,
-                                    conn_state_t *st)
+/* Answers 413 through libmicrohttpd, before any of the body is read, for a client that waits
+ * for "100 Continue" before it sends the body: it sends none, and the connection closes. */
+static enum MHD_Result queue_too_big(http_server_t *s, struct MHD_Connection *conn, const char *url,
+                                     conn_state_t *st)
 {
     http_resp_t resp = {.status = 413, .content_type = "application/json"};
     char msg[96];
@@ -579,6 +581,7 @@ static enum MHD_Result send_too_big(http_server_t *s, struct MHD_Connection *con
     http_resp_header(&resp, MHD_HTTP_HEADER_CONNECTION, "close");
     st->too_big = true;
     st->answered = true;
+    st->queued = true;
     enum MHD_Result ret = send_resp(conn, &resp, st);
     resp_clear(&resp);
     return ret;
@@ -616,6 +619,29 @@ static void write_too_big(http_server_t *s, struct MHD_Connection *conn, const c
     }
 }
 
+/* How much more of an oversized body is read (and dropped) after the 413: a client that writes
+ * its whole body before it reads (most do) then sees the answer instead of a reset. The
+ * header deadline bounds the time this may take (the connection waits on that list again). */
+#define LINGER_MAX_BYTES (4u << 20)
+
+/* The 413 for a body past the limit, sent the moment it is known: written to the socket now
+ * (libmicrohttpd 0.9 cannot queue an answer once the body has begun), then the connection
+ * only drains, up to LINGER_MAX_BYTES or the header deadline, and closes. */
+static void answer_too_big(http_server_t *s, struct MHD_Connection *conn, const char *url,
+                           conn_state_t *st)
+{
+    write_too_big(s, conn, url);
+    st->too_big = true;
+    st->answered = true;
+    st->status = 413;
+    sock_ctx_t *c = s->opts.header_timeout_ms > 0 ? sock_ctx_of(conn) : NULL;
+    if (c) {
+        pthread_mutex_lock(&s->wait_lock);
+        wait_append(s, c);
+        pthread_mutex_unlock(&s->wait_lock);
+    }
+}
+
 /* The declared body length is over max: Content-Length is all digits and larger, or does not
  * fit in 64 bits. A malformed one is libmicrohttpd's to refuse. */
 static bool declared_too_big(const char *cl, size_t max)
@@ -649,24 +675,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = st;
         headers_received(s, conn);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (declared_too_big(cl, s->opts.max_body))
-            return send_too_big(s, conn, url, st);
+        if (declared_too_big(cl, s->opts.max_body)) {
+            const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+            if (expect && !strcasecmp(expect, "100-continue"))
+                return queue_too_big(s, conn, url, st);
+            answer_too_big(s, conn, url, st);
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (st->answered)
+        if (st->answered) {
+            st->drained += n;
+            return st->drained > LINGER_MAX_BYTES ? MHD_NO : MHD_YES;
+        }
+        if (st->len + n > s->opts.max_body) { /* a chunked body grew past the limit */
+            answer_too_big(s, conn, url, st);
             return MHD_YES;
-        if (st->len + n > s->opts.max_body) {
-            /* A chunked body grew past the limit. libmicrohttpd 0.9.x cannot queue an answer
-             * once the body has begun, so the 413 is written to the socket here and the
-             * connection is closed: reading the rest is what must not happen. */
-            if (send_too_big(s, conn, url, st) == MHD_YES)
-                return MHD_YES;
-            write_too_big(s, conn, url);
-            st->status = 413;
-            return MHD_NO;
         }
         if (st->len + n + 1 > st->cap) {
             size_t cap = st->cap ? st->cap : 1024;
@@ -683,8 +709,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st->body[st->len] = '\0';
         return MHD_YES;
     }
-    if (st->answered)
-        return MHD_YES;
+    if (st->answered) /* the 413 was written by hand: end the connection, not the request */
+        return st->status == 413 && !st->queued ? MHD_NO : MHD_YES;
     return dispatch(s, conn, url, method, st);
 }
 
