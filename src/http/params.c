@@ -133,7 +133,7 @@ tassa_err params_add(params_t *p, const char *key, size_t klen, const char *val,
     if (!params_utf8_valid(key, klen))
         return err_set(em, TASSA_EINVAL, "parameter name is not valid UTF-8");
     if (!params_utf8_valid(val, vlen))
-        return err_set(em, TASSA_EINVAL, "parameter %s is not valid UTF-8", key);
+        return err_set(em, TASSA_EINVAL, "parameter %.*s is not valid UTF-8", (int)klen, key);
     if (p->len >= PARAMS_MAX_COUNT)
         return err_set(em, TASSA_EINVAL, "more than %d parameters", PARAMS_MAX_COUNT);
     if (p->len == p->cap) {
