@@ -28,7 +28,9 @@ static tassa_err parse_int(const char *name, const char *v, long lo, long hi, lo
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < lo || n > hi)
+    /* strict, as params_parse_long: strtol alone would take " 50" and "+50" */
+    bool digits = (v[0] >= '0' && v[0] <= '9') || (v[0] == '-' && v[1] >= '0' && v[1] <= '9');
+    if (!digits || errno || end == v || *end || n < lo || n > hi)
         return err_set(em, TASSA_EINVAL, "%s must be a number from %ld to %ld", name, lo, hi);
     *out = n;
     return TASSA_OK;

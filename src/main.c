@@ -25,6 +25,7 @@
 #include "functions/get_sync_grant.h"
 #include "functions/router.h"
 #include "helpers/queue_info.h"
+#include "http/params.h"
 #include "http/static_files.h"
 #include "log.h"
 #include "ops.h"
@@ -263,9 +264,7 @@ static int cmd_user_token(int argc, char **argv)
     int nflags = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--ttl") && i + 1 < argc) {
-            char *end;
-            ttl = strtol(argv[++i], &end, 10);
-            if (*end || ttl <= 0 || ttl > 31536000) {
+            if (!params_parse_long(argv[++i], 1, 31536000, &ttl)) {
                 fprintf(stderr, "tassa: --ttl must be a number of seconds from 1 to 31536000\n");
                 return 2;
             }
