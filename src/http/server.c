@@ -319,6 +319,12 @@ static const char *printable(const char *message, char *buf, size_t n)
     return buf;
 }
 
+/* Does method write (create, change or remove nothing by reading)? */
+static bool is_write(const char *method)
+{
+    return !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
+}
+
 static bool is_type(const char *ct, const char *want)
 {
     return ct && strncasecmp(ct, want, strlen(want)) == 0;
@@ -416,6 +422,16 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
         segs_ok = unescape_segment(segs[i]);
     if (segs_ok)
         r = match_route(s, method, segs, nseg, &req, &path_matched);
+    if (!segs_ok && nseg >= 0 && is_write(method)) {
+        /* A write names what it creates or changes in the path: a bad name is bad input.
+         * A read of such a name finds nothing (below: 404), as nothing can be stored so. */
+        const char *msg = "a path segment is not valid UTF-8 or holds a NUL byte";
+        if (is_api)
+            http_resp_twilio_error(&resp, TASSA_EINVAL, msg);
+        else
+            http_resp_fn_error(&resp, TASSA_EINVAL, msg);
+        goto send;
+    }
     if (!r) {
         tassa_err err = path_matched ? TASSA_EMETHOD : TASSA_ENOTFOUND;
         char msg[256];

@@ -139,6 +139,14 @@ describe('defect 3: bytes that are not UTF-8 are refused, never stored', () => {
     }
   });
 
+  test('a path segment that is not UTF-8: 400 to write, 404 to read', async () => {
+    assertTwilioError(await api('POST', `${docs}/bad%FFname`, { body: 'Data=%7B%7D' }), 400, 20001);
+    assertTwilioError(await api('POST', `${docs}/bad%C0%AFname`, { body: 'Data=%7B%7D' }), 400, 20001);
+    assertTwilioError(await api('GET', `${docs}/bad%C0%AFname`), 404, 20404);
+    const r = await fetch(`${server.url}/bad%FF.html`);
+    assert.equal(r.status, 404);
+  });
+
   test('valid multi-byte UTF-8 still works', async () => {
     const name = 'caf\u00e9-\u{1F600}';
     const r = await api('POST', docs, { body: `UniqueName=${encodeURIComponent(name)}&Data=%7B%7D` });
@@ -159,11 +167,12 @@ describe('defect 6: NUL bytes never cut a string', () => {
     assert.equal((await api('GET', docs)).status, 200);
   });
 
-  test('%00 in a path segment is a 404, never the resource before it', async () => {
+  test('%00 in a path segment: never the resource before it (404 to read, 400 to write)', async () => {
     assert.equal((await api('POST', docs, { body: 'UniqueName=victim&Data=%7B%22secret%22%3A1%7D' })).status, 201);
     assertTwilioError(await api('GET', `${docs}/victim%00x`), 404, 20404);
     assertTwilioError(await api('GET', `${docs}/victim%00`), 404, 20404);
-    assertTwilioError(await api('POST', `${docs}/victim%00x`, { body: 'Data=%7B%7D' }), 404, 20404);
+    assertTwilioError(await api('POST', `${docs}/victim%00x`, { body: 'Data=%7B%7D' }), 400, 20001);
+    assertTwilioError(await api('DELETE', `${docs}/victim%00x`), 404, 20404);
     assert.deepEqual((await api('GET', `${docs}/victim`)).body.data, { secret: 1 });
   });
 
