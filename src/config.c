@@ -28,7 +28,9 @@ static tassa_err parse_int(const char *name, const char *v, long lo, long hi, lo
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < lo || n > hi)
+    /* strict, as params_parse_long: strtol alone would take " 50" and "+50" */
+    bool digits = (v[0] >= '0' && v[0] <= '9') || (v[0] == '-' && v[1] >= '0' && v[1] <= '9');
+    if (!digits || errno || end == v || *end || n < lo || n > hi)
         return err_set(em, TASSA_EINVAL, "%s must be a number from %ld to %ld", name, lo, hi);
     *out = n;
     return TASSA_OK;
@@ -109,8 +111,10 @@ const config_setting_t config_settings[] = {
      SETTING_SIZE, 1024, 64L << 20, NULL, F(max_body), false},
     INT("TASSA_THREADS", "--threads", "16", 1, 64, F(threads),
         "HTTP worker threads (a handler waits for its group commit)", "32"),
-    INT("TASSA_HEADER_TIMEOUT_MS", NULL, "10000", 100, 600000, CONFIG_UNWIRED,
-        "deadline for receiving a request's headers, in milliseconds", "5000"),
+    INT("TASSA_HEADER_TIMEOUT_MS", NULL, "10000", 100, 600000, F(header_timeout_ms),
+        "a request's headers must arrive within this many milliseconds of the connection's "
+        "start or its previous response (slow clients are closed; live streams are not)",
+        "5000"),
     INT("TASSA_QUEUE_STATUS_MAX", NULL, "50", 1, 10000, F(queue_status_max_entries),
         "entries per list in queue-status (counts are always complete)", "100"),
     {"TASSA_QUEUE_STATUS_READERS", NULL, "",

@@ -32,6 +32,7 @@
 #include "functions/router.h"
 #include "help.h"
 #include "helpers/queue_info.h"
+#include "http/params.h"
 #include "http/static_files.h"
 #include "log.h"
 #include "metrics.h"
@@ -154,6 +155,7 @@ static int cmd_serve(int argc, char **argv)
     bool generated = false;
     app_t app = {0};
     demo_traffic_t *demo = NULL;
+    int claim = -1; /* the data file's lock, held while the engines run */
     config_t *c = load_config(argc, argv, 2);
     if (!c)
         return 2;
@@ -171,6 +173,10 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
     } else {
+        if ((claim = store_claim(c->data_path, &em)) < 0) {
+            fprintf(stderr, "tassa: %s\n", em.text);
+            goto out;
+        }
         if (!(app.store = open_store(c, &generated)))
             goto out;
         if (!(app.sync = sync_engine_new(app.store, c->account_sid, c->sync_service_sid, &em)) ||
@@ -200,6 +206,7 @@ static int cmd_serve(int argc, char **argv)
                       .port = c->port,
                       .threads = c->threads,
                       .max_body = c->max_body,
+                      .header_timeout_ms = c->header_timeout_ms,
                       .access_log = !c->quiet_access_log};
     app.http = http_server_new(&ho);
     if (!app.backend || !app.router || !app.http) {
@@ -280,6 +287,7 @@ out:
     backend_free(app.backend);
     sync_engine_free(app.sync);
     store_close(app.store);
+    store_claim_release(claim);
     config_free(c);
     return rc;
 }
@@ -309,9 +317,7 @@ static int cmd_user_token(int argc, char **argv)
     int nflags = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--ttl") && i + 1 < argc) {
-            char *end;
-            ttl = strtol(argv[++i], &end, 10);
-            if (*end || ttl <= 0 || ttl > 31536000) {
+            if (!params_parse_long(argv[++i], 1, 31536000, &ttl)) {
                 fprintf(stderr, "tassa: --ttl must be a number of seconds from 1 to 31536000\n");
                 return 2;
             }

@@ -5,6 +5,7 @@
  * parameters. Sorting works on a copy of pointers, never on the caller's params_t. */
 #include "auth/signature.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -32,10 +33,11 @@ static int param_cmp(const void *a, const void *b)
     return c != 0 ? c : strcmp(text_of(x->value), text_of(y->value));
 }
 
-/* Builds the concatenation of key+value over params sorted by key then value, skipping
- * repeated (key, value) pairs. Returns a malloc'd NUL-terminated string (also for no params)
- * and its length, or NULL when out of memory. */
-static char *params_text(const params_t *params, size_t *len_out)
+/* Builds the concatenation of key+value over params sorted by key then value: with dedup,
+ * each repeated (key, value) pair once (twilio-node's `new Set`); without, every occurrence.
+ * Sets *had_repeats when some pair repeats (so the two texts differ). Returns a malloc'd
+ * NUL-terminated string (also for no params) and its length, or NULL when out of memory. */
+static char *params_text(const params_t *params, bool dedup, size_t *len_out, bool *had_repeats)
 {
     const param_t **sorted = NULL;
     char *text = NULL, *p;
@@ -49,15 +51,19 @@ static char *params_text(const params_t *params, size_t *len_out)
             sorted[i] = &params->items[i];
         qsort(sorted, n, sizeof *sorted, param_cmp);
     }
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || param_cmp(&sorted[i - 1], &sorted[i]) != 0)
+    *had_repeats = false;
+    for (size_t i = 0; i < n; i++) {
+        bool repeat = i > 0 && param_cmp(&sorted[i - 1], &sorted[i]) == 0;
+        *had_repeats |= repeat;
+        if (!repeat || !dedup)
             total += strlen(text_of(sorted[i]->key)) + strlen(text_of(sorted[i]->value));
+    }
     text = malloc(total + 1);
     if (text == NULL)
         goto out;
     p = text;
     for (size_t i = 0; i < n; i++) {
-        if (i > 0 && param_cmp(&sorted[i - 1], &sorted[i]) == 0)
+        if (dedup && i > 0 && param_cmp(&sorted[i - 1], &sorted[i]) == 0)
             continue;
         size_t kl = strlen(text_of(sorted[i]->key)), vl = strlen(text_of(sorted[i]->value));
         memcpy(p, text_of(sorted[i]->key), kl);
@@ -110,10 +116,11 @@ char *signature_compute(const char *auth_token, const char *url, const params_t 
     char sig[SIG_B64_LEN + 1];
     char *tail, *out = NULL;
     size_t tail_len = 0;
+    bool repeats;
 
     if (auth_token == NULL || url == NULL)
         return NULL;
-    tail = params_text(params, &tail_len);
+    tail = params_text(params, true, &tail_len, &repeats);
     if (tail == NULL)
         return NULL;
     if (hmac_sha1_b64(auth_token, url, tail, tail_len, sig) == 0)
@@ -246,10 +253,11 @@ tassa_err signature_validate(const char *auth_token, const char *signature, cons
 {
     tassa_err err;
     char expected[SIG_B64_LEN + 1];
-    char *tail = NULL, *other = NULL;
+    char *tails[2] = {NULL, NULL}, *other = NULL;
     const char *body_sha;
-    size_t tail_len = 0, body_sha_len = 0;
-    int no_variant, match, body_ok;
+    size_t tail_lens[2] = {0, 0}, body_sha_len = 0;
+    int no_variant, match = 0, body_ok;
+    bool repeats = false;
 
     if (signature == NULL || *signature == '\0')
         return err_set(em, TASSA_EFORBIDDEN, "missing X-Twilio-Signature");
@@ -260,24 +268,27 @@ tassa_err signature_validate(const char *auth_token, const char *signature, cons
 
     /* A JSON body is signed through the URL: its hash rides in the query, params are unused. */
     body_sha = query_value(url, "bodySHA256", &body_sha_len);
-    tail = params_text(body_sha ? NULL : params, &tail_len);
+    /* A repeated identical parameter: twilio-node and twilio-python sign it once, a sender
+     * that signs every occurrence signs it each time. Both texts are tried, so neither kind
+     * of sender is refused; without repeats the two are the same and only one is built. */
+    tails[0] = params_text(body_sha ? NULL : params, true, &tail_lens[0], &repeats);
+    if (tails[0] != NULL && repeats)
+        tails[1] = params_text(params, false, &tail_lens[1], &repeats);
     other = url_other_variant(url, &no_variant);
-    if (tail == NULL || (other == NULL && !no_variant)) {
+    if (tails[0] == NULL || (repeats && tails[1] == NULL) || (other == NULL && !no_variant)) {
         err = err_set(em, TASSA_ENOMEM, "out of memory checking signature");
         goto out;
     }
-    /* Both variants are always computed, so timing does not tell which one matched. */
-    if (hmac_sha1_b64(auth_token, url, tail, tail_len, expected) != 0) {
-        err = err_set(em, TASSA_ENOMEM, "out of memory checking signature");
-        goto out;
-    }
-    match = sig_equal(expected, signature);
-    if (other != NULL) {
-        if (hmac_sha1_b64(auth_token, other, tail, tail_len, expected) != 0) {
-            err = err_set(em, TASSA_ENOMEM, "out of memory checking signature");
-            goto out;
+    /* Every variant is always computed, so timing does not tell which one matched. */
+    for (int t = 0; t < 2 && tails[t] != NULL; t++) {
+        const char *urls[2] = {url, other};
+        for (int u = 0; u < 2 && urls[u] != NULL; u++) {
+            if (hmac_sha1_b64(auth_token, urls[u], tails[t], tail_lens[t], expected) != 0) {
+                err = err_set(em, TASSA_ENOMEM, "out of memory checking signature");
+                goto out;
+            }
+            match |= sig_equal(expected, signature);
         }
-        match |= sig_equal(expected, signature);
     }
     if (!match) {
         err = err_set(em, TASSA_EFORBIDDEN, "signature mismatch");
@@ -296,7 +307,8 @@ tassa_err signature_validate(const char *auth_token, const char *signature, cons
     }
     err = TASSA_OK;
 out:
-    free(tail);
+    free(tails[0]);
+    free(tails[1]);
     free(other);
     return err;
 }

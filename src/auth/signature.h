@@ -22,7 +22,9 @@ char *signature_compute(const char *auth_token, const char *url, const params_t 
 
 /* Validates the header value signature against url and params, trying the URL as given, with
  * the default port added (:443 for https, :80 otherwise, only if it has no port) and with the
- * port removed; comparisons are constant-time (CRYPTO_memcmp). If the URL's query has a
+ * port removed; comparisons are constant-time (CRYPTO_memcmp). When a (key, value) pair
+ * repeats, the text with every occurrence is tried as well as the deduplicated one (twilio-
+ * node's), so a sender that signs each occurrence is accepted too. If the URL's query has a
  * bodySHA256 parameter, params are ignored, the signature must match the URL alone AND
  * hex(sha256(body)) must equal that value (a NULL or empty body counts as "{}", as in
  * twilio-node). Returns TASSA_OK, or TASSA_EFORBIDDEN with a detail ("missing

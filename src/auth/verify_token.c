@@ -133,6 +133,13 @@ tassa_err verify_token_jws_unpack(const char *token, json_t **header_out, json_t
         err_set(em, TASSA_EUNAUTH, "malformed token header");
         goto out;
     }
+    /* RFC 7515 section 4.1.11: a recipient must reject a JWS whose "crit" lists an extension
+     * it does not understand. We understand none, and a crit that is not a non-empty array of
+     * names is malformed anyway; so any crit refuses the token. */
+    if (json_object_get(header, "crit") != NULL) {
+        err_set(em, TASSA_EUNAUTH, "token header has a crit extension that is not supported");
+        goto out;
+    }
     claims = decode_json_part(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     if (claims == NULL) {
         err_set(em, TASSA_EUNAUTH, "malformed token payload");

@@ -36,7 +36,8 @@ char *verify_token_mint(const char *identity, const char *secret, long ttl_secon
 /* Splits a compact JWS (header.payload.signature, base64url without padding) and decodes its
  * header and payload as JSON objects, WITHOUT checking the signature: the caller must still
  * verify it before trusting any claim. Refuses a token longer than VERIFY_TOKEN_MAX_LEN, one
- * without exactly three non-empty parts, bad base64url, non-object JSON or duplicate keys.
+ * without exactly three non-empty parts, bad base64url, non-object JSON or duplicate keys, and
+ * one whose header has a "crit" member (RFC 7515 4.1.11; no extension is understood).
  * Returns TASSA_OK and sets *header_out and *claims_out to new references the caller must
  * json_decref; on failure returns TASSA_EUNAUTH with a detail and sets both to NULL. */
 tassa_err verify_token_jws_unpack(const char *token, json_t **header_out, json_t **claims_out,

@@ -1,25 +1,15 @@
 /* paging.c - Twilio paging envelope; twilio-node follows meta.next_page_url verbatim. */
 #include "http/paging.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Reads an optional integer with the one strict parser (params_parse_long). */
 static tassa_err read_long(const params_t *p, const char *name, long def, long lo, long hi,
                            long *out, errmsg_t *em)
 {
-    const char *v = params_get_nonempty(p, name);
-    if (!v) {
-        *out = def;
-        return TASSA_OK;
-    }
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || *end || n < lo || n > hi)
-        return err_set(em, TASSA_EINVAL, "%s must be a number from %ld to %ld", name, lo, hi);
-    *out = n;
-    return TASSA_OK;
+    *out = def;
+    return params_get_long(p, name, lo, hi, out, em);
 }
 
 tassa_err paging_parse(const params_t *p, long max_size, paging_t *out, errmsg_t *em)

@@ -1,7 +1,9 @@
 /* params.c - the merged request parameters (query, form body, JSON body). */
 #include "http/params.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +35,90 @@ static char *dup_n(const char *s, size_t len)
     return out;
 }
 
+/* The length of the well-formed UTF-8 sequence at s (RFC 3629: shortest form, no surrogates,
+ * at most U+10FFFF), or 0 when the bytes there are not one. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf; /* the allowed range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0)
+            lo = 0xa0; /* overlong below U+0800 */
+        else if (c == 0xed)
+            hi = 0x9f; /* U+D800..U+DFFF: surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0)
+            lo = 0x90; /* overlong below U+10000 */
+        else if (c == 0xf4)
+            hi = 0x8f; /* past U+10FFFF */
+    } else {
+        return 0; /* continuation byte, overlong 0xc0/0xc1, or 0xf5.. */
+    }
+    if (len < n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    }
+    return n;
+}
+
+bool params_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(u + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+bool params_text_valid(const char *s, size_t len)
+{
+    return !memchr(s, '\0', len) && params_utf8_valid(s, len);
+}
+
+bool params_parse_long(const char *s, long lo, long hi, long *out)
+{
+    const char *p = s;
+    bool neg = *p == '-';
+    if (neg)
+        p++;
+    if (*p < '0' || *p > '9')
+        return false; /* empty, a sign alone, '+', spaces */
+    for (const char *q = p; *q; q++) {
+        if (*q < '0' || *q > '9')
+            return false;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(s, &end, 10);
+    if (errno || *end || n < lo || n > hi)
+        return false;
+    *out = n;
+    return true;
+}
+
+tassa_err params_get_long(const params_t *p, const char *key, long lo, long hi, long *out,
+                          errmsg_t *em)
+{
+    const char *v = params_get_nonempty(p, key);
+    if (!v)
+        return TASSA_OK;
+    if (!params_parse_long(v, lo, hi, out))
+        return err_set(em, TASSA_EINVAL, "%s must be an integer from %ld to %ld", key, lo, hi);
+    return TASSA_OK;
+}
+
 tassa_err params_add(params_t *p, const char *key, size_t klen, const char *val, size_t vlen,
                      errmsg_t *em)
 {
@@ -42,6 +128,12 @@ tassa_err params_add(params_t *p, const char *key, size_t klen, const char *val,
         return err_set(em, TASSA_EINVAL, "parameter name longer than %d bytes", PARAMS_MAX_KEY);
     if (memchr(key, '\0', klen) || memchr(val, '\0', vlen))
         return err_set(em, TASSA_EINVAL, "NUL byte in parameter");
+    /* Every parameter is text: bytes that are not UTF-8 stop here, so no endpoint stores a
+     * name it cannot later put into a JSON answer. */
+    if (!params_utf8_valid(key, klen))
+        return err_set(em, TASSA_EINVAL, "parameter name is not valid UTF-8");
+    if (!params_utf8_valid(val, vlen))
+        return err_set(em, TASSA_EINVAL, "parameter %.*s is not valid UTF-8", (int)klen, key);
     if (p->len >= PARAMS_MAX_COUNT)
         return err_set(em, TASSA_EINVAL, "more than %d parameters", PARAMS_MAX_COUNT);
     if (p->len == p->cap) {

@@ -33,9 +33,10 @@ params_t *params_new(void);
 /* Frees p and every key and value. Accepts NULL. */
 void params_free(params_t *p);
 
-/* Appends a copy of key/value (lengths given; they may hold no NUL).
- * TASSA_ELIMIT past PARAMS_MAX_COUNT, TASSA_EINVAL for an empty or overlong key or a NUL
- * byte, TASSA_ENOMEM. On error p is unchanged. */
+/* Appends a copy of key/value (lengths given; they may hold no NUL and must be UTF-8).
+ * TASSA_EINVAL past PARAMS_MAX_COUNT, for an empty or overlong key, a NUL byte, or a key or
+ * value that is not strict UTF-8 (see params_utf8_valid); TASSA_ENOMEM. On error p is
+ * unchanged. Every way parameters arrive (form, query, JSON) goes through here. */
 tassa_err params_add(params_t *p, const char *key, size_t klen, const char *val, size_t vlen,
                      errmsg_t *em);
 
@@ -52,6 +53,25 @@ tassa_err params_add_encoded(params_t *p, const char *key, const char *val, errm
  * (numbers, booleans, objects, arrays) as compact JSON text, null as "". TASSA_EINVAL when the
  * body is not a JSON object (detail has line and column). On error p is unchanged. */
 tassa_err params_parse_json(params_t *p, const char *body, size_t len, errmsg_t *em);
+
+/* True when s[0..len) is well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates
+ * (U+D800..U+DFFF), nothing past U+10FFFF, no truncated sequence. NUL bytes count as valid
+ * (U+0000); see params_text_valid. Pure; any thread. */
+bool params_utf8_valid(const char *s, size_t len);
+
+/* params_utf8_valid and no NUL byte: what a decoded path segment or header must be. */
+bool params_text_valid(const char *s, size_t len);
+
+/* The one strict integer parser for outside text: optional '-', then decimal digits only (no
+ * spaces, no '+', no hex, no exponent, nothing after), within lo..hi. Returns true and sets
+ * *out, or false leaving *out unchanged. */
+bool params_parse_long(const char *s, long lo, long hi, long *out);
+
+/* Reads parameter key with params_parse_long. An absent or empty value leaves *out unchanged
+ * (the caller's default) and returns TASSA_OK; a bad one is TASSA_EINVAL ("PageSize must be an
+ * integer from 1 to 1000"). */
+tassa_err params_get_long(const params_t *p, const char *key, long lo, long hi, long *out,
+                          errmsg_t *em);
 
 /* The first value stored under key, or NULL. Borrowed: valid until p is freed. */
 const char *params_get(const params_t *p, const char *key);

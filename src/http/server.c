@@ -1,16 +1,22 @@
 /* server.c - libmicrohttpd wrapper: routes, bodies, parameters, errors, access log.
  *
  * Each connection's request gets a conn_state_t on the first callback; the body is collected
- * up to max_body (past it the rest is drained and the answer is 413), then parameters are
- * merged and the matching route's handler runs once on the final callback. */
+ * up to max_body (past it, declared or received, the answer is 413 at once and the
+ * connection closes; nothing more is read), then parameters are merged and the matching
+ * route's handler runs once on the final callback. Each connection also has a sock_ctx_t,
+ * on a waiting list while its request headers are due, for the header deadline. */
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <strings.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -31,8 +37,24 @@ typedef struct {
     char *pattern; /* as given, the `route` label of the metrics */
 } route_t;
 
+/* One per TCP connection (libmicrohttpd's socket context). While the connection waits for a
+ * request's headers it is on the server's waiting list, oldest first. */
+typedef struct sock_ctx {
+    struct sock_ctx *prev, *next;
+    int fd;
+    bool waiting;
+    struct timespec since; /* when it began waiting */
+} sock_ctx_t;
+
 struct http_server {
     http_opts_t opts;
+    /* The header deadline (see http_opts_t.header_timeout_ms): wait_lock guards the waiting
+     * list and stop_sweep; the sweeper thread closes the connections past the deadline. */
+    pthread_mutex_t wait_lock;
+    pthread_cond_t wait_cond;
+    sock_ctx_t *wait_head, *wait_tail;
+    bool stop_sweep, sweeper_started;
+    pthread_t sweeper;
     char *bind_addr;
     struct MHD_Daemon *daemon;
     route_t routes[MAX_ROUTES];
@@ -46,6 +68,9 @@ typedef struct {
     char *body;
     size_t len, cap;
     bool too_big;
+    bool answered;     /* the early 413 is sent (queued, or written by hand) */
+    bool queued;       /* ... through libmicrohttpd (queue_too_big) */
+    size_t drained;    /* body bytes dropped after the early 413 */
     int status;        /* for the access log */
     const char *route; /* the matched route's pattern, for the metrics; NULL when none */
     struct timespec start;
@@ -78,6 +103,12 @@ http_server_t *http_server_new(const http_opts_t *opts)
         return NULL;
     }
     s->opts.bind_addr = s->bind_addr;
+    pthread_mutex_init(&s->wait_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* sweep_loop's deadlines are monotonic */
+    pthread_cond_init(&s->wait_cond, &ca);
+    pthread_condattr_destroy(&ca);
     return s;
 }
 
@@ -178,8 +209,13 @@ void http_resp_error(const http_req_t *req, http_resp_t *resp, tassa_err err, co
         http_resp_fn_error(resp, err, message);
 }
 
+static const char *printable(const char *message, char *buf, size_t n);
+
 void http_resp_fn_error(http_resp_t *resp, tassa_err err, const char *message)
 {
+    char buf[512];
+    if (message)
+        message = printable(message, buf, sizeof buf);
     int status = tassa_err_status(err);
     http_resp_json(resp, status,
                    json_pack("{s:s, s:i}", "error", message ? message : tassa_strerror(err),
@@ -188,6 +224,9 @@ void http_resp_fn_error(http_resp_t *resp, tassa_err err, const char *message)
 
 void http_resp_twilio_error(http_resp_t *resp, tassa_err err, const char *message)
 {
+    char buf[512];
+    if (message)
+        message = printable(message, buf, sizeof buf);
     int status = tassa_err_status(err);
     int code = tassa_err_code(err);
     char more[96];
@@ -266,10 +305,33 @@ static route_t *match_route(http_server_t *s, const char *method, char **segs, i
     return best;
 }
 
-/* Decodes %XX in a path segment in place (not '+', which is literal in paths). */
-static void unescape_segment(char *s)
+/* Decodes %XX in a path segment in place (not '+', which is literal in paths). Returns false
+ * when the decoded bytes are no usable name: a NUL ("victim%00x" must never read as "victim")
+ * or bytes that are not UTF-8. */
+static bool unescape_segment(char *s)
 {
-    MHD_http_unescape(s);
+    size_t len = MHD_http_unescape(s);
+    return params_text_valid(s, len);
+}
+
+/* Copies message into buf, each byte of it that is not UTF-8 (a raw byte of the request line
+ * echoed back) replaced by '?', so that the JSON error body can always be encoded. */
+static const char *printable(const char *message, char *buf, size_t n)
+{
+    size_t len = strlen(message);
+    if (params_utf8_valid(message, len))
+        return message;
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 1 < n; i++)
+        buf[o++] = (unsigned char)message[i] < 0x80 ? message[i] : '?';
+    buf[o] = '\0';
+    return buf;
+}
+
+/* Does method write (create, change or remove nothing by reading)? */
+static bool is_write(const char *method)
+{
+    return !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
 }
 
 static bool is_type(const char *ct, const char *want)
@@ -367,11 +429,21 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
     int nseg = split_path(pathcopy, segs);
     bool path_matched = false;
     route_t *r = NULL;
-    if (nseg >= 0) {
-        for (int i = 0; i < nseg; i++)
-            unescape_segment(segs[i]);
+    bool segs_ok = nseg >= 0;
+    for (int i = 0; segs_ok && i < nseg; i++)
+        segs_ok = unescape_segment(segs[i]);
+    if (segs_ok)
         r = match_route(s, method, segs, nseg, &req, &path_matched);
-        st->route = r ? r->pattern : NULL;
+    st->route = r ? r->pattern : NULL;
+    if (!segs_ok && nseg >= 0 && is_write(method)) {
+        /* A write names what it creates or changes in the path: a bad name is bad input.
+         * A read of such a name finds nothing (below: 404), as nothing can be stored so. */
+        const char *msg = "a path segment is not valid UTF-8 or holds a NUL byte";
+        if (is_api)
+            http_resp_twilio_error(&resp, TASSA_EINVAL, msg);
+        else
+            http_resp_fn_error(&resp, TASSA_EINVAL, msg);
+        goto send;
     }
     if (!r) {
         tassa_err err = path_matched ? TASSA_EMETHOD : TASSA_ENOTFOUND;
@@ -411,6 +483,211 @@ send:;
     return ret;
 }
 
+/* Takes c off the waiting list if it is on it. With wait_lock held. */
+static void wait_unlink(http_server_t *s, sock_ctx_t *c)
+{
+    if (!c->waiting)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->wait_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        s->wait_tail = c->prev;
+    c->prev = c->next = NULL;
+    c->waiting = false;
+}
+
+/* Puts c at the end of the waiting list, from now. With wait_lock held. */
+static void wait_append(http_server_t *s, sock_ctx_t *c)
+{
+    wait_unlink(s, c);
+    clock_gettime(CLOCK_MONOTONIC, &c->since);
+    c->prev = s->wait_tail;
+    if (s->wait_tail)
+        s->wait_tail->next = c;
+    else
+        s->wait_head = c;
+    s->wait_tail = c;
+    c->waiting = true;
+}
+
+static sock_ctx_t *sock_ctx_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The connection's request headers are complete: its deadline no longer applies. */
+static void headers_received(http_server_t *s, struct MHD_Connection *conn)
+{
+    sock_ctx_t *c = sock_ctx_of(conn);
+    if (!c)
+        return;
+    pthread_mutex_lock(&s->wait_lock);
+    wait_unlink(s, c);
+    pthread_mutex_unlock(&s->wait_lock);
+}
+
+static long ms_since(const struct timespec *t, const struct timespec *now)
+{
+    return (now->tv_sec - t->tv_sec) * 1000L + (now->tv_nsec - t->tv_nsec) / 1000000L;
+}
+
+/* The sweeper: libmicrohttpd restarts its idle timeout on every byte, so a client sending one
+ * byte a second would hold a connection forever. Every few milliseconds this closes (shutdown;
+ * libmicrohttpd then sees the end and frees it) each connection that has waited for its
+ * headers longer than the deadline. The list is in waiting order, so it stops at the first
+ * one still in time. The fd stays valid while listed: on_connection takes it off the list,
+ * under the same lock, before libmicrohttpd closes it. */
+static void *sweep_loop(void *arg)
+{
+    http_server_t *s = arg;
+    long timeout = s->opts.header_timeout_ms;
+    long tick = timeout / 4 < 250 ? (timeout / 4 > 10 ? timeout / 4 : 10) : 250;
+    pthread_mutex_lock(&s->wait_lock);
+    while (!s->stop_sweep) {
+        struct timespec now, until;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        while (s->wait_head && ms_since(&s->wait_head->since, &now) >= timeout) {
+            sock_ctx_t *c = s->wait_head;
+            shutdown(c->fd, SHUT_RDWR);
+            wait_unlink(s, c);
+            log_info("event=header_timeout ms=%ld", timeout);
+        }
+        until = now;
+        until.tv_nsec += tick * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&s->wait_cond, &s->wait_lock, &until);
+    }
+    pthread_mutex_unlock(&s->wait_lock);
+    return NULL;
+}
+
+/* libmicrohttpd's connection notifications: a new connection waits for its first request's
+ * headers; a closed one leaves the list (before libmicrohttpd closes its fd). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server_t *s = cls;
+    sock_ctx_t *c = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c = ci ? calloc(1, sizeof *c) : NULL;
+        if (!c)
+            return; /* no deadline for this one; the idle timeout still applies */
+        c->fd = ci->connect_fd;
+        pthread_mutex_lock(&s->wait_lock);
+        wait_append(s, c);
+        pthread_mutex_unlock(&s->wait_lock);
+        *socket_context = c;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && c) {
+        pthread_mutex_lock(&s->wait_lock);
+        wait_unlink(s, c);
+        pthread_mutex_unlock(&s->wait_lock);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* Answers 413 through libmicrohttpd, before any of the body is read, for a client that waits
+ * for "100 Continue" before it sends the body: it sends none, and the connection closes. */
+static enum MHD_Result queue_too_big(http_server_t *s, struct MHD_Connection *conn, const char *url,
+                                     conn_state_t *st)
+{
+    http_resp_t resp = {.status = 413, .content_type = "application/json"};
+    char msg[96];
+    snprintf(msg, sizeof msg, "request body larger than %zu bytes", s->opts.max_body);
+    if (strncmp(url, "/v1/", 4) == 0)
+        http_resp_twilio_error(&resp, TASSA_ETOOBIG, msg);
+    else
+        http_resp_fn_error(&resp, TASSA_ETOOBIG, msg);
+    http_resp_header(&resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    st->too_big = true;
+    st->answered = true;
+    st->queued = true;
+    enum MHD_Result ret = send_resp(s, conn, &resp, st);
+    resp_clear(&resp);
+    return ret;
+}
+
+/* Writes a complete 413 response straight to the connection's socket, then ends our sending
+ * side (FIN), for the one case libmicrohttpd cannot answer itself (see on_request). The
+ * socket is idle on our side at that point: libmicrohttpd reads a request only once the
+ * previous response is sent. Best effort: a short write only loses the answer, and the
+ * connection is closed either way. */
+static void write_too_big(http_server_t *s, struct MHD_Connection *conn, const char *url)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    char msg[96], body[320], out[512];
+    snprintf(msg, sizeof msg, "request body larger than %zu bytes", s->opts.max_body);
+    int status = tassa_err_status(TASSA_ETOOBIG), code = tassa_err_code(TASSA_ETOOBIG);
+    if (strncmp(url, "/v1/", 4) == 0)
+        snprintf(body, sizeof body,
+                 "{\"code\":%d,\"message\":\"%s\",\"more_info\":"
+                 "\"https://www.twilio.com/docs/errors/%d\",\"status\":%d}",
+                 code, msg, code, status);
+    else
+        snprintf(body, sizeof body, "{\"error\":\"%s\",\"status\":%d}", msg, status);
+    int n = snprintf(out, sizeof out,
+                     "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    if (n > 0 && (size_t)n < sizeof out) {
+        ssize_t w = send(ci->connect_fd, out, (size_t)n, MSG_NOSIGNAL);
+        (void)w;
+        shutdown(ci->connect_fd, SHUT_WR);
+    }
+}
+
+/* How much more of an oversized body is read (and dropped) after the 413: a client that writes
+ * its whole body before it reads (most do) then sees the answer instead of a reset. The
+ * header deadline bounds the time this may take (the connection waits on that list again). */
+#define LINGER_MAX_BYTES (4u << 20)
+
+/* The 413 for a body past the limit, sent the moment it is known: written to the socket now
+ * (libmicrohttpd 0.9 cannot queue an answer once the body has begun), then the connection
+ * only drains, up to LINGER_MAX_BYTES or the header deadline, and closes. */
+static void answer_too_big(http_server_t *s, struct MHD_Connection *conn, const char *url,
+                           conn_state_t *st)
+{
+    write_too_big(s, conn, url);
+    st->too_big = true;
+    st->answered = true;
+    st->status = 413;
+    sock_ctx_t *c = s->opts.header_timeout_ms > 0 ? sock_ctx_of(conn) : NULL;
+    if (c) {
+        pthread_mutex_lock(&s->wait_lock);
+        wait_append(s, c);
+        pthread_mutex_unlock(&s->wait_lock);
+    }
+}
+
+/* The declared body length is over max: Content-Length is all digits and larger, or does not
+ * fit in 64 bits. A malformed one is libmicrohttpd's to refuse. */
+static bool declared_too_big(const char *cl, size_t max)
+{
+    if (!cl || !*cl)
+        return false;
+    unsigned long long n = 0;
+    for (const char *p = cl; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        if (n > (ULLONG_MAX - 9) / 10)
+            return true;
+        n = n * 10 + (unsigned)(*p - '0');
+    }
+    return n > max;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -425,17 +702,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&s->inflight, 1);
         snprintf(st->method, sizeof st->method, "%s", method);
         snprintf(st->path, sizeof st->path, "%s", url);
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->opts.max_body)
-            st->too_big = true;
         *con_cls = st;
+        headers_received(s, conn);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (declared_too_big(cl, s->opts.max_body)) {
+            const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+            if (expect && !strcasecmp(expect, "100-continue"))
+                return queue_too_big(s, conn, url, st);
+            answer_too_big(s, conn, url, st);
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (st->too_big || st->len + n > s->opts.max_body) {
-            st->too_big = true; /* drain the rest; answer 413 at the end */
+        if (st->answered) {
+            st->drained += n;
+            return st->drained > LINGER_MAX_BYTES ? MHD_NO : MHD_YES;
+        }
+        if (st->len + n > s->opts.max_body) { /* a chunked body grew past the limit */
+            answer_too_big(s, conn, url, st);
             return MHD_YES;
         }
         if (st->len + n + 1 > st->cap) {
@@ -453,6 +739,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st->body[st->len] = '\0';
         return MHD_YES;
     }
+    if (st->answered) /* the 413 was written by hand: end the connection, not the request */
+        return st->status == 413 && !st->queued ? MHD_NO : MHD_YES;
     return dispatch(s, conn, url, method, st);
 }
 
@@ -476,6 +764,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(st->body);
     free(st);
     *con_cls = NULL;
+    /* A kept-alive connection now waits for its next request's headers. */
+    sock_ctx_t *c = s->opts.header_timeout_ms > 0 ? sock_ctx_of(conn) : NULL;
+    if (c) {
+        pthread_mutex_lock(&s->wait_lock);
+        wait_append(s, c);
+        pthread_mutex_unlock(&s->wait_lock);
+    }
 }
 
 tassa_err http_server_start(http_server_t *s, errmsg_t *em)
@@ -489,14 +784,25 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)s->opts.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->opts.threads > 0 ? s->opts.threads : 2),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        (unsigned)1, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_END);
-    if (!s->daemon)
-        return err_set(em, TASSA_EUNAVAIL, "cannot listen on %s:%d (in use, or not allowed)",
-                       s->opts.bind_addr, s->opts.port);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+        s->opts.header_timeout_ms > 0 ? on_connection : NULL, s, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_UNESCAPE_CALLBACK,
+        keep_raw, NULL, MHD_OPTION_END);
+    if (!s->daemon) {
+        int e = errno;
+        return err_set(em, TASSA_EUNAVAIL, "cannot listen on %s:%d: %s", s->opts.bind_addr,
+                       s->opts.port,
+                       e == EADDRINUSE ? "address already in use"
+                       : e             ? strerror(e)
+                                       : "in use, or not allowed");
+    }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : s->opts.port;
+    if (s->opts.header_timeout_ms > 0) {
+        if (pthread_create(&s->sweeper, NULL, sweep_loop, s) != 0)
+            return err_set(em, TASSA_EINTERNAL, "cannot start the header deadline thread");
+        s->sweeper_started = true;
+    }
     return TASSA_OK;
 }
 
@@ -533,8 +839,17 @@ void http_server_free(http_server_t *s)
 {
     if (!s)
         return;
+    if (s->sweeper_started) {
+        pthread_mutex_lock(&s->wait_lock);
+        s->stop_sweep = true;
+        pthread_cond_signal(&s->wait_cond);
+        pthread_mutex_unlock(&s->wait_lock);
+        pthread_join(s->sweeper, NULL);
+    }
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->wait_lock);
+    pthread_cond_destroy(&s->wait_cond);
     for (int i = 0; i < s->nroutes; i++) {
         for (int j = 0; j < s->routes[i].nseg; j++)
             free(s->routes[i].segments[j]);

@@ -50,7 +50,11 @@ typedef struct {
     const char *bind_addr;
     int port; /* 0 picks a free port; see http_server_port */
     int threads;
-    size_t max_body;
+    size_t max_body;       /* larger bodies get a 413 at once, then the connection closes */
+    int header_timeout_ms; /* a connection whose request headers are not complete this long
+                              after it opened (or after its previous response) is closed; 0 =
+                              no deadline. Requests being handled, and live streams, are not
+                              affected. */
     bool access_log;
 } http_opts_t;
 

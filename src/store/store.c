@@ -6,12 +6,17 @@
  * thread waiting in store_unlock for that epoch. */
 #include "store/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -115,6 +120,38 @@ void store_close(store_t *s)
     pthread_mutex_destroy(&s->done_lock);
     pthread_cond_destroy(&s->done);
     free(s);
+}
+
+int store_claim(const char *path, errmsg_t *em)
+{
+    char lock_path[4096];
+    if (snprintf(lock_path, sizeof lock_path, "%s.lock", path) >= (int)sizeof lock_path) {
+        err_set(em, TASSA_EINVAL, "data file path too long");
+        return -1;
+    }
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        err_set(em, TASSA_ESTORE, "cannot open lock file %s: %s", lock_path, strerror(errno));
+        return -1;
+    }
+    /* flock, not fcntl: an fcntl lock would be dropped when SQLite closes any descriptor of
+     * the same file, and flock locks belong to this open file description only. */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            err_set(em, TASSA_ECONFLICT, "data file %s is in use by another tassa process", path);
+        else
+            err_set(em, TASSA_ESTORE, "cannot lock %s: %s", lock_path, strerror(e));
+        return -1;
+    }
+    return fd;
+}
+
+void store_claim_release(int claim)
+{
+    if (claim >= 0)
+        close(claim); /* closing the only descriptor drops the flock */
 }
 
 void store_lock(store_t *s)

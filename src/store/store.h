@@ -28,6 +28,18 @@ store_t *store_open(const char *path, errmsg_t *em);
 /* Closes the file and frees s. Accepts NULL. */
 void store_close(store_t *s);
 
+/* Claims the data file at path for this process, so that two servers never run engines on
+ * one file: takes an exclusive flock(2) on "<path>.lock" (created if needed; a separate file,
+ * because SQLite's own fcntl locks on the data file must stay independent) and keeps it until
+ * store_claim_release or the process exits. Returns the lock's descriptor (>= 0), or -1 with a
+ * detail in em: TASSA_ECONFLICT-style "data file ... is in use by another tassa process" when
+ * another process holds it, or why the lock file cannot be opened. Tools that only read or
+ * add credentials (`tassa credentials`, `user-token`) do not claim. Call from the main thread. */
+int store_claim(const char *path, errmsg_t *em);
+
+/* Releases a claim from store_claim. Accepts -1. */
+void store_claim_release(int claim);
+
 /* Takes the store lock (a plain mutex; not recursive). */
 void store_lock(store_t *s);
 

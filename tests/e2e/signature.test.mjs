@@ -8,7 +8,7 @@
 // PUBLIC_URL, or else from X-Forwarded-Proto and X-Forwarded-Host.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import twilio from 'twilio';
 import { startServerAnyPort as startServer, postForm, decode } from './lib/server.mjs';
 
@@ -147,6 +147,44 @@ describe('form variant', () => {
       await assertRefused(await postForm(routerUrl(), p, { 'X-Twilio-Signature': sig }),
         topicOf(p), /signature/i);
     }
+  });
+});
+
+// Issue 9 defect 11: a repeated identical parameter. twilio-node's getExpectedTwilioSignature
+// signs it once (new Set); a sender that signs every occurrence (sorted by key, then each
+// value, as the algorithm in webhooks.ts does without the Set) must be accepted too.
+describe('repeated identical parameters', () => {
+  const pairsOf = (p) => [...Object.entries(p), ['Extra', 'x'], ['Extra', 'x']];
+  const postPairs = (pairs, sig) => fetch(routerUrl(), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': sig },
+    body: new URLSearchParams(pairs).toString(),
+  }).then(decode);
+  // twilio-node's algorithm, every occurrence kept.
+  const everyOccurrence = (token, url, pairs) => {
+    const sorted = [...pairs].sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
+    const data = sorted.reduce((acc, [k, v]) => acc + k + v, url);
+    return createHmac('sha1', token).update(Buffer.from(data, 'utf-8')).digest('base64');
+  };
+
+  test('signed over every occurrence -> accepted', async () => {
+    const p = event();
+    const sig = everyOccurrence(server.creds.authToken, routerUrl(), pairsOf(p));
+    assert.notEqual(sig, twilio.getExpectedTwilioSignature(server.creds.authToken, routerUrl(), { ...p, Extra: ['x', 'x'] }));
+    await assertAccepted(await postPairs(pairsOf(p), sig), topicOf(p));
+  });
+
+  test("twilio-node's own signature (one copy) -> still accepted", async () => {
+    const p = event();
+    const sig = twilio.getExpectedTwilioSignature(server.creds.authToken, routerUrl(), { ...p, Extra: ['x', 'x'] });
+    assert.ok(twilio.validateRequest(server.creds.authToken, sig, routerUrl(), { ...p, Extra: ['x', 'x'] }));
+    await assertAccepted(await postPairs(pairsOf(p), sig), topicOf(p));
+  });
+
+  test('a signature over two copies does not cover three -> 403', async () => {
+    const p = event();
+    const sig = everyOccurrence(server.creds.authToken, routerUrl(), pairsOf(p));
+    await assertRefused(await postPairs([...pairsOf(p), ['Extra', 'x']], sig), topicOf(p), /signature/i);
   });
 });
 

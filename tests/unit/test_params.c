@@ -131,6 +131,104 @@ static void limits_hold(void **state)
     params_free(NULL);
 }
 
+/* Issue 9 defect 3: strict UTF-8 in every parameter, whichever way it arrives. */
+static void utf8_is_strict(void **state)
+{
+    (void)state;
+    static const char *good[] = {"",
+                                 "ascii",
+                                 "caf\xc3\xa9",
+                                 "\xe2\x82\xac",
+                                 "\xf0\x9f\x98\x80",
+                                 "\xed\x9f\xbf",
+                                 "\xee\x80\x80",
+                                 "\xf4\x8f\xbf\xbf"};
+    static const char *bad[] = {
+        "\xff",             /* never valid */
+        "\xc0\xaf",         /* overlong '/' */
+        "\xc1\xbf",         /* overlong */
+        "\xe0\x80\xaf",     /* overlong, 3 bytes */
+        "\xf0\x80\x80\xaf", /* overlong, 4 bytes */
+        "\xed\xa0\x80",     /* U+D800, a surrogate */
+        "\xed\xbf\xbf",     /* U+DFFF */
+        "\xf4\x90\x80\x80", /* U+110000 */
+        "\xf5\x80\x80\x80", /* past the range */
+        "\xe2\x82",         /* truncated */
+        "\x80",             /* lone continuation */
+        "a\xc3(",           /* bad continuation */
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_true(params_utf8_valid(good[i], strlen(good[i])));
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_false(params_utf8_valid(bad[i], strlen(bad[i])));
+        params_t *p = params_new();
+        errmsg_t em = {{0}};
+        assert_int_equal(params_add(p, "k", 1, bad[i], strlen(bad[i]), &em), TASSA_EINVAL);
+        assert_int_equal(params_add(p, bad[i], strlen(bad[i]), "v", 1, &em), TASSA_EINVAL);
+        assert_int_equal(p->len, 0);
+        params_free(p);
+    }
+    tassa_err err;
+    params_t *p = form("a=1&UniqueName=bad%FFname", &err);
+    assert_int_equal(err, TASSA_EINVAL);
+    assert_int_equal(p->len, 0);
+    params_free(p);
+    p = form("n=%C0%AF", &err);
+    assert_int_equal(err, TASSA_EINVAL);
+    params_free(p);
+    p = params_new();
+    assert_int_equal(params_add_encoded(p, "PageSize", "%FF", NULL), TASSA_EINVAL);
+    assert_int_equal(params_parse_json(p, "{\"a\":\"\\u0000\"}", 14, NULL), TASSA_EINVAL);
+    assert_int_equal(p->len, 0);
+    params_free(p);
+    assert_false(params_text_valid("a\0b", 3));
+    assert_true(params_text_valid("ab", 2));
+}
+
+/* Issue 9 defect 10: one strict integer parser. */
+static void integers_are_strict(void **state)
+{
+    (void)state;
+    long n = 7;
+    static const char *bad[] = {"",
+                                " 50",
+                                "50 ",
+                                "+50",
+                                "5x",
+                                "0x10",
+                                "1e2",
+                                "-",
+                                "--1",
+                                "\t5",
+                                "5\n",
+                                "1.0",
+                                "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_false(params_parse_long(bad[i], -100, 1000, &n));
+        assert_int_equal(n, 7);
+    }
+    assert_true(params_parse_long("50", 1, 1000, &n));
+    assert_int_equal(n, 50);
+    assert_true(params_parse_long("-5", -10, 10, &n));
+    assert_int_equal(n, -5);
+    assert_true(params_parse_long("007", 0, 10, &n));
+    assert_int_equal(n, 7);
+    assert_false(params_parse_long("0", 1, 10, &n));
+    assert_false(params_parse_long("11", 1, 10, &n));
+    tassa_err err;
+    params_t *p = form("PageSize=+5&Page=&Ttl=10", &err);
+    errmsg_t em = {{0}};
+    n = 3;
+    assert_int_equal(params_get_long(p, "PageSize", 1, 100, &n, &em), TASSA_EINVAL);
+    assert_string_equal(em.text, "PageSize must be an integer from 1 to 100");
+    assert_int_equal(params_get_long(p, "Page", 0, 100, &n, &em), TASSA_OK);
+    assert_int_equal(params_get_long(p, "Absent", 0, 100, &n, &em), TASSA_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(params_get_long(p, "Ttl", 0, 100, &n, &em), TASSA_OK);
+    assert_int_equal(n, 10);
+    params_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +240,8 @@ int main(void)
         cmocka_unit_test(json_rejects_non_objects_and_garbage),
         cmocka_unit_test(merge_body_before_query),
         cmocka_unit_test(limits_hold),
+        cmocka_unit_test(utf8_is_strict),
+        cmocka_unit_test(integers_are_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "auth/signature.h"
 
@@ -141,6 +143,31 @@ static void test_repeated_keys_sorted_and_deduplicated(void **state)
     free(s1);
     free(s2);
     free(s3);
+}
+
+/* Issue 9 defect 11: a repeated identical pair is accepted signed once (twilio-node) or
+ * signed at every occurrence; a count the signer did not sign is not. */
+static void test_validate_repeats_both_ways(void **state)
+{
+    (void)state;
+    const char *url = "http://example.com:8080/cb";
+    param_t items[] = {{"b", "2"}, {"a", "z"}, {"B", "1"}, {"a", "x"}, {"a", "z"}};
+    param_t three[] = {{"b", "2"}, {"a", "z"}, {"B", "1"}, {"a", "x"}, {"a", "z"}, {"a", "z"}};
+    params_t p = {items, 5, 5}, q = {three, 6, 6};
+    /* base64(HMAC-SHA1("12345", url + "B1" "ax" "az" "az" "b2")), made here with OpenSSL */
+    const char *every_text = "http://example.com:8080/cbB1axazazb2";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    char every[64];
+    assert_non_null(HMAC(EVP_sha1(), "12345", 5, (const unsigned char *)every_text,
+                         strlen(every_text), mac, &mac_len));
+    EVP_EncodeBlock((unsigned char *)every, mac, (int)mac_len);
+
+    assert_int_equal(
+        signature_validate("12345", "exOAmQ5qvvsXx+7slS8lgqE6DLQ=", url, &p, NULL, 0, NULL),
+        TASSA_OK);
+    assert_int_equal(signature_validate("12345", every, url, &p, NULL, 0, NULL), TASSA_OK);
+    assert_int_equal(signature_validate("12345", every, url, &q, NULL, 0, NULL), TASSA_EFORBIDDEN);
 }
 
 static void test_utf8_and_empty_params(void **state)
@@ -280,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_validate_port_variants),
         cmocka_unit_test(test_validate_removes_any_port),
         cmocka_unit_test(test_repeated_keys_sorted_and_deduplicated),
+        cmocka_unit_test(test_validate_repeats_both_ways),
         cmocka_unit_test(test_utf8_and_empty_params),
         cmocka_unit_test(test_changed_param_forbidden),
         cmocka_unit_test(test_wrong_token_and_bad_signatures),

@@ -344,6 +344,28 @@ static void test_rejects_garbage(void **state)
     free(longtok);
 }
 
+/* Issue 9 defect 7: RFC 7515 4.1.11, an unknown crit extension refuses the token. */
+static void test_rejects_crit(void **state)
+{
+    static const char *headers[] = {
+        "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"crit\":[\"x-unknown\"],\"x-unknown\":1}",
+        "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}",
+        "{\"alg\":\"HS256\",\"crit\":[]}",
+        "{\"alg\":\"HS256\",\"crit\":\"b64\"}",
+        "{\"alg\":\"HS256\",\"crit\":null}",
+    };
+    (void)state;
+    char *ok = hand_token("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", "{\"identity\":\"alice\"}", SECRET,
+                          EVP_sha256());
+    assert_int_equal(verify_token(ok, "alice", SECRET, NOW, NULL), TASSA_OK);
+    free(ok);
+    for (size_t i = 0; i < sizeof headers / sizeof *headers; i++) {
+        char *tok = hand_token(headers[i], "{\"identity\":\"alice\"}", SECRET, EVP_sha256());
+        expect_unauth(tok, "alice", "token header has a crit extension that is not supported");
+        free(tok);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_rejects_expired_and_not_yet_valid),
         cmocka_unit_test(test_identity_claims),
         cmocka_unit_test(test_rejects_garbage),
+        cmocka_unit_test(test_rejects_crit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,80 @@
+/* test_basic_auth.c - decoding of the Authorization header (issue 9 defect 6: NUL bytes). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "auth/basic_auth.h"
+
+/* "Basic " + base64 of len bytes of raw (which may hold NUL bytes). */
+static char *header_of(const char *raw, size_t len)
+{
+    char *h = malloc(8 + 4 * (len / 3 + 1) + 1);
+    assert_non_null(h);
+    memcpy(h, "Basic ", 6);
+    EVP_EncodeBlock((unsigned char *)h + 6, (const unsigned char *)raw, (int)len);
+    return h;
+}
+
+static void decodes_user_and_password(void **state)
+{
+    (void)state;
+    static const char *pairs[] = {"SKabc:secret", "u:", ":p", "a:b:c", "ab:c", "abc:de"};
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        char *h = header_of(pairs[i], strlen(pairs[i]));
+        basic_creds_t c;
+        assert_int_equal(basic_auth_decode(h, &c), TASSA_OK);
+        const char *colon = strchr(pairs[i], ':');
+        assert_int_equal(c.user_len, (size_t)(colon - pairs[i]));
+        assert_memory_equal(c.user, pairs[i], c.user_len);
+        assert_string_equal(c.pass, colon + 1);
+        assert_int_equal(c.pass_len, strlen(colon + 1));
+        basic_creds_clear(&c);
+        free(h);
+    }
+    basic_creds_clear(NULL);
+}
+
+static void refuses_nul_and_garbage(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw;
+        size_t len;
+    } nul[] = {{"KEY:SECRET\0anything", 19}, {"KEY\0x:SECRET", 12}, {"KEY:SECRET\0", 11}};
+    basic_creds_t c;
+    for (size_t i = 0; i < sizeof nul / sizeof *nul; i++) {
+        char *h = header_of(nul[i].raw, nul[i].len);
+        assert_int_equal(basic_auth_decode(h, &c), TASSA_EUNAUTH);
+        assert_null(c.user);
+        free(h);
+    }
+    static const char *bad[] = {NULL,
+                                "",
+                                "Basic",
+                                "Basic ",
+                                "Bearer dTpw",
+                                "Basic dTpw=", /* length not a multiple of 4 */
+                                "Basic dT=w",  /* padding inside */
+                                "Basic dTp*",  /* not base64 */
+                                "Basic bm9jb2xvbg==" /* "nocolon" */};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(basic_auth_decode(bad[i], &c), TASSA_EUNAUTH);
+    assert_int_equal(basic_auth_decode("basic dTpw", &c), TASSA_OK); /* "u:p", any case */
+    basic_creds_clear(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(decodes_user_and_password),
+        cmocka_unit_test(refuses_nul_and_garbage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
