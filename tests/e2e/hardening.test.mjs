@@ -305,6 +305,24 @@ describe('defect 10: numeric parameters are strict decimal integers in range', (
       assertTwilioError(r, 400, 20001);
     });
   }
+  test('Ttl, Priority, Timeout, Minutes and workflow timeouts are as strict; nothing is stored', async () => {
+    const ws = `${server.url}/v1/Workspaces/${server.workspaceSid}`;
+    const queue = await api('POST', `${ws}/TaskQueues`, { body: 'FriendlyName=strict-q' });
+    assert.equal(queue.status, 201);
+    for (const bad of ['+5', '%205', '5%20', '0x5']) {
+      assertTwilioError(await api('POST', docs, { body: `UniqueName=strict-ttl&Ttl=${bad}` }), 400, 20001);
+      assertTwilioError(await api('POST', `${ws}/Tasks`, { body: `Attributes=%7B%7D&Priority=${bad}` }), 400, 20001);
+      assertTwilioError(await api('POST', `${ws}/Tasks`, { body: `Attributes=%7B%7D&Timeout=${bad}` }), 400, 20001);
+      assertTwilioError(await api('GET', `${ws}/TaskQueues/${queue.body.sid}/CumulativeStatistics?Minutes=${bad}`), 400, 20001);
+      const cfg = encodeURIComponent(JSON.stringify({ task_routing: { filters: [], default_filter: { queue: 'WQ0' } }, timeout: decodeURIComponent(bad) }));
+      assertTwilioError(await api('POST', `${ws}/Workflows`, { body: `FriendlyName=strict&Configuration=${cfg}` }), 400, 20001);
+    }
+    assert.equal((await api('GET', `${docs}/strict-ttl`)).status, 404);
+    const wfs = await api('GET', `${ws}/Workflows?PageSize=1000`);
+    assert.ok(!wfs.body.workflows.some((w) => w.friendly_name === 'strict'));
+    assert.equal((await api('POST', docs, { body: 'UniqueName=strict-ttl&Ttl=5' })).status, 201);
+  });
+
   test('PageSize=50 and Page=0 work', async () => {
     const r = await api('GET', `${docs}?PageSize=50&Page=0`);
     assert.equal(r.status, 200);

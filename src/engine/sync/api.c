@@ -18,10 +18,8 @@ static tassa_err read_ttl(const params_t *p, long *ttl, errmsg_t *em)
     *ttl = -1;
     if (!v)
         return TASSA_OK;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (!*v || errno || *end || n < 0 || n > 31536000)
+    long n;
+    if (!params_parse_long(v, 0, 31536000, &n))
         return err_set(em, TASSA_EINVAL, "Ttl must be a number of seconds from 0 to 31536000");
     *ttl = n;
     return TASSA_OK;

@@ -295,12 +295,11 @@ static void reservation_update(void *ctx, http_req_t *req, http_resp_t *resp)
 static tassa_err minutes(const http_req_t *req, long *out, errmsg_t *em)
 {
     const char *v = params_get_nonempty(req->params, "Minutes");
-    char *end;
+    long n;
     *out = 15;
     if (!v)
         return TASSA_OK;
-    long n = strtol(v, &end, 10);
-    if (*end || n < 1 || n > 43200)
+    if (!params_parse_long(v, 1, 43200, &n))
         return err_set(em, TASSA_EINVAL, "Minutes must be an integer from 1 to 43200");
     *out = n;
     return TASSA_OK;

@@ -94,10 +94,8 @@ tassa_err tr_read_long(const params_t *p, const char *param, long lo, long hi, l
     const char *v = params_get(p, param);
     if (!v)
         return TASSA_OK;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (!*v || errno || *end || n < lo || n > hi)
+    long n;
+    if (!params_parse_long(v, lo, hi, &n))
         return err_set(em, TASSA_EINVAL, "%s must be an integer from %ld to %ld", param, lo, hi);
     *out = n;
     return TASSA_OK;

@@ -40,10 +40,7 @@ static tassa_err read_num(const json_t *t, const char *key, const char *where, l
     if (json_is_integer(v)) {
         n = json_integer_value(v) > 2147483647 ? -1 : (long)json_integer_value(v);
     } else if (json_is_string(v)) {
-        char *end;
-        errno = 0;
-        n = strtol(json_string_value(v), &end, 10);
-        if (errno || *end || !*json_string_value(v) || n > 2147483647)
+        if (!params_parse_long(json_string_value(v), 0, 2147483647, &n))
             n = -1;
     }
     if (n < 0)
