@@ -36,6 +36,9 @@
 #ifndef FUZZ_KNOWN_QPOS
 #define FUZZ_KNOWN_QPOS 1 /* defect 4: queue position leaks and 500s */
 #endif
+#ifndef FUZZ_KNOWN_PAGE_URL_CUT
+#define FUZZ_KNOWN_PAGE_URL_CUT 1 /* paging.c: page URLs cut at 1024 bytes lose Page/PageToken */
+#endif
 #ifndef FUZZ_KNOWN_DUP_PARAMS
 #define FUZZ_KNOWN_DUP_PARAMS 1 /* defect 11: repeated identical parameters signed once */
 #endif

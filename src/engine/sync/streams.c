@@ -611,12 +611,8 @@ static const char *request_token(const http_req_t *req)
     return params_get_nonempty(req->query, "token");
 }
 
-/* The resume point: Last-Event-ID header or ?lastEventId=; -1 when absent or malformed. */
-static int64_t request_last_id(const http_req_t *req)
+int64_t streams_parse_last_id(const char *v)
 {
-    const char *v = http_req_header(req, "Last-Event-ID");
-    if (!v || !*v)
-        v = params_get_nonempty(req->query, "lastEventId");
     if (!v || !*v)
         return -1;
     char *end = NULL;
@@ -625,6 +621,15 @@ static int64_t request_last_id(const http_req_t *req)
     if (errno || *end || n < 0)
         return -1;
     return (int64_t)n;
+}
+
+/* The resume point: Last-Event-ID header or ?lastEventId=; -1 when absent or malformed. */
+static int64_t request_last_id(const http_req_t *req)
+{
+    const char *v = http_req_header(req, "Last-Event-ID");
+    if (!v || !*v)
+        v = params_get_nonempty(req->query, "lastEventId");
+    return streams_parse_last_id(v);
 }
 
 typedef struct {
