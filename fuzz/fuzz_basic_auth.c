@@ -24,8 +24,8 @@
 #define SID    "AC0123456789abcdef0123456789abcdef"
 #define TOKEN  "auth-token-for-fuzzing"
 
-static config_t config = {.api_key = KEY, .api_secret = SECRET, .account_sid = SID,
-                          .auth_token = TOKEN};
+static config_t config = {
+    .api_key = KEY, .api_secret = SECRET, .account_sid = SID, .auth_token = TOKEN};
 static int port;
 
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
@@ -116,7 +116,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (dl >= 0)
                 dec[dl] = '\0';
             FUZZ_CHECK(dl > 0 && (valid((char *)dec, (size_t)dl) ||
-                                  (FUZZ_KNOWN_NUL_CUTS && valid((char *)dec, strnlen((char *)dec, (size_t)dl)))),
+                                  (FUZZ_KNOWN_NUL_CUTS &&
+                                   valid((char *)dec, strnlen((char *)dec, (size_t)dl)))),
                        "raw header accepted: %s", header);
         }
     } else {

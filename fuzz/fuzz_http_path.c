@@ -104,8 +104,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
-           c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* Splits the target's path (before '?') into its non-empty segments, %-decoded as
@@ -214,7 +216,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(found, "GET %s answered 200 with an unknown body: %.80s", target, r.body);
     }
     if (!strncmp(target, "/v1/", 4) && r.status == 404 && strcmp(method, "HEAD"))
-        FUZZ_CHECK(strstr(r.body, "\"code\":20404") != NULL, "/v1/ 404 without Twilio's body: %s", r.raw);
+        FUZZ_CHECK(strstr(r.body, "\"code\":20404") != NULL, "/v1/ 404 without Twilio's body: %s",
+                   r.raw);
     fuzz_reply_free(&r);
     free(target);
     free(req);

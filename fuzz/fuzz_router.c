@@ -34,8 +34,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     log_set_level(LOG_ERROR);
     c = config_load("", &em);
     if (!c || !(app.store = store_open(":memory:", &em)) ||
-        !(app.sync = sync_engine_new(app.store, "AC00000000000000000000000000000000", "default",
-                                     &em))) {
+        !(app.sync =
+              sync_engine_new(app.store, "AC00000000000000000000000000000000", "default", &em))) {
         fprintf(stderr, "cannot make the engine: %s\n", em.text);
         abort();
     }
@@ -49,8 +49,10 @@ static int rank(const char *status)
 {
     if (!status)
         return 0;
-    return !strcmp(status, "waiting") ? 1 : !strcmp(status, "assigned") ? 2 :
-           !strcmp(status, "completed") ? 3 : 0;
+    return !strcmp(status, "waiting")     ? 1
+           : !strcmp(status, "assigned")  ? 2
+           : !strcmp(status, "completed") ? 3
+                                          : 0;
 }
 
 /* The topic document, or NULL when it does not exist. Caller clears. */
@@ -104,8 +106,8 @@ static void one_event(const params_t *ev, char topics[MAX_EVENTS][321], size_t *
                    "task not written");
         if (had && task && str(bdata, "taskSid") && !strcmp(str(bdata, "taskSid"), task))
             FUZZ_CHECK(rank(str(adata, "status")) > rank(str(bdata, "status")),
-                       "topic moved backwards within task %s: %s -> %s", task,
-                       str(bdata, "status"), str(adata, "status"));
+                       "topic moved backwards within task %s: %s -> %s", task, str(bdata, "status"),
+                       str(adata, "status"));
         if (*ntopics < MAX_EVENTS)
             snprintf(topics[(*ntopics)++], 321, "%s", topic);
         /* the same delivery again changes nothing */

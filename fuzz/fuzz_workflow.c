@@ -73,8 +73,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(!strcmp(again->def.queue, c->def.queue), "default queue changed");
         for (size_t i = 0; i < c->n_filters; i++) {
             FUZZ_CHECK(again->filters[i].n_targets == c->filters[i].n_targets, "targets changed");
-            FUZZ_CHECK(!strcmp(expr_source(again->filters[i].expr), expr_source(c->filters[i].expr)),
-                       "expression changed");
+            FUZZ_CHECK(
+                !strcmp(expr_source(again->filters[i].expr), expr_source(c->filters[i].expr)),
+                "expression changed");
         }
     }
 out:
