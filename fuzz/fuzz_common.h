@@ -39,6 +39,9 @@
 #ifndef FUZZ_KNOWN_PAGE_URL_CUT
 #define FUZZ_KNOWN_PAGE_URL_CUT 1 /* paging.c: page URLs cut at 1024 bytes lose Page/PageToken */
 #endif
+#ifndef FUZZ_KNOWN_ROUTER_UTF8
+#define FUZZ_KNOWN_ROUTER_UTF8 1 /* router.c: invalid-UTF-8 Sid/EventType: no answer, or 500 */
+#endif
 #ifndef FUZZ_KNOWN_CURL_FOLD
 #define FUZZ_KNOWN_CURL_FOLD 1 /* libcurl 7.88.1: folded reply header on a reused handle: UAF */
 #endif

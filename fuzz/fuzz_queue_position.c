@@ -6,9 +6,9 @@
  *
  * Input, one part per line: the request's form parameters (identity, taskSid, topic), then up
  * to 7 lines, each a task "T<status byte><priority byte><attributes JSON>" (tasks are numbered
- * WT000...0, WT000...1, ... in order) or the topic document's data "D<JSON>". The caller's token is minted for its identity. The
- * first byte's low bit picks the back end's fast path (task_position) or the listing one.
- * Invariants:
+ * WT000...0, WT000...1, ... in order) or the topic document's data "D<JSON>". The caller's token is
+ * minted for its identity. The first byte's low bit picks the back end's fast path (task_position)
+ * or the listing one. Invariants:
  *   - never a 500 or a stall;
  *   - (issue 9 defect 4, once fixed) a 200 names only a task whose `identity` attribute equals
  *     the caller's identity;
@@ -28,8 +28,8 @@
 #define SECRET    "caller-jwt-secret"
 #define MAX_TASKS 6
 
-static const char *const STATUS[] = {"pending", "reserved", "assigned", "wrapping", "completed",
-                                     "canceled"};
+static const char *const STATUS[] = {"pending",  "reserved",  "assigned",
+                                     "wrapping", "completed", "canceled"};
 
 /* What the back end answers for the current input (set before each request). */
 static struct {
@@ -167,13 +167,13 @@ static void add_task(const char *line, size_t len, size_t i)
 {
     char sid[40];
     snprintf(sid, sizeof sid, "WT%032zu", i);
-    json_array_append_new(
-        world.tasks,
-        json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s%}", "sid", sid, "assignment_status",
-                  STATUS[(unsigned char)line[0] % 6], "task_queue_sid",
-                  "WQ0123456789abcdef0123456789abcdef", "task_queue_friendly_name", "Support",
-                  "priority", (int)((unsigned char)line[1] % 10), "age", (int)(10 - i),
-                  "attributes", line + 2, strnlen(line + 2, len - 2)));
+    json_array_append_new(world.tasks,
+                          json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s%}", "sid", sid,
+                                    "assignment_status", STATUS[(unsigned char)line[0] % 6],
+                                    "task_queue_sid", "WQ0123456789abcdef0123456789abcdef",
+                                    "task_queue_friendly_name", "Support", "priority",
+                                    (int)((unsigned char)line[1] % 10), "age", (int)(10 - i),
+                                    "attributes", line + 2, strnlen(line + 2, len - 2)));
 }
 
 /* The identity attribute of the task sid in the world, or NULL (new reference). */
@@ -245,8 +245,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *a = json_loads(r.body, 0, NULL);
         const char *sid = json_string_value(json_object_get(a, "taskSid"));
         json_t *owner = sid ? owner_of(sid) : NULL;
-        bool mine = json_is_string(owner) && identity &&
-                    !strcmp(json_string_value(owner), identity);
+        bool mine =
+            json_is_string(owner) && identity && !strcmp(json_string_value(owner), identity);
         FUZZ_CHECK(json_is_object(a), "200 without a JSON object");
         FUZZ_CHECK(FUZZ_KNOWN_QPOS || mine, "answered about task %s to %s, not its owner",
                    sid ? sid : "(none)", identity ? identity : "?");

@@ -149,7 +149,8 @@ static tassa_err run(int op, json_t **out)
     *out = NULL;
     switch (op) {
     case 0: return backend->ops->doc_fetch(backend, "customer-42", out, &em);
-    case 1: return backend->ops->task_fetch(backend, "WT0123456789abcdef0123456789abcdef", out, &em);
+    case 1:
+        return backend->ops->task_fetch(backend, "WT0123456789abcdef0123456789abcdef", out, &em);
     case 2: return backend->ops->tasks_list(backend, waiting, 2, out, &em);
     case 3: return backend->ops->workers_list(backend, out, &em);
     case 4:
