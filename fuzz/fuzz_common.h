@@ -42,6 +42,9 @@
 #ifndef FUZZ_KNOWN_ROUTER_UTF8
 #define FUZZ_KNOWN_ROUTER_UTF8 1 /* router.c: invalid-UTF-8 Sid/EventType: no answer, or 500 */
 #endif
+#ifndef FUZZ_KNOWN_QUERY_STALL
+#define FUZZ_KNOWN_QUERY_STALL 1 /* server.c: ~500+ query pieces: no answer, connection stalls */
+#endif
 #ifndef FUZZ_KNOWN_CURL_FOLD
 #define FUZZ_KNOWN_CURL_FOLD 1 /* libcurl 7.88.1: folded reply header on a reused handle: UAF */
 #endif

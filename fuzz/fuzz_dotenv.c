@@ -20,10 +20,16 @@
 
 static char path[64];
 
+static void cleanup(void)
+{
+    unlink(path);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     clearenv();
     snprintf(path, sizeof path, "/tmp/tassa-fuzz-env-%d", (int)getpid());
+    atexit(cleanup);
     return 0;
 }
 

@@ -68,9 +68,26 @@ static void put(const char *dir, const char *name, const char *text)
         abort();
 }
 
+static char dir[256], secret[300], link_path[600], sub[300];
+
+/* Removes the web folder at exit (libFuzzer exits through exit() when it is done). */
+static void cleanup(void)
+{
+    char path[600];
+    for (size_t i = 0; i < sizeof PAGES / sizeof PAGES[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, PAGES[i].name);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/.hidden", dir);
+    unlink(path);
+    unlink(link_path);
+    unlink(secret);
+    rmdir(sub);
+    rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    static char dir[256], secret[300], link[600], sub[300];
     http_opts_t o = {.bind_addr = "127.0.0.1", .port = 0, .threads = 2, .max_body = 1 << 20};
     errmsg_t em = {{0}};
 
@@ -78,16 +95,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(dir, sizeof dir, "/tmp/tassa-fuzz-web-%d", (int)getpid());
     snprintf(sub, sizeof sub, "%s/css", dir);
     snprintf(secret, sizeof secret, "%s-secret.txt", dir);
-    snprintf(link, sizeof link, "%s/escape.txt", dir);
+    snprintf(link_path, sizeof link_path, "%s/escape.txt", dir);
     mkdir(dir, 0700);
     mkdir(sub, 0700);
     for (size_t i = 0; i < sizeof PAGES / sizeof PAGES[0]; i++)
         put(dir, PAGES[i].name, PAGES[i].text);
     put(dir, ".hidden", HIDDEN_TEXT);
     put("/tmp", strrchr(secret, '/') + 1, SECRET_TEXT);
-    unlink(link);
-    if (symlink(secret, link) != 0)
+    unlink(link_path);
+    if (symlink(secret, link_path) != 0)
         abort();
+    atexit(cleanup);
     config.web_dir = dir;
     config.cors_origins = "*";
     app.config = &config;
@@ -151,6 +169,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1 || size > 2048)
         return 0;
     method = methods[data[0] % 4];
+    if (FUZZ_KNOWN_QUERY_STALL) {
+        /* finding H1 (fuzz/README.md): hundreds of query pieces get no answer at all */
+        size_t amps = 0;
+        for (size_t i = 1; i < size; i++)
+            amps += data[i] == '&';
+        if (amps > 300)
+            return 0;
+    }
     target = malloc(3 * size + 2);
     req = malloc(3 * size + 256);
     if (!target || !req)

@@ -107,8 +107,10 @@ static tassa_err by_topic(backend_t *b, const char *topic, json_t **task, errmsg
     *task = NULL;
     json_array_foreach(world.tasks, i, t)
     {
-        if (waiting(t) && topic_is(t, topic))
+        if (waiting(t) && topic_is(t, topic)) {
+            json_decref(*task);
             *task = json_deep_copy(t); /* the newest: the last one */
+        }
     }
     return *task ? TASSA_OK : err_set(em, TASSA_ENOTFOUND, "no task");
 }
