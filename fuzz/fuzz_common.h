@@ -148,17 +148,28 @@ static inline void fuzz_http(int port, const char *req, size_t len, fuzz_reply_t
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     struct timeval tv = {.tv_sec = 10};
     size_t cap = 4096, got = 0;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = -1, rc = -1;
 
     memset(out, 0, sizeof *out);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    /* libFuzzer's timers interrupt system calls (EINTR): try again on a new socket */
+    for (int tries = 0; rc != 0 && tries < 100; tries++) {
+        if (fd >= 0)
+            close(fd);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&a, sizeof a);
+        if (rc != 0 && errno != EINTR)
+            break;
+    }
+    if (rc != 0) {
         perror("fuzz_http connect");
         abort();
     }
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     for (size_t sent = 0; sent < len;) {
         ssize_t w = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0)
             break; /* the server may close early (413, 400): read what it said */
         sent += (size_t)w;
