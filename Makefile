@@ -15,7 +15,7 @@ JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps test-deps deb-deps format-check build build-asan test test-plain test-asan run e2e-deps bench fuzz clean format install deb
+.PHONY: all deps test-deps deb-deps format-check build build-asan test test-plain test-asan run e2e-deps bench fuzz fuzz-smoke clean format install deb
 
 all: build
 
@@ -83,6 +83,23 @@ bench: build
 fuzz:
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DTASSA_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build build-fuzz -j $(JOBS)
+
+# Runs every fuzz target for FUZZ_SECONDS over its seed corpus (fuzz/corpus/<target>, read
+# only: new inputs go to a temporary folder) and fails on the first crash, leak, UB or broken
+# invariant; the reproducer is left in build-fuzz/artifacts/. See fuzz/README.md.
+FUZZ_SECONDS ?= 20
+fuzz-smoke: fuzz
+	@mkdir -p build-fuzz/artifacts; failed=""; \
+	for src in fuzz/fuzz_*.c; do \
+	  t=$$(basename $$src .c); name=$${t#fuzz_}; work=$$(mktemp -d); \
+	  echo "fuzz-smoke: $$t ($(FUZZ_SECONDS) s)"; \
+	  if ! ./build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=4096 \
+	      -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/$$name- \
+	      $$work fuzz/corpus/$$name > build-fuzz/$$t.log 2>&1; then \
+	    failed="$$failed $$t"; tail -n 40 build-fuzz/$$t.log; fi; \
+	  grep -h "stat::number_of_executed_units" build-fuzz/$$t.log || true; \
+	  rm -rf $$work; done; \
+	if [ -n "$$failed" ]; then echo "fuzz-smoke FAILED:$$failed"; exit 1; fi; echo "fuzz-smoke ok"
 
 C_FILES = $$(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'fuzz/*.c')
 

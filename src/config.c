@@ -282,18 +282,31 @@ static char *trim_value(char *s)
     return s;
 }
 
+#define DOTENV_LINE_MAX 8192
+
 /* Reads KEY=VALUE lines (with optional `export `, # comments and quotes) from path, skipping
- * names the environment already sets. A missing file is fine. */
+ * names the environment already sets. A missing file is fine. A line longer than
+ * DOTENV_LINE_MAX or holding a NUL byte is refused by number: read in pieces or cut at the
+ * NUL, its tail would count as a line of its own and could set another setting. */
 static tassa_err load_dotenv(config_t *c, const char *path, errmsg_t *em)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return TASSA_OK;
-    char line[8192];
+    char *line = NULL;
+    size_t cap = 0;
     int lineno = 0;
     tassa_err err = TASSA_OK;
-    while (!err && fgets(line, sizeof line, f)) {
+    while (!err) {
+        ssize_t len = getline(&line, &cap, f);
+        if (len < 0)
+            break; /* end of file (or a read error: what was read counts) */
         lineno++;
+        if (len > DOTENV_LINE_MAX || memchr(line, '\0', (size_t)len)) {
+            err = err_set(em, TASSA_EINVAL, "%s line %d is longer than %d bytes or holds a NUL",
+                          path, lineno, DOTENV_LINE_MAX);
+            break;
+        }
         char *s = line;
         while (isspace((unsigned char)*s))
             s++;
@@ -312,6 +325,7 @@ static tassa_err load_dotenv(config_t *c, const char *path, errmsg_t *em)
             continue;
         err = apply(c, name, trim_value(eq + 1), em);
     }
+    free(line);
     fclose(f);
     return err;
 }
@@ -333,7 +347,7 @@ config_t *config_load(const char *dotenv_path, errmsg_t *em)
         dotenv_path = ".env";
     if (*dotenv_path && load_dotenv(c, dotenv_path, em))
         goto fail;
-    for (char **e = environ; *e; e++) {
+    for (char **e = environ; e && *e; e++) { /* environ is NULL after clearenv() */
         const char *eq = strchr(*e, '=');
         if (!eq || eq - *e >= 64)
             continue;

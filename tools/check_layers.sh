@@ -5,7 +5,7 @@
 # src/LAYERS names the layers bottom up, one line each: `layer NAME folder...`. A file under
 # src/FOLDER/ may include "X/..." only where X's layer is at or below its own; a file at the top
 # of src/ is in the layer that lists `.`. `header NAME folder...` lines say which folders alone
-# may include <NAME>. Each file must also say its layer in its opening comment ("Layer: NAME").
+# may include <NAME>. Each file must also say its layer in its opening comment ("Layer: NAME.").
 # Usage: tools/check_layers.sh [SRC_DIR]   (exit 1 and one line per violation)
 set -euo pipefail
 src=${1:-$(dirname "$0")/../src}
@@ -38,7 +38,7 @@ while IFS= read -r -d '' file; do
   fo=$(folder_of "$rel")
   me=${layer_of[$fo]:-}
   if [ -z "$me" ]; then echo "$rel: folder $fo has no layer in LAYERS"; bad=1; continue; fi
-  if ! head -n 12 "$file" | grep -q "Layer: $me\b"; then
+  if ! awk '{print} /\*\//{exit}' "$file" | grep -q "Layer: $me\."; then
     echo "$rel: opening comment must say \"Layer: $me\""; bad=1
   fi
   while IFS= read -r inc; do

@@ -264,27 +264,37 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *user)
     return add;
 }
 
+long twilio_rest_retry_after_ms(const char *line, size_t len)
+{
+    static const char name[] = "retry-after:";
+    if (len <= sizeof name - 1 || strncasecmp(line, name, sizeof name - 1) != 0)
+        return -1;
+    char value[32];
+    size_t vlen = len - (sizeof name - 1);
+    if (vlen >= sizeof value)
+        vlen = sizeof value - 1;
+    memcpy(value, line + sizeof name - 1, vlen);
+    value[vlen] = '\0';
+    char *end;
+    long secs = strtol(value, &end, 10);
+    while (*end == ' ' || *end == '\r' || *end == '\n' || *end == '\t')
+        end++;
+    if (end == value || *end || secs < 0)
+        return -1;
+    return secs > BACKOFF_CAP_MS / 1000 ? BACKOFF_CAP_MS : secs * 1000;
+}
+
 /* Picks Retry-After (delta seconds; an HTTP date counts as "unknown") out of the headers. */
 static size_t on_header(char *ptr, size_t size, size_t n, void *user)
 {
     reply_t *r = user;
     size_t len = size * n;
-    static const char name[] = "retry-after:";
     if (len > 5 && !strncmp(ptr, "HTTP/", 5)) {
         r->retry_after_ms = -1; /* a new response (after a 100 Continue) starts afresh */
-    } else if (len > sizeof name - 1 && !strncasecmp(ptr, name, sizeof name - 1)) {
-        char value[32];
-        size_t vlen = len - (sizeof name - 1);
-        if (vlen >= sizeof value)
-            vlen = sizeof value - 1;
-        memcpy(value, ptr + sizeof name - 1, vlen);
-        value[vlen] = '\0';
-        char *end;
-        long secs = strtol(value, &end, 10);
-        while (*end == ' ' || *end == '\r' || *end == '\n' || *end == '\t')
-            end++;
-        if (end != value && !*end && secs >= 0)
-            r->retry_after_ms = secs > BACKOFF_CAP_MS / 1000 ? BACKOFF_CAP_MS : secs * 1000;
+    } else {
+        long ms = twilio_rest_retry_after_ms(ptr, len);
+        if (ms >= 0)
+            r->retry_after_ms = ms;
     }
     return len;
 }

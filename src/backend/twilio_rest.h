@@ -37,4 +37,10 @@
  * libcurl handle of its own. curl_global_init must have run before (main does it). */
 backend_t *backend_twilio_new(const config_t *c, errmsg_t *em);
 
+/* Reads one response header line as libcurl hands it over (len bytes, not NUL-terminated,
+ * CRLF included): for a Retry-After header with delay-seconds, the wait in milliseconds,
+ * capped at the back-off cap (3000); -1 for any other header, an HTTP date or a malformed
+ * value. Pure; any thread. Exposed for fuzz/fuzz_twilio_rest.c. */
+long twilio_rest_retry_after_ms(const char *line, size_t len);
+
 #endif

@@ -153,6 +153,66 @@ static void every_setting_of_the_table(void **state)
     assert_null(config_suggest("zzzzzz", cands, 3));
 }
 
+/* Found by fuzz/fuzz_dotenv.c: a line longer than the read buffer was read as two lines, so
+ * its tail could set another setting. Such a line is now refused by number. */
+static void long_dotenv_line_is_refused(void **state)
+{
+    size_t pad = 8189;
+    char *text = malloc(pad + 64);
+    errmsg_t em = {{0}};
+    assert_non_null(text);
+    memcpy(text, "X=", 2);
+    memset(text + 2, 'a', pad);
+    strcpy(text + 2 + pad, "API_KEY=smuggled\n");
+    write_dotenv(text);
+    free(text);
+    config_t *c = config_load(dotenv, &em);
+    if (c)
+        assert_null(c->api_key); /* never the tail of another line */
+    assert_null(c);
+    assert_non_null(strstr(em.text, "line 1"));
+    unlink(dotenv);
+}
+
+/* Found by fuzz/fuzz_dotenv.c (corpus finding_nul_line): a NUL byte in a long line hid its
+ * length, and the tail after the read buffer was read as a line of its own. */
+static void dotenv_line_with_nul_is_refused(void **state)
+{
+    static const char head[] = "X=aa\0\0 aa";
+    size_t pad = 8180;
+    errmsg_t em = {{0}};
+    snprintf(dotenv, sizeof dotenv, "/tmp/tassa-test-env-XXXXXX");
+    int fd = mkstemp(dotenv);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fwrite(head, 1, sizeof head - 1, f);
+    for (size_t i = 0; i < pad; i++)
+        fputc('a', f);
+    fputs("API_KEY=smuggled\n", f);
+    fclose(f);
+    config_t *c = config_load(dotenv, &em);
+    if (c)
+        assert_null(c->api_key);
+    assert_null(c);
+    assert_non_null(strstr(em.text, "line 1"));
+    unlink(dotenv);
+}
+
+/* Found by fuzz/fuzz_dotenv.c: with no environment at all (environ NULL after clearenv, as
+ * some supervisors start a process) config_load dereferenced NULL. */
+static void no_environment_at_all(void **state)
+{
+    extern char **environ;
+    char **saved = environ;
+    environ = NULL;
+    config_t *c = config_load("", NULL);
+    environ = saved;
+    assert_non_null(c);
+    assert_int_equal(c->port, 3000);
+    config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +221,9 @@ int main(void)
         cmocka_unit_test(bad_values_are_named),
         cmocka_unit_test(twilio_backend_needs_credentials),
         cmocka_unit_test(every_setting_of_the_table),
+        cmocka_unit_test(long_dotenv_line_is_refused),
+        cmocka_unit_test(dotenv_line_with_nul_is_refused),
+        cmocka_unit_test(no_environment_at_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

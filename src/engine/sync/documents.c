@@ -23,9 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/params.h"
 #include "log.h"
-#include "timefmt.h"
 #include "metrics.h"
+#include "timefmt.h"
 
 /* A change (or a watch) waiting for its turn in commit order. */
 typedef enum { PENDING_WAITING, PENDING_READY, PENDING_CANCELLED } pending_state_t;
@@ -352,7 +353,7 @@ static char *normalise_data(const char *data, tassa_err *err, errmsg_t *em)
     return text;
 }
 
-/* Checks a unique name: 1..320 characters, no control characters, not shaped like a SID. */
+/* Checks a unique name: 1..320 bytes of UTF-8, no control characters, not shaped like a SID. */
 static tassa_err check_unique_name(const char *name, errmsg_t *em)
 {
     size_t len = strlen(name);
@@ -363,6 +364,8 @@ static tassa_err check_unique_name(const char *name, errmsg_t *em)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
             return err_set(em, TASSA_EINVAL, "UniqueName contains a control character");
     }
+    if (!params_utf8_valid(name, len)) /* the HTTP layer refuses it too; callers may not */
+        return err_set(em, TASSA_EINVAL, "UniqueName is not valid UTF-8");
     if (sid_valid(name, "ET"))
         return err_set(em, TASSA_EINVAL, "UniqueName must not look like a document SID");
     return TASSA_OK;

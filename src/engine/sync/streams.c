@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -772,20 +773,23 @@ static const char *request_token(const http_req_t *req)
     return params_get_nonempty(req->query, "token");
 }
 
+int64_t streams_parse_last_id(const char *v)
+{
+    if (!v || !*v)
+        return -1;
+    long n;
+    if (!params_parse_long(v, 0, LONG_MAX, &n))
+        return -1; /* strict: digits only, as every number tassa reads */
+    return (int64_t)n;
+}
+
 /* The resume point: Last-Event-ID header or ?lastEventId=; -1 when absent or malformed. */
 static int64_t request_last_id(const http_req_t *req)
 {
     const char *v = http_req_header(req, "Last-Event-ID");
     if (!v || !*v)
         v = params_get_nonempty(req->query, "lastEventId");
-    if (!v || !*v)
-        return -1;
-    char *end = NULL;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (errno || *end || n < 0)
-        return -1;
-    return (int64_t)n;
+    return streams_parse_last_id(v);
 }
 
 typedef struct {

@@ -68,6 +68,8 @@
 #ifndef TASSA_SYNC_STREAMS_H
 #define TASSA_SYNC_STREAMS_H
 
+#include <stdint.h>
+
 #include "app.h"
 
 #define STREAMS_HEARTBEAT_MS 15000   /* default heartbeat interval */
@@ -103,5 +105,10 @@ void streams_free(streams_t *s);
 
 /* The number of open streams (for metrics and tests). Any thread. */
 int streams_count(streams_t *s);
+
+/* Parses a resume point v (the Last-Event-ID header or the ?lastEventId= value, borrowed):
+ * the revision or sequence number it names, or -1 when v is NULL, empty, negative, out of
+ * range or not a decimal integer. Pure; any thread. Exposed for fuzz/fuzz_last_event_id.c. */
+int64_t streams_parse_last_id(const char *v);
 
 #endif
