@@ -17,7 +17,7 @@
 
 #include "auth/basic_auth.h"
 #include "fuzz_common.h"
-#include "log.h"
+#include "base/log.h"
 
 #define KEY    "SK0123456789abcdef0123456789abcdef"
 #define SECRET "api-secret-for-fuzzing"

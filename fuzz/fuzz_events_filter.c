@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/callback_outbox.h"
+#include "adapters/callback_outbox.h"
 #include "fuzz_common.h"
 
 static bool reference(const char *filter, const char *type)

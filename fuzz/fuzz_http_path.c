@@ -20,7 +20,7 @@
 
 #include "fuzz_common.h"
 #include "http/static_files.h"
-#include "log.h"
+#include "base/log.h"
 
 #define SECRET_TEXT "secret bytes outside the web dir" /* a target never holds a space */
 #define HIDDEN_TEXT "hidden file bytes"

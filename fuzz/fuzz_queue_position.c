@@ -23,7 +23,7 @@
 #include "backend/backend.h"
 #include "functions/get_queue_position.h"
 #include "fuzz_common.h"
-#include "log.h"
+#include "base/log.h"
 
 #define SECRET    "caller-jwt-secret"
 #define MAX_TASKS 6

@@ -17,10 +17,10 @@
 #include <string.h>
 
 #include "backend/embedded.h"
-#include "config.h"
+#include "base/config.h"
 #include "functions/router.h"
 #include "fuzz_common.h"
-#include "log.h"
+#include "base/log.h"
 
 #define MAX_EVENTS 8
 

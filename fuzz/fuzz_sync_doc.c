@@ -16,7 +16,7 @@
 
 #include "engine/sync/documents.h"
 #include "fuzz_common.h"
-#include "log.h"
+#include "base/log.h"
 
 static sync_engine_t *engine;
 

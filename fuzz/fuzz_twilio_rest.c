@@ -22,7 +22,7 @@
 
 #include "backend/twilio_rest.h"
 #include "fuzz_common.h"
-#include "log.h"
+#include "base/log.h"
 
 #define WS "WS0123456789abcdef0123456789abcdef"
 

@@ -1,11 +1,14 @@
 /* app.h - the server context: everything a request handler may reach.
  *
  * Built by main at start-up and torn down at exit; handlers receive it as their ctx. It is
- * the only place that holds the process's long-lived state (no other globals). */
+ * the only place that holds the process's long-lived state (no other globals).
+ *
+ * Layer: app.
+ */
 #ifndef TASSA_APP_H
 #define TASSA_APP_H
 
-#include "config.h"
+#include "base/config.h"
 #include "engine/sync/documents.h"
 #include "http/server.h"
 #include "store/store.h"

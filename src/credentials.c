@@ -1,11 +1,13 @@
-/* credentials.c - generate-once credentials for the embedded back end. */
+/* credentials.c - generate-once credentials for the embedded back end.
+ *
+ * Layer: app. */
 #include "credentials.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sid.h"
+#include "base/sid.h"
 
 tassa_err credentials_fill(config_t *c, store_t *s, bool *generated, errmsg_t *em)
 {

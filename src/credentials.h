@@ -3,13 +3,16 @@
  * On a new data file the embedded back end makes ACCOUNT_SID, API_KEY, API_SECRET,
  * AUTH_TOKEN and JWT_SECRET once and stores them, so that restarts, `tassa user-token` and
  * `tassa event` agree. A value set in the environment, `.env` or a flag always wins and is
- * never written to the data file. */
+ * never written to the data file.
+ *
+ * Layer: app.
+ */
 #ifndef TASSA_CREDENTIALS_H
 #define TASSA_CREDENTIALS_H
 
 #include <stdbool.h>
 
-#include "config.h"
+#include "base/config.h"
 #include "store/store.h"
 
 /* Fills every unset credential of c from the data file, generating and storing the missing

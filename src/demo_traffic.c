@@ -1,4 +1,6 @@
-/* demo_traffic.c - simulated customers and tellers for the demo. */
+/* demo_traffic.c - simulated customers and tellers for the demo.
+ *
+ * Layer: app. */
 #include "demo_traffic.h"
 
 #include <pthread.h>
@@ -9,8 +11,8 @@
 #include <time.h>
 
 #include "engine/taskrouter/model.h"
-#include "log.h"
-#include "sid.h"
+#include "base/log.h"
+#include "base/sid.h"
 
 #define ARRIVE_EVERY  4  /* ticks between customers */
 #define MAX_WAITING   6  /* no new customer while this many wait */

@@ -5,7 +5,10 @@
  * General or Loans, a priority); a pending reservation is accepted after a few seconds (the
  * teller goes in-call); an assigned task is completed after a while (the teller goes
  * post-call, then Available again). Everything goes through the engine's own model calls, so
- * the events, the router, queue-status and the streams see real traffic. */
+ * the events, the router, queue-status and the streams see real traffic.
+ *
+ * Layer: app.
+ */
 #ifndef TASSA_DEMO_TRAFFIC_H
 #define TASSA_DEMO_TRAFFIC_H
 

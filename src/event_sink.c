@@ -1,12 +1,14 @@
-/* event_sink.c - engine events to the router function and to EventCallbackUrl. */
+/* event_sink.c - engine events to the router function and to EventCallbackUrl.
+ *
+ * Layer: app. */
 #include "event_sink.h"
 
 #include <stdlib.h>
 
-#include "engine/callback_outbox.h"
+#include "adapters/callback_outbox.h"
 #include "engine/taskrouter/engine.h"
 #include "functions/router.h"
-#include "log.h"
+#include "base/log.h"
 #include "ops.h"
 
 void event_sink_deliver(void *ctx, const params_t *event)

@@ -1,9 +1,11 @@
-/* help.c - help, manual page, configuration file and README table from the tables. */
+/* help.c - help, manual page, configuration file and README table from the tables.
+ *
+ * Layer: app. */
 #include "help.h"
 
 #include <string.h>
 
-#include "config.h"
+#include "base/config.h"
 
 /* The argument placeholder of a setting's flag ("N", "FILE", ...). */
 static const char *flag_arg(const config_setting_t *s)

@@ -1,7 +1,10 @@
 /* help.h - what the tassa command says about itself: per-command help, the manual page, the
  * configuration file and the README's settings table, all printed from one description of the
  * commands (main.c) and one table of settings (config_settings). Nothing here is written by
- * hand twice: tassa.1 and tassa.env are generated at build time by `tassa settings`. */
+ * hand twice: tassa.1 and tassa.env are generated at build time by `tassa settings`.
+ *
+ * Layer: app.
+ */
 #ifndef TASSA_HELP_H
 #define TASSA_HELP_H
 

@@ -1,4 +1,6 @@
-/* main.c - the tassa command: serve, user-token, event, credentials, settings. Wiring only. */
+/* main.c - the tassa command: serve, user-token, event, credentials, settings. Wiring only.
+ *
+ * Layer: app. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
@@ -21,10 +23,10 @@
 #include "backend/twilio_rest.h"
 #include "credentials.h"
 #include "demo_traffic.h"
-#include "engine/callback_outbox.h"
-#include "engine/sync/api.h"
-#include "engine/sync/streams.h"
-#include "engine/taskrouter/api.h"
+#include "adapters/callback_outbox.h"
+#include "adapters/sync_api.h"
+#include "adapters/streams.h"
+#include "adapters/taskrouter_api.h"
 #include "engine/taskrouter/engine.h"
 #include "event_sink.h"
 #include "functions/get_queue_position.h"
@@ -32,12 +34,12 @@
 #include "functions/router.h"
 #include "help.h"
 #include "helpers/queue_info.h"
-#include "http/params.h"
+#include "base/params.h"
 #include "http/static_files.h"
-#include "log.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 #include "ops.h"
-#include "sid.h"
+#include "base/sid.h"
 
 #ifndef TASSA_VERSION
 #define TASSA_VERSION "0.0.0"

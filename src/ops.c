@@ -1,5 +1,8 @@
 /* ops.c - health check, metrics endpoint and census sampler for load balancers and
- * monitoring. */
+ * monitoring.
+ *
+ * Layer: app.
+ */
 #include "ops.h"
 
 #include <arpa/inet.h>
@@ -14,8 +17,8 @@
 
 #include "backend/backend.h"
 #include "engine/taskrouter/stats.h"
-#include "log.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 struct ops {
     app_t *app;

@@ -1,5 +1,8 @@
 /* ops.h - operational endpoints and bookkeeping: GET /healthz, GET /metrics, the TaskRouter
- * census sampler, and the counting of router events. */
+ * census sampler, and the counting of router events.
+ *
+ * Layer: app.
+ */
 #ifndef TASSA_OPS_H
 #define TASSA_OPS_H
 

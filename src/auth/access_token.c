@@ -4,7 +4,10 @@
  * flat claims go in with jwt_add_grant*, and only the nested "grants" object is serialised
  * (by jansson, which escapes and checks UTF-8) and handed over as JSON text, the one form in
  * which libjwt 1.x accepts a nested value. Verification reuses verify_token's strict decoding
- * and pins the header's alg before libjwt checks the signature. */
+ * and pins the header's alg before libjwt checks the signature.
+ *
+ * Layer: auth.
+ */
 #include "auth/access_token.h"
 
 #include <errno.h>

@@ -3,13 +3,16 @@
  * The token is a JWS with header {"alg":"HS256","typ":"JWT","cty":"twilio-fpa;v=1"} (key order
  * is libjwt's) and payload {jti: "<api_key>-<iat>", iss: api_key, sub: account_sid, iat, exp,
  * grants: {identity, data_sync: {service_sid}}}, signed with the API key secret.
- * Pure functions (no global state); any thread may call them. */
+ * Pure functions (no global state); any thread may call them.
+ *
+ * Layer: auth.
+ */
 #ifndef TASSA_ACCESS_TOKEN_H
 #define TASSA_ACCESS_TOKEN_H
 
 #include <time.h>
 
-#include "err.h"
+#include "base/err.h"
 
 /* What access_token_sync puts in a token. Every string is borrowed and must be non-empty
  * UTF-8. ttl is in seconds (0 means Twilio's default 3600); now is the issue time (iat). */

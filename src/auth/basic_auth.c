@@ -2,7 +2,10 @@
  *
  * The Authorization header is decoded here rather than by libmicrohttpd, whose helper returns
  * C strings: a decoded "KEY:SECRET\0anything" would compare equal to the real secret. Here the
- * decoded bytes keep their length, and a NUL anywhere refuses the credentials. */
+ * decoded bytes keep their length, and a NUL anywhere refuses the credentials.
+ *
+ * Layer: auth.
+ */
 #include "auth/basic_auth.h"
 
 #include <openssl/crypto.h>

@@ -1,12 +1,14 @@
-/* basic_auth.h - HTTP Basic authentication of the /v1 REST API, as Twilio's. */
+/* basic_auth.h - HTTP Basic authentication of the /v1 REST API, as Twilio's.
+ *
+ * Layer: auth. */
 #ifndef TASSA_BASIC_AUTH_H
 #define TASSA_BASIC_AUTH_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
-#include "err.h"
+#include "base/config.h"
+#include "base/err.h"
 #include "http/server.h"
 
 /* Credentials decoded from an Authorization header. user owns one malloc'd buffer (NUL-

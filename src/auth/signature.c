@@ -2,7 +2,10 @@
  *
  * The parameter part of the signed text does not depend on the URL, so validation builds it
  * once and feeds it, after each URL variant, to a streaming HMAC: no per-variant copy of the
- * parameters. Sorting works on a copy of pointers, never on the caller's params_t. */
+ * parameters. Sorting works on a copy of pointers, never on the caller's params_t.
+ *
+ * Layer: auth.
+ */
 #include "auth/signature.h"
 
 #include <stdbool.h>

@@ -5,14 +5,17 @@
  * order, the values of a repeated key sorted and deduplicated; the signature is
  * base64(HMAC-SHA1(auth token, text)). Byte order equals JavaScript's sort for every key
  * below U+E000 (it differs from UTF-16 order only between U+E000..U+FFFF and astral chars).
- * The URL is used as given, not WHATWG-normalised. Pure functions; any thread may call them. */
+ * The URL is used as given, not WHATWG-normalised. Pure functions; any thread may call them.
+ *
+ * Layer: auth.
+ */
 #ifndef TASSA_SIGNATURE_H
 #define TASSA_SIGNATURE_H
 
 #include <stddef.h>
 
-#include "err.h"
-#include "http/params.h"
+#include "base/err.h"
+#include "base/params.h"
 
 /* base64(HMAC-SHA1(auth_token, url + concat of key+value sorted by key (byte order), values of
  * one key sorted and deduplicated)). params may be NULL (no parameters) and is not reordered.

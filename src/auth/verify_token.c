@@ -4,7 +4,10 @@
  * whatever alg the token names (HS384 for an HS256 secret, "none" without a key) and reads a
  * string "exp" as 0. So the header and claims are decoded here first, strictly (canonical
  * base64url, JSON objects without duplicate keys), the alg is pinned before jwt_decode runs,
- * and every claim is read from that strict decoding with its JSON type checked. */
+ * and every claim is read from that strict decoding with its JSON type checked.
+ *
+ * Layer: auth.
+ */
 #include "auth/verify_token.h"
 
 #include <errno.h>

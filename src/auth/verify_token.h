@@ -4,14 +4,17 @@
  * "sub") names the caller. Only HS256 is accepted: the header's alg is checked before the
  * signature, so "none", HS384/HS512 and RS256 tokens are refused whatever libjwt would allow.
  * The two jws_ helpers below are shared with access_token.c, which checks Twilio tokens.
- * Every function is pure (no global state) and may be called from any thread. */
+ * Every function is pure (no global state) and may be called from any thread.
+ *
+ * Layer: auth.
+ */
 #ifndef TASSA_VERIFY_TOKEN_H
 #define TASSA_VERIFY_TOKEN_H
 
 #include <jansson.h>
 #include <time.h>
 
-#include "err.h"
+#include "base/err.h"
 
 /* Tokens longer than this are refused before any decoding, to bound the work per request. */
 #define VERIFY_TOKEN_MAX_LEN 8192

@@ -1,4 +1,6 @@
-/* backend.c - what every back end shares. */
+/* backend.c - what every back end shares.
+ *
+ * Layer: backend. */
 #include "backend/backend.h"
 
 void backend_free(backend_t *b)

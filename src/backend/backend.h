@@ -9,7 +9,10 @@
  *
  * Thread-safe: any HTTP handler thread may call any operation. Every json_t ** out-parameter
  * receives a new reference that the caller must json_decref; every char ** a malloc'd string.
- * On failure the out-parameters are left NULL. */
+ * On failure the out-parameters are left NULL.
+ *
+ * Layer: backend.
+ */
 #ifndef TASSA_BACKEND_H
 #define TASSA_BACKEND_H
 
@@ -17,7 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "base/err.h"
 
 typedef struct backend backend_t;
 

@@ -1,7 +1,10 @@
 /* embedded.c - backend.h on the in-process Sync and TaskRouter engines.
  *
  * It returns exactly the JSON the engines' REST API would, so the functions behave the same
- * whether they run here or against Twilio. */
+ * whether they run here or against Twilio.
+ *
+ * Layer: backend.
+ */
 #include "backend/embedded.h"
 
 #include <stdio.h>

@@ -1,4 +1,6 @@
-/* embedded.h - the back end that calls tassa's own engines in-process (the default). */
+/* embedded.h - the back end that calls tassa's own engines in-process (the default).
+ *
+ * Layer: backend. */
 #ifndef TASSA_BACKEND_EMBEDDED_H
 #define TASSA_BACKEND_EMBEDDED_H
 

@@ -17,7 +17,10 @@
  *
  * Paging: lists follow meta.next_page_url. The next URL's origin is replaced by the configured
  * base URL's, so the credentials only ever go to the configured host, also when the server
- * builds its links from a Host header that differs (a proxy, a stand-in). */
+ * builds its links from a Host header that differs (a proxy, a stand-in).
+ *
+ * Layer: backend.
+ */
 #include "backend/twilio_rest.h"
 
 #include <curl/curl.h>
@@ -31,8 +34,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "log.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #define POOL_IDLE_MAX          16                  /* idle handles kept for reuse */
 #define BACKOFF_BASE_MS        100                 /* first retry waits up to this */

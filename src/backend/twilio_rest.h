@@ -17,12 +17,15 @@
  *     the caller's errmsg_t, and each failed attempt is logged as one line
  *     (event=twilio_request_failed ...), never with credentials.
  * Error values match the embedded back end: 404 -> TASSA_ENOTFOUND, 409 on a create (54301)
- * -> TASSA_EDUPNAME, 412 (54103) -> TASSA_EREVISION, others via tassa_err_from_status. */
+ * -> TASSA_EDUPNAME, 412 (54103) -> TASSA_EREVISION, others via tassa_err_from_status.
+ *
+ * Layer: backend.
+ */
 #ifndef TASSA_BACKEND_TWILIO_REST_H
 #define TASSA_BACKEND_TWILIO_REST_H
 
 #include "backend/backend.h"
-#include "config.h"
+#include "base/config.h"
 
 /* Lists stop with TASSA_EUPSTREAM after this many pages, so a server that keeps answering
  * with a next_page_url cannot keep a request thread forever. */

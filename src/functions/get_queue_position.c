@@ -1,4 +1,6 @@
-/* get_queue_position.c - a customer's place in its queue, from the back end's tasks. */
+/* get_queue_position.c - a customer's place in its queue, from the back end's tasks.
+ *
+ * Layer: functions. */
 #include "functions/get_queue_position.h"
 
 #include <stdio.h>
@@ -10,7 +12,7 @@
 #include "backend/backend.h"
 #include "functions/get_sync_grant.h"
 #include "http/cors.h"
-#include "log.h"
+#include "base/log.h"
 
 #define WINDOW_MINUTES 15
 

@@ -12,7 +12,10 @@
  * equal to the caller's verified identity. Every other question (someone else's task, a task
  * without an identity, a topic document that names no task, such as queue-status, or an
  * unknown task or topic) gets one and the same 404, so that the answer tells nothing about
- * whether the task exists. Back-end failures other than "not found" pass through (502, 503). */
+ * whether the task exists. Back-end failures other than "not found" pass through (502, 503).
+ *
+ * Layer: functions.
+ */
 #ifndef TASSA_GET_QUEUE_POSITION_H
 #define TASSA_GET_QUEUE_POSITION_H
 

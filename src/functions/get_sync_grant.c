@@ -1,4 +1,6 @@
-/* get_sync_grant.c - CORS, verifyToken, then a one-hour Twilio access token. */
+/* get_sync_grant.c - CORS, verifyToken, then a one-hour Twilio access token.
+ *
+ * Layer: functions. */
 #include "functions/get_sync_grant.h"
 
 #include <stdlib.h>
@@ -9,7 +11,7 @@
 #include "auth/access_token.h"
 #include "auth/verify_token.h"
 #include "http/cors.h"
-#include "log.h"
+#include "base/log.h"
 
 #define GRANT_TTL 3600
 

@@ -1,5 +1,8 @@
 /* get_sync_grant.h - the seed's /task/get-sync-grant: a Twilio access token with a Sync
- * grant, for a caller whose own JWT (JWT_SECRET, HS256) names the identity it asks for. */
+ * grant, for a caller whose own JWT (JWT_SECRET, HS256) names the identity it asks for.
+ *
+ * Layer: functions.
+ */
 #ifndef TASSA_GET_SYNC_GRANT_H
 #define TASSA_GET_SYNC_GRANT_H
 

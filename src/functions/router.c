@@ -1,4 +1,6 @@
-/* router.c - /general/router: signature check, idempotency, dispatch by EventType. */
+/* router.c - /general/router: signature check, idempotency, dispatch by EventType.
+ *
+ * Layer: functions. */
 #include "functions/router.h"
 
 #include <pthread.h>
@@ -9,7 +11,7 @@
 #include "auth/signature.h"
 #include "helpers/queue_info.h"
 #include "helpers/reservation.h"
-#include "log.h"
+#include "base/log.h"
 #include "ops.h"
 
 #define SEEN_SLOTS 8192 /* per generation; at most half filled */

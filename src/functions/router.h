@@ -5,14 +5,17 @@
  * recently is answered as a duplicate, and the reservation handler's rules make an older
  * replay harmless too. Over HTTP the X-Twilio-Signature is checked with AUTH_TOKEN unless
  * TASSA_VERIFY_SIGNATURE=false. The embedded engine delivers its events in-process through
- * router_dispatch, without HTTP. */
+ * router_dispatch, without HTTP.
+ *
+ * Layer: functions.
+ */
 #ifndef TASSA_ROUTER_H
 #define TASSA_ROUTER_H
 
 #include <jansson.h>
 
 #include "app.h"
-#include "http/params.h"
+#include "base/params.h"
 
 typedef struct router_state router_state_t;
 

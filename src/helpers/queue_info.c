@@ -1,4 +1,6 @@
-/* queue_info.c - the queue-status document, recomputed by one coalescing thread. */
+/* queue_info.c - the queue-status document, recomputed by one coalescing thread.
+ *
+ * Layer: helpers. */
 #include "helpers/queue_info.h"
 
 #include <pthread.h>
@@ -9,9 +11,9 @@
 #include <time.h>
 
 #include "helpers/update_sync_doc.h"
-#include "log.h"
+#include "base/log.h"
 #include "store/store.h"
-#include "timefmt.h"
+#include "base/timefmt.h"
 
 /* A Sync document holds 16 KiB; keep a margin for the JSON the back end adds. */
 #define QUEUE_STATUS_MAX_BYTES 16000

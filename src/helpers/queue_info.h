@@ -14,7 +14,10 @@
  *
  * Access (Sync ACL): the identities named in `readers` (TASSA_QUEUE_STATUS_READERS, such as
  * the dashboard) are granted `read` on queue-status once it exists, once per process (again
- * after a failure); nobody else's sync token may read it while the service has ACL on. */
+ * after a failure); nobody else's sync token may read it while the service has ACL on.
+ *
+ * Layer: helpers.
+ */
 #ifndef TASSA_QUEUE_INFO_H
 #define TASSA_QUEUE_INFO_H
 

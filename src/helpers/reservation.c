@@ -1,4 +1,6 @@
-/* reservation.c - topic documents from task and reservation events. */
+/* reservation.c - topic documents from task and reservation events.
+ *
+ * Layer: helpers. */
 #include "helpers/reservation.h"
 
 #include <stdio.h>
@@ -6,7 +8,7 @@
 
 #include "helpers/update_sync_doc.h"
 #include "store/store.h"
-#include "timefmt.h"
+#include "base/timefmt.h"
 
 static const struct {
     const char *event, *status;

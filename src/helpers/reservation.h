@@ -9,14 +9,17 @@
  * Rules that make replays, late and concurrent events harmless:
  *   - within one task, a topic only moves forward (waiting < assigned < completed);
  *   - an event of another task changes the topic only when it starts it again (waiting after
- *     completed: the customer came back), so a late event of an old task changes nothing. */
+ *     completed: the customer came back), so a late event of an old task changes nothing.
+ *
+ * Layer: helpers.
+ */
 #ifndef TASSA_RESERVATION_H
 #define TASSA_RESERVATION_H
 
 #include <stdbool.h>
 
 #include "backend/backend.h"
-#include "http/params.h"
+#include "base/params.h"
 
 typedef struct {
     bool ignored;     /* the event does not concern a topic (reason says why) */

@@ -1,10 +1,12 @@
-/* update_sync_doc.c - race-free create-or-update of a Sync document. */
+/* update_sync_doc.c - race-free create-or-update of a Sync document.
+ *
+ * Layer: helpers. */
 #include "helpers/update_sync_doc.h"
 
 #include <sched.h>
 #include <stdio.h>
 
-#include "log.h"
+#include "base/log.h"
 
 tassa_err update_sync_doc(backend_t *b, const char *name, sync_merge_fn merge, void *ctx,
                           bool *changed, char *reason, size_t reason_len, errmsg_t *em)

@@ -3,7 +3,10 @@
  *
  * The seed fetched, then updated or created, and lost writes when two events raced. Here the
  * change is a function of the current data, applied with the revision it was computed from
- * (If-Match); a 412 or a 409 from a concurrent writer means: read again and re-apply. */
+ * (If-Match); a 412 or a 409 from a concurrent writer means: read again and re-apply.
+ *
+ * Layer: helpers.
+ */
 #ifndef TASSA_UPDATE_SYNC_DOC_H
 #define TASSA_UPDATE_SYNC_DOC_H
 

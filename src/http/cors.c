@@ -1,4 +1,6 @@
-/* cors.c - CORS headers and preflight answers for the seed's browser-facing functions. */
+/* cors.c - CORS headers and preflight answers for the seed's browser-facing functions.
+ *
+ * Layer: http. */
 #include "http/cors.h"
 
 #include <string.h>

@@ -1,5 +1,8 @@
 /* cors.h - the seed's cors helper: CORS headers on every answer of a browser-facing function,
- * and the preflight (OPTIONS) answered without authentication. */
+ * and the preflight (OPTIONS) answered without authentication.
+ *
+ * Layer: http.
+ */
 #ifndef TASSA_CORS_H
 #define TASSA_CORS_H
 

@@ -1,4 +1,6 @@
-/* paging.c - Twilio paging envelope; twilio-node follows meta.next_page_url verbatim. */
+/* paging.c - Twilio paging envelope; twilio-node follows meta.next_page_url verbatim.
+ *
+ * Layer: http. */
 #include "http/paging.h"
 
 #include <stdio.h>

@@ -1,11 +1,13 @@
-/* paging.h - Twilio's list paging: PageSize/Page parameters and the `meta` envelope. */
+/* paging.h - Twilio's list paging: PageSize/Page parameters and the `meta` envelope.
+ *
+ * Layer: http. */
 #ifndef TASSA_PAGING_H
 #define TASSA_PAGING_H
 
 #include <jansson.h>
 
-#include "err.h"
-#include "http/params.h"
+#include "base/err.h"
+#include "base/params.h"
 
 typedef struct {
     long page; /* 0-based */

@@ -4,7 +4,10 @@
  * up to max_body (past it, declared or received, the answer is 413 at once and the
  * connection closes; nothing more is read), then parameters are merged and the matching
  * route's handler runs once on the final callback. Each connection also has a sock_ctx_t,
- * on a waiting list while its request headers are due, for the header deadline. */
+ * on a waiting list while its request headers are due, for the header deadline.
+ *
+ * Layer: http.
+ */
 #include "http/server.h"
 
 #include <arpa/inet.h>
@@ -22,8 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #define MAX_ROUTES   96
 #define MAX_SEGMENTS 12

@@ -2,7 +2,10 @@
  * table, merged parameters, body limits, JSON error bodies and one access-log line per request.
  *
  * Handlers run on libmicrohttpd's pool threads, several at once: whatever they touch must be
- * thread-safe. A handler fills the http_resp_t it is given; the layer sends it afterwards. */
+ * thread-safe. A handler fills the http_resp_t it is given; the layer sends it afterwards.
+ *
+ * Layer: http.
+ */
 #ifndef TASSA_HTTP_SERVER_H
 #define TASSA_HTTP_SERVER_H
 
@@ -10,8 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
-#include "http/params.h"
+#include "base/err.h"
+#include "base/params.h"
 
 struct MHD_Connection;
 struct MHD_Response;

@@ -4,7 +4,10 @@
  * reads and sends the whole file: no cache to invalidate, and an edited page shows on the
  * next reload. Path
  * safety is checked twice: on the decoded segments (no `..`, no hidden names, no separators)
- * and on the real path, which must lie under the web directory's real path. */
+ * and on the real path, which must lie under the web directory's real path.
+ *
+ * Layer: http.
+ */
 #include "http/static_files.h"
 
 #include <fcntl.h>
@@ -16,8 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "web_assets.h"
+#include "base/log.h"
+#include "http/web_assets.h"
 
 static const struct {
     const char *ext, *type;

@@ -7,7 +7,10 @@
  * Content-Security-Policy, and a JSON 404 for anything missing. Paths with `..`, `.` segments,
  * a backslash, a NUL or a hidden name are refused, and the resolved real path must stay inside
  * the web directory (no escape through symbolic links). Handlers are stateless: any pool
- * thread may run them. */
+ * thread may run them.
+ *
+ * Layer: http.
+ */
 #ifndef TASSA_HTTP_STATIC_FILES_H
 #define TASSA_HTTP_STATIC_FILES_H
 

@@ -4,7 +4,10 @@
  * of a separate read-only connection: in WAL mode the server keeps writing meanwhile, and the
  * copy is the database as of the last commit before the step began, so it holds every write
  * acknowledged by then (tassa acknowledges only after the commit). The copy is written to
- * FILE.tmp, checked, synced and renamed, so FILE is either absent or complete. */
+ * FILE.tmp, checked, synced and renamed, so FILE is either absent or complete.
+ *
+ * Layer: store.
+ */
 #include "store/store.h"
 
 #include <fcntl.h>

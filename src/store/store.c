@@ -3,7 +3,10 @@
  * Group commit: the first critical section after a commit opens a transaction (BEGIN); every
  * following one writes into it; the committer thread COMMITs it (one fsync) once it holds
  * changes and no writer is queued for the lock (or after a short bound), then wakes every
- * thread waiting in store_unlock for that epoch. */
+ * thread waiting in store_unlock for that epoch.
+ *
+ * Layer: store.
+ */
 #include "store/store.h"
 
 #include <errno.h>
@@ -18,8 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 /* Prepared statements kept for reuse, by SQL text: compiling SQL costs more than running it. */
 #define STMT_CACHE 256

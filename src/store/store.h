@@ -9,7 +9,10 @@
  * once every change the caller made, or could have read, is on disk; so an answer sent after
  * store_unlock() survives kill -9 and power loss, and a burst of N writers costs a few fsyncs
  * instead of N. store_begin/commit/rollback are savepoints inside it: a failed operation
- * undoes only its own changes. Engine modules create their tables with store_schema(). */
+ * undoes only its own changes. Engine modules create their tables with store_schema().
+ *
+ * Layer: store.
+ */
 #ifndef TASSA_STORE_H
 #define TASSA_STORE_H
 
@@ -17,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 typedef struct store store_t;
 

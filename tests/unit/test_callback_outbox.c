@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "engine/callback_outbox.h"
+#include "adapters/callback_outbox.h"
 
 static void filter_lists_event_types(void **state)
 {

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "metrics.h"
+#include "base/metrics.h"
 
 #define THREADS 4
 #define PER     20000

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "http/params.h"
+#include "base/params.h"
 
 static params_t *form(const char *body, tassa_err *err)
 {

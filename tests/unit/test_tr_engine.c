@@ -17,7 +17,7 @@
 #include "engine/taskrouter/engine.h"
 #include "engine/taskrouter/model.h"
 #include "engine/taskrouter/stats.h"
-#include "log.h"
+#include "base/log.h"
 #include "store/store.h"
 
 #define ACCOUNT "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"

@@ -15,7 +15,10 @@
  * held; `delivering` makes sure only one thread does so, so the listener sees changes one by
  * one in commit order. Nothing can stall: every pending change belongs to a writer that is
  * inside store_unlock, which always returns, and that writer then delivers. sync_doc_watch
- * queues a read the same way, so a new subscriber starts exactly between two changes. */
+ * queues a read the same way, so a new subscriber starts exactly between two changes.
+ *
+ * Layer: engine.
+ */
 #include "engine/sync/documents.h"
 
 #include <pthread.h>
@@ -23,10 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/params.h"
-#include "log.h"
-#include "metrics.h"
-#include "timefmt.h"
+#include "base/params.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "base/timefmt.h"
 
 /* A change (or a watch) waiting for its turn in commit order. */
 typedef enum { PENDING_WAITING, PENDING_READY, PENDING_CANCELLED } pending_state_t;

@@ -15,7 +15,10 @@
  * only after the change is durable. The listener sees every committed change exactly once,
  * one at a time and in commit order (so in revision order per document), after the commit,
  * with no engine lock held, on the thread of one of the writers (not always the one that
- * made the change). */
+ * made the change).
+ *
+ * Layer: engine.
+ */
 #ifndef TASSA_SYNC_DOCUMENTS_H
 #define TASSA_SYNC_DOCUMENTS_H
 
@@ -23,8 +26,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "sid.h"
+#include "base/err.h"
+#include "base/sid.h"
 #include "store/store.h"
 
 #define SYNC_DOC_MAX_DATA    16384

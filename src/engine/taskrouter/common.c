@@ -1,5 +1,8 @@
 /* common.c - what the TaskRouter resources share: row loaders, input checks, the worker
- * subject of expressions and the 404 message. */
+ * subject of expressions and the 404 message.
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/internal.h"
 
 #include <errno.h>

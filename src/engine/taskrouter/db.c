@@ -1,9 +1,11 @@
-/* db.c - terse SQL helpers of the TaskRouter engine (prepare, bind, rows as JSON objects). */
+/* db.c - terse SQL helpers of the TaskRouter engine (prepare, bind, rows as JSON objects).
+ *
+ * Layer: engine. */
 #include "engine/taskrouter/db.h"
 
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 
 sqlite3_stmt *db_vquery(store_t *s, const char *sql, const char *types, va_list ap)
 {

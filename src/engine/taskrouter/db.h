@@ -3,7 +3,10 @@
  * Internal to engine/taskrouter. Every function here needs the store lock held by the caller.
  * Bind types: 's' const char * (NULL binds SQL NULL), 'i' int64_t, 'd' int (promoted).
  * Rows come back as jansson objects keyed by column name (integers as JSON integers, text as
- * strings, NULL as JSON null), so the engine handles every resource with one row shape. */
+ * strings, NULL as JSON null), so the engine handles every resource with one row shape.
+ *
+ * Layer: engine.
+ */
 #ifndef TASSA_TR_DB_H
 #define TASSA_TR_DB_H
 
@@ -11,7 +14,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 #include "store/store.h"
 
 /* Prepares sql and binds the values described by types. NULL (logged) on failure. */

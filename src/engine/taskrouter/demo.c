@@ -1,11 +1,13 @@
-/* demo.c - demo data for a new workspace: two queues, a workflow and four tellers. */
+/* demo.c - demo data for a new workspace: two queues, a workflow and four tellers.
+ *
+ * Layer: engine. */
 #include "engine/taskrouter/internal.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "engine/taskrouter/model.h"
-#include "log.h"
+#include "base/log.h"
 
 /* Builds params from NULL-terminated key, value pairs. NULL on OOM. */
 static params_t *make_params(const char *const *kv)

@@ -5,7 +5,10 @@
  * loses nothing. Deadlines (reservation timeouts, target timeouts, TTLs) are columns; the timer
  * thread sleeps until the earliest and is woken after each commit, since a commit may have
  * written a nearer one. Events are rows with a `dispatched` mark; the dispatcher delivers them
- * in sequence (commit) order, outside the store lock, and marks them afterwards. */
+ * in sequence (commit) order, outside the store lock, and marks them afterwards.
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/internal.h"
 
 #include <errno.h>
@@ -14,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
+#include "base/log.h"
 
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS tr_workspace ("

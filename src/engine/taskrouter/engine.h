@@ -8,12 +8,15 @@
  *
  * Two threads run once tr_engine_start was called: the timer thread applies reservation
  * timeouts, workflow target timeouts and task TTLs from the deadlines stored in the tables
- * (so they survive a restart), and the dispatcher delivers recorded events to the sink. */
+ * (so they survive a restart), and the dispatcher delivers recorded events to the sink.
+ *
+ * Layer: engine.
+ */
 #ifndef TASSA_TR_ENGINE_H
 #define TASSA_TR_ENGINE_H
 
-#include "err.h"
-#include "http/params.h"
+#include "base/err.h"
+#include "base/params.h"
 #include "store/store.h"
 
 typedef struct tr_engine tr_engine_t;

@@ -3,7 +3,10 @@
  * An event is recorded inside the transaction of the change it reports, so it commits with
  * it or not at all; its sequence number is its commit order. The parameters are kept as a
  * JSON object of strings (the form fields a callback would POST); a few are also columns, for
- * the Events list filters and the cumulative statistics. */
+ * the Events list filters and the cumulative statistics.
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/internal.h"
 
 #include <stdarg.h>
@@ -11,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "timefmt.h"
+#include "base/log.h"
+#include "base/timefmt.h"
 
 void ev_set(json_t *ev, const char *key, const char *fmt, ...)
 {

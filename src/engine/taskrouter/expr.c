@@ -8,7 +8,10 @@
  * AST, so the evaluator compares constants and looked-up attributes with one set of rules
  * and never allocates: a parenthesised sub-expression used as an operand yields the static
  * json_true()/json_false(). A path such as `task.langs[1]` is kept as pre-split segments
- * (keys point into one owned copy of the path text). */
+ * (keys point into one owned copy of the path text).
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/expr.h"
 
 #include <errno.h>

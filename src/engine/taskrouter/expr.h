@@ -33,14 +33,17 @@
  * - `x CONTAINS s`: string x contains substring s, or array x has an element equal to s.
  *
  * Thread safety: an expr_t is immutable after expr_parse; any number of threads may call
- * expr_eval on the same expression concurrently. */
+ * expr_eval on the same expression concurrently.
+ *
+ * Layer: engine.
+ */
 #ifndef TASSA_EXPR_H
 #define TASSA_EXPR_H
 
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "err.h"
+#include "base/err.h"
 
 /* Longest source expr_parse accepts, in bytes (without the NUL). */
 #define EXPR_MAX_LEN 4096

@@ -1,4 +1,6 @@
-/* history.c - the Events resource: reading the recorded events, newest first. */
+/* history.c - the Events resource: reading the recorded events, newest first.
+ *
+ * Layer: engine. */
 #include "engine/taskrouter/internal.h"
 
 #include <stdio.h>

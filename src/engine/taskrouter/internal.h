@@ -2,7 +2,10 @@
  * transaction helpers and the locked building blocks of the lifecycle.
  *
  * Not for use outside engine/taskrouter. Every function named *_locked runs inside a
- * transaction opened with tr_txn_begin (store lock held) and does no I/O but the store's. */
+ * transaction opened with tr_txn_begin (store lock held) and does no I/O but the store's.
+ *
+ * Layer: engine.
+ */
 #ifndef TASSA_TR_INTERNAL_H
 #define TASSA_TR_INTERNAL_H
 
@@ -14,7 +17,7 @@
 #include "engine/taskrouter/db.h"
 #include "engine/taskrouter/engine.h"
 #include "engine/taskrouter/expr.h"
-#include "sid.h"
+#include "base/sid.h"
 
 struct tr_engine {
     store_t *store; /* borrowed; the store lock guards every table */

@@ -1,5 +1,8 @@
 /* json.c - TaskRouter resources as Twilio's JSON: snake_case fields of the OpenAPI schemas,
- * ISO 8601 dates, attributes as a JSON string, absolute url and links. */
+ * ISO 8601 dates, attributes as a JSON string, absolute url and links.
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/internal.h"
 
 #include <ctype.h>
@@ -7,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "timefmt.h"
+#include "base/timefmt.h"
 
 #define URL_MAX 640
 

@@ -4,13 +4,16 @@
  * Runs at the end of every transaction that may enable an assignment. It decides first, on
  * one read of the pending tasks, and writes the reservations afterwards, so that no table is
  * modified while a statement still walks it. A worker is free when its activity is available
- * and it holds no pending, accepted or wrapping reservation (one task per worker). */
+ * and it holds no pending, accepted or wrapping reservation (one task per worker).
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 
 typedef struct {
     char sid[SID_LEN + 1];

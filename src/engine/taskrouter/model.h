@@ -15,7 +15,10 @@
  *
  * Lists take the Twilio filters in `filter` (the request's parameters), skip `offset` matching
  * resources and return at most `limit` in *items (a new array), with *more telling whether
- * another one follows. Thread-safe: any thread may call any of these. */
+ * another one follows. Thread-safe: any thread may call any of these.
+ *
+ * Layer: engine.
+ */
 #ifndef TASSA_TR_MODEL_H
 #define TASSA_TR_MODEL_H
 

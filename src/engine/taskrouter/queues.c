@@ -1,5 +1,8 @@
 /* queues.c - task queues: TargetWorkers expressions, order, activities on reservation and
- * assignment. */
+ * assignment.
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/internal.h"
 
 #include <string.h>

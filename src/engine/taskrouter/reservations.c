@@ -1,5 +1,8 @@
 /* reservations.c - reservations: the offer of a task to a worker and its answers (accept,
- * reject, wrap up, complete), its timeout, cancellation and rescission. */
+ * reject, wrap up, complete), its timeout, cancellation and rescission.
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/internal.h"
 
 #include <stdio.h>

@@ -1,13 +1,16 @@
 /* stats.c - real-time statistics from the live tables and cumulative statistics from the
  * recorded events (each event keeps its queue and, for acceptance and cancellation, the
- * task's wait). */
+ * task's wait).
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/stats.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "engine/taskrouter/internal.h"
-#include "timefmt.h"
+#include "base/timefmt.h"
 
 #define OPEN_STATUSES "('pending', 'reserved', 'assigned', 'wrapping')"
 

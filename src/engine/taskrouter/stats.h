@@ -1,7 +1,10 @@
 /* stats.h - TaskRouter statistics: real-time (computed from the live model) and cumulative
  * (counted from the recorded events of the last Minutes), in Twilio's JSON shape.
  *
- * Thread-safe; each call takes the store lock for one read. Answers are new references. */
+ * Thread-safe; each call takes the store lock for one read. Answers are new references.
+ *
+ * Layer: engine.
+ */
 #ifndef TASSA_TR_STATS_H
 #define TASSA_TR_STATS_H
 

@@ -1,5 +1,8 @@
 /* tasks.c - tasks: create and route through the workflow, update (status transitions,
- * attributes, priority), delete, list; target timeouts and cancellation. */
+ * attributes, priority), delete, list; target timeouts and cancellation.
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/internal.h"
 
 #include <stdio.h>

@@ -1,5 +1,8 @@
 /* timers.c - the deadlines of the model: reservation timeouts, workflow target timeouts and
- * task TTLs, all stored as columns so that they survive a restart. */
+ * task TTLs, all stored as columns so that they survive a restart.
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/internal.h"
 
 #include <stdlib.h>

@@ -1,5 +1,8 @@
 /* workers.c - workers: create, update (activity, attributes, name), delete, list, and the
- * activity change every part of the lifecycle goes through. */
+ * activity change every part of the lifecycle goes through.
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/internal.h"
 
 #include <string.h>

@@ -1,5 +1,8 @@
 /* workflows.c - workflows: the Configuration document (task_routing filters, targets,
- * default_filter) and its checks, create, update, delete, list. */
+ * default_filter) and its checks, create, update, delete, list.
+ *
+ * Layer: engine.
+ */
 #include "engine/taskrouter/internal.h"
 
 #include <errno.h>

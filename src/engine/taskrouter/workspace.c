@@ -1,4 +1,6 @@
-/* workspace.c - the workspace and its activities. */
+/* workspace.c - the workspace and its activities.
+ *
+ * Layer: engine. */
 #include "engine/taskrouter/internal.h"
 
 #include <string.h>

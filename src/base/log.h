@@ -1,7 +1,10 @@
 /* log.h - one line per event on stderr, key=value, with a UTC timestamp and level.
  *
  * Thread-safe: each call writes one line with a single write(2). Never pass a token, a
- * secret, an Authorization header or a password. */
+ * secret, an Authorization header or a password.
+ *
+ * Layer: base.
+ */
 #ifndef TASSA_LOG_H
 #define TASSA_LOG_H
 

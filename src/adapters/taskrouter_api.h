@@ -1,5 +1,8 @@
-/* api.h - the embedded TaskRouter REST API (/v1/Workspaces/...), wire-compatible with
- * Twilio's for the subset the engine implements (see model.h and stats.h). */
+/* taskrouter_api.h - the embedded TaskRouter REST API (/v1/Workspaces/...), wire-compatible with
+ * Twilio's for the subset the engine implements (see model.h and stats.h).
+ *
+ * Layer: adapters.
+ */
 #ifndef TASSA_TR_API_H
 #define TASSA_TR_API_H
 

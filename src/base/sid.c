@@ -1,5 +1,7 @@
-/* sid.c - random identifiers and secrets from getrandom(2). */
-#include "sid.h"
+/* sid.c - random identifiers and secrets from getrandom(2).
+ *
+ * Layer: base. */
+#include "base/sid.h"
 
 #include <ctype.h>
 #include <string.h>

@@ -5,14 +5,17 @@
  * Repeated keys keep every value in arrival order (Twilio's `AssignmentStatus=a&...=b`).
  * Limits guard memory: at most PARAMS_MAX_COUNT pairs (TASSA_EINVAL past it), keys up to
  * PARAMS_MAX_KEY bytes.
- * Not thread-safe; one request owns one params_t. */
+ * Not thread-safe; one request owns one params_t.
+ *
+ * Layer: base.
+ */
 #ifndef TASSA_PARAMS_H
 #define TASSA_PARAMS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "base/err.h"
 
 #define PARAMS_MAX_COUNT 256
 #define PARAMS_MAX_KEY   256

@@ -1,9 +1,13 @@
-/* api.c - TaskRouter REST handlers: parse the request, call the model, answer Twilio's JSON.
+/* taskrouter_api.c - TaskRouter REST handlers: parse the request, call the model, answer Twilio's
+ * JSON.
  *
  * Every handler checks Basic auth and that the workspace in the path is the engine's, then
  * hands the merged parameters to model.h, which validates them. Lists use Twilio's paging
- * (PageSize up to 1000) and repeat their filters in the page URLs. */
-#include "engine/taskrouter/api.h"
+ * (PageSize up to 1000) and repeat their filters in the page URLs.
+ *
+ * Layer: adapters.
+ */
+#include "adapters/taskrouter_api.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,14 +5,17 @@
  * none; one delivery thread POSTs due entries (form-encoded, as Twilio does) and deletes each
  * after a 2xx answer. A failed delivery is retried after 1 s, 2 s, 4 s ... (capped at 10 min,
  * with jitter) up to OUTBOX_MAX_ATTEMPTS, then kept as failed and logged. Delivery is at least
- * once; receivers deduplicate by the event's Sid. */
+ * once; receivers deduplicate by the event's Sid.
+ *
+ * Layer: adapters.
+ */
 #ifndef TASSA_CALLBACK_OUTBOX_H
 #define TASSA_CALLBACK_OUTBOX_H
 
 #include <stdbool.h>
 
-#include "err.h"
-#include "http/params.h"
+#include "base/err.h"
+#include "base/params.h"
 #include "store/store.h"
 
 #define OUTBOX_MAX_ATTEMPTS 12

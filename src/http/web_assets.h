@@ -2,7 +2,10 @@
  *
  * The build turns every file of web/ into a byte array (cmake/embed_web.cmake writes
  * web_assets_data.c), so an installed or copied binary serves its pages with nothing beside
- * it. static_files.c serves these unless TASSA_WEB_DIR names a folder. Immutable: any thread. */
+ * it. static_files.c serves these unless TASSA_WEB_DIR names a folder. Immutable: any thread.
+ *
+ * Layer: http.
+ */
 #ifndef TASSA_WEB_ASSETS_H
 #define TASSA_WEB_ASSETS_H
 

@@ -4,7 +4,10 @@
  * list below. Each value carries its message, the HTTP status a client sees and the
  * Twilio error code put in the JSON error body. Constructors return NULL instead.
  * Where a caller needs a human detail ("Data is not valid JSON at 1:7"), the function also
- * takes an errmsg_t *, which may be NULL. */
+ * takes an errmsg_t *, which may be NULL.
+ *
+ * Layer: base.
+ */
 #ifndef TASSA_ERR_H
 #define TASSA_ERR_H
 

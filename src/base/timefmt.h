@@ -1,4 +1,6 @@
-/* timefmt.h - ISO 8601 UTC dates as Twilio writes them ("2026-11-25T09:20:41Z"). */
+/* timefmt.h - ISO 8601 UTC dates as Twilio writes them ("2026-11-25T09:20:41Z").
+ *
+ * Layer: base. */
 #ifndef TASSA_TIMEFMT_H
 #define TASSA_TIMEFMT_H
 

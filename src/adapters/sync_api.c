@@ -1,7 +1,10 @@
-/* api.c - Sync REST handlers: services fetch/update, documents create/fetch/update/delete/list,
- * document permissions fetch/update/delete/list. All take account credentials (Basic auth),
- * which access control never limits, as at Twilio. */
-#include "engine/sync/api.h"
+/* sync_api.c - Sync REST handlers: services fetch/update, documents
+ * create/fetch/update/delete/list, document permissions fetch/update/delete/list. All take account
+ * credentials (Basic auth), which access control never limits, as at Twilio.
+ *
+ * Layer: adapters.
+ */
+#include "adapters/sync_api.h"
 
 #include <errno.h>
 #include <stdio.h>

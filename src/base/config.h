@@ -7,14 +7,17 @@
  *
  * Every setting is one row of config_settings (config.c): its name, flag, default, meaning
  * and example. config_load parses by it, and help, tassa.1, tassa.env and the README table
- * are printed from it (help.h). A new setting is a new row and a field, nothing else. */
+ * are printed from it (help.h). A new setting is a new row and a field, nothing else.
+ *
+ * Layer: base.
+ */
 #ifndef TASSA_CONFIG_H
 #define TASSA_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "base/err.h"
 
 typedef enum { BACKEND_EMBEDDED, BACKEND_TWILIO } backend_kind_t;
 

@@ -64,7 +64,10 @@
  * Threads: the change listener runs on the writer's thread, the reader and cleanup callbacks
  * on libmicrohttpd's pool threads, the heartbeat on the module's own timer thread. All state
  * sits behind one mutex (streams_t.lock); no socket I/O happens while it is held. A stream is a
- * suspended connection while its queue is empty (no thread per connection). */
+ * suspended connection while its queue is empty (no thread per connection).
+ *
+ * Layer: adapters.
+ */
 #ifndef TASSA_SYNC_STREAMS_H
 #define TASSA_SYNC_STREAMS_H
 

@@ -1,7 +1,9 @@
-/* config.c - settings from defaults, `.env`, the environment and flags. */
-#include "config.h"
+/* config.c - settings from defaults, `.env`, the environment and flags.
+ *
+ * Layer: base. */
+#include "base/config.h"
 
-#include "sid.h"
+#include "base/sid.h"
 
 #include <ctype.h>
 #include <errno.h>

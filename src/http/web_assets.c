@@ -1,5 +1,7 @@
-/* web_assets.c - lookup in the table of pages compiled into the binary. */
-#include "web_assets.h"
+/* web_assets.c - lookup in the table of pages compiled into the binary.
+ *
+ * Layer: http. */
+#include "http/web_assets.h"
 
 #include <string.h>
 

@@ -1,5 +1,7 @@
-/* params.c - the merged request parameters (query, form body, JSON body). */
-#include "http/params.h"
+/* params.c - the merged request parameters (query, form body, JSON body).
+ *
+ * Layer: base. */
+#include "base/params.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -1,11 +1,13 @@
-/* sid.h - Twilio-style identifiers ("ET" + 32 hex digits) and random secrets. */
+/* sid.h - Twilio-style identifiers ("ET" + 32 hex digits) and random secrets.
+ *
+ * Layer: base. */
 #ifndef TASSA_SID_H
 #define TASSA_SID_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "base/err.h"
 
 #define SID_LEN 34 /* two-letter prefix + 32 hex digits */
 

@@ -1,5 +1,7 @@
-/* log.c - structured one-line logging to stderr. */
-#include "log.h"
+/* log.c - structured one-line logging to stderr.
+ *
+ * Layer: base. */
+#include "base/log.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -8,7 +8,10 @@
  * Label values must come from a bounded set (route patterns, status codes, known event
  * types); past METRICS_MAX_SERIES new series are dropped (tassa_metrics_series_dropped_total).
  *
- * Threads: every function may be called from any thread at any time. */
+ * Threads: every function may be called from any thread at any time.
+ *
+ * Layer: base.
+ */
 #ifndef TASSA_METRICS_H
 #define TASSA_METRICS_H
 

@@ -1,5 +1,7 @@
-/* metrics.c - the lock-free-to-count metrics registry behind /metrics (see metrics.h). */
-#include "metrics.h"
+/* metrics.c - the lock-free-to-count metrics registry behind /metrics (see metrics.h).
+ *
+ * Layer: base. */
+#include "base/metrics.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -31,8 +31,11 @@
  * and each client gets only the events for its identity, live and on replay. A revoked
  * permission or a change of the service's AclEnabled ends the affected streams with
  * `access-changed`; a token's expiry ends its stream with `token-expired` (the timer thread
- * wakes at the earliest expiry). */
-#include "engine/sync/streams.h"
+ * wakes at the earliest expiry).
+ *
+ * Layer: adapters.
+ */
+#include "adapters/streams.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -52,8 +55,8 @@
 #include "auth/access_token.h"
 #include "auth/verify_token.h"
 #include "http/cors.h"
-#include "log.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #define NBUCKETS   4096
 #define BLOCK_SIZE 16384

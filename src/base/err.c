@@ -1,5 +1,7 @@
-/* err.c - messages, HTTP statuses and Twilio codes of tassa_err values. */
-#include "err.h"
+/* err.c - messages, HTTP statuses and Twilio codes of tassa_err values.
+ *
+ * Layer: base. */
+#include "base/err.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,4 +1,6 @@
-/* api.h - the embedded Sync REST API (/v1/Services/...), wire-compatible with Twilio's. */
+/* sync_api.h - the embedded Sync REST API (/v1/Services/...), wire-compatible with Twilio's.
+ *
+ * Layer: adapters. */
 #ifndef TASSA_SYNC_API_H
 #define TASSA_SYNC_API_H
 

@@ -1,5 +1,7 @@
-/* callback_outbox.c - durable, signed, retried delivery of EventCallbackUrl POSTs. */
-#include "engine/callback_outbox.h"
+/* callback_outbox.c - durable, signed, retried delivery of EventCallbackUrl POSTs.
+ *
+ * Layer: adapters. */
+#include "adapters/callback_outbox.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -10,8 +12,8 @@
 #include <time.h>
 
 #include "auth/signature.h"
-#include "log.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #define BATCH          16
 #define MAX_BACKOFF_MS 600000

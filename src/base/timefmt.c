@@ -1,5 +1,7 @@
-/* timefmt.c - ISO 8601 formatting of stored millisecond times. */
-#include "timefmt.h"
+/* timefmt.c - ISO 8601 formatting of stored millisecond times.
+ *
+ * Layer: base. */
+#include "base/timefmt.h"
 
 #include <stdio.h>
 #include <time.h>
