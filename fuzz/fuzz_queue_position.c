@@ -37,7 +37,8 @@ static struct {
     json_t *doc;   /* topic document resource, or NULL */
 } world;
 
-static app_t app;
+static http_server_t *http;
+static get_queue_position_deps_t deps;
 static config_t config;
 static int port;
 
@@ -152,15 +153,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fast_ops.task_position = position;
     config.jwt_secret = SECRET;
     config.cors_origins = "*";
-    app.config = &config;
-    app.backend = &backend;
+    deps.config = &config;
+    deps.backend = &backend;
     backend.ops = &slow_ops;
-    if (!(app.http = http_server_new(&o)) || get_queue_position_register(&app) ||
-        http_server_start(app.http, &em)) {
+    if (!(http = http_server_new(&o)) || get_queue_position_register(http, &deps) ||
+        http_server_start(http, &em)) {
         fprintf(stderr, "cannot start the server: %s\n", em.text);
         abort();
     }
-    port = http_server_port(app.http);
+    port = http_server_port(http);
     return 0;
 }
 

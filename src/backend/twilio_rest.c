@@ -34,6 +34,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/metrics.h"
 
@@ -69,9 +70,8 @@ typedef struct {
 
 /* What one attempt brought back. */
 typedef struct {
-    char *data;
-    size_t len, cap;
-    bool too_big, oom;
+    buf_t body; /* body.failed: out of memory */
+    bool too_big;
     long retry_after_ms; /* -1 when the response had no usable Retry-After */
 } reply_t;
 
@@ -83,28 +83,13 @@ static twilio_t *impl(backend_t *b)
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-/* Percent-encodes s (everything but RFC 3986's unreserved characters), for a path segment or
- * a form value alike. Returns a malloc'd string, or NULL when out of memory. */
+/* Percent-encodes s (base/buf.h's encoder), for a path segment or a form value alike.
+ * Returns a malloc'd string, or NULL when out of memory. */
 static char *escape(const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    char *out = malloc(n * 3 + 1);
-    if (!out)
-        return NULL;
-    char *o = out;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-            *c == '-' || *c == '_' || *c == '.' || *c == '~') {
-            *o++ = (char)*c;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*c >> 4];
-            *o++ = hex[*c & 15];
-        }
-    }
-    *o = '\0';
-    return out;
+    buf_t b = BUF_INIT;
+    buf_add_encoded(&b, s);
+    return buf_take(&b);
 }
 
 /* A malloc'd printf result, or NULL when out of memory. */
@@ -245,26 +230,11 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *user)
 {
     reply_t *r = user;
     size_t add = size * n;
-    if (r->len + add > RESPONSE_MAX_BYTES) {
+    if (r->body.len + add > RESPONSE_MAX_BYTES) {
         r->too_big = true;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
-    if (r->len + add + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + add + 1)
-            cap *= 2;
-        char *d = realloc(r->data, cap);
-        if (!d) {
-            r->oom = true;
-            return 0;
-        }
-        r->data = d;
-        r->cap = cap;
-    }
-    memcpy(r->data + r->len, ptr, add);
-    r->len += add;
-    r->data[r->len] = '\0';
-    return add;
+    return buf_add(&r->body, ptr, add) ? 0 : add;
 }
 
 long twilio_rest_retry_after_ms(const char *line, size_t len)
@@ -394,14 +364,14 @@ static void parse_error(const reply_t *r, int *code, char *msg, size_t len)
 {
     *code = 0;
     msg[0] = '\0';
-    json_t *j = r->data ? json_loadb(r->data, r->len, 0, NULL) : NULL;
+    json_t *j = r->body.len ? json_loadb(r->body.data, r->body.len, 0, NULL) : NULL;
     const char *m = json_string_value(json_object_get(j, "message")); /* borrowed */
     if (json_is_object(j)) {
         *code = (int)json_integer_value(json_object_get(j, "code"));
         if (!m)
             m = json_string_value(json_object_get(j, "detail"));
     }
-    log_safe(m ? m : (r->data ? r->data : ""), msg, len > 161 ? 161 : len);
+    log_safe(m ? m : buf_str(&r->body), msg, len > 161 ? 161 : len);
     json_decref(j);
 }
 
@@ -436,20 +406,20 @@ static tassa_err call(twilio_t *t, const call_t *c, json_t **out, errmsg_t *em)
             err = TASSA_OK;
             if (em)
                 em->text[0] = '\0';
-            *out = r.len ? json_loadb(r.data, r.len, 0, &jerr) : json_object();
-            if (!*out && !r.len)
+            *out = r.body.len ? json_loadb(r.body.data, r.body.len, 0, &jerr) : json_object();
+            if (!*out && !r.body.len)
                 err = err_set(em, TASSA_ENOMEM, "out of memory");
             else if (!*out)
                 err = err_set(em, TASSA_EUPSTREAM, "twilio %ld: %s %s answered invalid JSON (%s)",
                               status, c->method, url, jerr.text);
-            free(r.data);
+            buf_free(&r.body);
             metrics_add(M_BACKEND_CALLS, 1, "outcome", err ? "bad_answer" : "ok", NULL);
             return err;
         }
         bool retry;
         if (cc != CURLE_OK) {
-            if (cc == CURLE_OUT_OF_MEMORY || r.oom) {
-                free(r.data);
+            if (cc == CURLE_OUT_OF_MEMORY || r.body.failed) {
+                buf_free(&r.body);
                 return err_set(em, TASSA_ENOMEM, "out of memory");
             }
             retry = transient(cc);
@@ -469,7 +439,7 @@ static tassa_err call(twilio_t *t, const call_t *c, json_t **out, errmsg_t *em)
         long wait = 0;
         if (retry)
             wait = r.retry_after_ms >= 0 ? r.retry_after_ms : backoff_ms(t, attempt);
-        free(r.data);
+        buf_free(&r.body);
         bool handled = !retry && cc == CURLE_OK && status == c->handled_status;
         char next[48];
         if (retry)
@@ -663,28 +633,19 @@ static tassa_err tasks_list(backend_t *b, const char *const *statuses, size_t n,
                             errmsg_t *em)
 {
     twilio_t *t = impl(b);
-    tassa_err err = TASSA_OK;
-    char *query = NULL;
-    size_t qlen = 0;
+    buf_t q = BUF_INIT;
     *tasks = NULL;
-    FILE *q = open_memstream(&query, &qlen);
-    if (!q)
-        return err_set(em, TASSA_ENOMEM, "out of memory");
-    fprintf(q, "%s/Tasks?", t->tr_base);
+    buf_printf(&q, "%s/Tasks?", t->tr_base);
     for (size_t i = 0; i < n; i++) {
-        char *s = escape(statuses[i]);
-        if (!s) {
-            err = err_set(em, TASSA_ENOMEM, "out of memory");
-            break;
-        }
-        fprintf(q, "AssignmentStatus=%s&", s);
-        free(s);
+        buf_adds(&q, "AssignmentStatus=");
+        buf_add_encoded(&q, statuses[i]);
+        buf_adds(&q, "&");
     }
-    fprintf(q, "PageSize=1000");
-    if (fclose(q) != 0 && !err)
-        err = err_set(em, TASSA_ENOMEM, "out of memory");
-    if (!err)
-        err = list_all(t, query, "tasks", tasks, em);
+    buf_adds(&q, "PageSize=1000");
+    char *query = buf_take(&q);
+    if (!query)
+        return err_set(em, TASSA_ENOMEM, "out of memory");
+    tassa_err err = list_all(t, query, "tasks", tasks, em);
     free(query);
     return err;
 }
