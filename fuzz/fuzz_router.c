@@ -26,7 +26,7 @@
 #define MAX_EVENTS 8
 
 static store_t *store;
-static sync_engine_t *sync;
+static sync_engine_t *engine;
 static router_deps_t router;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -37,12 +37,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     log_set_level(LOG_ERROR);
     c = config_load("", &em);
     if (!c || !(store = store_open(":memory:", &em)) ||
-        !(sync = sync_engine_new(store, "AC00000000000000000000000000000000", "default", &em))) {
+        !(engine = sync_engine_new(store, "AC00000000000000000000000000000000", "default", &em))) {
         fprintf(stderr, "cannot make the engine: %s\n", em.text);
         abort();
     }
     router.config = c;
-    if (!(router.backend = backend_embedded_new(c, sync, NULL)))
+    if (!(router.backend = backend_embedded_new(c, engine, NULL)))
         abort();
     return 0;
 }
@@ -60,7 +60,7 @@ static int rank(const char *status)
 /* The topic document, or NULL when it does not exist. Caller clears. */
 static bool fetch_topic(const char *topic, sync_doc_t *d, json_t **data)
 {
-    if (sync_doc_fetch(sync, "default", topic, d, NULL) != TASSA_OK)
+    if (sync_doc_fetch(engine, "default", topic, d, NULL) != TASSA_OK)
         return false;
     *data = json_loads(d->data, 0, NULL);
     FUZZ_CHECK(json_is_object(*data), "topic data is not an object");
@@ -153,7 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         params_free(ev);
     }
     for (size_t i = 0; i < ntopics; i++)
-        (void)sync_doc_delete(sync, "default", topics[i], NULL, NULL);
+        (void)sync_doc_delete(engine, "default", topics[i], NULL, NULL);
     router_state_free(router.state);
     router.state = NULL;
     free(copy);
