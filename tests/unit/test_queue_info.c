@@ -22,8 +22,8 @@ static json_t *build(fake_t *f, int max_entries)
 
 static const char *sid_at(const json_t *doc, size_t i)
 {
-    return json_string_value(json_object_get(json_array_get(json_object_get(doc, "pendingTasks"), i),
-                                             "sid"));
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(doc, "pendingTasks"), i), "sid"));
 }
 
 static void waiting_tasks_come_in_queue_order(void **state)
@@ -34,7 +34,7 @@ static void waiting_tasks_come_in_queue_order(void **state)
     fake_add_task(f, "WT2", "reserved", 5, 10, "Support", "{\"topic\":\"c2\"}");
     fake_add_task(f, "WT3", "pending", 5, 20, "Sales", "{\"topic\":\"c3\"}");
     fake_add_task(f, "WT4", "assigned", 9, 99, "Support", "{\"topic\":\"c4\"}"); /* not waiting */
-    fake_add_task(f, "WT5", "pending", 0, 30, "Support", "{\"topic\":7}");      /* tie with WT1 */
+    fake_add_task(f, "WT5", "pending", 0, 30, "Support", "{\"topic\":7}");       /* tie with WT1 */
     fake_add_task(f, "WT6", "pending", 0, 40, "Sales", "not json");
     json_t *doc = build(f, 50);
     /* priority descending, then age descending, then list order */
@@ -52,8 +52,8 @@ static void waiting_tasks_come_in_queue_order(void **state)
     assert_string_equal(json_string_value(json_object_get(first, "status")), "pending");
     json_t *wt5 = json_array_get(json_object_get(doc, "pendingTasks"), 4);
     assert_true(json_is_null(json_object_get(wt5, "topic")));
-    assert_true(json_is_null(json_object_get(json_array_get(json_object_get(doc, "pendingTasks"), 2),
-                                             "topic")));
+    assert_true(json_is_null(
+        json_object_get(json_array_get(json_object_get(doc, "pendingTasks"), 2), "topic")));
     /* by queue: how many wait and the longest wait */
     json_t *by = json_object_get(doc, "byQueue");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(by, "Support"), "pending")),
@@ -64,7 +64,8 @@ static void waiting_tasks_come_in_queue_order(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_object_get(by, "Sales"), "pending")),
                      2);
     assert_int_equal(
-        json_integer_value(json_object_get(json_object_get(by, "Sales"), "longestWaitSeconds")), 40);
+        json_integer_value(json_object_get(json_object_get(by, "Sales"), "longestWaitSeconds")),
+        40);
     assert_non_null(json_string_value(json_object_get(doc, "lastUpdated")));
     json_decref(doc);
     backend_free(&f->b);
@@ -82,8 +83,8 @@ static void tellers_are_the_available_and_busy_workers(void **state)
     json_t *tl = json_object_get(doc, "eligibleTellers");
     assert_int_equal(json_array_size(tl), 3);
     assert_int_equal(json_integer_value(json_object_get(doc, "tellerCount")), 3);
-    const char *want[][3] = {{"WK1", "Ann", "Available"}, {"WK3", "Cy", "in-call"},
-                             {"WK4", "Di", "POST-CALL"}};
+    const char *want[][3] = {
+        {"WK1", "Ann", "Available"}, {"WK3", "Cy", "in-call"}, {"WK4", "Di", "POST-CALL"}};
     for (size_t i = 0; i < 3; i++) {
         json_t *t = json_array_get(tl, i);
         assert_string_equal(json_string_value(json_object_get(t, "sid")), want[i][0]);
@@ -144,9 +145,8 @@ static void a_big_queue_fits_in_a_sync_document(void **state)
     assert_true(json_array_size(json_object_get(doc, "eligibleTellers")) < 300);
     assert_int_equal(json_integer_value(json_object_get(doc, "pendingCount")), 600);
     assert_int_equal(json_integer_value(json_object_get(doc, "tellerCount")), 300);
-    assert_int_equal(json_integer_value(
-                         json_object_get(json_object_get(json_object_get(doc, "byQueue"), "Support"),
-                                         "pending")),
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(doc, "byQueue"), "Support"), "pending")),
                      600);
     /* the head of the queue is listed: priority 1, oldest first */
     assert_string_equal(sid_at(doc, 0), "WT0001");
@@ -171,8 +171,8 @@ static void back_end_errors_pass_through(void **state)
 static tassa_err waiting_fast(backend_t *b, long limit, json_t **first, json_t **summary,
                               errmsg_t *em)
 {
-    *first = json_pack("[{s:s, s:i, s:i, s:s, s:s, s:s}]", "sid", "WTfast", "priority", 1, "age",
-                       3, "task_queue_friendly_name", "Q", "assignment_status", "pending",
+    *first = json_pack("[{s:s, s:i, s:i, s:s, s:s, s:s}]", "sid", "WTfast", "priority", 1, "age", 3,
+                       "task_queue_friendly_name", "Q", "assignment_status", "pending",
                        "attributes", "{\"topic\":\"t\"}");
     *summary = json_pack("{s:i, s:{s:{s:i, s:i}}}", "total", 42, "byQueue", "Q", "pending", 42,
                          "longestWaitSeconds", 9);

@@ -34,8 +34,8 @@ static params_t *event(const char *type, ...)
 /* Handles one event of task on topic customer-1; returns the result. */
 static reservation_result_t handle(fake_t *f, const char *type, const char *task, tassa_err want)
 {
-    params_t *ev = event(type, "TaskSid", task, "TaskAttributes", ATTRS, "Sid", "EV1",
-                         "WorkerSid", "WK1", "WorkerName", "Bob", NULL);
+    params_t *ev = event(type, "TaskSid", task, "TaskAttributes", ATTRS, "Sid", "EV1", "WorkerSid",
+                         "WK1", "WorkerName", "Bob", NULL);
     reservation_result_t r;
     assert_int_equal(reservation_handle(&f->b, ev, &r, NULL), want);
     params_free(ev);

@@ -186,9 +186,9 @@ static void a_merge_that_declines_writes_nothing(void **state)
     char reason[64] = "x";
     long before, after;
     json_decref(fake_data(f, "doc", &before));
-    assert_int_equal(update_sync_doc(&f->b, "doc", increment, &c, &changed, reason, sizeof reason,
-                                     NULL),
-                     TASSA_OK);
+    assert_int_equal(
+        update_sync_doc(&f->b, "doc", increment, &c, &changed, reason, sizeof reason, NULL),
+        TASSA_OK);
     json_decref(fake_data(f, "doc", &after));
     assert_false(changed);
     assert_string_equal(reason, "nothing to do");
