@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "base/task_order.h"
 
 typedef struct backend backend_t;
 
@@ -104,5 +105,13 @@ struct backend {
 
 /* Frees b through its destroy operation. Accepts NULL. */
 void backend_free(backend_t *b);
+
+/* The value of attribute key in a task resource's `attributes` text: a new reference, or NULL
+ * when the text is not a JSON object or has no such key. Any thread. */
+json_t *backend_task_attr(const json_t *task, const char *key);
+
+/* A task resource's place in queue order (base/task_order.h): its priority and age, and idx,
+ * its index in the back end's list. Any thread. */
+task_rank_t backend_task_rank(const json_t *task, size_t idx);
 
 #endif

@@ -92,6 +92,18 @@ static char *escape(const char *s)
     return buf_take(&b);
 }
 
+/* base + prefix + id percent-encoded + suffix: a resource's URL. Malloc'd; NULL when out of
+ * memory. */
+static char *url_for(const char *base, const char *prefix, const char *id, const char *suffix)
+{
+    buf_t u = BUF_INIT;
+    buf_adds(&u, base);
+    buf_adds(&u, prefix);
+    buf_add_encoded(&u, id);
+    buf_adds(&u, suffix);
+    return buf_take(&u);
+}
+
 /* A malloc'd printf result, or NULL when out of memory. */
 static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *format(const char *fmt, ...)
@@ -518,6 +530,20 @@ out:
     return err;
 }
 
+/* GETs url (malloc'd, freed here; NULL reports out of memory) into *out (see call);
+ * handled_status and level as in call_t. */
+static tassa_err get(twilio_t *t, char *url, long handled_status, log_level_t level, json_t **out,
+                     errmsg_t *em)
+{
+    if (!url)
+        return err_set(em, TASSA_ENOMEM, "out of memory");
+    call_t c = {
+        .method = "GET", .url = url, .handled_status = handled_status, .handled_level = level};
+    tassa_err err = call(t, &c, out, em);
+    free(url);
+    return err;
+}
+
 /* ---- Sync documents --------------------------------------------------------------------- */
 
 /* Why: a document name may hold any character; it goes into the path percent-encoded. */
@@ -525,20 +551,8 @@ static tassa_err doc_fetch(backend_t *b, const char *name, json_t **doc, errmsg_
 {
     twilio_t *t = impl(b);
     *doc = NULL;
-    char *ename = escape(name);
-    char *url = ename ? format("%s/%s", t->sync_base, ename) : NULL;
-    tassa_err err;
-    if (!url) {
-        err = err_set(em, TASSA_ENOMEM, "out of memory");
-        goto out;
-    }
     /* A missing document is the normal first step of update_sync_doc: logged at debug. */
-    call_t c = {.method = "GET", .url = url, .handled_status = 404, .handled_level = LOG_DEBUG};
-    err = call(t, &c, doc, em);
-out:
-    free(url);
-    free(ename);
-    return err;
+    return get(t, url_for(t->sync_base, "/", name, ""), 404, LOG_DEBUG, doc, em);
 }
 
 /* Why one function: create and update differ only in the URL, UniqueName and If-Match. */
@@ -547,27 +561,26 @@ static tassa_err doc_write(backend_t *b, const char *name, const json_t *data, c
 {
     twilio_t *t = impl(b);
     tassa_err err = TASSA_OK;
-    char *text = NULL, *edata = NULL, *ename = NULL, *url = NULL, *form = NULL;
+    char *text = NULL, *url = NULL, *form = NULL;
     *doc = NULL;
     if (!json_is_object(data))
         return err_set(em, TASSA_EINVAL, "document data must be a JSON object");
     if (if_match && (strlen(if_match) > 120 || strpbrk(if_match, "\r\n")))
         return err_set(em, TASSA_EINVAL, "If-Match revision is malformed");
     text = json_dumps(data, JSON_COMPACT);
-    edata = text ? escape(text) : NULL;
-    ename = escape(name);
-    if (!edata || !ename) {
-        err = err_set(em, TASSA_ENOMEM, "out of memory");
-        goto out;
-    }
+    buf_t f = BUF_INIT;
     if (create) {
         url = strdup(t->sync_base);
-        form = format("UniqueName=%s&Data=%s", ename, edata);
+        buf_adds(&f, "UniqueName=");
+        buf_add_encoded(&f, name);
+        buf_adds(&f, "&");
     } else {
-        url = format("%s/%s", t->sync_base, ename);
-        form = format("Data=%s", edata);
+        url = url_for(t->sync_base, "/", name, "");
     }
-    if (!url || !form) {
+    buf_adds(&f, "Data=");
+    buf_add_encoded(&f, text ? text : "");
+    form = buf_take(&f);
+    if (!text || !url || !form) {
         err = err_set(em, TASSA_ENOMEM, "out of memory");
         goto out;
     }
@@ -583,8 +596,6 @@ static tassa_err doc_write(backend_t *b, const char *name, const json_t *data, c
 out:
     free(form);
     free(url);
-    free(ename);
-    free(edata);
     free(text);
     return err;
 }
@@ -610,8 +621,9 @@ static tassa_err doc_grant_read(backend_t *b, const char *name, const char *iden
     twilio_t *t = impl(b);
     json_t *answer = NULL;
     tassa_err err;
-    char *ename = escape(name), *eid = escape(identity);
-    char *url = ename && eid ? format("%s/%s/Permissions/%s", t->sync_base, ename, eid) : NULL;
+    char *doc = url_for(t->sync_base, "/", name, "/Permissions/");
+    char *url = doc ? url_for(doc, "", identity, "") : NULL;
+    free(doc);
     if (!url) {
         err = err_set(em, TASSA_ENOMEM, "out of memory");
         goto out;
@@ -621,8 +633,6 @@ static tassa_err doc_grant_read(backend_t *b, const char *name, const char *iden
 out:
     json_decref(answer);
     free(url);
-    free(eid);
-    free(ename);
     return err;
 }
 
@@ -655,19 +665,7 @@ static tassa_err task_fetch(backend_t *b, const char *task_sid, json_t **task, e
 {
     twilio_t *t = impl(b);
     *task = NULL;
-    char *sid = escape(task_sid);
-    char *url = sid ? format("%s/Tasks/%s", t->tr_base, sid) : NULL;
-    tassa_err err;
-    if (!url) {
-        err = err_set(em, TASSA_ENOMEM, "out of memory");
-        goto out;
-    }
-    call_t c = {.method = "GET", .url = url};
-    err = call(t, &c, task, em);
-out:
-    free(url);
-    free(sid);
-    return err;
+    return get(t, url_for(t->tr_base, "/Tasks/", task_sid, ""), 0, LOG_INFO, task, em);
 }
 
 /* Why: lists of a whole workspace can run over many pages; list_all follows them. */
@@ -701,33 +699,20 @@ static tassa_err queue_stats(backend_t *b, const char *queue_sid, int minutes, j
                              json_t **cumulative, errmsg_t *em)
 {
     twilio_t *t = impl(b);
-    tassa_err err;
-    char *rt_url = NULL, *cu_url = NULL;
-    char *sid = escape(queue_sid);
+    char cumulative_path[64] = "/CumulativeStatistics";
     *realtime = *cumulative = NULL;
-    if (sid) {
-        rt_url = format("%s/TaskQueues/%s/RealTimeStatistics", t->tr_base, sid);
-        cu_url = minutes > 0 ? format("%s/TaskQueues/%s/CumulativeStatistics?Minutes=%d",
-                                      t->tr_base, sid, minutes)
-                             : format("%s/TaskQueues/%s/CumulativeStatistics", t->tr_base, sid);
-    }
-    if (!rt_url || !cu_url) {
-        err = err_set(em, TASSA_ENOMEM, "out of memory");
-        goto out;
-    }
-    call_t rt = {.method = "GET", .url = rt_url};
-    call_t cu = {.method = "GET", .url = cu_url};
-    err = call(t, &rt, realtime, em);
+    if (minutes > 0)
+        snprintf(cumulative_path, sizeof cumulative_path, "/CumulativeStatistics?Minutes=%d",
+                 minutes);
+    tassa_err err = get(t, url_for(t->tr_base, "/TaskQueues/", queue_sid, "/RealTimeStatistics"), 0,
+                        LOG_INFO, realtime, em);
     if (!err)
-        err = call(t, &cu, cumulative, em);
+        err = get(t, url_for(t->tr_base, "/TaskQueues/", queue_sid, cumulative_path), 0, LOG_INFO,
+                  cumulative, em);
     if (err) {
         json_decref(*realtime);
         *realtime = NULL;
     }
-out:
-    free(cu_url);
-    free(rt_url);
-    free(sid);
     return err;
 }
 

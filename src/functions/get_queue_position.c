@@ -39,29 +39,11 @@ long get_queue_position_estimate(long position, const json_t *cumulative, const 
     return by_rate < by_waits ? by_rate : by_waits;
 }
 
-/* A listed task's place in queue order (base/task_order.h); idx is its list index. */
-static task_rank_t rank_of(const json_t *task, size_t idx)
-{
-    return (task_rank_t){.priority = json_integer_value(json_object_get(task, "priority")),
-                         .age = json_integer_value(json_object_get(task, "age")),
-                         .idx = idx};
-}
-
-/* The value of attribute key in a task resource's attributes text (new reference or NULL). */
-static json_t *task_attr(const json_t *task, const char *key)
-{
-    const char *text = json_string_value(json_object_get(task, "attributes"));
-    json_t *attrs = text ? json_loads(text, 0, NULL) : NULL;
-    json_t *v = json_incref(json_object_get(attrs, key));
-    json_decref(attrs);
-    return v;
-}
-
 /* Whether attribute key of the task is the string want, byte for byte: a value with a NUL
  * inside ("alice\u0000x") is not "alice". */
 static bool attr_equals(const json_t *task, const char *key, const char *want)
 {
-    json_t *v = task_attr(task, key);
+    json_t *v = backend_task_attr(task, key);
     size_t len = strlen(want);
     bool same = json_is_string(v) && json_string_length(v) == len &&
                 memcmp(json_string_value(v), want, len) == 0;
@@ -180,7 +162,7 @@ static tassa_err find_own_task(backend_t *b, const question_t *q, lookup_t *l, e
 static void place_from_list(lookup_t *l)
 {
     const char *sid = str(l->task, "sid"), *queue_sid = str(l->task, "task_queue_sid");
-    task_rank_t mine = rank_of(l->task, l->idx);
+    task_rank_t mine = backend_task_rank(l->task, l->idx);
     size_t i;
     json_t *t;
     l->position = 1;
@@ -191,7 +173,7 @@ static void place_from_list(lookup_t *l)
         if (!(q == queue_sid || (q && queue_sid && strcmp(q, queue_sid) == 0)))
             continue;
         l->size++;
-        task_rank_t theirs = rank_of(t, i);
+        task_rank_t theirs = backend_task_rank(t, i);
         if (other && strcmp(other, sid) != 0 && task_rank_cmp(&theirs, &mine) < 0)
             l->position++;
     }

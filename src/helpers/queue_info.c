@@ -30,14 +30,6 @@ struct queue_info {
     bool dirty, stopping;
 };
 
-/* A listed task's place in queue order (base/task_order.h); idx is its list index. */
-static task_rank_t rank_of(const json_t *task, size_t idx)
-{
-    return (task_rank_t){.priority = json_integer_value(json_object_get(task, "priority")),
-                         .age = json_integer_value(json_object_get(task, "age")),
-                         .idx = idx};
-}
-
 static bool is_teller_activity(const char *a)
 {
     return a && (!strcasecmp(a, "available") || !strcasecmp(a, "in-call") ||
@@ -47,10 +39,7 @@ static bool is_teller_activity(const char *a)
 /* The `topic` attribute of a task resource, or NULL. */
 static json_t *topic_of(const json_t *task)
 {
-    const char *attrs = json_string_value(json_object_get(task, "attributes"));
-    json_t *a = attrs ? json_loads(attrs, 0, NULL) : NULL;
-    json_t *topic = json_incref(json_object_get(a, "topic"));
-    json_decref(a);
+    json_t *topic = backend_task_attr(task, "topic");
     if (topic && !json_is_string(topic)) {
         json_decref(topic);
         topic = NULL;
@@ -100,7 +89,7 @@ static tassa_err waiting_from_list(backend_t *b, long limit, json_t **first, jso
     }
     for (size_t i = 0; i < ntasks; i++) {
         json_t *t = json_array_get(tasks, i);
-        sorted[i] = rank_of(t, i);
+        sorted[i] = backend_task_rank(t, i);
         const char *qname = json_string_value(json_object_get(t, "task_queue_friendly_name"));
         json_int_t age = json_integer_value(json_object_get(t, "age"));
         json_t *q = json_object_get(by_queue, qname ? qname : "(none)");
