@@ -24,6 +24,7 @@
 #include "functions/get_queue_position.h"
 #include "fuzz_common.h"
 #include "base/log.h"
+#include "base/task_order.h"
 
 #define SECRET    "caller-jwt-secret"
 #define MAX_TASKS 6
@@ -44,8 +45,7 @@ static int port;
 
 static bool waiting(const json_t *t)
 {
-    const char *s = json_string_value(json_object_get(t, "assignment_status"));
-    return s && (!strcmp(s, "pending") || !strcmp(s, "reserved"));
+    return task_status_waiting(json_string_value(json_object_get(t, "assignment_status")));
 }
 
 static bool topic_is(const json_t *t, const char *topic)

@@ -81,10 +81,9 @@ static const char *str(const json_t *o, const char *k)
 static void task_events_go_to_the_reservation_handler(void **state)
 {
     world_t *w = *state;
-    json_t *r = dispatch(w,
-                         event("task.created", "Sid", "EV1", "TaskSid", "WT1", "TaskAttributes",
-                               ATTRS, NULL),
-                         TASSA_OK);
+    json_t *r = dispatch(
+        w, event("task.created", "Sid", "EV1", "TaskSid", "WT1", "TaskAttributes", ATTRS, NULL),
+        TASSA_OK);
     assert_string_equal(str(r, "handler"), "reservation");
     assert_string_equal(str(r, "topic"), "customer-1");
     assert_string_equal(str(r, "status"), "waiting");
@@ -106,16 +105,14 @@ static void a_redelivered_sid_is_a_duplicate(void **state)
 {
     world_t *w = *state;
     long rev, after;
-    json_decref(dispatch(w,
-                         event("task.created", "Sid", "EV1", "TaskSid", "WT1", "TaskAttributes",
-                               ATTRS, NULL),
-                         TASSA_OK));
+    json_decref(dispatch(
+        w, event("task.created", "Sid", "EV1", "TaskSid", "WT1", "TaskAttributes", ATTRS, NULL),
+        TASSA_OK));
     json_decref(fake_data(w->fake, "customer-1", &rev));
     int writes = w->fake->creates + w->fake->updates, reads = w->fake->fetches;
-    json_t *r = dispatch(w,
-                         event("task.created", "Sid", "EV1", "TaskSid", "WT1", "TaskAttributes",
-                               ATTRS, NULL),
-                         TASSA_OK);
+    json_t *r = dispatch(
+        w, event("task.created", "Sid", "EV1", "TaskSid", "WT1", "TaskAttributes", ATTRS, NULL),
+        TASSA_OK);
     assert_true(json_is_true(json_object_get(r, "ignored")));
     assert_non_null(strstr(str(r, "reason"), "duplicate event EV1"));
     json_decref(r);
@@ -134,10 +131,9 @@ static void an_old_event_with_a_new_sid_changes_nothing(void **state)
                          event("reservation.accepted", "Sid", "EV2", "TaskSid", "WT1",
                                "TaskAttributes", ATTRS, NULL),
                          TASSA_OK));
-    json_t *r = dispatch(w,
-                         event("task.created", "Sid", "EV9", "TaskSid", "WT1", "TaskAttributes",
-                               ATTRS, NULL),
-                         TASSA_OK);
+    json_t *r = dispatch(
+        w, event("task.created", "Sid", "EV9", "TaskSid", "WT1", "TaskAttributes", ATTRS, NULL),
+        TASSA_OK);
     assert_string_equal(str(r, "handler"), "reservation");
     assert_false(json_is_true(json_object_get(r, "changed")));
     assert_non_null(str(r, "reason"));
@@ -153,10 +149,9 @@ static void a_failed_event_can_be_retried(void **state)
     dispatch(w,
              event("task.created", "Sid", "EV1", "TaskSid", "WT1", "TaskAttributes", ATTRS, NULL),
              TASSA_EUPSTREAM);
-    json_t *r = dispatch(w,
-                         event("task.created", "Sid", "EV1", "TaskSid", "WT1", "TaskAttributes",
-                               ATTRS, NULL),
-                         TASSA_OK);
+    json_t *r = dispatch(
+        w, event("task.created", "Sid", "EV1", "TaskSid", "WT1", "TaskAttributes", ATTRS, NULL),
+        TASSA_OK);
     assert_true(json_is_true(json_object_get(r, "changed")));
     json_decref(r);
 }
@@ -228,28 +223,28 @@ static void bad_events_are_refused(void **state)
     dispatch(w, event(NULL, "Sid", "EV1", NULL), TASSA_EMISSING);
     dispatch(w, event("", "Sid", "EV1", NULL), TASSA_EMISSING);
     dispatch(w, event("task.created", "Sid", long_sid, NULL), TASSA_EINVAL);
-    dispatch(w,
-             event("task.created", "Sid", "EV2", "TaskSid", "WT1", "TaskAttributes", "[]", NULL),
+    dispatch(w, event("task.created", "Sid", "EV2", "TaskSid", "WT1", "TaskAttributes", "[]", NULL),
              TASSA_EINVAL);
     /* refused events are not remembered either */
-    json_t *r = dispatch(w,
-                         event("task.created", "Sid", "EV2", "TaskSid", "WT1", "TaskAttributes",
-                               ATTRS, NULL),
-                         TASSA_OK);
+    json_t *r = dispatch(
+        w, event("task.created", "Sid", "EV2", "TaskSid", "WT1", "TaskAttributes", ATTRS, NULL),
+        TASSA_OK);
     assert_true(json_is_true(json_object_get(r, "changed")));
     json_decref(r);
 }
 
 static void events_are_counted_by_type_and_outcome(void **state)
 {
-    double handled = metrics_get(M_ROUTER_EVENTS, "type", "task.created", "outcome", "handled", NULL);
+    double handled =
+        metrics_get(M_ROUTER_EVENTS, "type", "task.created", "outcome", "handled", NULL);
     double other = metrics_get(M_ROUTER_EVENTS, "type", "other", "outcome", "error", NULL);
     json_t *ok = json_pack("{s:s}", "handler", "reservation");
     router_count_event("task.created", TASSA_OK, ok);
     router_count_event("made.up", TASSA_EINVAL, NULL);
     assert_true(metrics_get(M_ROUTER_EVENTS, "type", "task.created", "outcome", "handled", NULL) ==
                 handled + 1);
-    assert_true(metrics_get(M_ROUTER_EVENTS, "type", "other", "outcome", "error", NULL) == other + 1);
+    assert_true(metrics_get(M_ROUTER_EVENTS, "type", "other", "outcome", "error", NULL) ==
+                other + 1);
     json_decref(ok);
 }
 
