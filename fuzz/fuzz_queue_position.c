@@ -24,6 +24,7 @@
 #include "functions/get_queue_position.h"
 #include "fuzz_common.h"
 #include "base/log.h"
+#include "base/task_order.h"
 
 #define SECRET    "caller-jwt-secret"
 #define MAX_TASKS 6
@@ -37,14 +38,14 @@ static struct {
     json_t *doc;   /* topic document resource, or NULL */
 } world;
 
-static app_t app;
+static http_server_t *http;
+static get_queue_position_deps_t deps;
 static config_t config;
 static int port;
 
 static bool waiting(const json_t *t)
 {
-    const char *s = json_string_value(json_object_get(t, "assignment_status"));
-    return s && (!strcmp(s, "pending") || !strcmp(s, "reserved"));
+    return task_status_waiting(json_string_value(json_object_get(t, "assignment_status")));
 }
 
 static bool topic_is(const json_t *t, const char *topic)
@@ -152,15 +153,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fast_ops.task_position = position;
     config.jwt_secret = SECRET;
     config.cors_origins = "*";
-    app.config = &config;
-    app.backend = &backend;
+    deps.config = &config;
+    deps.backend = &backend;
     backend.ops = &slow_ops;
-    if (!(app.http = http_server_new(&o)) || get_queue_position_register(&app) ||
-        http_server_start(app.http, &em)) {
+    if (!(http = http_server_new(&o)) || get_queue_position_register(http, &deps) ||
+        http_server_start(http, &em)) {
         fprintf(stderr, "cannot start the server: %s\n", em.text);
         abort();
     }
-    port = http_server_port(app.http);
+    port = http_server_port(http);
     return 0;
 }
 

@@ -21,10 +21,13 @@
 #include "functions/router.h"
 #include "fuzz_common.h"
 #include "base/log.h"
+#include "store/store.h"
 
 #define MAX_EVENTS 8
 
-static app_t app;
+static store_t *store;
+static sync_engine_t *engine;
+static router_deps_t router;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -33,14 +36,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     log_set_level(LOG_ERROR);
     c = config_load("", &em);
-    if (!c || !(app.store = store_open(":memory:", &em)) ||
-        !(app.sync =
-              sync_engine_new(app.store, "AC00000000000000000000000000000000", "default", &em))) {
+    if (!c || !(store = store_open(":memory:", &em)) ||
+        !(engine = sync_engine_new(store, "AC00000000000000000000000000000000", "default", &em))) {
         fprintf(stderr, "cannot make the engine: %s\n", em.text);
         abort();
     }
-    app.config = c;
-    if (!(app.backend = backend_embedded_new(&app)))
+    router.config = c;
+    if (!(router.backend = backend_embedded_new(c, engine, NULL)))
         abort();
     return 0;
 }
@@ -58,7 +60,7 @@ static int rank(const char *status)
 /* The topic document, or NULL when it does not exist. Caller clears. */
 static bool fetch_topic(const char *topic, sync_doc_t *d, json_t **data)
 {
-    if (sync_doc_fetch(app.sync, "default", topic, d, NULL) != TASSA_OK)
+    if (sync_doc_fetch(engine, "default", topic, d, NULL) != TASSA_OK)
         return false;
     *data = json_loads(d->data, 0, NULL);
     FUZZ_CHECK(json_is_object(*data), "topic data is not an object");
@@ -84,7 +86,7 @@ static void one_event(const params_t *ev, char topics[MAX_EVENTS][321], size_t *
 
     if (topic && *topic && strlen(topic) <= 320)
         had = fetch_topic(topic, &before, &bdata);
-    err = router_dispatch(&app, ev, &result, &em);
+    err = router_dispatch(&router, ev, &result, &em);
     if (err) {
         FUZZ_CHECK(result == NULL, "an error with a result");
         FUZZ_CHECK(err == TASSA_EINVAL || err == TASSA_EMISSING || err == TASSA_EDOCTOOBIG ||
@@ -116,7 +118,7 @@ static void one_event(const params_t *ev, char topics[MAX_EVENTS][321], size_t *
         /* the same delivery again changes nothing */
         json_decref(result);
         result = NULL;
-        err = router_dispatch(&app, ev, &result, &em);
+        err = router_dispatch(&router, ev, &result, &em);
         FUZZ_CHECK(err == TASSA_OK && (result || FUZZ_KNOWN_ROUTER_UTF8) &&
                        !json_is_true(json_object_get(result, "changed")),
                    "a replayed event changed the topic again");
@@ -140,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char topics[MAX_EVENTS][321];
     char *copy = fuzz_split(data, size, '\n', MAX_EVENTS, parts, lens);
 
-    if (!copy || !(app.router = router_state_new()))
+    if (!copy || !(router.state = router_state_new()))
         abort();
     for (size_t i = 0; i < MAX_EVENTS; i++) {
         params_t *ev = params_new();
@@ -151,9 +153,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         params_free(ev);
     }
     for (size_t i = 0; i < ntopics; i++)
-        (void)sync_doc_delete(app.sync, "default", topics[i], NULL, NULL);
-    router_state_free(app.router);
-    app.router = NULL;
+        (void)sync_doc_delete(engine, "default", topics[i], NULL, NULL);
+    router_state_free(router.state);
+    router.state = NULL;
     free(copy);
     return 0;
 }

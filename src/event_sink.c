@@ -5,30 +5,26 @@
 
 #include <stdlib.h>
 
-#include "adapters/callback_outbox.h"
-#include "engine/taskrouter/engine.h"
-#include "functions/router.h"
 #include "base/log.h"
-#include "ops.h"
 
 void event_sink_deliver(void *ctx, const params_t *event)
 {
-    app_t *app = ctx;
+    const event_sink_t *sink = ctx;
     const char *type = params_get(event, "EventType");
     errmsg_t em = {{0}};
     json_t *result = NULL;
-    tassa_err err = router_dispatch(app, event, &result, &em);
-    ops_count_router_event(type, err, result);
+    tassa_err err = router_dispatch(sink->router, event, &result, &em);
+    router_count_event(type, err, result);
     if (err)
         log_warn("event=router_failed type=%s sid=%s err=\"%s\"", type ? type : "?",
                  params_get(event, "Sid") ? params_get(event, "Sid") : "?", err_text(&em, err));
     json_decref(result);
-    if (!app->outbox || !type)
+    if (!sink->outbox || !type)
         return;
     char *url = NULL, *filter = NULL;
-    if (tr_workspace_callback(app->tr, &url, &filter) == TASSA_OK && url && *url &&
+    if (tr_workspace_callback(sink->tr, &url, &filter) == TASSA_OK && url && *url &&
         outbox_filter_match(filter, type)) {
-        if (outbox_enqueue(app->outbox, url, event))
+        if (outbox_enqueue(sink->outbox, url, event))
             log_error("event=callback_not_stored type=%s", type);
     }
     free(url);

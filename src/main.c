@@ -34,6 +34,7 @@
 #include "functions/router.h"
 #include "help.h"
 #include "helpers/queue_info.h"
+#include "base/buf.h"
 #include "base/params.h"
 #include "http/static_files.h"
 #include "base/log.h"
@@ -156,6 +157,11 @@ static int cmd_serve(int argc, char **argv)
     errmsg_t em = {{0}};
     bool generated = false;
     app_t app = {0};
+    /* What the seed's functions, the event sink and ops are built from (they borrow it). */
+    router_deps_t router = {0};
+    get_queue_position_deps_t qpos = {0};
+    event_sink_t sink = {0};
+    ops_deps_t ops = {0};
     demo_traffic_t *demo = NULL;
     int claim = -1; /* the data file's lock, held while the engines run */
     config_t *c = load_config(argc, argv, 2);
@@ -200,8 +206,9 @@ static int cmd_serve(int argc, char **argv)
             fprintf(stderr, "tassa: out of memory\n");
             goto out;
         }
-        tr_engine_set_event_sink(app.tr, event_sink_deliver, &app);
-        app.backend = backend_embedded_new(&app);
+        sink = (event_sink_t){.router = &router, .outbox = app.outbox, .tr = app.tr};
+        tr_engine_set_event_sink(app.tr, event_sink_deliver, &sink);
+        app.backend = backend_embedded_new(c, app.sync, app.tr);
     }
     app.router = router_state_new();
     http_opts_t ho = {.bind_addr = c->bind_addr,
@@ -215,9 +222,13 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tassa: out of memory\n");
         goto out;
     }
-    if (ops_register(&app) || get_sync_grant_register(&app) || router_register(&app) ||
-        get_queue_position_register(&app) || (app.sync && sync_api_register(&app)) ||
-        (app.tr && tr_api_register(&app))) {
+    router = (router_deps_t){.config = c, .backend = app.backend, .state = app.router};
+    qpos = (get_queue_position_deps_t){.config = c, .backend = app.backend};
+    ops = (ops_deps_t){
+        .config = c, .store = app.store, .http = app.http, .backend = app.backend, .tr = app.tr};
+    if (ops_register(&ops) || get_sync_grant_register(app.http, c) ||
+        router_register(app.http, &router) || get_queue_position_register(app.http, &qpos) ||
+        (app.sync && sync_api_register(&app)) || (app.tr && tr_api_register(&app))) {
         fprintf(stderr, "tassa: cannot register routes\n");
         goto out;
     }
@@ -237,6 +248,7 @@ static int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     app.queue_info =
         queue_info_start(app.backend, c->queue_status_max_entries, 50, c->queue_status_readers);
+    router.queue_info = app.queue_info; /* before the first event: the engine starts below */
     if (!app.queue_info || (app.tr && tr_engine_start(app.tr)) ||
         (app.outbox && outbox_start(app.outbox))) {
         fprintf(stderr, "tassa: cannot start the background threads\n");
@@ -244,7 +256,7 @@ static int cmd_serve(int argc, char **argv)
     }
     if (app.outbox)
         metrics_set(M_OUTBOX_DEPTH, (double)outbox_pending(app.outbox), NULL);
-    if (!(app.ops = ops_start(&app, 1000))) {
+    if (!(app.ops = ops_start(&ops, 1000))) {
         fprintf(stderr, "tassa: cannot start the metrics sampler\n");
         goto out;
     }
@@ -408,9 +420,8 @@ static int cmd_event(int argc, char **argv)
     params_t *p = params_new();
     CURL *curl = curl_easy_init();
     char *body = NULL, *sig = NULL;
-    size_t blen = 0;
-    FILE *bf = open_memstream(&body, &blen);
-    if (!p || !curl || !bf)
+    buf_t form = BUF_INIT;
+    if (!p || !curl)
         goto out;
     char sid[SID_LEN + 1];
     sid_new("EV", sid);
@@ -431,14 +442,15 @@ static int cmd_event(int argc, char **argv)
         params_add(p, argv[i], (size_t)(eq - argv[i]), eq + 1, strlen(eq + 1), NULL);
     }
     for (size_t i = 0; i < p->len; i++) {
-        char *k = curl_easy_escape(curl, p->items[i].key, 0);
-        char *v = curl_easy_escape(curl, p->items[i].value, 0);
-        fprintf(bf, "%s%s=%s", i ? "&" : "", k, v);
-        curl_free(k);
-        curl_free(v);
+        buf_adds(&form, i ? "&" : "");
+        buf_add_encoded(&form, p->items[i].key);
+        buf_adds(&form, "=");
+        buf_add_encoded(&form, p->items[i].value);
     }
-    fclose(bf);
-    bf = NULL;
+    if (!(body = buf_take(&form))) {
+        fprintf(stderr, "tassa: out of memory\n");
+        goto out;
+    }
     char url[1024];
     if (c->public_url)
         snprintf(url, sizeof url, "%s/general/router", c->public_url);
@@ -461,8 +473,7 @@ static int cmd_event(int argc, char **argv)
         fprintf(stderr, "tassa: %s: %s\n", url, curl_easy_strerror(cc));
     rc = cc == CURLE_OK && status < 300 ? 0 : 1;
 out:
-    if (bf)
-        fclose(bf);
+    buf_free(&form);
     free(body);
     free(sig);
     curl_easy_cleanup(curl);

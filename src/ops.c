@@ -21,7 +21,7 @@
 #include "base/metrics.h"
 
 struct ops {
-    app_t *app;
+    const ops_deps_t *deps;
     int period_ms;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -31,20 +31,20 @@ struct ops {
 
 static void healthz(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const ops_deps_t *deps = ctx;
     bool store_ok = true;
-    if (app->store) {
-        store_lock(app->store);
-        store_ok = sqlite3_exec(store_db(app->store), "SELECT 1 FROM meta LIMIT 1", NULL, NULL,
+    if (deps->store) {
+        store_lock(deps->store);
+        store_ok = sqlite3_exec(store_db(deps->store), "SELECT 1 FROM meta LIMIT 1", NULL, NULL,
                                 NULL) == SQLITE_OK;
-        store_unlock(app->store);
+        store_unlock(deps->store);
     }
     /* draining: a load balancer moves the traffic away while the requests in flight end */
-    bool draining = http_server_draining(app->http);
+    bool draining = http_server_draining(deps->http);
     const char *status = draining ? "draining" : store_ok ? "ok" : "degraded";
     http_resp_json(resp, store_ok && !draining ? 200 : 503,
                    json_pack("{s:s, s:s, s:b}", "status", status, "backend",
-                             app->backend->ops->name, "store", store_ok));
+                             deps->backend->ops->name, "store", store_ok));
 }
 
 /* Did the request come over the loopback interface? */
@@ -77,8 +77,8 @@ static bool bearer_ok(const http_req_t *req, const char *token)
 
 static void metrics(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
-    const char *token = app->config->metrics_token;
+    const ops_deps_t *deps = ctx;
+    const char *token = deps->config->metrics_token;
     if (token ? !bearer_ok(req, token) : !from_loopback(req)) {
         http_resp_fn_error(resp, token ? TASSA_EUNAUTH : TASSA_EFORBIDDEN,
                            token ? "/metrics needs Authorization: Bearer and TASSA_METRICS_TOKEN"
@@ -102,13 +102,13 @@ static void metrics(void *ctx, http_req_t *req, http_resp_t *resp)
     http_resp_header(resp, "Cache-Control", "no-store");
 }
 
-tassa_err ops_register(app_t *app)
+tassa_err ops_register(const ops_deps_t *deps)
 {
     static const http_route_t routes[] = {
         {"GET", "/healthz", healthz},
         {"GET", "/metrics", metrics},
     };
-    return http_server_routes(app->http, routes, sizeof routes / sizeof routes[0], app);
+    return http_server_routes(deps->http, routes, sizeof routes / sizeof routes[0], (void *)deps);
 }
 
 /* tr_census_fn: one gauge per count. */
@@ -125,7 +125,7 @@ static void sample(ops_t *o)
     /* statuses that emptied keep their series, at 0 */
     metrics_zero(M_TASKS);
     metrics_zero(M_WORKERS);
-    if (tr_stats_census(o->app->tr, census_one, NULL))
+    if (tr_stats_census(o->deps->tr, census_one, NULL))
         log_warn("event=census_failed");
 }
 
@@ -152,16 +152,16 @@ static void *sampler_main(void *arg)
     return NULL;
 }
 
-ops_t *ops_start(app_t *app, int period_ms)
+ops_t *ops_start(const ops_deps_t *deps, int period_ms)
 {
     ops_t *o = calloc(1, sizeof *o);
     if (!o)
         return NULL;
-    o->app = app;
+    o->deps = deps;
     o->period_ms = period_ms > 0 ? period_ms : 1000;
     pthread_mutex_init(&o->lock, NULL);
     pthread_cond_init(&o->wake, NULL);
-    if (app->tr && pthread_create(&o->thread, NULL, sampler_main, o) != 0) {
+    if (deps->tr && pthread_create(&o->thread, NULL, sampler_main, o) != 0) {
         pthread_mutex_destroy(&o->lock);
         pthread_cond_destroy(&o->wake);
         free(o);
@@ -178,56 +178,9 @@ void ops_stop(ops_t *o)
     o->stopping = true;
     pthread_cond_signal(&o->wake);
     pthread_mutex_unlock(&o->lock);
-    if (o->app->tr)
+    if (o->deps->tr)
         pthread_join(o->thread, NULL);
     pthread_mutex_destroy(&o->lock);
     pthread_cond_destroy(&o->wake);
     free(o);
-}
-
-void ops_count_router_event(const char *type, tassa_err err, const json_t *result)
-{
-    /* Twilio's TaskRouter event types; anything else is "other" (bounded label values) */
-    static const char *const known[] = {
-        "task.created",
-        "task.updated",
-        "task.canceled",
-        "task.completed",
-        "task.deleted",
-        "task.wrapup",
-        "task.system-deleted",
-        "task.transfer-initiated",
-        "reservation.created",
-        "reservation.accepted",
-        "reservation.rejected",
-        "reservation.timeout",
-        "reservation.canceled",
-        "reservation.rescinded",
-        "reservation.completed",
-        "reservation.wrapup",
-        "reservation.failed",
-        "worker.created",
-        "worker.deleted",
-        "worker.activity.update",
-        "worker.attributes.update",
-        "worker.capacity.update",
-        "worker.channel.availability.update",
-        "task-queue.entered",
-        "task-queue.moved",
-        "task-queue.timeout",
-        "workflow.entered",
-        "workflow.target-matched",
-        "workflow.timeout",
-        "workflow.skipped",
-        "workflow.accepted",
-    };
-    const char *t = "other";
-    for (size_t i = 0; type && i < sizeof known / sizeof known[0]; i++) {
-        if (!strcmp(type, known[i]))
-            t = known[i];
-    }
-    const char *outcome = err                                                ? "error"
-                          : json_is_true(json_object_get(result, "ignored")) ? "ignored"
-                                                                             : "handled";
-    metrics_add(M_ROUTER_EVENTS, 1, "type", t, "outcome", outcome, NULL);
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "auth/signature.h"
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/metrics.h"
 
@@ -75,23 +76,17 @@ bool outbox_filter_match(const char *filter, const char *event_type)
     return false;
 }
 
-/* Form-encodes params in their order (curl_easy_escape does RFC 3986 escaping). */
+/* Form-encodes params in their order (base/buf.h's RFC 3986 encoder). NULL when out of memory. */
 static char *form_encode(const params_t *p)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return NULL;
+    buf_t b = BUF_INIT;
     for (size_t i = 0; i < p->len; i++) {
-        char *k = curl_easy_escape(NULL, p->items[i].key, 0);
-        char *v = curl_easy_escape(NULL, p->items[i].value, 0);
-        fprintf(f, "%s%s=%s", i ? "&" : "", k ? k : "", v ? v : "");
-        curl_free(k);
-        curl_free(v);
+        buf_adds(&b, i ? "&" : "");
+        buf_add_encoded(&b, p->items[i].key);
+        buf_adds(&b, "=");
+        buf_add_encoded(&b, p->items[i].value);
     }
-    fclose(f);
-    return buf;
+    return buf_take(&b);
 }
 
 tassa_err outbox_enqueue(outbox_t *o, const char *url, const params_t *event)

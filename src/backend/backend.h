@@ -21,8 +21,16 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "base/task_order.h"
 
 typedef struct backend backend_t;
+
+/* Computes the new data of a document from current (NULL when it does not exist yet;
+ * borrowed). Returns a new reference to write, or NULL to leave the document as it is, in
+ * which case it may write a short reason into reason (reason_len bytes). The same signature
+ * as the Sync engine's merge callback, so the embedded back end passes it straight through. */
+typedef json_t *(*backend_merge_fn)(void *ctx, const json_t *current, char *reason,
+                                    size_t reason_len);
 
 typedef struct {
     const char *name; /* "embedded" or "twilio" */
@@ -44,10 +52,8 @@ typedef struct {
      * atomic step. merge computes the new data from the current one (NULL when absent) or
      * returns NULL to change nothing (see update_sync_doc.h). *changed tells whether it
      * wrote. update_sync_doc uses it when present, else fetch + If-Match + retry. */
-    tassa_err (*doc_apply)(backend_t *b, const char *name,
-                           json_t *(*merge)(void *ctx, const json_t *current, char *reason,
-                                            size_t reason_len),
-                           void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em);
+    tassa_err (*doc_apply)(backend_t *b, const char *name, backend_merge_fn merge, void *ctx,
+                           bool *changed, char *reason, size_t reason_len, errmsg_t *em);
 
     /* Optional (NULL: nobody is granted anything). Lets identity read document name
      * (Twilio's Document Permission resource, with read true and write and manage false), so
@@ -99,5 +105,13 @@ struct backend {
 
 /* Frees b through its destroy operation. Accepts NULL. */
 void backend_free(backend_t *b);
+
+/* The value of attribute key in a task resource's `attributes` text: a new reference, or NULL
+ * when the text is not a JSON object or has no such key. Any thread. */
+json_t *backend_task_attr(const json_t *task, const char *key);
+
+/* A task resource's place in queue order (base/task_order.h): its priority and age, and idx,
+ * its index in the back end's list. Any thread. */
+task_rank_t backend_task_rank(const json_t *task, size_t idx);
 
 #endif

@@ -10,13 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "engine/sync/documents.h"
-#include "engine/taskrouter/engine.h"
 #include "engine/taskrouter/model.h"
 #include "engine/taskrouter/stats.h"
 
 typedef struct {
-    app_t *app;
+    const config_t *config;
+    sync_engine_t *sync;
+    tr_engine_t *tr;
     char base_url[64];
 } embedded_t;
 
@@ -29,7 +29,7 @@ static tassa_err doc_result(embedded_t *e, tassa_err err, sync_doc_t *d, json_t 
 {
     if (err)
         return err;
-    *doc = sync_doc_json(d, e->app->config->account_sid, e->base_url);
+    *doc = sync_doc_json(d, e->config->account_sid, e->base_url);
     sync_doc_clear(d);
     return *doc ? TASSA_OK : err_set(em, TASSA_ENOMEM, "out of memory");
 }
@@ -39,7 +39,7 @@ static tassa_err doc_fetch(backend_t *b, const char *name, json_t **doc, errmsg_
     embedded_t *e = impl(b);
     sync_doc_t d;
     *doc = NULL;
-    tassa_err err = sync_doc_fetch(e->app->sync, e->app->config->sync_service_sid, name, &d, em);
+    tassa_err err = sync_doc_fetch(e->sync, e->config->sync_service_sid, name, &d, em);
     return doc_result(e, err, &d, doc, em);
 }
 
@@ -52,10 +52,10 @@ static tassa_err doc_write(backend_t *b, const char *name, const json_t *data, c
     char *text = json_dumps(data, JSON_COMPACT);
     if (!text)
         return err_set(em, TASSA_EINVAL, "document data must be a JSON object");
-    tassa_err err = create ? sync_doc_create(e->app->sync, e->app->config->sync_service_sid, name,
-                                             text, 0, "system", &d, em)
-                           : sync_doc_update(e->app->sync, e->app->config->sync_service_sid, name,
-                                             text, -1, if_match, &d, em);
+    tassa_err err = create ? sync_doc_create(e->sync, e->config->sync_service_sid, name, text, 0,
+                                             "system", &d, em)
+                           : sync_doc_update(e->sync, e->config->sync_service_sid, name, text, -1,
+                                             if_match, &d, em);
     free(text);
     return doc_result(e, err, &d, doc, em);
 }
@@ -72,13 +72,12 @@ static tassa_err doc_update(backend_t *b, const char *name, const json_t *data,
     return doc_write(b, name, data, if_match, false, doc, em);
 }
 
-static tassa_err doc_apply(backend_t *b, const char *name,
-                           json_t *(*merge)(void *, const json_t *, char *, size_t), void *ctx,
+static tassa_err doc_apply(backend_t *b, const char *name, backend_merge_fn merge, void *ctx,
                            bool *changed, char *reason, size_t reason_len, errmsg_t *em)
 {
     embedded_t *e = impl(b);
-    return sync_doc_apply(e->app->sync, e->app->config->sync_service_sid, name, merge, ctx, changed,
-                          reason, reason_len, em);
+    return sync_doc_apply(e->sync, e->config->sync_service_sid, name, merge, ctx, changed, reason,
+                          reason_len, em);
 }
 
 /* Why: a write only when the permission is missing, so that replays cost one read. */
@@ -86,13 +85,13 @@ static tassa_err doc_grant_read(backend_t *b, const char *name, const char *iden
 {
     embedded_t *e = impl(b);
     sync_perm_t p = {0};
-    const char *svc = e->app->config->sync_service_sid;
-    tassa_err err = sync_perm_fetch(e->app->sync, svc, name, identity, &p, NULL);
+    const char *svc = e->config->sync_service_sid;
+    tassa_err err = sync_perm_fetch(e->sync, svc, name, identity, &p, NULL);
     bool has = err == TASSA_OK && p.read;
     sync_perm_clear(&p);
     if (has)
         return TASSA_OK;
-    err = sync_perm_set(e->app->sync, svc, name, identity, true, false, false, &p, em);
+    err = sync_perm_set(e->sync, svc, name, identity, true, false, false, &p, em);
     sync_perm_clear(&p);
     return err;
 }
@@ -109,7 +108,7 @@ static tassa_err tr_result(tassa_err err, const char *what, errmsg_t *em)
 
 static tr_engine_t *engine(backend_t *b, errmsg_t *em)
 {
-    tr_engine_t *tr = impl(b)->app->tr;
+    tr_engine_t *tr = impl(b)->tr;
     if (!tr)
         err_set(em, TASSA_EUNAVAIL, "the embedded TaskRouter engine is not running");
     return tr;
@@ -218,7 +217,7 @@ static const backend_ops_t OPS = {
     .destroy = destroy,
 };
 
-backend_t *backend_embedded_new(app_t *app)
+backend_t *backend_embedded_new(const config_t *config, sync_engine_t *sync, tr_engine_t *tr)
 {
     backend_t *b = calloc(1, sizeof *b);
     embedded_t *e = calloc(1, sizeof *e);
@@ -227,8 +226,10 @@ backend_t *backend_embedded_new(app_t *app)
         free(e);
         return NULL;
     }
-    e->app = app;
-    snprintf(e->base_url, sizeof e->base_url, "http://localhost:%d", app->config->port);
+    e->config = config;
+    e->sync = sync;
+    e->tr = tr;
+    snprintf(e->base_url, sizeof e->base_url, "http://localhost:%d", config->port);
     b->ops = &OPS;
     b->impl = e;
     return b;

@@ -34,6 +34,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/metrics.h"
 
@@ -69,9 +70,8 @@ typedef struct {
 
 /* What one attempt brought back. */
 typedef struct {
-    char *data;
-    size_t len, cap;
-    bool too_big, oom;
+    buf_t body; /* body.failed: out of memory */
+    bool too_big;
     long retry_after_ms; /* -1 when the response had no usable Retry-After */
 } reply_t;
 
@@ -83,28 +83,25 @@ static twilio_t *impl(backend_t *b)
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-/* Percent-encodes s (everything but RFC 3986's unreserved characters), for a path segment or
- * a form value alike. Returns a malloc'd string, or NULL when out of memory. */
+/* Percent-encodes s (base/buf.h's encoder), for a path segment or a form value alike.
+ * Returns a malloc'd string, or NULL when out of memory. */
 static char *escape(const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    char *out = malloc(n * 3 + 1);
-    if (!out)
-        return NULL;
-    char *o = out;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-            *c == '-' || *c == '_' || *c == '.' || *c == '~') {
-            *o++ = (char)*c;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*c >> 4];
-            *o++ = hex[*c & 15];
-        }
-    }
-    *o = '\0';
-    return out;
+    buf_t b = BUF_INIT;
+    buf_add_encoded(&b, s);
+    return buf_take(&b);
+}
+
+/* base + prefix + id percent-encoded + suffix: a resource's URL. Malloc'd; NULL when out of
+ * memory. */
+static char *url_for(const char *base, const char *prefix, const char *id, const char *suffix)
+{
+    buf_t u = BUF_INIT;
+    buf_adds(&u, base);
+    buf_adds(&u, prefix);
+    buf_add_encoded(&u, id);
+    buf_adds(&u, suffix);
+    return buf_take(&u);
 }
 
 /* A malloc'd printf result, or NULL when out of memory. */
@@ -245,26 +242,11 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *user)
 {
     reply_t *r = user;
     size_t add = size * n;
-    if (r->len + add > RESPONSE_MAX_BYTES) {
+    if (r->body.len + add > RESPONSE_MAX_BYTES) {
         r->too_big = true;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
-    if (r->len + add + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + add + 1)
-            cap *= 2;
-        char *d = realloc(r->data, cap);
-        if (!d) {
-            r->oom = true;
-            return 0;
-        }
-        r->data = d;
-        r->cap = cap;
-    }
-    memcpy(r->data + r->len, ptr, add);
-    r->len += add;
-    r->data[r->len] = '\0';
-    return add;
+    return buf_add(&r->body, ptr, add) ? 0 : add;
 }
 
 long twilio_rest_retry_after_ms(const char *line, size_t len)
@@ -394,14 +376,14 @@ static void parse_error(const reply_t *r, int *code, char *msg, size_t len)
 {
     *code = 0;
     msg[0] = '\0';
-    json_t *j = r->data ? json_loadb(r->data, r->len, 0, NULL) : NULL;
+    json_t *j = r->body.len ? json_loadb(r->body.data, r->body.len, 0, NULL) : NULL;
     const char *m = json_string_value(json_object_get(j, "message")); /* borrowed */
     if (json_is_object(j)) {
         *code = (int)json_integer_value(json_object_get(j, "code"));
         if (!m)
             m = json_string_value(json_object_get(j, "detail"));
     }
-    log_safe(m ? m : (r->data ? r->data : ""), msg, len > 161 ? 161 : len);
+    log_safe(m ? m : buf_str(&r->body), msg, len > 161 ? 161 : len);
     json_decref(j);
 }
 
@@ -436,20 +418,20 @@ static tassa_err call(twilio_t *t, const call_t *c, json_t **out, errmsg_t *em)
             err = TASSA_OK;
             if (em)
                 em->text[0] = '\0';
-            *out = r.len ? json_loadb(r.data, r.len, 0, &jerr) : json_object();
-            if (!*out && !r.len)
+            *out = r.body.len ? json_loadb(r.body.data, r.body.len, 0, &jerr) : json_object();
+            if (!*out && !r.body.len)
                 err = err_set(em, TASSA_ENOMEM, "out of memory");
             else if (!*out)
                 err = err_set(em, TASSA_EUPSTREAM, "twilio %ld: %s %s answered invalid JSON (%s)",
                               status, c->method, url, jerr.text);
-            free(r.data);
+            buf_free(&r.body);
             metrics_add(M_BACKEND_CALLS, 1, "outcome", err ? "bad_answer" : "ok", NULL);
             return err;
         }
         bool retry;
         if (cc != CURLE_OK) {
-            if (cc == CURLE_OUT_OF_MEMORY || r.oom) {
-                free(r.data);
+            if (cc == CURLE_OUT_OF_MEMORY || r.body.failed) {
+                buf_free(&r.body);
                 return err_set(em, TASSA_ENOMEM, "out of memory");
             }
             retry = transient(cc);
@@ -469,7 +451,7 @@ static tassa_err call(twilio_t *t, const call_t *c, json_t **out, errmsg_t *em)
         long wait = 0;
         if (retry)
             wait = r.retry_after_ms >= 0 ? r.retry_after_ms : backoff_ms(t, attempt);
-        free(r.data);
+        buf_free(&r.body);
         bool handled = !retry && cc == CURLE_OK && status == c->handled_status;
         char next[48];
         if (retry)
@@ -548,6 +530,20 @@ out:
     return err;
 }
 
+/* GETs url (malloc'd, freed here; NULL reports out of memory) into *out (see call);
+ * handled_status and level as in call_t. */
+static tassa_err get(twilio_t *t, char *url, long handled_status, log_level_t level, json_t **out,
+                     errmsg_t *em)
+{
+    if (!url)
+        return err_set(em, TASSA_ENOMEM, "out of memory");
+    call_t c = {
+        .method = "GET", .url = url, .handled_status = handled_status, .handled_level = level};
+    tassa_err err = call(t, &c, out, em);
+    free(url);
+    return err;
+}
+
 /* ---- Sync documents --------------------------------------------------------------------- */
 
 /* Why: a document name may hold any character; it goes into the path percent-encoded. */
@@ -555,20 +551,8 @@ static tassa_err doc_fetch(backend_t *b, const char *name, json_t **doc, errmsg_
 {
     twilio_t *t = impl(b);
     *doc = NULL;
-    char *ename = escape(name);
-    char *url = ename ? format("%s/%s", t->sync_base, ename) : NULL;
-    tassa_err err;
-    if (!url) {
-        err = err_set(em, TASSA_ENOMEM, "out of memory");
-        goto out;
-    }
     /* A missing document is the normal first step of update_sync_doc: logged at debug. */
-    call_t c = {.method = "GET", .url = url, .handled_status = 404, .handled_level = LOG_DEBUG};
-    err = call(t, &c, doc, em);
-out:
-    free(url);
-    free(ename);
-    return err;
+    return get(t, url_for(t->sync_base, "/", name, ""), 404, LOG_DEBUG, doc, em);
 }
 
 /* Why one function: create and update differ only in the URL, UniqueName and If-Match. */
@@ -577,27 +561,26 @@ static tassa_err doc_write(backend_t *b, const char *name, const json_t *data, c
 {
     twilio_t *t = impl(b);
     tassa_err err = TASSA_OK;
-    char *text = NULL, *edata = NULL, *ename = NULL, *url = NULL, *form = NULL;
+    char *text = NULL, *url = NULL, *form = NULL;
     *doc = NULL;
     if (!json_is_object(data))
         return err_set(em, TASSA_EINVAL, "document data must be a JSON object");
     if (if_match && (strlen(if_match) > 120 || strpbrk(if_match, "\r\n")))
         return err_set(em, TASSA_EINVAL, "If-Match revision is malformed");
     text = json_dumps(data, JSON_COMPACT);
-    edata = text ? escape(text) : NULL;
-    ename = escape(name);
-    if (!edata || !ename) {
-        err = err_set(em, TASSA_ENOMEM, "out of memory");
-        goto out;
-    }
+    buf_t f = BUF_INIT;
     if (create) {
         url = strdup(t->sync_base);
-        form = format("UniqueName=%s&Data=%s", ename, edata);
+        buf_adds(&f, "UniqueName=");
+        buf_add_encoded(&f, name);
+        buf_adds(&f, "&");
     } else {
-        url = format("%s/%s", t->sync_base, ename);
-        form = format("Data=%s", edata);
+        url = url_for(t->sync_base, "/", name, "");
     }
-    if (!url || !form) {
+    buf_adds(&f, "Data=");
+    buf_add_encoded(&f, text ? text : "");
+    form = buf_take(&f);
+    if (!text || !url || !form) {
         err = err_set(em, TASSA_ENOMEM, "out of memory");
         goto out;
     }
@@ -613,8 +596,6 @@ static tassa_err doc_write(backend_t *b, const char *name, const json_t *data, c
 out:
     free(form);
     free(url);
-    free(ename);
-    free(edata);
     free(text);
     return err;
 }
@@ -640,8 +621,9 @@ static tassa_err doc_grant_read(backend_t *b, const char *name, const char *iden
     twilio_t *t = impl(b);
     json_t *answer = NULL;
     tassa_err err;
-    char *ename = escape(name), *eid = escape(identity);
-    char *url = ename && eid ? format("%s/%s/Permissions/%s", t->sync_base, ename, eid) : NULL;
+    char *doc = url_for(t->sync_base, "/", name, "/Permissions/");
+    char *url = doc ? url_for(doc, "", identity, "") : NULL;
+    free(doc);
     if (!url) {
         err = err_set(em, TASSA_ENOMEM, "out of memory");
         goto out;
@@ -651,8 +633,6 @@ static tassa_err doc_grant_read(backend_t *b, const char *name, const char *iden
 out:
     json_decref(answer);
     free(url);
-    free(eid);
-    free(ename);
     return err;
 }
 
@@ -663,28 +643,19 @@ static tassa_err tasks_list(backend_t *b, const char *const *statuses, size_t n,
                             errmsg_t *em)
 {
     twilio_t *t = impl(b);
-    tassa_err err = TASSA_OK;
-    char *query = NULL;
-    size_t qlen = 0;
+    buf_t q = BUF_INIT;
     *tasks = NULL;
-    FILE *q = open_memstream(&query, &qlen);
-    if (!q)
-        return err_set(em, TASSA_ENOMEM, "out of memory");
-    fprintf(q, "%s/Tasks?", t->tr_base);
+    buf_printf(&q, "%s/Tasks?", t->tr_base);
     for (size_t i = 0; i < n; i++) {
-        char *s = escape(statuses[i]);
-        if (!s) {
-            err = err_set(em, TASSA_ENOMEM, "out of memory");
-            break;
-        }
-        fprintf(q, "AssignmentStatus=%s&", s);
-        free(s);
+        buf_adds(&q, "AssignmentStatus=");
+        buf_add_encoded(&q, statuses[i]);
+        buf_adds(&q, "&");
     }
-    fprintf(q, "PageSize=1000");
-    if (fclose(q) != 0 && !err)
-        err = err_set(em, TASSA_ENOMEM, "out of memory");
-    if (!err)
-        err = list_all(t, query, "tasks", tasks, em);
+    buf_adds(&q, "PageSize=1000");
+    char *query = buf_take(&q);
+    if (!query)
+        return err_set(em, TASSA_ENOMEM, "out of memory");
+    tassa_err err = list_all(t, query, "tasks", tasks, em);
     free(query);
     return err;
 }
@@ -694,19 +665,7 @@ static tassa_err task_fetch(backend_t *b, const char *task_sid, json_t **task, e
 {
     twilio_t *t = impl(b);
     *task = NULL;
-    char *sid = escape(task_sid);
-    char *url = sid ? format("%s/Tasks/%s", t->tr_base, sid) : NULL;
-    tassa_err err;
-    if (!url) {
-        err = err_set(em, TASSA_ENOMEM, "out of memory");
-        goto out;
-    }
-    call_t c = {.method = "GET", .url = url};
-    err = call(t, &c, task, em);
-out:
-    free(url);
-    free(sid);
-    return err;
+    return get(t, url_for(t->tr_base, "/Tasks/", task_sid, ""), 0, LOG_INFO, task, em);
 }
 
 /* Why: lists of a whole workspace can run over many pages; list_all follows them. */
@@ -740,33 +699,20 @@ static tassa_err queue_stats(backend_t *b, const char *queue_sid, int minutes, j
                              json_t **cumulative, errmsg_t *em)
 {
     twilio_t *t = impl(b);
-    tassa_err err;
-    char *rt_url = NULL, *cu_url = NULL;
-    char *sid = escape(queue_sid);
+    char cumulative_path[64] = "/CumulativeStatistics";
     *realtime = *cumulative = NULL;
-    if (sid) {
-        rt_url = format("%s/TaskQueues/%s/RealTimeStatistics", t->tr_base, sid);
-        cu_url = minutes > 0 ? format("%s/TaskQueues/%s/CumulativeStatistics?Minutes=%d",
-                                      t->tr_base, sid, minutes)
-                             : format("%s/TaskQueues/%s/CumulativeStatistics", t->tr_base, sid);
-    }
-    if (!rt_url || !cu_url) {
-        err = err_set(em, TASSA_ENOMEM, "out of memory");
-        goto out;
-    }
-    call_t rt = {.method = "GET", .url = rt_url};
-    call_t cu = {.method = "GET", .url = cu_url};
-    err = call(t, &rt, realtime, em);
+    if (minutes > 0)
+        snprintf(cumulative_path, sizeof cumulative_path, "/CumulativeStatistics?Minutes=%d",
+                 minutes);
+    tassa_err err = get(t, url_for(t->tr_base, "/TaskQueues/", queue_sid, "/RealTimeStatistics"), 0,
+                        LOG_INFO, realtime, em);
     if (!err)
-        err = call(t, &cu, cumulative, em);
+        err = get(t, url_for(t->tr_base, "/TaskQueues/", queue_sid, cumulative_path), 0, LOG_INFO,
+                  cumulative, em);
     if (err) {
         json_decref(*realtime);
         *realtime = NULL;
     }
-out:
-    free(cu_url);
-    free(rt_url);
-    free(sid);
     return err;
 }
 

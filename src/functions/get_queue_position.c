@@ -13,6 +13,7 @@
 #include "functions/get_sync_grant.h"
 #include "http/cors.h"
 #include "base/log.h"
+#include "base/task_order.h"
 
 #define WINDOW_MINUTES 15
 
@@ -38,37 +39,11 @@ long get_queue_position_estimate(long position, const json_t *cumulative, const 
     return by_rate < by_waits ? by_rate : by_waits;
 }
 
-/* TaskRouter's order within a queue: priority descending, then age descending; tasks of the
- * same priority and whole-second age keep the back end's list order (creation order), since
- * `age` and `date_created` only have seconds. ia and ib are the tasks' list indexes. */
-static bool ahead_of(const json_t *a, size_t ia, const json_t *b, size_t ib)
-{
-    json_int_t pa = json_integer_value(json_object_get(a, "priority"));
-    json_int_t pb = json_integer_value(json_object_get(b, "priority"));
-    if (pa != pb)
-        return pa > pb;
-    json_int_t aa = json_integer_value(json_object_get(a, "age"));
-    json_int_t ab = json_integer_value(json_object_get(b, "age"));
-    if (aa != ab)
-        return aa > ab;
-    return ia < ib;
-}
-
-/* The value of attribute key in a task resource's attributes text (new reference or NULL). */
-static json_t *task_attr(const json_t *task, const char *key)
-{
-    const char *text = json_string_value(json_object_get(task, "attributes"));
-    json_t *attrs = text ? json_loads(text, 0, NULL) : NULL;
-    json_t *v = json_incref(json_object_get(attrs, key));
-    json_decref(attrs);
-    return v;
-}
-
 /* Whether attribute key of the task is the string want, byte for byte: a value with a NUL
  * inside ("alice\u0000x") is not "alice". */
 static bool attr_equals(const json_t *task, const char *key, const char *want)
 {
-    json_t *v = task_attr(task, key);
+    json_t *v = backend_task_attr(task, key);
     size_t len = strlen(want);
     bool same = json_is_string(v) && json_string_length(v) == len &&
                 memcmp(json_string_value(v), want, len) == 0;
@@ -120,14 +95,114 @@ static tassa_err find_task(backend_t *b, const json_t *tasks, const char *task_s
     return err;
 }
 
-static bool is_waiting(const char *status)
+static const char *str(const json_t *o, const char *key)
 {
-    return status && (strcmp(status, "pending") == 0 || strcmp(status, "reserved") == 0);
+    return json_string_value(json_object_get(o, key));
 }
 
-static void fail(http_resp_t *resp, tassa_err err, const char *why)
+/* What the handler learns about the task asked about, step by step. */
+typedef struct {
+    json_t *tasks;      /* the waiting tasks, listed when the back end has no task_position */
+    json_t *task;       /* the task asked about (new reference) */
+    size_t idx;         /* its index in tasks, when it is listed */
+    const char *status; /* its assignment status (borrowed from task, or static) */
+    long position, size;
+} lookup_t;
+
+static void lookup_clear(lookup_t *l)
 {
-    http_resp_fn_error(resp, err, why);
+    json_decref(l->tasks);
+    json_decref(l->task);
+}
+
+/* The caller's question: token and identity checked, and a task SID or a topic. */
+typedef struct {
+    const char *identity, *task_sid, *topic; /* borrowed from the request */
+} question_t;
+
+/* Reads and checks the question. On failure returns the error to answer (TASSA_EMISSING, or
+ * TASSA_EUNAUTH for a token that does not verify) with its text in em. */
+static tassa_err read_question(const config_t *config, const http_req_t *req, question_t *q,
+                               errmsg_t *em)
+{
+    const char *token = get_sync_grant_caller_token(req);
+    q->identity = params_get_nonempty(req->params, "identity");
+    q->task_sid = params_get_nonempty(req->params, "taskSid");
+    q->topic = params_get_nonempty(req->params, "topic");
+    if (!token || !q->identity)
+        return err_set(em, TASSA_EMISSING, !token ? "token is required" : "identity is required");
+    if (!q->task_sid && !q->topic)
+        return err_set(em, TASSA_EMISSING, "taskSid or topic is required");
+    tassa_err err = verify_token(token, q->identity, config->jwt_secret, time(NULL), em);
+    if (err && !em->text[0])
+        snprintf(em->text, sizeof em->text, "%s", tassa_strerror(err));
+    return !err || err == TASSA_EMISSING ? err : TASSA_EUNAUTH;
+}
+
+/* Finds the task and makes sure it is the caller's: NOT_YOURS for anything else. Without the
+ * back end's fast path the waiting tasks are listed first, to find the task among them. */
+static tassa_err find_own_task(backend_t *b, const question_t *q, lookup_t *l, errmsg_t *em)
+{
+    tassa_err err = TASSA_OK;
+    if (!b->ops->task_position)
+        err = b->ops->tasks_list(b, task_waiting_statuses, TASK_WAITING_N, &l->tasks, em);
+    if (!err)
+        err = find_task(b, l->tasks, q->task_sid, q->topic, &l->task, &l->idx, em);
+    if (err == TASSA_ENOTFOUND || (!err && !attr_equals(l->task, "identity", q->identity)))
+        return err_set(em, TASSA_ENOTFOUND, NOT_YOURS);
+    if (err)
+        return err;
+    if (!str(l->task, "sid"))
+        return err_set(em, TASSA_EUPSTREAM, "the back end answered a task without a sid");
+    l->status = str(l->task, "assignment_status");
+    return TASSA_OK;
+}
+
+/* The slow way: counts the listed tasks of the task's queue and those ahead of it. */
+static void place_from_list(lookup_t *l)
+{
+    const char *sid = str(l->task, "sid"), *queue_sid = str(l->task, "task_queue_sid");
+    task_rank_t mine = backend_task_rank(l->task, l->idx);
+    size_t i;
+    json_t *t;
+    l->position = 1;
+    l->size = 0;
+    json_array_foreach(l->tasks, i, t)
+    {
+        const char *q = str(t, "task_queue_sid"), *other = str(t, "sid");
+        if (!(q == queue_sid || (q && queue_sid && strcmp(q, queue_sid) == 0)))
+            continue;
+        l->size++;
+        task_rank_t theirs = backend_task_rank(t, i);
+        if (other && strcmp(other, sid) != 0 && task_rank_cmp(&theirs, &mine) < 0)
+            l->position++;
+    }
+}
+
+/* A waiting task's place in its queue: the back end's fast path when it has one, else the
+ * list. When the fast path finds that the task left the queue in between, the task is read
+ * again, to say what became of it. */
+static tassa_err place_in_queue(backend_t *b, lookup_t *l, errmsg_t *em)
+{
+    if (!b->ops->task_position) {
+        place_from_list(l);
+        return TASSA_OK;
+    }
+    tassa_err err = b->ops->task_position(b, str(l->task, "sid"), &l->position, &l->size, em);
+    if (err != TASSA_ENOTFOUND)
+        return err;
+    json_t *gone = l->task; /* kept until the read, which needs its sid */
+    l->task = NULL;
+    err = b->ops->task_fetch(b, str(gone, "sid"), &l->task, em);
+    json_decref(gone);
+    if (err)
+        return err;
+    if (!str(l->task, "sid"))
+        return err_set(em, TASSA_EUPSTREAM, "the back end answered a task without a sid");
+    l->status = str(l->task, "assignment_status");
+    if (task_status_waiting(l->status))
+        l->status = "unknown";
+    return TASSA_OK;
 }
 
 /* Answers for a task that no longer waits. */
@@ -138,108 +213,63 @@ static json_t *settled(const char *task_sid, const char *queue, const char *stat
                      status ? status : "unknown");
 }
 
-static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
+/* The estimated wait from the queue's statistics; -1 (unknown) when they cannot be read. */
+static long estimate_wait(backend_t *b, const char *queue_sid, long position)
 {
-    static const char *const waiting[] = {"pending", "reserved"};
-    app_t *app = ctx;
-    backend_t *b = app->backend;
+    json_t *rt = NULL, *cum = NULL;
     errmsg_t em = {{0}};
-    json_t *tasks = NULL, *task = NULL, *rt = NULL, *cum = NULL;
-    if (cors_apply(req, resp, app->config->cors_origins))
-        return;
-    const char *token = get_sync_grant_caller_token(req);
-    const char *identity = params_get_nonempty(req->params, "identity");
-    const char *task_sid = params_get_nonempty(req->params, "taskSid");
-    const char *topic = params_get_nonempty(req->params, "topic");
-    if (!token || !identity) {
-        fail(resp, TASSA_EMISSING, !token ? "token is required" : "identity is required");
-        return;
-    }
-    if (!task_sid && !topic) {
-        fail(resp, TASSA_EMISSING, "taskSid or topic is required");
-        return;
-    }
-    tassa_err err = verify_token(token, identity, app->config->jwt_secret, time(NULL), &em);
-    if (err) {
-        fail(resp, err == TASSA_EMISSING ? err : TASSA_EUNAUTH, err_text(&em, err));
-        return;
-    }
-    size_t i, task_idx;
-    json_t *t;
-    /* Fast path: the task itself, then two indexed counts in the back end; the slow one
-     * lists every waiting task. */
-    if (!b->ops->task_position && (err = b->ops->tasks_list(b, waiting, 2, &tasks, &em)))
-        goto error;
-    err = find_task(b, tasks, task_sid, topic, &task, &task_idx, &em);
-    if (err == TASSA_ENOTFOUND || (!err && !attr_equals(task, "identity", identity))) {
-        err = err_set(&em, TASSA_ENOTFOUND, NOT_YOURS);
-        goto error;
-    }
-    if (err)
-        goto error;
-    const char *sid = json_string_value(json_object_get(task, "sid"));
-    const char *status = json_string_value(json_object_get(task, "assignment_status"));
-    const char *queue_sid = json_string_value(json_object_get(task, "task_queue_sid"));
-    const char *queue = json_string_value(json_object_get(task, "task_queue_friendly_name"));
-    if (!sid) {
-        err = err_set(&em, TASSA_EUPSTREAM, "the back end answered a task without a sid");
-        goto error;
-    }
-    long position = 1, size = 0;
-    if (is_waiting(status) && !tasks) {
-        err = b->ops->task_position(b, sid, &position, &size, &em);
-        if (err == TASSA_ENOTFOUND) {
-            /* It left the queue in between: say what became of it. */
-            json_decref(task);
-            task = NULL;
-            if ((err = b->ops->task_fetch(b, sid, &task, &em)))
-                goto error;
-            status = json_string_value(json_object_get(task, "assignment_status"));
-            if (is_waiting(status))
-                status = "unknown";
-        } else if (err) {
-            goto error;
-        }
-    }
-    if (!is_waiting(status)) {
-        http_resp_json(resp, 200, settled(sid, queue, status));
-        goto out;
-    }
-    json_array_foreach(tasks, i, t)
-    {
-        const char *q = json_string_value(json_object_get(t, "task_queue_sid"));
-        if (!(q == queue_sid || (q && queue_sid && strcmp(q, queue_sid) == 0)))
-            continue;
-        size++;
-        const char *other = json_string_value(json_object_get(t, "sid"));
-        if (other && strcmp(other, sid) != 0 && ahead_of(t, i, task, task_idx))
-            position++;
-    }
     long estimate = -1;
-    if (queue_sid && b->ops->queue_stats(b, queue_sid, WINDOW_MINUTES, &rt, &cum, &em) == TASSA_OK)
+    if (!queue_sid)
+        return -1;
+    if (b->ops->queue_stats(b, queue_sid, WINDOW_MINUTES, &rt, &cum, &em) == TASSA_OK)
         estimate = get_queue_position_estimate(position, cum, rt, WINDOW_MINUTES);
-    else if (queue_sid)
+    else
         log_warn("event=queue_stats_failed queue=%s err=\"%s\"", queue_sid, em.text);
-    json_t *answer =
-        json_pack("{s:s, s:s?, s:i, s:i, s:i, s:o, s:s}", "taskSid", sid, "queue", queue,
-                  "position", (json_int_t)position, "ahead", (json_int_t)(position - 1),
-                  "queueSize", (json_int_t)size, "estimatedWaitSeconds",
-                  estimate < 0 ? json_null() : json_integer(estimate), "status", status);
-    http_resp_json(resp, 200, answer);
-    goto out;
-error:
-    fail(resp, err, err_text(&em, err));
-out:
-    json_decref(tasks);
-    json_decref(task);
     json_decref(rt);
     json_decref(cum);
+    return estimate;
 }
 
-tassa_err get_queue_position_register(app_t *app)
+/* The answer (new reference) for the caller's task once its place is known. */
+static json_t *render(backend_t *b, const lookup_t *l)
+{
+    const char *sid = str(l->task, "sid"), *queue = str(l->task, "task_queue_friendly_name");
+    if (!task_status_waiting(l->status))
+        return settled(sid, queue, l->status);
+    long estimate = estimate_wait(b, str(l->task, "task_queue_sid"), l->position);
+    return json_pack("{s:s, s:s?, s:i, s:i, s:i, s:o, s:s}", "taskSid", sid, "queue", queue,
+                     "position", (json_int_t)l->position, "ahead", (json_int_t)(l->position - 1),
+                     "queueSize", (json_int_t)l->size, "estimatedWaitSeconds",
+                     estimate < 0 ? json_null() : json_integer(estimate), "status", l->status);
+}
+
+/* The request, top to bottom: CORS, the question, the caller's own task, its place, the
+ * answer. */
+static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    const get_queue_position_deps_t *deps = ctx;
+    backend_t *b = deps->backend;
+    errmsg_t em = {{0}};
+    question_t q;
+    lookup_t l = {0};
+    if (cors_apply(req, resp, deps->config->cors_origins))
+        return;
+    tassa_err err = read_question(deps->config, req, &q, &em);
+    if (!err)
+        err = find_own_task(b, &q, &l, &em);
+    if (!err && task_status_waiting(l.status))
+        err = place_in_queue(b, &l, &em);
+    if (err)
+        http_resp_fn_error(resp, err, err_text(&em, err));
+    else
+        http_resp_json(resp, 200, render(b, &l));
+    lookup_clear(&l);
+}
+
+tassa_err get_queue_position_register(http_server_t *http, const get_queue_position_deps_t *deps)
 {
     const http_route_t routes[] = {{"OPTIONS", "/queue/get-queue-position", handle},
                                    {"POST", "/queue/get-queue-position", handle},
                                    {"GET", "/queue/get-queue-position", handle}};
-    return http_server_routes(app->http, routes, 3, app);
+    return http_server_routes(http, routes, 3, (void *)deps);
 }

@@ -21,7 +21,15 @@
 
 #include <jansson.h>
 
-#include "app.h"
+#include "backend/backend.h"
+#include "base/config.h"
+#include "http/server.h"
+
+/* What the endpoint uses, all borrowed: config (jwt_secret, cors_origins) and the back end. */
+typedef struct {
+    const config_t *config;
+    backend_t *backend;
+} get_queue_position_deps_t;
 
 /* The estimated wait in seconds of the task at 1-based position in a queue whose cumulative
  * statistics (Twilio's TaskQueue CumulativeStatistics over window_minutes) and real-time
@@ -31,7 +39,8 @@
 long get_queue_position_estimate(long position, const json_t *cumulative, const json_t *realtime,
                                  int window_minutes);
 
-/* Adds OPTIONS, GET and POST /queue/get-queue-position to app->http. */
-tassa_err get_queue_position_register(app_t *app);
+/* Adds OPTIONS, GET and POST /queue/get-queue-position to http. deps (and what it points to)
+ * must outlive the server. Errors of http_server_routes. */
+tassa_err get_queue_position_register(http_server_t *http, const get_queue_position_deps_t *deps);
 
 #endif

@@ -35,8 +35,7 @@ static void refuse(http_resp_t *resp, tassa_err err, const char *why)
 
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
-    const config_t *c = app->config;
+    const config_t *c = ctx;
     errmsg_t em = {{0}};
     if (cors_apply(req, resp, c->cors_origins))
         return;
@@ -69,10 +68,10 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
     free(sync_token);
 }
 
-tassa_err get_sync_grant_register(app_t *app)
+tassa_err get_sync_grant_register(http_server_t *http, const config_t *config)
 {
     const http_route_t routes[] = {{"OPTIONS", "/task/get-sync-grant", handle},
                                    {"POST", "/task/get-sync-grant", handle},
                                    {"GET", "/task/get-sync-grant", handle}};
-    return http_server_routes(app->http, routes, 3, app);
+    return http_server_routes(http, routes, 3, (void *)config);
 }

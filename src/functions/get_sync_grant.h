@@ -6,10 +6,13 @@
 #ifndef TASSA_GET_SYNC_GRANT_H
 #define TASSA_GET_SYNC_GRANT_H
 
-#include "app.h"
+#include "base/config.h"
+#include "http/server.h"
 
-/* Adds OPTIONS, GET and POST /task/get-sync-grant to app->http. */
-tassa_err get_sync_grant_register(app_t *app);
+/* Adds OPTIONS, GET and POST /task/get-sync-grant to http. The grant is signed with config's
+ * API key and JWT_SECRET checks the caller; config (borrowed) must outlive the server. Errors
+ * of http_server_routes. */
+tassa_err get_sync_grant_register(http_server_t *http, const config_t *config);
 
 /* The caller token of a request: the `token` parameter, else an `Authorization: Bearer`
  * header; NULL when neither. Borrowed from req. Shared with get-queue-position. */

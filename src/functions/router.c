@@ -9,10 +9,11 @@
 #include <string.h>
 
 #include "auth/signature.h"
-#include "helpers/queue_info.h"
-#include "helpers/reservation.h"
+#include "base/buf.h"
+#include "base/hash.h"
 #include "base/log.h"
-#include "ops.h"
+#include "base/metrics.h"
+#include "helpers/reservation.h"
 
 #define SEEN_SLOTS 8192 /* per generation; at most half filled */
 #define SID_MAX    64
@@ -50,18 +51,10 @@ void router_state_free(router_state_t *r)
     free(r);
 }
 
-static size_t hash(const char *s)
-{
-    size_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 /* The slot of sid in table t: where it is, or the empty slot where it would go. */
 static char *slot_of(char (*t)[SID_MAX], const char *sid)
 {
-    size_t i = hash(sid) % SEEN_SLOTS;
+    size_t i = (size_t)(hash_str(HASH_SEED, sid) % SEEN_SLOTS);
     while (t[i][0] && strcmp(t[i], sid) != 0)
         i = (i + 1) % SEEN_SLOTS;
     return t[i];
@@ -101,7 +94,8 @@ static json_t *ignored(const char *fmt, const char *arg)
     return json_pack("{s:b, s:s}", "ignored", 1, "reason", reason);
 }
 
-tassa_err router_dispatch(app_t *app, const params_t *event, json_t **result, errmsg_t *em)
+tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t **result,
+                          errmsg_t *em)
 {
     *result = NULL;
     const char *type = params_get_nonempty(event, "EventType");
@@ -110,28 +104,28 @@ tassa_err router_dispatch(app_t *app, const params_t *event, json_t **result, er
     const char *sid = params_get_nonempty(event, "Sid");
     if (sid && strlen(sid) >= SID_MAX)
         return err_set(em, TASSA_EINVAL, "Sid is longer than %d characters", SID_MAX - 1);
-    if (sid && seen(app->router, sid)) {
+    if (sid && seen(r->state, sid)) {
         *result = ignored("duplicate event %s", sid);
         return TASSA_OK;
     }
     tassa_err err = TASSA_OK;
     if (!strncmp(type, "task.", 5) || !strncmp(type, "reservation.", 12)) {
-        reservation_result_t r;
-        err = reservation_handle(app->backend, event, &r, em);
+        reservation_result_t rr;
+        err = reservation_handle(r->backend, event, &rr, em);
         if (err)
             return err;
-        if (r.ignored)
-            *result = ignored("%s", r.reason);
+        if (rr.ignored)
+            *result = ignored("%s", rr.reason);
         else
             *result =
                 json_pack("{s:s, s:s, s:s, s:b, s:s*, s:s*}", "handler", "reservation", "topic",
-                          r.topic, "status", r.status, "changed", r.changed, "reason",
-                          r.changed ? NULL : r.reason, "reader", r.reader[0] ? r.reader : NULL);
+                          rr.topic, "status", rr.status, "changed", rr.changed, "reason",
+                          rr.changed ? NULL : rr.reason, "reader", rr.reader[0] ? rr.reader : NULL);
     } else if (!strncmp(type, "worker.", 7)) {
-        if (!app->queue_info) {
+        if (!r->queue_info) {
             *result = ignored("%s: queueInfo needs the TaskRouter back end", type);
         } else {
-            queue_info_request(app->queue_info);
+            queue_info_request(r->queue_info);
             *result = json_pack("{s:s, s:s, s:b}", "handler", "queueInfo", "document",
                                 "queue-status", "scheduled", 1);
         }
@@ -141,57 +135,58 @@ tassa_err router_dispatch(app_t *app, const params_t *event, json_t **result, er
     if (!*result)
         return err_set(em, TASSA_ENOMEM, "out of memory");
     /* task events also change the pending set that queue-status shows */
-    if (app->queue_info && (!strncmp(type, "task.", 5) || !strncmp(type, "reservation.", 12)))
-        queue_info_request(app->queue_info);
+    if (r->queue_info && (!strncmp(type, "task.", 5) || !strncmp(type, "reservation.", 12)))
+        queue_info_request(r->queue_info);
     if (sid)
-        remember(app->router, sid);
+        remember(r->state, sid);
     return err;
 }
 
 /* Rebuilds the URL Twilio signed: PUBLIC_URL (or the address the request came to) + path +
- * the query string re-encoded from its parameters. */
-static void signed_url(app_t *app, const http_req_t *req, char *out, size_t len)
+ * the query string re-encoded from its parameters. Malloc'd; NULL when out of memory. */
+static char *signed_url(const config_t *config, const http_req_t *req)
 {
-    const char *base = app->config->public_url ? app->config->public_url : req->base_url;
-    size_t n = (size_t)snprintf(out, len, "%s%s", base, req->path);
-    for (size_t i = 0; i < req->query->len && n < len; i++) {
-        n += (size_t)snprintf(out + n, len - n, "%c", i ? '&' : '?');
-        const char *parts[2] = {req->query->items[i].key, req->query->items[i].value};
-        for (int k = 0; k < 2 && n < len; k++) {
-            if (k)
-                n += (size_t)snprintf(out + n, len - n, "=");
-            for (const unsigned char *c = (const unsigned char *)parts[k]; *c && n < len; c++) {
-                if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
-                    (*c >= '0' && *c <= '9') || strchr("-_.~", *c))
-                    n += (size_t)snprintf(out + n, len - n, "%c", *c);
-                else
-                    n += (size_t)snprintf(out + n, len - n, "%%%02X", *c);
-            }
-        }
+    buf_t url = BUF_INIT;
+    buf_adds(&url, config->public_url ? config->public_url : req->base_url);
+    buf_adds(&url, req->path);
+    for (size_t i = 0; i < req->query->len; i++) {
+        buf_adds(&url, i ? "&" : "?");
+        buf_add_encoded(&url, req->query->items[i].key);
+        buf_adds(&url, "=");
+        buf_add_encoded(&url, req->query->items[i].value);
     }
+    return buf_take(&url);
+}
+
+/* Checks X-Twilio-Signature unless the configuration turned the check off. */
+static tassa_err check_signature(const config_t *config, const http_req_t *req, errmsg_t *em)
+{
+    if (!config->verify_signature)
+        return TASSA_OK;
+    char *url = signed_url(config, req);
+    if (!url)
+        return err_set(em, TASSA_ENOMEM, "out of memory");
+    params_t body = {.items = req->params->items, .len = req->body_params};
+    tassa_err err =
+        signature_validate(config->auth_token, http_req_header(req, "X-Twilio-Signature"), url,
+                           &body, req->body, req->body_len, em);
+    free(url);
+    return err;
 }
 
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const router_deps_t *r = ctx;
     errmsg_t em = {{0}};
-    if (app->config->verify_signature) {
-        char url[2048];
-        signed_url(app, req, url, sizeof url);
-        params_t body = {.items = req->params->items, .len = req->body_params};
-        tassa_err err =
-            signature_validate(app->config->auth_token, http_req_header(req, "X-Twilio-Signature"),
-                               url, &body, req->body, req->body_len, &em);
-        if (err) {
-            log_warn("event=signature_rejected path=%s reason=\"%s\"", req->path,
-                     err_text(&em, err));
-            http_resp_fn_error(resp, err, err_text(&em, err));
-            return;
-        }
+    tassa_err err = check_signature(r->config, req, &em);
+    if (err) {
+        log_warn("event=signature_rejected path=%s reason=\"%s\"", req->path, err_text(&em, err));
+        http_resp_fn_error(resp, err, err_text(&em, err));
+        return;
     }
     json_t *result = NULL;
-    tassa_err err = router_dispatch(app, req->params, &result, &em);
-    ops_count_router_event(params_get(req->params, "EventType"), err, result);
+    err = router_dispatch(r, req->params, &result, &em);
+    router_count_event(params_get(req->params, "EventType"), err, result);
     if (err) {
         http_resp_fn_error(resp, err, err_text(&em, err));
         return;
@@ -199,7 +194,54 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
     http_resp_json(resp, 200, result);
 }
 
-tassa_err router_register(app_t *app)
+void router_count_event(const char *type, tassa_err err, const json_t *result)
 {
-    return http_server_route(app->http, "POST", "/general/router", handle, app);
+    /* Twilio's TaskRouter event types; anything else is "other" (bounded label values) */
+    static const char *const known[] = {
+        "task.created",
+        "task.updated",
+        "task.canceled",
+        "task.completed",
+        "task.deleted",
+        "task.wrapup",
+        "task.system-deleted",
+        "task.transfer-initiated",
+        "reservation.created",
+        "reservation.accepted",
+        "reservation.rejected",
+        "reservation.timeout",
+        "reservation.canceled",
+        "reservation.rescinded",
+        "reservation.completed",
+        "reservation.wrapup",
+        "reservation.failed",
+        "worker.created",
+        "worker.deleted",
+        "worker.activity.update",
+        "worker.attributes.update",
+        "worker.capacity.update",
+        "worker.channel.availability.update",
+        "task-queue.entered",
+        "task-queue.moved",
+        "task-queue.timeout",
+        "workflow.entered",
+        "workflow.target-matched",
+        "workflow.timeout",
+        "workflow.skipped",
+        "workflow.accepted",
+    };
+    const char *t = "other";
+    for (size_t i = 0; type && i < sizeof known / sizeof known[0]; i++) {
+        if (!strcmp(type, known[i]))
+            t = known[i];
+    }
+    const char *outcome = err                                                ? "error"
+                          : json_is_true(json_object_get(result, "ignored")) ? "ignored"
+                                                                             : "handled";
+    metrics_add(M_ROUTER_EVENTS, 1, "type", t, "outcome", outcome, NULL);
+}
+
+tassa_err router_register(http_server_t *http, const router_deps_t *deps)
+{
+    return http_server_route(http, "POST", "/general/router", handle, (void *)deps);
 }

@@ -14,10 +14,22 @@
 
 #include <jansson.h>
 
-#include "app.h"
+#include "backend/backend.h"
+#include "base/config.h"
 #include "base/params.h"
+#include "helpers/queue_info.h"
+#include "http/server.h"
 
 typedef struct router_state router_state_t;
+
+/* What the router uses, all borrowed. main keeps it for the server's and the engine's
+ * lifetime; queue_info may be filled in later, before the first event arrives. */
+typedef struct {
+    const config_t *config;   /* verify_signature, auth_token, public_url */
+    backend_t *backend;       /* where the topic documents are written */
+    queue_info_t *queue_info; /* NULL: worker.* events are ignored */
+    router_state_t *state;    /* the idempotency memory */
+} router_deps_t;
 
 /* The idempotency memory (the last few thousand event Sids). NULL on OOM. Thread-safe. */
 router_state_t *router_state_new(void);
@@ -28,9 +40,16 @@ void router_state_free(router_state_t *r);
 /* Handles one event (TaskRouter callback parameters, borrowed) and sets *result to the JSON
  * answer (new reference). TASSA_EMISSING without EventType; TASSA_EINVAL for bad event
  * content; back-end errors as they come. Any thread. */
-tassa_err router_dispatch(app_t *app, const params_t *event, json_t **result, errmsg_t *em);
+tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t **result,
+                          errmsg_t *em);
 
-/* Adds POST /general/router to app->http. */
-tassa_err router_register(app_t *app);
+/* Counts one router event in the router_events metric by type (a known TaskRouter event
+ * type, else "other") and outcome ("handled", "ignored" or "error", from err and
+ * router_dispatch's result, which may be NULL). Any thread. */
+void router_count_event(const char *type, tassa_err err, const json_t *result);
+
+/* Adds POST /general/router to http; each request is dispatched and counted. deps must
+ * outlive the server. Errors of http_server_route. */
+tassa_err router_register(http_server_t *http, const router_deps_t *deps);
 
 #endif

@@ -10,10 +10,11 @@
 #include <strings.h>
 #include <time.h>
 
-#include "helpers/update_sync_doc.h"
 #include "base/log.h"
-#include "store/store.h"
+#include "base/task_order.h"
 #include "base/timefmt.h"
+#include "helpers/update_sync_doc.h"
+#include "store/store.h"
 
 /* A Sync document holds 16 KiB; keep a margin for the JSON the back end adds. */
 #define QUEUE_STATUS_MAX_BYTES 16000
@@ -29,27 +30,6 @@ struct queue_info {
     bool dirty, stopping;
 };
 
-typedef struct {
-    json_t *task; /* borrowed */
-    size_t idx;   /* position in the back end's list (creation or queue order) */
-} ranked_t;
-
-/* Queue order: priority descending, then age descending (the oldest first); ties keep the
- * back end's order, since ages have whole seconds only. */
-static int by_queue_order(const void *a, const void *b)
-{
-    const ranked_t *x = a, *y = b;
-    json_int_t px = json_integer_value(json_object_get(x->task, "priority"));
-    json_int_t py = json_integer_value(json_object_get(y->task, "priority"));
-    if (px != py)
-        return px > py ? -1 : 1;
-    json_int_t ax = json_integer_value(json_object_get(x->task, "age"));
-    json_int_t ay = json_integer_value(json_object_get(y->task, "age"));
-    if (ax != ay)
-        return ax > ay ? -1 : 1;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 static bool is_teller_activity(const char *a)
 {
     return a && (!strcasecmp(a, "available") || !strcasecmp(a, "in-call") ||
@@ -59,10 +39,7 @@ static bool is_teller_activity(const char *a)
 /* The `topic` attribute of a task resource, or NULL. */
 static json_t *topic_of(const json_t *task)
 {
-    const char *attrs = json_string_value(json_object_get(task, "attributes"));
-    json_t *a = attrs ? json_loads(attrs, 0, NULL) : NULL;
-    json_t *topic = json_incref(json_object_get(a, "topic"));
-    json_decref(a);
+    json_t *topic = backend_task_attr(task, "topic");
     if (topic && !json_is_string(topic)) {
         json_decref(topic);
         topic = NULL;
@@ -98,11 +75,10 @@ static json_t *compose(const json_t *first, json_int_t total, json_t *tellers, s
 static tassa_err waiting_from_list(backend_t *b, long limit, json_t **first, json_t **summary,
                                    errmsg_t *em)
 {
-    static const char *const waiting[] = {"pending", "reserved"};
     json_t *tasks = NULL, *by_queue = json_object();
-    ranked_t *sorted = NULL;
+    task_rank_t *sorted = NULL;
     *first = *summary = NULL;
-    tassa_err err = b->ops->tasks_list(b, waiting, 2, &tasks, em);
+    tassa_err err = b->ops->tasks_list(b, task_waiting_statuses, TASK_WAITING_N, &tasks, em);
     if (err)
         goto out;
     size_t ntasks = json_array_size(tasks);
@@ -113,7 +89,7 @@ static tassa_err waiting_from_list(backend_t *b, long limit, json_t **first, jso
     }
     for (size_t i = 0; i < ntasks; i++) {
         json_t *t = json_array_get(tasks, i);
-        sorted[i] = (ranked_t){.task = t, .idx = i};
+        sorted[i] = backend_task_rank(t, i);
         const char *qname = json_string_value(json_object_get(t, "task_queue_friendly_name"));
         json_int_t age = json_integer_value(json_object_get(t, "age"));
         json_t *q = json_object_get(by_queue, qname ? qname : "(none)");
@@ -126,10 +102,10 @@ static tassa_err waiting_from_list(backend_t *b, long limit, json_t **first, jso
         if (age > json_integer_value(json_object_get(q, "longestWaitSeconds")))
             json_object_set_new(q, "longestWaitSeconds", json_integer(age));
     }
-    qsort(sorted, ntasks, sizeof *sorted, by_queue_order);
+    qsort(sorted, ntasks, sizeof *sorted, task_rank_cmp);
     *first = json_array();
     for (size_t i = 0; *first && i < ntasks && i < (size_t)limit; i++)
-        json_array_append(*first, sorted[i].task);
+        json_array_append(*first, json_array_get(tasks, sorted[i].idx));
     *summary = json_pack("{s:I, s:O}", "total", (json_int_t)ntasks, "byQueue", by_queue);
     if (!*first || !*summary)
         err = err_set(em, TASSA_ENOMEM, "out of memory");

@@ -8,7 +8,7 @@
 
 #include "base/log.h"
 
-tassa_err update_sync_doc(backend_t *b, const char *name, sync_merge_fn merge, void *ctx,
+tassa_err update_sync_doc(backend_t *b, const char *name, backend_merge_fn merge, void *ctx,
                           bool *changed, char *reason, size_t reason_len, errmsg_t *em)
 {
     char scratch[8];

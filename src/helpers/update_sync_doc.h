@@ -17,16 +17,11 @@
 
 #define UPDATE_SYNC_DOC_ATTEMPTS 32
 
-/* Computes the new data of a document from current (NULL when it does not exist yet;
- * borrowed). Returns a new reference to write, or NULL to leave the document as it is, in
- * which case it may write a short reason into reason (reason_len bytes). */
-typedef json_t *(*sync_merge_fn)(void *ctx, const json_t *current, char *reason, size_t reason_len);
-
-/* Applies merge to document name until it sticks. *changed tells whether a write happened.
- * Errors of the back end are returned as they are (TASSA_EUPSTREAM, ...); TASSA_ECONFLICT
- * after UPDATE_SYNC_DOC_ATTEMPTS lost races. reason, if not NULL, receives merge's reason
- * when nothing was written. */
-tassa_err update_sync_doc(backend_t *b, const char *name, sync_merge_fn merge, void *ctx,
+/* Applies merge (see backend_merge_fn) to document name until it sticks. *changed tells whether a
+ * write happened. Errors of the back end are returned as they are (TASSA_EUPSTREAM, ...);
+ * TASSA_ECONFLICT after UPDATE_SYNC_DOC_ATTEMPTS lost races. reason, if not NULL, receives merge's
+ * reason when nothing was written. */
+tassa_err update_sync_doc(backend_t *b, const char *name, backend_merge_fn merge, void *ctx,
                           bool *changed, char *reason, size_t reason_len, errmsg_t *em);
 
 /* The seed's plain form: make the document's data equal data (borrowed). */
