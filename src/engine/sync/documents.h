@@ -79,7 +79,8 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
 /* Frees e (not the store). Accepts NULL. */
 void sync_engine_free(sync_engine_t *e);
 
-/* Sets the one change listener (live streams). Call before serving. */
+/* Sets the one change listener (the live-update hub, engine/live/hub.h). Call before
+ * serving. */
 void sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx);
 
 /* Fetches document id like sync_doc_fetch, then calls fn(ctx, doc) at the place in the
