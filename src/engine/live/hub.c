@@ -753,6 +753,18 @@ static void mark_start(hub_sub_t *c)
     c->replay_bytes = c->qbytes;
 }
 
+/* Queues a start event made for c alone (lock held; e taken over), or drops c when e could
+ * not be made (NULL). */
+static void enqueue_own(hub_sub_t *c, event_t *e)
+{
+    if (!e) {
+        drop_sub(c, "out_of_memory");
+        return;
+    }
+    enqueue(c, e, false);
+    event_unref(e);
+}
+
 /* Queues what a new subscriber of d needs (lock held): every event after last_id when the
  * ring still reaches back to it, else a snapshot of the newest state. */
 static void doc_start(hub_sub_t *c, doc_entry_t *d, int64_t last_id)
@@ -766,13 +778,7 @@ static void doc_start(hub_sub_t *c, doc_entry_t *d, int64_t last_id)
             }
         } else {
             const hub_msg_t *m = &ring_at(r, r->n - 1)->msg;
-            event_t *snap = event_new(HUB_EV_SNAPSHOT, m->id, m->data, m->data_len, false);
-            if (snap) {
-                enqueue(c, snap, false);
-                event_unref(snap);
-            } else {
-                drop_sub(c, "out_of_memory");
-            }
+            enqueue_own(c, event_new(HUB_EV_SNAPSHOT, m->id, m->data, m->data_len, false));
         }
     }
     mark_start(c);
@@ -869,13 +875,7 @@ static void svc_start(hub_sub_t *c, svc_entry_t *v, int64_t last_id)
         mark_start(c);
         return;
     }
-    event_t *e = seq_event(v, last_id >= 0 ? HUB_EV_RESET : HUB_EV_READY);
-    if (e) {
-        enqueue(c, e, false);
-        event_unref(e);
-    } else {
-        drop_sub(c, "out_of_memory");
-    }
+    enqueue_own(c, seq_event(v, last_id >= 0 ? HUB_EV_RESET : HUB_EV_READY));
     mark_start(c);
 }
 
