@@ -211,11 +211,12 @@ static const char *request_token(const http_req_t *req)
 
 int64_t streams_parse_last_id(const char *v)
 {
-    if (!v || !*v)
+    /* strict: digits only, as every number tassa reads (params_parse_long takes "-0") */
+    if (!v || *v < '0' || *v > '9')
         return -1;
     long n;
     if (!params_parse_long(v, 0, LONG_MAX, &n))
-        return -1; /* strict: digits only, as every number tassa reads */
+        return -1;
     return (int64_t)n;
 }
 
