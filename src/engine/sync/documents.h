@@ -116,7 +116,8 @@ tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
 
 /* Computes a document's next data from its current data (NULL when it does not exist;
  * borrowed). Returns a new reference to write, or NULL to leave it unchanged (and may explain
- * why in reason). Called with the store lock held: it must not call the engine. */
+ * why in reason). Called with the store lock held: it must not call the engine. The one name
+ * of the merge callback: the back ends and update_sync_doc take the same type. */
 typedef json_t *(*sync_merge_fn)(void *ctx, const json_t *current, char *reason, size_t reason_len);
 
 /* Read-modify-write of the document with unique name `name` in one critical section: fn
