@@ -1,5 +1,5 @@
 /* fuzz_last_event_id.c - libFuzzer driver for the resume point of live streams
- * (streams_parse_last_id in src/engine/sync/streams.c: the Last-Event-ID header and the
+ * (streams_parse_last_id in src/adapters/streams.c: the Last-Event-ID header and the
  * ?lastEventId= parameter).
  *
  * Input: the header value (cut at the first NUL, as libmicrohttpd hands it over). Invariants:

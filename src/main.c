@@ -26,6 +26,7 @@
 #include "adapters/callback_outbox.h"
 #include "adapters/sync_api.h"
 #include "adapters/streams.h"
+#include "engine/live/hub.h"
 #include "adapters/taskrouter_api.h"
 #include "engine/taskrouter/engine.h"
 #include "event_sink.h"
@@ -163,6 +164,7 @@ static int cmd_serve(int argc, char **argv)
     event_sink_t sink = {0};
     ops_deps_t ops = {0};
     demo_traffic_t *demo = NULL;
+    hub_t *hub = NULL;
     int claim = -1; /* the data file's lock, held while the engines run */
     config_t *c = load_config(argc, argv, 2);
     if (!c)
@@ -226,15 +228,19 @@ static int cmd_serve(int argc, char **argv)
     qpos = (get_queue_position_deps_t){.config = c, .backend = app.backend};
     ops = (ops_deps_t){
         .config = c, .store = app.store, .http = app.http, .backend = app.backend, .tr = app.tr};
+    sync_api_deps_t sync_api = {.config = c, .sync = app.sync};
     if (ops_register(&ops) || get_sync_grant_register(app.http, c) ||
         router_register(app.http, &router) || get_queue_position_register(app.http, &qpos) ||
-        (app.sync && sync_api_register(&app)) || (app.tr && tr_api_register(&app))) {
+        (app.sync && sync_api_register(app.http, &sync_api)) || (app.tr && tr_api_register(&app))) {
         fprintf(stderr, "tassa: cannot register routes\n");
         goto out;
     }
     /* streams-wiring-begin */
-    if (!(app.streams = streams_new(&app, c->stream_heartbeat_ms)) || streams_register(&app) ||
-        static_files_register(&app)) {
+    hub_deps_t hub_deps = {.config = c, .sync = app.sync, .heartbeat_ms = c->stream_heartbeat_ms};
+    hub = app.sync ? hub_new(&hub_deps) : NULL; /* the twilio back end has no Sync to watch */
+    streams_deps_t streams_deps = {.config = c, .hub = hub};
+    if ((app.sync && (!hub || hub_start(hub))) || !(app.streams = streams_new(&streams_deps)) ||
+        streams_register(app.streams, app.http) || static_files_register(&app)) {
         fprintf(stderr, "tassa: cannot start live streams or the web pages\n");
         goto out;
     }
@@ -296,6 +302,7 @@ out:
     outbox_free(app.outbox);
     /* streams-teardown-begin */
     streams_free(app.streams);
+    hub_free(hub);
     /* streams-teardown-end */
     router_state_free(app.router);
     backend_free(app.backend);

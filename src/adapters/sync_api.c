@@ -29,21 +29,21 @@ static tassa_err read_ttl(const params_t *p, long *ttl, errmsg_t *em)
 }
 
 /* Sends the document with its ETag (the revision, for If-Match). */
-static void send_doc(app_t *app, http_req_t *req, http_resp_t *resp, int status,
+static void send_doc(const sync_api_deps_t *api, http_req_t *req, http_resp_t *resp, int status,
                      const sync_doc_t *d)
 {
     char rev[24];
     snprintf(rev, sizeof rev, "%lld", (long long)d->revision);
-    http_resp_json(resp, status, sync_doc_json(d, app->config->account_sid, req->base_url));
+    http_resp_json(resp, status, sync_doc_json(d, api->config->account_sid, req->base_url));
     http_resp_header(resp, "ETag", rev);
 }
 
 static void service_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
-    if (!basic_auth_require(req, resp, app->config))
+    const sync_api_deps_t *api = ctx;
+    if (!basic_auth_require(req, resp, api->config))
         return;
-    json_t *j = sync_service_json(app->sync, req->args[0], req->base_url);
+    json_t *j = sync_service_json(api->sync, req->args[0], req->base_url);
     if (!j) {
         char msg[200];
         snprintf(msg, sizeof msg, "The requested resource /Services/%.80s was not found",
@@ -56,69 +56,69 @@ static void service_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
 
 static void doc_create(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
     sync_doc_t d;
     long ttl;
-    if (!basic_auth_require(req, resp, app->config))
+    if (!basic_auth_require(req, resp, api->config))
         return;
     tassa_err err = read_ttl(req->params, &ttl, &em);
     if (!err)
         err =
-            sync_doc_create(app->sync, req->args[0], params_get(req->params, "UniqueName"),
+            sync_doc_create(api->sync, req->args[0], params_get(req->params, "UniqueName"),
                             params_get(req->params, "Data"), ttl < 0 ? 0 : ttl, "system", &d, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
     }
-    send_doc(app, req, resp, 201, &d);
+    send_doc(api, req, resp, 201, &d);
     sync_doc_clear(&d);
 }
 
 static void doc_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
     sync_doc_t d;
-    if (!basic_auth_require(req, resp, app->config))
+    if (!basic_auth_require(req, resp, api->config))
         return;
-    tassa_err err = sync_doc_fetch(app->sync, req->args[0], req->args[1], &d, &em);
+    tassa_err err = sync_doc_fetch(api->sync, req->args[0], req->args[1], &d, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
     }
-    send_doc(app, req, resp, 200, &d);
+    send_doc(api, req, resp, 200, &d);
     sync_doc_clear(&d);
 }
 
 static void doc_update(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
     sync_doc_t d;
     long ttl;
-    if (!basic_auth_require(req, resp, app->config))
+    if (!basic_auth_require(req, resp, api->config))
         return;
     tassa_err err = read_ttl(req->params, &ttl, &em);
     if (!err)
         err =
-            sync_doc_update(app->sync, req->args[0], req->args[1], params_get(req->params, "Data"),
+            sync_doc_update(api->sync, req->args[0], req->args[1], params_get(req->params, "Data"),
                             ttl, http_req_header(req, "If-Match"), &d, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
     }
-    send_doc(app, req, resp, 200, &d);
+    send_doc(api, req, resp, 200, &d);
     sync_doc_clear(&d);
 }
 
 static void doc_delete(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
-    if (!basic_auth_require(req, resp, app->config))
+    if (!basic_auth_require(req, resp, api->config))
         return;
-    tassa_err err = sync_doc_delete(app->sync, req->args[0], req->args[1],
+    tassa_err err = sync_doc_delete(api->sync, req->args[0], req->args[1],
                                     http_req_header(req, "If-Match"), &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
@@ -130,17 +130,17 @@ static void doc_delete(void *ctx, http_req_t *req, http_resp_t *resp)
 
 static void doc_list(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
     paging_t pg;
     sync_doc_t *docs = NULL;
     size_t n = 0;
     bool more = false;
-    if (!basic_auth_require(req, resp, app->config))
+    if (!basic_auth_require(req, resp, api->config))
         return;
     tassa_err err = paging_parse(req->params, 100, &pg, &em);
     if (!err)
-        err = sync_doc_list(app->sync, req->args[0], pg.page, pg.page_size, &docs, &n, &more, &em);
+        err = sync_doc_list(api->sync, req->args[0], pg.page, pg.page_size, &docs, &n, &more, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
@@ -148,7 +148,7 @@ static void doc_list(void *ctx, http_req_t *req, http_resp_t *resp)
     json_t *items = json_array();
     for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items,
-                              sync_doc_json(&docs[i], app->config->account_sid, req->base_url));
+                              sync_doc_json(&docs[i], api->config->account_sid, req->base_url));
     sync_doc_list_free(docs, n);
     char url[512];
     snprintf(url, sizeof url, "%s/v1/Services/%s/Documents", req->base_url, req->args[0]);
@@ -177,19 +177,19 @@ static tassa_err read_bool(const params_t *p, const char *name, bool required, b
  * their fixed values). Checks every parameter before it changes anything. */
 static void service_update(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
     bool acl = false, has_acl = false;
-    if (!basic_auth_require(req, resp, app->config))
+    if (!basic_auth_require(req, resp, api->config))
         return;
     const char *name = params_get(req->params, "FriendlyName");
     tassa_err err = read_bool(req->params, "AclEnabled", false, &acl, &has_acl, &em);
     if (!err && name && (!*name || strlen(name) > 64))
         err = err_set(&em, TASSA_EINVAL, "FriendlyName must be 1 to 64 characters");
     if (!err && name)
-        err = sync_service_set_name(app->sync, req->args[0], name, &em);
+        err = sync_service_set_name(api->sync, req->args[0], name, &em);
     if (!err && has_acl)
-        err = sync_service_set_acl(app->sync, req->args[0], acl, &em);
+        err = sync_service_set_acl(api->sync, req->args[0], acl, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
@@ -197,9 +197,10 @@ static void service_update(void *ctx, http_req_t *req, http_resp_t *resp)
     service_fetch(ctx, req, resp);
 }
 
-static void send_perm(app_t *app, http_req_t *req, http_resp_t *resp, const sync_perm_t *p)
+static void send_perm(const sync_api_deps_t *api, http_req_t *req, http_resp_t *resp,
+                      const sync_perm_t *p)
 {
-    json_t *j = sync_perm_json(p, app->config->account_sid, req->base_url);
+    json_t *j = sync_perm_json(p, api->config->account_sid, req->base_url);
     if (!j)
         http_resp_twilio_error(resp, TASSA_ENOMEM, NULL);
     else
@@ -208,17 +209,17 @@ static void send_perm(app_t *app, http_req_t *req, http_resp_t *resp, const sync
 
 static void perm_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
     sync_perm_t p;
-    if (!basic_auth_require(req, resp, app->config))
+    if (!basic_auth_require(req, resp, api->config))
         return;
-    tassa_err err = sync_perm_fetch(app->sync, req->args[0], req->args[1], req->args[2], &p, &em);
+    tassa_err err = sync_perm_fetch(api->sync, req->args[0], req->args[1], req->args[2], &p, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
     }
-    send_perm(app, req, resp, &p);
+    send_perm(api, req, resp, &p);
     sync_perm_clear(&p);
 }
 
@@ -226,11 +227,11 @@ static void perm_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
  * UpdateDocumentPermission); creates the permission or replaces it. */
 static void perm_update(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
     sync_perm_t p;
     bool r = false, w = false, m = false, given;
-    if (!basic_auth_require(req, resp, app->config))
+    if (!basic_auth_require(req, resp, api->config))
         return;
     tassa_err err = read_bool(req->params, "Read", true, &r, &given, &em);
     if (!err)
@@ -238,22 +239,22 @@ static void perm_update(void *ctx, http_req_t *req, http_resp_t *resp)
     if (!err)
         err = read_bool(req->params, "Manage", true, &m, &given, &em);
     if (!err)
-        err = sync_perm_set(app->sync, req->args[0], req->args[1], req->args[2], r, w, m, &p, &em);
+        err = sync_perm_set(api->sync, req->args[0], req->args[1], req->args[2], r, w, m, &p, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
     }
-    send_perm(app, req, resp, &p);
+    send_perm(api, req, resp, &p);
     sync_perm_clear(&p);
 }
 
 static void perm_delete(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
-    if (!basic_auth_require(req, resp, app->config))
+    if (!basic_auth_require(req, resp, api->config))
         return;
-    tassa_err err = sync_perm_delete(app->sync, req->args[0], req->args[1], req->args[2], &em);
+    tassa_err err = sync_perm_delete(api->sync, req->args[0], req->args[1], req->args[2], &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
         return;
@@ -264,17 +265,17 @@ static void perm_delete(void *ctx, http_req_t *req, http_resp_t *resp)
 
 static void perm_list(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
     paging_t pg;
     sync_perm_t *perms = NULL;
     size_t n = 0;
     bool more = false;
-    if (!basic_auth_require(req, resp, app->config))
+    if (!basic_auth_require(req, resp, api->config))
         return;
     tassa_err err = paging_parse(req->params, 100, &pg, &em);
     if (!err)
-        err = sync_perm_list(app->sync, req->args[0], req->args[1], pg.page, pg.page_size, &perms,
+        err = sync_perm_list(api->sync, req->args[0], req->args[1], pg.page, pg.page_size, &perms,
                              &n, &more, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
@@ -283,7 +284,7 @@ static void perm_list(void *ctx, http_req_t *req, http_resp_t *resp)
     json_t *items = json_array();
     for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items,
-                              sync_perm_json(&perms[i], app->config->account_sid, req->base_url));
+                              sync_perm_json(&perms[i], api->config->account_sid, req->base_url));
     sync_perm_list_free(perms, n);
     char url[1024];
     snprintf(url, sizeof url, "%s/v1/Services/%s/Documents/%s/Permissions", req->base_url,
@@ -291,7 +292,7 @@ static void perm_list(void *ctx, http_req_t *req, http_resp_t *resp)
     http_resp_json(resp, 200, paging_envelope("permissions", items, &pg, more, url, NULL));
 }
 
-tassa_err sync_api_register(app_t *app)
+tassa_err sync_api_register(http_server_t *http, const sync_api_deps_t *deps)
 {
     static const http_route_t routes[] = {
         {"GET", "/v1/Services/{}", service_fetch},
@@ -306,5 +307,5 @@ tassa_err sync_api_register(app_t *app)
         {"POST", "/v1/Services/{}/Documents/{}", doc_update},
         {"DELETE", "/v1/Services/{}/Documents/{}", doc_delete},
     };
-    return http_server_routes(app->http, routes, sizeof routes / sizeof routes[0], app);
+    return http_server_routes(http, routes, sizeof routes / sizeof routes[0], (void *)deps);
 }

@@ -4,10 +4,19 @@
 #ifndef TASSA_SYNC_API_H
 #define TASSA_SYNC_API_H
 
-#include "app.h"
+#include "base/config.h"
+#include "engine/sync/documents.h"
+#include "http/server.h"
 
-/* Adds the Sync routes to app->http; handlers use app->sync and app->config.
+/* What the handlers use: config for Basic auth and account_sid, sync for the data. Both
+ * borrowed. */
+typedef struct {
+    const config_t *config;
+    sync_engine_t *sync;
+} sync_api_deps_t;
+
+/* Adds the Sync routes to http. deps (borrowed) must outlive the server: main keeps it.
  * TASSA_ELIMIT/TASSA_ENOMEM if the route table cannot take them. */
-tassa_err sync_api_register(app_t *app);
+tassa_err sync_api_register(http_server_t *http, const sync_api_deps_t *deps);
 
 #endif

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/params.h"
 #include "base/log.h"
 #include "base/metrics.h"
@@ -612,7 +613,7 @@ tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
     return err;
 }
 
-tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_apply_fn fn,
+tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
                          void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em)
 {
     char svc[SID_LEN + 1];
@@ -1283,28 +1284,19 @@ void sync_identities_free(char **ids, size_t n)
 
 json_t *sync_perm_json(const sync_perm_t *p, const char *account_sid, const char *base_url)
 {
-    char url[1024];
-    char *ident = NULL;
-    /* The identity is a path segment of the URL: percent-encode all but unreserved bytes. */
-    size_t n = strlen(p->identity);
-    if (!(ident = malloc(n * 3 + 1)))
-        return NULL;
-    char *o = ident;
-    for (const unsigned char *c = (const unsigned char *)p->identity; *c; c++) {
-        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-            strchr("-_.~", *c))
-            *o++ = (char)*c;
-        else
-            o += sprintf(o, "%%%02X", *c);
-    }
-    *o = '\0';
-    snprintf(url, sizeof url, "%s/v1/Services/%s/Documents/%s/Permissions/%s", base_url,
-             p->service_sid, p->document_sid, ident);
-    free(ident);
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:s}", "account_sid", account_sid,
-                     "service_sid", p->service_sid, "document_sid", p->document_sid, "identity",
-                     p->identity, "read", p->read, "write", p->write, "manage", p->manage, "url",
-                     url);
+    buf_t url = BUF_INIT;
+    /* The identity is a path segment of the URL: percent-encoded. */
+    buf_printf(&url, "%s/v1/Services/%s/Documents/%s/Permissions/", base_url, p->service_sid,
+               p->document_sid);
+    buf_add_encoded(&url, p->identity);
+    json_t *j = url.failed
+                    ? NULL
+                    : json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:s}", "account_sid",
+                                account_sid, "service_sid", p->service_sid, "document_sid",
+                                p->document_sid, "identity", p->identity, "read", p->read, "write",
+                                p->write, "manage", p->manage, "url", buf_str(&url));
+    buf_free(&url);
+    return j;
 }
 
 void sync_perm_clear(sync_perm_t *p)

@@ -79,7 +79,8 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
 /* Frees e (not the store). Accepts NULL. */
 void sync_engine_free(sync_engine_t *e);
 
-/* Sets the one change listener (live streams). Call before serving. */
+/* Sets the one change listener (the live-update hub, engine/live/hub.h). Call before
+ * serving. */
 void sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx);
 
 /* Fetches document id like sync_doc_fetch, then calls fn(ctx, doc) at the place in the
@@ -115,14 +116,15 @@ tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
 
 /* Computes a document's next data from its current data (NULL when it does not exist;
  * borrowed). Returns a new reference to write, or NULL to leave it unchanged (and may explain
- * why in reason). Called with the store lock held: it must not call the engine. */
-typedef json_t *(*sync_apply_fn)(void *ctx, const json_t *current, char *reason, size_t reason_len);
+ * why in reason). Called with the store lock held: it must not call the engine. The one name
+ * of the merge callback: the back ends and update_sync_doc take the same type. */
+typedef json_t *(*sync_merge_fn)(void *ctx, const json_t *current, char *reason, size_t reason_len);
 
 /* Read-modify-write of the document with unique name `name` in one critical section: fn
  * decides, the result is created or updated (revision + 1) and made durable with one group
  * commit. No race is possible, so no retry is needed. *changed tells whether it wrote.
  * TASSA_EINVAL / TASSA_EDOCTOOBIG for bad data from fn. */
-tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_apply_fn fn,
+tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
                          void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em);
 
 /* Deletes by SID or unique name; if_match as for update. TASSA_ENOTFOUND when absent. */
