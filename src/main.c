@@ -215,9 +215,10 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tassa: out of memory\n");
         goto out;
     }
+    tr_api_deps_t tr_api = {.config = c, .tr = app.tr}; /* lives until cmd_serve returns */
     if (ops_register(&app) || get_sync_grant_register(&app) || router_register(&app) ||
         get_queue_position_register(&app) || (app.sync && sync_api_register(&app)) ||
-        (app.tr && tr_api_register(&app))) {
+        (app.tr && tr_api_register(app.http, &tr_api))) {
         fprintf(stderr, "tassa: cannot register routes\n");
         goto out;
     }
