@@ -1,7 +1,7 @@
 /* demo.c - demo data for a new workspace: two queues, a workflow and four tellers.
  *
  * Layer: engine. */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/core.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -9,7 +9,7 @@
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/engine.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +18,8 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/lifecycle.h"
 
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS tr_workspace ("
@@ -89,41 +91,6 @@ static const struct {
 } DEFAULT_ACTIVITIES[] = {
     {"Offline", 0}, {"Available", 1}, {"Unavailable", 0}, {"in-call", 0}, {"post-call", 0},
 };
-
-tassa_err tr_txn_begin(tr_engine_t *e)
-{
-    store_lock(e->store);
-    if (store_begin(e->store)) {
-        (void)store_unlock(e->store);
-        return TASSA_ESTORE;
-    }
-    return TASSA_OK;
-}
-
-tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
-{
-    if (err)
-        store_rollback(e->store);
-    else
-        err = store_commit(e->store);
-    /* The group commit makes the change durable before store_unlock returns. */
-    tassa_err durable = store_unlock(e->store);
-    if (!err)
-        err = durable;
-    if (!err)
-        tr_kick(e);
-    return err;
-}
-
-void tr_kick(tr_engine_t *e)
-{
-    pthread_mutex_lock(&e->mu);
-    e->timer_gen++;
-    e->event_gen++;
-    pthread_cond_broadcast(&e->timer_cond);
-    pthread_cond_broadcast(&e->event_cond);
-    pthread_mutex_unlock(&e->mu);
-}
 
 /* Creates the workspace, its activities and the meta pointer in one transaction, so that a
  * crash leaves either nothing or a whole workspace. */
@@ -398,28 +365,6 @@ void tr_engine_free(tr_engine_t *e)
 const char *tr_workspace_sid(const tr_engine_t *e)
 {
     return e->ws_sid;
-}
-
-tassa_err tr_workspace_callback(tr_engine_t *e, char **url, char **filter)
-{
-    *url = *filter = NULL;
-    store_lock(e->store);
-    json_t *row =
-        db_one(e->store, "SELECT event_callback_url, events_filter FROM tr_workspace WHERE sid = ?",
-               "s", e->ws_sid);
-    store_unlock(e->store);
-    if (!row)
-        return TASSA_ESTORE;
-    const char *u = row_str(row, "event_callback_url");
-    const char *f = row_str(row, "events_filter");
-    tassa_err err = TASSA_OK;
-    if ((u && !(*url = strdup(u))) || (f && !(*filter = strdup(f)))) {
-        free(*url);
-        *url = NULL;
-        err = TASSA_ENOMEM;
-    }
-    json_decref(row);
-    return err;
 }
 
 tassa_err tr_engine_prune(tr_engine_t *e, int64_t now_ms)

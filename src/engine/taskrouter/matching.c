@@ -8,7 +8,11 @@
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/lifecycle.h"
+
+#include "engine/taskrouter/record.h"
+#include "engine/taskrouter/rows.h"
+#include "engine/taskrouter/wfconf.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,17 +1,53 @@
 /* queues.c - task queues: TargetWorkers expressions, order, activities on reservation and
- * assignment.
+ * assignment; create, update, delete, list, and their JSON.
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/model.h"
 
 #include <string.h>
 
-#include "engine/taskrouter/model.h"
+#include "engine/taskrouter/checks.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/lifecycle.h"
+#include "engine/taskrouter/record.h"
+#include "engine/taskrouter/rows.h"
 
-bool tr_worker_in_queue(const json_t *subject, const expr_t *q_expr)
+json_t *tr_json_queue(tr_engine_t *e, const json_t *r, const char *base)
 {
-    return expr_eval(q_expr, &(expr_ctx_t){.subject = subject, .worker = subject});
+    const char *sid = row_str(r, "sid");
+    json_t *j = tr_json_new(e);
+    if (!j)
+        return NULL;
+    json_object_set_new(j, "sid", row_jstr(r, "sid"));
+    json_object_set_new(j, "friendly_name", row_jstr(r, "friendly_name"));
+    json_object_set_new(j, "target_workers", row_jstr(r, "target_workers"));
+    json_object_set_new(j, "task_order", row_jstr(r, "task_order"));
+    json_object_set_new(j, "max_reserved_workers",
+                        json_integer(row_int(r, "max_reserved_workers")));
+    json_object_set_new(j, "reservation_activity_sid", row_jstr(r, "reservation_activity_sid"));
+    json_object_set_new(j, "reservation_activity_name", row_jstr(r, "reservation_activity_name"));
+    json_object_set_new(j, "assignment_activity_sid", row_jstr(r, "assignment_activity_sid"));
+    json_object_set_new(j, "assignment_activity_name", row_jstr(r, "assignment_activity_name"));
+    json_object_set_new(j, "date_created", row_jdate(r, "date_created"));
+    json_object_set_new(j, "date_updated", row_jdate(r, "date_updated"));
+    json_object_set_new(j, "url", tr_url(e, base, "/TaskQueues/%s", sid));
+    json_t *links = json_pack(
+        "{s:o, s:o, s:o, s:o, s:o}", "workspace", tr_url(e, base, "%s", ""), "statistics",
+        tr_url(e, base, "/TaskQueues/%s/Statistics", sid), "real_time_statistics",
+        tr_url(e, base, "/TaskQueues/%s/RealTimeStatistics", sid), "cumulative_statistics",
+        tr_url(e, base, "/TaskQueues/%s/CumulativeStatistics", sid), "list_statistics",
+        tr_url(e, base, "/TaskQueues/Statistics"));
+    if (links && row_str(r, "assignment_activity_sid"))
+        json_object_set_new(
+            links, "assignment_activity",
+            tr_url(e, base, "/Activities/%s", row_str(r, "assignment_activity_sid")));
+    if (links && row_str(r, "reservation_activity_sid"))
+        json_object_set_new(
+            links, "reservation_activity",
+            tr_url(e, base, "/Activities/%s", row_str(r, "reservation_activity_sid")));
+    json_object_set_new(j, "links", links);
+    return j;
 }
 
 /* Checks the queue parameters that create and update share. */

@@ -1,81 +1,41 @@
 /* reservations.c - reservations: the offer of a task to a worker and its answers (accept,
- * reject, wrap up, complete), its timeout, cancellation and rescission.
+ * reject, wrap up, complete); fetch, update, list, and their JSON.
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/model.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/taskrouter/model.h"
+#include "engine/taskrouter/checks.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/lifecycle.h"
+#include "engine/taskrouter/record.h"
+#include "engine/taskrouter/rows.h"
 
-tassa_err tr_reservation_end_locked(tr_engine_t *e, const char *res_sid, const char *status,
-                                    int64_t now)
-{
-    json_t *r = tr_load_reservation(e, res_sid);
-    json_t *ws = NULL;
-    tassa_err err = TASSA_ESTORE;
-    char type[40];
-    if (!r)
-        goto out;
-    err = TASSA_OK;
-    if (strcmp(row_str(r, "status"), "pending"))
-        goto out;
-    const char *task = row_str(r, "task_sid"), *worker = row_str(r, "worker_sid");
-    bool requeue = strcmp(status, "canceled") != 0;
-    err = db_exec(e->store,
-                  "UPDATE tr_reservations SET status = ?, deadline = NULL, date_updated = ?"
-                  " WHERE sid = ?",
-                  "sis", status, now, res_sid);
-    if (!err && requeue)
-        err = db_exec(e->store,
-                      "UPDATE tr_tasks SET status = 'pending', date_updated = ?"
-                      " WHERE sid = ? AND status = 'reserved'",
-                      "is", now, task);
-    snprintf(type, sizeof type, "reservation.%s", status);
-    if (!err)
-        err = ev_task_event(e, type, task, res_sid, NULL, -1, now);
-    if (!err && !strcmp(status, "timeout")) {
-        ws = tr_load_workspace(e);
-        const char *act = row_str(ws, "timeout_activity_sid");
-        if (act)
-            err = tr_worker_move_locked(e, worker, act, false, now);
-    }
-out:
-    json_decref(r);
-    json_decref(ws);
-    return err;
-}
-
-/* Accepts a pending reservation: the task is assigned, the queue's AssignmentActivitySid (or
- * the caller's WorkerActivitySid) moves the worker. */
-static tassa_err accept(tr_engine_t *e, const json_t *r, const char *activity, int64_t now)
+json_t *tr_json_reservation(tr_engine_t *e, const json_t *r, const char *base, bool by_worker)
 {
     const char *sid = row_str(r, "sid"), *task = row_str(r, "task_sid");
-    json_t *t = tr_load_task(e, task);
-    json_t *q = t && row_str(t, "queue_sid") ? tr_load_queue(e, row_str(t, "queue_sid")) : NULL;
-    tassa_err err = t ? TASSA_OK : TASSA_ESTORE;
-    if (!err)
-        err = db_exec(e->store,
-                      "UPDATE tr_reservations SET status = 'accepted', deadline = NULL,"
-                      " date_updated = ? WHERE sid = ?",
-                      "is", now, sid);
-    if (!err)
-        err = db_exec(e->store,
-                      "UPDATE tr_tasks SET status = 'assigned', target_deadline = NULL,"
-                      " ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
-                      "is", now, task);
-    if (!err)
-        err = ev_task_event(e, "reservation.accepted", task, sid, NULL,
-                            now - row_int(t, "date_created"), now);
-    if (!activity && q)
-        activity = row_str(q, "assignment_activity_sid");
-    if (!err && activity)
-        err = tr_worker_move_locked(e, row_str(r, "worker_sid"), activity, false, now);
-    json_decref(t);
-    json_decref(q);
-    return err;
+    const char *worker = row_str(r, "worker_sid");
+    json_t *j = tr_json_new(e);
+    if (!j)
+        return NULL;
+    json_object_set_new(j, "sid", row_jstr(r, "sid"));
+    json_object_set_new(j, "reservation_status", row_jstr(r, "status"));
+    json_object_set_new(j, "task_sid", row_jstr(r, "task_sid"));
+    json_object_set_new(j, "worker_sid", row_jstr(r, "worker_sid"));
+    json_object_set_new(j, "worker_name", row_jstr(r, "worker_name"));
+    json_object_set_new(j, "date_created", row_jdate(r, "date_created"));
+    json_object_set_new(j, "date_updated", row_jdate(r, "date_updated"));
+    json_object_set_new(j, "url",
+                        by_worker ? tr_url(e, base, "/Workers/%s/Reservations/%s", worker, sid)
+                                  : tr_url(e, base, "/Tasks/%s/Reservations/%s", task, sid));
+    json_object_set_new(j, "links",
+                        json_pack("{s:o, s:o, s:o}", "task", tr_url(e, base, "/Tasks/%s", task),
+                                  "worker", tr_url(e, base, "/Workers/%s", worker), "workspace",
+                                  tr_url(e, base, "%s", "")));
+    return j;
 }
 
 /* Loads reservation sid when it belongs to the task or worker given. */
@@ -155,7 +115,7 @@ tassa_err tr_reservation_update(tr_engine_t *e, const char *task_sid, const char
                       "Reservation %s is %s; only an accepted one can be completed", sid, cur);
     if (!err && status) {
         if (!strcmp(status, "accepted")) {
-            err = accept(e, r, activity, now);
+            err = tr_reservation_accept_locked(e, r, activity, now);
             activity = NULL;
         } else if (!strcmp(status, "rejected")) {
             err = tr_reservation_end_locked(e, sid, "rejected", now);

@@ -9,7 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/rows.h"
 #include "base/timefmt.h"
 
 #define OPEN_STATUSES "('pending', 'reserved', 'assigned', 'wrapping')"

@@ -1,15 +1,60 @@
-/* tasks.c - tasks: create and route through the workflow, update (status transitions,
- * attributes, priority), delete, list; target timeouts and cancellation.
+/* tasks.c - tasks: create (routed through the workflow), update (status transitions,
+ * attributes, priority), delete, list, the back end's reads, and their JSON.
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/taskrouter/model.h"
+#include "base/task_order.h"
+#include "engine/taskrouter/checks.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/lifecycle.h"
+#include "engine/taskrouter/record.h"
+#include "engine/taskrouter/rows.h"
+
+json_t *tr_json_task(tr_engine_t *e, const json_t *r, const char *base, int64_t now)
+{
+    const char *sid = row_str(r, "sid");
+    json_t *j = tr_json_new(e);
+    if (!j)
+        return NULL;
+    int64_t age = (now - row_int(r, "date_created")) / 1000;
+    json_object_set_new(j, "sid", row_jstr(r, "sid"));
+    json_object_set_new(j, "age", json_integer(age < 0 ? 0 : age));
+    json_object_set_new(j, "assignment_status", row_jstr(r, "status"));
+    json_object_set_new(j, "attributes", row_jstr(r, "attributes"));
+    json_object_set_new(j, "addons", json_string("{}"));
+    json_object_set_new(j, "date_created", row_jdate(r, "date_created"));
+    json_object_set_new(j, "date_updated", row_jdate(r, "date_updated"));
+    json_object_set_new(j, "task_queue_entered_date", row_jdate(r, "queue_entered_ms"));
+    json_object_set_new(j, "priority", json_integer(row_int(r, "priority")));
+    json_object_set_new(j, "reason", row_jstr(r, "reason"));
+    json_object_set_new(j, "task_queue_sid", row_jstr(r, "queue_sid"));
+    json_object_set_new(j, "task_queue_friendly_name", row_jstr(r, "queue_name"));
+    json_object_set_new(j, "task_channel_sid", json_null());
+    json_object_set_new(j, "task_channel_unique_name", row_jstr(r, "channel"));
+    json_object_set_new(j, "timeout", json_integer(row_int(r, "timeout")));
+    json_object_set_new(j, "workflow_sid", row_jstr(r, "workflow_sid"));
+    json_object_set_new(j, "workflow_friendly_name", row_jstr(r, "workflow_name"));
+    json_object_set_new(j, "virtual_start_time", row_jdate(r, "date_created"));
+    json_object_set_new(j, "ignore_capacity", json_false());
+    json_object_set_new(j, "routing_target", json_null());
+    json_object_set_new(j, "url", tr_url(e, base, "/Tasks/%s", sid));
+    json_t *links = json_pack("{s:o, s:o}", "workspace", tr_url(e, base, "%s", ""), "reservations",
+                              tr_url(e, base, "/Tasks/%s/Reservations", sid));
+    if (links && row_str(r, "queue_sid"))
+        json_object_set_new(links, "task_queue",
+                            tr_url(e, base, "/TaskQueues/%s", row_str(r, "queue_sid")));
+    if (links && row_str(r, "workflow_sid"))
+        json_object_set_new(links, "workflow",
+                            tr_url(e, base, "/Workflows/%s", row_str(r, "workflow_sid")));
+    json_object_set_new(j, "links", links);
+    return j;
+}
 
 static const char *const STATUSES[] = {"pending",  "reserved",  "assigned",
                                        "canceled", "completed", "wrapping"};
@@ -21,203 +66,6 @@ static bool valid_status(const char *s)
         if (!strcmp(s, STATUSES[i]))
             return true;
     return false;
-}
-
-/* Loads and parses the workflow configuration of sid (lock held). NULL when unusable. */
-static tr_wfconf_t *load_conf(tr_engine_t *e, const char *wf_sid)
-{
-    json_t *wf = wf_sid ? tr_load_workflow(e, wf_sid) : NULL;
-    tassa_err err;
-    tr_wfconf_t *c = wf ? tr_wfconf_parse(NULL, row_str(wf, "configuration"), &err, NULL) : NULL;
-    json_decref(wf);
-    return c;
-}
-
-/* Records workflow.target-matched with the filter and target of the task. */
-static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf_t *c, long filter,
-                                const tr_target_t *t, int64_t now)
-{
-    json_t *task = tr_load_task(e, sid);
-    if (!task)
-        return TASSA_ESTORE;
-    json_t *ev =
-        ev_new(e, "workflow.target-matched", "Workflow", row_str(task, "workflow_sid"), NULL, now);
-    ev_task(ev, task, now);
-    if (filter >= 0) {
-        const tr_filter_t *f = &c->filters[filter];
-        ev_set(ev, "WorkflowFilterName", "%s", f->name ? f->name : "");
-        ev_set(ev, "WorkflowFilterExpression", "%s", expr_source(f->expr));
-    } else {
-        ev_set(ev, "WorkflowFilterName", "%s", "Default Filter");
-    }
-    if (t->expr)
-        ev_set(ev, "TaskQueueTargetExpression", "%s", expr_source(t->expr));
-    json_decref(task);
-    return ev_emit(e, ev, -1);
-}
-
-/* Puts the task into target t: its queue, its priority override and its timeout. */
-static tassa_err enter_target(tr_engine_t *e, const char *sid, long filter, const char *fname,
-                              long index, const tr_target_t *t, int64_t now)
-{
-    return db_exec(e->store,
-                   "UPDATE tr_tasks SET filter_index = ?, filter_name = ?, target_index = ?,"
-                   " queue_sid = ?, priority = CASE WHEN ? >= 0 THEN ? ELSE priority END,"
-                   " queue_entered_ms = ?, target_deadline = CASE WHEN ? >= 0 THEN ? END,"
-                   " date_updated = ? WHERE sid = ?",
-                   "isisiiiiiis", (int64_t)filter, fname, (int64_t)index, t->queue,
-                   (int64_t)t->priority, (int64_t)t->priority, now, (int64_t)t->timeout,
-                   now + (int64_t)(t->timeout < 0 ? 0 : t->timeout) * 1000, now, sid);
-}
-
-tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, int64_t now)
-{
-    json_t *task = tr_load_task(e, sid);
-    tr_wfconf_t *c = NULL;
-    json_t *attrs = NULL;
-    tassa_err err = TASSA_ESTORE;
-    if (!task)
-        goto out;
-    if (!row_str(task, "workflow_sid")) { /* created straight into a TaskQueueSid */
-        err = db_exec(e->store, "UPDATE tr_tasks SET queue_entered_ms = ? WHERE sid = ?", "is", now,
-                      sid);
-        if (!err)
-            err = ev_task_event(e, "task-queue.entered", sid, NULL, NULL, -1, now);
-        if (!err && created)
-            err = ev_task_event(e, "task.created", sid, NULL, NULL, -1, now);
-        goto out;
-    }
-    if (!(c = load_conf(e, row_str(task, "workflow_sid"))))
-        goto out;
-    attrs = tr_parse_attributes(row_str(task, "attributes"));
-    long filter = -1;
-    for (size_t i = 0; i < c->n_filters; i++)
-        if (expr_eval(c->filters[i].expr, &(expr_ctx_t){.subject = attrs, .task = attrs})) {
-            filter = (long)i;
-            break;
-        }
-    const tr_target_t *t = tr_wfconf_target(c, filter, 0);
-    err = enter_target(e, sid, filter, filter >= 0 ? c->filters[filter].name : NULL, 0, t, now);
-    if (!err)
-        err = ev_task_event(e, "workflow.entered", sid, NULL, NULL, -1, now);
-    if (!err)
-        err = ev_task_event(e, "task-queue.entered", sid, NULL, NULL, -1, now);
-    if (!err && created)
-        err = ev_task_event(e, "task.created", sid, NULL, NULL, -1, now);
-    if (!err)
-        err = target_matched(e, sid, c, filter, t, now);
-out:
-    json_decref(task);
-    json_decref(attrs);
-    tr_wfconf_free(c);
-    return err;
-}
-
-tassa_err tr_task_target_timeout_locked(tr_engine_t *e, const char *sid, int64_t now)
-{
-    json_t *task = tr_load_task(e, sid);
-    tr_wfconf_t *c = NULL;
-    tassa_err err = TASSA_ESTORE;
-    if (!task)
-        goto out;
-    c = load_conf(e, row_str(task, "workflow_sid"));
-    long filter = (long)row_int(task, "filter_index");
-    long next = (long)row_int(task, "target_index") + 1;
-    const tr_target_t *t = c ? tr_wfconf_target(c, filter, next) : NULL;
-    if (!t) {
-        err = ev_task_event(e, "workflow.timeout", sid, NULL, NULL, -1, now);
-        if (!err)
-            err = tr_task_cancel_locked(e, sid, "Workflow Timeout", now);
-        goto out;
-    }
-    err = enter_target(e, sid, filter, c->filters[filter].name, next, t, now);
-    if (!err) {
-        json_t *moved = tr_load_task(e, sid);
-        json_t *ev = ev_new(e, "task-queue.moved", "TaskQueue", t->queue, NULL, now);
-        ev_task(ev, moved, now);
-        ev_set(ev, "TaskQueueMovedFromSid", "%s", row_str(task, "queue_sid"));
-        ev_set(ev, "TaskQueueMovedFromName", "%s",
-               row_str(task, "queue_name") ? row_str(task, "queue_name") : "");
-        json_decref(moved);
-        err = ev_emit(e, ev, -1);
-    }
-    if (!err)
-        err = target_matched(e, sid, c, filter, t, now);
-out:
-    json_decref(task);
-    tr_wfconf_free(c);
-    return err;
-}
-
-tassa_err tr_task_cancel_locked(tr_engine_t *e, const char *sid, const char *reason, int64_t now)
-{
-    json_t *pend = db_all(e->store,
-                          "SELECT sid FROM tr_reservations WHERE task_sid = ? AND"
-                          " status = 'pending'",
-                          "s", sid);
-    tassa_err err = pend ? TASSA_OK : TASSA_ENOMEM;
-    for (size_t i = 0; !err && i < json_array_size(pend); i++)
-        err =
-            tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "canceled", now);
-    json_decref(pend);
-    if (!err)
-        err = db_exec(e->store,
-                      "UPDATE tr_tasks SET status = 'canceled', reason = ?, target_deadline = NULL,"
-                      " ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
-                      "sis", reason, now, sid);
-    if (!err) {
-        int64_t created =
-            db_int(e->store, now, "SELECT date_created FROM tr_tasks WHERE sid = ?", "s", sid);
-        err = ev_task_event(e, "task.canceled", sid, NULL, reason, now - created, now);
-    }
-    return err;
-}
-
-tassa_err tr_task_finish_locked(tr_engine_t *e, const char *sid, const char *status,
-                                const char *reason, int64_t now, errmsg_t *em)
-{
-    json_t *task = tr_load_task(e, sid);
-    tassa_err err = TASSA_OK;
-    if (!task)
-        return tr_not_found(e, em, "Tasks", sid);
-    const char *cur = row_str(task, "status");
-    bool wrap = !strcmp(status, "wrapping");
-    if (!strcmp(cur, status))
-        goto out; /* already there: nothing to do */
-    if (strcmp(cur, "assigned") && (wrap || strcmp(cur, "wrapping"))) {
-        err = err_set(em, TASSA_EINVAL, "Task %s cannot go from %s to %s", sid, cur, status);
-        goto out;
-    }
-    char *res = NULL;
-    json_t *r = db_one(e->store,
-                       "SELECT sid FROM tr_reservations WHERE task_sid = ? AND"
-                       " status IN ('accepted', 'wrapping') ORDER BY seq DESC LIMIT 1",
-                       "s", sid);
-    if (r)
-        res = strdup(row_str(r, "sid"));
-    json_decref(r);
-    err = db_exec(e->store,
-                  "UPDATE tr_tasks SET status = ?, reason = COALESCE(?, reason),"
-                  " target_deadline = NULL, ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
-                  "ssis", status, reason, now, sid);
-    if (!err && res)
-        err = db_exec(e->store,
-                      "UPDATE tr_reservations SET status = ?, date_updated = ? WHERE sid = ?",
-                      "sis", status, now, res);
-    if (!err && res && !wrap)
-        err = db_exec(e->store,
-                      "UPDATE tr_workers SET idle_since = ? WHERE sid ="
-                      " (SELECT worker_sid FROM tr_reservations WHERE sid = ?)",
-                      "is", now, res);
-    if (!err)
-        err = ev_task_event(e, wrap ? "task.wrapup" : "task.completed", sid, res, reason, -1, now);
-    if (!err && res)
-        err = ev_task_event(e, wrap ? "reservation.wrapup" : "reservation.completed", sid, res,
-                            NULL, -1, now);
-    free(res);
-out:
-    json_decref(task);
-    return err;
 }
 
 /* Renders the task sid (lock held) into *out when out is not NULL. */

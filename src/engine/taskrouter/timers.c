@@ -3,7 +3,9 @@
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/lifecycle.h"
+
+#include "engine/taskrouter/rows.h"
 
 #include <stdlib.h>
 #include <string.h>

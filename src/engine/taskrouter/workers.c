@@ -1,60 +1,44 @@
-/* workers.c - workers: create, update (activity, attributes, name), delete, list, and the
- * activity change every part of the lifecycle goes through.
+/* workers.c - workers: create, update (activity, attributes, name), delete, list, and their
+ * JSON.
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/model.h"
 
 #include <string.h>
 #include <strings.h>
 
-#include "engine/taskrouter/model.h"
+#include "engine/taskrouter/checks.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/lifecycle.h"
+#include "engine/taskrouter/record.h"
+#include "engine/taskrouter/rows.h"
 
-tassa_err tr_worker_move_locked(tr_engine_t *e, const char *worker_sid, const char *activity_sid,
-                                bool rescind, int64_t now)
+json_t *tr_json_worker(tr_engine_t *e, const json_t *r, const char *base)
 {
-    json_t *old = tr_load_worker(e, worker_sid);
-    json_t *act = tr_load_activity(e, activity_sid);
-    json_t *cur = NULL, *pending = NULL;
-    tassa_err err = TASSA_ESTORE;
-    if (!old || !act)
-        goto out;
-    err = TASSA_OK;
-    if (!strcmp(row_str(old, "activity_sid"), activity_sid))
-        goto out;
-    bool was = row_int(old, "available"), is = row_int(act, "available");
-    err = db_exec(e->store,
-                  "UPDATE tr_workers SET activity_sid = ?, date_status_changed = ?,"
-                  " date_updated = ?, idle_since = CASE WHEN ? THEN ? ELSE idle_since END"
-                  " WHERE sid = ?",
-                  "siidis", activity_sid, now, now, (int)(is && !was), now, worker_sid);
-    cur = err ? NULL : tr_load_worker(e, worker_sid);
-    if (!err) {
-        int64_t in_prev = now - row_int(old, "date_status_changed");
-        json_t *ev = ev_new(e, "worker.activity.update", "Worker", worker_sid, NULL, now);
-        ev_worker(ev, cur);
-        ev_set(ev, "WorkerPreviousActivitySid", "%s", row_str(old, "activity_sid"));
-        ev_set(ev, "WorkerPreviousActivityName", "%s",
-               row_str(old, "activity_name") ? row_str(old, "activity_name") : "");
-        ev_set(ev, "WorkerTimeInPreviousActivity", "%lld", (long long)(in_prev / 1000));
-        ev_set(ev, "WorkerTimeInPreviousActivityMs", "%lld", (long long)in_prev);
-        err = ev_emit(e, ev, -1);
-    }
-    if (!err && !is && rescind) {
-        pending = db_all(e->store,
-                         "SELECT sid FROM tr_reservations WHERE worker_sid = ? AND"
-                         " status = 'pending'",
-                         "s", worker_sid);
-        for (size_t i = 0; !err && i < json_array_size(pending); i++)
-            err = tr_reservation_end_locked(e, row_str(json_array_get(pending, i), "sid"),
-                                            "rescinded", now);
-    }
-out:
-    json_decref(old);
-    json_decref(act);
-    json_decref(cur);
-    json_decref(pending);
-    return err;
+    const char *sid = row_str(r, "sid");
+    json_t *j = tr_json_new(e);
+    if (!j)
+        return NULL;
+    json_object_set_new(j, "sid", row_jstr(r, "sid"));
+    json_object_set_new(j, "friendly_name", row_jstr(r, "friendly_name"));
+    json_object_set_new(j, "activity_sid", row_jstr(r, "activity_sid"));
+    json_object_set_new(j, "activity_name", row_jstr(r, "activity_name"));
+    json_object_set_new(j, "attributes", row_jstr(r, "attributes"));
+    json_object_set_new(j, "available", json_boolean(row_int(r, "available")));
+    json_object_set_new(j, "date_created", row_jdate(r, "date_created"));
+    json_object_set_new(j, "date_updated", row_jdate(r, "date_updated"));
+    json_object_set_new(j, "date_status_changed", row_jdate(r, "date_status_changed"));
+    json_object_set_new(j, "url", tr_url(e, base, "/Workers/%s", sid));
+    json_object_set_new(j, "links",
+                        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "channels",
+                                  tr_url(e, base, "/Workers/%s/Channels", sid), "reservations",
+                                  tr_url(e, base, "/Workers/%s/Reservations", sid), "statistics",
+                                  tr_url(e, base, "/Workers/%s/Statistics", sid), "activity",
+                                  tr_url(e, base, "/Activities/%s", row_str(r, "activity_sid")),
+                                  "workspace", tr_url(e, base, "%s", ""), "worker_statistics",
+                                  tr_url(e, base, "/Workers/%s/Statistics", sid)));
+    return j;
 }
 
 /* Records worker.<what> with the worker's current fields. */
