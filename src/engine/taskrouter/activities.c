@@ -19,17 +19,18 @@ typedef struct {
     int available; /* -1: any */
 } list_ctx_t;
 
-json_t *tr_json_activity(tr_engine_t *e, const json_t *r, const char *base)
+/* An activity as Twilio's JSON. New reference; NULL on OOM. */
+static json_t *to_json(tr_engine_t *e, const tr_activity_t *r, const char *base)
 {
-    const char *sid = row_str(r, "sid");
+    const char *sid = r->sid;
     json_t *j = tr_json_new(e);
     if (!j)
         return NULL;
-    json_object_set_new(j, "sid", row_jstr(r, "sid"));
-    json_object_set_new(j, "friendly_name", row_jstr(r, "friendly_name"));
-    json_object_set_new(j, "available", json_boolean(row_int(r, "available")));
-    json_object_set_new(j, "date_created", row_jdate(r, "date_created"));
-    json_object_set_new(j, "date_updated", row_jdate(r, "date_updated"));
+    json_object_set_new(j, "sid", tr_jstr(r->sid));
+    json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
+    json_object_set_new(j, "available", json_boolean(r->available));
+    json_object_set_new(j, "date_created", tr_jdate(r->date_created));
+    json_object_set_new(j, "date_updated", tr_jdate(r->date_updated));
     json_object_set_new(j, "url", tr_url(e, base, "/Activities/%s", sid));
     json_object_set_new(j, "links", json_pack("{s:o}", "workspace", tr_url(e, base, "%s", "")));
     return j;
@@ -38,10 +39,10 @@ json_t *tr_json_activity(tr_engine_t *e, const json_t *r, const char *base)
 /* Activities ---------------------------------------------------------------------------- */
 
 /* Renders an activity row (tr_list). */
-static json_t *render_activity(void *ctx, const json_t *row)
+static json_t *render_activity(void *ctx, const void *row)
 {
     list_ctx_t *c = ctx;
-    return tr_json_activity(c->e, row, c->base);
+    return to_json(c->e, row, c->base);
 }
 
 tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
@@ -74,7 +75,6 @@ tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base
                       "INSERT INTO tr_activities (sid, friendly_name, available, date_created,"
                       " date_updated) VALUES (?, ?, ?, ?, ?)",
                       "ssdii", sid, name, available, now, now);
-    json_t *row = err ? NULL : tr_load_activity(e, sid);
     if (!err) {
         json_t *ev = ev_new(e, "activity.created", "Activity", sid, NULL, now);
         ev_set(ev, "ActivitySid", "%s", sid);
@@ -82,9 +82,9 @@ tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base
         ev_set(ev, "ActivityAvailable", "%s", available ? "true" : "false");
         err = ev_emit(e, ev, -1);
     }
-    if (!err && out && !(*out = tr_json_activity(e, row, base_url)))
-        err = TASSA_ENOMEM;
-    json_decref(row);
+    if (!err)
+        err = tr_render_locked(e, &TR_ACTIVITY_ROW, render_activity,
+                               &(list_ctx_t){e, base_url, NULL, -1}, sid, out);
     err = tr_txn_end_out(e, err, out);
     return err;
 }
@@ -92,8 +92,9 @@ tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base
 tassa_err tr_activity_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                             errmsg_t *em)
 {
-    return tr_fetch_row(e, tr_load_activity, tr_json_activity, "Activities", sid, base_url, out,
-                        em);
+    *out = NULL;
+    return tr_fetch(e, &TR_ACTIVITY_ROW, render_activity, &(list_ctx_t){e, base_url, NULL, -1},
+                    "Activities", sid, out, em);
 }
 
 tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
@@ -109,8 +110,7 @@ tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
     err = tr_txn_begin(e);
     if (err)
         return err;
-    json_t *row = tr_load_activity(e, sid);
-    if (!row)
+    if (db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE sid = ?", "s", sid) != 1)
         err = tr_not_found(e, em, "Activities", sid);
     else if (name &&
              db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE friendly_name = ? AND sid != ?",
@@ -120,13 +120,11 @@ tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
         err = db_exec(e->store,
                       "UPDATE tr_activities SET friendly_name = ?, date_updated = ? WHERE sid = ?",
                       "sis", name, now, sid);
-    json_decref(row);
-    row = err ? NULL : tr_load_activity(e, sid);
     if (!err && name)
         err = ev_emit(e, ev_new(e, "activity.updated", "Activity", sid, NULL, now), -1);
-    if (!err && out && !(*out = tr_json_activity(e, row, base_url)))
-        err = TASSA_ENOMEM;
-    json_decref(row);
+    if (!err)
+        err = tr_render_locked(e, &TR_ACTIVITY_ROW, render_activity,
+                               &(list_ctx_t){e, base_url, NULL, -1}, sid, out);
     err = tr_txn_end_out(e, err, out);
     return err;
 }
@@ -137,8 +135,7 @@ tassa_err tr_activity_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
     tassa_err err = tr_txn_begin(e);
     if (err)
         return err;
-    json_t *row = tr_load_activity(e, sid);
-    if (!row)
+    if (db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE sid = ?", "s", sid) != 1)
         err = tr_not_found(e, em, "Activities", sid);
     else if (db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE activity_sid = ? LIMIT 1", "s",
                     sid) == 1)
@@ -158,18 +155,18 @@ tassa_err tr_activity_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
         err = db_exec(e->store, "DELETE FROM tr_activities WHERE sid = ?", "s", sid);
     if (!err)
         err = ev_emit(e, ev_new(e, "activity.deleted", "Activity", sid, NULL, now), -1);
-    json_decref(row);
     return tr_txn_end(e, err);
 }
 
 /* Activities list filter: FriendlyName and Available. */
-static bool activity_pred(void *ctx, const json_t *row)
+static bool activity_pred(void *ctx, const void *r)
 {
+    const tr_activity_t *row = r;
     list_ctx_t *c = ctx;
     const char *name = params_get(c->filter, "FriendlyName");
-    if (name && strcmp(name, row_str(row, "friendly_name")))
+    if (name && strcmp(name, row->friendly_name))
         return false;
-    return c->available < 0 || c->available == (int)row_int(row, "available");
+    return c->available < 0 || c->available == (int)row->available;
 }
 
 tassa_err tr_activity_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
@@ -180,6 +177,6 @@ tassa_err tr_activity_list(tr_engine_t *e, const params_t *filter, long offset, 
     tassa_err err = tr_read_bool(filter, "Available", &c.available, em);
     if (err)
         return err;
-    return tr_list(e, activity_pred, render_activity, &c, offset, limit, items, more,
-                   "SELECT * FROM tr_activities ORDER BY seq", NULL);
+    return tr_list(e, &TR_ACTIVITY_ROW, activity_pred, render_activity, &c, offset, limit, items,
+                   more, TR_ACTIVITY_SELECT "ORDER BY seq", NULL);
 }

@@ -6,6 +6,7 @@
 #include "engine/taskrouter/core.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,59 +67,6 @@ tassa_err db_exec(store_t *s, const char *sql, const char *types, ...)
     return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
 }
 
-json_t *db_row(sqlite3_stmt *st)
-{
-    json_t *o = json_object();
-    int n = sqlite3_column_count(st);
-    for (int i = 0; o && i < n; i++) {
-        json_t *v;
-        switch (sqlite3_column_type(st, i)) {
-        case SQLITE_INTEGER: v = json_integer(sqlite3_column_int64(st, i)); break;
-        case SQLITE_FLOAT: v = json_real(sqlite3_column_double(st, i)); break;
-        case SQLITE_NULL: v = json_null(); break;
-        default:
-            v = json_stringn((const char *)sqlite3_column_text(st, i),
-                             (size_t)sqlite3_column_bytes(st, i));
-        }
-        if (!v || json_object_set_new(o, sqlite3_column_name(st, i), v)) {
-            json_decref(o);
-            return NULL;
-        }
-    }
-    return o;
-}
-
-json_t *db_one(store_t *s, const char *sql, const char *types, ...)
-{
-    va_list ap;
-    va_start(ap, types);
-    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
-    va_end(ap);
-    json_t *row = NULL;
-    if (st && sqlite3_step(st) == SQLITE_ROW)
-        row = db_row(st);
-    store_release(s, st);
-    return row;
-}
-
-json_t *db_all(store_t *s, const char *sql, const char *types, ...)
-{
-    va_list ap;
-    va_start(ap, types);
-    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
-    va_end(ap);
-    json_t *arr = json_array();
-    while (arr && st && sqlite3_step(st) == SQLITE_ROW) {
-        json_t *row = db_row(st);
-        if (!row || json_array_append_new(arr, row)) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
-    store_release(s, st);
-    return arr;
-}
-
 int64_t db_int(store_t *s, int64_t def, const char *sql, const char *types, ...)
 {
     va_list ap;
@@ -132,17 +80,53 @@ int64_t db_int(store_t *s, int64_t def, const char *sql, const char *types, ...)
     return v;
 }
 
-const char *row_str(const json_t *row, const char *key)
+tassa_err db_sids(store_t *s, tr_sids_t *out, const char *sql, const char *types, ...)
 {
-    return json_string_value(json_object_get(row, key));
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    va_end(ap);
+    size_t cap = 0;
+    tassa_err err = st ? TASSA_OK : TASSA_ESTORE;
+    int rc;
+    out->sid = NULL;
+    out->n = 0;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            void *p = realloc(out->sid, ncap * sizeof *out->sid);
+            if (!p) {
+                err = TASSA_ENOMEM;
+                break;
+            }
+            out->sid = p;
+            cap = ncap;
+        }
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        snprintf(out->sid[out->n++], SID_LEN + 1, "%s", v ? v : "");
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = TASSA_ESTORE;
+    store_release(s, st);
+    if (err) {
+        free(out->sid);
+        out->sid = NULL;
+        out->n = 0;
+    }
+    return err;
 }
 
-int64_t row_int(const json_t *row, const char *key)
+bool db_sid(store_t *s, char out[SID_LEN + 1], const char *sql, const char *types, ...)
 {
-    const json_t *v = json_object_get(row, key);
-    if (json_is_true(v))
-        return 1;
-    return json_is_integer(v) ? json_integer_value(v) : 0;
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    va_end(ap);
+    bool found = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0);
+    if (found)
+        snprintf(out, SID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+    store_release(s, st);
+    return found;
 }
 
 tassa_err tr_txn_begin(tr_engine_t *e)
@@ -197,86 +181,6 @@ tassa_err tr_not_found(tr_engine_t *e, errmsg_t *em, const char *what, const cha
                    sid ? sid : "");
 }
 
-tassa_err tr_list(tr_engine_t *e, tr_pred_fn pred, tr_render_fn render, void *ctx, long offset,
-                  long limit, json_t **items, bool *more, const char *sql, const char *types, ...)
-{
-    tassa_err err = TASSA_OK;
-    *more = false;
-    *items = json_array();
-    if (!*items)
-        return TASSA_ENOMEM;
-    store_lock(e->store);
-    va_list ap;
-    va_start(ap, types);
-    sqlite3_stmt *st = db_vquery(e->store, sql, types, ap);
-    va_end(ap);
-    if (!st) {
-        err = TASSA_ESTORE;
-        goto out;
-    }
-    long seen = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *row = db_row(st);
-        if (!row) {
-            err = TASSA_ENOMEM;
-            break;
-        }
-        bool ok = !pred || pred(ctx, row);
-        if (ok && seen >= offset + limit) {
-            *more = true;
-            json_decref(row);
-            break;
-        }
-        if (ok && seen++ >= offset) {
-            json_t *j = render(ctx, row);
-            if (!j || json_array_append_new(*items, j))
-                err = TASSA_ENOMEM;
-        }
-        json_decref(row);
-        if (err)
-            break;
-    }
-    if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        err = TASSA_ESTORE;
-out:
-    store_release(e->store, st);
-    store_unlock(e->store);
-    if (err) {
-        json_decref(*items);
-        *items = NULL;
-    }
-    return err;
-}
-
-tassa_err tr_fetch_row(tr_engine_t *e, json_t *(*load)(tr_engine_t *, const char *),
-                       json_t *(*render)(tr_engine_t *, const json_t *, const char *),
-                       const char *what, const char *sid, const char *base_url, json_t **out,
-                       errmsg_t *em)
-{
-    *out = NULL;
-    store_lock(e->store);
-    json_t *row = load(e, sid);
-    store_unlock(e->store);
-    if (!row)
-        return tr_not_found(e, em, what, sid);
-    *out = render(e, row, base_url);
-    json_decref(row);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
-}
-
-tassa_err tr_render_row(tr_engine_t *e, json_t *(*load)(tr_engine_t *, const char *),
-                        json_t *(*render)(tr_engine_t *, const json_t *, const char *),
-                        const char *sid, const char *base_url, json_t **out)
-{
-    if (!out)
-        return TASSA_OK;
-    json_t *row = load(e, sid);
-    *out = row ? render(e, row, base_url) : NULL;
-    json_decref(row);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
-}
-
 json_t *tr_jstr(const char *v)
 {
     return v ? json_string(v) : json_null();
@@ -284,20 +188,11 @@ json_t *tr_jstr(const char *v)
 
 json_t *tr_jdate(int64_t ms)
 {
+    if (ms < 0)
+        return json_null();
     char buf[TIMEFMT_LEN];
     timefmt_iso(ms, buf);
     return json_string(buf);
-}
-
-json_t *row_jstr(const json_t *row, const char *key)
-{
-    return tr_jstr(row_str(row, key));
-}
-
-json_t *row_jdate(const json_t *row, const char *key)
-{
-    const json_t *v = json_object_get(row, key);
-    return json_is_integer(v) ? tr_jdate(json_integer_value(v)) : json_null();
 }
 
 json_t *tr_url(tr_engine_t *e, const char *base, const char *fmt, ...)

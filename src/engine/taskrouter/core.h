@@ -2,9 +2,9 @@
  * transaction helpers, terse SQL helpers, the paged list walk, the 404 and the JSON pieces
  * every resource's rendering uses.
  *
- * Not for use outside engine/taskrouter. Every function here but tr_txn_begin and tr_list
- * needs the store lock held by the caller. SQL bind types: 's' const char * (NULL binds SQL
- * NULL), 'i' int64_t, 'd' int (promoted).
+ * Not for use outside engine/taskrouter. The SQL helpers need the store lock held by the
+ * caller. SQL bind types: 's' const char * (NULL binds SQL NULL), 'i' int64_t, 'd' int
+ * (promoted).
  *
  * Layer: engine.
  */
@@ -67,45 +67,18 @@ sqlite3_stmt *db_vquery(store_t *s, const char *sql, const char *types, va_list 
 /* Runs one statement to completion. TASSA_ESTORE (logged) on failure. */
 tassa_err db_exec(store_t *s, const char *sql, const char *types, ...);
 
-/* The current row of st as a new object {column: value}. NULL on OOM. */
-json_t *db_row(sqlite3_stmt *st);
-
-/* The first row of a query as a new object, or NULL when there is none (or on failure). */
-json_t *db_one(store_t *s, const char *sql, const char *types, ...);
-
-/* Every row of a query as a new array of objects (empty on failure; NULL on OOM). */
-json_t *db_all(store_t *s, const char *sql, const char *types, ...);
-
 /* The first column of the first row as an integer; def when there is no row. */
 int64_t db_int(store_t *s, int64_t def, const char *sql, const char *types, ...);
 
-/* Field readers for row objects: the string (borrowed; NULL when absent or null) and the
- * integer (0 when absent; 1 for JSON true). */
-const char *row_str(const json_t *row, const char *key);
-int64_t row_int(const json_t *row, const char *key);
+/* The SIDs a query's first column gives, as a new array the caller frees (free(out->sid)). */
+typedef struct {
+    char (*sid)[SID_LEN + 1];
+    size_t n;
+} tr_sids_t;
+tassa_err db_sids(store_t *s, tr_sids_t *out, const char *sql, const char *types, ...);
 
-/* Lists ---------------------------------------------------------------------------------- */
-
-/* Lists rows of sql (bound by types as db_query) that pred accepts (NULL: all), skipping
- * offset of them and rendering at most limit with render into *items; *more tells whether
- * another accepted row follows. Takes the store lock. */
-typedef bool (*tr_pred_fn)(void *ctx, const json_t *row);
-typedef json_t *(*tr_render_fn)(void *ctx, const json_t *row);
-tassa_err tr_list(tr_engine_t *e, tr_pred_fn pred, tr_render_fn render, void *ctx, long offset,
-                  long limit, json_t **items, bool *more, const char *sql, const char *types, ...);
-
-/* Loads the row sid and renders it into *out (lock held); nothing when out is NULL.
- * TASSA_ENOMEM when it cannot (the row was just written, so it exists). */
-tassa_err tr_render_row(tr_engine_t *e, json_t *(*load)(tr_engine_t *, const char *),
-                        json_t *(*render)(tr_engine_t *, const json_t *, const char *),
-                        const char *sid, const char *base_url, json_t **out);
-
-/* The common fetch: load the row under the store lock, 404 (`what` names the collection)
- * when absent, else render it. *out as the model's fetches. */
-tassa_err tr_fetch_row(tr_engine_t *e, json_t *(*load)(tr_engine_t *, const char *),
-                       json_t *(*render)(tr_engine_t *, const json_t *, const char *),
-                       const char *what, const char *sid, const char *base_url, json_t **out,
-                       errmsg_t *em);
+/* The first column of the first row, a SID, into out. False when there is none. */
+bool db_sid(store_t *s, char out[SID_LEN + 1], const char *sql, const char *types, ...);
 
 /* Sets "The requested resource /Workspaces/WS../<what>/<sid> was not found" and returns
  * TASSA_ENOTFOUND. */
@@ -116,14 +89,8 @@ tassa_err tr_not_found(tr_engine_t *e, errmsg_t *em, const char *what, const cha
 /* A string as a new JSON string, or JSON null when v is NULL. */
 json_t *tr_jstr(const char *v);
 
-/* A date (ms since the epoch) as a new ISO 8601 JSON string. */
+/* A date (ms since the epoch) as a new ISO 8601 JSON string; JSON null when ms < 0 (unset). */
 json_t *tr_jdate(int64_t ms);
-
-/* A string field of a row object, or null (tr_jstr of row_str). */
-json_t *row_jstr(const json_t *row, const char *key);
-
-/* A date field (ms) of a row object as ISO 8601, or null when unset. */
-json_t *row_jdate(const json_t *row, const char *key);
 
 /* A URL under the workspace: base + "/v1/Workspaces/WS" + the printf suffix. JSON null when
  * it does not fit. New reference. */

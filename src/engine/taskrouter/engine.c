@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "engine/taskrouter/core.h"
 #include "engine/taskrouter/lifecycle.h"
+#include "engine/taskrouter/rows.h"
 
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS tr_workspace ("
@@ -194,34 +195,32 @@ out:
 static bool drain_events(tr_engine_t *e)
 {
     for (;;) {
+        tr_event_t *rows = NULL;
+        size_t n = 0;
         store_lock(e->store);
-        json_t *rows = db_all(e->store,
-                              "SELECT seq, params FROM tr_events WHERE dispatched = 0"
-                              " ORDER BY seq LIMIT 64",
-                              NULL);
+        rows_all(e, &TR_EVENT_ROW, (void **)&rows, &n,
+                 TR_EVENT_SELECT "WHERE dispatched = 0 ORDER BY seq LIMIT 64", NULL);
         store_unlock(e->store);
-        size_t n = json_array_size(rows);
         if (n == 0) {
-            json_decref(rows);
+            rows_free(&TR_EVENT_ROW, rows, n);
             return true;
         }
         int64_t last = -1;
         for (size_t i = 0; i < n; i++) {
-            json_t *row = json_array_get(rows, i);
             if (e->sink) {
-                params_t *p = to_params(row_str(row, "params"));
+                params_t *p = to_params(rows[i].params ? rows[i].params : "{}");
                 if (p)
                     e->sink(e->sink_ctx, p);
                 params_free(p);
             }
-            last = row_int(row, "seq");
+            last = rows[i].seq;
             pthread_mutex_lock(&e->mu);
             bool stop = e->stop;
             pthread_mutex_unlock(&e->mu);
             if (stop)
                 break;
         }
-        json_decref(rows);
+        rows_free(&TR_EVENT_ROW, rows, n);
         store_lock(e->store);
         tassa_err err = db_exec(e->store,
                                 "UPDATE tr_events SET dispatched = 1 WHERE dispatched = 0"

@@ -11,6 +11,7 @@
 
 #include "engine/taskrouter/checks.h"
 #include "engine/taskrouter/core.h"
+#include "engine/taskrouter/rows.h"
 
 /* "TaskQueueSid" -> "task_queue_sid". */
 static void snake(const char *in, char *out, size_t len)
@@ -29,14 +30,15 @@ static void snake(const char *in, char *out, size_t len)
     out[o] = '\0';
 }
 
-json_t *tr_json_event(tr_engine_t *e, const json_t *r, const char *base)
+/* A recorded event as Twilio's JSON. New reference; NULL on OOM. */
+static json_t *to_json(tr_engine_t *e, const tr_event_t *r, const char *base)
 {
-    const char *sid = row_str(r, "sid"), *rtype = row_str(r, "resource_type");
-    const char *rsid = row_str(r, "resource_sid");
+    const char *sid = r->sid, *rtype = r->resource_type;
+    const char *rsid = r->resource_sid;
     json_t *j = tr_json_new(e);
     if (!j)
         return NULL;
-    json_t *params = json_loads(row_str(r, "params") ? row_str(r, "params") : "{}", 0, NULL);
+    json_t *params = json_loads(r->params ? r->params : "{}", 0, NULL);
     json_t *data = json_object();
     const char *k;
     json_t *v;
@@ -47,14 +49,14 @@ json_t *tr_json_event(tr_engine_t *e, const json_t *r, const char *base)
         json_object_set(data, key, v);
     }
     json_decref(params);
-    json_object_set_new(j, "sid", row_jstr(r, "sid"));
-    json_object_set_new(j, "event_type", row_jstr(r, "event_type"));
-    json_object_set_new(j, "description", row_jstr(r, "description"));
+    json_object_set_new(j, "sid", tr_jstr(r->sid));
+    json_object_set_new(j, "event_type", tr_jstr(r->event_type));
+    json_object_set_new(j, "description", tr_jstr(r->description));
     json_object_set_new(j, "event_data", data);
-    json_object_set_new(j, "event_date", row_jdate(r, "date_ms"));
-    json_object_set_new(j, "event_date_ms", json_integer(row_int(r, "date_ms")));
-    json_object_set_new(j, "resource_type", row_jstr(r, "resource_type"));
-    json_object_set_new(j, "resource_sid", row_jstr(r, "resource_sid"));
+    json_object_set_new(j, "event_date", tr_jdate(r->date_ms));
+    json_object_set_new(j, "event_date_ms", json_integer(r->date_ms));
+    json_object_set_new(j, "resource_type", tr_jstr(r->resource_type));
+    json_object_set_new(j, "resource_sid", tr_jstr(r->resource_sid));
     const char *coll = NULL;
     if (rtype && !strcmp(rtype, "Task"))
         coll = "Tasks";
@@ -66,10 +68,10 @@ json_t *tr_json_event(tr_engine_t *e, const json_t *r, const char *base)
         coll = "Workflows";
     else if (rtype && !strcmp(rtype, "Activity"))
         coll = "Activities";
-    if (rtype && !strcmp(rtype, "Reservation") && row_str(r, "task_sid"))
+    if (rtype && !strcmp(rtype, "Reservation") && r->task_sid)
         json_object_set_new(
             j, "resource_url",
-            tr_url(e, base, "/Tasks/%s/Reservations/%s", row_str(r, "task_sid"), rsid ? rsid : ""));
+            tr_url(e, base, "/Tasks/%s/Reservations/%s", r->task_sid, rsid ? rsid : ""));
     else if (coll && rsid)
         json_object_set_new(j, "resource_url", tr_url(e, base, "/%s/%s", coll, rsid));
     else
@@ -102,33 +104,33 @@ static bool parse_date(const char *v, int64_t *ms)
     return true;
 }
 
-/* Events list filters on the stored columns. */
-static bool event_pred(void *ctx, const json_t *row)
+/* The events list filters, each the parameter and the field of the row it must equal. */
+static bool event_pred(void *ctx, const void *row)
 {
+    const tr_event_t *r = row;
     elist_t *c = ctx;
-    static const struct {
-        const char *param, *column;
-    } F[] = {{"EventType", "event_type"},
-             {"TaskSid", "task_sid"},
-             {"WorkerSid", "worker_sid"},
-             {"ReservationSid", "reservation_sid"},
-             {"TaskQueueSid", "queue_sid"},
-             {"WorkflowSid", "workflow_sid"},
-             {"Sid", "sid"}};
+    const struct {
+        const char *param, *have;
+    } F[] = {{"EventType", r->event_type},
+             {"TaskSid", r->task_sid},
+             {"WorkerSid", r->worker_sid},
+             {"ReservationSid", r->reservation_sid},
+             {"TaskQueueSid", r->queue_sid},
+             {"WorkflowSid", r->workflow_sid},
+             {"Sid", r->sid}};
     for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
         const char *v = params_get(c->f, F[i].param);
-        const char *have = row_str(row, F[i].column);
-        if (v && (!have || strcmp(v, have)))
+        if (v && (!F[i].have || strcmp(v, F[i].have)))
             return false;
     }
     return true;
 }
 
-/* Renders an event row (tr_list). */
-static json_t *event_render(void *ctx, const json_t *row)
+/* Renders an event row (tr_list, tr_fetch). */
+static json_t *event_render(void *ctx, const void *row)
 {
     elist_t *c = ctx;
-    return tr_json_event(c->e, row, c->base);
+    return to_json(c->e, row, c->base);
 }
 
 tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
@@ -148,9 +150,9 @@ tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, lon
         return err_set(em, TASSA_EINVAL, "StartDate must be an ISO 8601 date");
     if (end && !parse_date(end, &to))
         return err_set(em, TASSA_EINVAL, "EndDate must be an ISO 8601 date");
-    return tr_list(e, event_pred, event_render, &c, offset, limit, items, more,
-                   "SELECT * FROM tr_events WHERE date_ms >= ? AND date_ms <= ?"
-                   " ORDER BY seq DESC",
+    return tr_list(e, &TR_EVENT_ROW, event_pred, event_render, &c, offset, limit, items, more,
+                   TR_EVENT_SELECT "WHERE date_ms >= ? AND date_ms <= ?"
+                                   " ORDER BY seq DESC",
                    "ii", from, to);
 }
 
@@ -158,12 +160,6 @@ tassa_err tr_event_fetch(tr_engine_t *e, const char *sid, const char *base_url, 
                          errmsg_t *em)
 {
     *out = NULL;
-    store_lock(e->store);
-    json_t *row = db_one(e->store, "SELECT * FROM tr_events WHERE sid = ?", "s", sid);
-    store_unlock(e->store);
-    if (!row)
-        return tr_not_found(e, em, "Events", sid);
-    *out = tr_json_event(e, row, base_url);
-    json_decref(row);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
+    return tr_fetch(e, &TR_EVENT_ROW, event_render, &(elist_t){e, base_url, NULL}, "Events", sid,
+                    out, em);
 }

@@ -11,29 +11,17 @@
 #include <string.h>
 
 #include "engine/taskrouter/record.h"
-#include "engine/taskrouter/rows.h"
 #include "engine/taskrouter/wfconf.h"
-
-/* Loads and parses the workflow configuration of sid (lock held). NULL when unusable. */
-static tr_wfconf_t *load_conf(tr_engine_t *e, const char *wf_sid)
-{
-    json_t *wf = wf_sid ? tr_load_workflow(e, wf_sid) : NULL;
-    tassa_err err;
-    tr_wfconf_t *c = wf ? tr_wfconf_parse(NULL, row_str(wf, "configuration"), &err, NULL) : NULL;
-    json_decref(wf);
-    return c;
-}
 
 /* Records workflow.target-matched with the filter and target of the task. */
 static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf_t *c, long filter,
                                 const tr_target_t *t, int64_t now)
 {
-    json_t *task = tr_load_task(e, sid);
-    if (!task)
+    tr_task_t task = {0};
+    if (!tr_task_load(e, sid, &task))
         return TASSA_ESTORE;
-    json_t *ev =
-        ev_new(e, "workflow.target-matched", "Workflow", row_str(task, "workflow_sid"), NULL, now);
-    ev_task(ev, task, now);
+    json_t *ev = ev_new(e, "workflow.target-matched", "Workflow", task.workflow_sid, NULL, now);
+    ev_task(ev, &task, now);
     if (filter >= 0) {
         const tr_filter_t *f = &c->filters[filter];
         ev_set(ev, "WorkflowFilterName", "%s", f->name ? f->name : "");
@@ -43,7 +31,7 @@ static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf
     }
     if (t->expr)
         ev_set(ev, "TaskQueueTargetExpression", "%s", expr_source(t->expr));
-    json_decref(task);
+    rows_clear(&TR_TASK_ROW, &task);
     return ev_emit(e, ev, -1);
 }
 
@@ -63,13 +51,13 @@ static tassa_err enter_target(tr_engine_t *e, const char *sid, long filter, cons
 
 tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, int64_t now)
 {
-    json_t *task = tr_load_task(e, sid);
+    tr_task_t task = {0};
     tr_wfconf_t *c = NULL;
     json_t *attrs = NULL;
     tassa_err err = TASSA_ESTORE;
-    if (!task)
+    if (!tr_task_load(e, sid, &task))
         goto out;
-    if (!row_str(task, "workflow_sid")) { /* created straight into a TaskQueueSid */
+    if (!task.workflow_sid) { /* created straight into a TaskQueueSid */
         err = db_exec(e->store, "UPDATE tr_tasks SET queue_entered_ms = ? WHERE sid = ?", "is", now,
                       sid);
         if (!err)
@@ -78,9 +66,9 @@ tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, in
             err = ev_task_event(e, "task.created", sid, NULL, NULL, -1, now);
         goto out;
     }
-    if (!(c = load_conf(e, row_str(task, "workflow_sid"))))
+    if (!(c = tr_wfconf_load(e, task.workflow_sid)))
         goto out;
-    attrs = tr_parse_attributes(row_str(task, "attributes"));
+    attrs = tr_parse_attributes(task.attributes);
     long filter = -1;
     for (size_t i = 0; i < c->n_filters; i++)
         if (expr_eval(c->filters[i].expr, &(expr_ctx_t){.subject = attrs, .task = attrs})) {
@@ -98,7 +86,7 @@ tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, in
     if (!err)
         err = target_matched(e, sid, c, filter, t, now);
 out:
-    json_decref(task);
+    rows_clear(&TR_TASK_ROW, &task);
     json_decref(attrs);
     tr_wfconf_free(c);
     return err;
@@ -106,14 +94,14 @@ out:
 
 tassa_err tr_task_target_timeout_locked(tr_engine_t *e, const char *sid, int64_t now)
 {
-    json_t *task = tr_load_task(e, sid);
+    tr_task_t task = {0}, moved = {0};
     tr_wfconf_t *c = NULL;
     tassa_err err = TASSA_ESTORE;
-    if (!task)
+    if (!tr_task_load(e, sid, &task))
         goto out;
-    c = load_conf(e, row_str(task, "workflow_sid"));
-    long filter = (long)row_int(task, "filter_index");
-    long next = (long)row_int(task, "target_index") + 1;
+    c = tr_wfconf_load(e, task.workflow_sid);
+    long filter = (long)task.filter_index;
+    long next = (long)task.target_index + 1;
     const tr_target_t *t = c ? tr_wfconf_target(c, filter, next) : NULL;
     if (!t) {
         err = ev_task_event(e, "workflow.timeout", sid, NULL, NULL, -1, now);
@@ -123,34 +111,53 @@ tassa_err tr_task_target_timeout_locked(tr_engine_t *e, const char *sid, int64_t
     }
     err = enter_target(e, sid, filter, c->filters[filter].name, next, t, now);
     if (!err) {
-        json_t *moved = tr_load_task(e, sid);
+        tr_task_load(e, sid, &moved);
         json_t *ev = ev_new(e, "task-queue.moved", "TaskQueue", t->queue, NULL, now);
-        ev_task(ev, moved, now);
-        ev_set(ev, "TaskQueueMovedFromSid", "%s", row_str(task, "queue_sid"));
-        ev_set(ev, "TaskQueueMovedFromName", "%s",
-               row_str(task, "queue_name") ? row_str(task, "queue_name") : "");
-        json_decref(moved);
+        ev_task(ev, &moved, now);
+        ev_set(ev, "TaskQueueMovedFromSid", "%s", task.queue_sid ? task.queue_sid : "");
+        ev_set(ev, "TaskQueueMovedFromName", "%s", task.queue_name ? task.queue_name : "");
         err = ev_emit(e, ev, -1);
     }
     if (!err)
         err = target_matched(e, sid, c, filter, t, now);
 out:
-    json_decref(task);
+    rows_clear(&TR_TASK_ROW, &task);
+    rows_clear(&TR_TASK_ROW, &moved);
     tr_wfconf_free(c);
     return err;
 }
 
+/* Ends every pending reservation that sql (one 's' parameter: sid) selects as status. */
+static tassa_err end_pending(tr_engine_t *e, const char *sql, const char *sid, const char *status,
+                             int64_t now)
+{
+    tr_sids_t pend;
+    tassa_err err = db_sids(e->store, &pend, sql, "s", sid);
+    for (size_t i = 0; !err && i < pend.n; i++)
+        err = tr_reservation_end_locked(e, pend.sid[i], status, now);
+    free(pend.sid);
+    return err;
+}
+
+tassa_err tr_task_end_pending_locked(tr_engine_t *e, const char *task_sid, const char *status,
+                                     int64_t now)
+{
+    return end_pending(e,
+                       "SELECT sid FROM tr_reservations WHERE task_sid = ? AND status = 'pending'",
+                       task_sid, status, now);
+}
+
+tassa_err tr_worker_end_pending_locked(tr_engine_t *e, const char *worker_sid, const char *status,
+                                       int64_t now)
+{
+    return end_pending(
+        e, "SELECT sid FROM tr_reservations WHERE worker_sid = ? AND status = 'pending'",
+        worker_sid, status, now);
+}
+
 tassa_err tr_task_cancel_locked(tr_engine_t *e, const char *sid, const char *reason, int64_t now)
 {
-    json_t *pend = db_all(e->store,
-                          "SELECT sid FROM tr_reservations WHERE task_sid = ? AND"
-                          " status = 'pending'",
-                          "s", sid);
-    tassa_err err = pend ? TASSA_OK : TASSA_ENOMEM;
-    for (size_t i = 0; !err && i < json_array_size(pend); i++)
-        err =
-            tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "canceled", now);
-    json_decref(pend);
+    tassa_err err = tr_task_end_pending_locked(e, sid, "canceled", now);
     if (!err)
         err = db_exec(e->store,
                       "UPDATE tr_tasks SET status = 'canceled', reason = ?, target_deadline = NULL,"
@@ -167,11 +174,11 @@ tassa_err tr_task_cancel_locked(tr_engine_t *e, const char *sid, const char *rea
 tassa_err tr_task_finish_locked(tr_engine_t *e, const char *sid, const char *status,
                                 const char *reason, int64_t now, errmsg_t *em)
 {
-    json_t *task = tr_load_task(e, sid);
+    tr_task_t task = {0};
     tassa_err err = TASSA_OK;
-    if (!task)
+    if (!tr_task_load(e, sid, &task))
         return tr_not_found(e, em, "Tasks", sid);
-    const char *cur = row_str(task, "status");
+    const char *cur = task.status;
     bool wrap = !strcmp(status, "wrapping");
     if (!strcmp(cur, status))
         goto out; /* already there: nothing to do */
@@ -179,98 +186,84 @@ tassa_err tr_task_finish_locked(tr_engine_t *e, const char *sid, const char *sta
         err = err_set(em, TASSA_EINVAL, "Task %s cannot go from %s to %s", sid, cur, status);
         goto out;
     }
-    char *res = NULL;
-    json_t *r = db_one(e->store,
-                       "SELECT sid FROM tr_reservations WHERE task_sid = ? AND"
-                       " status IN ('accepted', 'wrapping') ORDER BY seq DESC LIMIT 1",
-                       "s", sid);
-    if (r)
-        res = strdup(row_str(r, "sid"));
-    json_decref(r);
+    char res[SID_LEN + 1];
+    bool has_res = db_sid(e->store, res,
+                          "SELECT sid FROM tr_reservations WHERE task_sid = ? AND"
+                          " status IN ('accepted', 'wrapping') ORDER BY seq DESC LIMIT 1",
+                          "s", sid);
     err = db_exec(e->store,
                   "UPDATE tr_tasks SET status = ?, reason = COALESCE(?, reason),"
                   " target_deadline = NULL, ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
                   "ssis", status, reason, now, sid);
-    if (!err && res)
+    if (!err && has_res)
         err = db_exec(e->store,
                       "UPDATE tr_reservations SET status = ?, date_updated = ? WHERE sid = ?",
                       "sis", status, now, res);
-    if (!err && res && !wrap)
+    if (!err && has_res && !wrap)
         err = db_exec(e->store,
                       "UPDATE tr_workers SET idle_since = ? WHERE sid ="
                       " (SELECT worker_sid FROM tr_reservations WHERE sid = ?)",
                       "is", now, res);
     if (!err)
-        err = ev_task_event(e, wrap ? "task.wrapup" : "task.completed", sid, res, reason, -1, now);
-    if (!err && res)
+        err = ev_task_event(e, wrap ? "task.wrapup" : "task.completed", sid, has_res ? res : NULL,
+                            reason, -1, now);
+    if (!err && has_res)
         err = ev_task_event(e, wrap ? "reservation.wrapup" : "reservation.completed", sid, res,
                             NULL, -1, now);
-    free(res);
 out:
-    json_decref(task);
+    rows_clear(&TR_TASK_ROW, &task);
     return err;
 }
 
 tassa_err tr_worker_move_locked(tr_engine_t *e, const char *worker_sid, const char *activity_sid,
                                 bool rescind, int64_t now)
 {
-    json_t *old = tr_load_worker(e, worker_sid);
-    json_t *act = tr_load_activity(e, activity_sid);
-    json_t *cur = NULL, *pending = NULL;
+    tr_worker_t old = {0}, cur = {0};
+    tr_activity_t act = {0};
     tassa_err err = TASSA_ESTORE;
-    if (!old || !act)
+    if (!tr_worker_load(e, worker_sid, &old) || !tr_activity_load(e, activity_sid, &act))
         goto out;
     err = TASSA_OK;
-    if (!strcmp(row_str(old, "activity_sid"), activity_sid))
+    if (!strcmp(old.activity_sid, activity_sid))
         goto out;
-    bool was = row_int(old, "available"), is = row_int(act, "available");
+    bool was = old.available, is = act.available;
     err = db_exec(e->store,
                   "UPDATE tr_workers SET activity_sid = ?, date_status_changed = ?,"
                   " date_updated = ?, idle_since = CASE WHEN ? THEN ? ELSE idle_since END"
                   " WHERE sid = ?",
                   "siidis", activity_sid, now, now, (int)(is && !was), now, worker_sid);
-    cur = err ? NULL : tr_load_worker(e, worker_sid);
     if (!err) {
-        int64_t in_prev = now - row_int(old, "date_status_changed");
+        tr_worker_load(e, worker_sid, &cur);
+        int64_t in_prev = now - old.date_status_changed;
         json_t *ev = ev_new(e, "worker.activity.update", "Worker", worker_sid, NULL, now);
-        ev_worker(ev, cur);
-        ev_set(ev, "WorkerPreviousActivitySid", "%s", row_str(old, "activity_sid"));
-        ev_set(ev, "WorkerPreviousActivityName", "%s",
-               row_str(old, "activity_name") ? row_str(old, "activity_name") : "");
+        ev_worker(ev, &cur);
+        ev_set(ev, "WorkerPreviousActivitySid", "%s", old.activity_sid);
+        ev_set(ev, "WorkerPreviousActivityName", "%s", old.activity_name ? old.activity_name : "");
         ev_set(ev, "WorkerTimeInPreviousActivity", "%lld", (long long)(in_prev / 1000));
         ev_set(ev, "WorkerTimeInPreviousActivityMs", "%lld", (long long)in_prev);
         err = ev_emit(e, ev, -1);
     }
-    if (!err && !is && rescind) {
-        pending = db_all(e->store,
-                         "SELECT sid FROM tr_reservations WHERE worker_sid = ? AND"
-                         " status = 'pending'",
-                         "s", worker_sid);
-        for (size_t i = 0; !err && i < json_array_size(pending); i++)
-            err = tr_reservation_end_locked(e, row_str(json_array_get(pending, i), "sid"),
-                                            "rescinded", now);
-    }
+    if (!err && !is && rescind)
+        err = tr_worker_end_pending_locked(e, worker_sid, "rescinded", now);
 out:
-    json_decref(old);
-    json_decref(act);
-    json_decref(cur);
-    json_decref(pending);
+    rows_clear(&TR_WORKER_ROW, &old);
+    rows_clear(&TR_WORKER_ROW, &cur);
+    rows_clear(&TR_ACTIVITY_ROW, &act);
     return err;
 }
 
 tassa_err tr_reservation_end_locked(tr_engine_t *e, const char *res_sid, const char *status,
                                     int64_t now)
 {
-    json_t *r = tr_load_reservation(e, res_sid);
-    json_t *ws = NULL;
+    tr_reservation_t r = {0};
+    tr_workspace_t ws = {0};
     tassa_err err = TASSA_ESTORE;
     char type[40];
-    if (!r)
+    if (!tr_reservation_load(e, res_sid, &r))
         goto out;
     err = TASSA_OK;
-    if (strcmp(row_str(r, "status"), "pending"))
+    if (strcmp(r.status, "pending"))
         goto out;
-    const char *task = row_str(r, "task_sid"), *worker = row_str(r, "worker_sid");
     bool requeue = strcmp(status, "canceled") != 0;
     err = db_exec(e->store,
                   "UPDATE tr_reservations SET status = ?, deadline = NULL, date_updated = ?"
@@ -280,46 +273,44 @@ tassa_err tr_reservation_end_locked(tr_engine_t *e, const char *res_sid, const c
         err = db_exec(e->store,
                       "UPDATE tr_tasks SET status = 'pending', date_updated = ?"
                       " WHERE sid = ? AND status = 'reserved'",
-                      "is", now, task);
+                      "is", now, r.task_sid);
     snprintf(type, sizeof type, "reservation.%s", status);
     if (!err)
-        err = ev_task_event(e, type, task, res_sid, NULL, -1, now);
-    if (!err && !strcmp(status, "timeout")) {
-        ws = tr_load_workspace(e);
-        const char *act = row_str(ws, "timeout_activity_sid");
-        if (act)
-            err = tr_worker_move_locked(e, worker, act, false, now);
-    }
+        err = ev_task_event(e, type, r.task_sid, res_sid, NULL, -1, now);
+    if (!err && !strcmp(status, "timeout") && tr_workspace_load(e, &ws) && ws.timeout_activity_sid)
+        err = tr_worker_move_locked(e, r.worker_sid, ws.timeout_activity_sid, false, now);
 out:
-    json_decref(r);
-    json_decref(ws);
+    rows_clear(&TR_RES_ROW, &r);
+    rows_clear(&TR_WORKSPACE_ROW, &ws);
     return err;
 }
 
-tassa_err tr_reservation_accept_locked(tr_engine_t *e, const json_t *r, const char *activity, int64_t now)
+tassa_err tr_reservation_accept_locked(tr_engine_t *e, const tr_reservation_t *r,
+                                       const char *activity, int64_t now)
 {
-    const char *sid = row_str(r, "sid"), *task = row_str(r, "task_sid");
-    json_t *t = tr_load_task(e, task);
-    json_t *q = t && row_str(t, "queue_sid") ? tr_load_queue(e, row_str(t, "queue_sid")) : NULL;
-    tassa_err err = t ? TASSA_OK : TASSA_ESTORE;
+    tr_task_t t = {0};
+    tr_queue_t q = {0};
+    tassa_err err = tr_task_load(e, r->task_sid, &t) ? TASSA_OK : TASSA_ESTORE;
+    if (!err && t.queue_sid)
+        tr_queue_load(e, t.queue_sid, &q);
     if (!err)
         err = db_exec(e->store,
                       "UPDATE tr_reservations SET status = 'accepted', deadline = NULL,"
                       " date_updated = ? WHERE sid = ?",
-                      "is", now, sid);
+                      "is", now, r->sid);
     if (!err)
         err = db_exec(e->store,
                       "UPDATE tr_tasks SET status = 'assigned', target_deadline = NULL,"
                       " ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
-                      "is", now, task);
+                      "is", now, r->task_sid);
     if (!err)
-        err = ev_task_event(e, "reservation.accepted", task, sid, NULL,
-                            now - row_int(t, "date_created"), now);
-    if (!activity && q)
-        activity = row_str(q, "assignment_activity_sid");
+        err = ev_task_event(e, "reservation.accepted", r->task_sid, r->sid, NULL,
+                            now - t.date_created, now);
+    if (!activity)
+        activity = q.assignment_activity_sid;
     if (!err && activity)
-        err = tr_worker_move_locked(e, row_str(r, "worker_sid"), activity, false, now);
-    json_decref(t);
-    json_decref(q);
+        err = tr_worker_move_locked(e, r->worker_sid, activity, false, now);
+    rows_clear(&TR_TASK_ROW, &t);
+    rows_clear(&TR_QUEUE_ROW, &q);
     return err;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "engine/taskrouter/core.h"
+#include "engine/taskrouter/rows.h"
 
 /* As Twilio: finished (completed or canceled) tasks are removed after 15 minutes, events
  * after 30 days (the longest Minutes of the statistics). Checked every minute. */
@@ -58,10 +59,17 @@ tassa_err tr_task_finish_locked(tr_engine_t *e, const char *task_sid, const char
 tassa_err tr_reservation_end_locked(tr_engine_t *e, const char *res_sid, const char *status,
                                     int64_t now);
 
-/* Accepts the pending reservation res_row (a reservation row, borrowed): the task is
- * assigned and the worker moves to activity (the caller's WorkerActivitySid) or else to the
- * queue's AssignmentActivitySid, recording reservation.accepted. */
-tassa_err tr_reservation_accept_locked(tr_engine_t *e, const json_t *res_row, const char *activity,
+/* Accepts the pending reservation r (borrowed): the task is assigned and the worker moves to
+ * activity (the caller's WorkerActivitySid) or else to the queue's AssignmentActivitySid,
+ * recording reservation.accepted. */
+tassa_err tr_reservation_accept_locked(tr_engine_t *e, const tr_reservation_t *r,
+                                       const char *activity, int64_t now);
+
+/* Ends every pending reservation of a task (or of a worker) as status, as
+ * tr_reservation_end_locked. */
+tassa_err tr_task_end_pending_locked(tr_engine_t *e, const char *task_sid, const char *status,
+                                     int64_t now);
+tassa_err tr_worker_end_pending_locked(tr_engine_t *e, const char *worker_sid, const char *status,
                                        int64_t now);
 
 /* Creates reservations for as many pending tasks as there are free eligible workers:

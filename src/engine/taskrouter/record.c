@@ -9,14 +9,11 @@
  */
 #include "engine/taskrouter/record.h"
 
-#include "engine/taskrouter/rows.h"
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
 #include "base/timefmt.h"
 
 void ev_set(json_t *ev, const char *key, const char *fmt, ...)
@@ -42,12 +39,17 @@ void ev_set(json_t *ev, const char *key, const char *fmt, ...)
     free(big);
 }
 
-/* Copies a row's string field into the event under key when it is set. */
-static void copy_str(json_t *ev, const char *key, const json_t *row, const char *field)
+/* Sets the event's key to v when v is set. */
+static void put(json_t *ev, const char *key, const char *v)
 {
-    const char *v = row_str(row, field);
     if (v)
         json_object_set_new(ev, key, json_string(v));
+}
+
+/* A parameter of the event being built (borrowed; NULL when unset). */
+static const char *param(const json_t *ev, const char *key)
+{
+    return json_string_value(json_object_get(ev, key));
 }
 
 json_t *ev_new(tr_engine_t *e, const char *type, const char *resource_type,
@@ -59,12 +61,13 @@ json_t *ev_new(tr_engine_t *e, const char *type, const char *resource_type,
         json_decref(ev);
         return NULL;
     }
-    json_t *ws = tr_load_workspace(e);
+    tr_workspace_t ws = {0};
+    tr_workspace_load(e, &ws);
     ev_set(ev, "EventType", "%s", type);
     ev_set(ev, "Sid", "%s", sid);
     ev_set(ev, "AccountSid", "%s", e->account_sid);
     ev_set(ev, "WorkspaceSid", "%s", e->ws_sid);
-    copy_str(ev, "WorkspaceName", ws, "friendly_name");
+    put(ev, "WorkspaceName", ws.friendly_name);
     ev_set(ev, "ResourceType", "%s", resource_type);
     ev_set(ev, "ResourceSid", "%s", resource_sid ? resource_sid : "");
     if (description)
@@ -74,76 +77,75 @@ json_t *ev_new(tr_engine_t *e, const char *type, const char *resource_type,
                type);
     ev_set(ev, "Timestamp", "%lld", (long long)(now / 1000));
     ev_set(ev, "TimestampMs", "%lld", (long long)now);
-    json_decref(ws);
+    rows_clear(&TR_WORKSPACE_ROW, &ws);
     return ev;
 }
 
-void ev_task(json_t *ev, const json_t *t, int64_t now)
+void ev_task(json_t *ev, const tr_task_t *t, int64_t now)
 {
     if (!t)
         return;
     char date[TIMEFMT_LEN];
-    const char *status = row_str(t, "status");
-    copy_str(ev, "TaskSid", t, "sid");
-    copy_str(ev, "TaskAttributes", t, "attributes");
-    ev_set(ev, "TaskAge", "%lld", (long long)((now - row_int(t, "date_created")) / 1000));
-    ev_set(ev, "TaskPriority", "%lld", (long long)row_int(t, "priority"));
-    ev_set(ev, "TaskTimeout", "%lld", (long long)row_int(t, "timeout"));
-    copy_str(ev, "TaskAssignmentStatus", t, "status");
-    copy_str(ev, "TaskChannelUniqueName", t, "channel");
-    timefmt_iso(row_int(t, "date_created"), date);
+    put(ev, "TaskSid", t->sid);
+    put(ev, "TaskAttributes", t->attributes);
+    ev_set(ev, "TaskAge", "%lld", (long long)((now - t->date_created) / 1000));
+    ev_set(ev, "TaskPriority", "%lld", (long long)t->priority);
+    ev_set(ev, "TaskTimeout", "%lld", (long long)t->timeout);
+    put(ev, "TaskAssignmentStatus", t->status);
+    put(ev, "TaskChannelUniqueName", t->channel);
+    timefmt_iso(t->date_created, date);
     ev_set(ev, "TaskDateCreated", "%s", date);
-    if (status && !strcmp(status, "canceled"))
-        copy_str(ev, "TaskCanceledReason", t, "reason");
-    if (status && !strcmp(status, "completed"))
-        copy_str(ev, "TaskCompletedReason", t, "reason");
-    if (row_str(t, "queue_sid")) {
-        copy_str(ev, "TaskQueueSid", t, "queue_sid");
-        copy_str(ev, "TaskQueueName", t, "queue_name");
-        timefmt_iso(row_int(t, "queue_entered_ms"), date);
+    if (t->status && !strcmp(t->status, "canceled"))
+        put(ev, "TaskCanceledReason", t->reason);
+    if (t->status && !strcmp(t->status, "completed"))
+        put(ev, "TaskCompletedReason", t->reason);
+    if (t->queue_sid) {
+        put(ev, "TaskQueueSid", t->queue_sid);
+        put(ev, "TaskQueueName", t->queue_name);
+        timefmt_iso(t->queue_entered_ms < 0 ? 0 : t->queue_entered_ms, date);
         ev_set(ev, "TaskQueueEnteredDate", "%s", date);
     }
-    if (row_str(t, "workflow_sid")) {
-        copy_str(ev, "WorkflowSid", t, "workflow_sid");
-        copy_str(ev, "WorkflowName", t, "workflow_name");
+    if (t->workflow_sid) {
+        put(ev, "WorkflowSid", t->workflow_sid);
+        put(ev, "WorkflowName", t->workflow_name);
     }
 }
 
-void ev_worker(json_t *ev, const json_t *w)
+void ev_worker(json_t *ev, const tr_worker_t *w)
 {
     if (!w)
         return;
-    copy_str(ev, "WorkerSid", w, "sid");
-    copy_str(ev, "WorkerName", w, "friendly_name");
-    copy_str(ev, "WorkerAttributes", w, "attributes");
-    copy_str(ev, "WorkerActivitySid", w, "activity_sid");
-    copy_str(ev, "WorkerActivityName", w, "activity_name");
-    ev_set(ev, "WorkerAvailable", "%s", row_int(w, "available") ? "true" : "false");
+    put(ev, "WorkerSid", w->sid);
+    put(ev, "WorkerName", w->friendly_name);
+    put(ev, "WorkerAttributes", w->attributes);
+    put(ev, "WorkerActivitySid", w->activity_sid);
+    put(ev, "WorkerActivityName", w->activity_name);
+    ev_set(ev, "WorkerAvailable", "%s", w->available ? "true" : "false");
 }
 
-void ev_queue(json_t *ev, const json_t *q)
+void ev_queue(json_t *ev, const tr_queue_t *q)
 {
     if (!q)
         return;
-    copy_str(ev, "TaskQueueSid", q, "sid");
-    copy_str(ev, "TaskQueueName", q, "friendly_name");
-    copy_str(ev, "TaskQueueTargetExpression", q, "target_workers");
+    put(ev, "TaskQueueSid", q->sid);
+    put(ev, "TaskQueueName", q->friendly_name);
+    put(ev, "TaskQueueTargetExpression", q->target_workers);
 }
 
-void ev_workflow(json_t *ev, const json_t *wf)
+void ev_workflow(json_t *ev, const tr_workflow_t *wf)
 {
     if (!wf)
         return;
-    copy_str(ev, "WorkflowSid", wf, "sid");
-    copy_str(ev, "WorkflowName", wf, "friendly_name");
+    put(ev, "WorkflowSid", wf->sid);
+    put(ev, "WorkflowName", wf->friendly_name);
 }
 
-void ev_reservation(json_t *ev, const json_t *r)
+void ev_reservation(json_t *ev, const tr_reservation_t *r)
 {
     if (!r)
         return;
-    copy_str(ev, "ReservationSid", r, "sid");
-    copy_str(ev, "ReservationStatus", r, "status");
+    put(ev, "ReservationSid", r->sid);
+    put(ev, "ReservationStatus", r->status);
 }
 
 tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
@@ -158,11 +160,11 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
             "INSERT INTO tr_events (sid, event_type, resource_type, resource_sid, description,"
             " date_ms, task_sid, worker_sid, reservation_sid, queue_sid, workflow_sid, wait_ms,"
             " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, -1), ?)",
-            "sssssisssssis", row_str(ev, "Sid"), row_str(ev, "EventType"),
-            row_str(ev, "ResourceType"), row_str(ev, "ResourceSid"),
-            row_str(ev, "EventDescription"), (int64_t)strtoll(row_str(ev, "TimestampMs"), NULL, 10),
-            row_str(ev, "TaskSid"), row_str(ev, "WorkerSid"), row_str(ev, "ReservationSid"),
-            row_str(ev, "TaskQueueSid"), row_str(ev, "WorkflowSid"), wait_ms, text);
+            "sssssisssssis", param(ev, "Sid"), param(ev, "EventType"), param(ev, "ResourceType"),
+            param(ev, "ResourceSid"), param(ev, "EventDescription"),
+            (int64_t)strtoll(param(ev, "TimestampMs"), NULL, 10), param(ev, "TaskSid"),
+            param(ev, "WorkerSid"), param(ev, "ReservationSid"), param(ev, "TaskQueueSid"),
+            param(ev, "WorkflowSid"), wait_ms, text);
     free(text);
     json_decref(ev);
     return err;
@@ -183,28 +185,31 @@ static const char *resource_of(const char *type)
 tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, const char *res_sid,
                         const char *description, int64_t wait_ms, int64_t now)
 {
-    json_t *t = tr_load_task(e, task_sid);
-    json_t *r = res_sid ? tr_load_reservation(e, res_sid) : NULL;
-    json_t *w = r ? tr_load_worker(e, row_str(r, "worker_sid")) : NULL;
+    tr_task_t t = {0};
+    tr_reservation_t r = {0};
+    tr_worker_t w = {0};
+    bool has_t = tr_task_load(e, task_sid, &t);
+    bool has_r = res_sid && tr_reservation_load(e, res_sid, &r);
+    bool has_w = has_r && tr_worker_load(e, r.worker_sid, &w);
     tassa_err err = TASSA_ESTORE;
-    if (!t || (res_sid && !r))
+    if (!has_t || (res_sid && !has_r))
         goto out;
     const char *rtype = resource_of(type);
     const char *rsid = task_sid;
     if (!strcmp(rtype, "Reservation"))
         rsid = res_sid;
     else if (!strcmp(rtype, "TaskQueue"))
-        rsid = row_str(t, "queue_sid");
+        rsid = t.queue_sid;
     else if (!strcmp(rtype, "Workflow"))
-        rsid = row_str(t, "workflow_sid");
+        rsid = t.workflow_sid;
     json_t *ev = ev_new(e, type, rtype, rsid, description, now);
-    ev_task(ev, t, now);
-    ev_reservation(ev, r);
-    ev_worker(ev, w);
+    ev_task(ev, &t, now);
+    ev_reservation(ev, has_r ? &r : NULL);
+    ev_worker(ev, has_w ? &w : NULL);
     err = ev_emit(e, ev, wait_ms);
 out:
-    json_decref(t);
-    json_decref(r);
-    json_decref(w);
+    rows_clear(&TR_TASK_ROW, &t);
+    rows_clear(&TR_RES_ROW, &r);
+    rows_clear(&TR_WORKER_ROW, &w);
     return err;
 }

@@ -16,14 +16,15 @@
 #include <stdint.h>
 
 #include "engine/taskrouter/core.h"
+#include "engine/taskrouter/rows.h"
 
 json_t *ev_new(tr_engine_t *e, const char *type, const char *resource_type,
                const char *resource_sid, const char *description, int64_t now);
-void ev_task(json_t *ev, const json_t *task_row, int64_t now);
-void ev_worker(json_t *ev, const json_t *worker_row);
-void ev_queue(json_t *ev, const json_t *queue_row);
-void ev_workflow(json_t *ev, const json_t *workflow_row);
-void ev_reservation(json_t *ev, const json_t *res_row);
+void ev_task(json_t *ev, const tr_task_t *t, int64_t now);
+void ev_worker(json_t *ev, const tr_worker_t *w);
+void ev_queue(json_t *ev, const tr_queue_t *q);
+void ev_workflow(json_t *ev, const tr_workflow_t *wf);
+void ev_reservation(json_t *ev, const tr_reservation_t *r);
 void ev_set(json_t *ev, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms);

@@ -14,20 +14,22 @@
 #include "engine/taskrouter/record.h"
 #include "engine/taskrouter/rows.h"
 
-json_t *tr_json_reservation(tr_engine_t *e, const json_t *r, const char *base, bool by_worker)
+/* A reservation as Twilio's JSON, its url under the worker (by_worker) or the task. New
+ * reference; NULL on OOM. */
+static json_t *to_json(tr_engine_t *e, const tr_reservation_t *r, const char *base, bool by_worker)
 {
-    const char *sid = row_str(r, "sid"), *task = row_str(r, "task_sid");
-    const char *worker = row_str(r, "worker_sid");
+    const char *sid = r->sid, *task = r->task_sid;
+    const char *worker = r->worker_sid;
     json_t *j = tr_json_new(e);
     if (!j)
         return NULL;
-    json_object_set_new(j, "sid", row_jstr(r, "sid"));
-    json_object_set_new(j, "reservation_status", row_jstr(r, "status"));
-    json_object_set_new(j, "task_sid", row_jstr(r, "task_sid"));
-    json_object_set_new(j, "worker_sid", row_jstr(r, "worker_sid"));
-    json_object_set_new(j, "worker_name", row_jstr(r, "worker_name"));
-    json_object_set_new(j, "date_created", row_jdate(r, "date_created"));
-    json_object_set_new(j, "date_updated", row_jdate(r, "date_updated"));
+    json_object_set_new(j, "sid", tr_jstr(r->sid));
+    json_object_set_new(j, "reservation_status", tr_jstr(r->status));
+    json_object_set_new(j, "task_sid", tr_jstr(r->task_sid));
+    json_object_set_new(j, "worker_sid", tr_jstr(r->worker_sid));
+    json_object_set_new(j, "worker_name", tr_jstr(r->worker_name));
+    json_object_set_new(j, "date_created", tr_jdate(r->date_created));
+    json_object_set_new(j, "date_updated", tr_jdate(r->date_updated));
     json_object_set_new(j, "url",
                         by_worker ? tr_url(e, base, "/Workers/%s/Reservations/%s", worker, sid)
                                   : tr_url(e, base, "/Tasks/%s/Reservations/%s", task, sid));
@@ -38,17 +40,31 @@ json_t *tr_json_reservation(tr_engine_t *e, const json_t *r, const char *base, b
     return j;
 }
 
-/* Loads reservation sid when it belongs to the task or worker given. */
-static json_t *load_scoped(tr_engine_t *e, const char *task_sid, const char *worker_sid,
-                           const char *sid)
+typedef struct {
+    tr_engine_t *e;
+    const char *base, *status, *worker;
+    bool by_worker;
+} rlist_t;
+
+/* Renders a reservation row (tr_list). */
+static json_t *res_render(void *ctx, const void *row)
 {
-    json_t *r = tr_load_reservation(e, sid);
-    if (r && ((task_sid && strcmp(task_sid, row_str(r, "task_sid"))) ||
-              (worker_sid && strcmp(worker_sid, row_str(r, "worker_sid"))))) {
-        json_decref(r);
-        r = NULL;
+    rlist_t *c = ctx;
+    return to_json(c->e, row, c->base, c->by_worker);
+}
+
+/* Loads reservation sid when it belongs to the task or worker given. */
+static bool load_scoped(tr_engine_t *e, const char *task_sid, const char *worker_sid,
+                        const char *sid, tr_reservation_t *r)
+{
+    if (!tr_reservation_load(e, sid, r))
+        return false;
+    if ((task_sid && strcmp(task_sid, r->task_sid)) ||
+        (worker_sid && strcmp(worker_sid, r->worker_sid))) {
+        rows_clear(&TR_RES_ROW, r);
+        return false;
     }
-    return r;
+    return true;
 }
 
 /* The 404 of a reservation under its task or worker. */
@@ -66,12 +82,13 @@ tassa_err tr_reservation_fetch(tr_engine_t *e, const char *task_sid, const char 
 {
     *out = NULL;
     store_lock(e->store);
-    json_t *r = load_scoped(e, task_sid, worker_sid, sid);
+    tr_reservation_t r = {0};
+    bool found = load_scoped(e, task_sid, worker_sid, sid, &r);
     store_unlock(e->store);
-    if (!r)
+    if (!found)
         return res_not_found(e, em, task_sid, worker_sid, sid);
-    *out = tr_json_reservation(e, r, base_url, task_sid == NULL);
-    json_decref(r);
+    *out = to_json(e, &r, base_url, task_sid == NULL);
+    rows_clear(&TR_RES_ROW, &r);
     return *out ? TASSA_OK : TASSA_ENOMEM;
 }
 
@@ -93,9 +110,10 @@ tassa_err tr_reservation_update(tr_engine_t *e, const char *task_sid, const char
     tassa_err err = tr_txn_begin(e);
     if (err)
         return err;
-    json_t *r = load_scoped(e, task_sid, worker_sid, sid);
-    const char *cur = r ? row_str(r, "status") : NULL;
-    if (!r)
+    tr_reservation_t r = {0};
+    bool found = load_scoped(e, task_sid, worker_sid, sid, &r);
+    const char *cur = r.status;
+    if (!found)
         err = res_not_found(e, em, task_sid, worker_sid, sid);
     else if (activity &&
              db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE sid = ?", "s", activity) != 1)
@@ -115,50 +133,35 @@ tassa_err tr_reservation_update(tr_engine_t *e, const char *task_sid, const char
                       "Reservation %s is %s; only an accepted one can be completed", sid, cur);
     if (!err && status) {
         if (!strcmp(status, "accepted")) {
-            err = tr_reservation_accept_locked(e, r, activity, now);
+            err = tr_reservation_accept_locked(e, &r, activity, now);
             activity = NULL;
         } else if (!strcmp(status, "rejected")) {
             err = tr_reservation_end_locked(e, sid, "rejected", now);
         } else {
-            err = tr_task_finish_locked(e, row_str(r, "task_sid"), status, NULL, now, em);
+            err = tr_task_finish_locked(e, r.task_sid, status, NULL, now, em);
         }
     }
     if (!err && activity)
-        err = tr_worker_move_locked(e, row_str(r, "worker_sid"), activity, false, now);
+        err = tr_worker_move_locked(e, r.worker_sid, activity, false, now);
     if (!err)
         err = tr_match_locked(e, now);
-    json_decref(r);
-    r = NULL;
-    if (!err && out) {
-        r = tr_load_reservation(e, sid);
-        if (!r || !(*out = tr_json_reservation(e, r, base_url, task_sid == NULL)))
-            err = TASSA_ENOMEM;
-    }
-    json_decref(r);
+    if (!err)
+        err = tr_render_locked(e, &TR_RES_ROW, res_render,
+                               &(rlist_t){.e = e, .base = base_url, .by_worker = !task_sid}, sid,
+                               out);
+    rows_clear(&TR_RES_ROW, &r);
     err = tr_txn_end_out(e, err, out);
     return err;
 }
 
-typedef struct {
-    tr_engine_t *e;
-    const char *base, *status, *worker;
-    bool by_worker;
-} rlist_t;
-
 /* Reservations list filters: ReservationStatus, WorkerSid. */
-static bool res_pred(void *ctx, const json_t *row)
+static bool res_pred(void *ctx, const void *r)
 {
+    const tr_reservation_t *row = r;
     rlist_t *c = ctx;
-    if (c->status && strcmp(c->status, row_str(row, "status")))
+    if (c->status && strcmp(c->status, row->status))
         return false;
-    return !c->worker || !strcmp(c->worker, row_str(row, "worker_sid"));
-}
-
-/* Renders a reservation row (tr_list). */
-static json_t *res_render(void *ctx, const json_t *row)
-{
-    rlist_t *c = ctx;
-    return tr_json_reservation(c->e, row, c->base, c->by_worker);
+    return !c->worker || !strcmp(c->worker, row->worker_sid);
 }
 
 tassa_err tr_reservation_list(tr_engine_t *e, const char *task_sid, const char *worker_sid,
@@ -177,8 +180,8 @@ tassa_err tr_reservation_list(tr_engine_t *e, const char *task_sid, const char *
         return tr_not_found(e, em, task_sid ? "Tasks" : "Workers",
                             task_sid ? task_sid : worker_sid);
     if (task_sid)
-        return tr_list(e, res_pred, res_render, &c, offset, limit, items, more,
+        return tr_list(e, &TR_RES_ROW, res_pred, res_render, &c, offset, limit, items, more,
                        TR_RES_SELECT "WHERE r.task_sid = ? ORDER BY r.seq", "s", task_sid);
-    return tr_list(e, res_pred, res_render, &c, offset, limit, items, more,
+    return tr_list(e, &TR_RES_ROW, res_pred, res_render, &c, offset, limit, items, more,
                    TR_RES_SELECT "WHERE r.worker_sid = ? ORDER BY r.seq", "s", worker_sid);
 }

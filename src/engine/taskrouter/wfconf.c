@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/taskrouter/rows.h"
+
 #define CONFIG_MAX 65536
 
 #define CONFIG_MAX 65536
@@ -185,4 +187,15 @@ const tr_target_t *tr_wfconf_target(const tr_wfconf_t *c, long filter, long targ
         (size_t)target >= c->filters[filter].n_targets)
         return NULL;
     return &c->filters[filter].targets[target];
+}
+
+tr_wfconf_t *tr_wfconf_load(tr_engine_t *e, const char *wf_sid)
+{
+    tr_workflow_t wf = {0};
+    tassa_err err;
+    tr_wfconf_t *c = wf_sid && tr_workflow_load(e, wf_sid, &wf)
+                         ? tr_wfconf_parse(NULL, wf.configuration, &err, NULL)
+                         : NULL;
+    rows_clear(&TR_WORKFLOW_ROW, &wf);
+    return c;
 }

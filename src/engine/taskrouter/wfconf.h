@@ -35,6 +35,10 @@ typedef struct {
  * TASSA_ENOMEM without detail). The caller frees the result with tr_wfconf_free. */
 tr_wfconf_t *tr_wfconf_parse(tr_engine_t *e, const char *text, tassa_err *err, errmsg_t *em);
 
+/* The parsed configuration of workflow wf_sid (lock held), or NULL when there is no such
+ * workflow (wf_sid NULL included), its configuration no longer parses, or on OOM. */
+tr_wfconf_t *tr_wfconf_load(tr_engine_t *e, const char *wf_sid);
+
 /* Frees c. Accepts NULL. */
 void tr_wfconf_free(tr_wfconf_t *c);
 

@@ -14,23 +14,23 @@
 #include "engine/taskrouter/rows.h"
 #include "engine/taskrouter/wfconf.h"
 
-json_t *tr_json_workflow(tr_engine_t *e, const json_t *r, const char *base)
+/* A workflow as Twilio's JSON. New reference; NULL on OOM. */
+static json_t *to_json(tr_engine_t *e, const tr_workflow_t *r, const char *base)
 {
-    const char *sid = row_str(r, "sid");
+    const char *sid = r->sid;
     json_t *j = tr_json_new(e);
     if (!j)
         return NULL;
-    json_object_set_new(j, "sid", row_jstr(r, "sid"));
-    json_object_set_new(j, "friendly_name", row_jstr(r, "friendly_name"));
-    json_object_set_new(j, "configuration", row_jstr(r, "configuration"));
+    json_object_set_new(j, "sid", tr_jstr(r->sid));
+    json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
+    json_object_set_new(j, "configuration", tr_jstr(r->configuration));
     json_object_set_new(j, "document_content_type", json_string("application/json"));
-    json_object_set_new(j, "task_reservation_timeout",
-                        json_integer(row_int(r, "task_reservation_timeout")));
-    json_object_set_new(j, "assignment_callback_url", row_jstr(r, "assignment_callback_url"));
+    json_object_set_new(j, "task_reservation_timeout", json_integer(r->task_reservation_timeout));
+    json_object_set_new(j, "assignment_callback_url", tr_jstr(r->assignment_callback_url));
     json_object_set_new(j, "fallback_assignment_callback_url",
-                        row_jstr(r, "fallback_assignment_callback_url"));
-    json_object_set_new(j, "date_created", row_jdate(r, "date_created"));
-    json_object_set_new(j, "date_updated", row_jdate(r, "date_updated"));
+                        tr_jstr(r->fallback_assignment_callback_url));
+    json_object_set_new(j, "date_created", tr_jdate(r->date_created));
+    json_object_set_new(j, "date_updated", tr_jdate(r->date_updated));
     json_object_set_new(j, "url", tr_url(e, base, "/Workflows/%s", sid));
     json_object_set_new(
         j, "links",
@@ -50,19 +50,33 @@ static tassa_err check_url(const params_t *p, const char *name, errmsg_t *em)
     return TASSA_OK;
 }
 
+typedef struct {
+    tr_engine_t *e;
+    const char *base, *name;
+} wflist_t;
+
+/* Renders a workflow row (tr_list, tr_fetch). */
+static json_t *workflow_render(void *ctx, const void *row)
+{
+    wflist_t *c = ctx;
+    return to_json(c->e, row, c->base);
+}
+
 /* Renders the workflow sid (lock held) into *out when out is not NULL. */
 static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
 {
-    return tr_render_row(e, tr_load_workflow, tr_json_workflow, sid, base_url, out);
+    return tr_render_locked(e, &TR_WORKFLOW_ROW, workflow_render, &(wflist_t){e, base_url, NULL},
+                            sid, out);
 }
 
 /* Records workflow.<what>. */
 static tassa_err workflow_event(tr_engine_t *e, const char *type, const char *sid, int64_t now)
 {
-    json_t *wf = tr_load_workflow(e, sid);
+    tr_workflow_t wf = {0};
+    bool found = tr_workflow_load(e, sid, &wf);
     json_t *ev = ev_new(e, type, "Workflow", sid, NULL, now);
-    ev_workflow(ev, wf);
-    json_decref(wf);
+    ev_workflow(ev, found ? &wf : NULL);
+    rows_clear(&TR_WORKFLOW_ROW, &wf);
     return ev_emit(e, ev, -1);
 }
 
@@ -117,7 +131,9 @@ tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base
 tassa_err tr_workflow_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                             errmsg_t *em)
 {
-    return tr_fetch_row(e, tr_load_workflow, tr_json_workflow, "Workflows", sid, base_url, out, em);
+    *out = NULL;
+    return tr_fetch(e, &TR_WORKFLOW_ROW, workflow_render, &(wflist_t){e, base_url, NULL},
+                    "Workflows", sid, out, em);
 }
 
 tassa_err tr_workflow_update(tr_engine_t *e, const char *sid, const params_t *p,
@@ -144,9 +160,9 @@ tassa_err tr_workflow_update(tr_engine_t *e, const char *sid, const params_t *p,
     err = tr_txn_begin(e);
     if (err)
         return err;
-    json_t *row = tr_load_workflow(e, sid);
-    json_t *pending = NULL;
-    if (!row)
+    tr_task_t *pending = NULL;
+    size_t n_pending = 0;
+    if (db_int(e->store, 0, "SELECT 1 FROM tr_workflows WHERE sid = ?", "s", sid) != 1)
         err = tr_not_found(e, em, "Workflows", sid);
     if (!err && conf) {
         tr_wfconf_t *c = tr_wfconf_parse(e, conf, &err, em);
@@ -172,24 +188,22 @@ tassa_err tr_workflow_update(tr_engine_t *e, const char *sid, const params_t *p,
     /* A new configuration re-routes the pending tasks when asked to, or when their target no
      * longer exists in it. */
     if (!err && conf)
-        pending = db_all(e->store,
-                         "SELECT sid, filter_index, target_index FROM tr_tasks"
-                         " WHERE workflow_sid = ? AND status = 'pending'",
-                         "s", sid);
-    tr_wfconf_t *c = pending ? tr_wfconf_parse(NULL, conf, &err, NULL) : NULL;
-    for (size_t i = 0; !err && c && i < json_array_size(pending); i++) {
-        const json_t *t = json_array_get(pending, i);
-        if (reeval || !tr_wfconf_target(c, (long)row_int(t, "filter_index"),
-                                        (long)row_int(t, "target_index")))
-            err = tr_task_route_locked(e, row_str(t, "sid"), false, now);
+        err = rows_all(e, &TR_TASK_ROW, (void **)&pending, &n_pending,
+                       TR_TASK_SELECT
+                       "WHERE t.workflow_sid = ? AND t.status = 'pending' ORDER BY t.seq",
+                       "s", sid);
+    tr_wfconf_t *c = !err && conf ? tr_wfconf_parse(NULL, conf, &err, NULL) : NULL;
+    for (size_t i = 0; !err && c && i < n_pending; i++) {
+        const tr_task_t *t = &pending[i];
+        if (reeval || !tr_wfconf_target(c, (long)t->filter_index, (long)t->target_index))
+            err = tr_task_route_locked(e, t->sid, false, now);
     }
     tr_wfconf_free(c);
     if (!err)
         err = tr_match_locked(e, now);
     if (!err)
         err = render(e, sid, base_url, out);
-    json_decref(row);
-    json_decref(pending);
+    rows_free(&TR_TASK_ROW, pending, n_pending);
     err = tr_txn_end_out(e, err, out);
     return err;
 }
@@ -200,8 +214,7 @@ tassa_err tr_workflow_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
     tassa_err err = tr_txn_begin(e);
     if (err)
         return err;
-    json_t *row = tr_load_workflow(e, sid);
-    if (!row)
+    if (db_int(e->store, 0, "SELECT 1 FROM tr_workflows WHERE sid = ?", "s", sid) != 1)
         err = tr_not_found(e, em, "Workflows", sid);
     else if (db_int(e->store, 0,
                     "SELECT 1 FROM tr_tasks WHERE workflow_sid = ? AND"
@@ -212,33 +225,21 @@ tassa_err tr_workflow_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
         err = workflow_event(e, "workflow.deleted", sid, now);
     if (!err)
         err = db_exec(e->store, "DELETE FROM tr_workflows WHERE sid = ?", "s", sid);
-    json_decref(row);
     return tr_txn_end(e, err);
 }
 
-typedef struct {
-    tr_engine_t *e;
-    const char *base, *name;
-} wflist_t;
-
 /* Workflows list filter: FriendlyName. */
-static bool workflow_pred(void *ctx, const json_t *row)
+static bool workflow_pred(void *ctx, const void *r)
 {
+    const tr_workflow_t *row = r;
     wflist_t *c = ctx;
-    return !c->name || !strcmp(c->name, row_str(row, "friendly_name"));
-}
-
-/* Renders a workflow row (tr_list). */
-static json_t *workflow_render(void *ctx, const json_t *row)
-{
-    wflist_t *c = ctx;
-    return tr_json_workflow(c->e, row, c->base);
+    return !c->name || !strcmp(c->name, row->friendly_name);
 }
 
 tassa_err tr_workflow_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
                            const char *base_url, json_t **items, bool *more, errmsg_t *em)
 {
     wflist_t c = {e, base_url, params_get(filter, "FriendlyName")};
-    return tr_list(e, workflow_pred, workflow_render, &c, offset, limit, items, more,
-                   "SELECT * FROM tr_workflows ORDER BY seq", NULL);
+    return tr_list(e, &TR_WORKFLOW_ROW, workflow_pred, workflow_render, &c, offset, limit, items,
+                   more, TR_WORKFLOW_SELECT "ORDER BY seq", NULL);
 }

@@ -13,24 +13,25 @@
 #include "engine/taskrouter/record.h"
 #include "engine/taskrouter/rows.h"
 
-json_t *tr_json_workspace(tr_engine_t *e, const json_t *r, const char *base)
+/* The workspace as Twilio's JSON. New reference; NULL on OOM. */
+static json_t *to_json(tr_engine_t *e, const tr_workspace_t *r, const char *base)
 {
     json_t *j = tr_json_new(e);
     if (!j)
         return NULL;
     json_object_del(j, "workspace_sid");
-    json_object_set_new(j, "sid", row_jstr(r, "sid"));
-    json_object_set_new(j, "friendly_name", row_jstr(r, "friendly_name"));
-    json_object_set_new(j, "date_created", row_jdate(r, "date_created"));
-    json_object_set_new(j, "date_updated", row_jdate(r, "date_updated"));
-    json_object_set_new(j, "default_activity_sid", row_jstr(r, "default_activity_sid"));
-    json_object_set_new(j, "default_activity_name", row_jstr(r, "default_activity_name"));
-    json_object_set_new(j, "timeout_activity_sid", row_jstr(r, "timeout_activity_sid"));
-    json_object_set_new(j, "timeout_activity_name", row_jstr(r, "timeout_activity_name"));
-    json_object_set_new(j, "event_callback_url", row_jstr(r, "event_callback_url"));
-    json_object_set_new(j, "events_filter", row_jstr(r, "events_filter"));
-    json_object_set_new(j, "multi_task_enabled", json_boolean(row_int(r, "multi_task_enabled")));
-    json_object_set_new(j, "prioritize_queue_order", row_jstr(r, "prioritize_queue_order"));
+    json_object_set_new(j, "sid", tr_jstr(r->sid));
+    json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
+    json_object_set_new(j, "date_created", tr_jdate(r->date_created));
+    json_object_set_new(j, "date_updated", tr_jdate(r->date_updated));
+    json_object_set_new(j, "default_activity_sid", tr_jstr(r->default_activity_sid));
+    json_object_set_new(j, "default_activity_name", tr_jstr(r->default_activity_name));
+    json_object_set_new(j, "timeout_activity_sid", tr_jstr(r->timeout_activity_sid));
+    json_object_set_new(j, "timeout_activity_name", tr_jstr(r->timeout_activity_name));
+    json_object_set_new(j, "event_callback_url", tr_jstr(r->event_callback_url));
+    json_object_set_new(j, "events_filter", tr_jstr(r->events_filter));
+    json_object_set_new(j, "multi_task_enabled", json_boolean(r->multi_task_enabled));
+    json_object_set_new(j, "prioritize_queue_order", tr_jstr(r->prioritize_queue_order));
     json_object_set_new(j, "url", tr_url(e, base, "%s", ""));
     json_object_set_new(j, "links",
                         json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
@@ -52,13 +53,14 @@ tassa_err tr_workspace_fetch(tr_engine_t *e, const char *sid, const char *base_u
     if (strcmp(sid, e->ws_sid))
         return err_set(em, TASSA_ENOTFOUND,
                        "The requested resource /Workspaces/%.64s was not found", sid);
+    tr_workspace_t ws = {0};
     store_lock(e->store);
-    json_t *row = tr_load_workspace(e);
+    bool found = tr_workspace_load(e, &ws);
     store_unlock(e->store);
-    if (!row)
+    if (!found)
         return TASSA_ESTORE;
-    *out = tr_json_workspace(e, row, base_url);
-    json_decref(row);
+    *out = to_json(e, &ws, base_url);
+    rows_clear(&TR_WORKSPACE_ROW, &ws);
     return *out ? TASSA_OK : TASSA_ENOMEM;
 }
 
@@ -127,32 +129,27 @@ tassa_err tr_workspace_update(tr_engine_t *e, const char *sid, const params_t *p
                       now, e->ws_sid);
     if (!err)
         err = ev_emit(e, ev_new(e, "workspace.updated", "Workspace", e->ws_sid, NULL, now), -1);
-    json_t *row = err ? NULL : tr_load_workspace(e);
-    if (!err && out && !(*out = tr_json_workspace(e, row, base_url)))
+    tr_workspace_t ws = {0};
+    if (!err && out && !(tr_workspace_load(e, &ws) && (*out = to_json(e, &ws, base_url))))
         err = TASSA_ENOMEM;
-    json_decref(row);
+    rows_clear(&TR_WORKSPACE_ROW, &ws);
     err = tr_txn_end_out(e, err, out);
     return err;
 }
 
 tassa_err tr_workspace_callback(tr_engine_t *e, char **url, char **filter)
 {
+    tr_workspace_t ws = {0};
     *url = *filter = NULL;
     store_lock(e->store);
-    json_t *row =
-        db_one(e->store, "SELECT event_callback_url, events_filter FROM tr_workspace WHERE sid = ?",
-               "s", e->ws_sid);
+    bool found = tr_workspace_load(e, &ws);
     store_unlock(e->store);
-    if (!row)
+    if (!found)
         return TASSA_ESTORE;
-    const char *u = row_str(row, "event_callback_url");
-    const char *f = row_str(row, "events_filter");
-    tassa_err err = TASSA_OK;
-    if ((u && !(*url = strdup(u))) || (f && !(*filter = strdup(f)))) {
-        free(*url);
-        *url = NULL;
-        err = TASSA_ENOMEM;
-    }
-    json_decref(row);
-    return err;
+    /* the row's copies become the caller's */
+    *url = ws.event_callback_url;
+    *filter = ws.events_filter;
+    ws.event_callback_url = ws.events_filter = NULL;
+    rows_clear(&TR_WORKSPACE_ROW, &ws);
+    return TASSA_OK;
 }
