@@ -23,10 +23,9 @@ typedef struct {
 static json_t *to_json(tr_engine_t *e, const tr_activity_t *r, const char *base)
 {
     const char *sid = r->sid;
-    json_t *j = tr_json_new(e);
+    json_t *j = tr_json_new(e, r->sid);
     if (!j)
         return NULL;
-    json_object_set_new(j, "sid", tr_jstr(r->sid));
     json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
     json_object_set_new(j, "available", json_boolean(r->available));
     json_object_set_new(j, "date_created", tr_jdate(r->date_created));
@@ -85,14 +84,12 @@ tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base
     if (!err)
         err = tr_render_locked(e, &TR_ACTIVITY_ROW, render_activity,
                                &(list_ctx_t){e, base_url, NULL, -1}, sid, out);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_activity_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                             errmsg_t *em)
 {
-    *out = NULL;
     return tr_fetch(e, &TR_ACTIVITY_ROW, render_activity, &(list_ctx_t){e, base_url, NULL, -1},
                     "Activities", sid, out, em);
 }
@@ -125,20 +122,17 @@ tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
     if (!err)
         err = tr_render_locked(e, &TR_ACTIVITY_ROW, render_activity,
                                &(list_ctx_t){e, base_url, NULL, -1}, sid, out);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_activity_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
     int64_t now = store_now_ms();
-    tassa_err err = tr_txn_begin(e);
+    tassa_err err = tr_txn_begin_row(e, "tr_activities", "Activities", sid, em);
     if (err)
         return err;
-    if (db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE sid = ?", "s", sid) != 1)
-        err = tr_not_found(e, em, "Activities", sid);
-    else if (db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE activity_sid = ? LIMIT 1", "s",
-                    sid) == 1)
+    if (db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE activity_sid = ? LIMIT 1", "s", sid) ==
+        1)
         err = err_set(em, TASSA_ECONFLICT, "Activity %s is in use by workers", sid);
     else if (db_int(e->store, 0,
                     "SELECT 1 FROM tr_workspace WHERE default_activity_sid = ?1"

@@ -139,7 +139,7 @@ tassa_err tr_txn_begin(tr_engine_t *e)
     return TASSA_OK;
 }
 
-tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
+tassa_err tr_txn_commit(tr_engine_t *e, tassa_err err)
 {
     if (err)
         store_rollback(e->store);
@@ -147,10 +147,25 @@ tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
         err = store_commit(e->store);
     /* The group commit makes the change durable before store_unlock returns. */
     tassa_err durable = store_unlock(e->store);
-    if (!err)
-        err = durable;
+    return err ? err : durable;
+}
+
+tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
+{
+    err = tr_txn_commit(e, err);
     if (!err)
         tr_kick(e);
+    return err;
+}
+
+tassa_err tr_txn_begin_row(tr_engine_t *e, const char *table, const char *what, const char *sid,
+                           errmsg_t *em)
+{
+    char sql[80];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE sid = ?", table);
+    tassa_err err = tr_txn_begin(e);
+    if (!err && db_int(e->store, 0, sql, "s", sid) != 1)
+        err = tr_txn_commit(e, tr_not_found(e, em, what, sid));
     return err;
 }
 
@@ -208,12 +223,13 @@ json_t *tr_url(tr_engine_t *e, const char *base, const char *fmt, ...)
     return json_string(buf);
 }
 
-json_t *tr_json_new(tr_engine_t *e)
+json_t *tr_json_new(tr_engine_t *e, const char *sid)
 {
     json_t *j = json_object();
     if (j) {
         json_object_set_new(j, "account_sid", json_string(e->account_sid));
         json_object_set_new(j, "workspace_sid", json_string(e->ws_sid));
+        json_object_set_new(j, "sid", tr_jstr(sid));
     }
     return j;
 }

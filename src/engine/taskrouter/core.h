@@ -49,6 +49,16 @@ tassa_err tr_txn_begin(tr_engine_t *e);
  * something was committed, and returns err (or TASSA_ESTORE when the commit failed). */
 tassa_err tr_txn_end(tr_engine_t *e, tassa_err err);
 
+/* Commits (err == TASSA_OK) or rolls back and releases the lock, without waking the engine
+ * threads (the timer thread's own commits). Returns err, or TASSA_ESTORE when the commit or
+ * the group commit failed. */
+tassa_err tr_txn_commit(tr_engine_t *e, tassa_err err);
+
+/* tr_txn_begin for a change to the row sid of table (a tr_* table name): when there is no
+ * such row, the transaction ends at once and the 404 of tr_not_found (what, sid) is returned. */
+tassa_err tr_txn_begin_row(tr_engine_t *e, const char *table, const char *what, const char *sid,
+                           errmsg_t *em);
+
 /* tr_txn_end for an operation that rendered an answer into *out (out may be NULL): on
  * failure the answer is dropped, so that a caller never sees a change that did not commit. */
 tassa_err tr_txn_end_out(tr_engine_t *e, tassa_err err, json_t **out);
@@ -97,7 +107,8 @@ json_t *tr_jdate(int64_t ms);
 json_t *tr_url(tr_engine_t *e, const char *base, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* A new object holding the common account_sid and workspace_sid fields. NULL on OOM. */
-json_t *tr_json_new(tr_engine_t *e);
+/* A new resource object holding the common account_sid, workspace_sid and sid fields. NULL on
+ * OOM. */
+json_t *tr_json_new(tr_engine_t *e, const char *sid);
 
 #endif

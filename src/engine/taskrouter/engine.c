@@ -283,18 +283,9 @@ static void *timer_main(void *arg)
         if (stop)
             break;
         int64_t next = INT64_MAX;
-        store_lock(e->store);
-        tassa_err err = store_begin(e->store);
-        if (!err) {
-            err = tr_timers_apply_locked(e, store_now_ms(), &next);
-            if (err)
-                store_rollback(e->store);
-            else
-                err = store_commit(e->store);
-        }
-        tassa_err durable = store_unlock(e->store);
+        tassa_err err = tr_txn_begin(e);
         if (!err)
-            err = durable;
+            err = tr_txn_commit(e, tr_timers_apply_locked(e, store_now_ms(), &next));
         if (err) {
             log_error("event=tr_timers_failed err=\"%s\"", tassa_strerror(err));
             next = store_now_ms() + 1000;

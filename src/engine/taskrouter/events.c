@@ -35,7 +35,7 @@ static json_t *to_json(tr_engine_t *e, const tr_event_t *r, const char *base)
 {
     const char *sid = r->sid, *rtype = r->resource_type;
     const char *rsid = r->resource_sid;
-    json_t *j = tr_json_new(e);
+    json_t *j = tr_json_new(e, r->sid);
     if (!j)
         return NULL;
     json_t *params = json_loads(r->params ? r->params : "{}", 0, NULL);
@@ -49,7 +49,6 @@ static json_t *to_json(tr_engine_t *e, const tr_event_t *r, const char *base)
         json_object_set(data, key, v);
     }
     json_decref(params);
-    json_object_set_new(j, "sid", tr_jstr(r->sid));
     json_object_set_new(j, "event_type", tr_jstr(r->event_type));
     json_object_set_new(j, "description", tr_jstr(r->description));
     json_object_set_new(j, "event_data", data);
@@ -159,7 +158,6 @@ tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, lon
 tassa_err tr_event_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                          errmsg_t *em)
 {
-    *out = NULL;
     return tr_fetch(e, &TR_EVENT_ROW, event_render, &(elist_t){e, base_url, NULL}, "Events", sid,
                     out, em);
 }

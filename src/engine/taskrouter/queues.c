@@ -17,10 +17,9 @@
 static json_t *to_json(tr_engine_t *e, const tr_queue_t *r, const char *base)
 {
     const char *sid = r->sid;
-    json_t *j = tr_json_new(e);
+    json_t *j = tr_json_new(e, r->sid);
     if (!j)
         return NULL;
-    json_object_set_new(j, "sid", tr_jstr(r->sid));
     json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
     json_object_set_new(j, "target_workers", tr_jstr(r->target_workers));
     json_object_set_new(j, "task_order", tr_jstr(r->task_order));
@@ -103,17 +102,6 @@ static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, j
                             sid, out);
 }
 
-/* Records task-queue.<what> for the queue sid. */
-static tassa_err queue_event(tr_engine_t *e, const char *type, const char *sid, int64_t now)
-{
-    tr_queue_t q = {0};
-    bool found = tr_queue_load(e, sid, &q);
-    json_t *ev = ev_new(e, type, "TaskQueue", sid, NULL, now);
-    ev_queue(ev, found ? &q : NULL);
-    rows_clear(&TR_QUEUE_ROW, &q);
-    return ev_emit(e, ev, -1);
-}
-
 tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
                           errmsg_t *em)
 {
@@ -151,17 +139,15 @@ tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_ur
                       params_get_nonempty(p, "AssignmentActivitySid"), (int64_t)max_reserved, now,
                       now);
     if (!err)
-        err = queue_event(e, "task-queue.created", sid, now);
+        err = ev_resource_event(e, "task-queue.created", "TaskQueue", sid, now);
     if (!err)
         err = render(e, sid, base_url, out);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_queue_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                          errmsg_t *em)
 {
-    *out = NULL;
     return tr_fetch(e, &TR_QUEUE_ROW, queue_render, &(qlist_t){.e = e, .base = base_url},
                     "TaskQueues", sid, out, em);
 }
@@ -206,35 +192,32 @@ tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, co
                       "sssssssiiis", name, target, params_get_nonempty(p, "TaskOrder"), ra, ra, aa,
                       aa, (int64_t)max_reserved, (int64_t)max_reserved, now, sid);
     if (!err && target && strcmp(target, row.target_workers))
-        err = queue_event(e, "task-queue.expression.updated", sid, now);
+        err = ev_resource_event(e, "task-queue.expression.updated", "TaskQueue", sid, now);
     if (!err)
         err = tr_match_locked(e, now);
     if (!err)
         err = render(e, sid, base_url, out);
     rows_clear(&TR_QUEUE_ROW, &row);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_queue_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
     int64_t now = store_now_ms();
-    tassa_err err = tr_txn_begin(e);
+    tassa_err err = tr_txn_begin_row(e, "tr_queues", "TaskQueues", sid, em);
     if (err)
         return err;
-    if (db_int(e->store, 0, "SELECT 1 FROM tr_queues WHERE sid = ?", "s", sid) != 1)
-        err = tr_not_found(e, em, "TaskQueues", sid);
-    else if (db_int(e->store, 0,
-                    "SELECT 1 FROM tr_tasks WHERE queue_sid = ? AND"
-                    " status IN ('pending', 'reserved', 'assigned', 'wrapping') LIMIT 1",
-                    "s", sid) == 1)
+    if (db_int(e->store, 0,
+               "SELECT 1 FROM tr_tasks WHERE queue_sid = ? AND"
+               " status IN ('pending', 'reserved', 'assigned', 'wrapping') LIMIT 1",
+               "s", sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "TaskQueue %s holds unfinished tasks", sid);
     else if (db_int(e->store, 0,
                     "SELECT 1 FROM tr_workflows WHERE instr(configuration, ?) > 0 LIMIT 1", "s",
                     sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "TaskQueue %s is a target of a workflow", sid);
     if (!err)
-        err = queue_event(e, "task-queue.deleted", sid, now);
+        err = ev_resource_event(e, "task-queue.deleted", "TaskQueue", sid, now);
     if (!err)
         err = db_exec(e->store, "DELETE FROM tr_queues WHERE sid = ?", "s", sid);
     return tr_txn_end(e, err);

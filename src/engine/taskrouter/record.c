@@ -213,3 +213,22 @@ out:
     rows_clear(&TR_WORKER_ROW, &w);
     return err;
 }
+
+tassa_err ev_resource_event(tr_engine_t *e, const char *type, const char *resource_type,
+                            const char *sid, int64_t now)
+{
+    tr_worker_t w = {0};
+    tr_queue_t q = {0};
+    tr_workflow_t wf = {0};
+    json_t *ev = ev_new(e, type, resource_type, sid, NULL, now);
+    if (!strcmp(resource_type, "Worker") && tr_worker_load(e, sid, &w))
+        ev_worker(ev, &w);
+    else if (!strcmp(resource_type, "TaskQueue") && tr_queue_load(e, sid, &q))
+        ev_queue(ev, &q);
+    else if (!strcmp(resource_type, "Workflow") && tr_workflow_load(e, sid, &wf))
+        ev_workflow(ev, &wf);
+    rows_clear(&TR_WORKER_ROW, &w);
+    rows_clear(&TR_QUEUE_ROW, &q);
+    rows_clear(&TR_WORKFLOW_ROW, &wf);
+    return ev_emit(e, ev, -1);
+}

@@ -34,4 +34,10 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms);
 tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, const char *res_sid,
                         const char *description, int64_t wait_ms, int64_t now);
 
+/* Records an event about a worker, task queue or workflow (resource_type "Worker",
+ * "TaskQueue" or "Workflow"; another adds only the common fields) with the resource's current
+ * fields. */
+tassa_err ev_resource_event(tr_engine_t *e, const char *type, const char *resource_type,
+                            const char *sid, int64_t now);
+
 #endif

@@ -20,10 +20,9 @@ static json_t *to_json(tr_engine_t *e, const tr_reservation_t *r, const char *ba
 {
     const char *sid = r->sid, *task = r->task_sid;
     const char *worker = r->worker_sid;
-    json_t *j = tr_json_new(e);
+    json_t *j = tr_json_new(e, r->sid);
     if (!j)
         return NULL;
-    json_object_set_new(j, "sid", tr_jstr(r->sid));
     json_object_set_new(j, "reservation_status", tr_jstr(r->status));
     json_object_set_new(j, "task_sid", tr_jstr(r->task_sid));
     json_object_set_new(j, "worker_sid", tr_jstr(r->worker_sid));
@@ -150,8 +149,7 @@ tassa_err tr_reservation_update(tr_engine_t *e, const char *task_sid, const char
                                &(rlist_t){.e = e, .base = base_url, .by_worker = !task_sid}, sid,
                                out);
     rows_clear(&TR_RES_ROW, &r);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    return tr_txn_end_out(e, err, out);
 }
 
 /* Reservations list filters: ReservationStatus, WorkerSid. */

@@ -239,40 +239,19 @@ bool tr_workspace_load(tr_engine_t *e, tr_workspace_t *out)
     return rows_load(e, &TR_WORKSPACE_ROW, e->ws_sid, out);
 }
 
-bool tr_activity_load(tr_engine_t *e, const char *sid, tr_activity_t *out)
-{
-    return rows_load(e, &TR_ACTIVITY_ROW, sid, out);
-}
-
-bool tr_worker_load(tr_engine_t *e, const char *sid, tr_worker_t *out)
-{
-    return rows_load(e, &TR_WORKER_ROW, sid, out);
-}
-
-bool tr_queue_load(tr_engine_t *e, const char *sid, tr_queue_t *out)
-{
-    return rows_load(e, &TR_QUEUE_ROW, sid, out);
-}
-
-bool tr_workflow_load(tr_engine_t *e, const char *sid, tr_workflow_t *out)
-{
-    return rows_load(e, &TR_WORKFLOW_ROW, sid, out);
-}
-
-bool tr_task_load(tr_engine_t *e, const char *sid, tr_task_t *out)
-{
-    return rows_load(e, &TR_TASK_ROW, sid, out);
-}
-
-bool tr_reservation_load(tr_engine_t *e, const char *sid, tr_reservation_t *out)
-{
-    return rows_load(e, &TR_RES_ROW, sid, out);
-}
-
-bool tr_event_load(tr_engine_t *e, const char *sid, tr_event_t *out)
-{
-    return rows_load(e, &TR_EVENT_ROW, sid, out);
-}
+/* The typed loaders of rows.h, each rows_load with its row type. */
+#define LOADER(name, type, rowtype)                                                                \
+    bool name(tr_engine_t *e, const char *sid, type *out)                                          \
+    {                                                                                              \
+        return rows_load(e, &rowtype, sid, out);                                                   \
+    }
+LOADER(tr_activity_load, tr_activity_t, TR_ACTIVITY_ROW)
+LOADER(tr_worker_load, tr_worker_t, TR_WORKER_ROW)
+LOADER(tr_queue_load, tr_queue_t, TR_QUEUE_ROW)
+LOADER(tr_workflow_load, tr_workflow_t, TR_WORKFLOW_ROW)
+LOADER(tr_task_load, tr_task_t, TR_TASK_ROW)
+LOADER(tr_reservation_load, tr_reservation_t, TR_RES_ROW)
+LOADER(tr_event_load, tr_event_t, TR_EVENT_ROW)
 
 /* Loads sid and renders it into *out (lock held). False when absent; *out NULL on OOM. */
 static bool load_render(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render, void *ctx,
@@ -290,6 +269,7 @@ static bool load_render(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn r
 tassa_err tr_fetch(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render, void *ctx,
                    const char *what, const char *sid, json_t **out, errmsg_t *em)
 {
+    *out = NULL;
     store_lock(e->store);
     bool found = load_render(e, type, render, ctx, sid, out);
     store_unlock(e->store);

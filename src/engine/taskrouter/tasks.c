@@ -20,11 +20,10 @@
 static json_t *to_json(tr_engine_t *e, const tr_task_t *r, const char *base, int64_t now)
 {
     const char *sid = r->sid;
-    json_t *j = tr_json_new(e);
+    json_t *j = tr_json_new(e, r->sid);
     if (!j)
         return NULL;
     int64_t age = (now - r->date_created) / 1000;
-    json_object_set_new(j, "sid", tr_jstr(r->sid));
     json_object_set_new(j, "age", json_integer(age < 0 ? 0 : age));
     json_object_set_new(j, "assignment_status", tr_jstr(r->status));
     json_object_set_new(j, "attributes", tr_jstr(r->attributes));
@@ -161,7 +160,6 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
 tassa_err tr_task_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                         errmsg_t *em)
 {
-    *out = NULL;
     return tr_fetch(e, &TR_TASK_ROW, task_render,
                     &(tlist_t){.e = e, .base = base_url, .now = store_now_ms()}, "Tasks", sid, out,
                     em);
@@ -242,13 +240,10 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p, con
 tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
     int64_t now = store_now_ms();
-    tassa_err err = tr_txn_begin(e);
+    tassa_err err = tr_txn_begin_row(e, "tr_tasks", "Tasks", sid, em);
     if (err)
         return err;
-    if (db_int(e->store, 0, "SELECT 1 FROM tr_tasks WHERE sid = ?", "s", sid) != 1)
-        err = tr_not_found(e, em, "Tasks", sid);
-    if (!err)
-        err = tr_task_end_pending_locked(e, sid, "canceled", now);
+    err = tr_task_end_pending_locked(e, sid, "canceled", now);
     if (!err)
         err = db_exec(e->store,
                       "UPDATE tr_workers SET idle_since = ? WHERE sid IN (SELECT worker_sid FROM"

@@ -18,10 +18,9 @@
 static json_t *to_json(tr_engine_t *e, const tr_worker_t *r, const char *base)
 {
     const char *sid = r->sid;
-    json_t *j = tr_json_new(e);
+    json_t *j = tr_json_new(e, r->sid);
     if (!j)
         return NULL;
-    json_object_set_new(j, "sid", tr_jstr(r->sid));
     json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
     json_object_set_new(j, "activity_sid", tr_jstr(r->activity_sid));
     json_object_set_new(j, "activity_name", tr_jstr(r->activity_name));
@@ -56,18 +55,6 @@ static json_t *worker_render(void *ctx, const void *row)
 {
     wlist_t *c = ctx;
     return to_json(c->e, row, c->base);
-}
-
-/* Records worker.<what> with the worker's current fields. */
-static tassa_err worker_event(tr_engine_t *e, const char *type, const char *sid, int64_t now)
-{
-    tr_worker_t w = {0};
-    if (!tr_worker_load(e, sid, &w))
-        return TASSA_ESTORE;
-    json_t *ev = ev_new(e, type, "Worker", sid, NULL, now);
-    ev_worker(ev, &w);
-    rows_clear(&TR_WORKER_ROW, &w);
-    return ev_emit(e, ev, -1);
 }
 
 /* Renders the worker sid with the lock held into *out (when out is not NULL). */
@@ -118,7 +105,7 @@ tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_u
                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       "ssssiiii", sid, name, attrs, act, now, now, now, now);
     if (!err)
-        err = worker_event(e, "worker.created", sid, now);
+        err = ev_resource_event(e, "worker.created", "Worker", sid, now);
     if (!err)
         err = tr_match_locked(e, now);
     if (!err)
@@ -130,7 +117,6 @@ tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_u
 tassa_err tr_worker_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                           errmsg_t *em)
 {
-    *out = NULL;
     return tr_fetch(e, &TR_WORKER_ROW, worker_render, &(wlist_t){.e = e, .base = base_url},
                     "Workers", sid, out, em);
 }
@@ -174,7 +160,7 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, c
                       "UPDATE tr_workers SET attributes = ?, date_updated = ? WHERE sid = ?", "sis",
                       attrs, now, sid);
         if (!err)
-            err = worker_event(e, "worker.attributes.update", sid, now);
+            err = ev_resource_event(e, "worker.attributes.update", "Worker", sid, now);
     }
     if (!err && reject)
         err = tr_worker_end_pending_locked(e, sid, "rejected", now);
@@ -191,20 +177,18 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, c
 tassa_err tr_worker_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
     int64_t now = store_now_ms();
-    tassa_err err = tr_txn_begin(e);
+    tassa_err err = tr_txn_begin_row(e, "tr_workers", "Workers", sid, em);
     if (err)
         return err;
-    if (db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE sid = ?", "s", sid) != 1)
-        err = tr_not_found(e, em, "Workers", sid);
-    else if (db_int(e->store, 0,
-                    "SELECT 1 FROM tr_reservations WHERE worker_sid = ? AND"
-                    " status IN ('accepted', 'wrapping') LIMIT 1",
-                    "s", sid) == 1)
+    if (db_int(e->store, 0,
+               "SELECT 1 FROM tr_reservations WHERE worker_sid = ? AND"
+               " status IN ('accepted', 'wrapping') LIMIT 1",
+               "s", sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "Worker %s has active tasks; complete them first", sid);
     if (!err)
         err = tr_worker_end_pending_locked(e, sid, "rescinded", now);
     if (!err)
-        err = worker_event(e, "worker.deleted", sid, now);
+        err = ev_resource_event(e, "worker.deleted", "Worker", sid, now);
     if (!err)
         err = db_exec(e->store, "DELETE FROM tr_workers WHERE sid = ?", "s", sid);
     if (!err)

@@ -18,10 +18,9 @@
 static json_t *to_json(tr_engine_t *e, const tr_workflow_t *r, const char *base)
 {
     const char *sid = r->sid;
-    json_t *j = tr_json_new(e);
+    json_t *j = tr_json_new(e, r->sid);
     if (!j)
         return NULL;
-    json_object_set_new(j, "sid", tr_jstr(r->sid));
     json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
     json_object_set_new(j, "configuration", tr_jstr(r->configuration));
     json_object_set_new(j, "document_content_type", json_string("application/json"));
@@ -69,17 +68,6 @@ static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, j
                             sid, out);
 }
 
-/* Records workflow.<what>. */
-static tassa_err workflow_event(tr_engine_t *e, const char *type, const char *sid, int64_t now)
-{
-    tr_workflow_t wf = {0};
-    bool found = tr_workflow_load(e, sid, &wf);
-    json_t *ev = ev_new(e, type, "Workflow", sid, NULL, now);
-    ev_workflow(ev, found ? &wf : NULL);
-    rows_clear(&TR_WORKFLOW_ROW, &wf);
-    return ev_emit(e, ev, -1);
-}
-
 tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
                              errmsg_t *em)
 {
@@ -121,17 +109,15 @@ tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base
                       params_get(p, "AssignmentCallbackUrl"),
                       params_get(p, "FallbackAssignmentCallbackUrl"), now, now);
     if (!err)
-        err = workflow_event(e, "workflow.created", sid, now);
+        err = ev_resource_event(e, "workflow.created", "Workflow", sid, now);
     if (!err)
         err = render(e, sid, base_url, out);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_workflow_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                             errmsg_t *em)
 {
-    *out = NULL;
     return tr_fetch(e, &TR_WORKFLOW_ROW, workflow_render, &(wflist_t){e, base_url, NULL},
                     "Workflows", sid, out, em);
 }
@@ -184,7 +170,7 @@ tassa_err tr_workflow_update(tr_engine_t *e, const char *sid, const params_t *p,
                       "ssiissssis", name, conf, (int64_t)timeout, (int64_t)timeout, acb, acb, fcb,
                       fcb, now, sid);
     if (!err)
-        err = workflow_event(e, "workflow.updated", sid, now);
+        err = ev_resource_event(e, "workflow.updated", "Workflow", sid, now);
     /* A new configuration re-routes the pending tasks when asked to, or when their target no
      * longer exists in it. */
     if (!err && conf)
@@ -204,25 +190,22 @@ tassa_err tr_workflow_update(tr_engine_t *e, const char *sid, const params_t *p,
     if (!err)
         err = render(e, sid, base_url, out);
     rows_free(&TR_TASK_ROW, pending, n_pending);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_workflow_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
     int64_t now = store_now_ms();
-    tassa_err err = tr_txn_begin(e);
+    tassa_err err = tr_txn_begin_row(e, "tr_workflows", "Workflows", sid, em);
     if (err)
         return err;
-    if (db_int(e->store, 0, "SELECT 1 FROM tr_workflows WHERE sid = ?", "s", sid) != 1)
-        err = tr_not_found(e, em, "Workflows", sid);
-    else if (db_int(e->store, 0,
-                    "SELECT 1 FROM tr_tasks WHERE workflow_sid = ? AND"
-                    " status IN ('pending', 'reserved', 'assigned', 'wrapping') LIMIT 1",
-                    "s", sid) == 1)
+    if (db_int(e->store, 0,
+               "SELECT 1 FROM tr_tasks WHERE workflow_sid = ? AND"
+               " status IN ('pending', 'reserved', 'assigned', 'wrapping') LIMIT 1",
+               "s", sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "Workflow %s has unfinished tasks", sid);
     if (!err)
-        err = workflow_event(e, "workflow.deleted", sid, now);
+        err = ev_resource_event(e, "workflow.deleted", "Workflow", sid, now);
     if (!err)
         err = db_exec(e->store, "DELETE FROM tr_workflows WHERE sid = ?", "s", sid);
     return tr_txn_end(e, err);

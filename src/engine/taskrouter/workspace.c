@@ -16,11 +16,10 @@
 /* The workspace as Twilio's JSON. New reference; NULL on OOM. */
 static json_t *to_json(tr_engine_t *e, const tr_workspace_t *r, const char *base)
 {
-    json_t *j = tr_json_new(e);
+    json_t *j = tr_json_new(e, r->sid);
     if (!j)
         return NULL;
     json_object_del(j, "workspace_sid");
-    json_object_set_new(j, "sid", tr_jstr(r->sid));
     json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
     json_object_set_new(j, "date_created", tr_jdate(r->date_created));
     json_object_set_new(j, "date_updated", tr_jdate(r->date_updated));
@@ -46,6 +45,15 @@ static json_t *to_json(tr_engine_t *e, const tr_workspace_t *r, const char *base
     return j;
 }
 
+/* Loads the workspace under the store lock (taken here). False on failure. */
+static bool load(tr_engine_t *e, tr_workspace_t *ws)
+{
+    store_lock(e->store);
+    bool found = tr_workspace_load(e, ws);
+    store_unlock(e->store);
+    return found;
+}
+
 tassa_err tr_workspace_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                              errmsg_t *em)
 {
@@ -54,10 +62,7 @@ tassa_err tr_workspace_fetch(tr_engine_t *e, const char *sid, const char *base_u
         return err_set(em, TASSA_ENOTFOUND,
                        "The requested resource /Workspaces/%.64s was not found", sid);
     tr_workspace_t ws = {0};
-    store_lock(e->store);
-    bool found = tr_workspace_load(e, &ws);
-    store_unlock(e->store);
-    if (!found)
+    if (!load(e, &ws))
         return TASSA_ESTORE;
     *out = to_json(e, &ws, base_url);
     rows_clear(&TR_WORKSPACE_ROW, &ws);
@@ -133,18 +138,14 @@ tassa_err tr_workspace_update(tr_engine_t *e, const char *sid, const params_t *p
     if (!err && out && !(tr_workspace_load(e, &ws) && (*out = to_json(e, &ws, base_url))))
         err = TASSA_ENOMEM;
     rows_clear(&TR_WORKSPACE_ROW, &ws);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_workspace_callback(tr_engine_t *e, char **url, char **filter)
 {
     tr_workspace_t ws = {0};
     *url = *filter = NULL;
-    store_lock(e->store);
-    bool found = tr_workspace_load(e, &ws);
-    store_unlock(e->store);
-    if (!found)
+    if (!load(e, &ws))
         return TASSA_ESTORE;
     /* the row's copies become the caller's */
     *url = ws.event_callback_url;
