@@ -193,31 +193,7 @@ DELETE(task_delete, tr_task_delete, 1)
 LIST(task_list, tr_task_list, "tasks")
 FETCH(event_fetch, tr_event_fetch, 1)
 LIST(event_list, tr_event_list, "events")
-
-/* GET /v1/Workspaces: the one workspace, in a page. */
-static void workspace_list(void *ctx, http_req_t *req, http_resp_t *resp)
-{
-    const tr_api_deps_t *d = ctx;
-    errmsg_t em = {{0}};
-    paging_t pg;
-    json_t *ws = NULL;
-    if (!enter(d, req, resp))
-        return;
-    tassa_err err = paging_parse(req->params, PAGE_MAX, &pg, &em);
-    if (!err)
-        err = tr_workspace_fetch(d->tr, tr_workspace_sid(d->tr), req->base_url, &ws, &em);
-    if (err) {
-        http_resp_twilio_error(resp, err, err_text(&em, err));
-        return;
-    }
-    const char *name = params_get(req->params, "FriendlyName");
-    json_t *items = json_array();
-    if (pg.page == 0 &&
-        (!name || !strcmp(name, json_string_value(json_object_get(ws, "friendly_name")))))
-        json_array_append(items, ws);
-    json_decref(ws);
-    send_page(req, resp, "workspaces", &pg, items, false);
-}
+LIST(workspace_list, tr_workspace_list, "workspaces")
 
 /* POST /v1/Workspaces: one workspace per engine. */
 static void workspace_create(void *ctx, http_req_t *req, http_resp_t *resp)

@@ -189,7 +189,7 @@ tassa_err tr_task_finish_locked(tr_engine_t *e, const char *sid, const char *sta
     char res[SID_LEN + 1];
     bool has_res = db_sid(e->store, res,
                           "SELECT sid FROM tr_reservations WHERE task_sid = ? AND"
-                          " status IN ('accepted', 'wrapping') ORDER BY seq DESC LIMIT 1",
+                          " status IN " TR_RES_ASSIGNED_SQL " ORDER BY seq DESC LIMIT 1",
                           "s", sid);
     err = db_exec(e->store,
                   "UPDATE tr_tasks SET status = ?, reason = COALESCE(?, reason),"

@@ -163,7 +163,7 @@ tassa_err tr_match_locked(tr_engine_t *e, int64_t now)
     tassa_err err = rows_all(e, &TR_WORKER_ROW, (void **)&idle, &n,
                              TR_WORKER_SELECT "WHERE a.available = 1 AND NOT EXISTS (SELECT 1 FROM"
                                               " tr_reservations r WHERE r.worker_sid = w.sid AND"
-                                              " r.status IN ('pending', 'accepted', 'wrapping'))"
+                                              " r.status IN " TR_RES_HOLDING_SQL ")"
                                               " ORDER BY w.idle_since, w.seq",
                              NULL);
     size_t nfree = n, ndec = 0;

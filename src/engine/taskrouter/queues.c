@@ -209,7 +209,7 @@ tassa_err tr_queue_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
         return err;
     if (db_int(e->store, 0,
                "SELECT 1 FROM tr_tasks WHERE queue_sid = ? AND"
-               " status IN ('pending', 'reserved', 'assigned', 'wrapping') LIMIT 1",
+               " status IN " TR_TASK_OPEN_SQL " LIMIT 1",
                "s", sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "TaskQueue %s holds unfinished tasks", sid);
     else if (db_int(e->store, 0,

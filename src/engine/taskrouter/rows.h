@@ -118,6 +118,13 @@ typedef struct {
     "SELECT sid, event_type, resource_type, resource_sid, description, task_sid, worker_sid,"      \
     " reservation_sid, queue_sid, workflow_sid, params, seq, date_ms, wait_ms FROM tr_events "
 
+/* Status lists as SQL IN lists (the waiting ones are base/task_order.h's TASK_WAITING_SQL):
+ * a task not yet finished; a reservation that holds its worker (one task per worker); a
+ * reservation whose worker has the task. */
+#define TR_TASK_OPEN_SQL    "('pending', 'reserved', 'assigned', 'wrapping')"
+#define TR_RES_HOLDING_SQL  "('pending', 'accepted', 'wrapping')"
+#define TR_RES_ASSIGNED_SQL "('accepted', 'wrapping')"
+
 /* The engine's queue order over TR_TASK_SELECT's t and q (for ORDER BY): priority, then time in
  * the queue (LIFO queues: newest first), then creation. */
 #define TR_QUEUE_ORDER_SQL                                                                         \

@@ -13,8 +13,6 @@
 #include "engine/taskrouter/rows.h"
 #include "base/timefmt.h"
 
-#define OPEN_STATUSES "('pending', 'reserved', 'assigned', 'wrapping')"
-
 /* Adds the age (s) and sid of the first task of sql (one 's' parameter, queue_sid; columns
  * sid and the time the age counts from) to j under age_key and sid_key. */
 static void oldest(tr_engine_t *e, json_t *j, const char *age_key, const char *sid_key,
@@ -66,11 +64,11 @@ static void task_counts(tr_engine_t *e, json_t *j, const char *queue_sid)
     json_t *by_prio = json_object();
     json_int_t total =
         count_into(e, by_status,
-                   "SELECT status, count(*) FROM tr_tasks WHERE status IN " OPEN_STATUSES
+                   "SELECT status, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
                    " AND (?1 IS NULL OR queue_sid = ?1) GROUP BY status",
                    queue_sid);
     count_into(e, by_prio,
-               "SELECT priority, count(*) FROM tr_tasks WHERE status IN " OPEN_STATUSES
+               "SELECT priority, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
                " AND (?1 IS NULL OR queue_sid = ?1) GROUP BY priority",
                queue_sid);
     json_object_set_new(j, "total_tasks", json_integer(total));
@@ -90,12 +88,11 @@ static void worker_counts(tr_engine_t *e, json_t *j, const expr_t *qx, json_int_
     tr_worker_t w = {0};
     *eligible = *available = 0;
     rows_all(e, &TR_ACTIVITY_ROW, (void **)&acts, &n_acts, TR_ACTIVITY_SELECT "ORDER BY seq", NULL);
-    sqlite3_stmt *st =
-        db_query(e->store,
-                 "SELECT x.*, (SELECT count(*) FROM tr_reservations r WHERE"
-                 " r.worker_sid = x.sid AND r.status IN ('pending', 'accepted', 'wrapping'))"
-                 " FROM (" TR_WORKER_SELECT ") x",
-                 NULL);
+    sqlite3_stmt *st = db_query(e->store,
+                                "SELECT x.*, (SELECT count(*) FROM tr_reservations r WHERE"
+                                " r.worker_sid = x.sid AND r.status IN " TR_RES_HOLDING_SQL ")"
+                                " FROM (" TR_WORKER_SELECT ") x",
+                                NULL);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         json_t *subject = rows_read(&TR_WORKER_ROW, st, &w) ? tr_worker_subject(&w) : NULL;
         if (subject && (!qx || tr_worker_in_queue(subject, qx))) {

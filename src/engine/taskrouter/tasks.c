@@ -247,7 +247,7 @@ tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
     if (!err)
         err = db_exec(e->store,
                       "UPDATE tr_workers SET idle_since = ? WHERE sid IN (SELECT worker_sid FROM"
-                      " tr_reservations WHERE task_sid = ? AND status IN ('accepted', 'wrapping'))",
+                      " tr_reservations WHERE task_sid = ? AND status IN " TR_RES_ASSIGNED_SQL ")",
                       "is", now, sid);
     if (!err)
         err = ev_task_event(e, "task.deleted", sid, NULL, NULL, -1, now);

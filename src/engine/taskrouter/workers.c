@@ -182,7 +182,7 @@ tassa_err tr_worker_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
         return err;
     if (db_int(e->store, 0,
                "SELECT 1 FROM tr_reservations WHERE worker_sid = ? AND"
-               " status IN ('accepted', 'wrapping') LIMIT 1",
+               " status IN " TR_RES_ASSIGNED_SQL " LIMIT 1",
                "s", sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "Worker %s has active tasks; complete them first", sid);
     if (!err)

@@ -45,6 +45,34 @@ static json_t *to_json(tr_engine_t *e, const tr_workspace_t *r, const char *base
     return j;
 }
 
+typedef struct {
+    tr_engine_t *e;
+    const char *base, *name;
+} wslist_t;
+
+/* Workspaces list filter: FriendlyName. */
+static bool workspace_pred(void *ctx, const void *row)
+{
+    const tr_workspace_t *ws = row;
+    wslist_t *c = ctx;
+    return !c->name || (ws->friendly_name && !strcmp(c->name, ws->friendly_name));
+}
+
+/* Renders the workspace row (tr_list). */
+static json_t *workspace_render(void *ctx, const void *row)
+{
+    wslist_t *c = ctx;
+    return to_json(c->e, row, c->base);
+}
+
+tassa_err tr_workspace_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
+                            const char *base_url, json_t **items, bool *more, errmsg_t *em)
+{
+    wslist_t c = {e, base_url, params_get(filter, "FriendlyName")};
+    return tr_list(e, &TR_WORKSPACE_ROW, workspace_pred, workspace_render, &c, offset, limit, items,
+                   more, TR_WORKSPACE_SELECT "WHERE ws.sid = ?", "s", e->ws_sid);
+}
+
 /* Loads the workspace under the store lock (taken here). False on failure. */
 static bool load(tr_engine_t *e, tr_workspace_t *ws)
 {
