@@ -1,5 +1,5 @@
 /* core.c - what every part of the TaskRouter engine stands on: transactions, terse SQL
- * (prepare, bind by a type string, step), lists with paging, the 404 and JSON building blocks.
+ * (prepare, bind by a type string, step), the 404 and the JSON building blocks.
  *
  * Layer: engine.
  */

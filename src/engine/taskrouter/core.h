@@ -1,6 +1,6 @@
 /* core.h - what every part of the TaskRouter engine stands on: the engine structure, the
- * transaction helpers, terse SQL helpers, the paged list walk, the 404 and the JSON pieces
- * every resource's rendering uses.
+ * transaction helpers (together), terse SQL helpers, the 404 and the JSON pieces every
+ * resource's rendering uses. Typed rows and lists are in rows.h, above this.
  *
  * Not for use outside engine/taskrouter. The SQL helpers need the store lock held by the
  * caller. SQL bind types: 's' const char * (NULL binds SQL NULL), 'i' int64_t, 'd' int
