@@ -23,7 +23,7 @@ typedef struct {
 static json_t *to_json(tr_engine_t *e, const tr_activity_t *r, const char *base)
 {
     const char *sid = r->sid;
-    json_t *j = tr_json_new(e, r->sid);
+    json_t *j = tr_json_new(e, sid);
     if (!j)
         return NULL;
     json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
@@ -104,14 +104,12 @@ tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
     if (err)
         return err;
     int64_t now = store_now_ms();
-    err = tr_txn_begin(e);
+    err = tr_txn_begin_row(e, "tr_activities", "Activities", sid, em);
     if (err)
         return err;
-    if (db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE sid = ?", "s", sid) != 1)
-        err = tr_not_found(e, em, "Activities", sid);
-    else if (name &&
-             db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE friendly_name = ? AND sid != ?",
-                    "ss", name, sid) == 1)
+    if (name &&
+        db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE friendly_name = ? AND sid != ?",
+               "ss", name, sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "An Activity named '%s' already exists", name);
     if (!err && name)
         err = db_exec(e->store,

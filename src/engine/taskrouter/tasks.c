@@ -20,7 +20,7 @@
 static json_t *to_json(tr_engine_t *e, const tr_task_t *r, const char *base, int64_t now)
 {
     const char *sid = r->sid;
-    json_t *j = tr_json_new(e, r->sid);
+    json_t *j = tr_json_new(e, sid);
     if (!j)
         return NULL;
     int64_t age = (now - r->date_created) / 1000;

@@ -18,7 +18,7 @@
 static json_t *to_json(tr_engine_t *e, const tr_worker_t *r, const char *base)
 {
     const char *sid = r->sid;
-    json_t *j = tr_json_new(e, r->sid);
+    json_t *j = tr_json_new(e, sid);
     if (!j)
         return NULL;
     json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
