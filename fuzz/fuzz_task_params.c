@@ -1,6 +1,6 @@
 /* fuzz_task_params.c - libFuzzer driver for task attributes and the numeric and boolean
  * parameters of the TaskRouter API (tr_check_attributes, tr_parse_attributes, tr_read_long,
- * tr_read_bool in src/engine/taskrouter/common.c).
+ * tr_read_bool in src/engine/taskrouter/checks.c and rows.c).
  *
  * Input: Attributes text, a number's text and a boolean's text, separated by '\n'.
  * Invariants:
@@ -15,8 +15,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/checks.h"
 #include "engine/taskrouter/model.h"
+#include "engine/taskrouter/rows.h"
 #include "fuzz_common.h"
 
 static void check_attributes(const char *text, size_t len)

@@ -1,5 +1,5 @@
 /* fuzz_workflow.c - libFuzzer driver for the workflow Configuration document
- * (tr_wfconf_parse in src/engine/taskrouter/workflows.c, without an engine: no queue lookup).
+ * (tr_wfconf_parse in src/engine/taskrouter/wfconf.c, without an engine: no queue lookup).
  *
  * Input: the Configuration text (cut at the first NUL, as the form decoder hands it over).
  * Invariants for an accepted configuration: the default filter names a TaskQueue SID, every
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/wfconf.h"
 #include "fuzz_common.h"
 
 static void check_target(const tr_target_t *t)

@@ -229,9 +229,11 @@ static int cmd_serve(int argc, char **argv)
     ops = (ops_deps_t){
         .config = c, .store = app.store, .http = app.http, .backend = app.backend, .tr = app.tr};
     sync_api_deps_t sync_api = {.config = c, .sync = app.sync};
+    tr_api_deps_t tr_api = {.config = c, .tr = app.tr}; /* lives until cmd_serve returns */
     if (ops_register(&ops) || get_sync_grant_register(app.http, c) ||
         router_register(app.http, &router) || get_queue_position_register(app.http, &qpos) ||
-        (app.sync && sync_api_register(app.http, &sync_api)) || (app.tr && tr_api_register(&app))) {
+        (app.sync && sync_api_register(app.http, &sync_api)) ||
+        (app.tr && tr_api_register(app.http, &tr_api))) {
         fprintf(stderr, "tassa: cannot register routes\n");
         goto out;
     }

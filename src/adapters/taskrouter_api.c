@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "auth/basic_auth.h"
+#include "base/buf.h"
 #include "engine/taskrouter/model.h"
 #include "engine/taskrouter/stats.h"
 #include "http/paging.h"
@@ -25,15 +26,15 @@ typedef tassa_err (*list_fn)(tr_engine_t *, const params_t *, long, long, const 
 
 /* Answers 401 as Twilio does unless the caller shows valid Basic credentials, and 404 when
  * the workspace in the path is not ours. */
-static bool enter(app_t *app, http_req_t *req, http_resp_t *resp)
+static bool enter(const tr_api_deps_t *d, http_req_t *req, http_resp_t *resp)
 {
-    if (!basic_auth_require(req, resp, app->config))
+    if (!basic_auth_require(req, resp, d->config))
         return false;
-    if (!app->tr) {
+    if (!d->tr) {
         http_resp_twilio_error(resp, TASSA_EUNAVAIL, "TaskRouter is not embedded here");
         return false;
     }
-    if (req->args[0] && strcmp(req->args[0], tr_workspace_sid(app->tr))) {
+    if (req->args[0] && strcmp(req->args[0], tr_workspace_sid(d->tr))) {
         char msg[160];
         snprintf(msg, sizeof msg, "The requested resource /Workspaces/%.64s was not found",
                  req->args[0]);
@@ -58,40 +59,18 @@ static void reply(http_resp_t *resp, tassa_err err, const errmsg_t *em, int stat
     }
 }
 
-/* Appends s percent-encoded (RFC 3986 unreserved kept) to buf. */
-static void encode(char *buf, size_t len, const char *s)
+/* The request's query filters (without the paging ones), encoded for the page URLs, into b. */
+static void extra_query(const http_req_t *req, buf_t *b)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = strlen(buf);
-    for (; *s && o + 4 < len; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            buf[o++] = (char)c;
-        } else {
-            buf[o++] = '%';
-            buf[o++] = hex[c >> 4];
-            buf[o++] = hex[c & 15];
-        }
-    }
-    buf[o] = '\0';
-}
-
-/* The request's query filters (without the paging ones), encoded for the page URLs. */
-static void extra_query(const http_req_t *req, char *buf, size_t len)
-{
-    buf[0] = '\0';
     for (size_t i = 0; req->query && i < req->query->len; i++) {
         const param_t *q = &req->query->items[i];
         if (!strcmp(q->key, "PageSize") || !strcmp(q->key, "Page") || !strcmp(q->key, "PageToken"))
             continue;
-        if (strlen(buf) + strlen(q->key) + 3 * strlen(q->value) + 4 >= len)
-            break;
-        if (buf[0])
-            strcat(buf, "&");
-        encode(buf, len, q->key);
-        strcat(buf, "=");
-        encode(buf, len, q->value);
+        if (b->len)
+            buf_adds(b, "&");
+        buf_add_encoded(b, q->key);
+        buf_adds(b, "=");
+        buf_add_encoded(b, q->value);
     }
 }
 
@@ -99,10 +78,16 @@ static void extra_query(const http_req_t *req, char *buf, size_t len)
 static void send_page(http_req_t *req, http_resp_t *resp, const char *key, const paging_t *pg,
                       json_t *items, bool more)
 {
-    char url[512], extra[1024];
+    char url[512];
+    buf_t extra = BUF_INIT;
     snprintf(url, sizeof url, "%s%s", req->base_url, req->path);
-    extra_query(req, extra, sizeof extra);
-    json_t *env = paging_envelope(key, items, pg, more, url, extra[0] ? extra : NULL);
+    extra_query(req, &extra);
+    json_t *env = extra.failed ? NULL
+                               : paging_envelope(key, items, pg, more, url,
+                                                 extra.len ? buf_str(&extra) : NULL);
+    if (extra.failed)
+        json_decref(items);
+    buf_free(&extra);
     if (!env)
         http_resp_twilio_error(resp, TASSA_ENOMEM, NULL);
     else
@@ -110,17 +95,18 @@ static void send_page(http_req_t *req, http_resp_t *resp, const char *key, const
 }
 
 /* A list handler body: paging, the model's list function, the envelope. */
-static void list(app_t *app, http_req_t *req, http_resp_t *resp, const char *key, list_fn fn)
+static void list(const tr_api_deps_t *d, http_req_t *req, http_resp_t *resp, const char *key,
+                 list_fn fn)
 {
     errmsg_t em = {{0}};
     paging_t pg;
     json_t *items = NULL;
     bool more = false;
-    if (!enter(app, req, resp))
+    if (!enter(d, req, resp))
         return;
     tassa_err err = paging_parse(req->params, PAGE_MAX, &pg, &em);
     if (!err)
-        err = fn(app->tr, req->params, pg.page * pg.page_size, pg.page_size, req->base_url, &items,
+        err = fn(d->tr, req->params, pg.page * pg.page_size, pg.page_size, req->base_url, &items,
                  &more, &em);
     if (err) {
         http_resp_twilio_error(resp, err, err_text(&em, err));
@@ -134,42 +120,42 @@ static void list(app_t *app, http_req_t *req, http_resp_t *resp, const char *key
 #define FETCH(name, fn, ARG)                                                                       \
     static void name(void *ctx, http_req_t *req, http_resp_t *resp)                                \
     {                                                                                              \
-        app_t *app = ctx;                                                                          \
+        const tr_api_deps_t *d = ctx;                                                              \
         errmsg_t em = {{0}};                                                                       \
         json_t *out = NULL;                                                                        \
-        if (!enter(app, req, resp))                                                                \
+        if (!enter(d, req, resp))                                                                  \
             return;                                                                                \
-        tassa_err err = fn(app->tr, req->args[ARG], req->base_url, &out, &em);                     \
+        tassa_err err = fn(d->tr, req->args[ARG], req->base_url, &out, &em);                       \
         reply(resp, err, &em, 200, out);                                                           \
     }
 #define UPDATE(name, fn, ARG)                                                                      \
     static void name(void *ctx, http_req_t *req, http_resp_t *resp)                                \
     {                                                                                              \
-        app_t *app = ctx;                                                                          \
+        const tr_api_deps_t *d = ctx;                                                              \
         errmsg_t em = {{0}};                                                                       \
         json_t *out = NULL;                                                                        \
-        if (!enter(app, req, resp))                                                                \
+        if (!enter(d, req, resp))                                                                  \
             return;                                                                                \
-        tassa_err err = fn(app->tr, req->args[ARG], req->params, req->base_url, &out, &em);        \
+        tassa_err err = fn(d->tr, req->args[ARG], req->params, req->base_url, &out, &em);          \
         reply(resp, err, &em, 200, out);                                                           \
     }
 #define DELETE(name, fn, ARG)                                                                      \
     static void name(void *ctx, http_req_t *req, http_resp_t *resp)                                \
     {                                                                                              \
-        app_t *app = ctx;                                                                          \
+        const tr_api_deps_t *d = ctx;                                                              \
         errmsg_t em = {{0}};                                                                       \
-        if (enter(app, req, resp))                                                                 \
-            reply(resp, fn(app->tr, req->args[ARG], &em), &em, 204, NULL);                         \
+        if (enter(d, req, resp))                                                                   \
+            reply(resp, fn(d->tr, req->args[ARG], &em), &em, 204, NULL);                           \
     }
 #define CREATE(name, fn)                                                                           \
     static void name(void *ctx, http_req_t *req, http_resp_t *resp)                                \
     {                                                                                              \
-        app_t *app = ctx;                                                                          \
+        const tr_api_deps_t *d = ctx;                                                              \
         errmsg_t em = {{0}};                                                                       \
         json_t *out = NULL;                                                                        \
-        if (!enter(app, req, resp))                                                                \
+        if (!enter(d, req, resp))                                                                  \
             return;                                                                                \
-        tassa_err err = fn(app->tr, req->params, req->base_url, &out, &em);                        \
+        tassa_err err = fn(d->tr, req->params, req->base_url, &out, &em);                          \
         reply(resp, err, &em, 201, out);                                                           \
     }
 #define LIST(name, fn, key)                                                                        \
@@ -207,31 +193,7 @@ DELETE(task_delete, tr_task_delete, 1)
 LIST(task_list, tr_task_list, "tasks")
 FETCH(event_fetch, tr_event_fetch, 1)
 LIST(event_list, tr_event_list, "events")
-
-/* GET /v1/Workspaces: the one workspace, in a page. */
-static void workspace_list(void *ctx, http_req_t *req, http_resp_t *resp)
-{
-    app_t *app = ctx;
-    errmsg_t em = {{0}};
-    paging_t pg;
-    json_t *ws = NULL;
-    if (!enter(app, req, resp))
-        return;
-    tassa_err err = paging_parse(req->params, PAGE_MAX, &pg, &em);
-    if (!err)
-        err = tr_workspace_fetch(app->tr, tr_workspace_sid(app->tr), req->base_url, &ws, &em);
-    if (err) {
-        http_resp_twilio_error(resp, err, err_text(&em, err));
-        return;
-    }
-    const char *name = params_get(req->params, "FriendlyName");
-    json_t *items = json_array();
-    if (pg.page == 0 &&
-        (!name || !strcmp(name, json_string_value(json_object_get(ws, "friendly_name")))))
-        json_array_append(items, ws);
-    json_decref(ws);
-    send_page(req, resp, "workspaces", &pg, items, false);
-}
+LIST(workspace_list, tr_workspace_list, "workspaces")
 
 /* POST /v1/Workspaces: one workspace per engine. */
 static void workspace_create(void *ctx, http_req_t *req, http_resp_t *resp)
@@ -249,17 +211,17 @@ static bool by_task(const http_req_t *req)
 
 static void reservation_list(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const tr_api_deps_t *d = ctx;
     errmsg_t em = {{0}};
     paging_t pg;
     json_t *items = NULL;
     bool more = false;
-    if (!enter(app, req, resp))
+    if (!enter(d, req, resp))
         return;
     bool t = by_task(req);
     tassa_err err = paging_parse(req->params, PAGE_MAX, &pg, &em);
     if (!err)
-        err = tr_reservation_list(app->tr, t ? req->args[1] : NULL, t ? NULL : req->args[1],
+        err = tr_reservation_list(d->tr, t ? req->args[1] : NULL, t ? NULL : req->args[1],
                                   req->params, pg.page * pg.page_size, pg.page_size, req->base_url,
                                   &items, &more, &em);
     if (err) {
@@ -271,26 +233,26 @@ static void reservation_list(void *ctx, http_req_t *req, http_resp_t *resp)
 
 static void reservation_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const tr_api_deps_t *d = ctx;
     errmsg_t em = {{0}};
     json_t *out = NULL;
-    if (!enter(app, req, resp))
+    if (!enter(d, req, resp))
         return;
     bool t = by_task(req);
-    tassa_err err = tr_reservation_fetch(app->tr, t ? req->args[1] : NULL, t ? NULL : req->args[1],
+    tassa_err err = tr_reservation_fetch(d->tr, t ? req->args[1] : NULL, t ? NULL : req->args[1],
                                          req->args[2], req->base_url, &out, &em);
     reply(resp, err, &em, 200, out);
 }
 
 static void reservation_update(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const tr_api_deps_t *d = ctx;
     errmsg_t em = {{0}};
     json_t *out = NULL;
-    if (!enter(app, req, resp))
+    if (!enter(d, req, resp))
         return;
     bool t = by_task(req);
-    tassa_err err = tr_reservation_update(app->tr, t ? req->args[1] : NULL, t ? NULL : req->args[1],
+    tassa_err err = tr_reservation_update(d->tr, t ? req->args[1] : NULL, t ? NULL : req->args[1],
                                           req->args[2], req->params, req->base_url, &out, &em);
     reply(resp, err, &em, 200, out);
 }
@@ -311,43 +273,43 @@ static tassa_err minutes(const http_req_t *req, long *out, errmsg_t *em)
 
 static void queue_realtime(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const tr_api_deps_t *d = ctx;
     errmsg_t em = {{0}};
     json_t *out = NULL;
-    if (!enter(app, req, resp))
+    if (!enter(d, req, resp))
         return;
-    tassa_err err = tr_queue_realtime(app->tr, req->args[1], req->base_url, &out, &em);
+    tassa_err err = tr_queue_realtime(d->tr, req->args[1], req->base_url, &out, &em);
     reply(resp, err, &em, 200, out);
 }
 
 static void queue_cumulative(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const tr_api_deps_t *d = ctx;
     errmsg_t em = {{0}};
     json_t *out = NULL;
     long m;
-    if (!enter(app, req, resp))
+    if (!enter(d, req, resp))
         return;
     tassa_err err = minutes(req, &m, &em);
     if (!err)
-        err = tr_queue_cumulative(app->tr, req->args[1], m, req->base_url, &out, &em);
+        err = tr_queue_cumulative(d->tr, req->args[1], m, req->base_url, &out, &em);
     reply(resp, err, &em, 200, out);
 }
 
 /* GET /TaskQueues/{WQ}/Statistics: both statistics in one resource. */
 static void queue_statistics(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const tr_api_deps_t *d = ctx;
     errmsg_t em = {{0}};
     json_t *rt = NULL, *cum = NULL;
     long m;
-    if (!enter(app, req, resp))
+    if (!enter(d, req, resp))
         return;
     tassa_err err = minutes(req, &m, &em);
     if (!err)
-        err = tr_queue_realtime(app->tr, req->args[1], req->base_url, &rt, &em);
+        err = tr_queue_realtime(d->tr, req->args[1], req->base_url, &rt, &em);
     if (!err)
-        err = tr_queue_cumulative(app->tr, req->args[1], m, req->base_url, &cum, &em);
+        err = tr_queue_cumulative(d->tr, req->args[1], m, req->base_url, &cum, &em);
     if (err) {
         json_decref(rt);
         reply(resp, err, &em, 200, NULL);
@@ -357,23 +319,23 @@ static void queue_statistics(void *ctx, http_req_t *req, http_resp_t *resp)
     snprintf(url, sizeof url, "%s%s", req->base_url, req->path);
     reply(resp, TASSA_OK, &em, 200,
           json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "account_sid",
-                    app->config->account_sid ? app->config->account_sid : "", "workspace_sid",
+                    d->config->account_sid ? d->config->account_sid : "", "workspace_sid",
                     req->args[0], "task_queue_sid", req->args[1], "url", url, "realtime", rt,
                     "cumulative", cum));
 }
 
 static void workspace_realtime(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const tr_api_deps_t *d = ctx;
     errmsg_t em = {{0}};
     json_t *out = NULL;
-    if (!enter(app, req, resp))
+    if (!enter(d, req, resp))
         return;
-    tassa_err err = tr_workspace_realtime(app->tr, req->base_url, &out, &em);
+    tassa_err err = tr_workspace_realtime(d->tr, req->base_url, &out, &em);
     reply(resp, err, &em, 200, out);
 }
 
-tassa_err tr_api_register(app_t *app)
+tassa_err tr_api_register(http_server_t *http, const tr_api_deps_t *deps)
 {
     static const http_route_t routes[] = {
         {"GET", "/v1/Workspaces", workspace_list},
@@ -418,5 +380,5 @@ tassa_err tr_api_register(app_t *app)
         {"GET", "/v1/Workspaces/{}/Tasks/{}/Reservations/{}", reservation_fetch},
         {"POST", "/v1/Workspaces/{}/Tasks/{}/Reservations/{}", reservation_update},
     };
-    return http_server_routes(app->http, routes, sizeof routes / sizeof routes[0], app);
+    return http_server_routes(http, routes, sizeof routes / sizeof routes[0], (void *)deps);
 }

@@ -6,12 +6,21 @@
 #ifndef TASSA_TR_API_H
 #define TASSA_TR_API_H
 
-#include "app.h"
+#include "base/config.h"
+#include "engine/taskrouter/engine.h"
+#include "http/server.h"
 
-/* Adds the TaskRouter routes to app->http (before http_server_start); handlers use app->tr
- * and app->config (Basic auth as Twilio's: API_KEY:API_SECRET or ACCOUNT_SID:AUTH_TOKEN).
- * Handlers run on the HTTP pool threads. TASSA_ELIMIT/TASSA_ENOMEM if the route table
- * cannot take them. */
-tassa_err tr_api_register(app_t *app);
+/* What the TaskRouter handlers use, all borrowed. config gives the Basic auth credentials
+ * (API_KEY:API_SECRET or ACCOUNT_SID:AUTH_TOKEN, as Twilio's) and the account SID; tr is the
+ * engine (NULL: every route answers 503, TaskRouter is not embedded). */
+typedef struct {
+    const config_t *config;
+    tr_engine_t *tr;
+} tr_api_deps_t;
+
+/* Adds the TaskRouter routes to http (before http_server_start). deps is borrowed and must
+ * outlive the server, as must what it points to. Handlers run on the HTTP pool threads.
+ * TASSA_ELIMIT/TASSA_ENOMEM if the route table cannot take them. */
+tassa_err tr_api_register(http_server_t *http, const tr_api_deps_t *deps);
 
 #endif

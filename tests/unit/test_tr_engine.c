@@ -743,6 +743,91 @@ static void test_demo(void **state)
     assert_null(filter);
 }
 
+/* The workspaces list holds the one workspace unless FriendlyName names another or the page
+ * skips it; the event callback settings come back as the caller's own copies, and "" clears
+ * them. */
+static void test_workspace_list_and_callback(void **state)
+{
+    fx_t *f = *state;
+    const char *ws = tr_workspace_sid(f->e);
+    json_t *items = NULL, *out = NULL;
+    bool more = true;
+    params_t *p = NULL;
+    char *url = NULL, *filter = NULL;
+
+    assert_int_equal(tr_workspace_list(f->e, NULL, 0, 50, "http://x", &items, &more, NULL),
+                     TASSA_OK);
+    assert_int_equal(json_array_size(items), 1);
+    assert_false(more);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "sid")), ws);
+    json_decref(items);
+    p = P("FriendlyName", "tassa", NULL);
+    assert_int_equal(tr_workspace_list(f->e, p, 0, 50, "", &items, &more, NULL), TASSA_OK);
+    assert_int_equal(json_array_size(items), 1);
+    json_decref(items);
+    params_free(p);
+    p = P("FriendlyName", "another", NULL);
+    assert_int_equal(tr_workspace_list(f->e, p, 0, 50, "", &items, &more, NULL), TASSA_OK);
+    assert_int_equal(json_array_size(items), 0);
+    json_decref(items);
+    params_free(p);
+    assert_int_equal(tr_workspace_list(f->e, NULL, 1, 50, "", &items, &more, NULL), TASSA_OK);
+    assert_int_equal(json_array_size(items), 0);
+    json_decref(items);
+
+    assert_int_equal(tr_workspace_callback(f->e, &url, &filter), TASSA_OK);
+    assert_null(url);
+    assert_null(filter);
+    p = P("EventCallbackUrl", "http://127.0.0.1:9/cb", "EventsFilter", "task.created", NULL);
+    assert_int_equal(tr_workspace_update(f->e, ws, p, "http://x", &out, NULL), TASSA_OK);
+    assert_string_equal(json_string_value(json_object_get(out, "event_callback_url")),
+                        "http://127.0.0.1:9/cb");
+    json_decref(out);
+    params_free(p);
+    assert_int_equal(tr_workspace_callback(f->e, &url, &filter), TASSA_OK);
+    assert_string_equal(url, "http://127.0.0.1:9/cb");
+    assert_string_equal(filter, "task.created");
+    free(url);
+    free(filter);
+    p = P("EventCallbackUrl", "", "EventsFilter", "", NULL);
+    assert_int_equal(tr_workspace_update(f->e, ws, p, "", NULL, NULL), TASSA_OK);
+    params_free(p);
+    assert_int_equal(tr_workspace_callback(f->e, &url, &filter), TASSA_OK);
+    assert_null(url);
+    assert_null(filter);
+}
+
+/* In a LIFO queue the waiting list (tr_waiting_json) and each task's place (tr_task_position)
+ * follow one order: priority first, then the newest entry. */
+static void test_lifo_order_and_position(void **state)
+{
+    fx_t *f = *state;
+    char q[40], t[5][40];
+    static const char *const prio[5] = {"0", "5", "0", "5", "1"};
+    json_t *first = NULL, *summary = NULL;
+    params_t *p = P("FriendlyName", "lifo", "TargetWorkers", "1==1", "TaskOrder", "LIFO", NULL);
+    create(f->e, tr_queue_create, p, q);
+    for (int i = 0; i < 5; i++) {
+        create(f->e, tr_task_create, P("TaskQueueSid", q, "Priority", prio[i], NULL), t[i]);
+        usleep(2000); /* distinct entry times, so that LIFO has something to reverse */
+    }
+    assert_int_equal(tr_waiting_json(f->e, 10, "", &first, &summary), TASSA_OK);
+    assert_int_equal(json_array_size(first), 5);
+    assert_int_equal(json_integer_value(json_object_get(summary, "total")), 5);
+    /* priority 5 newest first (t3, t1), then 1 (t4), then 0 newest first (t2, t0) */
+    static const int expect[5] = {3, 1, 4, 2, 0};
+    for (size_t i = 0; i < 5; i++) {
+        const char *sid = json_string_value(json_object_get(json_array_get(first, i), "sid"));
+        long pos = 0, size = 0;
+        assert_string_equal(sid, t[expect[i]]);
+        assert_int_equal(tr_task_position(f->e, sid, &pos, &size), TASSA_OK);
+        assert_int_equal(pos, (long)i + 1);
+        assert_int_equal(size, 5);
+    }
+    json_decref(first);
+    json_decref(summary);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -761,6 +846,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workspace_list_and_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lifo_order_and_position, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

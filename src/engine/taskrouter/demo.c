@@ -1,7 +1,7 @@
 /* demo.c - demo data for a new workspace: two queues, a workflow and four tellers.
  *
  * Layer: engine. */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/core.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -53,13 +53,10 @@ tassa_err tr_engine_demo(tr_engine_t *e)
     char general[SID_LEN + 1], loans[SID_LEN + 1], conf[512];
     store_lock(e->store);
     int64_t workers = db_int(e->store, 0, "SELECT count(*) FROM tr_workers", NULL);
-    json_t *avail =
-        db_one(e->store, "SELECT sid FROM tr_activities WHERE friendly_name = 'Available'", NULL);
-    store_unlock(e->store);
     char available[SID_LEN + 1] = "";
-    if (avail)
-        snprintf(available, sizeof available, "%s", row_str(avail, "sid"));
-    json_decref(avail);
+    db_sid(e->store, available, "SELECT sid FROM tr_activities WHERE friendly_name = 'Available'",
+           NULL);
+    store_unlock(e->store);
     if (workers > 0)
         return TASSA_OK;
     tassa_err err = create(e, tr_queue_create,

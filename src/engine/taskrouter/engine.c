@@ -9,7 +9,7 @@
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/engine.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +18,9 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/lifecycle.h"
+#include "engine/taskrouter/rows.h"
 
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS tr_workspace ("
@@ -89,41 +92,6 @@ static const struct {
 } DEFAULT_ACTIVITIES[] = {
     {"Offline", 0}, {"Available", 1}, {"Unavailable", 0}, {"in-call", 0}, {"post-call", 0},
 };
-
-tassa_err tr_txn_begin(tr_engine_t *e)
-{
-    store_lock(e->store);
-    if (store_begin(e->store)) {
-        (void)store_unlock(e->store);
-        return TASSA_ESTORE;
-    }
-    return TASSA_OK;
-}
-
-tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
-{
-    if (err)
-        store_rollback(e->store);
-    else
-        err = store_commit(e->store);
-    /* The group commit makes the change durable before store_unlock returns. */
-    tassa_err durable = store_unlock(e->store);
-    if (!err)
-        err = durable;
-    if (!err)
-        tr_kick(e);
-    return err;
-}
-
-void tr_kick(tr_engine_t *e)
-{
-    pthread_mutex_lock(&e->mu);
-    e->timer_gen++;
-    e->event_gen++;
-    pthread_cond_broadcast(&e->timer_cond);
-    pthread_cond_broadcast(&e->event_cond);
-    pthread_mutex_unlock(&e->mu);
-}
 
 /* Creates the workspace, its activities and the meta pointer in one transaction, so that a
  * crash leaves either nothing or a whole workspace. */
@@ -227,34 +195,32 @@ out:
 static bool drain_events(tr_engine_t *e)
 {
     for (;;) {
+        tr_event_t *rows = NULL;
+        size_t n = 0;
         store_lock(e->store);
-        json_t *rows = db_all(e->store,
-                              "SELECT seq, params FROM tr_events WHERE dispatched = 0"
-                              " ORDER BY seq LIMIT 64",
-                              NULL);
+        rows_all(e, &TR_EVENT_ROW, (void **)&rows, &n,
+                 TR_EVENT_SELECT "WHERE dispatched = 0 ORDER BY seq LIMIT 64", NULL);
         store_unlock(e->store);
-        size_t n = json_array_size(rows);
         if (n == 0) {
-            json_decref(rows);
+            rows_free(&TR_EVENT_ROW, rows, n);
             return true;
         }
         int64_t last = -1;
         for (size_t i = 0; i < n; i++) {
-            json_t *row = json_array_get(rows, i);
             if (e->sink) {
-                params_t *p = to_params(row_str(row, "params"));
+                params_t *p = to_params(rows[i].params ? rows[i].params : "{}");
                 if (p)
                     e->sink(e->sink_ctx, p);
                 params_free(p);
             }
-            last = row_int(row, "seq");
+            last = rows[i].seq;
             pthread_mutex_lock(&e->mu);
             bool stop = e->stop;
             pthread_mutex_unlock(&e->mu);
             if (stop)
                 break;
         }
-        json_decref(rows);
+        rows_free(&TR_EVENT_ROW, rows, n);
         store_lock(e->store);
         tassa_err err = db_exec(e->store,
                                 "UPDATE tr_events SET dispatched = 1 WHERE dispatched = 0"
@@ -317,18 +283,9 @@ static void *timer_main(void *arg)
         if (stop)
             break;
         int64_t next = INT64_MAX;
-        store_lock(e->store);
-        tassa_err err = store_begin(e->store);
-        if (!err) {
-            err = tr_timers_apply_locked(e, store_now_ms(), &next);
-            if (err)
-                store_rollback(e->store);
-            else
-                err = store_commit(e->store);
-        }
-        tassa_err durable = store_unlock(e->store);
+        tassa_err err = tr_txn_begin(e);
         if (!err)
-            err = durable;
+            err = tr_txn_commit(e, tr_timers_apply_locked(e, store_now_ms(), &next));
         if (err) {
             log_error("event=tr_timers_failed err=\"%s\"", tassa_strerror(err));
             next = store_now_ms() + 1000;
@@ -398,28 +355,6 @@ void tr_engine_free(tr_engine_t *e)
 const char *tr_workspace_sid(const tr_engine_t *e)
 {
     return e->ws_sid;
-}
-
-tassa_err tr_workspace_callback(tr_engine_t *e, char **url, char **filter)
-{
-    *url = *filter = NULL;
-    store_lock(e->store);
-    json_t *row =
-        db_one(e->store, "SELECT event_callback_url, events_filter FROM tr_workspace WHERE sid = ?",
-               "s", e->ws_sid);
-    store_unlock(e->store);
-    if (!row)
-        return TASSA_ESTORE;
-    const char *u = row_str(row, "event_callback_url");
-    const char *f = row_str(row, "events_filter");
-    tassa_err err = TASSA_OK;
-    if ((u && !(*url = strdup(u))) || (f && !(*filter = strdup(f)))) {
-        free(*url);
-        *url = NULL;
-        err = TASSA_ENOMEM;
-    }
-    json_decref(row);
-    return err;
 }
 
 tassa_err tr_engine_prune(tr_engine_t *e, int64_t now_ms)

@@ -1,208 +1,163 @@
-/* events.c - TaskRouter events: Twilio's EventCallbackUrl parameters, recorded in tr_events.
- *
- * An event is recorded inside the transaction of the change it reports, so it commits with
- * it or not at all; its sequence number is its commit order. The parameters are kept as a
- * JSON object of strings (the form fields a callback would POST); a few are also columns, for
- * the Events list filters and the cumulative statistics.
+/* events.c - the Events resource: the recorded events, newest first, as Twilio's JSON.
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/model.h"
 
-#include <stdarg.h>
+#include <ctype.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "base/log.h"
-#include "base/timefmt.h"
+#include "engine/taskrouter/checks.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/rows.h"
 
-void ev_set(json_t *ev, const char *key, const char *fmt, ...)
+/* "TaskQueueSid" -> "task_queue_sid". */
+static void snake(const char *in, char *out, size_t len)
 {
-    char buf[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof buf) {
-        json_object_set_new(ev, key, json_string(buf));
-        return;
+    size_t o = 0;
+    for (size_t i = 0; in[i] && o + 2 < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (isupper(c)) {
+            if (i > 0)
+                out[o++] = '_';
+            out[o++] = (char)tolower(c);
+        } else {
+            out[o++] = (char)c;
+        }
     }
-    char *big = malloc((size_t)n + 1);
-    if (!big)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    json_object_set_new(ev, key, json_string(big));
-    free(big);
+    out[o] = '\0';
 }
 
-/* Copies a row's string field into the event under key when it is set. */
-static void copy_str(json_t *ev, const char *key, const json_t *row, const char *field)
+/* A recorded event as Twilio's JSON. New reference; NULL on OOM. */
+static json_t *to_json(tr_engine_t *e, const tr_event_t *r, const char *base)
 {
-    const char *v = row_str(row, field);
-    if (v)
-        json_object_set_new(ev, key, json_string(v));
-}
-
-json_t *ev_new(tr_engine_t *e, const char *type, const char *resource_type,
-               const char *resource_sid, const char *description, int64_t now)
-{
-    char sid[SID_LEN + 1];
-    json_t *ev = json_object();
-    if (!ev || sid_new("EV", sid)) {
-        json_decref(ev);
+    const char *sid = r->sid, *rtype = r->resource_type;
+    const char *rsid = r->resource_sid;
+    json_t *j = tr_json_new(e, r->sid);
+    if (!j)
         return NULL;
+    json_t *params = json_loads(r->params ? r->params : "{}", 0, NULL);
+    json_t *data = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(params, k, v)
+    {
+        char key[128];
+        snake(k, key, sizeof key);
+        json_object_set(data, key, v);
     }
-    json_t *ws = tr_load_workspace(e);
-    ev_set(ev, "EventType", "%s", type);
-    ev_set(ev, "Sid", "%s", sid);
-    ev_set(ev, "AccountSid", "%s", e->account_sid);
-    ev_set(ev, "WorkspaceSid", "%s", e->ws_sid);
-    copy_str(ev, "WorkspaceName", ws, "friendly_name");
-    ev_set(ev, "ResourceType", "%s", resource_type);
-    ev_set(ev, "ResourceSid", "%s", resource_sid ? resource_sid : "");
-    if (description)
-        ev_set(ev, "EventDescription", "%s", description);
+    json_decref(params);
+    json_object_set_new(j, "event_type", tr_jstr(r->event_type));
+    json_object_set_new(j, "description", tr_jstr(r->description));
+    json_object_set_new(j, "event_data", data);
+    json_object_set_new(j, "event_date", tr_jdate(r->date_ms));
+    json_object_set_new(j, "event_date_ms", json_integer(r->date_ms));
+    json_object_set_new(j, "resource_type", tr_jstr(r->resource_type));
+    json_object_set_new(j, "resource_sid", tr_jstr(r->resource_sid));
+    const char *coll = NULL;
+    if (rtype && !strcmp(rtype, "Task"))
+        coll = "Tasks";
+    else if (rtype && !strcmp(rtype, "Worker"))
+        coll = "Workers";
+    else if (rtype && !strcmp(rtype, "TaskQueue"))
+        coll = "TaskQueues";
+    else if (rtype && !strcmp(rtype, "Workflow"))
+        coll = "Workflows";
+    else if (rtype && !strcmp(rtype, "Activity"))
+        coll = "Activities";
+    if (rtype && !strcmp(rtype, "Reservation") && r->task_sid)
+        json_object_set_new(
+            j, "resource_url",
+            tr_url(e, base, "/Tasks/%s/Reservations/%s", r->task_sid, rsid ? rsid : ""));
+    else if (coll && rsid)
+        json_object_set_new(j, "resource_url", tr_url(e, base, "/%s/%s", coll, rsid));
     else
-        ev_set(ev, "EventDescription", "%s %s %s", resource_type, resource_sid ? resource_sid : "",
-               type);
-    ev_set(ev, "Timestamp", "%lld", (long long)(now / 1000));
-    ev_set(ev, "TimestampMs", "%lld", (long long)now);
-    json_decref(ws);
-    return ev;
+        json_object_set_new(j, "resource_url", json_null());
+    json_object_set_new(j, "actor_sid", json_string(e->account_sid));
+    json_object_set_new(j, "actor_type", json_string("account"));
+    json_object_set_new(j, "actor_url", json_null());
+    json_object_set_new(j, "source", json_string("twilio"));
+    json_object_set_new(j, "source_ip_address", json_null());
+    json_object_set_new(j, "url", tr_url(e, base, "/Events/%s", sid));
+    return j;
 }
 
-void ev_task(json_t *ev, const json_t *t, int64_t now)
+typedef struct {
+    tr_engine_t *e;
+    const char *base;
+    const params_t *f;
+} elist_t;
+
+/* Parses an ISO 8601 date ("2024-01-02T03:04:05Z" or a date alone) into ms. */
+static bool parse_date(const char *v, int64_t *ms)
 {
-    if (!t)
-        return;
-    char date[TIMEFMT_LEN];
-    const char *status = row_str(t, "status");
-    copy_str(ev, "TaskSid", t, "sid");
-    copy_str(ev, "TaskAttributes", t, "attributes");
-    ev_set(ev, "TaskAge", "%lld", (long long)((now - row_int(t, "date_created")) / 1000));
-    ev_set(ev, "TaskPriority", "%lld", (long long)row_int(t, "priority"));
-    ev_set(ev, "TaskTimeout", "%lld", (long long)row_int(t, "timeout"));
-    copy_str(ev, "TaskAssignmentStatus", t, "status");
-    copy_str(ev, "TaskChannelUniqueName", t, "channel");
-    timefmt_iso(row_int(t, "date_created"), date);
-    ev_set(ev, "TaskDateCreated", "%s", date);
-    if (status && !strcmp(status, "canceled"))
-        copy_str(ev, "TaskCanceledReason", t, "reason");
-    if (status && !strcmp(status, "completed"))
-        copy_str(ev, "TaskCompletedReason", t, "reason");
-    if (row_str(t, "queue_sid")) {
-        copy_str(ev, "TaskQueueSid", t, "queue_sid");
-        copy_str(ev, "TaskQueueName", t, "queue_name");
-        timefmt_iso(row_int(t, "queue_entered_ms"), date);
-        ev_set(ev, "TaskQueueEnteredDate", "%s", date);
+    struct tm tm = {0};
+    const char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end)
+        end = strptime(v, "%Y-%m-%d", &tm);
+    if (!end || (*end && strcmp(end, "Z") && strcmp(end, "+00:00") && end[0] != '.'))
+        return false;
+    *ms = (int64_t)timegm(&tm) * 1000;
+    return true;
+}
+
+/* The events list filters, each the parameter and the field of the row it must equal. */
+static bool event_pred(void *ctx, const void *row)
+{
+    const tr_event_t *r = row;
+    elist_t *c = ctx;
+    const struct {
+        const char *param, *have;
+    } F[] = {{"EventType", r->event_type},
+             {"TaskSid", r->task_sid},
+             {"WorkerSid", r->worker_sid},
+             {"ReservationSid", r->reservation_sid},
+             {"TaskQueueSid", r->queue_sid},
+             {"WorkflowSid", r->workflow_sid},
+             {"Sid", r->sid}};
+    for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
+        const char *v = params_get(c->f, F[i].param);
+        if (v && (!F[i].have || strcmp(v, F[i].have)))
+            return false;
     }
-    if (row_str(t, "workflow_sid")) {
-        copy_str(ev, "WorkflowSid", t, "workflow_sid");
-        copy_str(ev, "WorkflowName", t, "workflow_name");
-    }
+    return true;
 }
 
-void ev_worker(json_t *ev, const json_t *w)
+/* Renders an event row (tr_list, tr_fetch). */
+static json_t *event_render(void *ctx, const void *row)
 {
-    if (!w)
-        return;
-    copy_str(ev, "WorkerSid", w, "sid");
-    copy_str(ev, "WorkerName", w, "friendly_name");
-    copy_str(ev, "WorkerAttributes", w, "attributes");
-    copy_str(ev, "WorkerActivitySid", w, "activity_sid");
-    copy_str(ev, "WorkerActivityName", w, "activity_name");
-    ev_set(ev, "WorkerAvailable", "%s", row_int(w, "available") ? "true" : "false");
+    elist_t *c = ctx;
+    return to_json(c->e, row, c->base);
 }
 
-void ev_queue(json_t *ev, const json_t *q)
+tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
+                        const char *base_url, json_t **items, bool *more, errmsg_t *em)
 {
-    if (!q)
-        return;
-    copy_str(ev, "TaskQueueSid", q, "sid");
-    copy_str(ev, "TaskQueueName", q, "friendly_name");
-    copy_str(ev, "TaskQueueTargetExpression", q, "target_workers");
+    elist_t c = {e, base_url, filter};
+    long minutes = 15;
+    int64_t now = store_now_ms(), from, to = INT64_MAX;
+    const char *start = params_get_nonempty(filter, "StartDate");
+    const char *end = params_get_nonempty(filter, "EndDate");
+    *items = NULL;
+    tassa_err err = tr_read_long(filter, "Minutes", 1, 43200, &minutes, em);
+    if (err)
+        return err;
+    from = now - (int64_t)minutes * 60000;
+    if (start && !parse_date(start, &from))
+        return err_set(em, TASSA_EINVAL, "StartDate must be an ISO 8601 date");
+    if (end && !parse_date(end, &to))
+        return err_set(em, TASSA_EINVAL, "EndDate must be an ISO 8601 date");
+    return tr_list(e, &TR_EVENT_ROW, event_pred, event_render, &c, offset, limit, items, more,
+                   TR_EVENT_SELECT "WHERE date_ms >= ? AND date_ms <= ?"
+                                   " ORDER BY seq DESC",
+                   "ii", from, to);
 }
 
-void ev_workflow(json_t *ev, const json_t *wf)
+tassa_err tr_event_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
+                         errmsg_t *em)
 {
-    if (!wf)
-        return;
-    copy_str(ev, "WorkflowSid", wf, "sid");
-    copy_str(ev, "WorkflowName", wf, "friendly_name");
-}
-
-void ev_reservation(json_t *ev, const json_t *r)
-{
-    if (!r)
-        return;
-    copy_str(ev, "ReservationSid", r, "sid");
-    copy_str(ev, "ReservationStatus", r, "status");
-}
-
-tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
-{
-    if (!ev)
-        return TASSA_ENOMEM;
-    char *text = json_dumps(ev, JSON_COMPACT);
-    tassa_err err = TASSA_ENOMEM;
-    if (text)
-        err = db_exec(
-            e->store,
-            "INSERT INTO tr_events (sid, event_type, resource_type, resource_sid, description,"
-            " date_ms, task_sid, worker_sid, reservation_sid, queue_sid, workflow_sid, wait_ms,"
-            " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, -1), ?)",
-            "sssssisssssis", row_str(ev, "Sid"), row_str(ev, "EventType"),
-            row_str(ev, "ResourceType"), row_str(ev, "ResourceSid"),
-            row_str(ev, "EventDescription"), (int64_t)strtoll(row_str(ev, "TimestampMs"), NULL, 10),
-            row_str(ev, "TaskSid"), row_str(ev, "WorkerSid"), row_str(ev, "ReservationSid"),
-            row_str(ev, "TaskQueueSid"), row_str(ev, "WorkflowSid"), wait_ms, text);
-    free(text);
-    json_decref(ev);
-    return err;
-}
-
-/* The resource an event type reports on: Reservation, TaskQueue, Workflow or Task. */
-static const char *resource_of(const char *type)
-{
-    if (!strncmp(type, "reservation.", 12))
-        return "Reservation";
-    if (!strncmp(type, "task-queue.", 11))
-        return "TaskQueue";
-    if (!strncmp(type, "workflow.", 9))
-        return "Workflow";
-    return "Task";
-}
-
-tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, const char *res_sid,
-                        const char *description, int64_t wait_ms, int64_t now)
-{
-    json_t *t = tr_load_task(e, task_sid);
-    json_t *r = res_sid ? tr_load_reservation(e, res_sid) : NULL;
-    json_t *w = r ? tr_load_worker(e, row_str(r, "worker_sid")) : NULL;
-    tassa_err err = TASSA_ESTORE;
-    if (!t || (res_sid && !r))
-        goto out;
-    const char *rtype = resource_of(type);
-    const char *rsid = task_sid;
-    if (!strcmp(rtype, "Reservation"))
-        rsid = res_sid;
-    else if (!strcmp(rtype, "TaskQueue"))
-        rsid = row_str(t, "queue_sid");
-    else if (!strcmp(rtype, "Workflow"))
-        rsid = row_str(t, "workflow_sid");
-    json_t *ev = ev_new(e, type, rtype, rsid, description, now);
-    ev_task(ev, t, now);
-    ev_reservation(ev, r);
-    ev_worker(ev, w);
-    err = ev_emit(e, ev, wait_ms);
-out:
-    json_decref(t);
-    json_decref(r);
-    json_decref(w);
-    return err;
+    return tr_fetch(e, &TR_EVENT_ROW, event_render, &(elist_t){e, base_url, NULL}, "Events", sid,
+                    out, em);
 }

@@ -8,7 +8,11 @@
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/lifecycle.h"
+
+#include "engine/taskrouter/record.h"
+#include "engine/taskrouter/rows.h"
+#include "engine/taskrouter/wfconf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -49,20 +53,16 @@ static void *cached(cache_list_t *l, const char *sid, void *(*load)(tr_engine_t 
 /* Parses a queue's TargetWorkers (cache loader). */
 static void *load_queue_expr(tr_engine_t *e, const char *sid)
 {
-    json_t *q = db_one(e->store, "SELECT target_workers FROM tr_queues WHERE sid = ?", "s", sid);
-    expr_t *x = q ? expr_parse(row_str(q, "target_workers"), NULL) : NULL;
-    json_decref(q);
+    tr_queue_t q = {0};
+    expr_t *x = tr_queue_load(e, sid, &q) ? expr_parse(q.target_workers, NULL) : NULL;
+    rows_clear(&TR_QUEUE_ROW, &q);
     return x;
 }
 
 /* Parses a workflow's configuration (cache loader). */
 static void *load_workflow(tr_engine_t *e, const char *sid)
 {
-    json_t *wf = tr_load_workflow(e, sid);
-    tassa_err err;
-    tr_wfconf_t *c = wf ? tr_wfconf_parse(NULL, row_str(wf, "configuration"), &err, NULL) : NULL;
-    json_decref(wf);
-    return c;
+    return tr_wfconf_load(e, sid);
 }
 
 typedef struct {
@@ -71,40 +71,44 @@ typedef struct {
 } decision_t;
 
 /* True when the worker rejected this task before (it is not offered the task again). */
-static bool rejected(const json_t *list, const char *worker_sid)
+static bool rejected(const tr_sids_t *list, const char *worker_sid)
 {
-    for (size_t i = 0; i < json_array_size(list); i++)
-        if (!strcmp(row_str(json_array_get(list, i), "worker_sid"), worker_sid))
+    for (size_t i = 0; i < list->n; i++)
+        if (!strcmp(list->sid[i], worker_sid))
             return true;
     return false;
 }
 
-/* Picks the worker for one pending task row: the first free eligible one in idle order.
+/* Picks the worker for one pending task: the first free eligible one in idle order.
  * Returns its index or -1. */
-static long pick(tr_engine_t *e, const json_t *task, json_t *const *subjects, const json_t *idle,
-                 const bool *taken, cache_list_t *queues, cache_list_t *workflows)
+static long pick(tr_engine_t *e, const tr_task_t *task, json_t *const *subjects,
+                 const tr_worker_t *idle, size_t n_idle, const bool *taken, cache_list_t *queues,
+                 cache_list_t *workflows)
 {
-    expr_t *qx = cached(queues, row_str(task, "queue_sid"), load_queue_expr, e);
+    expr_t *qx = cached(queues, task->queue_sid, load_queue_expr, e);
     if (!qx)
         return -1;
     const expr_t *tx = NULL;
-    if (row_str(task, "workflow_sid")) {
-        tr_wfconf_t *c = cached(workflows, row_str(task, "workflow_sid"), load_workflow, e);
-        const tr_target_t *t = c ? tr_wfconf_target(c, (long)row_int(task, "filter_index"),
-                                                    (long)row_int(task, "target_index"))
-                                 : NULL;
+    if (task->workflow_sid) {
+        tr_wfconf_t *c = cached(workflows, task->workflow_sid, load_workflow, e);
+        const tr_target_t *t =
+            c ? tr_wfconf_target(c, (long)task->filter_index, (long)task->target_index) : NULL;
         tx = t ? t->expr : NULL;
     }
-    json_t *attrs = tr_parse_attributes(row_str(task, "attributes"));
-    json_t *rej = db_all(e->store,
-                         "SELECT worker_sid FROM tr_reservations WHERE task_sid = ? AND"
-                         " status = 'rejected'",
-                         "s", row_str(task, "sid"));
+    json_t *attrs = tr_parse_attributes(task->attributes);
+    tr_sids_t rej = {0};
+    if (db_sids(e->store, &rej,
+                "SELECT worker_sid FROM tr_reservations WHERE task_sid = ? AND"
+                " status = 'rejected'",
+                "s", task->sid)) {
+        json_decref(attrs);
+        return -1;
+    }
     long found = -1;
-    for (size_t i = 0; i < json_array_size(idle); i++) {
+    for (size_t i = 0; i < n_idle; i++) {
         if (taken[i] || !subjects[i])
             continue;
-        if (rejected(rej, row_str(json_array_get(idle, i), "sid")))
+        if (rejected(&rej, idle[i].sid))
             continue;
         if (!tr_worker_in_queue(subjects[i], qx))
             continue;
@@ -115,7 +119,7 @@ static long pick(tr_engine_t *e, const json_t *task, json_t *const *subjects, co
         break;
     }
     json_decref(attrs);
-    json_decref(rej);
+    free(rej.sid);
     return found;
 }
 
@@ -124,15 +128,16 @@ static long pick(tr_engine_t *e, const json_t *task, json_t *const *subjects, co
 static tassa_err reserve(tr_engine_t *e, const char *task_sid, const char *worker_sid, int64_t now)
 {
     char sid[SID_LEN + 1];
-    json_t *t = tr_load_task(e, task_sid);
-    tassa_err err = t ? sid_new("WR", sid) : TASSA_ESTORE;
+    tr_task_t t = {0};
+    tr_queue_t q = {0};
+    tassa_err err = tr_task_load(e, task_sid, &t) ? sid_new("WR", sid) : TASSA_ESTORE;
     if (err)
         goto out;
     int64_t timeout = 120;
-    if (row_str(t, "workflow_sid"))
+    if (t.workflow_sid)
         timeout =
             db_int(e->store, 120, "SELECT task_reservation_timeout FROM tr_workflows WHERE sid = ?",
-                   "s", row_str(t, "workflow_sid"));
+                   "s", t.workflow_sid);
     err = db_exec(e->store,
                   "INSERT INTO tr_reservations (sid, task_sid, worker_sid, status, deadline,"
                   " date_created, date_updated) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
@@ -143,36 +148,32 @@ static tassa_err reserve(tr_engine_t *e, const char *task_sid, const char *worke
                       "is", now, task_sid);
     if (!err)
         err = ev_task_event(e, "reservation.created", task_sid, sid, NULL, -1, now);
-    const char *act = NULL;
-    json_t *q = NULL;
-    if (!err && row_str(t, "queue_sid")) {
-        q = tr_load_queue(e, row_str(t, "queue_sid"));
-        act = row_str(q, "reservation_activity_sid");
-    }
-    if (!err && act)
-        err = tr_worker_move_locked(e, worker_sid, act, false, now);
-    json_decref(q);
+    if (!err && t.queue_sid && tr_queue_load(e, t.queue_sid, &q) && q.reservation_activity_sid)
+        err = tr_worker_move_locked(e, worker_sid, q.reservation_activity_sid, false, now);
 out:
-    json_decref(t);
+    rows_clear(&TR_TASK_ROW, &t);
+    rows_clear(&TR_QUEUE_ROW, &q);
     return err;
 }
 
 tassa_err tr_match_locked(tr_engine_t *e, int64_t now)
 {
-    json_t *idle = db_all(e->store,
-                          TR_WORKER_SELECT
-                          "WHERE a.available = 1 AND NOT EXISTS (SELECT 1 FROM tr_reservations r"
-                          " WHERE r.worker_sid = w.sid AND r.status IN ('pending', 'accepted',"
-                          " 'wrapping')) ORDER BY w.idle_since, w.seq",
-                          NULL);
-    size_t n = json_array_size(idle), nfree = n, ndec = 0;
+    tr_worker_t *idle = NULL;
+    size_t n = 0;
+    tassa_err err = rows_all(e, &TR_WORKER_ROW, (void **)&idle, &n,
+                             TR_WORKER_SELECT "WHERE a.available = 1 AND NOT EXISTS (SELECT 1 FROM"
+                                              " tr_reservations r WHERE r.worker_sid = w.sid AND"
+                                              " r.status IN " TR_RES_HOLDING_SQL ")"
+                                              " ORDER BY w.idle_since, w.seq",
+                             NULL);
+    size_t nfree = n, ndec = 0;
     json_t **subjects = NULL;
     bool *taken = NULL;
     decision_t *dec = NULL;
     cache_list_t queues = {0}, workflows = {0};
     sqlite3_stmt *st = NULL;
-    tassa_err err = idle ? TASSA_OK : TASSA_ENOMEM;
-    if (n == 0)
+    tr_task_t task = {0};
+    if (err || n == 0)
         goto out;
     subjects = calloc(n, sizeof *subjects);
     taken = calloc(n, sizeof *taken);
@@ -182,32 +183,31 @@ tassa_err tr_match_locked(tr_engine_t *e, int64_t now)
         goto out;
     }
     for (size_t i = 0; i < n; i++)
-        subjects[i] = tr_worker_subject(json_array_get(idle, i));
+        subjects[i] = tr_worker_subject(&idle[i]);
     st = db_query(e->store,
-                  TR_TASK_SELECT
-                  "WHERE t.status = 'pending' AND t.queue_sid IS NOT NULL ORDER BY t.priority"
-                  " DESC, CASE WHEN q.task_order = 'LIFO' THEN -t.queue_entered_ms"
-                  " ELSE t.queue_entered_ms END, t.seq",
+                  TR_TASK_SELECT "WHERE t.status = 'pending' AND t.queue_sid IS NOT NULL"
+                                 " ORDER BY " TR_QUEUE_ORDER_SQL,
                   NULL);
     if (!st) {
         err = TASSA_ESTORE;
         goto out;
     }
     while (nfree > 0 && sqlite3_step(st) == SQLITE_ROW) {
-        json_t *task = db_row(st);
-        long w = task ? pick(e, task, subjects, idle, taken, &queues, &workflows) : -1;
+        long w = rows_read(&TR_TASK_ROW, st, &task)
+                     ? pick(e, &task, subjects, idle, n, taken, &queues, &workflows)
+                     : -1;
         if (w >= 0) {
             taken[w] = true;
             nfree--;
-            memcpy(dec[ndec].task, row_str(task, "sid"), SID_LEN + 1);
+            memcpy(dec[ndec].task, task.sid, SID_LEN + 1);
             dec[ndec++].worker = (size_t)w;
         }
-        json_decref(task);
+        rows_clear(&TR_TASK_ROW, &task);
     }
     store_release(e->store, st);
     st = NULL;
     for (size_t i = 0; !err && i < ndec; i++)
-        err = reserve(e, dec[i].task, row_str(json_array_get(idle, dec[i].worker), "sid"), now);
+        err = reserve(e, dec[i].task, idle[dec[i].worker].sid, now);
 out:
     store_release(e->store, st);
     for (size_t i = 0; subjects && i < n; i++)
@@ -221,6 +221,6 @@ out:
     free(subjects);
     free(taken);
     free(dec);
-    json_decref(idle);
+    rows_free(&TR_WORKER_ROW, idle, n);
     return err;
 }

@@ -27,19 +27,15 @@
 #include <stddef.h>
 
 #include "engine/taskrouter/engine.h"
-
-/* Twilio's limits (TWILIO-NOTES section 7). */
-#define TR_MAX_ATTRIBUTES    16384
-#define TR_MAX_FRIENDLY_NAME 64
-#define TR_MAX_WORKERS       15000
-#define TR_MAX_QUEUES        5000
-#define TR_MAX_WORKFLOWS     1000
-#define TR_MAX_ACTIVITIES    100
-#define TR_MAX_TASKS         500000
+#include "engine/taskrouter/limits.h" /* Twilio's limits */
 
 /* The workspace (`/v1/Workspaces/{WS}`); sid must be the engine's workspace. */
 tassa_err tr_workspace_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                              errmsg_t *em);
+/* The workspaces (`/v1/Workspaces`): the engine's one, unless the FriendlyName filter names
+ * another or offset skips it. */
+tassa_err tr_workspace_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
+                            const char *base_url, json_t **items, bool *more, errmsg_t *em);
 /* Updates FriendlyName, EventCallbackUrl, EventsFilter, MultiTaskEnabled (false only),
  * PrioritizeQueueOrder (FIFO|LIFO), DefaultActivitySid, TimeoutActivitySid. */
 tassa_err tr_workspace_update(tr_engine_t *e, const char *sid, const params_t *p,

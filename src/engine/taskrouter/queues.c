@@ -1,17 +1,50 @@
 /* queues.c - task queues: TargetWorkers expressions, order, activities on reservation and
- * assignment.
+ * assignment; create, update, delete, list, and their JSON.
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/model.h"
 
 #include <string.h>
 
-#include "engine/taskrouter/model.h"
+#include "engine/taskrouter/checks.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/lifecycle.h"
+#include "engine/taskrouter/record.h"
+#include "engine/taskrouter/rows.h"
 
-bool tr_worker_in_queue(const json_t *subject, const expr_t *q_expr)
+/* A task queue as Twilio's JSON. New reference; NULL on OOM. */
+static json_t *to_json(tr_engine_t *e, const tr_queue_t *r, const char *base)
 {
-    return expr_eval(q_expr, &(expr_ctx_t){.subject = subject, .worker = subject});
+    const char *sid = r->sid;
+    json_t *j = tr_json_new(e, sid);
+    if (!j)
+        return NULL;
+    json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
+    json_object_set_new(j, "target_workers", tr_jstr(r->target_workers));
+    json_object_set_new(j, "task_order", tr_jstr(r->task_order));
+    json_object_set_new(j, "max_reserved_workers", json_integer(r->max_reserved_workers));
+    json_object_set_new(j, "reservation_activity_sid", tr_jstr(r->reservation_activity_sid));
+    json_object_set_new(j, "reservation_activity_name", tr_jstr(r->reservation_activity_name));
+    json_object_set_new(j, "assignment_activity_sid", tr_jstr(r->assignment_activity_sid));
+    json_object_set_new(j, "assignment_activity_name", tr_jstr(r->assignment_activity_name));
+    json_object_set_new(j, "date_created", tr_jdate(r->date_created));
+    json_object_set_new(j, "date_updated", tr_jdate(r->date_updated));
+    json_object_set_new(j, "url", tr_url(e, base, "/TaskQueues/%s", sid));
+    json_t *links = json_pack(
+        "{s:o, s:o, s:o, s:o, s:o}", "workspace", tr_url(e, base, "%s", ""), "statistics",
+        tr_url(e, base, "/TaskQueues/%s/Statistics", sid), "real_time_statistics",
+        tr_url(e, base, "/TaskQueues/%s/RealTimeStatistics", sid), "cumulative_statistics",
+        tr_url(e, base, "/TaskQueues/%s/CumulativeStatistics", sid), "list_statistics",
+        tr_url(e, base, "/TaskQueues/Statistics"));
+    if (links && r->assignment_activity_sid)
+        json_object_set_new(links, "assignment_activity",
+                            tr_url(e, base, "/Activities/%s", r->assignment_activity_sid));
+    if (links && r->reservation_activity_sid)
+        json_object_set_new(links, "reservation_activity",
+                            tr_url(e, base, "/Activities/%s", r->reservation_activity_sid));
+    json_object_set_new(j, "links", links);
+    return j;
 }
 
 /* Checks the queue parameters that create and update share. */
@@ -48,20 +81,25 @@ static tassa_err check_activities(tr_engine_t *e, const params_t *p, errmsg_t *e
     return TASSA_OK;
 }
 
+typedef struct {
+    tr_engine_t *e;
+    const char *base;
+    const char *name;
+    json_t *subject; /* EvaluateWorkerAttributes or WorkerSid's worker; NULL for none */
+} qlist_t;
+
+/* Renders a queue row (tr_list, tr_fetch). */
+static json_t *queue_render(void *ctx, const void *row)
+{
+    qlist_t *c = ctx;
+    return to_json(c->e, row, c->base);
+}
+
 /* Renders the queue sid (lock held) into *out when out is not NULL. */
 static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
 {
-    return tr_render_row(e, tr_load_queue, tr_json_queue, sid, base_url, out);
-}
-
-/* Records task-queue.<what> for the queue sid. */
-static tassa_err queue_event(tr_engine_t *e, const char *type, const char *sid, int64_t now)
-{
-    json_t *q = tr_load_queue(e, sid);
-    json_t *ev = ev_new(e, type, "TaskQueue", sid, NULL, now);
-    ev_queue(ev, q);
-    json_decref(q);
-    return ev_emit(e, ev, -1);
+    return tr_render_locked(e, &TR_QUEUE_ROW, queue_render, &(qlist_t){.e = e, .base = base_url},
+                            sid, out);
 }
 
 tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
@@ -101,17 +139,17 @@ tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_ur
                       params_get_nonempty(p, "AssignmentActivitySid"), (int64_t)max_reserved, now,
                       now);
     if (!err)
-        err = queue_event(e, "task-queue.created", sid, now);
+        err = ev_resource_event(e, "task-queue.created", "TaskQueue", sid, now);
     if (!err)
         err = render(e, sid, base_url, out);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_queue_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                          errmsg_t *em)
 {
-    return tr_fetch_row(e, tr_load_queue, tr_json_queue, "TaskQueues", sid, base_url, out, em);
+    return tr_fetch(e, &TR_QUEUE_ROW, queue_render, &(qlist_t){.e = e, .base = base_url},
+                    "TaskQueues", sid, out, em);
 }
 
 tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, const char *base_url,
@@ -129,8 +167,8 @@ tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, co
     err = tr_txn_begin(e);
     if (err)
         return err;
-    json_t *row = tr_load_queue(e, sid);
-    if (!row)
+    tr_queue_t row = {0};
+    if (!tr_queue_load(e, sid, &row))
         err = tr_not_found(e, em, "TaskQueues", sid);
     else if (name &&
              db_int(e->store, 0, "SELECT 1 FROM tr_queues WHERE friendly_name = ? AND sid != ?",
@@ -153,69 +191,51 @@ tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, co
                       "  ELSE ? END, date_updated = ? WHERE sid = ?",
                       "sssssssiiis", name, target, params_get_nonempty(p, "TaskOrder"), ra, ra, aa,
                       aa, (int64_t)max_reserved, (int64_t)max_reserved, now, sid);
-    if (!err && target && strcmp(target, row_str(row, "target_workers")))
-        err = queue_event(e, "task-queue.expression.updated", sid, now);
+    if (!err && target && strcmp(target, row.target_workers))
+        err = ev_resource_event(e, "task-queue.expression.updated", "TaskQueue", sid, now);
     if (!err)
         err = tr_match_locked(e, now);
     if (!err)
         err = render(e, sid, base_url, out);
-    json_decref(row);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    rows_clear(&TR_QUEUE_ROW, &row);
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_queue_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
     int64_t now = store_now_ms();
-    tassa_err err = tr_txn_begin(e);
+    tassa_err err = tr_txn_begin_row(e, "tr_queues", "TaskQueues", sid, em);
     if (err)
         return err;
-    json_t *row = tr_load_queue(e, sid);
-    if (!row)
-        err = tr_not_found(e, em, "TaskQueues", sid);
-    else if (db_int(e->store, 0,
-                    "SELECT 1 FROM tr_tasks WHERE queue_sid = ? AND"
-                    " status IN ('pending', 'reserved', 'assigned', 'wrapping') LIMIT 1",
-                    "s", sid) == 1)
+    if (db_int(e->store, 0,
+               "SELECT 1 FROM tr_tasks WHERE queue_sid = ? AND"
+               " status IN " TR_TASK_OPEN_SQL " LIMIT 1",
+               "s", sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "TaskQueue %s holds unfinished tasks", sid);
     else if (db_int(e->store, 0,
                     "SELECT 1 FROM tr_workflows WHERE instr(configuration, ?) > 0 LIMIT 1", "s",
                     sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "TaskQueue %s is a target of a workflow", sid);
     if (!err)
-        err = queue_event(e, "task-queue.deleted", sid, now);
+        err = ev_resource_event(e, "task-queue.deleted", "TaskQueue", sid, now);
     if (!err)
         err = db_exec(e->store, "DELETE FROM tr_queues WHERE sid = ?", "s", sid);
-    json_decref(row);
     return tr_txn_end(e, err);
 }
 
-typedef struct {
-    tr_engine_t *e;
-    const char *base;
-    const char *name;
-    json_t *subject; /* EvaluateWorkerAttributes or WorkerSid's worker; NULL for none */
-} qlist_t;
-
 /* Queues list filters. */
-static bool queue_pred(void *ctx, const json_t *row)
+static bool queue_pred(void *ctx, const void *r)
 {
+    const tr_queue_t *row = r;
     qlist_t *c = ctx;
-    if (c->name && strcmp(c->name, row_str(row, "friendly_name")))
+    if (c->name && strcmp(c->name, row->friendly_name))
         return false;
     if (!c->subject)
         return true;
-    expr_t *x = expr_parse(row_str(row, "target_workers"), NULL);
+    expr_t *x = expr_parse(row->target_workers, NULL);
     bool ok = x && tr_worker_in_queue(c->subject, x);
     expr_free(x);
     return ok;
-}
-
-/* Renders a queue row (tr_list). */
-static json_t *queue_render(void *ctx, const json_t *row)
-{
-    qlist_t *c = ctx;
-    return tr_json_queue(c->e, row, c->base);
 }
 
 tassa_err tr_queue_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
@@ -232,16 +252,17 @@ tassa_err tr_queue_list(tr_engine_t *e, const params_t *filter, long offset, lon
             c.subject = tr_parse_attributes(attrs);
     } else if (worker) {
         store_lock(e->store);
-        json_t *w = tr_load_worker(e, worker);
+        tr_worker_t w = {0};
+        bool found = tr_worker_load(e, worker, &w);
         store_unlock(e->store);
-        if (!w)
+        if (!found)
             err = err_set(em, TASSA_EINVAL, "WorkerSid %.64s is not a worker", worker);
         else
-            c.subject = tr_worker_subject(w);
-        json_decref(w);
+            c.subject = tr_worker_subject(&w);
+        rows_clear(&TR_WORKER_ROW, &w);
     }
     if (!err)
-        err = tr_list(e, queue_pred, queue_render, &c, offset, limit, items, more,
+        err = tr_list(e, &TR_QUEUE_ROW, queue_pred, queue_render, &c, offset, limit, items, more,
                       TR_QUEUE_SELECT "ORDER BY q.seq", NULL);
     json_decref(c.subject);
     return err;

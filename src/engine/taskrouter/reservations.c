@@ -1,94 +1,69 @@
 /* reservations.c - reservations: the offer of a task to a worker and its answers (accept,
- * reject, wrap up, complete), its timeout, cancellation and rescission.
+ * reject, wrap up, complete); fetch, update, list, and their JSON.
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/model.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/taskrouter/model.h"
+#include "engine/taskrouter/checks.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/lifecycle.h"
+#include "engine/taskrouter/record.h"
+#include "engine/taskrouter/rows.h"
 
-tassa_err tr_reservation_end_locked(tr_engine_t *e, const char *res_sid, const char *status,
-                                    int64_t now)
+/* A reservation as Twilio's JSON, its url under the worker (by_worker) or the task. New
+ * reference; NULL on OOM. */
+static json_t *to_json(tr_engine_t *e, const tr_reservation_t *r, const char *base, bool by_worker)
 {
-    json_t *r = tr_load_reservation(e, res_sid);
-    json_t *ws = NULL;
-    tassa_err err = TASSA_ESTORE;
-    char type[40];
-    if (!r)
-        goto out;
-    err = TASSA_OK;
-    if (strcmp(row_str(r, "status"), "pending"))
-        goto out;
-    const char *task = row_str(r, "task_sid"), *worker = row_str(r, "worker_sid");
-    bool requeue = strcmp(status, "canceled") != 0;
-    err = db_exec(e->store,
-                  "UPDATE tr_reservations SET status = ?, deadline = NULL, date_updated = ?"
-                  " WHERE sid = ?",
-                  "sis", status, now, res_sid);
-    if (!err && requeue)
-        err = db_exec(e->store,
-                      "UPDATE tr_tasks SET status = 'pending', date_updated = ?"
-                      " WHERE sid = ? AND status = 'reserved'",
-                      "is", now, task);
-    snprintf(type, sizeof type, "reservation.%s", status);
-    if (!err)
-        err = ev_task_event(e, type, task, res_sid, NULL, -1, now);
-    if (!err && !strcmp(status, "timeout")) {
-        ws = tr_load_workspace(e);
-        const char *act = row_str(ws, "timeout_activity_sid");
-        if (act)
-            err = tr_worker_move_locked(e, worker, act, false, now);
-    }
-out:
-    json_decref(r);
-    json_decref(ws);
-    return err;
+    const char *sid = r->sid, *task = r->task_sid;
+    const char *worker = r->worker_sid;
+    json_t *j = tr_json_new(e, r->sid);
+    if (!j)
+        return NULL;
+    json_object_set_new(j, "reservation_status", tr_jstr(r->status));
+    json_object_set_new(j, "task_sid", tr_jstr(r->task_sid));
+    json_object_set_new(j, "worker_sid", tr_jstr(r->worker_sid));
+    json_object_set_new(j, "worker_name", tr_jstr(r->worker_name));
+    json_object_set_new(j, "date_created", tr_jdate(r->date_created));
+    json_object_set_new(j, "date_updated", tr_jdate(r->date_updated));
+    json_object_set_new(j, "url",
+                        by_worker ? tr_url(e, base, "/Workers/%s/Reservations/%s", worker, sid)
+                                  : tr_url(e, base, "/Tasks/%s/Reservations/%s", task, sid));
+    json_object_set_new(j, "links",
+                        json_pack("{s:o, s:o, s:o}", "task", tr_url(e, base, "/Tasks/%s", task),
+                                  "worker", tr_url(e, base, "/Workers/%s", worker), "workspace",
+                                  tr_url(e, base, "%s", "")));
+    return j;
 }
 
-/* Accepts a pending reservation: the task is assigned, the queue's AssignmentActivitySid (or
- * the caller's WorkerActivitySid) moves the worker. */
-static tassa_err accept(tr_engine_t *e, const json_t *r, const char *activity, int64_t now)
+typedef struct {
+    tr_engine_t *e;
+    const char *base, *status, *worker;
+    bool by_worker;
+} rlist_t;
+
+/* Renders a reservation row (tr_list). */
+static json_t *res_render(void *ctx, const void *row)
 {
-    const char *sid = row_str(r, "sid"), *task = row_str(r, "task_sid");
-    json_t *t = tr_load_task(e, task);
-    json_t *q = t && row_str(t, "queue_sid") ? tr_load_queue(e, row_str(t, "queue_sid")) : NULL;
-    tassa_err err = t ? TASSA_OK : TASSA_ESTORE;
-    if (!err)
-        err = db_exec(e->store,
-                      "UPDATE tr_reservations SET status = 'accepted', deadline = NULL,"
-                      " date_updated = ? WHERE sid = ?",
-                      "is", now, sid);
-    if (!err)
-        err = db_exec(e->store,
-                      "UPDATE tr_tasks SET status = 'assigned', target_deadline = NULL,"
-                      " ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
-                      "is", now, task);
-    if (!err)
-        err = ev_task_event(e, "reservation.accepted", task, sid, NULL,
-                            now - row_int(t, "date_created"), now);
-    if (!activity && q)
-        activity = row_str(q, "assignment_activity_sid");
-    if (!err && activity)
-        err = tr_worker_move_locked(e, row_str(r, "worker_sid"), activity, false, now);
-    json_decref(t);
-    json_decref(q);
-    return err;
+    rlist_t *c = ctx;
+    return to_json(c->e, row, c->base, c->by_worker);
 }
 
 /* Loads reservation sid when it belongs to the task or worker given. */
-static json_t *load_scoped(tr_engine_t *e, const char *task_sid, const char *worker_sid,
-                           const char *sid)
+static bool load_scoped(tr_engine_t *e, const char *task_sid, const char *worker_sid,
+                        const char *sid, tr_reservation_t *r)
 {
-    json_t *r = tr_load_reservation(e, sid);
-    if (r && ((task_sid && strcmp(task_sid, row_str(r, "task_sid"))) ||
-              (worker_sid && strcmp(worker_sid, row_str(r, "worker_sid"))))) {
-        json_decref(r);
-        r = NULL;
+    if (!tr_reservation_load(e, sid, r))
+        return false;
+    if ((task_sid && strcmp(task_sid, r->task_sid)) ||
+        (worker_sid && strcmp(worker_sid, r->worker_sid))) {
+        rows_clear(&TR_RES_ROW, r);
+        return false;
     }
-    return r;
+    return true;
 }
 
 /* The 404 of a reservation under its task or worker. */
@@ -106,12 +81,13 @@ tassa_err tr_reservation_fetch(tr_engine_t *e, const char *task_sid, const char 
 {
     *out = NULL;
     store_lock(e->store);
-    json_t *r = load_scoped(e, task_sid, worker_sid, sid);
+    tr_reservation_t r = {0};
+    bool found = load_scoped(e, task_sid, worker_sid, sid, &r);
     store_unlock(e->store);
-    if (!r)
+    if (!found)
         return res_not_found(e, em, task_sid, worker_sid, sid);
-    *out = tr_json_reservation(e, r, base_url, task_sid == NULL);
-    json_decref(r);
+    *out = to_json(e, &r, base_url, task_sid == NULL);
+    rows_clear(&TR_RES_ROW, &r);
     return *out ? TASSA_OK : TASSA_ENOMEM;
 }
 
@@ -133,9 +109,10 @@ tassa_err tr_reservation_update(tr_engine_t *e, const char *task_sid, const char
     tassa_err err = tr_txn_begin(e);
     if (err)
         return err;
-    json_t *r = load_scoped(e, task_sid, worker_sid, sid);
-    const char *cur = r ? row_str(r, "status") : NULL;
-    if (!r)
+    tr_reservation_t r = {0};
+    bool found = load_scoped(e, task_sid, worker_sid, sid, &r);
+    const char *cur = r.status;
+    if (!found)
         err = res_not_found(e, em, task_sid, worker_sid, sid);
     else if (activity &&
              db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE sid = ?", "s", activity) != 1)
@@ -155,50 +132,34 @@ tassa_err tr_reservation_update(tr_engine_t *e, const char *task_sid, const char
                       "Reservation %s is %s; only an accepted one can be completed", sid, cur);
     if (!err && status) {
         if (!strcmp(status, "accepted")) {
-            err = accept(e, r, activity, now);
+            err = tr_reservation_accept_locked(e, &r, activity, now);
             activity = NULL;
         } else if (!strcmp(status, "rejected")) {
             err = tr_reservation_end_locked(e, sid, "rejected", now);
         } else {
-            err = tr_task_finish_locked(e, row_str(r, "task_sid"), status, NULL, now, em);
+            err = tr_task_finish_locked(e, r.task_sid, status, NULL, now, em);
         }
     }
     if (!err && activity)
-        err = tr_worker_move_locked(e, row_str(r, "worker_sid"), activity, false, now);
+        err = tr_worker_move_locked(e, r.worker_sid, activity, false, now);
     if (!err)
         err = tr_match_locked(e, now);
-    json_decref(r);
-    r = NULL;
-    if (!err && out) {
-        r = tr_load_reservation(e, sid);
-        if (!r || !(*out = tr_json_reservation(e, r, base_url, task_sid == NULL)))
-            err = TASSA_ENOMEM;
-    }
-    json_decref(r);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    if (!err)
+        err = tr_render_locked(e, &TR_RES_ROW, res_render,
+                               &(rlist_t){.e = e, .base = base_url, .by_worker = !task_sid}, sid,
+                               out);
+    rows_clear(&TR_RES_ROW, &r);
+    return tr_txn_end_out(e, err, out);
 }
-
-typedef struct {
-    tr_engine_t *e;
-    const char *base, *status, *worker;
-    bool by_worker;
-} rlist_t;
 
 /* Reservations list filters: ReservationStatus, WorkerSid. */
-static bool res_pred(void *ctx, const json_t *row)
+static bool res_pred(void *ctx, const void *r)
 {
+    const tr_reservation_t *row = r;
     rlist_t *c = ctx;
-    if (c->status && strcmp(c->status, row_str(row, "status")))
+    if (c->status && strcmp(c->status, row->status))
         return false;
-    return !c->worker || !strcmp(c->worker, row_str(row, "worker_sid"));
-}
-
-/* Renders a reservation row (tr_list). */
-static json_t *res_render(void *ctx, const json_t *row)
-{
-    rlist_t *c = ctx;
-    return tr_json_reservation(c->e, row, c->base, c->by_worker);
+    return !c->worker || !strcmp(c->worker, row->worker_sid);
 }
 
 tassa_err tr_reservation_list(tr_engine_t *e, const char *task_sid, const char *worker_sid,
@@ -217,8 +178,8 @@ tassa_err tr_reservation_list(tr_engine_t *e, const char *task_sid, const char *
         return tr_not_found(e, em, task_sid ? "Tasks" : "Workers",
                             task_sid ? task_sid : worker_sid);
     if (task_sid)
-        return tr_list(e, res_pred, res_render, &c, offset, limit, items, more,
+        return tr_list(e, &TR_RES_ROW, res_pred, res_render, &c, offset, limit, items, more,
                        TR_RES_SELECT "WHERE r.task_sid = ? ORDER BY r.seq", "s", task_sid);
-    return tr_list(e, res_pred, res_render, &c, offset, limit, items, more,
+    return tr_list(e, &TR_RES_ROW, res_pred, res_render, &c, offset, limit, items, more,
                    TR_RES_SELECT "WHERE r.worker_sid = ? ORDER BY r.seq", "s", worker_sid);
 }

@@ -9,34 +9,51 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/rows.h"
 #include "base/timefmt.h"
 
-#define OPEN_STATUSES "('pending', 'reserved', 'assigned', 'wrapping')"
+/* Adds the age (s) and sid of the first task of sql (one 's' parameter, queue_sid; columns
+ * sid and the time the age counts from) to j under age_key and sid_key. */
+static void oldest(tr_engine_t *e, json_t *j, const char *age_key, const char *sid_key,
+                   const char *sql, const char *queue_sid, int64_t now)
+{
+    sqlite3_stmt *st = db_query(e->store, sql, "s", queue_sid);
+    bool found = st && sqlite3_step(st) == SQLITE_ROW;
+    json_object_set_new(j, age_key,
+                        json_integer(found ? (now - sqlite3_column_int64(st, 1)) / 1000 : 0));
+    json_object_set_new(j, sid_key,
+                        found ? tr_jstr((const char *)sqlite3_column_text(st, 0)) : json_null());
+    store_release(e->store, st);
+}
 
 /* Adds the oldest pending task's age and sid (by creation and by queue entry) to j. */
 static void longest(tr_engine_t *e, json_t *j, const char *queue_sid, int64_t now)
 {
-    json_t *t = db_one(e->store,
-                       "SELECT sid, date_created FROM tr_tasks WHERE status = 'pending' AND"
-                       " (?1 IS NULL OR queue_sid = ?1) ORDER BY date_created, seq LIMIT 1",
-                       "s", queue_sid);
-    json_object_set_new(j, "longest_task_waiting_age",
-                        json_integer(t ? (now - row_int(t, "date_created")) / 1000 : 0));
-    json_object_set_new(j, "longest_task_waiting_sid",
-                        t ? json_string(row_str(t, "sid")) : json_null());
-    json_decref(t);
-    if (!queue_sid)
-        return;
-    t = db_one(e->store,
+    oldest(e, j, "longest_task_waiting_age", "longest_task_waiting_sid",
+           "SELECT sid, date_created FROM tr_tasks WHERE status = 'pending' AND"
+           " (?1 IS NULL OR queue_sid = ?1) ORDER BY date_created, seq LIMIT 1",
+           queue_sid, now);
+    if (queue_sid)
+        oldest(e, j, "longest_relative_task_age_in_queue", "longest_relative_task_sid_in_queue",
                "SELECT sid, queue_entered_ms FROM tr_tasks WHERE status = 'pending' AND"
                " queue_sid = ? ORDER BY queue_entered_ms, seq LIMIT 1",
-               "s", queue_sid);
-    json_object_set_new(j, "longest_relative_task_age_in_queue",
-                        json_integer(t ? (now - row_int(t, "queue_entered_ms")) / 1000 : 0));
-    json_object_set_new(j, "longest_relative_task_sid_in_queue",
-                        t ? json_string(row_str(t, "sid")) : json_null());
-    json_decref(t);
+               queue_sid, now);
+}
+
+/* Counts the open tasks (of a queue) grouped by sql's first column into the object into,
+ * keyed by that column's text, and returns their total. */
+static json_int_t count_into(tr_engine_t *e, json_t *into, const char *sql, const char *queue_sid)
+{
+    json_int_t total = 0;
+    sqlite3_stmt *st = db_query(e->store, sql, "s", queue_sid);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        json_int_t n = sqlite3_column_int64(st, 1);
+        json_object_set_new(into, (const char *)sqlite3_column_text(st, 0), json_integer(n));
+        total += n;
+    }
+    store_release(e->store, st);
+    return total;
 }
 
 /* Adds total_tasks, tasks_by_status and tasks_by_priority of the open tasks (of a queue). */
@@ -45,29 +62,15 @@ static void task_counts(tr_engine_t *e, json_t *j, const char *queue_sid)
     json_t *by_status = json_pack("{s:i, s:i, s:i, s:i}", "pending", 0, "reserved", 0, "assigned",
                                   0, "wrapping", 0);
     json_t *by_prio = json_object();
-    json_int_t total = 0;
-    json_t *rows =
-        db_all(e->store,
-               "SELECT status, count(*) AS n FROM tr_tasks WHERE status IN " OPEN_STATUSES
-               " AND (?1 IS NULL OR queue_sid = ?1) GROUP BY status",
-               "s", queue_sid);
-    for (size_t i = 0; i < json_array_size(rows); i++) {
-        const json_t *r = json_array_get(rows, i);
-        json_object_set_new(by_status, row_str(r, "status"), json_integer(row_int(r, "n")));
-        total += row_int(r, "n");
-    }
-    json_decref(rows);
-    rows = db_all(e->store,
-                  "SELECT priority, count(*) AS n FROM tr_tasks WHERE status IN " OPEN_STATUSES
-                  " AND (?1 IS NULL OR queue_sid = ?1) GROUP BY priority",
-                  "s", queue_sid);
-    for (size_t i = 0; i < json_array_size(rows); i++) {
-        const json_t *r = json_array_get(rows, i);
-        char key[24];
-        snprintf(key, sizeof key, "%lld", (long long)row_int(r, "priority"));
-        json_object_set_new(by_prio, key, json_integer(row_int(r, "n")));
-    }
-    json_decref(rows);
+    json_int_t total =
+        count_into(e, by_status,
+                   "SELECT status, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
+                   " AND (?1 IS NULL OR queue_sid = ?1) GROUP BY status",
+                   queue_sid);
+    count_into(e, by_prio,
+               "SELECT priority, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
+               " AND (?1 IS NULL OR queue_sid = ?1) GROUP BY priority",
+               queue_sid);
     json_object_set_new(j, "total_tasks", json_integer(total));
     json_object_set_new(j, "tasks_by_status", by_status);
     json_object_set_new(j, "tasks_by_priority", by_prio);
@@ -78,41 +81,39 @@ static void task_counts(tr_engine_t *e, json_t *j, const char *queue_sid)
 static void worker_counts(tr_engine_t *e, json_t *j, const expr_t *qx, json_int_t *eligible,
                           json_int_t *available)
 {
-    json_t *acts =
-        db_all(e->store, "SELECT sid, friendly_name FROM tr_activities ORDER BY seq", NULL);
+    tr_activity_t *acts = NULL;
+    size_t n_acts = 0;
     json_t *stats = json_array();
     json_t *counts = json_object();
+    tr_worker_t w = {0};
     *eligible = *available = 0;
-    sqlite3_stmt *st =
-        db_query(e->store,
-                 "SELECT x.*, (SELECT count(*) FROM tr_reservations r WHERE"
-                 " r.worker_sid = x.sid AND r.status IN ('pending', 'accepted', 'wrapping'))"
-                 " AS busy FROM (" TR_WORKER_SELECT ") x",
-                 NULL);
+    rows_all(e, &TR_ACTIVITY_ROW, (void **)&acts, &n_acts, TR_ACTIVITY_SELECT "ORDER BY seq", NULL);
+    sqlite3_stmt *st = db_query(e->store,
+                                "SELECT x.*, (SELECT count(*) FROM tr_reservations r WHERE"
+                                " r.worker_sid = x.sid AND r.status IN " TR_RES_HOLDING_SQL ")"
+                                " FROM (" TR_WORKER_SELECT ") x",
+                                NULL);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
-        json_t *w = db_row(st);
-        json_t *subject = w ? tr_worker_subject(w) : NULL;
+        json_t *subject = rows_read(&TR_WORKER_ROW, st, &w) ? tr_worker_subject(&w) : NULL;
         if (subject && (!qx || tr_worker_in_queue(subject, qx))) {
-            const char *a = row_str(w, "activity_sid");
-            json_object_set_new(counts, a,
-                                json_integer(json_integer_value(json_object_get(counts, a)) + 1));
+            json_object_set_new(
+                counts, w.activity_sid,
+                json_integer(json_integer_value(json_object_get(counts, w.activity_sid)) + 1));
             (*eligible)++;
-            if (row_int(w, "available") && row_int(w, "busy") == 0)
+            if (w.available && sqlite3_column_int64(st, TR_WORKER_NCOLS) == 0)
                 (*available)++;
         }
         json_decref(subject);
-        json_decref(w);
+        rows_clear(&TR_WORKER_ROW, &w);
     }
     store_release(e->store, st);
-    for (size_t i = 0; i < json_array_size(acts); i++) {
-        const json_t *a = json_array_get(acts, i);
-        json_array_append_new(
-            stats, json_pack("{s:s, s:s, s:I}", "sid", row_str(a, "sid"), "friendly_name",
-                             row_str(a, "friendly_name"), "workers",
-                             json_integer_value(json_object_get(counts, row_str(a, "sid")))));
-    }
+    for (size_t i = 0; i < n_acts; i++)
+        json_array_append_new(stats,
+                              json_pack("{s:s, s:s, s:I}", "sid", acts[i].sid, "friendly_name",
+                                        acts[i].friendly_name, "workers",
+                                        json_integer_value(json_object_get(counts, acts[i].sid))));
     json_object_set_new(j, "activity_statistics", stats);
-    json_decref(acts);
+    rows_free(&TR_ACTIVITY_ROW, acts, n_acts);
     json_decref(counts);
 }
 
@@ -123,9 +124,10 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
     json_int_t eligible, available;
     *out = NULL;
     store_lock(e->store);
-    json_t *q = tr_load_queue(e, queue_sid);
-    expr_t *qx = q ? expr_parse(row_str(q, "target_workers"), NULL) : NULL;
-    json_t *j = q ? json_object() : NULL;
+    tr_queue_t q = {0};
+    bool found = tr_queue_load(e, queue_sid, &q);
+    expr_t *qx = found ? expr_parse(q.target_workers, NULL) : NULL;
+    json_t *j = found ? json_object() : NULL;
     if (j) {
         char url[640];
         snprintf(url, sizeof url, "%s/v1/Workspaces/%s/TaskQueues/%s/RealTimeStatistics", base_url,
@@ -150,9 +152,9 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
     }
     store_unlock(e->store);
     expr_free(qx);
-    if (!q)
+    rows_clear(&TR_QUEUE_ROW, &q);
+    if (!found)
         return tr_not_found(e, em, "TaskQueues", queue_sid);
-    json_decref(q);
     *out = j;
     return j ? TASSA_OK : TASSA_ENOMEM;
 }
@@ -160,20 +162,20 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
 /* {avg, min, max, total} in seconds of the wait_ms of events of type in the window. */
 static json_t *durations(tr_engine_t *e, const char *queue_sid, const char *type, int64_t from)
 {
-    json_t *r = db_one(e->store,
-                       "SELECT count(wait_ms) AS n, coalesce(avg(wait_ms), 0) AS a,"
-                       " coalesce(min(wait_ms), 0) AS mi, coalesce(max(wait_ms), 0) AS ma,"
-                       " coalesce(sum(wait_ms), 0) AS t FROM tr_events WHERE queue_sid = ? AND"
-                       " event_type = ? AND date_ms >= ?",
-                       "ssi", queue_sid, type, from);
-    double avg = json_is_real(json_object_get(r, "a")) ? json_real_value(json_object_get(r, "a"))
-                                                       : (double)row_int(r, "a");
-    json_t *j = json_pack("{s:I, s:I, s:I, s:I}", "avg", (json_int_t)(avg / 1000 + 0.5), "min",
-                          (json_int_t)(row_int(r, "mi") / 1000), "max",
-                          (json_int_t)(row_int(r, "ma") / 1000), "total",
-                          (json_int_t)(row_int(r, "t") / 1000));
-    json_decref(r);
-    return j;
+    sqlite3_stmt *st = db_query(e->store,
+                                "SELECT coalesce(avg(wait_ms), 0), coalesce(min(wait_ms), 0),"
+                                " coalesce(max(wait_ms), 0), coalesce(sum(wait_ms), 0)"
+                                " FROM tr_events WHERE queue_sid = ? AND event_type = ? AND"
+                                " date_ms >= ?",
+                                "ssi", queue_sid, type, from);
+    bool row = st && sqlite3_step(st) == SQLITE_ROW;
+    double avg = row ? sqlite3_column_double(st, 0) : 0;
+    int64_t mi = row ? sqlite3_column_int64(st, 1) : 0, ma = row ? sqlite3_column_int64(st, 2) : 0;
+    int64_t t = row ? sqlite3_column_int64(st, 3) : 0;
+    store_release(e->store, st);
+    return json_pack("{s:I, s:I, s:I, s:I}", "avg", (json_int_t)(avg / 1000 + 0.5), "min",
+                     (json_int_t)(mi / 1000), "max", (json_int_t)(ma / 1000), "total",
+                     (json_int_t)(t / 1000));
 }
 
 tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minutes,
@@ -200,8 +202,8 @@ tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minute
         return err_set(em, TASSA_EINVAL, "Minutes must be from 1 to 43200");
     int64_t from = now - (int64_t)minutes * 60000;
     store_lock(e->store);
-    json_t *q = tr_load_queue(e, queue_sid);
-    json_t *j = q ? json_object() : NULL;
+    bool found = db_int(e->store, 0, "SELECT 1 FROM tr_queues WHERE sid = ?", "s", queue_sid) == 1;
+    json_t *j = found ? json_object() : NULL;
     if (j) {
         char url[640], start[TIMEFMT_LEN], end[TIMEFMT_LEN];
         snprintf(url, sizeof url, "%s/v1/Workspaces/%s/TaskQueues/%s/CumulativeStatistics",
@@ -231,9 +233,8 @@ tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minute
         json_object_set_new(j, "split_by_wait_time", json_null());
     }
     store_unlock(e->store);
-    if (!q)
+    if (!found)
         return tr_not_found(e, em, "TaskQueues", queue_sid);
-    json_decref(q);
     *out = j;
     return j ? TASSA_OK : TASSA_ENOMEM;
 }

@@ -1,15 +1,58 @@
-/* tasks.c - tasks: create and route through the workflow, update (status transitions,
- * attributes, priority), delete, list; target timeouts and cancellation.
+/* tasks.c - tasks: create (routed through the workflow), update (status transitions,
+ * attributes, priority), delete, list, the back end's reads, and their JSON.
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/taskrouter/model.h"
+#include "base/task_order.h"
+#include "engine/taskrouter/checks.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/lifecycle.h"
+#include "engine/taskrouter/record.h"
+#include "engine/taskrouter/rows.h"
+
+/* A task as Twilio's JSON (its age as of now). New reference; NULL on OOM. */
+static json_t *to_json(tr_engine_t *e, const tr_task_t *r, const char *base, int64_t now)
+{
+    const char *sid = r->sid;
+    json_t *j = tr_json_new(e, sid);
+    if (!j)
+        return NULL;
+    int64_t age = (now - r->date_created) / 1000;
+    json_object_set_new(j, "age", json_integer(age < 0 ? 0 : age));
+    json_object_set_new(j, "assignment_status", tr_jstr(r->status));
+    json_object_set_new(j, "attributes", tr_jstr(r->attributes));
+    json_object_set_new(j, "addons", json_string("{}"));
+    json_object_set_new(j, "date_created", tr_jdate(r->date_created));
+    json_object_set_new(j, "date_updated", tr_jdate(r->date_updated));
+    json_object_set_new(j, "task_queue_entered_date", tr_jdate(r->queue_entered_ms));
+    json_object_set_new(j, "priority", json_integer(r->priority));
+    json_object_set_new(j, "reason", tr_jstr(r->reason));
+    json_object_set_new(j, "task_queue_sid", tr_jstr(r->queue_sid));
+    json_object_set_new(j, "task_queue_friendly_name", tr_jstr(r->queue_name));
+    json_object_set_new(j, "task_channel_sid", json_null());
+    json_object_set_new(j, "task_channel_unique_name", tr_jstr(r->channel));
+    json_object_set_new(j, "timeout", json_integer(r->timeout));
+    json_object_set_new(j, "workflow_sid", tr_jstr(r->workflow_sid));
+    json_object_set_new(j, "workflow_friendly_name", tr_jstr(r->workflow_name));
+    json_object_set_new(j, "virtual_start_time", tr_jdate(r->date_created));
+    json_object_set_new(j, "ignore_capacity", json_false());
+    json_object_set_new(j, "routing_target", json_null());
+    json_object_set_new(j, "url", tr_url(e, base, "/Tasks/%s", sid));
+    json_t *links = json_pack("{s:o, s:o}", "workspace", tr_url(e, base, "%s", ""), "reservations",
+                              tr_url(e, base, "/Tasks/%s/Reservations", sid));
+    if (links && r->queue_sid)
+        json_object_set_new(links, "task_queue", tr_url(e, base, "/TaskQueues/%s", r->queue_sid));
+    if (links && r->workflow_sid)
+        json_object_set_new(links, "workflow", tr_url(e, base, "/Workflows/%s", r->workflow_sid));
+    json_object_set_new(j, "links", links);
+    return j;
+}
 
 static const char *const STATUSES[] = {"pending",  "reserved",  "assigned",
                                        "canceled", "completed", "wrapping"};
@@ -23,213 +66,28 @@ static bool valid_status(const char *s)
     return false;
 }
 
-/* Loads and parses the workflow configuration of sid (lock held). NULL when unusable. */
-static tr_wfconf_t *load_conf(tr_engine_t *e, const char *wf_sid)
-{
-    json_t *wf = wf_sid ? tr_load_workflow(e, wf_sid) : NULL;
-    tassa_err err;
-    tr_wfconf_t *c = wf ? tr_wfconf_parse(NULL, row_str(wf, "configuration"), &err, NULL) : NULL;
-    json_decref(wf);
-    return c;
-}
+typedef struct {
+    tr_engine_t *e;
+    const char *base;
+    const params_t *f;
+    long priority;
+    expr_t *expr;
+    int64_t now;
+} tlist_t;
 
-/* Records workflow.target-matched with the filter and target of the task. */
-static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf_t *c, long filter,
-                                const tr_target_t *t, int64_t now)
+/* Renders a task row (tr_list, tr_fetch). */
+static json_t *task_render(void *ctx, const void *row)
 {
-    json_t *task = tr_load_task(e, sid);
-    if (!task)
-        return TASSA_ESTORE;
-    json_t *ev =
-        ev_new(e, "workflow.target-matched", "Workflow", row_str(task, "workflow_sid"), NULL, now);
-    ev_task(ev, task, now);
-    if (filter >= 0) {
-        const tr_filter_t *f = &c->filters[filter];
-        ev_set(ev, "WorkflowFilterName", "%s", f->name ? f->name : "");
-        ev_set(ev, "WorkflowFilterExpression", "%s", expr_source(f->expr));
-    } else {
-        ev_set(ev, "WorkflowFilterName", "%s", "Default Filter");
-    }
-    if (t->expr)
-        ev_set(ev, "TaskQueueTargetExpression", "%s", expr_source(t->expr));
-    json_decref(task);
-    return ev_emit(e, ev, -1);
-}
-
-/* Puts the task into target t: its queue, its priority override and its timeout. */
-static tassa_err enter_target(tr_engine_t *e, const char *sid, long filter, const char *fname,
-                              long index, const tr_target_t *t, int64_t now)
-{
-    return db_exec(e->store,
-                   "UPDATE tr_tasks SET filter_index = ?, filter_name = ?, target_index = ?,"
-                   " queue_sid = ?, priority = CASE WHEN ? >= 0 THEN ? ELSE priority END,"
-                   " queue_entered_ms = ?, target_deadline = CASE WHEN ? >= 0 THEN ? END,"
-                   " date_updated = ? WHERE sid = ?",
-                   "isisiiiiiis", (int64_t)filter, fname, (int64_t)index, t->queue,
-                   (int64_t)t->priority, (int64_t)t->priority, now, (int64_t)t->timeout,
-                   now + (int64_t)(t->timeout < 0 ? 0 : t->timeout) * 1000, now, sid);
-}
-
-tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, int64_t now)
-{
-    json_t *task = tr_load_task(e, sid);
-    tr_wfconf_t *c = NULL;
-    json_t *attrs = NULL;
-    tassa_err err = TASSA_ESTORE;
-    if (!task)
-        goto out;
-    if (!row_str(task, "workflow_sid")) { /* created straight into a TaskQueueSid */
-        err = db_exec(e->store, "UPDATE tr_tasks SET queue_entered_ms = ? WHERE sid = ?", "is", now,
-                      sid);
-        if (!err)
-            err = ev_task_event(e, "task-queue.entered", sid, NULL, NULL, -1, now);
-        if (!err && created)
-            err = ev_task_event(e, "task.created", sid, NULL, NULL, -1, now);
-        goto out;
-    }
-    if (!(c = load_conf(e, row_str(task, "workflow_sid"))))
-        goto out;
-    attrs = tr_parse_attributes(row_str(task, "attributes"));
-    long filter = -1;
-    for (size_t i = 0; i < c->n_filters; i++)
-        if (expr_eval(c->filters[i].expr, &(expr_ctx_t){.subject = attrs, .task = attrs})) {
-            filter = (long)i;
-            break;
-        }
-    const tr_target_t *t = tr_wfconf_target(c, filter, 0);
-    err = enter_target(e, sid, filter, filter >= 0 ? c->filters[filter].name : NULL, 0, t, now);
-    if (!err)
-        err = ev_task_event(e, "workflow.entered", sid, NULL, NULL, -1, now);
-    if (!err)
-        err = ev_task_event(e, "task-queue.entered", sid, NULL, NULL, -1, now);
-    if (!err && created)
-        err = ev_task_event(e, "task.created", sid, NULL, NULL, -1, now);
-    if (!err)
-        err = target_matched(e, sid, c, filter, t, now);
-out:
-    json_decref(task);
-    json_decref(attrs);
-    tr_wfconf_free(c);
-    return err;
-}
-
-tassa_err tr_task_target_timeout_locked(tr_engine_t *e, const char *sid, int64_t now)
-{
-    json_t *task = tr_load_task(e, sid);
-    tr_wfconf_t *c = NULL;
-    tassa_err err = TASSA_ESTORE;
-    if (!task)
-        goto out;
-    c = load_conf(e, row_str(task, "workflow_sid"));
-    long filter = (long)row_int(task, "filter_index");
-    long next = (long)row_int(task, "target_index") + 1;
-    const tr_target_t *t = c ? tr_wfconf_target(c, filter, next) : NULL;
-    if (!t) {
-        err = ev_task_event(e, "workflow.timeout", sid, NULL, NULL, -1, now);
-        if (!err)
-            err = tr_task_cancel_locked(e, sid, "Workflow Timeout", now);
-        goto out;
-    }
-    err = enter_target(e, sid, filter, c->filters[filter].name, next, t, now);
-    if (!err) {
-        json_t *moved = tr_load_task(e, sid);
-        json_t *ev = ev_new(e, "task-queue.moved", "TaskQueue", t->queue, NULL, now);
-        ev_task(ev, moved, now);
-        ev_set(ev, "TaskQueueMovedFromSid", "%s", row_str(task, "queue_sid"));
-        ev_set(ev, "TaskQueueMovedFromName", "%s",
-               row_str(task, "queue_name") ? row_str(task, "queue_name") : "");
-        json_decref(moved);
-        err = ev_emit(e, ev, -1);
-    }
-    if (!err)
-        err = target_matched(e, sid, c, filter, t, now);
-out:
-    json_decref(task);
-    tr_wfconf_free(c);
-    return err;
-}
-
-tassa_err tr_task_cancel_locked(tr_engine_t *e, const char *sid, const char *reason, int64_t now)
-{
-    json_t *pend = db_all(e->store,
-                          "SELECT sid FROM tr_reservations WHERE task_sid = ? AND"
-                          " status = 'pending'",
-                          "s", sid);
-    tassa_err err = pend ? TASSA_OK : TASSA_ENOMEM;
-    for (size_t i = 0; !err && i < json_array_size(pend); i++)
-        err =
-            tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "canceled", now);
-    json_decref(pend);
-    if (!err)
-        err = db_exec(e->store,
-                      "UPDATE tr_tasks SET status = 'canceled', reason = ?, target_deadline = NULL,"
-                      " ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
-                      "sis", reason, now, sid);
-    if (!err) {
-        int64_t created =
-            db_int(e->store, now, "SELECT date_created FROM tr_tasks WHERE sid = ?", "s", sid);
-        err = ev_task_event(e, "task.canceled", sid, NULL, reason, now - created, now);
-    }
-    return err;
-}
-
-tassa_err tr_task_finish_locked(tr_engine_t *e, const char *sid, const char *status,
-                                const char *reason, int64_t now, errmsg_t *em)
-{
-    json_t *task = tr_load_task(e, sid);
-    tassa_err err = TASSA_OK;
-    if (!task)
-        return tr_not_found(e, em, "Tasks", sid);
-    const char *cur = row_str(task, "status");
-    bool wrap = !strcmp(status, "wrapping");
-    if (!strcmp(cur, status))
-        goto out; /* already there: nothing to do */
-    if (strcmp(cur, "assigned") && (wrap || strcmp(cur, "wrapping"))) {
-        err = err_set(em, TASSA_EINVAL, "Task %s cannot go from %s to %s", sid, cur, status);
-        goto out;
-    }
-    char *res = NULL;
-    json_t *r = db_one(e->store,
-                       "SELECT sid FROM tr_reservations WHERE task_sid = ? AND"
-                       " status IN ('accepted', 'wrapping') ORDER BY seq DESC LIMIT 1",
-                       "s", sid);
-    if (r)
-        res = strdup(row_str(r, "sid"));
-    json_decref(r);
-    err = db_exec(e->store,
-                  "UPDATE tr_tasks SET status = ?, reason = COALESCE(?, reason),"
-                  " target_deadline = NULL, ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
-                  "ssis", status, reason, now, sid);
-    if (!err && res)
-        err = db_exec(e->store,
-                      "UPDATE tr_reservations SET status = ?, date_updated = ? WHERE sid = ?",
-                      "sis", status, now, res);
-    if (!err && res && !wrap)
-        err = db_exec(e->store,
-                      "UPDATE tr_workers SET idle_since = ? WHERE sid ="
-                      " (SELECT worker_sid FROM tr_reservations WHERE sid = ?)",
-                      "is", now, res);
-    if (!err)
-        err = ev_task_event(e, wrap ? "task.wrapup" : "task.completed", sid, res, reason, -1, now);
-    if (!err && res)
-        err = ev_task_event(e, wrap ? "reservation.wrapup" : "reservation.completed", sid, res,
-                            NULL, -1, now);
-    free(res);
-out:
-    json_decref(task);
-    return err;
+    tlist_t *c = ctx;
+    return to_json(c->e, row, c->base, c->now);
 }
 
 /* Renders the task sid (lock held) into *out when out is not NULL. */
 static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                         int64_t now)
 {
-    if (!out)
-        return TASSA_OK;
-    json_t *row = tr_load_task(e, sid);
-    *out = row ? tr_json_task(e, row, base_url, now) : NULL;
-    json_decref(row);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
+    return tr_render_locked(e, &TR_TASK_ROW, task_render,
+                            &(tlist_t){.e = e, .base = base_url, .now = now}, sid, out);
 }
 
 tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
@@ -241,7 +99,7 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
     const char *channel = params_get_nonempty(p, "TaskChannel");
     long priority = 0, timeout = 86400;
     char sid[SID_LEN + 1];
-    json_t *only = NULL;
+    tr_sids_t only = {0};
     if (out)
         *out = NULL;
     if (!attrs || !*attrs)
@@ -273,14 +131,13 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
         if (db_int(e->store, 0, "SELECT 1 FROM tr_queues WHERE sid = ?", "s", queue) != 1)
             err = err_set(em, TASSA_EINVAL,
                           "TaskQueueSid %.64s is not a task queue of this workspace", queue);
-    } else {
-        only = db_all(e->store, "SELECT sid FROM tr_workflows LIMIT 2", NULL);
-        if (json_array_size(only) != 1)
+    } else if (!(err = db_sids(e->store, &only, "SELECT sid FROM tr_workflows LIMIT 2", NULL))) {
+        if (only.n != 1)
             err = err_set(em, TASSA_EMISSING,
                           "WorkflowSid is required when the workspace has %s workflow",
-                          json_array_size(only) ? "more than one" : "no");
+                          only.n ? "more than one" : "no");
         else
-            wf = row_str(json_array_get(only, 0), "sid");
+            wf = only.sid[0];
     }
     if (!err)
         err = db_exec(e->store,
@@ -296,22 +153,16 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
         err = tr_match_locked(e, now);
     if (!err)
         err = render(e, sid, base_url, out, now);
-    json_decref(only);
+    free(only.sid);
     return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_task_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                         errmsg_t *em)
 {
-    *out = NULL;
-    store_lock(e->store);
-    json_t *row = tr_load_task(e, sid);
-    store_unlock(e->store);
-    if (!row)
-        return tr_not_found(e, em, "Tasks", sid);
-    *out = tr_json_task(e, row, base_url, store_now_ms());
-    json_decref(row);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
+    return tr_fetch(e, &TR_TASK_ROW, task_render,
+                    &(tlist_t){.e = e, .base = base_url, .now = store_now_ms()}, "Tasks", sid, out,
+                    em);
 }
 
 tassa_err tr_task_json(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
@@ -329,8 +180,8 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p, con
     if (out)
         *out = NULL;
     tassa_err err = TASSA_OK;
-    if (status && strcmp(status, "canceled") && strcmp(status, "completed") &&
-        strcmp(status, "wrapping"))
+    if (status && strcmp(status, "canceled") && strcmp(status, "wrapping") &&
+        strcmp(status, "completed"))
         err =
             err_set(em, TASSA_EINVAL,
                     "AssignmentStatus must be canceled, wrapping or completed, not %.32s", status);
@@ -346,21 +197,22 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p, con
     err = tr_txn_begin(e);
     if (err)
         return err;
-    json_t *row = tr_load_task(e, sid);
-    const char *cur = row ? row_str(row, "status") : NULL;
+    tr_task_t row = {0};
+    bool found = tr_task_load(e, sid, &row);
+    const char *cur = row.status;
     bool final = cur && (!strcmp(cur, "canceled") || !strcmp(cur, "completed"));
-    if (!row)
+    if (!found)
         err = tr_not_found(e, em, "Tasks", sid);
     else if (final && (attrs || priority >= 0 || (status && strcmp(status, cur))))
         err = err_set(em, TASSA_EINVAL, "Task %s is already %s", sid, cur);
     bool changed = false;
-    if (!err && attrs && strcmp(attrs, row_str(row, "attributes"))) {
+    if (!err && attrs && strcmp(attrs, row.attributes)) {
         err =
             db_exec(e->store, "UPDATE tr_tasks SET attributes = ?, date_updated = ? WHERE sid = ?",
                     "sis", attrs, now, sid);
         changed = true;
     }
-    if (!err && priority >= 0 && priority != row_int(row, "priority")) {
+    if (!err && priority >= 0 && priority != row.priority) {
         err = db_exec(e->store, "UPDATE tr_tasks SET priority = ?, date_updated = ? WHERE sid = ?",
                       "iis", (int64_t)priority, now, sid);
         changed = true;
@@ -369,7 +221,7 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p, con
         err = ev_task_event(e, "task.updated", sid, NULL, NULL, -1, now);
     if (!err && status && !final) {
         if (!strcmp(status, "canceled")) {
-            if (strcmp(cur, "pending") && strcmp(cur, "reserved"))
+            if (!task_status_waiting(cur))
                 err = err_set(em, TASSA_EINVAL, "Task %s cannot go from %s to canceled", sid, cur);
             else
                 err = tr_task_cancel_locked(e, sid, reason, now);
@@ -381,31 +233,21 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p, con
         err = tr_match_locked(e, now);
     if (!err)
         err = render(e, sid, base_url, out, now);
-    json_decref(row);
+    rows_clear(&TR_TASK_ROW, &row);
     return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
     int64_t now = store_now_ms();
-    tassa_err err = tr_txn_begin(e);
+    tassa_err err = tr_txn_begin_row(e, "tr_tasks", "Tasks", sid, em);
     if (err)
         return err;
-    json_t *row = tr_load_task(e, sid);
-    json_t *pend = NULL;
-    if (!row)
-        err = tr_not_found(e, em, "Tasks", sid);
-    if (!err)
-        pend = db_all(e->store,
-                      "SELECT sid FROM tr_reservations WHERE task_sid = ? AND status = 'pending'",
-                      "s", sid);
-    for (size_t i = 0; !err && i < json_array_size(pend); i++)
-        err =
-            tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "canceled", now);
+    err = tr_task_end_pending_locked(e, sid, "canceled", now);
     if (!err)
         err = db_exec(e->store,
                       "UPDATE tr_workers SET idle_since = ? WHERE sid IN (SELECT worker_sid FROM"
-                      " tr_reservations WHERE task_sid = ? AND status IN ('accepted', 'wrapping'))",
+                      " tr_reservations WHERE task_sid = ? AND status IN " TR_RES_ASSIGNED_SQL ")",
                       "is", now, sid);
     if (!err)
         err = ev_task_event(e, "task.deleted", sid, NULL, NULL, -1, now);
@@ -415,61 +257,35 @@ tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
         err = db_exec(e->store, "DELETE FROM tr_tasks WHERE sid = ?", "s", sid);
     if (!err)
         err = tr_match_locked(e, now);
-    json_decref(row);
-    json_decref(pend);
     return tr_txn_end(e, err);
 }
 
-typedef struct {
-    tr_engine_t *e;
-    const char *base;
-    const params_t *f;
-    long priority;
-    expr_t *expr;
-    int64_t now;
-} tlist_t;
+/* True when the task's field equals the filter's value of param (no filter: true). */
+static bool matches(const params_t *f, const char *param, const char *field)
+{
+    const char *v = params_get(f, param);
+    return !v || (field && !strcmp(v, field));
+}
 
 /* Tasks list filters that SQL does not apply. */
-static bool task_pred(void *ctx, const json_t *row)
+static bool task_pred(void *ctx, const void *r)
 {
+    const tr_task_t *t = r;
     tlist_t *c = ctx;
-    const char *v;
-    if (c->priority >= 0 && c->priority != row_int(row, "priority"))
+    if (c->priority >= 0 && c->priority != t->priority)
         return false;
-    if ((v = params_get(c->f, "WorkflowSid")) &&
-        (!row_str(row, "workflow_sid") || strcmp(v, row_str(row, "workflow_sid"))))
-        return false;
-    if ((v = params_get(c->f, "WorkflowName")) &&
-        (!row_str(row, "workflow_name") || strcmp(v, row_str(row, "workflow_name"))))
-        return false;
-    if ((v = params_get(c->f, "TaskQueueSid")) &&
-        (!row_str(row, "queue_sid") || strcmp(v, row_str(row, "queue_sid"))))
-        return false;
-    if ((v = params_get(c->f, "TaskQueueName")) &&
-        (!row_str(row, "queue_name") || strcmp(v, row_str(row, "queue_name"))))
-        return false;
-    if ((v = params_get(c->f, "TaskChannel")) && strcmp(v, row_str(row, "channel")))
+    if (!matches(c->f, "WorkflowSid", t->workflow_sid) ||
+        !matches(c->f, "WorkflowName", t->workflow_name) ||
+        !matches(c->f, "TaskQueueSid", t->queue_sid) ||
+        !matches(c->f, "TaskQueueName", t->queue_name) || !matches(c->f, "TaskChannel", t->channel))
         return false;
     if (!c->expr)
         return true;
-    json_t *attrs = tr_parse_attributes(row_str(row, "attributes"));
+    json_t *attrs = tr_parse_attributes(t->attributes);
     bool ok = expr_eval(c->expr, &(expr_ctx_t){.subject = attrs, .task = attrs});
     json_decref(attrs);
     return ok;
 }
-
-/* Renders a task row (tr_list). */
-/* Queue order, as the engine matches: priority, then time in the queue (LIFO reversed). */
-#define WAITING_ORDER                                                                              \
-    " ORDER BY t.priority DESC, CASE WHEN q.task_order = 'LIFO' THEN -t.queue_entered_ms"          \
-    " ELSE t.queue_entered_ms END, t.seq"
-
-static json_t *task_render(void *ctx, const json_t *row)
-{
-    tlist_t *c = ctx;
-    return tr_json_task(c->e, row, c->base, c->now);
-}
-
 /* Appends "AND t.status IN ('a','b')" for the validated statuses to sql. */
 static tassa_err status_clause(char *sql, size_t len, const char *const *statuses, size_t n,
                                errmsg_t *em)
@@ -542,7 +358,7 @@ tassa_err tr_task_list(tr_engine_t *e, const params_t *filter, long offset, long
     tlist_t c = {e, base_url, filter, -1, NULL, store_now_ms()};
     const char *statuses[16];
     size_t n = params_count(filter, "AssignmentStatus");
-    char sql[1024], order[256];
+    char sql[2048], order[256];
     tassa_err err = TASSA_OK;
     *items = NULL;
     if (n > 16)
@@ -562,7 +378,8 @@ tassa_err tr_task_list(tr_engine_t *e, const params_t *filter, long offset, long
     if (!err) {
         size_t l = strlen(sql);
         snprintf(sql + l, sizeof sql - l, " ORDER BY %s", order);
-        err = tr_list(e, task_pred, task_render, &c, offset, limit, items, more, sql, NULL);
+        err = tr_list(e, &TR_TASK_ROW, task_pred, task_render, &c, offset, limit, items, more, sql,
+                      NULL);
     }
     expr_free(c.expr);
     return err;
@@ -571,15 +388,12 @@ tassa_err tr_task_list(tr_engine_t *e, const params_t *filter, long offset, long
 tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json_t **first,
                           json_t **summary)
 {
-    static const char *const waiting[] = {"pending", "reserved"};
     tlist_t c = {e, base_url, NULL, -1, NULL, store_now_ms()};
-    char sql[1024];
     bool more;
     *first = *summary = NULL;
-    snprintf(sql, sizeof sql, "%s WHERE 1", TR_TASK_SELECT);
-    status_clause(sql, sizeof sql, waiting, 2, NULL);
-    strncat(sql, WAITING_ORDER, sizeof sql - strlen(sql) - 1);
-    tassa_err err = tr_list(e, NULL, task_render, &c, 0, limit, first, &more, sql, NULL);
+    tassa_err err = tr_list(
+        e, &TR_TASK_ROW, NULL, task_render, &c, 0, limit, first, &more,
+        TR_TASK_SELECT "WHERE t.status IN " TASK_WAITING_SQL " ORDER BY " TR_QUEUE_ORDER_SQL, NULL);
     if (err)
         return err;
     /* The counts come from an aggregate over the status index, never from the rows. */
@@ -589,7 +403,7 @@ tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json
     sqlite3_stmt *st = db_query(e->store,
                                 "SELECT coalesce(q.friendly_name, '(none)') AS name, count(*),"
                                 " min(t.date_created) FROM tr_tasks t LEFT JOIN tr_queues q"
-                                " ON q.sid = t.queue_sid WHERE t.status IN ('pending', 'reserved')"
+                                " ON q.sid = t.queue_sid WHERE t.status IN " TASK_WAITING_SQL
                                 " GROUP BY t.queue_sid",
                                 NULL);
     while (st && by_queue && sqlite3_step(st) == SQLITE_ROW) {
@@ -620,60 +434,50 @@ tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json
 tassa_err tr_waiting_task_by_attr(tr_engine_t *e, const char *key, const char *value,
                                   const char *base_url, json_t **out)
 {
-    char path[80];
+    char path[80], sid[SID_LEN + 1];
     *out = NULL;
     if (strlen(key) > 64)
         return TASSA_EINVAL;
     snprintf(path, sizeof path, "$.%s", key);
     store_lock(e->store);
-    json_t *row = db_one(e->store,
-                         "SELECT sid FROM tr_tasks WHERE status IN ('pending', 'reserved') AND"
-                         " json_extract(attributes, ?) = ? ORDER BY seq DESC LIMIT 1",
-                         "ss", path, value);
+    bool found = db_sid(e->store, sid,
+                        "SELECT sid FROM tr_tasks WHERE status IN " TASK_WAITING_SQL
+                        " AND json_extract(attributes, ?) = ? ORDER BY seq DESC LIMIT 1",
+                        "ss", path, value);
     store_unlock(e->store);
-    tassa_err err =
-        row ? tr_task_fetch(e, row_str(row, "sid"), base_url, out, NULL) : TASSA_ENOTFOUND;
-    json_decref(row);
-    return err;
+    return found ? tr_task_fetch(e, sid, base_url, out, NULL) : TASSA_ENOTFOUND;
 }
 
 tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long *size)
 {
+    tr_task_t t = {0};
     *position = *size = 0;
     store_lock(e->store);
-    json_t *t = db_one(e->store,
-                       "SELECT t.status, t.queue_sid, t.priority, t.queue_entered_ms, t.seq,"
-                       " q.task_order FROM tr_tasks t LEFT JOIN tr_queues q ON q.sid ="
-                       " t.queue_sid WHERE t.sid = ?",
-                       "s", sid);
     tassa_err err = TASSA_OK;
-    const char *status = row_str(t, "status");
-    if (!t || !status || (strcmp(status, "pending") && strcmp(status, "reserved")) ||
-        !row_str(t, "queue_sid")) {
+    if (!tr_task_load(e, sid, &t) || !task_status_waiting(t.status) || !t.queue_sid) {
         err = TASSA_ENOTFOUND;
         goto out;
     }
-    bool lifo = row_str(t, "task_order") && strcmp(row_str(t, "task_order"), "LIFO") == 0;
-    int64_t prio = row_int(t, "priority"), entered = row_int(t, "queue_entered_ms");
-    int64_t seq = row_int(t, "seq");
-    /* The engine's own order (see tr_match_locked): priority, then entry time, then seq. */
-    *size = (long)db_int(e->store, 0,
-                         "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND status IN"
-                         " ('pending', 'reserved')",
-                         "s", row_str(t, "queue_sid"));
+    bool lifo = t.task_order && strcmp(t.task_order, "LIFO") == 0;
+    int64_t entered = t.queue_entered_ms < 0 ? 0 : t.queue_entered_ms;
+    /* The engine's own order (TR_QUEUE_ORDER_SQL): priority, then entry time, then seq. */
+    *size = (long)db_int(
+        e->store, 0,
+        "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND status IN " TASK_WAITING_SQL, "s",
+        t.queue_sid);
     *position =
         1 + (long)db_int(e->store, 0,
                          lifo ? "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
-                                " status IN ('pending', 'reserved') AND (priority > ? OR"
+                                " status IN " TASK_WAITING_SQL " AND (priority > ? OR"
                                 " (priority = ? AND (queue_entered_ms > ? OR"
                                 " (queue_entered_ms = ? AND seq < ?))))"
                               : "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
-                                " status IN ('pending', 'reserved') AND (priority > ? OR"
+                                " status IN " TASK_WAITING_SQL " AND (priority > ? OR"
                                 " (priority = ? AND (queue_entered_ms < ? OR"
                                 " (queue_entered_ms = ? AND seq < ?))))",
-                         "siiiii", row_str(t, "queue_sid"), prio, prio, entered, entered, seq);
+                         "siiiii", t.queue_sid, t.priority, t.priority, entered, entered, t.seq);
 out:
-    json_decref(t);
+    rows_clear(&TR_TASK_ROW, &t);
     store_unlock(e->store);
     return err;
 }
@@ -682,13 +486,14 @@ tassa_err tr_tasks_json(tr_engine_t *e, const char *const *statuses, size_t n_st
                         const char *base_url, json_t **array)
 {
     tlist_t c = {e, base_url, NULL, -1, NULL, store_now_ms()};
-    char sql[1024];
+    char sql[2048];
     bool more;
     *array = NULL;
     snprintf(sql, sizeof sql, "%s WHERE 1", TR_TASK_SELECT);
     tassa_err err = status_clause(sql, sizeof sql, statuses, n_statuses, NULL);
     if (err)
         return err;
-    strncat(sql, WAITING_ORDER, sizeof sql - strlen(sql) - 1);
-    return tr_list(e, NULL, task_render, &c, 0, TR_MAX_TASKS + 1L, array, &more, sql, NULL);
+    strncat(sql, " ORDER BY " TR_QUEUE_ORDER_SQL, sizeof sql - strlen(sql) - 1);
+    return tr_list(e, &TR_TASK_ROW, NULL, task_render, &c, 0, TR_MAX_TASKS + 1L, array, &more, sql,
+                   NULL);
 }

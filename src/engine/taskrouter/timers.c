@@ -3,7 +3,9 @@
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/lifecycle.h"
+
+#include "base/task_order.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,33 +15,29 @@
  * commit, so it must not scan the waiting tasks. */
 static tassa_err apply_one(tr_engine_t *e, int64_t now, bool *applied)
 {
-    json_t *row;
+    char sid[SID_LEN + 1];
     tassa_err err = TASSA_OK;
     *applied = true;
-    if ((row = db_one(
-             e->store,
-             "SELECT sid FROM tr_reservations INDEXED BY tr_res_deadline WHERE deadline IS NOT"
-             " NULL AND deadline <= ? AND status = 'pending' ORDER BY deadline LIMIT 1",
-             "i", now))) {
-        err = tr_reservation_end_locked(e, row_str(row, "sid"), "timeout", now);
-    } else if ((row = db_one(
-                    e->store,
-                    "SELECT sid FROM tr_tasks INDEXED BY tr_tasks_ttl WHERE ttl_deadline IS NOT"
-                    " NULL AND ttl_deadline <= ? AND status IN ('pending', 'reserved')"
-                    " ORDER BY ttl_deadline LIMIT 1",
-                    "i", now))) {
-        err = tr_task_cancel_locked(e, row_str(row, "sid"), "Task TTL Exceeded", now);
-    } else if ((row = db_one(
-                    e->store,
-                    "SELECT sid FROM tr_tasks INDEXED BY tr_tasks_target WHERE target_deadline IS"
-                    " NOT NULL AND target_deadline <= ? AND status = 'pending' ORDER BY"
-                    " target_deadline LIMIT 1",
-                    "i", now))) {
-        err = tr_task_target_timeout_locked(e, row_str(row, "sid"), now);
+    if (db_sid(e->store, sid,
+               "SELECT sid FROM tr_reservations INDEXED BY tr_res_deadline WHERE deadline IS NOT"
+               " NULL AND deadline <= ? AND status = 'pending' ORDER BY deadline LIMIT 1",
+               "i", now)) {
+        err = tr_reservation_end_locked(e, sid, "timeout", now);
+    } else if (db_sid(e->store, sid,
+                      "SELECT sid FROM tr_tasks INDEXED BY tr_tasks_ttl WHERE ttl_deadline IS NOT"
+                      " NULL AND ttl_deadline <= ? AND status IN " TASK_WAITING_SQL
+                      " ORDER BY ttl_deadline LIMIT 1",
+                      "i", now)) {
+        err = tr_task_cancel_locked(e, sid, "Task TTL Exceeded", now);
+    } else if (db_sid(e->store, sid,
+                      "SELECT sid FROM tr_tasks INDEXED BY tr_tasks_target WHERE target_deadline IS"
+                      " NOT NULL AND target_deadline <= ? AND status = 'pending' ORDER BY"
+                      " target_deadline LIMIT 1",
+                      "i", now)) {
+        err = tr_task_target_timeout_locked(e, sid, now);
     } else {
         *applied = false;
     }
-    json_decref(row);
     return err;
 }
 
@@ -64,7 +62,7 @@ tassa_err tr_timers_apply_locked(tr_engine_t *e, int64_t now, int64_t *next)
     n = v < n ? v : n;
     v = db_int(e->store, INT64_MAX,
                "SELECT ttl_deadline FROM tr_tasks INDEXED BY tr_tasks_ttl WHERE ttl_deadline IS"
-               " NOT NULL AND status IN ('pending', 'reserved') ORDER BY ttl_deadline LIMIT 1",
+               " NOT NULL AND status IN " TASK_WAITING_SQL " ORDER BY ttl_deadline LIMIT 1",
                NULL);
     n = v < n ? v : n;
     v = db_int(e->store, INT64_MAX,

@@ -1,78 +1,67 @@
-/* workers.c - workers: create, update (activity, attributes, name), delete, list, and the
- * activity change every part of the lifecycle goes through.
+/* workers.c - workers: create, update (activity, attributes, name), delete, list, and their
+ * JSON.
  *
  * Layer: engine.
  */
-#include "engine/taskrouter/internal.h"
+#include "engine/taskrouter/model.h"
 
 #include <string.h>
 #include <strings.h>
 
-#include "engine/taskrouter/model.h"
+#include "engine/taskrouter/checks.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/lifecycle.h"
+#include "engine/taskrouter/record.h"
+#include "engine/taskrouter/rows.h"
 
-tassa_err tr_worker_move_locked(tr_engine_t *e, const char *worker_sid, const char *activity_sid,
-                                bool rescind, int64_t now)
+/* A worker as Twilio's JSON. New reference; NULL on OOM. */
+static json_t *to_json(tr_engine_t *e, const tr_worker_t *r, const char *base)
 {
-    json_t *old = tr_load_worker(e, worker_sid);
-    json_t *act = tr_load_activity(e, activity_sid);
-    json_t *cur = NULL, *pending = NULL;
-    tassa_err err = TASSA_ESTORE;
-    if (!old || !act)
-        goto out;
-    err = TASSA_OK;
-    if (!strcmp(row_str(old, "activity_sid"), activity_sid))
-        goto out;
-    bool was = row_int(old, "available"), is = row_int(act, "available");
-    err = db_exec(e->store,
-                  "UPDATE tr_workers SET activity_sid = ?, date_status_changed = ?,"
-                  " date_updated = ?, idle_since = CASE WHEN ? THEN ? ELSE idle_since END"
-                  " WHERE sid = ?",
-                  "siidis", activity_sid, now, now, (int)(is && !was), now, worker_sid);
-    cur = err ? NULL : tr_load_worker(e, worker_sid);
-    if (!err) {
-        int64_t in_prev = now - row_int(old, "date_status_changed");
-        json_t *ev = ev_new(e, "worker.activity.update", "Worker", worker_sid, NULL, now);
-        ev_worker(ev, cur);
-        ev_set(ev, "WorkerPreviousActivitySid", "%s", row_str(old, "activity_sid"));
-        ev_set(ev, "WorkerPreviousActivityName", "%s",
-               row_str(old, "activity_name") ? row_str(old, "activity_name") : "");
-        ev_set(ev, "WorkerTimeInPreviousActivity", "%lld", (long long)(in_prev / 1000));
-        ev_set(ev, "WorkerTimeInPreviousActivityMs", "%lld", (long long)in_prev);
-        err = ev_emit(e, ev, -1);
-    }
-    if (!err && !is && rescind) {
-        pending = db_all(e->store,
-                         "SELECT sid FROM tr_reservations WHERE worker_sid = ? AND"
-                         " status = 'pending'",
-                         "s", worker_sid);
-        for (size_t i = 0; !err && i < json_array_size(pending); i++)
-            err = tr_reservation_end_locked(e, row_str(json_array_get(pending, i), "sid"),
-                                            "rescinded", now);
-    }
-out:
-    json_decref(old);
-    json_decref(act);
-    json_decref(cur);
-    json_decref(pending);
-    return err;
+    const char *sid = r->sid;
+    json_t *j = tr_json_new(e, sid);
+    if (!j)
+        return NULL;
+    json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
+    json_object_set_new(j, "activity_sid", tr_jstr(r->activity_sid));
+    json_object_set_new(j, "activity_name", tr_jstr(r->activity_name));
+    json_object_set_new(j, "attributes", tr_jstr(r->attributes));
+    json_object_set_new(j, "available", json_boolean(r->available));
+    json_object_set_new(j, "date_created", tr_jdate(r->date_created));
+    json_object_set_new(j, "date_updated", tr_jdate(r->date_updated));
+    json_object_set_new(j, "date_status_changed", tr_jdate(r->date_status_changed));
+    json_object_set_new(j, "url", tr_url(e, base, "/Workers/%s", sid));
+    json_object_set_new(j, "links",
+                        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "channels",
+                                  tr_url(e, base, "/Workers/%s/Channels", sid), "reservations",
+                                  tr_url(e, base, "/Workers/%s/Reservations", sid), "statistics",
+                                  tr_url(e, base, "/Workers/%s/Statistics", sid), "activity",
+                                  tr_url(e, base, "/Activities/%s", r->activity_sid), "workspace",
+                                  tr_url(e, base, "%s", ""), "worker_statistics",
+                                  tr_url(e, base, "/Workers/%s/Statistics", sid)));
+    return j;
 }
 
-/* Records worker.<what> with the worker's current fields. */
-static tassa_err worker_event(tr_engine_t *e, const char *type, const char *sid, int64_t now)
+typedef struct {
+    tr_engine_t *e;
+    const char *base;
+    const params_t *f;
+    int available;
+    expr_t *target; /* TargetWorkersExpression */
+    expr_t *queue;  /* TargetWorkers of TaskQueueSid / TaskQueueName */
+} wlist_t;
+
+/* Renders a worker row (tr_list, tr_fetch). */
+static json_t *worker_render(void *ctx, const void *row)
 {
-    json_t *w = tr_load_worker(e, sid);
-    if (!w)
-        return TASSA_ESTORE;
-    json_t *ev = ev_new(e, type, "Worker", sid, NULL, now);
-    ev_worker(ev, w);
-    json_decref(w);
-    return ev_emit(e, ev, -1);
+    wlist_t *c = ctx;
+    return to_json(c->e, row, c->base);
 }
 
 /* Renders the worker sid with the lock held into *out (when out is not NULL). */
 static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
 {
-    return tr_render_row(e, tr_load_worker, tr_json_worker, sid, base_url, out);
+    return tr_render_locked(e, &TR_WORKER_ROW, worker_render, &(wlist_t){.e = e, .base = base_url},
+                            sid, out);
 }
 
 tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
@@ -82,7 +71,7 @@ tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_u
     const char *attrs = params_get(p, "Attributes");
     const char *act = params_get_nonempty(p, "ActivitySid");
     char sid[SID_LEN + 1];
-    json_t *ws = NULL;
+    tr_workspace_t ws = {0};
     if (out)
         *out = NULL;
     if (!attrs || !*attrs)
@@ -98,9 +87,8 @@ tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_u
     err = tr_txn_begin(e);
     if (err)
         return err;
-    ws = tr_load_workspace(e);
-    if (!act)
-        act = row_str(ws, "default_activity_sid");
+    if (!act && tr_workspace_load(e, &ws))
+        act = ws.default_activity_sid;
     if (db_int(e->store, 0, "SELECT count(*) FROM tr_workers", NULL) >= TR_MAX_WORKERS)
         err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d workers", TR_MAX_WORKERS);
     else if (db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE friendly_name = ?", "s", name) ==
@@ -117,19 +105,20 @@ tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_u
                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       "ssssiiii", sid, name, attrs, act, now, now, now, now);
     if (!err)
-        err = worker_event(e, "worker.created", sid, now);
+        err = ev_resource_event(e, "worker.created", "Worker", sid, now);
     if (!err)
         err = tr_match_locked(e, now);
     if (!err)
         err = render(e, sid, base_url, out);
-    json_decref(ws);
+    rows_clear(&TR_WORKSPACE_ROW, &ws);
     return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_worker_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                           errmsg_t *em)
 {
-    return tr_fetch_row(e, tr_load_worker, tr_json_worker, "Workers", sid, base_url, out, em);
+    return tr_fetch(e, &TR_WORKER_ROW, worker_render, &(wlist_t){.e = e, .base = base_url},
+                    "Workers", sid, out, em);
 }
 
 tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, const char *base_url,
@@ -152,8 +141,8 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, c
     err = tr_txn_begin(e);
     if (err)
         return err;
-    json_t *row = tr_load_worker(e, sid);
-    if (!row)
+    tr_worker_t row = {0};
+    if (!tr_worker_load(e, sid, &row))
         err = tr_not_found(e, em, "Workers", sid);
     else if (name &&
              db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE friendly_name = ? AND sid != ?",
@@ -166,103 +155,69 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, c
         err = db_exec(e->store,
                       "UPDATE tr_workers SET friendly_name = ?, date_updated = ? WHERE sid = ?",
                       "sis", name, now, sid);
-    if (!err && attrs && strcmp(attrs, row_str(row, "attributes"))) {
+    if (!err && attrs && strcmp(attrs, row.attributes)) {
         err = db_exec(e->store,
                       "UPDATE tr_workers SET attributes = ?, date_updated = ? WHERE sid = ?", "sis",
                       attrs, now, sid);
         if (!err)
-            err = worker_event(e, "worker.attributes.update", sid, now);
+            err = ev_resource_event(e, "worker.attributes.update", "Worker", sid, now);
     }
-    if (!err && reject) {
-        json_t *pend = db_all(e->store,
-                              "SELECT sid FROM tr_reservations WHERE worker_sid = ? AND"
-                              " status = 'pending'",
-                              "s", sid);
-        for (size_t i = 0; !err && i < json_array_size(pend); i++)
-            err = tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "rejected",
-                                            now);
-        json_decref(pend);
-    }
+    if (!err && reject)
+        err = tr_worker_end_pending_locked(e, sid, "rejected", now);
     if (!err && act)
         err = tr_worker_move_locked(e, sid, act, true, now);
     if (!err)
         err = tr_match_locked(e, now);
     if (!err)
         err = render(e, sid, base_url, out);
-    json_decref(row);
+    rows_clear(&TR_WORKER_ROW, &row);
     return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_worker_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
     int64_t now = store_now_ms();
-    tassa_err err = tr_txn_begin(e);
+    tassa_err err = tr_txn_begin_row(e, "tr_workers", "Workers", sid, em);
     if (err)
         return err;
-    json_t *row = tr_load_worker(e, sid);
-    json_t *pend = NULL;
-    if (!row)
-        err = tr_not_found(e, em, "Workers", sid);
-    else if (db_int(e->store, 0,
-                    "SELECT 1 FROM tr_reservations WHERE worker_sid = ? AND"
-                    " status IN ('accepted', 'wrapping') LIMIT 1",
-                    "s", sid) == 1)
+    if (db_int(e->store, 0,
+               "SELECT 1 FROM tr_reservations WHERE worker_sid = ? AND"
+               " status IN " TR_RES_ASSIGNED_SQL " LIMIT 1",
+               "s", sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "Worker %s has active tasks; complete them first", sid);
     if (!err)
-        pend = db_all(e->store,
-                      "SELECT sid FROM tr_reservations WHERE worker_sid = ? AND status = 'pending'",
-                      "s", sid);
-    for (size_t i = 0; !err && i < json_array_size(pend); i++)
-        err =
-            tr_reservation_end_locked(e, row_str(json_array_get(pend, i), "sid"), "rescinded", now);
+        err = tr_worker_end_pending_locked(e, sid, "rescinded", now);
     if (!err)
-        err = worker_event(e, "worker.deleted", sid, now);
+        err = ev_resource_event(e, "worker.deleted", "Worker", sid, now);
     if (!err)
         err = db_exec(e->store, "DELETE FROM tr_workers WHERE sid = ?", "s", sid);
     if (!err)
         err = tr_match_locked(e, now);
-    json_decref(row);
-    json_decref(pend);
     return tr_txn_end(e, err);
 }
 
-typedef struct {
-    tr_engine_t *e;
-    const char *base;
-    const params_t *f;
-    int available;
-    expr_t *target; /* TargetWorkersExpression */
-    expr_t *queue;  /* TargetWorkers of TaskQueueSid / TaskQueueName */
-} wlist_t;
-
 /* Workers list filters. */
-static bool worker_pred(void *ctx, const json_t *row)
+static bool worker_pred(void *ctx, const void *r)
 {
+    const tr_worker_t *w = r;
     wlist_t *c = ctx;
     const char *v;
-    const char *act = row_str(row, "activity_name");
-    if ((v = params_get(c->f, "ActivityName")) && strcmp(v, act ? act : ""))
+    if ((v = params_get(c->f, "ActivityName")) &&
+        strcmp(v, w->activity_name ? w->activity_name : ""))
         return false;
-    if ((v = params_get(c->f, "ActivitySid")) && strcmp(v, row_str(row, "activity_sid")))
+    if ((v = params_get(c->f, "ActivitySid")) && strcmp(v, w->activity_sid))
         return false;
-    if ((v = params_get(c->f, "FriendlyName")) && strcmp(v, row_str(row, "friendly_name")))
+    if ((v = params_get(c->f, "FriendlyName")) && strcmp(v, w->friendly_name))
         return false;
-    if (c->available >= 0 && c->available != (int)row_int(row, "available"))
+    if (c->available >= 0 && c->available != (int)w->available)
         return false;
     if (!c->target && !c->queue)
         return true;
-    json_t *subject = tr_worker_subject(row);
+    json_t *subject = tr_worker_subject(w);
     bool ok = (!c->target || expr_eval(c->target, &(expr_ctx_t){.subject = subject})) &&
               (!c->queue || tr_worker_in_queue(subject, c->queue));
     json_decref(subject);
     return ok;
-}
-
-/* Renders a worker row (tr_list). */
-static json_t *worker_render(void *ctx, const json_t *row)
-{
-    wlist_t *c = ctx;
-    return tr_json_worker(c->e, row, c->base);
 }
 
 tassa_err tr_worker_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
@@ -280,20 +235,21 @@ tassa_err tr_worker_list(tr_engine_t *e, const params_t *filter, long offset, lo
     const char *qsid = params_get(filter, "TaskQueueSid");
     const char *qname = params_get(filter, "TaskQueueName");
     if (!err && (qsid || qname)) {
+        tr_queue_t q = {0};
         store_lock(e->store);
-        json_t *q = db_one(e->store,
-                           "SELECT target_workers FROM tr_queues WHERE sid = ? OR"
-                           " (? IS NOT NULL AND friendly_name = ?)",
-                           "sss", qsid ? qsid : "", qname, qname);
+        bool found = rows_one(e, &TR_QUEUE_ROW, &q,
+                              TR_QUEUE_SELECT "WHERE q.sid = ? OR (? IS NOT NULL AND"
+                                              " q.friendly_name = ?)",
+                              "sss", qsid ? qsid : "", qname, qname);
         store_unlock(e->store);
-        if (!q)
+        if (!found)
             err = err_set(em, TASSA_EINVAL, "TaskQueue %.64s not found", qsid ? qsid : qname);
-        else if (!(c.queue = expr_parse(row_str(q, "target_workers"), em)))
+        else if (!(c.queue = expr_parse(q.target_workers, em)))
             err = TASSA_EEXPR;
-        json_decref(q);
+        rows_clear(&TR_QUEUE_ROW, &q);
     }
     if (!err)
-        err = tr_list(e, worker_pred, worker_render, &c, offset, limit, items, more,
+        err = tr_list(e, &TR_WORKER_ROW, worker_pred, worker_render, &c, offset, limit, items, more,
                       TR_WORKER_SELECT "ORDER BY w.seq", NULL);
     expr_free(c.target);
     expr_free(c.queue);

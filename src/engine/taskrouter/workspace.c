@@ -1,19 +1,86 @@
-/* workspace.c - the workspace and its activities.
+/* workspace.c - the workspace resource: fetch, update, its event callback settings, and
+ * its JSON.
  *
- * Layer: engine. */
-#include "engine/taskrouter/internal.h"
-
-#include <string.h>
-
+ * Layer: engine.
+ */
 #include "engine/taskrouter/model.h"
 
-/* Renders with the base URL passed as ctx (for tr_list). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/taskrouter/checks.h"
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/record.h"
+#include "engine/taskrouter/rows.h"
+
+/* The workspace as Twilio's JSON. New reference; NULL on OOM. */
+static json_t *to_json(tr_engine_t *e, const tr_workspace_t *r, const char *base)
+{
+    json_t *j = tr_json_new(e, r->sid);
+    if (!j)
+        return NULL;
+    json_object_del(j, "workspace_sid");
+    json_object_set_new(j, "friendly_name", tr_jstr(r->friendly_name));
+    json_object_set_new(j, "date_created", tr_jdate(r->date_created));
+    json_object_set_new(j, "date_updated", tr_jdate(r->date_updated));
+    json_object_set_new(j, "default_activity_sid", tr_jstr(r->default_activity_sid));
+    json_object_set_new(j, "default_activity_name", tr_jstr(r->default_activity_name));
+    json_object_set_new(j, "timeout_activity_sid", tr_jstr(r->timeout_activity_sid));
+    json_object_set_new(j, "timeout_activity_name", tr_jstr(r->timeout_activity_name));
+    json_object_set_new(j, "event_callback_url", tr_jstr(r->event_callback_url));
+    json_object_set_new(j, "events_filter", tr_jstr(r->events_filter));
+    json_object_set_new(j, "multi_task_enabled", json_boolean(r->multi_task_enabled));
+    json_object_set_new(j, "prioritize_queue_order", tr_jstr(r->prioritize_queue_order));
+    json_object_set_new(j, "url", tr_url(e, base, "%s", ""));
+    json_object_set_new(j, "links",
+                        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+                                  "activities", tr_url(e, base, "/Activities"), "workflows",
+                                  tr_url(e, base, "/Workflows"), "tasks", tr_url(e, base, "/Tasks"),
+                                  "task_queues", tr_url(e, base, "/TaskQueues"), "workers",
+                                  tr_url(e, base, "/Workers"), "events", tr_url(e, base, "/Events"),
+                                  "task_channels", tr_url(e, base, "/TaskChannels"), "statistics",
+                                  tr_url(e, base, "/Statistics"), "real_time_statistics",
+                                  tr_url(e, base, "/RealTimeStatistics"), "cumulative_statistics",
+                                  tr_url(e, base, "/CumulativeStatistics")));
+    return j;
+}
+
 typedef struct {
     tr_engine_t *e;
-    const char *base;
-    const params_t *filter;
-    int available; /* -1: any */
-} list_ctx_t;
+    const char *base, *name;
+} wslist_t;
+
+/* Workspaces list filter: FriendlyName. */
+static bool workspace_pred(void *ctx, const void *row)
+{
+    const tr_workspace_t *ws = row;
+    wslist_t *c = ctx;
+    return !c->name || (ws->friendly_name && !strcmp(c->name, ws->friendly_name));
+}
+
+/* Renders the workspace row (tr_list). */
+static json_t *workspace_render(void *ctx, const void *row)
+{
+    wslist_t *c = ctx;
+    return to_json(c->e, row, c->base);
+}
+
+tassa_err tr_workspace_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
+                            const char *base_url, json_t **items, bool *more, errmsg_t *em)
+{
+    wslist_t c = {e, base_url, params_get(filter, "FriendlyName")};
+    return tr_list(e, &TR_WORKSPACE_ROW, workspace_pred, workspace_render, &c, offset, limit, items,
+                   more, TR_WORKSPACE_SELECT "WHERE ws.sid = ?", "s", e->ws_sid);
+}
+
+/* Loads the workspace under the store lock (taken here). False on failure. */
+static bool load(tr_engine_t *e, tr_workspace_t *ws)
+{
+    store_lock(e->store);
+    bool found = tr_workspace_load(e, ws);
+    store_unlock(e->store);
+    return found;
+}
 
 tassa_err tr_workspace_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                              errmsg_t *em)
@@ -22,13 +89,11 @@ tassa_err tr_workspace_fetch(tr_engine_t *e, const char *sid, const char *base_u
     if (strcmp(sid, e->ws_sid))
         return err_set(em, TASSA_ENOTFOUND,
                        "The requested resource /Workspaces/%.64s was not found", sid);
-    store_lock(e->store);
-    json_t *row = tr_load_workspace(e);
-    store_unlock(e->store);
-    if (!row)
+    tr_workspace_t ws = {0};
+    if (!load(e, &ws))
         return TASSA_ESTORE;
-    *out = tr_json_workspace(e, row, base_url);
-    json_decref(row);
+    *out = to_json(e, &ws, base_url);
+    rows_clear(&TR_WORKSPACE_ROW, &ws);
     return *out ? TASSA_OK : TASSA_ENOMEM;
 }
 
@@ -97,159 +162,23 @@ tassa_err tr_workspace_update(tr_engine_t *e, const char *sid, const params_t *p
                       now, e->ws_sid);
     if (!err)
         err = ev_emit(e, ev_new(e, "workspace.updated", "Workspace", e->ws_sid, NULL, now), -1);
-    json_t *row = err ? NULL : tr_load_workspace(e);
-    if (!err && out && !(*out = tr_json_workspace(e, row, base_url)))
+    tr_workspace_t ws = {0};
+    if (!err && out && !(tr_workspace_load(e, &ws) && (*out = to_json(e, &ws, base_url))))
         err = TASSA_ENOMEM;
-    json_decref(row);
-    err = tr_txn_end_out(e, err, out);
-    return err;
+    rows_clear(&TR_WORKSPACE_ROW, &ws);
+    return tr_txn_end_out(e, err, out);
 }
 
-/* Activities ---------------------------------------------------------------------------- */
-
-/* Renders an activity row (tr_list). */
-static json_t *render_activity(void *ctx, const json_t *row)
+tassa_err tr_workspace_callback(tr_engine_t *e, char **url, char **filter)
 {
-    list_ctx_t *c = ctx;
-    return tr_json_activity(c->e, row, c->base);
-}
-
-tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
-                             errmsg_t *em)
-{
-    const char *name = params_get(p, "FriendlyName");
-    int available = 0;
-    char sid[SID_LEN + 1];
-    if (out)
-        *out = NULL;
-    tassa_err err = tr_check_name(name, "FriendlyName", em);
-    if (!err)
-        err = tr_read_bool(p, "Available", &available, em);
-    if (!err)
-        err = sid_new("WA", sid);
-    if (err)
-        return err;
-    int64_t now = store_now_ms();
-    err = tr_txn_begin(e);
-    if (err)
-        return err;
-    if (db_int(e->store, 0, "SELECT count(*) FROM tr_activities", NULL) >= TR_MAX_ACTIVITIES)
-        err =
-            err_set(em, TASSA_ELIMIT, "A workspace holds at most %d activities", TR_MAX_ACTIVITIES);
-    else if (db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE friendly_name = ?", "s",
-                    name) == 1)
-        err = err_set(em, TASSA_ECONFLICT, "An Activity named '%s' already exists", name);
-    if (!err)
-        err = db_exec(e->store,
-                      "INSERT INTO tr_activities (sid, friendly_name, available, date_created,"
-                      " date_updated) VALUES (?, ?, ?, ?, ?)",
-                      "ssdii", sid, name, available, now, now);
-    json_t *row = err ? NULL : tr_load_activity(e, sid);
-    if (!err) {
-        json_t *ev = ev_new(e, "activity.created", "Activity", sid, NULL, now);
-        ev_set(ev, "ActivitySid", "%s", sid);
-        ev_set(ev, "ActivityName", "%s", name);
-        ev_set(ev, "ActivityAvailable", "%s", available ? "true" : "false");
-        err = ev_emit(e, ev, -1);
-    }
-    if (!err && out && !(*out = tr_json_activity(e, row, base_url)))
-        err = TASSA_ENOMEM;
-    json_decref(row);
-    err = tr_txn_end_out(e, err, out);
-    return err;
-}
-
-tassa_err tr_activity_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
-                            errmsg_t *em)
-{
-    return tr_fetch_row(e, tr_load_activity, tr_json_activity, "Activities", sid, base_url, out,
-                        em);
-}
-
-tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
-                             const char *base_url, json_t **out, errmsg_t *em)
-{
-    const char *name = params_get(p, "FriendlyName");
-    if (out)
-        *out = NULL;
-    tassa_err err = name ? tr_check_name(name, "FriendlyName", em) : TASSA_OK;
-    if (err)
-        return err;
-    int64_t now = store_now_ms();
-    err = tr_txn_begin(e);
-    if (err)
-        return err;
-    json_t *row = tr_load_activity(e, sid);
-    if (!row)
-        err = tr_not_found(e, em, "Activities", sid);
-    else if (name &&
-             db_int(e->store, 0, "SELECT 1 FROM tr_activities WHERE friendly_name = ? AND sid != ?",
-                    "ss", name, sid) == 1)
-        err = err_set(em, TASSA_ECONFLICT, "An Activity named '%s' already exists", name);
-    if (!err && name)
-        err = db_exec(e->store,
-                      "UPDATE tr_activities SET friendly_name = ?, date_updated = ? WHERE sid = ?",
-                      "sis", name, now, sid);
-    json_decref(row);
-    row = err ? NULL : tr_load_activity(e, sid);
-    if (!err && name)
-        err = ev_emit(e, ev_new(e, "activity.updated", "Activity", sid, NULL, now), -1);
-    if (!err && out && !(*out = tr_json_activity(e, row, base_url)))
-        err = TASSA_ENOMEM;
-    json_decref(row);
-    err = tr_txn_end_out(e, err, out);
-    return err;
-}
-
-tassa_err tr_activity_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
-{
-    int64_t now = store_now_ms();
-    tassa_err err = tr_txn_begin(e);
-    if (err)
-        return err;
-    json_t *row = tr_load_activity(e, sid);
-    if (!row)
-        err = tr_not_found(e, em, "Activities", sid);
-    else if (db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE activity_sid = ? LIMIT 1", "s",
-                    sid) == 1)
-        err = err_set(em, TASSA_ECONFLICT, "Activity %s is in use by workers", sid);
-    else if (db_int(e->store, 0,
-                    "SELECT 1 FROM tr_workspace WHERE default_activity_sid = ?1"
-                    " OR timeout_activity_sid = ?1",
-                    "s", sid) == 1)
-        err = err_set(em, TASSA_ECONFLICT,
-                      "Activity %s is the workspace's default or timeout activity", sid);
-    else if (db_int(e->store, 0,
-                    "SELECT 1 FROM tr_queues WHERE reservation_activity_sid = ?1"
-                    " OR assignment_activity_sid = ?1 LIMIT 1",
-                    "s", sid) == 1)
-        err = err_set(em, TASSA_ECONFLICT, "Activity %s is in use by task queues", sid);
-    if (!err)
-        err = db_exec(e->store, "DELETE FROM tr_activities WHERE sid = ?", "s", sid);
-    if (!err)
-        err = ev_emit(e, ev_new(e, "activity.deleted", "Activity", sid, NULL, now), -1);
-    json_decref(row);
-    return tr_txn_end(e, err);
-}
-
-/* Activities list filter: FriendlyName and Available. */
-static bool activity_pred(void *ctx, const json_t *row)
-{
-    list_ctx_t *c = ctx;
-    const char *name = params_get(c->filter, "FriendlyName");
-    if (name && strcmp(name, row_str(row, "friendly_name")))
-        return false;
-    return c->available < 0 || c->available == (int)row_int(row, "available");
-}
-
-tassa_err tr_activity_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
-                           const char *base_url, json_t **items, bool *more, errmsg_t *em)
-{
-    list_ctx_t c = {e, base_url, filter, -1};
-    *items = NULL;
-    tassa_err err = tr_read_bool(filter, "Available", &c.available, em);
-    if (err)
-        return err;
-    return tr_list(e, activity_pred, render_activity, &c, offset, limit, items, more,
-                   "SELECT * FROM tr_activities ORDER BY seq", NULL);
+    tr_workspace_t ws = {0};
+    *url = *filter = NULL;
+    if (!load(e, &ws))
+        return TASSA_ESTORE;
+    /* the row's copies become the caller's */
+    *url = ws.event_callback_url;
+    *filter = ws.events_filter;
+    ws.event_callback_url = ws.events_filter = NULL;
+    rows_clear(&TR_WORKSPACE_ROW, &ws);
+    return TASSA_OK;
 }

@@ -1,0 +1,235 @@
+/* core.c - what every part of the TaskRouter engine stands on: transactions, terse SQL
+ * (prepare, bind by a type string, step), the 404 and the JSON building blocks.
+ *
+ * Layer: engine.
+ */
+#include "engine/taskrouter/core.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/timefmt.h"
+
+sqlite3_stmt *db_vquery(store_t *s, const char *sql, const char *types, va_list ap)
+{
+    sqlite3_stmt *st = store_prepare(s, sql);
+    if (!st)
+        return NULL;
+    for (int i = 0; types && types[i]; i++) {
+        int rc = SQLITE_OK;
+        switch (types[i]) {
+        case 's': {
+            const char *v = va_arg(ap, const char *);
+            rc = v ? sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT)
+                   : sqlite3_bind_null(st, i + 1);
+            break;
+        }
+        case 'i': rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t)); break;
+        case 'd': rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int)); break;
+        default: rc = SQLITE_MISUSE;
+        }
+        if (rc != SQLITE_OK) {
+            log_error("event=tr_bind_failed index=%d sql=\"%.80s\"", i + 1, sql);
+            store_release(s, st);
+            return NULL;
+        }
+    }
+    return st;
+}
+
+sqlite3_stmt *db_query(store_t *s, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    va_end(ap);
+    return st;
+}
+
+tassa_err db_exec(store_t *s, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    va_end(ap);
+    if (!st)
+        return TASSA_ESTORE;
+    int rc = sqlite3_step(st);
+    while (rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        log_error("event=tr_exec_failed err=\"%s\" sql=\"%.80s\"",
+                  sqlite3_errmsg(sqlite3_db_handle(st)), sql);
+    store_release(s, st);
+    return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
+}
+
+int64_t db_int(store_t *s, int64_t def, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    va_end(ap);
+    int64_t v = def;
+    if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    store_release(s, st);
+    return v;
+}
+
+tassa_err db_sids(store_t *s, tr_sids_t *out, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    va_end(ap);
+    size_t cap = 0;
+    tassa_err err = st ? TASSA_OK : TASSA_ESTORE;
+    int rc;
+    out->sid = NULL;
+    out->n = 0;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            void *p = realloc(out->sid, ncap * sizeof *out->sid);
+            if (!p) {
+                err = TASSA_ENOMEM;
+                break;
+            }
+            out->sid = p;
+            cap = ncap;
+        }
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        snprintf(out->sid[out->n++], SID_LEN + 1, "%s", v ? v : "");
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = TASSA_ESTORE;
+    store_release(s, st);
+    if (err) {
+        free(out->sid);
+        out->sid = NULL;
+        out->n = 0;
+    }
+    return err;
+}
+
+bool db_sid(store_t *s, char out[SID_LEN + 1], const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    va_end(ap);
+    bool found = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0);
+    if (found)
+        snprintf(out, SID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+    store_release(s, st);
+    return found;
+}
+
+tassa_err tr_txn_begin(tr_engine_t *e)
+{
+    store_lock(e->store);
+    if (store_begin(e->store)) {
+        (void)store_unlock(e->store);
+        return TASSA_ESTORE;
+    }
+    return TASSA_OK;
+}
+
+tassa_err tr_txn_commit(tr_engine_t *e, tassa_err err)
+{
+    if (err)
+        store_rollback(e->store);
+    else
+        err = store_commit(e->store);
+    /* The group commit makes the change durable before store_unlock returns. */
+    tassa_err durable = store_unlock(e->store);
+    return err ? err : durable;
+}
+
+tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
+{
+    err = tr_txn_commit(e, err);
+    if (!err)
+        tr_kick(e);
+    return err;
+}
+
+tassa_err tr_txn_begin_row(tr_engine_t *e, const char *table, const char *what, const char *sid,
+                           errmsg_t *em)
+{
+    char sql[80];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE sid = ?", table);
+    tassa_err err = tr_txn_begin(e);
+    if (!err && db_int(e->store, 0, sql, "s", sid) != 1)
+        err = tr_txn_commit(e, tr_not_found(e, em, what, sid));
+    return err;
+}
+
+tassa_err tr_txn_end_out(tr_engine_t *e, tassa_err err, json_t **out)
+{
+    err = tr_txn_end(e, err);
+    if (err && out) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+void tr_kick(tr_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->timer_gen++;
+    e->event_gen++;
+    pthread_cond_broadcast(&e->timer_cond);
+    pthread_cond_broadcast(&e->event_cond);
+    pthread_mutex_unlock(&e->mu);
+}
+
+tassa_err tr_not_found(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid)
+{
+    return err_set(em, TASSA_ENOTFOUND,
+                   "The requested resource /Workspaces/%s/%s/%.64s was not found", e->ws_sid, what,
+                   sid ? sid : "");
+}
+
+json_t *tr_jstr(const char *v)
+{
+    return v ? json_string(v) : json_null();
+}
+
+json_t *tr_jdate(int64_t ms)
+{
+    if (ms < 0)
+        return json_null();
+    char buf[TIMEFMT_LEN];
+    timefmt_iso(ms, buf);
+    return json_string(buf);
+}
+
+json_t *tr_url(tr_engine_t *e, const char *base, const char *fmt, ...)
+{
+    char buf[640];
+    int n = snprintf(buf, sizeof buf, "%s/v1/Workspaces/%s", base, e->ws_sid);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return json_null();
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+    va_end(ap);
+    return json_string(buf);
+}
+
+json_t *tr_json_new(tr_engine_t *e, const char *sid)
+{
+    json_t *j = json_object();
+    if (j) {
+        json_object_set_new(j, "account_sid", json_string(e->account_sid));
+        json_object_set_new(j, "workspace_sid", json_string(e->ws_sid));
+        json_object_set_new(j, "sid", tr_jstr(sid));
+    }
+    return j;
+}

@@ -1,0 +1,114 @@
+/* core.h - what every part of the TaskRouter engine stands on: the engine structure, the
+ * transaction helpers (together), terse SQL helpers, the 404 and the JSON pieces every
+ * resource's rendering uses. Typed rows and lists are in rows.h, above this.
+ *
+ * Not for use outside engine/taskrouter. The SQL helpers need the store lock held by the
+ * caller. SQL bind types: 's' const char * (NULL binds SQL NULL), 'i' int64_t, 'd' int
+ * (promoted).
+ *
+ * Layer: engine.
+ */
+#ifndef TASSA_TR_CORE_H
+#define TASSA_TR_CORE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/params.h"
+#include "base/sid.h"
+#include "store/store.h"
+
+typedef struct tr_engine tr_engine_t; /* as engine.h */
+
+struct tr_engine {
+    store_t *store; /* borrowed; the store lock guards every table */
+    char account_sid[SID_LEN + 1];
+    char ws_sid[SID_LEN + 1];
+    void (*sink)(void *ctx, const params_t *event); /* engine.h's tr_event_fn */
+    void *sink_ctx;
+    /* mu guards the fields below (never held together with the store lock while waiting) */
+    pthread_mutex_t mu;
+    pthread_cond_t timer_cond, event_cond;
+    uint64_t timer_gen, event_gen; /* bumped after each commit, so waiters see new work */
+    bool stop, started;
+    pthread_t timer_thread, event_thread;
+    int64_t last_prune_ms; /* timer thread only */
+};
+
+/* Transactions ------------------------------------------------------------------------- */
+
+/* Takes the store lock and opens a write transaction. TASSA_ESTORE (lock released) on
+ * failure. */
+tassa_err tr_txn_begin(tr_engine_t *e);
+
+/* Commits (err == TASSA_OK) or rolls back, releases the lock, wakes the engine threads when
+ * something was committed, and returns err (or TASSA_ESTORE when the commit failed). */
+tassa_err tr_txn_end(tr_engine_t *e, tassa_err err);
+
+/* Commits (err == TASSA_OK) or rolls back and releases the lock, without waking the engine
+ * threads (the timer thread's own commits). Returns err, or TASSA_ESTORE when the commit or
+ * the group commit failed. */
+tassa_err tr_txn_commit(tr_engine_t *e, tassa_err err);
+
+/* tr_txn_begin for a change to the row sid of table (a tr_* table name): when there is no
+ * such row, the transaction ends at once and the 404 of tr_not_found (what, sid) is returned. */
+tassa_err tr_txn_begin_row(tr_engine_t *e, const char *table, const char *what, const char *sid,
+                           errmsg_t *em);
+
+/* tr_txn_end for an operation that rendered an answer into *out (out may be NULL): on
+ * failure the answer is dropped, so that a caller never sees a change that did not commit. */
+tassa_err tr_txn_end_out(tr_engine_t *e, tassa_err err, json_t **out);
+
+/* Wakes the timer and dispatcher threads (takes e->mu briefly). */
+void tr_kick(tr_engine_t *e);
+
+/* SQL ------------------------------------------------------------------------------------ */
+
+/* Prepares sql and binds the values described by types. NULL (logged) on failure. */
+sqlite3_stmt *db_query(store_t *s, const char *sql, const char *types, ...);
+
+/* As db_query with a va_list. */
+sqlite3_stmt *db_vquery(store_t *s, const char *sql, const char *types, va_list ap);
+
+/* Runs one statement to completion. TASSA_ESTORE (logged) on failure. */
+tassa_err db_exec(store_t *s, const char *sql, const char *types, ...);
+
+/* The first column of the first row as an integer; def when there is no row. */
+int64_t db_int(store_t *s, int64_t def, const char *sql, const char *types, ...);
+
+/* The SIDs a query's first column gives, as a new array the caller frees (free(out->sid)). */
+typedef struct {
+    char (*sid)[SID_LEN + 1];
+    size_t n;
+} tr_sids_t;
+tassa_err db_sids(store_t *s, tr_sids_t *out, const char *sql, const char *types, ...);
+
+/* The first column of the first row, a SID, into out. False when there is none. */
+bool db_sid(store_t *s, char out[SID_LEN + 1], const char *sql, const char *types, ...);
+
+/* Sets "The requested resource /Workspaces/WS../<what>/<sid> was not found" and returns
+ * TASSA_ENOTFOUND. */
+tassa_err tr_not_found(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid);
+
+/* JSON pieces ---------------------------------------------------------------------------- */
+
+/* A string as a new JSON string, or JSON null when v is NULL. */
+json_t *tr_jstr(const char *v);
+
+/* A date (ms since the epoch) as a new ISO 8601 JSON string; JSON null when ms < 0 (unset). */
+json_t *tr_jdate(int64_t ms);
+
+/* A URL under the workspace: base + "/v1/Workspaces/WS" + the printf suffix. JSON null when
+ * it does not fit. New reference. */
+json_t *tr_url(tr_engine_t *e, const char *base, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A new resource object holding the common account_sid, workspace_sid and sid fields. NULL on
+ * OOM. */
+json_t *tr_json_new(tr_engine_t *e, const char *sid);
+
+#endif

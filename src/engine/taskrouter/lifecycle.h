@@ -1,0 +1,88 @@
+/* lifecycle.h - the lifecycle of tasks, reservations and workers, which the resources call
+ * down into: the transitions (lifecycle.c), the matching of tasks to workers (matching.c) and
+ * the deadlines (timers.c).
+ *
+ * Not for use outside engine/taskrouter. Every function here runs inside a transaction opened
+ * with tr_txn_begin (store lock held), does no I/O but the store's, and records Twilio's
+ * events for what it changes. Nothing here calls a resource's file.
+ *
+ * Layer: engine.
+ */
+#ifndef TASSA_TR_LIFECYCLE_H
+#define TASSA_TR_LIFECYCLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/rows.h"
+
+/* As Twilio: finished (completed or canceled) tasks are removed after 15 minutes, events
+ * after 30 days (the longest Minutes of the statistics). Checked every minute. */
+#define TR_KEEP_FINISHED_MS (15LL * 60 * 1000)
+#define TR_KEEP_EVENTS_MS   (30LL * 24 * 3600 * 1000)
+#define TR_PRUNE_EVERY_MS   60000
+
+/* Moves a worker to activity_sid (must exist): records worker.activity.update, resets its
+ * idle time when it becomes available and, when rescind is set and it becomes unavailable,
+ * rescinds its pending reservation and puts the task back to pending (a worker going
+ * offline). The engine's own moves (ReservationActivitySid) pass rescind false. Nothing
+ * happens for the same activity. */
+tassa_err tr_worker_move_locked(tr_engine_t *e, const char *worker_sid, const char *activity_sid,
+                                bool rescind, int64_t now);
+
+/* Routes a new or re-evaluated task through its workflow: picks the filter, enters the first
+ * target's queue and records workflow.entered, task-queue.entered, (task.created when
+ * created) and workflow.target-matched. */
+tassa_err tr_task_route_locked(tr_engine_t *e, const char *task_sid, bool created, int64_t now);
+
+/* Moves a pending task whose target timed out to the next target, or cancels it with
+ * "Workflow Timeout" after the last one. */
+tassa_err tr_task_target_timeout_locked(tr_engine_t *e, const char *task_sid, int64_t now);
+
+/* Ends a task as canceled with reason (a pending reservation is canceled first), recording
+ * task.canceled. */
+tassa_err tr_task_cancel_locked(tr_engine_t *e, const char *task_sid, const char *reason,
+                                int64_t now);
+
+/* Takes an assigned (or wrapping) task to status "wrapping" or "completed" with its accepted
+ * reservation, recording task.wrapup + reservation.wrapup or task.completed +
+ * reservation.completed. TASSA_EINVAL with a detail when the task is not in a state that
+ * allows it; TASSA_ENOTFOUND for an unknown task. */
+tassa_err tr_task_finish_locked(tr_engine_t *e, const char *task_sid, const char *status,
+                                const char *reason, int64_t now, errmsg_t *em);
+
+/* Ends a pending reservation as status ("rejected", "timeout", "canceled", "rescinded"),
+ * recording reservation.<status>; the task goes back to pending unless status is
+ * "canceled". A timeout also moves the worker to the workspace's timeout activity. Nothing
+ * happens to a reservation that is no longer pending. */
+tassa_err tr_reservation_end_locked(tr_engine_t *e, const char *res_sid, const char *status,
+                                    int64_t now);
+
+/* Accepts the pending reservation r (borrowed): the task is assigned and the worker moves to
+ * activity (the caller's WorkerActivitySid) or else to the queue's AssignmentActivitySid,
+ * recording reservation.accepted. */
+tassa_err tr_reservation_accept_locked(tr_engine_t *e, const tr_reservation_t *r,
+                                       const char *activity, int64_t now);
+
+/* Ends every pending reservation of a task (or of a worker) as status, as
+ * tr_reservation_end_locked. */
+tassa_err tr_task_end_pending_locked(tr_engine_t *e, const char *task_sid, const char *status,
+                                     int64_t now);
+tassa_err tr_worker_end_pending_locked(tr_engine_t *e, const char *worker_sid, const char *status,
+                                       int64_t now);
+
+/* Creates reservations for as many pending tasks as there are free eligible workers:
+ * highest priority first, then oldest (LIFO queues: newest); the longest-idle eligible
+ * worker gets each (matching.c). */
+tassa_err tr_match_locked(tr_engine_t *e, int64_t now);
+
+/* Applies every due deadline (reservation timeouts, target timeouts, TTLs), prunes what
+ * TR_KEEP_* says is gone once a TR_PRUNE_EVERY_MS, and returns the next deadline in ms in
+ * *next (INT64_MAX when none) (timers.c). */
+tassa_err tr_timers_apply_locked(tr_engine_t *e, int64_t now, int64_t *next);
+
+/* Removes what TR_KEEP_* says is gone, a bounded batch at a time (timers.c). */
+tassa_err tr_prune_locked(tr_engine_t *e, int64_t now);
+
+#endif

@@ -1,0 +1,43 @@
+/* record.h - recording TaskRouter events: Twilio's EventCallbackUrl parameters, kept in
+ * tr_events inside the transaction of the change they report.
+ *
+ * Not for use outside engine/taskrouter. Lock held, in a transaction, for all of these.
+ * ev_new starts the parameters of an event with the common fields; ev_task/ev_worker/
+ * ev_queue/ev_workflow/ev_reservation add a resource's fields from its row (NULL rows add
+ * nothing); ev_set adds one string; ev_emit records the event in the table (params reference
+ * stolen; NULL gives TASSA_ENOMEM) with wait_ms (the task's wait, for statistics; -1 none).
+ *
+ * Layer: engine.
+ */
+#ifndef TASSA_TR_RECORD_H
+#define TASSA_TR_RECORD_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "engine/taskrouter/core.h"
+#include "engine/taskrouter/rows.h"
+
+json_t *ev_new(tr_engine_t *e, const char *type, const char *resource_type,
+               const char *resource_sid, const char *description, int64_t now);
+void ev_task(json_t *ev, const tr_task_t *t, int64_t now);
+void ev_worker(json_t *ev, const tr_worker_t *w);
+void ev_queue(json_t *ev, const tr_queue_t *q);
+void ev_workflow(json_t *ev, const tr_workflow_t *wf);
+void ev_reservation(json_t *ev, const tr_reservation_t *r);
+void ev_set(json_t *ev, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms);
+
+/* Records a task-centred event: the task with its queue and workflow, and optionally the
+ * reservation and its worker. A convenience over ev_new + ev_* + ev_emit. */
+tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, const char *res_sid,
+                        const char *description, int64_t wait_ms, int64_t now);
+
+/* Records an event about a worker, task queue or workflow (resource_type "Worker",
+ * "TaskQueue" or "Workflow"; another adds only the common fields) with the resource's current
+ * fields. */
+tassa_err ev_resource_event(tr_engine_t *e, const char *type, const char *resource_type,
+                            const char *sid, int64_t now);
+
+#endif

@@ -1,0 +1,373 @@
+/* rows.c - the rows of the TaskRouter tables as typed structs: one column table per resource
+ * ties its SELECT head (rows.h) to its struct, and one reader serves them all.
+ *
+ * Layer: engine.
+ */
+#include "engine/taskrouter/rows.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { COL_TEXT, COL_INT, COL_BOOL } col_kind_t;
+
+typedef struct {
+    size_t off;
+    col_kind_t kind;
+} col_t;
+
+struct tr_rowtype {
+    const col_t *cols;
+    size_t n, size;
+    const char *by_sid; /* the SELECT of one row by SID */
+};
+
+#define T(type, f)                                                                                 \
+    {                                                                                              \
+        offsetof(type, f), COL_TEXT                                                                \
+    }
+#define I(type, f)                                                                                 \
+    {                                                                                              \
+        offsetof(type, f), COL_INT                                                                 \
+    }
+#define B(type, f)                                                                                 \
+    {                                                                                              \
+        offsetof(type, f), COL_BOOL                                                                \
+    }
+#define ROWTYPE(c, t, sql)                                                                         \
+    {                                                                                              \
+        c, sizeof c / sizeof c[0], sizeof(t), sql                                                  \
+    }
+
+/* Each table lists the columns of its SELECT head in rows.h, in order. */
+static const col_t WORKSPACE_COLS[] = {
+    T(tr_workspace_t, sid),
+    T(tr_workspace_t, friendly_name),
+    T(tr_workspace_t, event_callback_url),
+    T(tr_workspace_t, events_filter),
+    T(tr_workspace_t, prioritize_queue_order),
+    T(tr_workspace_t, default_activity_sid),
+    T(tr_workspace_t, default_activity_name),
+    T(tr_workspace_t, timeout_activity_sid),
+    T(tr_workspace_t, timeout_activity_name),
+    B(tr_workspace_t, multi_task_enabled),
+    I(tr_workspace_t, date_created),
+    I(tr_workspace_t, date_updated),
+};
+static const col_t ACTIVITY_COLS[] = {
+    T(tr_activity_t, sid),          T(tr_activity_t, friendly_name), B(tr_activity_t, available),
+    I(tr_activity_t, date_created), I(tr_activity_t, date_updated),
+};
+static const col_t WORKER_COLS[] = {
+    T(tr_worker_t, sid),
+    T(tr_worker_t, friendly_name),
+    T(tr_worker_t, attributes),
+    T(tr_worker_t, activity_sid),
+    T(tr_worker_t, activity_name),
+    B(tr_worker_t, available),
+    I(tr_worker_t, date_created),
+    I(tr_worker_t, date_updated),
+    I(tr_worker_t, date_status_changed),
+    I(tr_worker_t, idle_since),
+};
+_Static_assert(sizeof WORKER_COLS / sizeof WORKER_COLS[0] == TR_WORKER_NCOLS, "TR_WORKER_NCOLS");
+static const col_t QUEUE_COLS[] = {
+    T(tr_queue_t, sid),
+    T(tr_queue_t, friendly_name),
+    T(tr_queue_t, target_workers),
+    T(tr_queue_t, task_order),
+    T(tr_queue_t, reservation_activity_sid),
+    T(tr_queue_t, reservation_activity_name),
+    T(tr_queue_t, assignment_activity_sid),
+    T(tr_queue_t, assignment_activity_name),
+    I(tr_queue_t, max_reserved_workers),
+    I(tr_queue_t, date_created),
+    I(tr_queue_t, date_updated),
+};
+static const col_t WORKFLOW_COLS[] = {
+    T(tr_workflow_t, sid),
+    T(tr_workflow_t, friendly_name),
+    T(tr_workflow_t, configuration),
+    T(tr_workflow_t, assignment_callback_url),
+    T(tr_workflow_t, fallback_assignment_callback_url),
+    I(tr_workflow_t, task_reservation_timeout),
+    I(tr_workflow_t, date_created),
+    I(tr_workflow_t, date_updated),
+};
+static const col_t TASK_COLS[] = {
+    T(tr_task_t, sid),          T(tr_task_t, attributes),       T(tr_task_t, status),
+    T(tr_task_t, reason),       T(tr_task_t, channel),          T(tr_task_t, workflow_sid),
+    T(tr_task_t, queue_sid),    T(tr_task_t, filter_name),      T(tr_task_t, queue_name),
+    T(tr_task_t, task_order),   T(tr_task_t, workflow_name),    I(tr_task_t, seq),
+    I(tr_task_t, priority),     I(tr_task_t, timeout),          I(tr_task_t, filter_index),
+    I(tr_task_t, target_index), I(tr_task_t, queue_entered_ms), I(tr_task_t, target_deadline),
+    I(tr_task_t, ttl_deadline), I(tr_task_t, date_created),     I(tr_task_t, date_updated),
+};
+static const col_t RES_COLS[] = {
+    T(tr_reservation_t, sid),          T(tr_reservation_t, task_sid),
+    T(tr_reservation_t, worker_sid),   T(tr_reservation_t, status),
+    T(tr_reservation_t, worker_name),  I(tr_reservation_t, deadline),
+    I(tr_reservation_t, date_created), I(tr_reservation_t, date_updated),
+};
+static const col_t EVENT_COLS[] = {
+    T(tr_event_t, sid),          T(tr_event_t, event_type),      T(tr_event_t, resource_type),
+    T(tr_event_t, resource_sid), T(tr_event_t, description),     T(tr_event_t, task_sid),
+    T(tr_event_t, worker_sid),   T(tr_event_t, reservation_sid), T(tr_event_t, queue_sid),
+    T(tr_event_t, workflow_sid), T(tr_event_t, params),          I(tr_event_t, seq),
+    I(tr_event_t, date_ms),      I(tr_event_t, wait_ms),
+};
+
+const tr_rowtype_t TR_WORKSPACE_ROW =
+    ROWTYPE(WORKSPACE_COLS, tr_workspace_t, TR_WORKSPACE_SELECT "WHERE ws.sid = ?");
+const tr_rowtype_t TR_ACTIVITY_ROW =
+    ROWTYPE(ACTIVITY_COLS, tr_activity_t, TR_ACTIVITY_SELECT "WHERE sid = ?");
+const tr_rowtype_t TR_WORKER_ROW =
+    ROWTYPE(WORKER_COLS, tr_worker_t, TR_WORKER_SELECT "WHERE w.sid = ?");
+const tr_rowtype_t TR_QUEUE_ROW =
+    ROWTYPE(QUEUE_COLS, tr_queue_t, TR_QUEUE_SELECT "WHERE q.sid = ?");
+const tr_rowtype_t TR_WORKFLOW_ROW =
+    ROWTYPE(WORKFLOW_COLS, tr_workflow_t, TR_WORKFLOW_SELECT "WHERE sid = ?");
+const tr_rowtype_t TR_TASK_ROW = ROWTYPE(TASK_COLS, tr_task_t, TR_TASK_SELECT "WHERE t.sid = ?");
+const tr_rowtype_t TR_RES_ROW =
+    ROWTYPE(RES_COLS, tr_reservation_t, TR_RES_SELECT "WHERE r.sid = ?");
+const tr_rowtype_t TR_EVENT_ROW = ROWTYPE(EVENT_COLS, tr_event_t, TR_EVENT_SELECT "WHERE sid = ?");
+
+void rows_clear(const tr_rowtype_t *type, void *row)
+{
+    for (size_t i = 0; i < type->n; i++)
+        if (type->cols[i].kind == COL_TEXT)
+            free(*(char **)((char *)row + type->cols[i].off));
+    memset(row, 0, type->size);
+}
+
+bool rows_read(const tr_rowtype_t *type, sqlite3_stmt *st, void *row)
+{
+    for (size_t i = 0; i < type->n; i++) {
+        char *field = (char *)row + type->cols[i].off;
+        bool null = sqlite3_column_type(st, (int)i) == SQLITE_NULL;
+        switch (type->cols[i].kind) {
+        case COL_TEXT:
+            if (!null) {
+                const char *v = (const char *)sqlite3_column_text(st, (int)i);
+                if (!v || !(*(char **)field = strdup(v))) {
+                    rows_clear(type, row);
+                    return false;
+                }
+            }
+            break;
+        case COL_INT: *(int64_t *)field = null ? -1 : sqlite3_column_int64(st, (int)i); break;
+        case COL_BOOL: *(bool *)field = !null && sqlite3_column_int64(st, (int)i) != 0; break;
+        }
+    }
+    return true;
+}
+
+/* rows_one with a va_list. */
+static bool vone(tr_engine_t *e, const tr_rowtype_t *type, void *row, const char *sql,
+                 const char *types, va_list ap)
+{
+    sqlite3_stmt *st = db_vquery(e->store, sql, types, ap);
+    bool found = st && sqlite3_step(st) == SQLITE_ROW && rows_read(type, st, row);
+    store_release(e->store, st);
+    return found;
+}
+
+bool rows_one(tr_engine_t *e, const tr_rowtype_t *type, void *row, const char *sql,
+              const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    bool found = vone(e, type, row, sql, types, ap);
+    va_end(ap);
+    return found;
+}
+
+tassa_err rows_all(tr_engine_t *e, const tr_rowtype_t *type, void **rows, size_t *n,
+                   const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = db_vquery(e->store, sql, types, ap);
+    va_end(ap);
+    size_t cap = 0;
+    char *arr = NULL;
+    tassa_err err = st ? TASSA_OK : TASSA_ESTORE;
+    int rc = SQLITE_DONE;
+    *n = 0;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            char *p = realloc(arr, ncap * type->size);
+            if (!p) {
+                err = TASSA_ENOMEM;
+                break;
+            }
+            arr = p;
+            cap = ncap;
+        }
+        memset(arr + *n * type->size, 0, type->size);
+        if (!rows_read(type, st, arr + *n * type->size))
+            err = TASSA_ENOMEM;
+        else
+            (*n)++;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = TASSA_ESTORE;
+    store_release(e->store, st);
+    if (err) {
+        rows_free(type, arr, *n);
+        arr = NULL;
+        *n = 0;
+    }
+    *rows = arr;
+    return err;
+}
+
+void rows_free(const tr_rowtype_t *type, void *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++)
+        rows_clear(type, (char *)rows + i * type->size);
+    free(rows);
+}
+
+bool rows_load(tr_engine_t *e, const tr_rowtype_t *type, const char *sid, void *row)
+{
+    return rows_one(e, type, row, type->by_sid, "s", sid);
+}
+
+bool tr_workspace_load(tr_engine_t *e, tr_workspace_t *out)
+{
+    return rows_load(e, &TR_WORKSPACE_ROW, e->ws_sid, out);
+}
+
+/* The typed loaders of rows.h, each rows_load with its row type. */
+#define LOADER(name, type, rowtype)                                                                \
+    bool name(tr_engine_t *e, const char *sid, type *out)                                          \
+    {                                                                                              \
+        return rows_load(e, &rowtype, sid, out);                                                   \
+    }
+LOADER(tr_activity_load, tr_activity_t, TR_ACTIVITY_ROW)
+LOADER(tr_worker_load, tr_worker_t, TR_WORKER_ROW)
+LOADER(tr_queue_load, tr_queue_t, TR_QUEUE_ROW)
+LOADER(tr_workflow_load, tr_workflow_t, TR_WORKFLOW_ROW)
+LOADER(tr_task_load, tr_task_t, TR_TASK_ROW)
+LOADER(tr_reservation_load, tr_reservation_t, TR_RES_ROW)
+LOADER(tr_event_load, tr_event_t, TR_EVENT_ROW)
+
+/* Loads sid and renders it into *out (lock held). False when absent; *out NULL on OOM. */
+static bool load_render(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render, void *ctx,
+                        const char *sid, json_t **out)
+{
+    void *row = calloc(1, type->size);
+    bool found = row && rows_load(e, type, sid, row);
+    *out = found ? render(ctx, row) : NULL;
+    if (row)
+        rows_clear(type, row);
+    free(row);
+    return found;
+}
+
+tassa_err tr_fetch(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render, void *ctx,
+                   const char *what, const char *sid, json_t **out, errmsg_t *em)
+{
+    *out = NULL;
+    store_lock(e->store);
+    bool found = load_render(e, type, render, ctx, sid, out);
+    store_unlock(e->store);
+    if (!found)
+        return tr_not_found(e, em, what, sid);
+    return *out ? TASSA_OK : TASSA_ENOMEM;
+}
+
+tassa_err tr_render_locked(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render, void *ctx,
+                           const char *sid, json_t **out)
+{
+    if (!out)
+        return TASSA_OK;
+    load_render(e, type, render, ctx, sid, out);
+    return *out ? TASSA_OK : TASSA_ENOMEM;
+}
+
+tassa_err tr_list(tr_engine_t *e, const tr_rowtype_t *type, tr_pred_fn pred, tr_render_fn render,
+                  void *ctx, long offset, long limit, json_t **items, bool *more, const char *sql,
+                  const char *types, ...)
+{
+    tassa_err err = TASSA_OK;
+    void *row = calloc(1, type->size);
+    *more = false;
+    *items = json_array();
+    if (!*items || !row) {
+        free(row);
+        json_decref(*items);
+        *items = NULL;
+        return TASSA_ENOMEM;
+    }
+    store_lock(e->store);
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = db_vquery(e->store, sql, types, ap);
+    va_end(ap);
+    if (!st) {
+        err = TASSA_ESTORE;
+        goto out;
+    }
+    long seen = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!rows_read(type, st, row)) {
+            err = TASSA_ENOMEM;
+            break;
+        }
+        bool ok = !pred || pred(ctx, row);
+        if (ok && seen >= offset + limit) {
+            *more = true;
+            rows_clear(type, row);
+            break;
+        }
+        if (ok && seen++ >= offset) {
+            json_t *j = render(ctx, row);
+            if (!j || json_array_append_new(*items, j))
+                err = TASSA_ENOMEM;
+        }
+        rows_clear(type, row);
+        if (err)
+            break;
+    }
+    if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = TASSA_ESTORE;
+out:
+    store_release(e->store, st);
+    store_unlock(e->store);
+    free(row);
+    if (err) {
+        json_decref(*items);
+        *items = NULL;
+    }
+    return err;
+}
+
+json_t *tr_parse_attributes(const char *text)
+{
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    if (!json_is_object(j)) {
+        json_decref(j);
+        j = json_object();
+    }
+    return j;
+}
+
+json_t *tr_worker_subject(const tr_worker_t *w)
+{
+    json_t *s = tr_parse_attributes(w->attributes);
+    if (!s)
+        return NULL;
+    json_object_set_new(s, "sid", tr_jstr(w->sid));
+    json_object_set_new(s, "friendly_name", tr_jstr(w->friendly_name));
+    json_object_set_new(s, "activity_sid", tr_jstr(w->activity_sid));
+    json_object_set_new(s, "activity_name", tr_jstr(w->activity_name));
+    return s;
+}
+
+bool tr_worker_in_queue(const json_t *subject, const expr_t *q_expr)
+{
+    return expr_eval(q_expr, &(expr_ctx_t){.subject = subject, .worker = subject});
+}
