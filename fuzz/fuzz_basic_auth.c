@@ -1,6 +1,6 @@
 /* fuzz_basic_auth.c - libFuzzer driver for HTTP Basic authentication of the REST API
- * (src/auth/basic_auth.c behind the real HTTP layer, src/http/server.c, on a loopback port
- * opened once per process).
+ * (src/auth/basic_auth.c and src/http/rest_auth.c behind the real HTTP layer, src/http/server.c, on
+ * a loopback port opened once per process).
  *
  * Input: a mode byte, then the credentials. Mode even: the rest is the decoded "user:password"
  * text, sent base64-encoded after "Basic " (so it may hold any byte, NUL included). Mode odd:
@@ -15,7 +15,7 @@
 
 #include <openssl/evp.h>
 
-#include "auth/basic_auth.h"
+#include "http/rest_auth.h"
 #include "fuzz_common.h"
 #include "base/log.h"
 
@@ -30,7 +30,7 @@ static int port;
 
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    if (basic_auth_require(req, resp, &config))
+    if (rest_auth_require(req, resp, &config))
         http_resp_json(resp, 200, json_pack("{s:b}", "ok", 1));
 }
 

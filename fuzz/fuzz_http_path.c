@@ -35,7 +35,7 @@ static const struct {
 };
 
 static config_t config;
-static app_t app;
+static http_server_t *http;
 static int port;
 
 /* Hex of s, so that any bytes survive the JSON answer. Static buffer of the caller. */
@@ -108,15 +108,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     atexit(cleanup);
     config.web_dir = dir;
     config.cors_origins = "*";
-    app.config = &config;
-    if (!(app.http = http_server_new(&o)) ||
-        http_server_route(app.http, "GET", "/v1/Services/{}/Documents/{}", echo, NULL) ||
-        http_server_route(app.http, "*", "/general/{}", echo, NULL) ||
-        static_files_register(&app) || http_server_start(app.http, &em)) {
+    if (!(http = http_server_new(&o)) ||
+        http_server_route(http, "GET", "/v1/Services/{}/Documents/{}", echo, NULL) ||
+        http_server_route(http, "*", "/general/{}", echo, NULL) ||
+        static_files_register(http, &config) || http_server_start(http, &em)) {
         fprintf(stderr, "cannot start the server: %s\n", em.text);
         abort();
     }
-    port = http_server_port(app.http);
+    port = http_server_port(http);
     return 0; /* server and directory live as long as the process */
 }
 

@@ -1,20 +1,16 @@
 /* main.c - the tassa command: serve, user-token, event, credentials, settings. Wiring only.
  *
  * Layer: app. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
-#include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
-#include <sqlite3.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "app.h"
 #include <pthread.h>
 
 #include "auth/signature.h"
@@ -37,10 +33,13 @@
 #include "helpers/queue_info.h"
 #include "base/buf.h"
 #include "base/params.h"
+#include "http/server.h"
 #include "http/static_files.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "ops.h"
+#include "store/store.h"
+#include "engine/sync/documents.h"
 #include "base/sid.h"
 
 #ifndef TASSA_VERSION
@@ -49,6 +48,22 @@
 #ifndef TASSA_LIBJWT_VERSION
 #define TASSA_LIBJWT_VERSION "unknown"
 #endif
+
+/* What `tassa serve` builds and tears down: the process's long-lived state, held here only
+ * (each module gets the few parts it uses, passed in explicitly). */
+typedef struct {
+    const config_t *config;
+    store_t *store;           /* NULL with the twilio back end */
+    sync_engine_t *sync;      /* embedded Sync; NULL with the twilio back end */
+    tr_engine_t *tr;          /* embedded TaskRouter; NULL with the twilio back end */
+    backend_t *backend;       /* what the functions talk to */
+    router_state_t *router;   /* /general/router's idempotency and ordering */
+    streams_t *streams;       /* live document streams */
+    queue_info_t *queue_info; /* queue-status refresher */
+    outbox_t *outbox;         /* EventCallbackUrl deliveries (embedded back end) */
+    http_server_t *http;
+    ops_t *ops; /* metrics census sampler */
+} app_t;
 
 /* Loads the configuration and applies `serve` flags from argv[from..]. */
 static config_t *load_config(int argc, char **argv, int from)
@@ -242,7 +257,7 @@ static int cmd_serve(int argc, char **argv)
     hub = app.sync ? hub_new(&hub_deps) : NULL; /* the twilio back end has no Sync to watch */
     streams_deps_t streams_deps = {.config = c, .hub = hub};
     if ((app.sync && (!hub || hub_start(hub))) || !(app.streams = streams_new(&streams_deps)) ||
-        streams_register(app.streams, app.http) || static_files_register(&app)) {
+        streams_register(app.streams, app.http) || static_files_register(app.http, c)) {
         fprintf(stderr, "tassa: cannot start live streams or the web pages\n");
         goto out;
     }
@@ -397,12 +412,6 @@ static int cmd_credentials(int argc, char **argv)
     return 0;
 }
 
-static size_t write_out(void *ptr, size_t size, size_t n, void *user)
-{
-    fwrite(ptr, size, n, stdout);
-    return size * n;
-}
-
 /* Posts TYPE and Key=Value pairs, form-encoded and signed, to /general/router. */
 static int cmd_event(int argc, char **argv)
 {
@@ -427,10 +436,8 @@ static int cmd_event(int argc, char **argv)
         return 2;
     int rc = 1;
     params_t *p = params_new();
-    CURL *curl = curl_easy_init();
-    char *body = NULL, *sig = NULL;
-    buf_t form = BUF_INIT;
-    if (!p || !curl)
+    char *reply = NULL;
+    if (!p)
         goto out;
     char sid[SID_LEN + 1];
     sid_new("EV", sid);
@@ -450,42 +457,24 @@ static int cmd_event(int argc, char **argv)
         }
         params_add(p, argv[i], (size_t)(eq - argv[i]), eq + 1, strlen(eq + 1), NULL);
     }
-    for (size_t i = 0; i < p->len; i++) {
-        buf_adds(&form, i ? "&" : "");
-        buf_add_encoded(&form, p->items[i].key);
-        buf_adds(&form, "=");
-        buf_add_encoded(&form, p->items[i].value);
-    }
-    if (!(body = buf_take(&form))) {
-        fprintf(stderr, "tassa: out of memory\n");
-        goto out;
-    }
     char url[1024];
     if (c->public_url)
         snprintf(url, sizeof url, "%s/general/router", c->public_url);
     else
         snprintf(url, sizeof url, "http://localhost:%d/general/router", c->port);
-    sig = signature_compute(c->auth_token, url, p);
-    char header[128];
-    snprintf(header, sizeof header, "X-Twilio-Signature: %s", sig ? sig : "");
-    struct curl_slist *h = curl_slist_append(NULL, header);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_out);
-    CURLcode cc = curl_easy_perform(curl);
+    errmsg_t em = {{0}};
     long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
+    tassa_err err = outbox_post_signed(url, c->auth_token, p, 0, &status, &reply, &em);
+    if (reply)
+        fputs(reply, stdout);
     printf("\n");
-    if (cc != CURLE_OK)
-        fprintf(stderr, "tassa: %s: %s\n", url, curl_easy_strerror(cc));
-    rc = cc == CURLE_OK && status < 300 ? 0 : 1;
+    if (err == TASSA_EUPSTREAM)
+        fprintf(stderr, "tassa: %s\n", em.text);
+    else if (err)
+        fprintf(stderr, "tassa: out of memory\n");
+    rc = !err && status < 300 ? 0 : 1;
 out:
-    buf_free(&form);
-    free(body);
-    free(sig);
-    curl_easy_cleanup(curl);
+    free(reply);
     params_free(p);
     config_free(c);
     return rc;
@@ -604,19 +593,19 @@ static int cmd_settings(int argc, char **argv)
 /* The version of each library at run time, and (in parentheses) the one tassa was built with. */
 static void print_version(void)
 {
-    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
-    unsigned mhd = MHD_VERSION;
+    char mhd[128], sqlite[128], curl[128];
+    http_server_lib_versions(mhd, sizeof mhd);
+    store_lib_versions(sqlite, sizeof sqlite);
+    twilio_rest_lib_versions(curl, sizeof curl);
     printf("tassa %s\n"
-           "libmicrohttpd %s (built with %x.%x.%x)\n"
+           "%s\n"
            "jansson %s (built with %s)\n"
            "libjwt (built with %s; it reports no run-time version)\n"
-           "sqlite %s (built with %s)\n"
-           "libcurl %s (built with %s)\n"
+           "%s\n"
+           "%s\n"
            "%s (built with %s)\n",
-           TASSA_VERSION, MHD_get_version(), (mhd >> 24) & 0xff, (mhd >> 16) & 0xff,
-           (mhd >> 8) & 0xff, jansson_version_str(), JANSSON_VERSION, TASSA_LIBJWT_VERSION,
-           sqlite3_libversion(), SQLITE_VERSION, cv ? cv->version : "?", LIBCURL_VERSION,
-           OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
+           TASSA_VERSION, mhd, jansson_version_str(), JANSSON_VERSION, TASSA_LIBJWT_VERSION, sqlite,
+           curl, OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
 }
 
 /* Checks argv[2..] against the flags cmd takes; prints its help for --help. Returns -1 to go
@@ -692,8 +681,11 @@ int main(int argc, char **argv)
     int rc = check_flags(cmd, argc, argv);
     if (rc >= 0)
         return rc;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (twilio_rest_global_init()) {
+        fprintf(stderr, "tassa: cannot start libcurl\n");
+        return 1;
+    }
     rc = cmd->run(argc, argv);
-    curl_global_cleanup();
+    twilio_rest_global_cleanup();
     return rc;
 }

@@ -5,9 +5,6 @@
  */
 #include "ops.h"
 
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -47,23 +44,6 @@ static void healthz(void *ctx, http_req_t *req, http_resp_t *resp)
                              deps->backend->ops->name, "store", store_ok));
 }
 
-/* Did the request come over the loopback interface? */
-static bool from_loopback(const http_req_t *req)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr)
-        return false;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-    }
-    return false;
-}
-
 /* Is `Authorization: Bearer <token>` present and right? Constant time in the token. */
 static bool bearer_ok(const http_req_t *req, const char *token)
 {
@@ -79,7 +59,7 @@ static void metrics(void *ctx, http_req_t *req, http_resp_t *resp)
 {
     const ops_deps_t *deps = ctx;
     const char *token = deps->config->metrics_token;
-    if (token ? !bearer_ok(req, token) : !from_loopback(req)) {
+    if (token ? !bearer_ok(req, token) : !http_req_from_loopback(req)) {
         http_resp_fn_error(resp, token ? TASSA_EUNAUTH : TASSA_EFORBIDDEN,
                            token ? "/metrics needs Authorization: Bearer and TASSA_METRICS_TOKEN"
                                  : "/metrics answers loopback clients only (or set "

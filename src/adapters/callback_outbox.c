@@ -141,9 +141,48 @@ typedef struct {
     char *url, *body;
 } entry_t;
 
-static size_t discard(void *ptr, size_t size, size_t n, void *user)
+/* libcurl's write callback: appends the answer's bytes to the buf_t at user, or drops them
+ * when user is NULL. */
+static size_t collect(void *ptr, size_t size, size_t n, void *user)
 {
+    if (user)
+        buf_add((buf_t *)user, ptr, size * n);
     return size * n;
+}
+
+/* POSTs body (the form encoding of p) to url on curl, signed with auth_token over url and p,
+ * and waits at most timeout_ms (0: no limit). *status is the answer's status (0 when none
+ * came); the answer's body goes to reply when non-NULL. Returns 0 when an answer came, else
+ * fills why with libcurl's reason. No lock is held; curl is the caller's. */
+static int post_signed(CURL *curl, const char *url, const char *auth_token, const params_t *p,
+                       const char *body, long timeout_ms, long *status, buf_t *reply, char *why,
+                       size_t why_len)
+{
+    char *sig = signature_compute(auth_token, url, p);
+    char header[128];
+    snprintf(header, sizeof header, "X-Twilio-Signature: %s", sig ? sig : "");
+    free(sig);
+    struct curl_slist *h = curl_slist_append(NULL, header);
+    h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
+    h = curl_slist_append(h, "User-Agent: TwilioProxy/1.1 (tassa)");
+    curl_easy_reset(curl);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode cc = curl_easy_perform(curl);
+    *status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(h);
+    if (cc != CURLE_OK) {
+        snprintf(why, why_len, "%s", curl_easy_strerror(cc));
+        return -1;
+    }
+    return 0;
 }
 
 /* POSTs one entry; returns 0 on a 2xx answer, else fills why. No lock is held. */
@@ -155,35 +194,46 @@ static int post(outbox_t *o, CURL *curl, const entry_t *e, char *why, size_t why
         snprintf(why, why_len, "stored body unreadable");
         return -1;
     }
-    char *sig = signature_compute(o->auth_token, e->url, p);
-    params_free(p);
-    char header[128];
-    snprintf(header, sizeof header, "X-Twilio-Signature: %s", sig ? sig : "");
-    free(sig);
-    struct curl_slist *h = curl_slist_append(NULL, header);
-    h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
-    h = curl_slist_append(h, "User-Agent: TwilioProxy/1.1 (tassa)");
-    curl_easy_reset(curl);
-    curl_easy_setopt(curl, CURLOPT_URL, e->url);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, e->body);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    CURLcode cc = curl_easy_perform(curl);
     long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    if (cc != CURLE_OK) {
-        snprintf(why, why_len, "%s", curl_easy_strerror(cc));
+    int rc = post_signed(curl, e->url, o->auth_token, p, e->body, o->timeout_ms, &status, NULL, why,
+                         why_len);
+    params_free(p);
+    if (rc)
         return -1;
-    }
     if (status < 200 || status > 299) {
         snprintf(why, why_len, "HTTP %ld", status);
         return -1;
     }
     return 0;
+}
+
+tassa_err outbox_post_signed(const char *url, const char *auth_token, const params_t *params,
+                             int timeout_ms, long *status, char **reply, errmsg_t *em)
+{
+    *status = 0;
+    if (reply)
+        *reply = NULL;
+    char *body = form_encode(params);
+    CURL *curl = curl_easy_init();
+    buf_t answer = BUF_INIT;
+    tassa_err err = TASSA_OK;
+    char why[256] = "";
+    if (!body || !curl) {
+        err = err_set(em, TASSA_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (post_signed(curl, url, auth_token, params, body, timeout_ms, status, reply ? &answer : NULL,
+                    why, sizeof why)) {
+        err = err_set(em, TASSA_EUPSTREAM, "%s: %s", url, why);
+        goto out;
+    }
+    if (reply && !(*reply = buf_take(&answer)))
+        err = err_set(em, TASSA_ENOMEM, "out of memory");
+out:
+    buf_free(&answer);
+    curl_easy_cleanup(curl);
+    free(body);
+    return err;
 }
 
 /* Reads up to BATCH due entries. */

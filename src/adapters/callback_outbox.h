@@ -40,6 +40,16 @@ bool outbox_filter_match(const char *filter, const char *event_type);
 /* The number of entries waiting for delivery (for tests and /healthz). Takes the lock. */
 long outbox_pending(outbox_t *o);
 
+/* POSTs params (borrowed) once to url, as a delivery does: form-encoded in their order,
+ * signed with auth_token (X-Twilio-Signature over url and params, as Twilio signs), without
+ * retry, waiting at most timeout_ms (0: no limit). *status gets the answer's HTTP status (0
+ * when none came). When reply is non-NULL, *reply gets the answer's body, NUL-terminated,
+ * which the caller frees (NULL on failure). Returns TASSA_OK when an answer came, whatever its
+ * status; TASSA_EUPSTREAM with em ("URL: reason") when none came; TASSA_ENOMEM. Any thread;
+ * libcurl's global set-up must have run (main does it). */
+tassa_err outbox_post_signed(const char *url, const char *auth_token, const params_t *params,
+                             int timeout_ms, long *status, char **reply, errmsg_t *em);
+
 /* Stops the thread (an in-flight POST finishes first) and frees o. Accepts NULL. */
 void outbox_free(outbox_t *o);
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/basic_auth.h"
+#include "http/rest_auth.h"
 #include "http/paging.h"
 
 /* Reads the optional Ttl parameter: -1 when absent. */
@@ -41,7 +41,7 @@ static void send_doc(const sync_api_deps_t *api, http_req_t *req, http_resp_t *r
 static void service_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
 {
     const sync_api_deps_t *api = ctx;
-    if (!basic_auth_require(req, resp, api->config))
+    if (!rest_auth_require(req, resp, api->config))
         return;
     json_t *j = sync_service_json(api->sync, req->args[0], req->base_url);
     if (!j) {
@@ -60,7 +60,7 @@ static void doc_create(void *ctx, http_req_t *req, http_resp_t *resp)
     errmsg_t em = {{0}};
     sync_doc_t d;
     long ttl;
-    if (!basic_auth_require(req, resp, api->config))
+    if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = read_ttl(req->params, &ttl, &em);
     if (!err)
@@ -80,7 +80,7 @@ static void doc_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
     const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
     sync_doc_t d;
-    if (!basic_auth_require(req, resp, api->config))
+    if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = sync_doc_fetch(api->sync, req->args[0], req->args[1], &d, &em);
     if (err) {
@@ -97,7 +97,7 @@ static void doc_update(void *ctx, http_req_t *req, http_resp_t *resp)
     errmsg_t em = {{0}};
     sync_doc_t d;
     long ttl;
-    if (!basic_auth_require(req, resp, api->config))
+    if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = read_ttl(req->params, &ttl, &em);
     if (!err)
@@ -116,7 +116,7 @@ static void doc_delete(void *ctx, http_req_t *req, http_resp_t *resp)
 {
     const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
-    if (!basic_auth_require(req, resp, api->config))
+    if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = sync_doc_delete(api->sync, req->args[0], req->args[1],
                                     http_req_header(req, "If-Match"), &em);
@@ -136,7 +136,7 @@ static void doc_list(void *ctx, http_req_t *req, http_resp_t *resp)
     sync_doc_t *docs = NULL;
     size_t n = 0;
     bool more = false;
-    if (!basic_auth_require(req, resp, api->config))
+    if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = paging_parse(req->params, 100, &pg, &em);
     if (!err)
@@ -180,7 +180,7 @@ static void service_update(void *ctx, http_req_t *req, http_resp_t *resp)
     const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
     bool acl = false, has_acl = false;
-    if (!basic_auth_require(req, resp, api->config))
+    if (!rest_auth_require(req, resp, api->config))
         return;
     const char *name = params_get(req->params, "FriendlyName");
     tassa_err err = read_bool(req->params, "AclEnabled", false, &acl, &has_acl, &em);
@@ -212,7 +212,7 @@ static void perm_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
     const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
     sync_perm_t p;
-    if (!basic_auth_require(req, resp, api->config))
+    if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = sync_perm_fetch(api->sync, req->args[0], req->args[1], req->args[2], &p, &em);
     if (err) {
@@ -231,7 +231,7 @@ static void perm_update(void *ctx, http_req_t *req, http_resp_t *resp)
     errmsg_t em = {{0}};
     sync_perm_t p;
     bool r = false, w = false, m = false, given;
-    if (!basic_auth_require(req, resp, api->config))
+    if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = read_bool(req->params, "Read", true, &r, &given, &em);
     if (!err)
@@ -252,7 +252,7 @@ static void perm_delete(void *ctx, http_req_t *req, http_resp_t *resp)
 {
     const sync_api_deps_t *api = ctx;
     errmsg_t em = {{0}};
-    if (!basic_auth_require(req, resp, api->config))
+    if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = sync_perm_delete(api->sync, req->args[0], req->args[1], req->args[2], &em);
     if (err) {
@@ -271,7 +271,7 @@ static void perm_list(void *ctx, http_req_t *req, http_resp_t *resp)
     sync_perm_t *perms = NULL;
     size_t n = 0;
     bool more = false;
-    if (!basic_auth_require(req, resp, api->config))
+    if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = paging_parse(req->params, 100, &pg, &em);
     if (!err)

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/basic_auth.h"
+#include "http/rest_auth.h"
 #include "base/buf.h"
 #include "engine/taskrouter/model.h"
 #include "engine/taskrouter/stats.h"
@@ -28,7 +28,7 @@ typedef tassa_err (*list_fn)(tr_engine_t *, const params_t *, long, long, const 
  * the workspace in the path is not ours. */
 static bool enter(const tr_api_deps_t *d, http_req_t *req, http_resp_t *resp)
 {
-    if (!basic_auth_require(req, resp, d->config))
+    if (!rest_auth_require(req, resp, d->config))
         return false;
     if (!d->tr) {
         http_resp_twilio_error(resp, TASSA_EUNAVAIL, "TaskRouter is not embedded here");

@@ -77,10 +77,10 @@ void basic_creds_clear(basic_creds_t *c)
     memset(c, 0, sizeof *c);
 }
 
-tassa_err basic_auth_check(const http_req_t *req, const config_t *c)
+tassa_err basic_auth_check(const char *authorization, const config_t *c)
 {
     basic_creds_t cr;
-    if (basic_auth_decode(http_req_header(req, "Authorization"), &cr) != TASSA_OK)
+    if (basic_auth_decode(authorization, &cr) != TASSA_OK)
         return TASSA_EUNAUTH;
     tassa_err err = TASSA_EUNAUTH;
     if (c->api_key && c->api_secret && same(cr.user, cr.user_len, c->api_key) &&
@@ -91,16 +91,4 @@ tassa_err basic_auth_check(const http_req_t *req, const config_t *c)
         err = TASSA_OK;
     basic_creds_clear(&cr);
     return err;
-}
-
-bool basic_auth_require(const http_req_t *req, http_resp_t *resp, const config_t *c)
-{
-    if (basic_auth_check(req, c) == TASSA_OK)
-        return true;
-    http_resp_json(resp, 401,
-                   json_pack("{s:i, s:s, s:s, s:s, s:i}", "code", 20003, "detail", "", "message",
-                             "Authenticate", "more_info",
-                             "https://www.twilio.com/docs/errors/20003", "status", 401));
-    http_resp_header(resp, "WWW-Authenticate", "Basic realm=\"Twilio API\"");
-    return false;
 }

@@ -9,7 +9,6 @@
 
 #include "base/config.h"
 #include "base/err.h"
-#include "http/server.h"
 
 /* Credentials decoded from an Authorization header. user owns one malloc'd buffer (NUL-
  * terminated after the password) that pass points into; lengths exclude the terminator. */
@@ -27,12 +26,10 @@ tassa_err basic_auth_decode(const char *header, basic_creds_t *out);
 /* Wipes and frees what basic_auth_decode filled in. Accepts NULL and a zeroed struct. */
 void basic_creds_clear(basic_creds_t *c);
 
-/* Accepts API_KEY:API_SECRET or ACCOUNT_SID:AUTH_TOKEN (constant-time comparison).
- * TASSA_EUNAUTH otherwise, including a missing or malformed Authorization header. */
-tassa_err basic_auth_check(const http_req_t *req, const config_t *c);
-
-/* basic_auth_check, answering Twilio's 401 (code 20003, WWW-Authenticate) into resp when it
- * fails. Returns true when the caller may go on. */
-bool basic_auth_require(const http_req_t *req, http_resp_t *resp, const config_t *c);
+/* Accepts the Authorization header value `authorization` (borrowed; NULL when the request has
+ * none) when it carries API_KEY:API_SECRET or ACCOUNT_SID:AUTH_TOKEN (constant-time
+ * comparison). TASSA_EUNAUTH otherwise, including a missing or malformed header. Pure; any
+ * thread. The HTTP answer to a refusal is http/rest_auth.h's. */
+tassa_err basic_auth_check(const char *authorization, const config_t *c);
 
 #endif

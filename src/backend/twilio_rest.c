@@ -838,3 +838,19 @@ out:
     free(ws);
     return b;
 }
+
+tassa_err twilio_rest_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? TASSA_OK : TASSA_EINTERNAL;
+}
+
+void twilio_rest_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+void twilio_rest_lib_versions(char *out, size_t n)
+{
+    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    snprintf(out, n, "libcurl %s (built with %s)", cv ? cv->version : "?", LIBCURL_VERSION);
+}

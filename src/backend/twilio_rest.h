@@ -37,8 +37,20 @@
  * when a setting is missing or malformed, or when out of memory.
  *
  * Threads: any thread may call any operation of the result concurrently; each request uses a
- * libcurl handle of its own. curl_global_init must have run before (main does it). */
+ * libcurl handle of its own. twilio_rest_global_init must have run before (main does it). */
 backend_t *backend_twilio_new(const config_t *c, errmsg_t *em);
+
+/* Sets up libcurl for the whole process (curl_global_init), for this back end and for every
+ * other user of libcurl (the webhook outbox, `tassa event`). Call once from main before any
+ * thread starts; TASSA_EINTERNAL when libcurl cannot start. Not thread-safe. */
+tassa_err twilio_rest_global_init(void);
+
+/* Undoes twilio_rest_global_init, after every libcurl user has stopped. Main thread only. */
+void twilio_rest_global_cleanup(void);
+
+/* Writes "libcurl RUNTIME (built with COMPILED)" (libcurl's run-time version and the one tassa
+ * was compiled with), NUL-terminated and cut to n bytes, into out. Any thread. */
+void twilio_rest_lib_versions(char *out, size_t n);
 
 /* Reads one response header line as libcurl hands it over (len bytes, not NUL-terminated,
  * CRLF included): for a Retry-After header with delay-seconds, the wait in milliseconds,

@@ -861,3 +861,26 @@ void http_server_free(http_server_t *s)
     free(s->bind_addr);
     free(s);
 }
+
+bool http_req_from_loopback(const http_req_t *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return false;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+void http_server_lib_versions(char *out, size_t n)
+{
+    unsigned v = MHD_VERSION;
+    snprintf(out, n, "libmicrohttpd %s (built with %x.%x.%x)", MHD_get_version(), (v >> 24) & 0xff,
+             (v >> 16) & 0xff, (v >> 8) & 0xff);
+}

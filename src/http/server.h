@@ -106,6 +106,15 @@ void http_server_free(http_server_t *s);
 /* The value of request header name (case-insensitive), or NULL. Borrowed. */
 const char *http_req_header(const http_req_t *req, const char *name);
 
+/* True when req came over the loopback interface (127.0.0.0/8, ::1, or ::ffff:127.x.y.z);
+ * false for any other address or when the peer's address is unknown. req borrowed; the pool
+ * thread running req's handler. */
+bool http_req_from_loopback(const http_req_t *req);
+
+/* Writes "libmicrohttpd RUNTIME (built with X.Y.Z)" (the library's run-time version and the
+ * one tassa was compiled with), NUL-terminated and cut to n bytes, into out. Any thread. */
+void http_server_lib_versions(char *out, size_t n);
+
 /* Sets resp to status with body taken over (json dumped compact; json's reference is
  * stolen). Returns TASSA_OK, or TASSA_ENOMEM after setting a plain 500. */
 void http_resp_json(http_resp_t *resp, int status, json_t *json);

@@ -165,7 +165,7 @@ static void serve_embedded(const http_req_t *req, http_resp_t *resp, const char 
 /* GET|HEAD /, /{}, /{}/{} */
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    app_t *app = ctx;
+    const config_t *config = ctx;
     char root[PATH_MAX], rel[PATH_MAX], full[PATH_MAX * 2 + 2], real[PATH_MAX];
     int fd = -1;
     size_t nargs = 0;
@@ -193,11 +193,11 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
             snprintf(rel + used, sizeof rel - used, "%s%s", i ? "/" : "", req->args[i]);
         }
     }
-    if (!app->config->web_dir) { /* the pages built in, unless TASSA_WEB_DIR overrides them */
+    if (!config->web_dir) { /* the pages built in, unless TASSA_WEB_DIR overrides them */
         serve_embedded(req, resp, rel);
         goto out;
     }
-    if (static_files_root(app->config, root, sizeof root)) {
+    if (static_files_root(config, root, sizeof root)) {
         log_warn("event=web_dir_missing hint=\"set TASSA_WEB_DIR\"");
         not_found(req, resp);
         goto out;
@@ -235,13 +235,14 @@ out:
         close(fd);
 }
 
-tassa_err static_files_register(app_t *app)
+tassa_err static_files_register(http_server_t *http, const config_t *config)
 {
     static const char *patterns[] = {"/", "/{}", "/{}/{}"};
     static const char *methods[] = {"GET", "HEAD"};
     for (size_t m = 0; m < 2; m++) {
         for (size_t i = 0; i < 3; i++) {
-            tassa_err err = http_server_route(app->http, methods[m], patterns[i], handle, app);
+            tassa_err err =
+                http_server_route(http, methods[m], patterns[i], handle, (void *)config);
             if (err)
                 return err;
         }

@@ -14,14 +14,17 @@
 #ifndef TASSA_HTTP_STATIC_FILES_H
 #define TASSA_HTTP_STATIC_FILES_H
 
-#include "app.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "http/server.h"
 
 #define STATIC_FILES_MAX_SIZE (4 * 1024 * 1024) /* larger files are refused (500) */
 
-/* Adds the catch-all page routes (`/`, `/{}`, `/{}/{}` for GET and HEAD) to app->http.
+/* Adds the catch-all page routes (`/`, `/{}`, `/{}/{}` for GET and HEAD) to http, serving
+ * config's web_dir (or the built-in pages). config is borrowed and must outlive the server.
  * Register LAST: routes match in the order added, so every API route must come first.
  * TASSA_ELIMIT / TASSA_ENOMEM when the route table cannot take them. */
-tassa_err static_files_register(app_t *app);
+tassa_err static_files_register(http_server_t *http, const config_t *config);
 
 /* Writes the web directory to use (a real path, no trailing slash) into out (size n).
  * TASSA_ENOTFOUND when no candidate directory exists. Any thread. */

@@ -404,3 +404,8 @@ int64_t store_now_ms(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+void store_lib_versions(char *out, size_t n)
+{
+    snprintf(out, n, "sqlite %s (built with %s)", sqlite3_libversion(), SQLITE_VERSION);
+}

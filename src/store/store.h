@@ -18,6 +18,7 @@
 
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -27,6 +28,10 @@ typedef struct store store_t;
 /* Opens (creating if needed) the data file at path. NULL with a detail in em on failure
  * (unwritable folder, not a tassa/SQLite file, locked by another process). */
 store_t *store_open(const char *path, errmsg_t *em);
+
+/* Writes "sqlite RUNTIME (built with COMPILED)" (SQLite's run-time version and the one tassa
+ * was compiled with), NUL-terminated and cut to n bytes, into out. Any thread. */
+void store_lib_versions(char *out, size_t n);
 
 /* Closes the file and frees s. Accepts NULL. */
 void store_close(store_t *s);
