@@ -1,8 +1,8 @@
 # Makefile - the two commands a newcomer needs: `make run` and `make test`.
 #
 # make run   installs missing Debian packages, builds, and serves on :3000 with a demo
-# make test  builds with warnings as errors, runs every test (ctest), then again under
-#            AddressSanitizer + UndefinedBehaviorSanitizer
+# make test  checks formatting and the layering (tools/), builds with warnings as errors, runs
+#            every test (ctest), then again under AddressSanitizer + UndefinedBehaviorSanitizer
 
 DEB_PACKAGES := build-essential cmake pkg-config clang-format libmicrohttpd-dev libjansson-dev libjwt-dev \
                 libsqlite3-dev libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3
@@ -15,7 +15,7 @@ JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps test-deps deb-deps format-check build build-asan test test-plain test-asan run e2e-deps bench fuzz fuzz-smoke clean format install deb
+.PHONY: all deps test-deps deb-deps format-check layers-check build build-asan test test-plain test-asan run e2e-deps bench fuzz fuzz-smoke clean format install deb
 
 all: build
 
@@ -55,7 +55,7 @@ test-plain: build e2e-deps
 test-asan: build-asan e2e-deps
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 
-test: deps test-deps format-check test-plain test-asan
+test: deps test-deps format-check layers-check test-plain test-asan
 
 # Quiet: what deps installs, one line, then the demo's URLs (warnings and errors still show).
 # Only the tassa target is built; a failed build prints its output.
@@ -110,6 +110,12 @@ format:
 format-check:
 	@if command -v clang-format >/dev/null; then clang-format --dry-run --Werror $(C_FILES) && echo "format ok"; \
 	else echo "clang-format not installed: format not checked"; fi
+
+# Fails when an include runs up a layer or forms a circle (src/LAYERS), or when README.md's
+# Layout block does not list the folders truthfully.
+layers-check:
+	@tools/check_layers.sh src
+	@tools/check_readme_layout.sh .
 
 clean:
 	rm -rf build build-asan build-fuzz dist
