@@ -13,6 +13,7 @@
 #include "engine/taskrouter/model.h"
 #include "base/log.h"
 #include "base/sid.h"
+#include "base/task_order.h"
 
 #define ARRIVE_EVERY  4  /* ticks between customers */
 #define MAX_WAITING   6  /* no new customer while this many wait */
@@ -214,11 +215,10 @@ static void wrap_up(demo_traffic_t *d, json_t *workers)
 /* One step of the simulation. */
 static void step(demo_traffic_t *d)
 {
-    static const char *const reserved_s[] = {"reserved"}, *const assigned_s[] = {"assigned"},
-                             *const waiting_s[] = {"pending", "reserved"};
+    static const char *const reserved_s[] = {"reserved"}, *const assigned_s[] = {"assigned"};
     json_t *reserved = NULL, *assigned = NULL, *waiting = NULL, *workers = NULL;
     d->tick++;
-    tr_tasks_json(d->engine, waiting_s, 2, "", &waiting);
+    tr_tasks_json(d->engine, task_waiting_statuses, TASK_WAITING_N, "", &waiting);
     if (d->tick % ARRIVE_EVERY == 1 && json_array_size(waiting) < MAX_WAITING)
         arrive(d);
     if (!tr_tasks_json(d->engine, reserved_s, 1, "", &reserved))
