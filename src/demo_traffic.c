@@ -124,6 +124,20 @@ static void arrive(demo_traffic_t *d)
     params_free(p);
 }
 
+/* The first reservation of task with status, as the engine lists them: a new reference the
+ * caller json_decrefs, or NULL when there is none (or on any failure). */
+static json_t *first_reservation(demo_traffic_t *d, const char *task, const char *status)
+{
+    params_t *f = pairs("ReservationStatus", status, NULL, NULL);
+    json_t *items = NULL, *first = NULL;
+    bool more = false;
+    if (f && tr_reservation_list(d->engine, task, NULL, f, 0, 5, "", &items, &more, NULL) == 0)
+        first = json_incref(json_array_get(items, 0)); /* NULL stays NULL */
+    json_decref(items);
+    params_free(f);
+    return first;
+}
+
 /* Tellers accept reservations that have rung long enough, and go in-call. */
 static void accept_ringing(demo_traffic_t *d, json_t *reserved)
 {
@@ -132,25 +146,18 @@ static void accept_ringing(demo_traffic_t *d, json_t *reserved)
     json_array_foreach(reserved, i, t)
     {
         const char *task = json_string_value(json_object_get(t, "sid"));
-        params_t *f = pairs("ReservationStatus", "pending", NULL, NULL);
-        json_t *items = NULL;
-        bool more = false;
-        if (task && f &&
-            tr_reservation_list(d->engine, task, NULL, f, 0, 5, "", &items, &more, NULL) == 0) {
-            const char *res = json_string_value(json_object_get(json_array_get(items, 0), "sid"));
-            if (res && age_of(d, res) >= ACCEPT_AFTER) {
-                params_t *p = pairs("ReservationStatus", "accepted",
-                                    d->in_call[0] ? "WorkerActivitySid" : NULL, d->in_call);
-                errmsg_t em = {{0}};
-                tassa_err err =
-                    p ? tr_reservation_update(d->engine, task, NULL, res, p, "", NULL, &em)
-                      : TASSA_ENOMEM;
-                report("accept", err, &em);
-                params_free(p);
-            }
+        json_t *r = task ? first_reservation(d, task, "pending") : NULL;
+        const char *res = json_string_value(json_object_get(r, "sid"));
+        if (res && age_of(d, res) >= ACCEPT_AFTER) {
+            params_t *p = pairs("ReservationStatus", "accepted",
+                                d->in_call[0] ? "WorkerActivitySid" : NULL, d->in_call);
+            errmsg_t em = {{0}};
+            tassa_err err = p ? tr_reservation_update(d->engine, task, NULL, res, p, "", NULL, &em)
+                              : TASSA_ENOMEM;
+            report("accept", err, &em);
+            params_free(p);
         }
-        json_decref(items);
-        params_free(f);
+        json_decref(r);
     }
 }
 
@@ -164,19 +171,12 @@ static void complete_served(demo_traffic_t *d, json_t *assigned)
         const char *task = json_string_value(json_object_get(t, "sid"));
         if (!task || age_of(d, task) < SERVE_FOR)
             continue;
-        params_t *f = pairs("ReservationStatus", "accepted", NULL, NULL);
-        json_t *items = NULL;
-        bool more = false;
         char worker[SID_LEN + 1] = "";
-        if (f &&
-            tr_reservation_list(d->engine, task, NULL, f, 0, 5, "", &items, &more, NULL) == 0) {
-            const char *w =
-                json_string_value(json_object_get(json_array_get(items, 0), "worker_sid"));
-            if (w)
-                snprintf(worker, sizeof worker, "%s", w);
-        }
-        json_decref(items);
-        params_free(f);
+        json_t *r = first_reservation(d, task, "accepted");
+        const char *w = json_string_value(json_object_get(r, "worker_sid"));
+        if (w)
+            snprintf(worker, sizeof worker, "%s", w);
+        json_decref(r);
         params_t *p = pairs("AssignmentStatus", "completed", "Reason", "served (demo)");
         errmsg_t em = {{0}};
         tassa_err err = p ? tr_task_update(d->engine, task, p, "", NULL, &em) : TASSA_ENOMEM;
