@@ -65,7 +65,10 @@ edges=$(find "$src" -name '*.[ch]' | sort | while read -r file; do
     while read -r inc; do [ "$inc" != "$m" ] && echo "$m $inc"; done
 done)
 if ! loops=$(printf '%s\n' "$edges" | tsort 2>&1 >/dev/null) || [ -n "$loops" ]; then
-  echo "include circle between modules:"; printf '%s\n' "$loops" | sed 's/^tsort: //'; bad=1
+  echo "include circle between modules:"
+  printf '%s\n' "$loops" | sed 's/^tsort: //; s/^-: input contains a loop:/  loop:/; s/^-: /  /
+                                 /^[^ ]/s/^/    /'
+  bad=1
 fi
 [ $bad = 0 ] && echo "layers ok"
 exit $bad
