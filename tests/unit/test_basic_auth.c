@@ -70,11 +70,40 @@ static void refuses_nul_and_garbage(void **state)
     basic_creds_clear(&c);
 }
 
+/* basic_auth_check takes the header value alone (no HTTP request): both configured pairs pass
+ * byte for byte; a NULL header, a wrong secret, a NUL suffix or an unset pair do not. */
+static void checks_the_configured_pairs(void **state)
+{
+    (void)state;
+    config_t c = {
+        .api_key = "SKkey", .api_secret = "sec", .account_sid = "ACsid", .auth_token = "tok"};
+    struct {
+        const char *raw;
+        size_t len;
+        tassa_err want;
+    } cases[] = {
+        {"SKkey:sec", 9, TASSA_OK},          {"ACsid:tok", 9, TASSA_OK},
+        {"SKkey:tok", 9, TASSA_EUNAUTH},     {"ACsid:sec", 9, TASSA_EUNAUTH},
+        {"SKkey:sec\0x", 11, TASSA_EUNAUTH}, {"SKkey:se", 8, TASSA_EUNAUTH},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *h = header_of(cases[i].raw, cases[i].len);
+        assert_int_equal(basic_auth_check(h, &c), cases[i].want);
+        free(h);
+    }
+    assert_int_equal(basic_auth_check(NULL, &c), TASSA_EUNAUTH);
+    config_t none = {0}; /* no pair configured: nothing passes, not even ":" */
+    char *h = header_of(":", 1);
+    assert_int_equal(basic_auth_check(h, &none), TASSA_EUNAUTH);
+    free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(decodes_user_and_password),
         cmocka_unit_test(refuses_nul_and_garbage),
+        cmocka_unit_test(checks_the_configured_pairs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
