@@ -2,7 +2,7 @@
  * commit, and the small portable query layer that every engine uses on it.
  *
  * One connection is shared by the engines and guarded by the store lock: take it with
- * store_lock() around every use of store_db(), keep the critical section short and do no
+ * store_lock() around every use of the query layer below, keep the critical section short and do no
  * network I/O inside it. Group commit: every critical section runs inside one long SQLite
  * transaction that a committer thread commits (one fsync, synchronous=FULL) as soon as it
  * holds changes, batching all the writers that queued meanwhile. store_unlock() returns only
@@ -12,18 +12,19 @@
  * undoes only its own changes. Engine modules create their tables with store_schema().
  *
  * Query layer: nothing above the store sees the database library. SQL is written with `?`
- * placeholders (numbered from 1 in the bind calls; a PostgreSQL back end rewrites them to $n),
- * prepared with store_prepare, bound with store_bind_*, run with store_step and read with
- * store_col_*. Every call of the query layer needs the store lock held by the calling thread,
- * from store_prepare to store_release; a statement never outlives the critical section.
+ * placeholders, numbered from 1 in the bind calls, or `?N` to use parameter N more than once
+ * (a PostgreSQL back end rewrites both to $n), prepared with store_prepare, bound with
+ * store_bind_*, run with store_step and read with store_col_*. Every call of the query layer needs
+ * the store lock held by the calling thread, from store_prepare to store_release; a statement never
+ * outlives the critical section.
  *
  * Layer: store.
  */
 #ifndef TASSA_STORE_H
 #define TASSA_STORE_H
 
-#include <stddef.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
