@@ -5,6 +5,9 @@
  * changes and no writer is queued for the lock (or after a short bound), then wakes every
  * thread waiting in store_unlock for that epoch.
  *
+ * Query layer: a store_stmt_t is the sqlite3_stmt itself behind an opaque name, so the layer
+ * costs no allocation; statements are cached by SQL text (see store_prepare).
+ *
  * Layer: store.
  */
 #include "store/store.h"

@@ -1,4 +1,4 @@
-/* documents.c - Sync services, documents and document permissions on the SQLite store.
+/* documents.c - Sync services, documents and document permissions in the store.
  *
  * Every call is one short transaction under the store lock. Expired documents are invisible
  * to every query (expiry is a WHERE clause, so it needs no timer and survives restarts) and
