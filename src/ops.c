@@ -32,8 +32,7 @@ static void healthz(void *ctx, http_req_t *req, http_resp_t *resp)
     bool store_ok = true;
     if (deps->store) {
         store_lock(deps->store);
-        store_ok = sqlite3_exec(store_db(deps->store), "SELECT 1 FROM meta LIMIT 1", NULL, NULL,
-                                NULL) == SQLITE_OK;
+        store_ok = store_exec(deps->store, "SELECT 1 FROM meta LIMIT 1", NULL) == TASSA_OK;
         store_unlock(deps->store);
     }
     /* draining: a load balancer moves the traffic away while the requests in flight end */

@@ -96,16 +96,16 @@ tassa_err outbox_enqueue(outbox_t *o, const char *url, const params_t *event)
         return TASSA_ENOMEM;
     tassa_err err = TASSA_OK;
     store_lock(o->store);
-    sqlite3_stmt *st = store_prepare(o->store, "INSERT INTO callback_outbox (url, body, event_sid,"
+    store_stmt_t *st = store_prepare(o->store, "INSERT INTO callback_outbox (url, body, event_sid,"
                                                " next_at, created) VALUES (?, ?, ?, ?, ?)");
     if (st) {
         int64_t now = store_now_ms();
-        sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, body, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, params_get(event, "Sid"), -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, now);
-        sqlite3_bind_int64(st, 5, now);
-        err = sqlite3_step(st) == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
+        store_bind_text(st, 1, url);
+        store_bind_text(st, 2, body);
+        store_bind_text(st, 3, params_get(event, "Sid"));
+        store_bind_int64(st, 4, now);
+        store_bind_int64(st, 5, now);
+        err = store_step(st) == STORE_DONE ? TASSA_OK : TASSA_ESTORE;
         store_release(o->store, st);
     } else {
         err = TASSA_ESTORE;
@@ -126,10 +126,10 @@ long outbox_pending(outbox_t *o)
 {
     long n = -1;
     store_lock(o->store);
-    sqlite3_stmt *st =
+    store_stmt_t *st =
         store_prepare(o->store, "SELECT count(*) FROM callback_outbox WHERE failed = 0");
-    if (st && sqlite3_step(st) == SQLITE_ROW)
-        n = (long)sqlite3_column_int64(st, 0);
+    if (st && store_step(st) == STORE_ROW)
+        n = (long)store_col_int64(st, 0);
     store_release(o->store, st);
     store_unlock(o->store);
     return n;
@@ -242,22 +242,22 @@ static int load_due(outbox_t *o, entry_t *out, int64_t *next_due)
     int n = 0;
     *next_due = 0;
     store_lock(o->store);
-    sqlite3_stmt *st = store_prepare(o->store, "SELECT id, attempts, url, body, next_at FROM "
+    store_stmt_t *st = store_prepare(o->store, "SELECT id, attempts, url, body, next_at FROM "
                                                "callback_outbox WHERE failed = 0 "
                                                "ORDER BY next_at, id LIMIT ?");
     if (st) {
         int64_t now = store_now_ms();
-        sqlite3_bind_int(st, 1, BATCH);
-        while (n < BATCH && sqlite3_step(st) == SQLITE_ROW) {
-            int64_t at = sqlite3_column_int64(st, 4);
+        store_bind_int64(st, 1, BATCH);
+        while (n < BATCH && store_step(st) == STORE_ROW) {
+            int64_t at = store_col_int64(st, 4);
             if (at > now) {
                 *next_due = at;
                 break;
             }
-            out[n].id = sqlite3_column_int64(st, 0);
-            out[n].attempts = sqlite3_column_int(st, 1);
-            out[n].url = strdup((const char *)sqlite3_column_text(st, 2));
-            out[n].body = strdup((const char *)sqlite3_column_text(st, 3));
+            out[n].id = store_col_int64(st, 0);
+            out[n].attempts = (int)store_col_int64(st, 1);
+            out[n].url = strdup(store_col_text(st, 2));
+            out[n].body = strdup(store_col_text(st, 3));
             n++;
         }
     }
@@ -270,11 +270,11 @@ static int load_due(outbox_t *o, entry_t *out, int64_t *next_due)
 static void settle(outbox_t *o, const entry_t *e, bool ok, const char *why)
 {
     store_lock(o->store);
-    sqlite3_stmt *st;
+    store_stmt_t *st;
     if (ok) {
         st = store_prepare(o->store, "DELETE FROM callback_outbox WHERE id = ?");
         if (st)
-            sqlite3_bind_int64(st, 1, e->id);
+            store_bind_int64(st, 1, e->id);
     } else {
         int attempts = e->attempts + 1;
         long backoff = 1000L << (attempts < 20 ? attempts - 1 : 19);
@@ -287,18 +287,18 @@ static void settle(outbox_t *o, const entry_t *e, bool ok, const char *why)
         st = store_prepare(o->store, "UPDATE callback_outbox SET attempts = ?, next_at = ?, "
                                      "failed = ?, last_error = ? WHERE id = ?");
         if (st) {
-            sqlite3_bind_int(st, 1, attempts);
-            sqlite3_bind_int64(st, 2, store_now_ms() + backoff);
-            sqlite3_bind_int(st, 3, attempts >= OUTBOX_MAX_ATTEMPTS);
-            sqlite3_bind_text(st, 4, why, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 5, e->id);
+            store_bind_int64(st, 1, attempts);
+            store_bind_int64(st, 2, store_now_ms() + backoff);
+            store_bind_int64(st, 3, attempts >= OUTBOX_MAX_ATTEMPTS);
+            store_bind_text(st, 4, why);
+            store_bind_int64(st, 5, e->id);
         }
         metrics_add(M_OUTBOX_FAILURES, 1, NULL);
         log_warn("event=callback_failed id=%lld attempt=%d err=\"%s\"%s", (long long)e->id,
                  attempts, why, attempts >= OUTBOX_MAX_ATTEMPTS ? " gave_up=1" : "");
     }
     if (st)
-        sqlite3_step(st);
+        store_step(st);
     store_release(o->store, st);
     store_unlock(o->store);
     if (ok || e->attempts + 1 >= OUTBOX_MAX_ATTEMPTS) /* delivered, or given up */

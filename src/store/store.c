@@ -5,6 +5,9 @@
  * changes and no writer is queued for the lock (or after a short bound), then wakes every
  * thread waiting in store_unlock for that epoch.
  *
+ * Query layer: a store_stmt_t is the sqlite3_stmt itself behind an opaque name, so the layer
+ * costs no allocation; statements are cached by SQL text (see store_prepare).
+ *
  * Layer: store.
  */
 #include "store/store.h"
@@ -12,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -252,22 +256,26 @@ static void *commit_loop(void *arg)
     return NULL;
 }
 
-sqlite3 *store_db(store_t *s)
+tassa_err store_exec(store_t *s, const char *sql, errmsg_t *em)
 {
-    return s->db;
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        err_set(em, TASSA_ESTORE, "%s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return TASSA_ESTORE;
+    }
+    return TASSA_OK;
 }
 
 tassa_err store_schema(store_t *s, const char *sql, errmsg_t *em)
 {
-    char *msg = NULL;
+    errmsg_t why = {{0}};
     store_lock(s);
-    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    tassa_err err = store_exec(s, sql, &why);
     store_unlock(s);
-    if (rc != SQLITE_OK) {
-        err_set(em, TASSA_ESTORE, "schema: %s", msg ? msg : sqlite3_errstr(rc));
-        sqlite3_free(msg);
-        return TASSA_ESTORE;
-    }
+    if (err)
+        return err_set(em, err, "schema: %s", why.text);
     return TASSA_OK;
 }
 
@@ -321,12 +329,18 @@ static cached_stmt_t *cache_slot(store_t *s, const char *sql)
     return NULL;
 }
 
-sqlite3_stmt *store_prepare(store_t *s, const char *sql)
+/* The SQLite implementation of store_stmt_t is the sqlite3_stmt itself. */
+static sqlite3_stmt *raw(store_stmt_t *st)
+{
+    return (sqlite3_stmt *)st;
+}
+
+store_stmt_t *store_prepare(store_t *s, const char *sql)
 {
     cached_stmt_t *c = cache_slot(s, sql);
     if (c && c->st && !c->in_use) {
         c->in_use = true;
-        return c->st;
+        return (store_stmt_t *)c->st;
     }
     sqlite3_stmt *st = NULL;
     bool keep = c && !c->sql;
@@ -339,13 +353,22 @@ sqlite3_stmt *store_prepare(store_t *s, const char *sql)
         c->st = st;
         c->in_use = true;
     }
-    return st;
+    return (store_stmt_t *)st;
 }
 
-void store_release(store_t *s, sqlite3_stmt *st)
+void store_reset(store_stmt_t *st)
 {
     if (!st)
         return;
+    sqlite3_reset(raw(st));
+    sqlite3_clear_bindings(raw(st));
+}
+
+void store_release(store_t *s, store_stmt_t *handle)
+{
+    if (!handle)
+        return;
+    sqlite3_stmt *st = raw(handle);
     const char *sql = sqlite3_sql(st);
     cached_stmt_t *c = sql ? cache_slot(s, sql) : NULL;
     if (c && c->st == st) {
@@ -357,19 +380,110 @@ void store_release(store_t *s, sqlite3_stmt *st)
     sqlite3_finalize(st);
 }
 
+/* The tassa_err for a bind's SQLite result code, logging a failure. */
+static tassa_err bound(store_stmt_t *st, int i, int rc)
+{
+    if (rc == SQLITE_OK)
+        return TASSA_OK;
+    log_error("event=store_bind_failed index=%d err=\"%s\"", i,
+              sqlite3_errmsg(sqlite3_db_handle(raw(st))));
+    return TASSA_ESTORE;
+}
+
+tassa_err store_bind_text(store_stmt_t *st, int i, const char *v)
+{
+    return bound(st, i,
+                 v ? sqlite3_bind_text(raw(st), i, v, -1, SQLITE_STATIC)
+                   : sqlite3_bind_null(raw(st), i));
+}
+
+tassa_err store_bind_text_copy(store_stmt_t *st, int i, const char *v)
+{
+    return bound(st, i,
+                 v ? sqlite3_bind_text(raw(st), i, v, -1, SQLITE_TRANSIENT)
+                   : sqlite3_bind_null(raw(st), i));
+}
+
+tassa_err store_bind_int64(store_stmt_t *st, int i, int64_t v)
+{
+    return bound(st, i, sqlite3_bind_int64(raw(st), i, v));
+}
+
+tassa_err store_bind_null(store_stmt_t *st, int i)
+{
+    return bound(st, i, sqlite3_bind_null(raw(st), i));
+}
+
+tassa_err store_bind_blob(store_stmt_t *st, int i, const void *v, size_t n)
+{
+    if (n > INT32_MAX)
+        return bound(st, i, SQLITE_TOOBIG);
+    return bound(st, i, sqlite3_bind_blob(raw(st), i, n ? v : "", (int)n, SQLITE_STATIC));
+}
+
+int store_step(store_stmt_t *st)
+{
+    switch (sqlite3_step(raw(st))) {
+    case SQLITE_ROW: return STORE_ROW;
+    case SQLITE_DONE: return STORE_DONE;
+    case SQLITE_CONSTRAINT: return TASSA_ECONFLICT;
+    default: return TASSA_ESTORE;
+    }
+}
+
+const char *store_col_text(store_stmt_t *st, int i)
+{
+    return (const char *)sqlite3_column_text(raw(st), i);
+}
+
+const void *store_col_blob(store_stmt_t *st, int i)
+{
+    return sqlite3_column_blob(raw(st), i);
+}
+
+size_t store_col_bytes(store_stmt_t *st, int i)
+{
+    return (size_t)sqlite3_column_bytes(raw(st), i);
+}
+
+int64_t store_col_int64(store_stmt_t *st, int i)
+{
+    return sqlite3_column_int64(raw(st), i);
+}
+
+double store_col_double(store_stmt_t *st, int i)
+{
+    return sqlite3_column_double(raw(st), i);
+}
+
+bool store_col_is_null(store_stmt_t *st, int i)
+{
+    return sqlite3_column_type(raw(st), i) == SQLITE_NULL;
+}
+
+int64_t store_changes(store_t *s)
+{
+    return sqlite3_changes64(s->db);
+}
+
+const char *store_errmsg(store_t *s)
+{
+    return sqlite3_errmsg(s->db);
+}
+
 tassa_err store_meta_get(store_t *s, const char *key, char **out)
 {
     tassa_err err = TASSA_ENOTFOUND;
     *out = NULL;
     store_lock(s);
-    sqlite3_stmt *st = store_prepare(s, "SELECT value FROM meta WHERE key = ?");
+    store_stmt_t *st = store_prepare(s, "SELECT value FROM meta WHERE key = ?");
     if (!st) {
         err = TASSA_ESTORE;
         goto out;
     }
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *out = strdup((const char *)sqlite3_column_text(st, 0));
+    store_bind_text(st, 1, key);
+    if (store_step(st) == STORE_ROW) {
+        *out = strdup(store_col_text(st, 0));
         err = *out ? TASSA_OK : TASSA_ENOMEM;
     }
 out:
@@ -382,15 +496,15 @@ tassa_err store_meta_set(store_t *s, const char *key, const char *value)
 {
     tassa_err err = TASSA_OK;
     store_lock(s);
-    sqlite3_stmt *st = store_prepare(s, "INSERT INTO meta (key, value) VALUES (?, ?) "
+    store_stmt_t *st = store_prepare(s, "INSERT INTO meta (key, value) VALUES (?, ?) "
                                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     if (!st) {
         err = TASSA_ESTORE;
         goto out;
     }
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE)
+    store_bind_text(st, 1, key);
+    store_bind_text(st, 2, value);
+    if (store_step(st) != STORE_DONE)
         err = TASSA_ESTORE;
 out:
     store_release(s, st);

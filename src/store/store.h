@@ -1,8 +1,8 @@
 /* store.h - the door to persistence: one SQLite file in WAL mode with full fsync, and group
- * commit.
+ * commit, and the small portable query layer that every engine uses on it.
  *
  * One connection is shared by the engines and guarded by the store lock: take it with
- * store_lock() around every use of store_db(), keep the critical section short and do no
+ * store_lock() around every use of the query layer below, keep the critical section short and do no
  * network I/O inside it. Group commit: every critical section runs inside one long SQLite
  * transaction that a committer thread commits (one fsync, synchronous=FULL) as soon as it
  * holds changes, batching all the writers that queued meanwhile. store_unlock() returns only
@@ -11,12 +11,18 @@
  * instead of N. store_begin/commit/rollback are savepoints inside it: a failed operation
  * undoes only its own changes. Engine modules create their tables with store_schema().
  *
+ * Query layer: nothing above the store sees the database library. SQL is written with `?`
+ * placeholders, numbered from 1 in the bind calls, or `?N` to use parameter N more than once
+ * (a PostgreSQL back end rewrites both to $n), prepared with store_prepare, bound with
+ * store_bind_*, run with store_step and read with store_col_*. Every call of the query layer needs
+ * the store lock held by the calling thread, from store_prepare to store_release; a statement never
+ * outlives the critical section.
+ *
  * Layer: store.
  */
 #ifndef TASSA_STORE_H
 #define TASSA_STORE_H
 
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +30,16 @@
 #include "base/err.h"
 
 typedef struct store store_t;
+
+/* A prepared statement of the query layer; opaque. Owned by the store (which may cache it for
+ * reuse): borrowed from store_prepare until store_release. */
+typedef struct store_stmt store_stmt_t;
+
+/* What store_step returns besides a negative tassa_err. */
+enum {
+    STORE_DONE = 0, /* the statement has run to its end (== TASSA_OK) */
+    STORE_ROW = 1,  /* a result row is ready for store_col_* */
+};
 
 /* Opens (creating if needed) the data file at path. NULL with a detail in em on failure
  * (unwritable folder, not a tassa/SQLite file, locked by another process). */
@@ -57,9 +73,6 @@ void store_lock(store_t *s);
  * unless they could have seen uncommitted data. */
 tassa_err store_unlock(store_t *s);
 
-/* The SQLite handle; only with the lock held. Borrowed. */
-sqlite3 *store_db(store_t *s);
-
 /* Runs SQL text (several statements) such as CREATE TABLE IF NOT EXISTS, taking the lock. */
 tassa_err store_schema(store_t *s, const char *sql, errmsg_t *em);
 
@@ -76,13 +89,62 @@ tassa_err store_meta_get(store_t *s, const char *key, char **out);
 /* Writes a meta value durably. Takes the lock. */
 tassa_err store_meta_set(store_t *s, const char *key, const char *value);
 
-/* Prepares sql on the shared connection (lock held); NULL after logging on failure. The
- * statement may come from a cache of compiled statements: give it back with store_release,
- * never sqlite3_finalize. */
-sqlite3_stmt *store_prepare(store_t *s, const char *sql);
+/* Runs SQL text that may hold several statements and no parameters (schema text, a probe such
+ * as "SELECT 1"), with the lock held; rows are discarded. TASSA_ESTORE with the database's
+ * message in em (may be NULL) on failure. */
+tassa_err store_exec(store_t *s, const char *sql, errmsg_t *em);
 
-/* Resets and returns a statement from store_prepare (lock held). Accepts NULL. */
-void store_release(store_t *s, sqlite3_stmt *st);
+/* Prepares one statement of sql (`?` placeholders) on the shared connection, lock held. NULL
+ * after logging on failure (bad SQL, out of memory). The statement may come from a cache of
+ * compiled statements keyed by the SQL text: give it back with store_release, never keep it
+ * past the critical section. Its binds start unset (NULL). */
+store_stmt_t *store_prepare(store_t *s, const char *sql);
+
+/* Rewinds st to run again and clears its binds; the statement stays prepared. Lock held.
+ * Accepts NULL. */
+void store_reset(store_stmt_t *st);
+
+/* Gives back a statement from store_prepare (reset and kept in the cache, or freed). Lock
+ * held. Accepts NULL. Texts and bytes read from it are invalid afterwards. */
+void store_release(store_t *s, store_stmt_t *st);
+
+/* Binds parameter i (1 = the first `?`) of st, before the first store_step or after a reset.
+ * TASSA_OK, or TASSA_ESTORE (i out of range, out of memory; logged). Lock held.
+ * store_bind_text borrows v (NULL binds NULL): the text must stay unchanged until st is reset
+ * or released. store_bind_text_copy copies v at once. store_bind_blob borrows n bytes at v in
+ * the same way (v may be NULL when n is 0). */
+tassa_err store_bind_text(store_stmt_t *st, int i, const char *v);
+tassa_err store_bind_text_copy(store_stmt_t *st, int i, const char *v);
+tassa_err store_bind_int64(store_stmt_t *st, int i, int64_t v);
+tassa_err store_bind_null(store_stmt_t *st, int i);
+tassa_err store_bind_blob(store_stmt_t *st, int i, const void *v, size_t n);
+
+/* Runs st to its next row. STORE_ROW when a row is ready, STORE_DONE (0) when the statement
+ * has finished, or a negative tassa_err: TASSA_ECONFLICT when a UNIQUE, PRIMARY KEY, CHECK or
+ * FOREIGN KEY constraint refused the change (nothing of it is applied), TASSA_ESTORE for any
+ * other failure (the message is in store_errmsg). Lock held. To run st again after
+ * STORE_DONE or a failure, store_reset it first. */
+int store_step(store_stmt_t *st);
+
+/* Column i (0 = the first) of the current row, valid only after store_step returned
+ * STORE_ROW. store_col_text returns NULL for SQL NULL; the text is borrowed from st and valid
+ * until its next step, reset or release. store_col_bytes is the length in bytes of a text or
+ * blob value (0 for NULL), store_col_blob its bytes (borrowed the same way, NULL when empty).
+ * Numbers read from NULL are 0. Lock held. */
+const char *store_col_text(store_stmt_t *st, int i);
+const void *store_col_blob(store_stmt_t *st, int i);
+size_t store_col_bytes(store_stmt_t *st, int i);
+int64_t store_col_int64(store_stmt_t *st, int i);
+double store_col_double(store_stmt_t *st, int i);
+bool store_col_is_null(store_stmt_t *st, int i);
+
+/* The number of rows inserted, updated or deleted by the last statement that finished on the
+ * shared connection (not counting rows changed by triggers or foreign key actions). Lock held. */
+int64_t store_changes(store_t *s);
+
+/* The database's message for the last failure on the shared connection, for logs. Borrowed,
+ * valid until the next call of the query layer. Never NULL. Lock held. */
+const char *store_errmsg(store_t *s);
 
 /* Milliseconds since the Unix epoch, the time unit of every stored date. */
 int64_t store_now_ms(void);

@@ -509,10 +509,10 @@ static void test_prune(void **state)
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM tr_reservations WHERE task_sid = '%s'", t1);
     store_lock(f->store);
-    sqlite3_stmt *st = store_prepare(f->store, sql);
+    store_stmt_t *st = store_prepare(f->store, sql);
     assert_non_null(st);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int left = sqlite3_column_int(st, 0);
+    assert_int_equal(store_step(st), STORE_ROW);
+    int left = (int)store_col_int64(st, 0);
     store_release(f->store, st);
     store_unlock(f->store);
     assert_int_equal(left, 0);

@@ -1,4 +1,4 @@
-/* documents.c - Sync services, documents and document permissions on the SQLite store.
+/* documents.c - Sync services, documents and document permissions in the store.
  *
  * Every call is one short transaction under the store lock. Expired documents are invisible
  * to every query (expiry is a WHERE clause, so it needs no timer and survives restarts) and
@@ -81,20 +81,20 @@ static const char *SCHEMA =
 /* Inserts a service row when it is missing (lock held by the caller). */
 static tassa_err ensure_service(store_t *s, const char *sid, const char *name)
 {
-    sqlite3_stmt *st = store_prepare(
+    store_stmt_t *st = store_prepare(
         s, "INSERT OR IGNORE INTO sync_services (sid, unique_name, friendly_name, date_created,"
            " date_updated) VALUES (?, ?, ?, ?, ?)");
     if (!st)
         return TASSA_ESTORE;
     int64_t now = store_now_ms();
-    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now);
-    sqlite3_bind_int64(st, 5, now);
-    int rc = sqlite3_step(st);
+    store_bind_text(st, 1, sid);
+    store_bind_text(st, 2, name);
+    store_bind_text(st, 3, name);
+    store_bind_int64(st, 4, now);
+    store_bind_int64(st, 5, now);
+    int rc = store_step(st);
     store_release(s, st);
-    return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
+    return rc == STORE_DONE ? TASSA_OK : TASSA_ESTORE;
 }
 
 /* Brings a data file from before access control up to date: its services get acl_enabled
@@ -102,14 +102,14 @@ static tassa_err ensure_service(store_t *s, const char *sid, const char *name)
 static tassa_err migrate(store_t *s, errmsg_t *em)
 {
     store_lock(s);
-    sqlite3_stmt *st = store_prepare(
+    store_stmt_t *st = store_prepare(
         s, "SELECT 1 FROM pragma_table_info('sync_services') WHERE name = 'acl_enabled'");
-    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    int rc = st ? store_step(st) : TASSA_ESTORE;
     store_release(s, st);
     store_unlock(s);
-    if (rc == SQLITE_ROW)
+    if (rc == STORE_ROW)
         return TASSA_OK;
-    if (rc != SQLITE_DONE)
+    if (rc != STORE_DONE)
         return err_set(em, TASSA_ESTORE, "cannot read the Sync schema");
     return store_schema(
         s, "ALTER TABLE sync_services ADD COLUMN acl_enabled INTEGER NOT NULL DEFAULT 1;", em);
@@ -266,15 +266,15 @@ static tassa_err resolve_locked(sync_engine_t *e, const char *id, char out[SID_L
         memcpy(out, e->default_service, SID_LEN + 1);
         return TASSA_OK;
     }
-    sqlite3_stmt *st =
+    store_stmt_t *st =
         store_prepare(e->store, "SELECT sid FROM sync_services WHERE sid = ? OR unique_name = ?");
     if (!st)
         return TASSA_ESTORE;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    store_bind_text(st, 1, id);
+    store_bind_text(st, 2, id);
     tassa_err err = TASSA_ENOTFOUND;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        snprintf(out, SID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+    if (store_step(st) == STORE_ROW) {
+        snprintf(out, SID_LEN + 1, "%s", store_col_text(st, 0));
         err = TASSA_OK;
     }
     store_release(e->store, st);
@@ -293,31 +293,30 @@ json_t *sync_service_json(sync_engine_t *e, const char *id, const char *base_url
 {
     json_t *j = NULL;
     store_lock(e->store);
-    sqlite3_stmt *st = store_prepare(
+    store_stmt_t *st = store_prepare(
         e->store, "SELECT sid, unique_name, friendly_name, date_created, date_updated, "
                   "acl_enabled FROM sync_services WHERE sid = ? OR unique_name = ? OR "
                   "(? = 'default' AND sid = ?)");
     if (!st)
         goto out;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, e->default_service, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const char *sid = (const char *)sqlite3_column_text(st, 0);
+    store_bind_text(st, 1, id);
+    store_bind_text(st, 2, id);
+    store_bind_text(st, 3, id);
+    store_bind_text(st, 4, e->default_service);
+    if (store_step(st) == STORE_ROW) {
+        const char *sid = store_col_text(st, 0);
         char created[TIMEFMT_LEN], updated[TIMEFMT_LEN], url[512], docs[560];
-        timefmt_iso(sqlite3_column_int64(st, 3), created);
-        timefmt_iso(sqlite3_column_int64(st, 4), updated);
+        timefmt_iso(store_col_int64(st, 3), created);
+        timefmt_iso(store_col_int64(st, 4), updated);
         snprintf(url, sizeof url, "%s/v1/Services/%s", base_url, sid);
         snprintf(docs, sizeof docs, "%s/Documents", url);
         j = json_pack(
             "{s:s, s:s, s:s?, s:s?, s:s, s:s, s:s, s:{s:s}, s:b, s:b, s:b, s:i, "
             "s:n, s:b}",
-            "sid", sid, "account_sid", e->account_sid, "unique_name",
-            (const char *)sqlite3_column_text(st, 1), "friendly_name",
-            (const char *)sqlite3_column_text(st, 2), "date_created", created, "date_updated",
+            "sid", sid, "account_sid", e->account_sid, "unique_name", store_col_text(st, 1),
+            "friendly_name", store_col_text(st, 2), "date_created", created, "date_updated",
             updated, "url", url, "links", "documents", docs, "reachability_webhooks_enabled", 0,
-            "acl_enabled", sqlite3_column_int(st, 5) != 0, "reachability_debouncing_enabled", 0,
+            "acl_enabled", store_col_int64(st, 5) != 0, "reachability_debouncing_enabled", 0,
             "reachability_debouncing_window", 5000, "webhook_url", "webhooks_from_rest_enabled", 0);
     }
 out:
@@ -376,35 +375,35 @@ static tassa_err check_unique_name(const char *name, errmsg_t *em)
 }
 
 /* Reads the current row into d (lock held). */
-static void row_to_doc(sqlite3_stmt *st, sync_doc_t *d)
+static void row_to_doc(store_stmt_t *st, sync_doc_t *d)
 {
     memset(d, 0, sizeof *d);
-    snprintf(d->sid, sizeof d->sid, "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(d->service_sid, sizeof d->service_sid, "%s", (const char *)sqlite3_column_text(st, 1));
-    if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-        d->unique_name = strdup((const char *)sqlite3_column_text(st, 2));
-    d->data = strdup((const char *)sqlite3_column_text(st, 3));
-    d->revision = sqlite3_column_int64(st, 4);
-    d->created_ms = sqlite3_column_int64(st, 5);
-    d->updated_ms = sqlite3_column_int64(st, 6);
-    d->expires_ms = sqlite3_column_type(st, 7) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 7);
-    snprintf(d->created_by, sizeof d->created_by, "%s", (const char *)sqlite3_column_text(st, 8));
+    snprintf(d->sid, sizeof d->sid, "%s", store_col_text(st, 0));
+    snprintf(d->service_sid, sizeof d->service_sid, "%s", store_col_text(st, 1));
+    if (!store_col_is_null(st, 2))
+        d->unique_name = strdup(store_col_text(st, 2));
+    d->data = strdup(store_col_text(st, 3));
+    d->revision = store_col_int64(st, 4);
+    d->created_ms = store_col_int64(st, 5);
+    d->updated_ms = store_col_int64(st, 6);
+    d->expires_ms = store_col_is_null(st, 7) ? 0 : store_col_int64(st, 7);
+    snprintf(d->created_by, sizeof d->created_by, "%s", store_col_text(st, 8));
 }
 
 /* Finds a live document by SID or unique name (lock held). */
 static tassa_err find_locked(sync_engine_t *e, const char *service, const char *id, sync_doc_t *out)
 {
-    sqlite3_stmt *st = store_prepare(e->store, "SELECT " DOC_COLUMNS " FROM sync_documents "
+    store_stmt_t *st = store_prepare(e->store, "SELECT " DOC_COLUMNS " FROM sync_documents "
                                                "WHERE service_sid = ? AND (sid = ? OR "
                                                "unique_name = ?) AND " LIVE);
     if (!st)
         return TASSA_ESTORE;
-    sqlite3_bind_text(st, 1, service, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, store_now_ms());
+    store_bind_text(st, 1, service);
+    store_bind_text(st, 2, id);
+    store_bind_text(st, 3, id);
+    store_bind_int64(st, 4, store_now_ms());
     tassa_err err = TASSA_ENOTFOUND;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (store_step(st) == STORE_ROW) {
         row_to_doc(st, out);
         err = out->data ? TASSA_OK : TASSA_ENOMEM;
     }
@@ -426,7 +425,7 @@ static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *un
                                errmsg_t *em)
 {
     int64_t now = store_now_ms();
-    sqlite3_stmt *st;
+    store_stmt_t *st;
     if (unique_name) {
         /* An expired document no longer holds its name, nor its permissions. */
         st = store_prepare(e->store,
@@ -435,19 +434,19 @@ static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *un
                            "date_expires <= ?)");
         if (!st)
             return TASSA_ESTORE;
-        sqlite3_bind_text(st, 1, svc, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, unique_name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now);
-        sqlite3_step(st);
+        store_bind_text(st, 1, svc);
+        store_bind_text(st, 2, unique_name);
+        store_bind_int64(st, 3, now);
+        store_step(st);
         store_release(e->store, st);
         st = store_prepare(e->store, "DELETE FROM sync_documents WHERE service_sid = ? AND "
                                      "unique_name = ? AND date_expires <= ?");
         if (!st)
             return TASSA_ESTORE;
-        sqlite3_bind_text(st, 1, svc, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, unique_name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now);
-        sqlite3_step(st);
+        store_bind_text(st, 1, svc);
+        store_bind_text(st, 2, unique_name);
+        store_bind_int64(st, 3, now);
+        store_step(st);
         store_release(e->store, st);
     }
     memset(out, 0, sizeof *out);
@@ -461,21 +460,21 @@ static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *un
                                  ") VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)");
     if (!st)
         return TASSA_ESTORE;
-    sqlite3_bind_text(st, 1, out->sid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, svc, -1, SQLITE_STATIC);
+    store_bind_text(st, 1, out->sid);
+    store_bind_text(st, 2, svc);
     if (unique_name)
-        sqlite3_bind_text(st, 3, unique_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, *text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, now);
-    sqlite3_bind_int64(st, 6, now);
+        store_bind_text(st, 3, unique_name);
+    store_bind_text(st, 4, *text);
+    store_bind_int64(st, 5, now);
+    store_bind_int64(st, 6, now);
     if (out->expires_ms)
-        sqlite3_bind_int64(st, 7, out->expires_ms);
-    sqlite3_bind_text(st, 8, out->created_by, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+        store_bind_int64(st, 7, out->expires_ms);
+    store_bind_text(st, 8, out->created_by);
+    int rc = store_step(st);
     store_release(e->store, st);
-    if (rc == SQLITE_CONSTRAINT)
+    if (rc == TASSA_ECONFLICT)
         return err_set(em, TASSA_EDUPNAME, "Unique name already exists: %.80s", unique_name);
-    if (rc != SQLITE_DONE)
+    if (rc != STORE_DONE)
         return TASSA_ESTORE;
     if (unique_name && !(out->unique_name = strdup(unique_name)))
         return TASSA_ENOMEM;
@@ -498,19 +497,19 @@ static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, l
         doc->expires_ms = ttl ? now + ttl * 1000 : 0;
     doc->revision++;
     doc->updated_ms = now;
-    sqlite3_stmt *st = store_prepare(e->store, "UPDATE sync_documents SET data = ?, revision = ?,"
+    store_stmt_t *st = store_prepare(e->store, "UPDATE sync_documents SET data = ?, revision = ?,"
                                                " date_updated = ?, date_expires = ? WHERE sid = ?");
     if (!st)
         return TASSA_ESTORE;
-    sqlite3_bind_text(st, 1, doc->data, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, doc->revision);
-    sqlite3_bind_int64(st, 3, now);
+    store_bind_text(st, 1, doc->data);
+    store_bind_int64(st, 2, doc->revision);
+    store_bind_int64(st, 3, now);
     if (doc->expires_ms)
-        sqlite3_bind_int64(st, 4, doc->expires_ms);
-    sqlite3_bind_text(st, 5, doc->sid, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+        store_bind_int64(st, 4, doc->expires_ms);
+    store_bind_text(st, 5, doc->sid);
+    int rc = store_step(st);
     store_release(e->store, st);
-    return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
+    return rc == STORE_DONE ? TASSA_OK : TASSA_ESTORE;
 }
 
 /* Ends a write: releases or rolls back the savepoint, queues the change for the listener
@@ -667,13 +666,13 @@ static tassa_err delete_row(sync_engine_t *e, const char *sid)
     static const char *const sql[] = {"DELETE FROM sync_documents WHERE sid = ?",
                                       "DELETE FROM sync_permissions WHERE document_sid = ?"};
     for (size_t i = 0; i < 2; i++) {
-        sqlite3_stmt *st = store_prepare(e->store, sql[i]);
+        store_stmt_t *st = store_prepare(e->store, sql[i]);
         if (!st)
             return TASSA_ESTORE;
-        sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
+        store_bind_text(st, 1, sid);
+        int rc = store_step(st);
         store_release(e->store, st);
-        if (rc != SQLITE_DONE)
+        if (rc != STORE_DONE)
             return TASSA_ESTORE;
     }
     return TASSA_OK;
@@ -742,7 +741,7 @@ tassa_err sync_doc_list(sync_engine_t *e, const char *service, long page, long p
         store_unlock(e->store);
         return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
     }
-    sqlite3_stmt *st =
+    store_stmt_t *st =
         store_prepare(e->store, "SELECT " DOC_COLUMNS " FROM sync_documents "
                                 "WHERE service_sid = ? AND " LIVE " ORDER BY seq LIMIT ? OFFSET ?");
     sync_doc_t *arr = calloc((size_t)page_size + 1, sizeof *arr);
@@ -750,12 +749,12 @@ tassa_err sync_doc_list(sync_engine_t *e, const char *service, long page, long p
         err = st ? TASSA_ENOMEM : TASSA_ESTORE;
         goto out;
     }
-    sqlite3_bind_text(st, 1, svc, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, store_now_ms());
-    sqlite3_bind_int64(st, 3, page_size + 1);
-    sqlite3_bind_int64(st, 4, page * page_size);
+    store_bind_text(st, 1, svc);
+    store_bind_int64(st, 2, store_now_ms());
+    store_bind_int64(st, 3, page_size + 1);
+    store_bind_int64(st, 4, page * page_size);
     size_t count = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (store_step(st) == STORE_ROW) {
         if (count == (size_t)page_size) {
             *more = true;
             break;
@@ -873,20 +872,20 @@ tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, 
 static tassa_err service_update(sync_engine_t *e, const char *svc, const char *sql, int ival,
                                 const char *sval)
 {
-    sqlite3_stmt *st = store_prepare(e->store, sql);
+    store_stmt_t *st = store_prepare(e->store, sql);
     if (!st)
         return TASSA_ESTORE;
     if (sval)
-        sqlite3_bind_text(st, 1, sval, -1, SQLITE_STATIC);
+        store_bind_text(st, 1, sval);
     else
-        sqlite3_bind_int(st, 1, ival);
-    sqlite3_bind_int64(st, 2, store_now_ms());
-    sqlite3_bind_text(st, 3, svc, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+        store_bind_int64(st, 1, ival);
+    store_bind_int64(st, 2, store_now_ms());
+    store_bind_text(st, 3, svc);
+    int rc = store_step(st);
     store_release(e->store, st);
-    if (rc != SQLITE_DONE)
+    if (rc != STORE_DONE)
         return TASSA_ESTORE;
-    return sqlite3_changes(store_db(e->store)) ? TASSA_OK : TASSA_ENOTFOUND;
+    return store_changes(e->store) ? TASSA_OK : TASSA_ENOTFOUND;
 }
 
 tassa_err sync_service_set_acl(sync_engine_t *e, const char *service, bool enabled, errmsg_t *em)
@@ -976,21 +975,20 @@ static tassa_err perm_target(sync_engine_t *e, const char *service, const char *
 static tassa_err perm_row(sync_engine_t *e, const char *doc_sid, const char *identity,
                           sync_perm_t *out)
 {
-    sqlite3_stmt *st = store_prepare(e->store, "SELECT service_sid, read, write, manage FROM "
+    store_stmt_t *st = store_prepare(e->store, "SELECT service_sid, read, write, manage FROM "
                                                "sync_permissions WHERE document_sid = ? AND "
                                                "identity = ?");
     if (!st)
         return TASSA_ESTORE;
-    sqlite3_bind_text(st, 1, doc_sid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, identity, -1, SQLITE_STATIC);
+    store_bind_text(st, 1, doc_sid);
+    store_bind_text(st, 2, identity);
     tassa_err err = TASSA_ENOTFOUND;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (store_step(st) == STORE_ROW) {
         snprintf(out->document_sid, sizeof out->document_sid, "%s", doc_sid);
-        snprintf(out->service_sid, sizeof out->service_sid, "%s",
-                 (const char *)sqlite3_column_text(st, 0));
-        out->read = sqlite3_column_int(st, 1) != 0;
-        out->write = sqlite3_column_int(st, 2) != 0;
-        out->manage = sqlite3_column_int(st, 3) != 0;
+        snprintf(out->service_sid, sizeof out->service_sid, "%s", store_col_text(st, 0));
+        out->read = store_col_int64(st, 1) != 0;
+        out->write = store_col_int64(st, 2) != 0;
+        out->manage = store_col_int64(st, 3) != 0;
         out->identity = strdup(identity);
         err = out->identity ? TASSA_OK : TASSA_ENOMEM;
     }
@@ -1023,19 +1021,19 @@ tassa_err sync_perm_set(sync_engine_t *e, const char *service, const char *doc_i
     if (!err)
         err = store_begin(e->store);
     if (!err) {
-        sqlite3_stmt *st = store_prepare(
+        store_stmt_t *st = store_prepare(
             e->store, "INSERT INTO sync_permissions (document_sid, identity, service_sid, read,"
                       " write, manage) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (document_sid, "
                       "identity) DO UPDATE SET read = excluded.read, write = excluded.write, "
                       "manage = excluded.manage");
         if (st) {
-            sqlite3_bind_text(st, 1, doc.sid, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, identity, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, svc, -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 4, read);
-            sqlite3_bind_int(st, 5, write);
-            sqlite3_bind_int(st, 6, manage);
-            err = sqlite3_step(st) == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
+            store_bind_text(st, 1, doc.sid);
+            store_bind_text(st, 2, identity);
+            store_bind_text(st, 3, svc);
+            store_bind_int64(st, 4, read);
+            store_bind_int64(st, 5, write);
+            store_bind_int64(st, 6, manage);
+            err = store_step(st) == STORE_DONE ? TASSA_OK : TASSA_ESTORE;
             store_release(e->store, st);
         } else {
             err = TASSA_ESTORE;
@@ -1088,14 +1086,14 @@ tassa_err sync_perm_delete(sync_engine_t *e, const char *service, const char *do
     store_lock(e->store);
     tassa_err err = perm_target(e, service, doc_id, svc, &doc, em);
     if (!err) {
-        sqlite3_stmt *st = store_prepare(
+        store_stmt_t *st = store_prepare(
             e->store, "DELETE FROM sync_permissions WHERE document_sid = ? AND identity = ?");
         if (st) {
-            sqlite3_bind_text(st, 1, doc.sid, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, identity, -1, SQLITE_STATIC);
-            err = sqlite3_step(st) == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
+            store_bind_text(st, 1, doc.sid);
+            store_bind_text(st, 2, identity);
+            err = store_step(st) == STORE_DONE ? TASSA_OK : TASSA_ESTORE;
             store_release(e->store, st);
-            if (!err && !sqlite3_changes(store_db(e->store)))
+            if (!err && !store_changes(e->store))
                 err = perm_not_found(em, service, doc_id, identity);
         } else {
             err = TASSA_ESTORE;
@@ -1117,7 +1115,7 @@ tassa_err sync_perm_list(sync_engine_t *e, const char *service, const char *doc_
     char svc[SID_LEN + 1];
     sync_doc_t doc = {0};
     sync_perm_t *arr = NULL;
-    sqlite3_stmt *st = NULL;
+    store_stmt_t *st = NULL;
     *perms = NULL;
     *n = 0;
     *more = false;
@@ -1132,11 +1130,11 @@ tassa_err sync_perm_list(sync_engine_t *e, const char *service, const char *doc_
         err = st ? TASSA_ENOMEM : TASSA_ESTORE;
         goto out;
     }
-    sqlite3_bind_text(st, 1, doc.sid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, page_size + 1);
-    sqlite3_bind_int64(st, 3, page * page_size);
+    store_bind_text(st, 1, doc.sid);
+    store_bind_int64(st, 2, page_size + 1);
+    store_bind_int64(st, 3, page * page_size);
     size_t count = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (store_step(st) == STORE_ROW) {
         if (count == (size_t)page_size) {
             *more = true;
             break;
@@ -1144,10 +1142,10 @@ tassa_err sync_perm_list(sync_engine_t *e, const char *service, const char *doc_
         sync_perm_t *p = &arr[count++];
         memcpy(p->document_sid, doc.sid, sizeof p->document_sid);
         memcpy(p->service_sid, svc, sizeof p->service_sid);
-        p->identity = strdup((const char *)sqlite3_column_text(st, 0));
-        p->read = sqlite3_column_int(st, 1) != 0;
-        p->write = sqlite3_column_int(st, 2) != 0;
-        p->manage = sqlite3_column_int(st, 3) != 0;
+        p->identity = strdup(store_col_text(st, 0));
+        p->read = store_col_int64(st, 1) != 0;
+        p->write = store_col_int64(st, 2) != 0;
+        p->manage = store_col_int64(st, 3) != 0;
         if (!p->identity) {
             err = TASSA_ENOMEM;
             sync_perm_list_free(arr, count);
@@ -1169,14 +1167,14 @@ out:
 /* The service's acl_enabled (lock held). */
 static tassa_err acl_enabled_locked(sync_engine_t *e, const char *svc, bool *enabled)
 {
-    sqlite3_stmt *st =
+    store_stmt_t *st =
         store_prepare(e->store, "SELECT acl_enabled FROM sync_services WHERE sid = ?");
     if (!st)
         return TASSA_ESTORE;
-    sqlite3_bind_text(st, 1, svc, -1, SQLITE_STATIC);
+    store_bind_text(st, 1, svc);
     tassa_err err = TASSA_ENOTFOUND;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *enabled = sqlite3_column_int(st, 0) != 0;
+    if (store_step(st) == STORE_ROW) {
+        *enabled = store_col_int64(st, 0) != 0;
         err = TASSA_OK;
     }
     store_release(e->store, st);
@@ -1220,7 +1218,7 @@ static tassa_err readers_locked(sync_engine_t *e, const char *service, const cha
     bool acl = true;
     char **ids = NULL;
     size_t count = 0, cap = 0;
-    sqlite3_stmt *st = NULL;
+    store_stmt_t *st = NULL;
     *all = false;
     *readers = NULL;
     *n = 0;
@@ -1237,8 +1235,8 @@ static tassa_err readers_locked(sync_engine_t *e, const char *service, const cha
         err = TASSA_ESTORE;
         goto out;
     }
-    sqlite3_bind_text(st, 1, doc_sid, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    store_bind_text(st, 1, doc_sid);
+    while (store_step(st) == STORE_ROW) {
         if (count == cap) {
             size_t ncap = cap ? cap * 2 : 4;
             char **grown = realloc(ids, ncap * sizeof *ids);
@@ -1249,7 +1247,7 @@ static tassa_err readers_locked(sync_engine_t *e, const char *service, const cha
             ids = grown;
             cap = ncap;
         }
-        if (!(ids[count] = strdup((const char *)sqlite3_column_text(st, 0)))) {
+        if (!(ids[count] = strdup(store_col_text(st, 0)))) {
             err = TASSA_ENOMEM;
             break;
         }

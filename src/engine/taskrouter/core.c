@@ -13,25 +13,20 @@
 #include "base/log.h"
 #include "base/timefmt.h"
 
-sqlite3_stmt *db_vquery(store_t *s, const char *sql, const char *types, va_list ap)
+store_stmt_t *db_vquery(store_t *s, const char *sql, const char *types, va_list ap)
 {
-    sqlite3_stmt *st = store_prepare(s, sql);
+    store_stmt_t *st = store_prepare(s, sql);
     if (!st)
         return NULL;
     for (int i = 0; types && types[i]; i++) {
-        int rc = SQLITE_OK;
+        tassa_err rc = TASSA_OK;
         switch (types[i]) {
-        case 's': {
-            const char *v = va_arg(ap, const char *);
-            rc = v ? sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT)
-                   : sqlite3_bind_null(st, i + 1);
-            break;
+        case 's': rc = store_bind_text_copy(st, i + 1, va_arg(ap, const char *)); break;
+        case 'i': rc = store_bind_int64(st, i + 1, va_arg(ap, int64_t)); break;
+        case 'd': rc = store_bind_int64(st, i + 1, va_arg(ap, int)); break;
+        default: rc = TASSA_EINVAL;
         }
-        case 'i': rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t)); break;
-        case 'd': rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int)); break;
-        default: rc = SQLITE_MISUSE;
-        }
-        if (rc != SQLITE_OK) {
+        if (rc != TASSA_OK) {
             log_error("event=tr_bind_failed index=%d sql=\"%.80s\"", i + 1, sql);
             store_release(s, st);
             return NULL;
@@ -40,11 +35,11 @@ sqlite3_stmt *db_vquery(store_t *s, const char *sql, const char *types, va_list 
     return st;
 }
 
-sqlite3_stmt *db_query(store_t *s, const char *sql, const char *types, ...)
+store_stmt_t *db_query(store_t *s, const char *sql, const char *types, ...)
 {
     va_list ap;
     va_start(ap, types);
-    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    store_stmt_t *st = db_vquery(s, sql, types, ap);
     va_end(ap);
     return st;
 }
@@ -53,29 +48,28 @@ tassa_err db_exec(store_t *s, const char *sql, const char *types, ...)
 {
     va_list ap;
     va_start(ap, types);
-    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    store_stmt_t *st = db_vquery(s, sql, types, ap);
     va_end(ap);
     if (!st)
         return TASSA_ESTORE;
-    int rc = sqlite3_step(st);
-    while (rc == SQLITE_ROW)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
-        log_error("event=tr_exec_failed err=\"%s\" sql=\"%.80s\"",
-                  sqlite3_errmsg(sqlite3_db_handle(st)), sql);
+    int rc = store_step(st);
+    while (rc == STORE_ROW)
+        rc = store_step(st);
+    if (rc != STORE_DONE)
+        log_error("event=tr_exec_failed err=\"%s\" sql=\"%.80s\"", store_errmsg(s), sql);
     store_release(s, st);
-    return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
+    return rc == STORE_DONE ? TASSA_OK : TASSA_ESTORE;
 }
 
 int64_t db_int(store_t *s, int64_t def, const char *sql, const char *types, ...)
 {
     va_list ap;
     va_start(ap, types);
-    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    store_stmt_t *st = db_vquery(s, sql, types, ap);
     va_end(ap);
     int64_t v = def;
-    if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        v = sqlite3_column_int64(st, 0);
+    if (st && store_step(st) == STORE_ROW && !store_col_is_null(st, 0))
+        v = store_col_int64(st, 0);
     store_release(s, st);
     return v;
 }
@@ -84,14 +78,14 @@ tassa_err db_sids(store_t *s, tr_sids_t *out, const char *sql, const char *types
 {
     va_list ap;
     va_start(ap, types);
-    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    store_stmt_t *st = db_vquery(s, sql, types, ap);
     va_end(ap);
     size_t cap = 0;
     tassa_err err = st ? TASSA_OK : TASSA_ESTORE;
     int rc;
     out->sid = NULL;
     out->n = 0;
-    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (!err && (rc = store_step(st)) == STORE_ROW) {
         if (out->n == cap) {
             size_t ncap = cap ? cap * 2 : 4;
             void *p = realloc(out->sid, ncap * sizeof *out->sid);
@@ -102,10 +96,10 @@ tassa_err db_sids(store_t *s, tr_sids_t *out, const char *sql, const char *types
             out->sid = p;
             cap = ncap;
         }
-        const char *v = (const char *)sqlite3_column_text(st, 0);
+        const char *v = store_col_text(st, 0);
         snprintf(out->sid[out->n++], SID_LEN + 1, "%s", v ? v : "");
     }
-    if (!err && rc != SQLITE_DONE)
+    if (!err && rc != STORE_DONE)
         err = TASSA_ESTORE;
     store_release(s, st);
     if (err) {
@@ -120,11 +114,11 @@ bool db_sid(store_t *s, char out[SID_LEN + 1], const char *sql, const char *type
 {
     va_list ap;
     va_start(ap, types);
-    sqlite3_stmt *st = db_vquery(s, sql, types, ap);
+    store_stmt_t *st = db_vquery(s, sql, types, ap);
     va_end(ap);
-    bool found = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0);
+    bool found = st && store_step(st) == STORE_ROW && store_col_text(st, 0);
     if (found)
-        snprintf(out, SID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(out, SID_LEN + 1, "%s", store_col_text(st, 0));
     store_release(s, st);
     return found;
 }

@@ -69,10 +69,10 @@ void tr_kick(tr_engine_t *e);
 /* SQL ------------------------------------------------------------------------------------ */
 
 /* Prepares sql and binds the values described by types. NULL (logged) on failure. */
-sqlite3_stmt *db_query(store_t *s, const char *sql, const char *types, ...);
+store_stmt_t *db_query(store_t *s, const char *sql, const char *types, ...);
 
 /* As db_query with a va_list. */
-sqlite3_stmt *db_vquery(store_t *s, const char *sql, const char *types, va_list ap);
+store_stmt_t *db_vquery(store_t *s, const char *sql, const char *types, va_list ap);
 
 /* Runs one statement to completion. TASSA_ESTORE (logged) on failure. */
 tassa_err db_exec(store_t *s, const char *sql, const char *types, ...);

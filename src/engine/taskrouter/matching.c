@@ -171,7 +171,7 @@ tassa_err tr_match_locked(tr_engine_t *e, int64_t now)
     bool *taken = NULL;
     decision_t *dec = NULL;
     cache_list_t queues = {0}, workflows = {0};
-    sqlite3_stmt *st = NULL;
+    store_stmt_t *st = NULL;
     tr_task_t task = {0};
     if (err || n == 0)
         goto out;
@@ -192,7 +192,7 @@ tassa_err tr_match_locked(tr_engine_t *e, int64_t now)
         err = TASSA_ESTORE;
         goto out;
     }
-    while (nfree > 0 && sqlite3_step(st) == SQLITE_ROW) {
+    while (nfree > 0 && store_step(st) == STORE_ROW) {
         long w = rows_read(&TR_TASK_ROW, st, &task)
                      ? pick(e, &task, subjects, idle, n, taken, &queues, &workflows)
                      : -1;

@@ -139,23 +139,23 @@ void rows_clear(const tr_rowtype_t *type, void *row)
     memset(row, 0, type->size);
 }
 
-bool rows_read(const tr_rowtype_t *type, sqlite3_stmt *st, void *row)
+bool rows_read(const tr_rowtype_t *type, store_stmt_t *st, void *row)
 {
     for (size_t i = 0; i < type->n; i++) {
         char *field = (char *)row + type->cols[i].off;
-        bool null = sqlite3_column_type(st, (int)i) == SQLITE_NULL;
+        bool null = store_col_is_null(st, (int)i);
         switch (type->cols[i].kind) {
         case COL_TEXT:
             if (!null) {
-                const char *v = (const char *)sqlite3_column_text(st, (int)i);
+                const char *v = store_col_text(st, (int)i);
                 if (!v || !(*(char **)field = strdup(v))) {
                     rows_clear(type, row);
                     return false;
                 }
             }
             break;
-        case COL_INT: *(int64_t *)field = null ? -1 : sqlite3_column_int64(st, (int)i); break;
-        case COL_BOOL: *(bool *)field = !null && sqlite3_column_int64(st, (int)i) != 0; break;
+        case COL_INT: *(int64_t *)field = null ? -1 : store_col_int64(st, (int)i); break;
+        case COL_BOOL: *(bool *)field = !null && store_col_int64(st, (int)i) != 0; break;
         }
     }
     return true;
@@ -165,8 +165,8 @@ bool rows_read(const tr_rowtype_t *type, sqlite3_stmt *st, void *row)
 static bool vone(tr_engine_t *e, const tr_rowtype_t *type, void *row, const char *sql,
                  const char *types, va_list ap)
 {
-    sqlite3_stmt *st = db_vquery(e->store, sql, types, ap);
-    bool found = st && sqlite3_step(st) == SQLITE_ROW && rows_read(type, st, row);
+    store_stmt_t *st = db_vquery(e->store, sql, types, ap);
+    bool found = st && store_step(st) == STORE_ROW && rows_read(type, st, row);
     store_release(e->store, st);
     return found;
 }
@@ -186,14 +186,14 @@ tassa_err rows_all(tr_engine_t *e, const tr_rowtype_t *type, void **rows, size_t
 {
     va_list ap;
     va_start(ap, types);
-    sqlite3_stmt *st = db_vquery(e->store, sql, types, ap);
+    store_stmt_t *st = db_vquery(e->store, sql, types, ap);
     va_end(ap);
     size_t cap = 0;
     char *arr = NULL;
     tassa_err err = st ? TASSA_OK : TASSA_ESTORE;
-    int rc = SQLITE_DONE;
+    int rc = STORE_DONE;
     *n = 0;
-    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (!err && (rc = store_step(st)) == STORE_ROW) {
         if (*n == cap) {
             size_t ncap = cap ? cap * 2 : 8;
             char *p = realloc(arr, ncap * type->size);
@@ -210,7 +210,7 @@ tassa_err rows_all(tr_engine_t *e, const tr_rowtype_t *type, void **rows, size_t
         else
             (*n)++;
     }
-    if (!err && rc != SQLITE_DONE)
+    if (!err && rc != STORE_DONE)
         err = TASSA_ESTORE;
     store_release(e->store, st);
     if (err) {
@@ -304,7 +304,7 @@ tassa_err tr_list(tr_engine_t *e, const tr_rowtype_t *type, tr_pred_fn pred, tr_
     store_lock(e->store);
     va_list ap;
     va_start(ap, types);
-    sqlite3_stmt *st = db_vquery(e->store, sql, types, ap);
+    store_stmt_t *st = db_vquery(e->store, sql, types, ap);
     va_end(ap);
     if (!st) {
         err = TASSA_ESTORE;
@@ -312,7 +312,7 @@ tassa_err tr_list(tr_engine_t *e, const tr_rowtype_t *type, tr_pred_fn pred, tr_
     }
     long seen = 0;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = store_step(st)) == STORE_ROW) {
         if (!rows_read(type, st, row)) {
             err = TASSA_ENOMEM;
             break;
@@ -332,7 +332,7 @@ tassa_err tr_list(tr_engine_t *e, const tr_rowtype_t *type, tr_pred_fn pred, tr_
         if (err)
             break;
     }
-    if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
+    if (!err && rc != STORE_ROW && rc != STORE_DONE)
         err = TASSA_ESTORE;
 out:
     store_release(e->store, st);

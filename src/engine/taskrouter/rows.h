@@ -138,7 +138,7 @@ extern const tr_rowtype_t TR_WORKSPACE_ROW, TR_ACTIVITY_ROW, TR_WORKER_ROW, TR_Q
 
 /* Reads the current row of st (a statement of type's SELECT head) into row, which must be
  * empty (zeroed or cleared). False on OOM (row left empty). */
-bool rows_read(const tr_rowtype_t *type, sqlite3_stmt *st, void *row);
+bool rows_read(const tr_rowtype_t *type, store_stmt_t *st, void *row);
 
 /* Frees the text of row and zeroes it. Accepts an empty row. */
 void rows_clear(const tr_rowtype_t *type, void *row);

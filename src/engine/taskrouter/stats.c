@@ -18,12 +18,11 @@
 static void oldest(tr_engine_t *e, json_t *j, const char *age_key, const char *sid_key,
                    const char *sql, const char *queue_sid, int64_t now)
 {
-    sqlite3_stmt *st = db_query(e->store, sql, "s", queue_sid);
-    bool found = st && sqlite3_step(st) == SQLITE_ROW;
+    store_stmt_t *st = db_query(e->store, sql, "s", queue_sid);
+    bool found = st && store_step(st) == STORE_ROW;
     json_object_set_new(j, age_key,
-                        json_integer(found ? (now - sqlite3_column_int64(st, 1)) / 1000 : 0));
-    json_object_set_new(j, sid_key,
-                        found ? tr_jstr((const char *)sqlite3_column_text(st, 0)) : json_null());
+                        json_integer(found ? (now - store_col_int64(st, 1)) / 1000 : 0));
+    json_object_set_new(j, sid_key, found ? tr_jstr(store_col_text(st, 0)) : json_null());
     store_release(e->store, st);
 }
 
@@ -46,10 +45,10 @@ static void longest(tr_engine_t *e, json_t *j, const char *queue_sid, int64_t no
 static json_int_t count_into(tr_engine_t *e, json_t *into, const char *sql, const char *queue_sid)
 {
     json_int_t total = 0;
-    sqlite3_stmt *st = db_query(e->store, sql, "s", queue_sid);
-    while (st && sqlite3_step(st) == SQLITE_ROW) {
-        json_int_t n = sqlite3_column_int64(st, 1);
-        json_object_set_new(into, (const char *)sqlite3_column_text(st, 0), json_integer(n));
+    store_stmt_t *st = db_query(e->store, sql, "s", queue_sid);
+    while (st && store_step(st) == STORE_ROW) {
+        json_int_t n = store_col_int64(st, 1);
+        json_object_set_new(into, store_col_text(st, 0), json_integer(n));
         total += n;
     }
     store_release(e->store, st);
@@ -88,19 +87,19 @@ static void worker_counts(tr_engine_t *e, json_t *j, const expr_t *qx, json_int_
     tr_worker_t w = {0};
     *eligible = *available = 0;
     rows_all(e, &TR_ACTIVITY_ROW, (void **)&acts, &n_acts, TR_ACTIVITY_SELECT "ORDER BY seq", NULL);
-    sqlite3_stmt *st = db_query(e->store,
+    store_stmt_t *st = db_query(e->store,
                                 "SELECT x.*, (SELECT count(*) FROM tr_reservations r WHERE"
                                 " r.worker_sid = x.sid AND r.status IN " TR_RES_HOLDING_SQL ")"
                                 " FROM (" TR_WORKER_SELECT ") x",
                                 NULL);
-    while (st && sqlite3_step(st) == SQLITE_ROW) {
+    while (st && store_step(st) == STORE_ROW) {
         json_t *subject = rows_read(&TR_WORKER_ROW, st, &w) ? tr_worker_subject(&w) : NULL;
         if (subject && (!qx || tr_worker_in_queue(subject, qx))) {
             json_object_set_new(
                 counts, w.activity_sid,
                 json_integer(json_integer_value(json_object_get(counts, w.activity_sid)) + 1));
             (*eligible)++;
-            if (w.available && sqlite3_column_int64(st, TR_WORKER_NCOLS) == 0)
+            if (w.available && store_col_int64(st, TR_WORKER_NCOLS) == 0)
                 (*available)++;
         }
         json_decref(subject);
@@ -162,16 +161,16 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
 /* {avg, min, max, total} in seconds of the wait_ms of events of type in the window. */
 static json_t *durations(tr_engine_t *e, const char *queue_sid, const char *type, int64_t from)
 {
-    sqlite3_stmt *st = db_query(e->store,
+    store_stmt_t *st = db_query(e->store,
                                 "SELECT coalesce(avg(wait_ms), 0), coalesce(min(wait_ms), 0),"
                                 " coalesce(max(wait_ms), 0), coalesce(sum(wait_ms), 0)"
                                 " FROM tr_events WHERE queue_sid = ? AND event_type = ? AND"
                                 " date_ms >= ?",
                                 "ssi", queue_sid, type, from);
-    bool row = st && sqlite3_step(st) == SQLITE_ROW;
-    double avg = row ? sqlite3_column_double(st, 0) : 0;
-    int64_t mi = row ? sqlite3_column_int64(st, 1) : 0, ma = row ? sqlite3_column_int64(st, 2) : 0;
-    int64_t t = row ? sqlite3_column_int64(st, 3) : 0;
+    bool row = st && store_step(st) == STORE_ROW;
+    double avg = row ? store_col_double(st, 0) : 0;
+    int64_t mi = row ? store_col_int64(st, 1) : 0, ma = row ? store_col_int64(st, 2) : 0;
+    int64_t t = row ? store_col_int64(st, 3) : 0;
     store_release(e->store, st);
     return json_pack("{s:I, s:I, s:I, s:I}", "avg", (json_int_t)(avg / 1000 + 0.5), "min",
                      (json_int_t)(mi / 1000), "max", (json_int_t)(ma / 1000), "total",
@@ -286,14 +285,13 @@ tassa_err tr_stats_census(tr_engine_t *e, tr_census_fn fn, void *ctx)
     tassa_err err = TASSA_OK;
     store_lock(e->store);
     for (int k = 0; k < 2 && !err; k++) {
-        sqlite3_stmt *st = store_prepare(e->store, sql[k]);
+        store_stmt_t *st = store_prepare(e->store, sql[k]);
         if (!st) {
             err = TASSA_ESTORE;
             break;
         }
-        while (sqlite3_step(st) == SQLITE_ROW)
-            fn(ctx, k == 0 ? "task" : "worker", (const char *)sqlite3_column_text(st, 0),
-               sqlite3_column_int64(st, 1));
+        while (store_step(st) == STORE_ROW)
+            fn(ctx, k == 0 ? "task" : "worker", store_col_text(st, 0), store_col_int64(st, 1));
         store_release(e->store, st);
     }
     store_unlock(e->store);

@@ -400,17 +400,17 @@ tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json
     json_t *by_queue = json_object();
     long total = 0;
     store_lock(e->store);
-    sqlite3_stmt *st = db_query(e->store,
+    store_stmt_t *st = db_query(e->store,
                                 "SELECT coalesce(q.friendly_name, '(none)') AS name, count(*),"
                                 " min(t.date_created) FROM tr_tasks t LEFT JOIN tr_queues q"
                                 " ON q.sid = t.queue_sid WHERE t.status IN " TASK_WAITING_SQL
                                 " GROUP BY t.queue_sid",
                                 NULL);
-    while (st && by_queue && sqlite3_step(st) == SQLITE_ROW) {
-        long n = (long)sqlite3_column_int64(st, 1);
-        int64_t age = (c.now - sqlite3_column_int64(st, 2)) / 1000;
+    while (st && by_queue && store_step(st) == STORE_ROW) {
+        long n = (long)store_col_int64(st, 1);
+        int64_t age = (c.now - store_col_int64(st, 2)) / 1000;
         total += n;
-        json_object_set_new(by_queue, (const char *)sqlite3_column_text(st, 0),
+        json_object_set_new(by_queue, store_col_text(st, 0),
                             json_pack("{s:i, s:I}", "pending", (json_int_t)n, "longestWaitSeconds",
                                       (json_int_t)(age < 0 ? 0 : age)));
     }

@@ -1,0 +1,249 @@
+/* test_store.c - the store's portable query layer on a real SQLite data file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store/store.h"
+
+typedef struct {
+    char path[64];
+    store_t *s;
+} fx_t;
+
+static const char *SCHEMA = "CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY KEY, n INTEGER, "
+                            "note TEXT, raw BLOB, score REAL);"
+                            "CREATE INDEX IF NOT EXISTS items_n ON items (n);";
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    snprintf(f->path, sizeof f->path, "/tmp/tassa-store-XXXXXX");
+    int fd = mkstemp(f->path);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    errmsg_t em = {{0}};
+    f->s = store_open(f->path, &em);
+    if (!f->s || store_schema(f->s, SCHEMA, &em) != TASSA_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    store_close(f->s);
+    char side[80];
+    unlink(f->path);
+    snprintf(side, sizeof side, "%s-wal", f->path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", f->path);
+    unlink(side);
+    free(f);
+    return 0;
+}
+
+/* Inserts one row (lock held); returns what store_step gave. */
+static int insert(store_t *s, const char *id, int64_t n, const char *note)
+{
+    store_stmt_t *st = store_prepare(s, "INSERT INTO items (id, n, note) VALUES (?, ?, ?)");
+    assert_non_null(st);
+    assert_int_equal(store_bind_text(st, 1, id), TASSA_OK);
+    assert_int_equal(store_bind_int64(st, 2, n), TASSA_OK);
+    assert_int_equal(store_bind_text(st, 3, note), TASSA_OK);
+    int rc = store_step(st);
+    store_release(s, st);
+    return rc;
+}
+
+/* The number of rows in items (lock held). */
+static int64_t count_items(store_t *s)
+{
+    store_stmt_t *st = store_prepare(s, "SELECT count(*) FROM items");
+    assert_non_null(st);
+    assert_int_equal(store_step(st), STORE_ROW);
+    int64_t n = store_col_int64(st, 0);
+    assert_int_equal(store_step(st), STORE_DONE);
+    store_release(s, st);
+    return n;
+}
+
+/* Every bound type comes back with its type: text, integer, NULL, blob, real. */
+static void binds_and_columns_round_trip(void **state)
+{
+    fx_t *f = *state;
+    const unsigned char raw[] = {0, 1, 2, 0xff, 0};
+    store_lock(f->s);
+    store_stmt_t *st =
+        store_prepare(f->s, "INSERT INTO items (id, n, note, raw, score) VALUES (?, ?, ?, ?, 2.5)");
+    assert_non_null(st);
+    assert_int_equal(store_bind_text(st, 1, "a"), TASSA_OK);
+    assert_int_equal(store_bind_int64(st, 2, INT64_C(1) << 40), TASSA_OK);
+    assert_int_equal(store_bind_null(st, 3), TASSA_OK);
+    assert_int_equal(store_bind_blob(st, 4, raw, sizeof raw), TASSA_OK);
+    assert_int_equal(store_step(st), STORE_DONE);
+    store_release(f->s, st);
+    assert_int_equal(store_changes(f->s), 1);
+
+    st = store_prepare(f->s, "SELECT id, n, note, raw, score, length(raw) FROM items WHERE id = ?");
+    assert_non_null(st);
+    store_bind_text(st, 1, "a");
+    assert_int_equal(store_step(st), STORE_ROW);
+    assert_string_equal(store_col_text(st, 0), "a");
+    assert_int_equal(store_col_bytes(st, 0), 1);
+    assert_false(store_col_is_null(st, 0));
+    assert_true(store_col_int64(st, 1) == INT64_C(1) << 40);
+    assert_true(store_col_is_null(st, 2));
+    assert_null(store_col_text(st, 2));
+    assert_int_equal(store_col_int64(st, 2), 0);
+    assert_int_equal(store_col_bytes(st, 2), 0);
+    assert_int_equal(store_col_bytes(st, 3), sizeof raw);
+    assert_memory_equal(store_col_blob(st, 3), raw, sizeof raw);
+    assert_true(store_col_double(st, 4) == 2.5);
+    assert_int_equal(store_col_int64(st, 5), sizeof raw);
+    assert_int_equal(store_step(st), STORE_DONE);
+    store_release(f->s, st);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
+/* store_bind_text(NULL) binds SQL NULL; store_bind_text_copy keeps its own copy. */
+static void text_binds_borrow_or_copy(void **state)
+{
+    fx_t *f = *state;
+    char buf[16];
+    store_lock(f->s);
+    store_stmt_t *st = store_prepare(f->s, "INSERT INTO items (id, note) VALUES (?, ?)");
+    assert_non_null(st);
+    snprintf(buf, sizeof buf, "first");
+    assert_int_equal(store_bind_text_copy(st, 1, buf), TASSA_OK);
+    assert_int_equal(store_bind_text(st, 2, NULL), TASSA_OK);
+    snprintf(buf, sizeof buf, "changed");
+    assert_int_equal(store_step(st), STORE_DONE);
+    store_release(f->s, st);
+    st = store_prepare(f->s, "SELECT id, note IS NULL FROM items");
+    assert_int_equal(store_step(st), STORE_ROW);
+    assert_string_equal(store_col_text(st, 0), "first");
+    assert_int_equal(store_col_int64(st, 1), 1);
+    assert_int_equal(store_step(st), STORE_DONE);
+    store_release(f->s, st);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
+/* A refused constraint is TASSA_ECONFLICT and changes nothing; store_changes counts rows. */
+static void constraint_and_changes(void **state)
+{
+    fx_t *f = *state;
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "x", 1, "one"), STORE_DONE);
+    assert_int_equal(insert(f->s, "y", 1, "two"), STORE_DONE);
+    assert_int_equal(insert(f->s, "z", 2, "three"), STORE_DONE);
+    assert_int_equal(insert(f->s, "x", 9, "dup"), TASSA_ECONFLICT);
+    assert_int_equal(count_items(f->s), 3);
+
+    store_stmt_t *st = store_prepare(f->s, "UPDATE items SET note = 'n' WHERE n = ?");
+    assert_non_null(st);
+    store_bind_int64(st, 1, 1);
+    assert_int_equal(store_step(st), STORE_DONE);
+    assert_int_equal(store_changes(f->s), 2);
+    /* reset: the same statement runs again with a new bind */
+    store_reset(st);
+    store_bind_int64(st, 1, 7);
+    assert_int_equal(store_step(st), STORE_DONE);
+    assert_int_equal(store_changes(f->s), 0);
+    store_release(f->s, st);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
+/* Bad SQL fails cleanly: NULL from store_prepare, TASSA_ESTORE with a detail from store_exec,
+ * TASSA_ESTORE for a bind out of range. */
+static void failures_are_reported(void **state)
+{
+    fx_t *f = *state;
+    errmsg_t em = {{0}};
+    store_lock(f->s);
+    assert_null(store_prepare(f->s, "SELEC nonsense"));
+    assert_int_equal(store_exec(f->s, "SELECT * FROM no_such_table", &em), TASSA_ESTORE);
+    assert_non_null(strstr(em.text, "no_such_table"));
+    assert_non_null(strstr(store_errmsg(f->s), "no_such_table"));
+    assert_int_equal(store_exec(f->s, "SELECT 1; SELECT 2", NULL), TASSA_OK);
+    store_stmt_t *st = store_prepare(f->s, "SELECT ?");
+    assert_non_null(st);
+    assert_int_equal(store_bind_int64(st, 2, 1), TASSA_ESTORE);
+    store_release(f->s, st);
+    store_release(f->s, NULL);
+    store_reset(NULL);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
+/* A released statement is kept and handed out again; one still in use is not shared. */
+static void statements_are_cached_not_shared(void **state)
+{
+    fx_t *f = *state;
+    const char *sql = "SELECT n FROM items WHERE id = ?";
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "k", 5, NULL), STORE_DONE);
+    store_stmt_t *a = store_prepare(f->s, sql);
+    assert_non_null(a);
+    store_bind_text(a, 1, "k");
+    assert_int_equal(store_step(a), STORE_ROW);
+    store_stmt_t *b = store_prepare(f->s, sql); /* a is still in use */
+    assert_non_null(b);
+    assert_ptr_not_equal(a, b);
+    store_bind_text(b, 1, "k");
+    assert_int_equal(store_step(b), STORE_ROW);
+    assert_int_equal(store_col_int64(b, 0), 5);
+    store_release(f->s, b);
+    assert_int_equal(store_col_int64(a, 0), 5);
+    store_release(f->s, a);
+    store_stmt_t *c = store_prepare(f->s, sql);
+    assert_ptr_equal(c, a);
+    /* it comes back reset, with its binds cleared */
+    assert_int_equal(store_step(c), STORE_DONE);
+    store_release(f->s, c);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
+/* Rows written under the lock are in the file once store_unlock returns; a rolled back
+ * operation leaves nothing. */
+static void writes_survive_reopening(void **state)
+{
+    fx_t *f = *state;
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "kept", 1, "yes"), STORE_DONE);
+    assert_int_equal(store_begin(f->s), TASSA_OK);
+    assert_int_equal(insert(f->s, "undone", 2, "no"), STORE_DONE);
+    store_rollback(f->s);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+    store_close(f->s);
+    errmsg_t em = {{0}};
+    f->s = store_open(f->path, &em);
+    assert_non_null(f->s);
+    store_lock(f->s);
+    assert_int_equal(count_items(f->s), 1);
+    store_stmt_t *st = store_prepare(f->s, "SELECT note FROM items WHERE id = 'kept'");
+    assert_int_equal(store_step(st), STORE_ROW);
+    assert_string_equal(store_col_text(st, 0), "yes");
+    store_release(f->s, st);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(binds_and_columns_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(text_binds_borrow_or_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(constraint_and_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(failures_are_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(statements_are_cached_not_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(writes_survive_reopening, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
