@@ -428,26 +428,21 @@ static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *un
     store_stmt_t *st;
     if (unique_name) {
         /* An expired document no longer holds its name, nor its permissions. */
-        st = store_prepare(e->store,
-                           "DELETE FROM sync_permissions WHERE document_sid IN (SELECT sid FROM "
-                           "sync_documents WHERE service_sid = ? AND unique_name = ? AND "
-                           "date_expires <= ?)");
-        if (!st)
-            return TASSA_ESTORE;
-        store_bind_text(st, 1, svc);
-        store_bind_text(st, 2, unique_name);
-        store_bind_int64(st, 3, now);
-        store_step(st);
-        store_release(e->store, st);
-        st = store_prepare(e->store, "DELETE FROM sync_documents WHERE service_sid = ? AND "
-                                     "unique_name = ? AND date_expires <= ?");
-        if (!st)
-            return TASSA_ESTORE;
-        store_bind_text(st, 1, svc);
-        store_bind_text(st, 2, unique_name);
-        store_bind_int64(st, 3, now);
-        store_step(st);
-        store_release(e->store, st);
+        static const char *const purge[] = {
+            "DELETE FROM sync_permissions WHERE document_sid IN (SELECT sid FROM sync_documents "
+            "WHERE service_sid = ? AND unique_name = ? AND date_expires <= ?)",
+            "DELETE FROM sync_documents WHERE service_sid = ? AND unique_name = ? AND "
+            "date_expires <= ?",
+        };
+        for (size_t i = 0; i < sizeof purge / sizeof purge[0]; i++) {
+            if (!(st = store_prepare(e->store, purge[i])))
+                return TASSA_ESTORE;
+            store_bind_text(st, 1, svc);
+            store_bind_text(st, 2, unique_name);
+            store_bind_int64(st, 3, now);
+            store_step(st);
+            store_release(e->store, st);
+        }
     }
     memset(out, 0, sizeof *out);
     if (sid_new("ET", out->sid))
