@@ -37,7 +37,7 @@
 #define FUZZ_KNOWN_QPOS 0 /* defect 4: queue position leaks and 500s */
 #endif
 #ifndef FUZZ_KNOWN_PAGE_URL_CUT
-#define FUZZ_KNOWN_PAGE_URL_CUT 1 /* paging.c: page URLs cut at 1024 bytes lose Page/PageToken */
+#define FUZZ_KNOWN_PAGE_URL_CUT 0 /* P1 (fixed): page URLs cut at 1024 bytes lost Page/PageToken */
 #endif
 #ifndef FUZZ_KNOWN_ROUTER_UTF8
 #define FUZZ_KNOWN_ROUTER_UTF8 1 /* router.c: invalid-UTF-8 Sid/EventType: no answer, or 500 */

@@ -58,51 +58,17 @@ static void reply(http_resp_t *resp, tassa_err err, const errmsg_t *em, int stat
     }
 }
 
-/* Appends s percent-encoded (RFC 3986 unreserved kept) to buf. */
-static void encode(char *buf, size_t len, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = strlen(buf);
-    for (; *s && o + 4 < len; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            buf[o++] = (char)c;
-        } else {
-            buf[o++] = '%';
-            buf[o++] = hex[c >> 4];
-            buf[o++] = hex[c & 15];
-        }
-    }
-    buf[o] = '\0';
-}
-
-/* The request's query filters (without the paging ones), encoded for the page URLs. */
-static void extra_query(const http_req_t *req, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    for (size_t i = 0; req->query && i < req->query->len; i++) {
-        const param_t *q = &req->query->items[i];
-        if (!strcmp(q->key, "PageSize") || !strcmp(q->key, "Page") || !strcmp(q->key, "PageToken"))
-            continue;
-        if (strlen(buf) + strlen(q->key) + 3 * strlen(q->value) + 4 >= len)
-            break;
-        if (buf[0])
-            strcat(buf, "&");
-        encode(buf, len, q->key);
-        strcat(buf, "=");
-        encode(buf, len, q->value);
-    }
-}
-
 /* Wraps a page of items in Twilio's envelope under key. */
 static void send_page(http_req_t *req, http_resp_t *resp, const char *key, const paging_t *pg,
                       json_t *items, bool more)
 {
-    char url[512], extra[1024];
+    char url[512];
     snprintf(url, sizeof url, "%s%s", req->base_url, req->path);
-    extra_query(req, extra, sizeof extra);
-    json_t *env = paging_envelope(key, items, pg, more, url, extra[0] ? extra : NULL);
+    char *extra = paging_filters_query(req->query); /* whole, never cut (finding P1) */
+    json_t *env = extra ? paging_envelope(key, items, pg, more, url, extra) : NULL;
+    if (!extra)
+        json_decref(items);
+    free(extra);
     if (!env)
         http_resp_twilio_error(resp, TASSA_ENOMEM, NULL);
     else
