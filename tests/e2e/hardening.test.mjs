@@ -385,3 +385,30 @@ describe('finding H1: a URL with hundreds of query pieces is answered at once, n
     assert.equal(r.status, 200, JSON.stringify(r.body));
   });
 });
+
+describe('finding P1: page URLs keep their page after a long filter', () => {
+  // next_page_url was built in 1024 bytes: a long filter cut PageSize, Page and PageToken off
+  // it (or the filter was dropped), so twilio-node, which follows it verbatim, read page 0
+  // again and again, or pages of another filter.
+  test('the twilio client pages through tasks under a 1 KB filter and sees each one once', async () => {
+    const { twilioClient } = await import('./lib/server.mjs');
+    const client = await twilioClient(server);
+    const ws = client.taskrouter.v1.workspaces(server.workspaceSid);
+    const q = await ws.taskQueues.create({ friendlyName: 'p1-queue' });
+    const wf = await ws.workflows.create({ friendlyName: 'p1-flow',
+      configuration: JSON.stringify({ task_routing: { filters: [], default_filter: { queue: q.sid } } }) });
+    const tag = 'p'.repeat(1000);
+    const want = [];
+    for (let i = 0; i < 5; i++)
+      want.push((await ws.tasks.create({ attributes: JSON.stringify({ tag }), workflowSid: wf.sid })).sid);
+    for (let i = 0; i < 3; i++) // not under the filter
+      await ws.tasks.create({ attributes: JSON.stringify({ tag: 'other' }), workflowSid: wf.sid });
+    const seen = [];
+    const done = new Promise((resolve, reject) => ws.tasks.each({
+      evaluateTaskAttributes: `tag == "${tag}"`, pageSize: 2, limit: 20,
+      callback: (t) => { seen.push(t.sid); }, done: (err) => (err ? reject(err) : resolve()),
+    }));
+    await done;
+    assert.deepEqual([...seen].sort(), [...want].sort());
+  });
+});
