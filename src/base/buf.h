@@ -18,7 +18,10 @@ typedef struct {
     bool failed; /* an append ran out of memory: later appends do nothing */
 } buf_t;
 
-#define BUF_INIT {NULL, 0, 0, false}
+#define BUF_INIT                                                                                   \
+    {                                                                                              \
+        NULL, 0, 0, false                                                                          \
+    }
 
 /* Appends n bytes of p. Returns 0, or -1 when out of memory (the buffer is then marked failed
  * and keeps what it had). */
