@@ -37,16 +37,16 @@
 #define FUZZ_KNOWN_QPOS 0 /* defect 4: queue position leaks and 500s */
 #endif
 #ifndef FUZZ_KNOWN_PAGE_URL_CUT
-#define FUZZ_KNOWN_PAGE_URL_CUT 1 /* paging.c: page URLs cut at 1024 bytes lose Page/PageToken */
+#define FUZZ_KNOWN_PAGE_URL_CUT 0 /* P1 (fixed): page URLs cut at 1024 bytes lost Page/PageToken */
 #endif
 #ifndef FUZZ_KNOWN_ROUTER_UTF8
-#define FUZZ_KNOWN_ROUTER_UTF8 1 /* router.c: invalid-UTF-8 Sid/EventType: no answer, or 500 */
+#define FUZZ_KNOWN_ROUTER_UTF8 0 /* R1 (fixed): invalid-UTF-8 Sid/EventType: no answer, or 500 */
 #endif
 #ifndef FUZZ_KNOWN_QUERY_STALL
-#define FUZZ_KNOWN_QUERY_STALL 1 /* server.c: ~500+ query pieces: no answer, connection stalls */
+#define FUZZ_KNOWN_QUERY_STALL 0 /* H1 (fixed): ~500+ query pieces: no answer, connection stalls */
 #endif
 #ifndef FUZZ_KNOWN_CURL_FOLD
-#define FUZZ_KNOWN_CURL_FOLD 1 /* libcurl 7.88.1: folded reply header on a reused handle: UAF */
+#define FUZZ_KNOWN_CURL_FOLD 0 /* T1 (fixed): libcurl 7.88.1: folded reply header on a reused handle: UAF */
 #endif
 
 /* Aborts with a message (libFuzzer saves the input) when an invariant does not hold. */

@@ -22,7 +22,7 @@
 #include "http/static_files.h"
 #include "base/log.h"
 
-#define SECRET_TEXT "secret bytes outside the web dir" /* a target never holds a space */
+#define SECRET_TEXT "secret bytes outside the web dir" /* raw, a target holds no space */
 #define HIDDEN_TEXT "hidden file bytes"
 
 static const struct {
@@ -155,6 +155,28 @@ static size_t segments(const char *target, char out[][1024], size_t *lens, size_
     return n;
 }
 
+/* Does target, %-decoded and with '+' as a space (as a query is read), contain text? */
+static bool carries(const char *target, const char *text)
+{
+    size_t n = strlen(target), o = 0;
+    char *d = malloc(n + 1);
+    if (!d)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        if (target[i] == '%' && i + 2 < n && hexval(target[i + 1]) >= 0 &&
+            hexval(target[i + 2]) >= 0) {
+            d[o++] = (char)(hexval(target[i + 1]) * 16 + hexval(target[i + 2]));
+            i += 2;
+        } else {
+            d[o++] = target[i] == '+' ? ' ' : target[i];
+        }
+    }
+    d[o] = '\0';
+    bool found = strstr(d, text) != NULL; /* a NUL byte ends the search early: no false yes */
+    free(d);
+    return found;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const methods[] = {"GET", "HEAD", "POST", "DELETE"};
@@ -196,9 +218,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             method, target, !strcmp(method, "POST") ? "Content-Length: 0\r\n" : "");
     fuzz_http(port, req, rlen, &r);
     FUZZ_CHECK(r.status >= 200 && r.status < 500, "%s %s answered %d", method, target, r.status);
-    FUZZ_CHECK(!strstr(r.raw, SECRET_TEXT), "%s %s leaked the file behind the link", method,
-               target);
-    FUZZ_CHECK(!strstr(r.raw, HIDDEN_TEXT), "%s %s served the hidden file", method, target);
+    /* an error may name a query parameter: text the target itself carried is no leak */
+    FUZZ_CHECK(!strstr(r.raw, SECRET_TEXT) || carries(target, SECRET_TEXT),
+               "%s %s leaked the file behind the link", method, target);
+    FUZZ_CHECK(!strstr(r.raw, HIDDEN_TEXT) || carries(target, HIDDEN_TEXT),
+               "%s %s served the hidden file", method, target);
     nseg = segments(target, segs, lens, 16);
     if (r.status == 200 && strstr(r.body, "\"echo\":\"yes\"")) {
         json_t *j = json_loads(r.body, 0, NULL), *args = json_object_get(j, "args");

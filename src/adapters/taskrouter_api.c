@@ -59,35 +59,17 @@ static void reply(http_resp_t *resp, tassa_err err, const errmsg_t *em, int stat
     }
 }
 
-/* The request's query filters (without the paging ones), encoded for the page URLs, into b. */
-static void extra_query(const http_req_t *req, buf_t *b)
-{
-    for (size_t i = 0; req->query && i < req->query->len; i++) {
-        const param_t *q = &req->query->items[i];
-        if (!strcmp(q->key, "PageSize") || !strcmp(q->key, "Page") || !strcmp(q->key, "PageToken"))
-            continue;
-        if (b->len)
-            buf_adds(b, "&");
-        buf_add_encoded(b, q->key);
-        buf_adds(b, "=");
-        buf_add_encoded(b, q->value);
-    }
-}
-
 /* Wraps a page of items in Twilio's envelope under key. */
 static void send_page(http_req_t *req, http_resp_t *resp, const char *key, const paging_t *pg,
                       json_t *items, bool more)
 {
     char url[512];
-    buf_t extra = BUF_INIT;
     snprintf(url, sizeof url, "%s%s", req->base_url, req->path);
-    extra_query(req, &extra);
-    json_t *env = extra.failed ? NULL
-                               : paging_envelope(key, items, pg, more, url,
-                                                 extra.len ? buf_str(&extra) : NULL);
-    if (extra.failed)
+    char *extra = paging_filters_query(req->query); /* whole, never cut (finding P1) */
+    json_t *env = extra ? paging_envelope(key, items, pg, more, url, extra) : NULL;
+    if (!extra)
         json_decref(items);
-    buf_free(&extra);
+    free(extra);
     if (!env)
         http_resp_twilio_error(resp, TASSA_ENOMEM, NULL);
     else

@@ -2,12 +2,16 @@
  *
  * Design notes.
  *
- * Connection reuse: a libcurl easy handle keeps the connections it opened, so handles are
- * kept in a small pool and checked out for one request at a time; a thread never shares a
- * handle. The pool's mutex covers only the checkout and the return, never I/O. The handles
- * share DNS and TLS sessions through a CURLSH; the connection cache itself is not shared,
- * because libcurl documents a shared connection cache as unsafe between concurrent threads
- * (known bug 11.11).
+ * Connection reuse: a libcurl multi handle owns the cache of the connections its transfers
+ * opened, so multi handles are kept in a small pool and checked out for one request at a time;
+ * a thread never shares one. Each request runs on a fresh easy handle added to the checked-out
+ * multi handle and freed after it: an easy handle that carried an earlier reply is never used
+ * again, because libcurl 7.88.1 then reads freed memory when the next reply folds its first
+ * header line (fuzz finding T1, curl issue #11101, fixed in 8.1), so any server at the
+ * configured URLs could crash tassa. The pool's mutex covers only the checkout and the
+ * return, never I/O. The handles share DNS and TLS sessions through a CURLSH; the connection
+ * cache itself is not shared, because libcurl documents a shared connection cache as unsafe
+ * between concurrent threads (known bug 11.11).
  *
  * Retries: 429, 5xx and transport failures are retried with full-jitter exponential back-off
  * (as twilio-node's autoRetry does). A POST retried after a timeout may already have landed:
@@ -24,6 +28,7 @@
 #include "backend/twilio_rest.h"
 
 #include <curl/curl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -36,9 +41,10 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/params.h"
 #include "base/metrics.h"
 
-#define POOL_IDLE_MAX          16                  /* idle handles kept for reuse */
+#define POOL_IDLE_MAX          16                  /* idle multi handles kept for reuse */
 #define BACKOFF_BASE_MS        100                 /* first retry waits up to this */
 #define BACKOFF_CAP_MS         3000                /* no wait is longer, Retry-After included */
 #define CONNECT_TIMEOUT_MAX_MS 5000                /* TCP + TLS set-up, within the total */
@@ -51,8 +57,8 @@ typedef struct {
     char *tr_base;          /* {taskrouter_url}/v1/Workspaces/{workspace} */
     CURLSH *share;          /* DNS cache and TLS sessions of all handles */
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-    pthread_mutex_t lock; /* guards idle, nidle and rng; held without I/O */
-    CURL *idle[POOL_IDLE_MAX];
+    pthread_mutex_t lock;       /* guards idle, nidle and rng; held without I/O */
+    CURLM *idle[POOL_IDLE_MAX]; /* each with the connections it keeps, no transfer */
     size_t nidle;
     uint64_t rng; /* xorshift state for the back-off jitter */
 } twilio_t;
@@ -189,22 +195,22 @@ static void share_unlock(CURL *h, curl_lock_data data, void *user)
     pthread_mutex_unlock(&t->share_locks[data]);
 }
 
-/* An idle handle (options reset by perform, connections kept) or a new one. NULL when out of
+/* An idle multi handle (no transfer, connections kept) or a new one. NULL when out of
  * memory. */
-static CURL *checkout(twilio_t *t)
+static CURLM *checkout(twilio_t *t)
 {
-    CURL *h = NULL;
+    CURLM *h = NULL;
     pthread_mutex_lock(&t->lock);
     if (t->nidle)
         h = t->idle[--t->nidle];
     pthread_mutex_unlock(&t->lock);
     if (!h)
-        h = curl_easy_init();
+        h = curl_multi_init();
     return h;
 }
 
 /* Returns h to the pool, or closes it (outside the lock: closing may write) when full. */
-static void checkin(twilio_t *t, CURL *h)
+static void checkin(twilio_t *t, CURLM *h)
 {
     pthread_mutex_lock(&t->lock);
     if (t->nidle < POOL_IDLE_MAX) {
@@ -213,7 +219,7 @@ static void checkin(twilio_t *t, CURL *h)
     }
     pthread_mutex_unlock(&t->lock);
     if (h)
-        curl_easy_cleanup(h);
+        curl_multi_cleanup(h);
 }
 
 /* Full jitter: a uniform wait in [0, min(cap, base * 2^(attempt-1))] ms. */
@@ -254,18 +260,29 @@ long twilio_rest_retry_after_ms(const char *line, size_t len)
     static const char name[] = "retry-after:";
     if (len <= sizeof name - 1 || strncasecmp(line, name, sizeof name - 1) != 0)
         return -1;
-    char value[32];
-    size_t vlen = len - (sizeof name - 1);
-    if (vlen >= sizeof value)
-        vlen = sizeof value - 1;
-    memcpy(value, line + sizeof name - 1, vlen);
-    value[vlen] = '\0';
-    char *end;
-    long secs = strtol(value, &end, 10);
-    while (*end == ' ' || *end == '\r' || *end == '\n' || *end == '\t')
-        end++;
-    if (end == value || *end || secs < 0)
+    /* The field value without the optional white space around it and the line end. */
+    const char *v = line + sizeof name - 1, *e = line + len;
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+        e--;
+    /* delay-seconds is 1*DIGIT (RFC 9110 10.2.3): a sign, a space inside or anything else
+     * refuses it. The HTTP-date form is ignored on purpose (-1, the back-off applies): the
+     * wait is capped at 3 s anyway, and reading a date would trust the server's clock. */
+    size_t vlen = (size_t)(e - v);
+    for (size_t i = 0; i < vlen; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+    if (vlen == 0)
         return -1;
+    char value[32];
+    long secs;
+    if (vlen >= sizeof value)
+        return BACKOFF_CAP_MS; /* digits only, but past a long: longer than the cap */
+    memcpy(value, v, vlen);
+    value[vlen] = '\0';
+    if (!params_parse_long(value, 0, LONG_MAX, &secs))
+        return BACKOFF_CAP_MS; /* the same, 19 or 20 digits */
     return secs > BACKOFF_CAP_MS / 1000 ? BACKOFF_CAP_MS : secs * 1000;
 }
 
@@ -303,8 +320,33 @@ static bool transient(CURLcode cc)
     }
 }
 
-/* Performs one attempt of c on a pooled handle. Returns the libcurl code; *status is the HTTP
- * status (0 without a response), errbuf libcurl's detail. */
+/* Runs the one transfer curl on multi until it ends. Returns its libcurl code. */
+static CURLcode run_transfer(CURLM *multi, CURL *curl)
+{
+    CURLcode cc = CURLE_OUT_OF_MEMORY;
+    int running = 1, left;
+    CURLMcode mc = curl_multi_add_handle(multi, curl);
+    while (mc == CURLM_OK && running) {
+        mc = curl_multi_perform(multi, &running);
+        if (mc == CURLM_OK && running)
+            mc = curl_multi_poll(multi, NULL, 0, 1000, NULL); /* CURLOPT_TIMEOUT_MS bounds it */
+    }
+    if (mc == CURLM_OK) {
+        CURLMsg *m;
+        cc = CURLE_RECV_ERROR; /* ended without a result: treated as a lost answer */
+        while ((m = curl_multi_info_read(multi, &left)) != NULL)
+            if (m->msg == CURLMSG_DONE && m->easy_handle == curl)
+                cc = m->data.result;
+    } else if (mc != CURLM_OUT_OF_MEMORY) {
+        cc = CURLE_FAILED_INIT;
+    }
+    curl_multi_remove_handle(multi, curl);
+    return cc;
+}
+
+/* Performs one attempt of c on a fresh easy handle run by a pooled multi handle (see the
+ * design notes: connection reuse). Returns the libcurl code; *status is the HTTP status (0
+ * without a response), errbuf libcurl's detail. */
 static CURLcode perform(twilio_t *t, const call_t *c, reply_t *r, long *status,
                         char errbuf[CURL_ERROR_SIZE])
 {
@@ -314,9 +356,10 @@ static CURLcode perform(twilio_t *t, const call_t *c, reply_t *r, long *status,
     CURLcode cc = CURLE_OUT_OF_MEMORY;
     *status = 0;
     errbuf[0] = '\0';
-    CURL *curl = checkout(t);
+    CURLM *multi = checkout(t);
+    CURL *curl = multi ? curl_easy_init() : NULL;
     if (!curl)
-        return CURLE_OUT_OF_MEMORY;
+        goto out;
     const char *lines[4];
     size_t nlines = 0;
     lines[nlines++] = "Accept: application/json";
@@ -359,13 +402,14 @@ static CURLcode perform(twilio_t *t, const call_t *c, reply_t *r, long *status,
     } else {
         curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
     }
-    cc = curl_easy_perform(curl);
+    cc = run_transfer(multi, curl);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
-    /* An idle handle keeps its connections but no options: no credentials, and no pointers to
-     * this call's buffers, header list or body. */
-    curl_easy_reset(curl);
 out:
-    checkin(t, curl);
+    /* The easy handle (options, credentials, pointers to this call's buffers) goes; the multi
+     * handle keeps only the connections. */
+    curl_easy_cleanup(curl);
+    if (multi)
+        checkin(t, multi);
     curl_slist_free_all(headers);
     return cc;
 }
@@ -726,7 +770,7 @@ static void destroy(backend_t *b)
     twilio_t *t = impl(b);
     if (t) {
         for (size_t i = 0; i < t->nidle; i++)
-            curl_easy_cleanup(t->idle[i]);
+            curl_multi_cleanup(t->idle[i]);
         if (t->share)
             curl_share_cleanup(t->share);
         for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)

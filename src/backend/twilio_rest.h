@@ -53,9 +53,11 @@ void twilio_rest_global_cleanup(void);
 void twilio_rest_lib_versions(char *out, size_t n);
 
 /* Reads one response header line as libcurl hands it over (len bytes, not NUL-terminated,
- * CRLF included): for a Retry-After header with delay-seconds, the wait in milliseconds,
- * capped at the back-off cap (3000); -1 for any other header, an HTTP date or a malformed
- * value. Pure; any thread. Exposed for fuzz/fuzz_twilio_rest.c. */
+ * CRLF included): for a Retry-After header with delay-seconds (digits only, white space
+ * around them allowed; read with params_parse_long), the wait in milliseconds, capped at the
+ * back-off cap (3000; also for more digits than a long holds); -1 for any other header, an
+ * HTTP date (ignored on purpose: the back-off applies) or a malformed value ("+3", "-1",
+ * "3 s", "0x10", empty). Pure; any thread. Exposed for fuzz/fuzz_twilio_rest.c. */
 long twilio_rest_retry_after_ms(const char *line, size_t len);
 
 #endif

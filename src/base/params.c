@@ -106,6 +106,8 @@ bool params_parse_long(const char *s, long lo, long hi, long *out)
     long n = strtol(s, &end, 10);
     if (errno || *end || n < lo || n > hi)
         return false;
+    if (neg && n == 0)
+        return false; /* "-0": a sign on zero is as loose as "+0" */
     *out = n;
     return true;
 }

@@ -66,8 +66,8 @@ bool params_utf8_valid(const char *s, size_t len);
 bool params_text_valid(const char *s, size_t len);
 
 /* The one strict integer parser for outside text: optional '-', then decimal digits only (no
- * spaces, no '+', no hex, no exponent, nothing after), within lo..hi. Returns true and sets
- * *out, or false leaving *out unchanged. */
+ * spaces, no '+', no hex, no exponent, nothing after, no "-0"), within lo..hi. Returns true
+ * and sets *out, or false leaving *out unchanged. */
 bool params_parse_long(const char *s, long lo, long hi, long *out);
 
 /* Reads parameter key with params_parse_long. An absent or empty value leaves *out unchanged

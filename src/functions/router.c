@@ -101,12 +101,23 @@ tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t 
     const char *type = params_get_nonempty(event, "EventType");
     if (!type)
         return err_set(em, TASSA_EMISSING, "EventType is required");
+    /* The HTTP layer refuses invalid UTF-8, but the engine's event sink and the fuzzer call
+     * here directly: such a Sid, EventType or TaskSid cannot go into the JSON answer or the
+     * topic document (finding R1), so the whole event is refused first. */
+    for (size_t i = 0; i < event->len; i++) {
+        const param_t *q = &event->items[i];
+        if (!params_utf8_valid(q->key, strlen(q->key)))
+            return err_set(em, TASSA_EINVAL, "a parameter name is not valid UTF-8");
+        if (!params_utf8_valid(q->value, strlen(q->value)))
+            return err_set(em, TASSA_EINVAL, "%s is not valid UTF-8",
+                           strlen(q->key) <= 64 ? q->key : "a parameter"); /* never cut */
+    }
     const char *sid = params_get_nonempty(event, "Sid");
     if (sid && strlen(sid) >= SID_MAX)
         return err_set(em, TASSA_EINVAL, "Sid is longer than %d characters", SID_MAX - 1);
     if (sid && seen(r->state, sid)) {
         *result = ignored("duplicate event %s", sid);
-        return TASSA_OK;
+        return *result ? TASSA_OK : err_set(em, TASSA_ENOMEM, "out of memory");
     }
     tassa_err err = TASSA_OK;
     if (!strncmp(type, "task.", 5) || !strncmp(type, "reservation.", 12)) {

@@ -38,8 +38,10 @@ router_state_t *router_state_new(void);
 void router_state_free(router_state_t *r);
 
 /* Handles one event (TaskRouter callback parameters, borrowed) and sets *result to the JSON
- * answer (new reference). TASSA_EMISSING without EventType; TASSA_EINVAL for bad event
- * content; back-end errors as they come. Any thread. */
+ * answer (new reference); *result is set exactly when TASSA_OK is returned. TASSA_EMISSING
+ * without EventType; TASSA_EINVAL for bad event content, including any parameter name or value
+ * that is not valid UTF-8 (refused before anything is looked up or stored); back-end errors
+ * as they come. Any thread. */
 tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t **result,
                           errmsg_t *em);
 

@@ -1,10 +1,16 @@
 /* paging.c - Twilio paging envelope; twilio-node follows meta.next_page_url verbatim.
  *
+ * Every page URL is built in a growable buffer (base/buf.h) from its parts, so no filter,
+ * however long, can push PageSize, Page or PageToken off its end (fuzz finding P1: a cut
+ * next_page_url made twilio-node fetch page 0 for ever).
+ *
  * Layer: http. */
 #include "http/paging.h"
 
-#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
 
 /* Reads an optional integer with the one strict parser (params_parse_long). */
 static tassa_err read_long(const params_t *p, const char *name, long def, long lo, long hi,
@@ -23,24 +29,52 @@ tassa_err paging_parse(const params_t *p, long max_size, paging_t *out, errmsg_t
     return err;
 }
 
-/* Writes the URL of page n into buf. */
-static void page_url(char *buf, size_t len, const char *list_url, const char *extra, long size,
-                     long n)
+char *paging_filters_query(const params_t *query)
 {
-    snprintf(buf, len, "%s?%s%sPageSize=%ld&Page=%ld&PageToken=PT%ld", list_url, extra ? extra : "",
-             extra && *extra ? "&" : "", size, n, n);
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; query && i < query->len; i++) {
+        const param_t *q = &query->items[i];
+        if (!strcmp(q->key, "PageSize") || !strcmp(q->key, "Page") || !strcmp(q->key, "PageToken"))
+            continue;
+        if (b.len)
+            buf_adds(&b, "&");
+        buf_add_encoded(&b, q->key);
+        buf_adds(&b, "=");
+        buf_add_encoded(&b, q->value);
+    }
+    return buf_take(&b); /* "" when nothing was added */
+}
+
+/* The URL of page n, malloc'd (NULL on OOM). */
+static char *page_url(const char *list_url, const char *extra, long size, long n)
+{
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "%s?%s%sPageSize=%ld&Page=%ld&PageToken=PT%ld", list_url, extra ? extra : "",
+               extra && *extra ? "&" : "", size, n, n);
+    return buf_take(&b);
 }
 
 json_t *paging_envelope(const char *key, json_t *items, const paging_t *pg, int has_more,
                         const char *list_url, const char *extra_query)
 {
-    char first[1024], prev[1024], next[1024], self[1024];
-    page_url(first, sizeof first, list_url, extra_query, pg->page_size, 0);
-    page_url(self, sizeof self, list_url, extra_query, pg->page_size, pg->page);
-    page_url(prev, sizeof prev, list_url, extra_query, pg->page_size, pg->page - 1);
-    page_url(next, sizeof next, list_url, extra_query, pg->page_size, pg->page + 1);
-    return json_pack("{s:o, s:{s:i, s:i, s:s, s:s?, s:s?, s:s, s:s}}", key, items, "meta", "page",
-                     (json_int_t)pg->page, "page_size", (json_int_t)pg->page_size, "first_page_url",
-                     first, "previous_page_url", pg->page > 0 ? prev : NULL, "next_page_url",
-                     has_more ? next : NULL, "key", key, "url", self);
+    json_t *env = NULL;
+    char *first = page_url(list_url, extra_query, pg->page_size, 0);
+    char *self = page_url(list_url, extra_query, pg->page_size, pg->page);
+    char *prev = pg->page > 0 ? page_url(list_url, extra_query, pg->page_size, pg->page - 1) : NULL;
+    char *next = has_more ? page_url(list_url, extra_query, pg->page_size, pg->page + 1) : NULL;
+
+    if (!first || !self || (pg->page > 0 && !prev) || (has_more && !next)) {
+        json_decref(items); /* the reference is stolen even on failure */
+        goto out;
+    }
+    env =
+        json_pack("{s:o, s:{s:i, s:i, s:s, s:s?, s:s?, s:s, s:s}}", key, items, "meta", "page",
+                  (json_int_t)pg->page, "page_size", (json_int_t)pg->page_size, "first_page_url",
+                  first, "previous_page_url", prev, "next_page_url", next, "key", key, "url", self);
+out:
+    free(first);
+    free(self);
+    free(prev);
+    free(next);
+    return env;
 }

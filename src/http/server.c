@@ -31,6 +31,15 @@
 #define MAX_ROUTES   96
 #define MAX_SEGMENTS 12
 
+/* The request target's limits (finding H1, see on_uri), and libmicrohttpd's per-connection
+ * memory pool, sized so that a target within them, its query pieces (a record of some 56
+ * bytes each) and ordinary headers always fit: the read buffer takes half of the pool. */
+#define MAX_TARGET_BYTES 8192
+#define MAX_QUERY_PIECES PARAMS_MAX_COUNT
+#define POOL_BYTES       (64u * 1024)
+#define XSTR_(x)         #x
+#define XSTR(x)          XSTR_(x)
+
 typedef struct {
     char method[8];
     char *segments[MAX_SEGMENTS]; /* NULL entry = `{}` wildcard */
@@ -79,6 +88,8 @@ typedef struct {
     struct timespec start;
     char method[12];
     char path[160];
+    bool begun;                 /* on_request has seen this request (inflight counted) */
+    const char *target_refused; /* why the request target is refused (on_uri), or NULL */
 } conn_state_t;
 
 /* Splits a path into segments in place; returns the count or -1 if there are too many. */
@@ -691,22 +702,75 @@ static bool declared_too_big(const char *cl, size_t max)
     return n > max;
 }
 
+/* Runs when the request line is in, before libmicrohttpd splits the query into its memory
+ * pool (MHD_OPTION_URI_LOG_CALLBACK), and makes the request's conn_state_t. A target past
+ * MAX_TARGET_BYTES or with more than MAX_QUERY_PIECES query pieces is marked refused (400 in
+ * on_request; params would refuse so many anyway). Finding H1: libmicrohttpd 0.9.75 keeps
+ * every piece, even an empty one, in the connection's pool, and when the pool fills during
+ * that split it queues its own 431 but then carries on reading headers, so nothing is sent:
+ * no answer at ~500 pieces, a hang until the idle timeout from ~600. So before 1.0 (which
+ * answers a full pool itself) the query of a refused target is emptied in place here, in
+ * the buffer libmicrohttpd is about to split (its '?' is found before this callback). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    conn_state_t *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL; /* on_request tries again */
+    const char *q = strchr(uri, '?');
+    size_t pieces = q ? 1 : 0;
+    for (const char *p = q; p && *p; p++)
+        pieces += *p == '&';
+    if (strlen(uri) > MAX_TARGET_BYTES)
+        st->target_refused = "the URL is longer than " XSTR(MAX_TARGET_BYTES) " bytes";
+    else if (pieces > MAX_QUERY_PIECES)
+        st->target_refused = "the query has more than " XSTR(MAX_QUERY_PIECES) " parameters";
+#if MHD_VERSION < 0x01000000
+    if (st->target_refused && q)
+        ((char *)q)[1] = '\0';
+#endif
+    return st;
+}
+
+/* Answers a refused request target (see on_uri) with a 400 before any body is read; the
+ * connection then closes. */
+static enum MHD_Result refuse_target(http_server_t *s, struct MHD_Connection *conn, const char *url,
+                                     conn_state_t *st)
+{
+    http_resp_t resp = {.status = 400, .content_type = "application/json"};
+    if (strncmp(url, "/v1/", 4) == 0)
+        http_resp_twilio_error(&resp, TASSA_EINVAL, st->target_refused);
+    else
+        http_resp_fn_error(&resp, TASSA_EINVAL, st->target_refused);
+    http_resp_header(&resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    st->answered = true;
+    st->queued = true;
+    enum MHD_Result ret = send_resp(s, conn, &resp, st);
+    resp_clear(&resp);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     http_server_t *s = cls;
     conn_state_t *st = *con_cls;
-    if (!st) {
-        st = calloc(1, sizeof *st);
+    if (!st || !st->begun) {
+        if (!st)
+            st = calloc(1, sizeof *st);
         if (!st)
             return MHD_NO;
+        st->begun = true;
         clock_gettime(CLOCK_MONOTONIC, &st->start);
         atomic_fetch_add(&s->inflight, 1);
         snprintf(st->method, sizeof st->method, "%s", method);
         snprintf(st->path, sizeof st->path, "%s", url);
         *con_cls = st;
         headers_received(s, conn);
+        if (st->target_refused)
+            return refuse_target(s, conn, url, st);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (declared_too_big(cl, s->opts.max_body)) {
             const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
@@ -754,6 +818,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conn_state_t *st = *con_cls;
     if (!st)
         return;
+    if (!st->begun) { /* made by on_uri; libmicrohttpd refused the request itself */
+        free(st);
+        *con_cls = NULL;
+        return;
+    }
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     long us = (now.tv_sec - st->start.tv_sec) * 1000000L + (now.tv_nsec - st->start.tv_nsec) / 1000;
@@ -790,7 +859,8 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
         s->opts.header_timeout_ms > 0 ? on_connection : NULL, s, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_UNESCAPE_CALLBACK,
-        keep_raw, NULL, MHD_OPTION_END);
+        keep_raw, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)POOL_BYTES, MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;
         return err_set(em, TASSA_EUNAVAIL, "cannot listen on %s:%d: %s", s->opts.bind_addr,

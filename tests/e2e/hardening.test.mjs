@@ -329,3 +329,86 @@ describe('defect 10: numeric parameters are strict decimal integers in range', (
     assert.equal(r.body.meta.page_size, 50);
   });
 });
+
+describe('finding H1: a URL with hundreds of query pieces is answered at once, never stalls', () => {
+  // libmicrohttpd keeps every query piece in the connection's memory pool; once the pool was
+  // full the answer could not be queued: no reply at ~500 pieces, a 120 s hang from ~600 on.
+  const shapes = [
+    ['600 bare &', `?${'&'.repeat(600)}`],
+    ['500 bare &', `?${'&'.repeat(500)}`],
+    ['3000 a=1 pieces', `?${'a=1&'.repeat(3000)}`],
+    ['12000 bare &', `?${'&'.repeat(12000)}`],
+    ['one 60 KB value', `?FriendlyName=${'a'.repeat(60000)}`],
+    ['one 9 KB value', `?FriendlyName=${'a'.repeat(9000)}`],
+    ['257 pieces', `?${'a=1&'.repeat(256)}a=1`],
+  ];
+  for (const [name, query] of shapes) {
+    for (const path of ['/v1/Services/default/Documents', '/x']) {
+      test(`${name} on ${path}: a prompt 4xx, then the connection closes`, async () => {
+        const c = await rawConnect(server.port);
+        // no "Connection: close": the server must end the connection itself
+        await c.write(`GET ${path}${query} HTTP/1.1\r\nHost: x\r\nAuthorization: ${server.basic()}\r\n\r\n`);
+        assert.ok(await c.until(() => c.closed, 10000), `no close within 10 s; got: ${c.data.slice(0, 200)}`);
+        const status = Number(c.data.match(/^HTTP\/1\.1 (\d{3}) /)?.[1]);
+        assert.ok(status === 414 || status === 400, `status ${status}; got: ${c.data.slice(0, 200)}`);
+        if (path.startsWith('/v1/')) {
+          const body = JSON.parse(c.data.slice(c.data.indexOf('\r\n\r\n') + 4));
+          assert.equal(body.status, status);
+          assert.equal(body.more_info, `https://www.twilio.com/docs/errors/${body.code}`);
+        }
+      });
+    }
+  }
+
+  test('a POST whose URL is refused gets its 400 before the body, and nothing is stored', async () => {
+    const c = await rawConnect(server.port);
+    const body = 'UniqueName=h1-post';
+    await c.write(`POST /v1/Services/default/Documents?${'&'.repeat(700)} HTTP/1.1\r\nHost: x\r\n` +
+      `Authorization: ${server.basic()}\r\nContent-Type: application/x-www-form-urlencoded\r\n` +
+      `Content-Length: ${body.length}\r\n\r\n${body}`);
+    assert.ok(await c.until(() => c.closed, 10000), `no close within 10 s; got: ${c.data.slice(0, 200)}`);
+    assert.match(c.data, /^HTTP\/1\.1 400 /);
+    assert.match(c.data, /"code":20001/);
+    assert.equal((await api('GET', `${docs}/h1-post`)).status, 404);
+  });
+
+  test('256 pieces in an 8 KB URL, at the limits, are answered as usual', async () => {
+    const pieces = Array.from({ length: 255 }, (_, i) => `F${i}=${'a'.repeat(25)}`).join('&');
+    const r = await api('GET', `${docs}?${pieces}&PageSize=5`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.meta.page_size, 5);
+  });
+
+  test('a list with a long filter (within the limits) is still answered 200', async () => {
+    const r = await api('GET', `${server.url}/v1/Workspaces/${server.workspaceSid}/Tasks?` +
+      `AssignmentStatus=pending&${'TaskQueueName=q&'.repeat(100)}PageSize=5`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  });
+});
+
+describe('finding P1: page URLs keep their page after a long filter', () => {
+  // next_page_url was built in 1024 bytes: a long filter cut PageSize, Page and PageToken off
+  // it (or the filter was dropped), so twilio-node, which follows it verbatim, read page 0
+  // again and again, or pages of another filter.
+  test('the twilio client pages through tasks under a 1 KB filter and sees each one once', async () => {
+    const { twilioClient } = await import('./lib/server.mjs');
+    const client = await twilioClient(server);
+    const ws = client.taskrouter.v1.workspaces(server.workspaceSid);
+    const q = await ws.taskQueues.create({ friendlyName: 'p1-queue' });
+    const wf = await ws.workflows.create({ friendlyName: 'p1-flow',
+      configuration: JSON.stringify({ task_routing: { filters: [], default_filter: { queue: q.sid } } }) });
+    const tag = 'p'.repeat(1000);
+    const want = [];
+    for (let i = 0; i < 5; i++)
+      want.push((await ws.tasks.create({ attributes: JSON.stringify({ tag }), workflowSid: wf.sid })).sid);
+    for (let i = 0; i < 3; i++) // not under the filter
+      await ws.tasks.create({ attributes: JSON.stringify({ tag: 'other' }), workflowSid: wf.sid });
+    const seen = [];
+    const done = new Promise((resolve, reject) => ws.tasks.each({
+      evaluateTaskAttributes: `tag == "${tag}"`, pageSize: 2, limit: 20,
+      callback: (t) => { seen.push(t.sid); }, done: (err) => (err ? reject(err) : resolve()),
+    }));
+    await done;
+    assert.deepEqual([...seen].sort(), [...want].sort());
+  });
+});

@@ -15,7 +15,12 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "backend/twilio_rest.h"
 
@@ -357,6 +362,161 @@ static void unreachable_host_is_an_upstream_error(void **state)
     backend_free(b);
 }
 
+/* A raw HTTP/1.1 server that keeps connections open: it sends its scripted replies byte for
+ * byte (MHD cannot send a folded header) and counts the connections it accepted. */
+typedef struct {
+    int listen_fd, port;
+    const char *replies[4];
+    int nreplies, accepted;
+    pthread_t thread;
+} raw_t;
+
+static void *raw_serve(void *arg)
+{
+    raw_t *r = arg;
+    struct pollfd fds[8] = {{.fd = r->listen_fd, .events = POLLIN}};
+    static char buf[8][4096]; /* one server thread per test, tests run one at a time */
+    size_t got[8] = {0};
+    int nfds = 1, served = 0;
+    while (served < r->nreplies && poll(fds, (nfds_t)nfds, 5000) > 0) {
+        for (int i = nfds - 1; i >= 0; i--) {
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            if (i == 0) {
+                int fd = accept(r->listen_fd, NULL, NULL);
+                if (fd >= 0 && nfds < 8) {
+                    fds[nfds] = (struct pollfd){.fd = fd, .events = POLLIN};
+                    got[nfds++] = 0;
+                    r->accepted++;
+                }
+                continue;
+            }
+            ssize_t n = recv(fds[i].fd, buf[i] + got[i], sizeof buf[i] - 1 - got[i], 0);
+            if (n <= 0) {
+                close(fds[i].fd);
+                fds[i] = fds[--nfds];
+                got[i] = got[nfds];
+                memcpy(buf[i], buf[nfds], got[i]);
+                continue;
+            }
+            got[i] += (size_t)n;
+            buf[i][got[i]] = '\0';
+            if (strstr(buf[i], "\r\n\r\n")) { /* one GET, no body: answer it */
+                const char *rep = r->replies[served++];
+                (void)!send(fds[i].fd, rep, strlen(rep), MSG_NOSIGNAL);
+                got[i] = 0;
+            }
+        }
+    }
+    for (int i = 1; i < nfds; i++)
+        close(fds[i].fd);
+    return NULL;
+}
+
+static void raw_start(raw_t *r)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    r->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(r->listen_fd >= 0);
+    assert_int_equal(bind(r->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(r->listen_fd, 8), 0);
+    assert_int_equal(getsockname(r->listen_fd, (struct sockaddr *)&a, &alen), 0);
+    r->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&r->thread, NULL, raw_serve, r), 0);
+}
+
+#define RAW_OK "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+/* Finding T1: a reply whose first header line is folded (obs-fold), arriving after an earlier
+ * reply, made libcurl 7.88.1 read freed memory when the easy handle was reused (ASan reports
+ * it in make test-asan). Now every request has a fresh easy handle, and the connection is
+ * still kept: three requests, one connection. */
+static void folded_header_after_a_reply_is_survived_and_connections_kept(void **state)
+{
+    fixture_t *f = *state;
+    raw_t r = {
+        .replies = {RAW_OK, "HTTP/1.1 200 OK\r\n folded: x\r\nContent-Length: 2\r\n\r\n{}", RAW_OK},
+        .nreplies = 3};
+    raw_start(&r);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", r.port);
+    config_t c = f->config;
+    c.sync_url = url;
+    c.http_retries = 0;
+    errmsg_t em = {{0}};
+    backend_t *b = backend_twilio_new(&c, &em);
+    assert_non_null(b);
+    for (int i = 0; i < 3; i++) {
+        json_t *doc = NULL;
+        tassa_err err = b->ops->doc_fetch(b, "x", &doc, &em);
+        if (i != 1) { /* the plain replies are read as they are */
+            assert_int_equal(err, TASSA_OK);
+            assert_true(json_is_object(doc));
+        } else { /* the folded one: a result or an error, never both, and no crash */
+            assert_true(err == TASSA_OK ? doc != NULL : doc == NULL);
+        }
+        json_decref(doc);
+    }
+    pthread_join(r.thread, NULL);
+    close(r.listen_fd);
+    backend_free(b);
+    /* a refused fold may cost its connection; the plain ones share theirs */
+    assert_true(r.accepted >= 1 && r.accepted <= 2);
+}
+
+/* Sequential requests reuse one kept-alive connection (the multi handle's cache). */
+static void sequential_requests_share_one_connection(void **state)
+{
+    fixture_t *f = *state;
+    raw_t r = {.replies = {RAW_OK, RAW_OK, RAW_OK}, .nreplies = 3};
+    raw_start(&r);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", r.port);
+    config_t c = f->config;
+    c.sync_url = url;
+    errmsg_t em = {{0}};
+    backend_t *b = backend_twilio_new(&c, &em);
+    assert_non_null(b);
+    for (int i = 0; i < 3; i++) {
+        json_t *doc = NULL;
+        assert_int_equal(b->ops->doc_fetch(b, "x", &doc, &em), TASSA_OK);
+        json_decref(doc);
+    }
+    pthread_join(r.thread, NULL);
+    close(r.listen_fd);
+    backend_free(b);
+    assert_int_equal(r.accepted, 1);
+}
+
+static long retry_after(const char *line)
+{
+    return twilio_rest_retry_after_ms(line, strlen(line));
+}
+
+/* Retry-After is delay-seconds, digits only (issue 9 defect 10): no sign, no inner space, no
+ * trailing text; an HTTP date is ignored on purpose; more digits than a long are the cap. */
+static void retry_after_is_strict(void **state)
+{
+    (void)state;
+    assert_int_equal(retry_after("Retry-After: 2\r\n"), 2000);
+    assert_int_equal(retry_after("retry-after:0\r\n"), 0);
+    assert_int_equal(retry_after("Retry-After: \t1 \r\n"), 1000);
+    assert_int_equal(retry_after("Retry-After: 120\r\n"), 3000);
+    assert_int_equal(retry_after("Retry-After: 99999999999999999999999999999999999\r\n"), 3000);
+    assert_int_equal(retry_after("Retry-After: +2\r\n"), -1);
+    assert_int_equal(retry_after("Retry-After: -1\r\n"), -1);
+    assert_int_equal(retry_after("Retry-After: -0\r\n"), -1);
+    assert_int_equal(retry_after("Retry-After: 2 s\r\n"), -1);
+    assert_int_equal(retry_after("Retry-After: 0x10\r\n"), -1);
+    assert_int_equal(retry_after("Retry-After: 1 2\r\n"), -1);
+    assert_int_equal(retry_after("Retry-After: \r\n"), -1);
+    assert_int_equal(retry_after("Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n"), -1);
+    assert_int_equal(retry_after("Retry-After-X: 2\r\n"), -1);
+    assert_int_equal(retry_after("X-Retry-After: 2\r\n"), -1);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -375,6 +535,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(queue_stats_reads_both_resources, setup, teardown),
         cmocka_unit_test_setup_teardown(invalid_json_is_an_upstream_error, setup, teardown),
         cmocka_unit_test_setup_teardown(unreachable_host_is_an_upstream_error, setup, teardown),
+        cmocka_unit_test(retry_after_is_strict),
+        cmocka_unit_test_setup_teardown(
+            folded_header_after_a_reply_is_survived_and_connections_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(sequential_requests_share_one_connection, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
