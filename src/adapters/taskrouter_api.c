@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "http/rest_auth.h"
-#include "base/buf.h"
 #include "engine/taskrouter/model.h"
 #include "engine/taskrouter/stats.h"
 #include "http/paging.h"
