@@ -88,12 +88,15 @@ fuzz:
 # only: new inputs go to a temporary folder) and fails on the first crash, leak, UB or broken
 # invariant; the reproducer is left in build-fuzz/artifacts/. See fuzz/README.md.
 FUZZ_SECONDS ?= 20
+# A fixed seed: every run tries the same inputs in the same order, so a red smoke is a real
+# finding to reproduce, not a roll of the dice. FUZZ_SEED=0 lets libFuzzer pick one.
+FUZZ_SEED ?= 1
 fuzz-smoke: fuzz
 	@mkdir -p build-fuzz/artifacts; failed=""; \
 	for src in fuzz/fuzz_*.c; do \
 	  t=$$(basename $$src .c); name=$${t#fuzz_}; work=$$(mktemp -d); \
 	  echo "fuzz-smoke: $$t ($(FUZZ_SECONDS) s)"; \
-	  if ! ./build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=30 -rss_limit_mb=4096 \
+	  if ! ./build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -seed=$(FUZZ_SEED) -timeout=30 -rss_limit_mb=4096 \
 	      -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/$$name- \
 	      $$work fuzz/corpus/$$name > build-fuzz/$$t.log 2>&1; then \
 	    failed="$$failed $$t"; tail -n 40 build-fuzz/$$t.log; fi; \
