@@ -24,7 +24,7 @@
 #include "base/log.h"
 #include "store/store.h"
 
-#define PG_CACHE 512
+#define PG_CACHE  512
 #define BYTEA_OID 17
 
 typedef struct {
@@ -60,8 +60,8 @@ struct pg_stmt {
 
 bool pg_is_url(const char *where)
 {
-    return where && (strncmp(where, "postgres://", 11) == 0 ||
-                     strncmp(where, "postgresql://", 13) == 0);
+    return where &&
+           (strncmp(where, "postgres://", 11) == 0 || strncmp(where, "postgresql://", 13) == 0);
 }
 
 static double mono_now(void)
@@ -271,6 +271,24 @@ static size_t sql_hash(const char *sql)
     return h;
 }
 
+/* PQprepare of e on the connection, under a savepoint inside a transaction (a failed prepare
+ * would abort the transaction otherwise). */
+static bool server_prepare(pg_conn_t *c, pg_entry_t *e)
+{
+    bool inner = in_txn(c);
+    if (inner && pg_control(c, "SAVEPOINT tassa_stmt"))
+        return false;
+    PGresult *r = PQprepare(c->conn, e->name, e->pgsql, e->nparams, NULL);
+    bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        set_err(c, PQerrorMessage(c->conn));
+    PQclear(r);
+    if (inner && PQstatus(c->conn) == CONNECTION_OK)
+        pg_control(c, ok ? "RELEASE SAVEPOINT tassa_stmt"
+                         : "ROLLBACK TO SAVEPOINT tassa_stmt; RELEASE SAVEPOINT tassa_stmt");
+    return ok;
+}
+
 pg_stmt_t *pg_prepare(pg_conn_t *c, const char *sql)
 {
     pg_stmt_t *st = calloc(1, sizeof *st);
@@ -305,12 +323,7 @@ pg_stmt_t *pg_prepare(pg_conn_t *c, const char *sql)
     }
     /* Prepare now, so that bad SQL fails at store_prepare as on SQLite. */
     if (st->e->gen != c->gen) {
-        PGresult *r = PQprepare(c->conn, st->e->name, st->e->pgsql, st->e->nparams, NULL);
-        bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok)
-            set_err(c, PQerrorMessage(c->conn));
-        PQclear(r);
-        if (!ok) {
+        if (!server_prepare(c, st->e)) {
             log_error("event=store_prepare_failed err=\"%s\"", c->err);
             pg_release(st);
             return NULL;
@@ -427,12 +440,7 @@ int pg_step(pg_stmt_t *st)
         return TASSA_ESTORE;
     }
     if (st->e->gen != c->gen && st->e != &st->own) { /* reconnected since prepare */
-        PGresult *r = PQprepare(c->conn, st->e->name, st->e->pgsql, st->e->nparams, NULL);
-        bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok)
-            set_err(c, PQerrorMessage(c->conn));
-        PQclear(r);
-        if (!ok) {
+        if (!server_prepare(c, st->e)) {
             st->done = true;
             return TASSA_ESTORE;
         }
@@ -443,8 +451,7 @@ int pg_step(pg_stmt_t *st)
         st->done = true;
         return TASSA_ESTORE;
     }
-    st->res = PQexecPrepared(c->conn, st->e->name, st->e->nparams, st->vals, st->lens, st->fmts,
-                             0);
+    st->res = PQexecPrepared(c->conn, st->e->name, st->e->nparams, st->vals, st->lens, st->fmts, 0);
     ExecStatusType status = st->res ? PQresultStatus(st->res) : PGRES_FATAL_ERROR;
     int rc;
     if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
@@ -496,8 +503,8 @@ bool pg_col_is_null(pg_stmt_t *st, int i)
 static const unsigned char *bytea(pg_stmt_t *st, int i, size_t *n)
 {
     if (!st->decoded[i])
-        st->decoded[i] = PQunescapeBytea((const unsigned char *)PQgetvalue(st->res, st->row, i),
-                                         &st->declen[i]);
+        st->decoded[i] =
+            PQunescapeBytea((const unsigned char *)PQgetvalue(st->res, st->row, i), &st->declen[i]);
     *n = st->decoded[i] ? st->declen[i] : 0;
     return st->decoded[i];
 }
