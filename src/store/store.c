@@ -59,6 +59,7 @@ struct cached_stmt {
 struct store {
     sqlite3 *db;
     pg_conn_t *pg;        /* set instead of db on PostgreSQL */
+    char where[512];      /* store_where: the path, or the URL without its password */
     pthread_mutex_t lock; /* the store lock: db, open_txn, in_savepoint, epoch, dirty */
     pthread_cond_t work;  /* signalled (under lock) when a section left changes */
     bool open_txn, in_savepoint, dirty, stopping;
@@ -118,9 +119,11 @@ store_t *store_open(const char *path, errmsg_t *em)
     pthread_cond_init(&s->work, NULL);
     pthread_mutex_init(&s->done_lock, NULL);
     pthread_cond_init(&s->done, NULL);
+    snprintf(s->where, sizeof s->where, "%s", path);
     if (pg_is_url(path)) {
         if (!open_pg(s, path, em))
             goto fail;
+        pg_describe(s->pg, s->where, sizeof s->where);
         goto start;
     }
     int rc = sqlite3_open_v2(
@@ -631,6 +634,11 @@ out:
     store_release(s, st);
     tassa_err durable = store_unlock(s);
     return err ? err : durable;
+}
+
+const char *store_where(const store_t *s)
+{
+    return s->where;
 }
 
 int64_t store_now_ms(void)

@@ -50,6 +50,10 @@ enum {
  * naming host and port, never the password). */
 store_t *store_open(const char *path, errmsg_t *em);
 
+/* Where s keeps its data, for logs: the data file's path, or "postgres://USER@HOST:PORT/DB"
+ * without the password or other URL options. Borrowed from s. Any thread. */
+const char *store_where(const store_t *s);
+
 /* Writes "sqlite RUNTIME (built with COMPILED)\nlibpq VERSION" (SQLite's run-time version and
  * the one tassa was compiled with; libpq's), NUL-terminated and cut to n bytes, into out. Any
  * thread. */

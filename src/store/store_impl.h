@@ -59,6 +59,9 @@ const void *pg_col_blob(pg_stmt_t *st, int i);
 size_t pg_col_bytes(pg_stmt_t *st, int i);
 bool pg_col_is_null(pg_stmt_t *st, int i);
 
+/* Writes "postgres://USER@HOST:PORT/DB" (never the password) into out, cut to n bytes. */
+void pg_describe(pg_conn_t *c, char *out, size_t n);
+
 /* "libpq VERSION". */
 void pg_lib_version(char *out, size_t n);
 

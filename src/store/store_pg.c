@@ -536,6 +536,12 @@ size_t pg_col_bytes(pg_stmt_t *st, int i)
     return (size_t)PQgetlength(st->res, st->row, i);
 }
 
+void pg_describe(pg_conn_t *c, char *out, size_t n)
+{
+    snprintf(out, n, "postgres://%s@%s:%s/%s", PQuser(c->conn), PQhost(c->conn), PQport(c->conn),
+             PQdb(c->conn));
+}
+
 void pg_lib_version(char *out, size_t n)
 {
     int v = PQlibVersion();

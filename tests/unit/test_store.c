@@ -279,6 +279,26 @@ static void unreachable_database_is_one_clear_line(void **state)
     assert_int_equal(access("postgres://tassa@127.0.0.1:1/tassa.lock", F_OK), -1);
 }
 
+/* store_where names the data without the password: the path, or user@host:port/db. */
+static void where_never_shows_the_password(void **state)
+{
+    fx_t *f = *state;
+    if (!f->pg) {
+        assert_string_equal(store_where(f->s), f->path);
+        return;
+    }
+    const char *at = strchr(f->path + strlen("postgres://"), '@'); /* postgres://tassa@... */
+    assert_non_null(at);
+    char url[600];
+    snprintf(url, sizeof url, "%.*s:pw-h1dden%s", (int)(at - f->path), f->path, at);
+    errmsg_t em = {{0}};
+    store_t *s = store_open(url, &em); /* trust authentication ignores the password */
+    assert_non_null(s);
+    assert_null(strstr(store_where(s), "pw-h1dden"));
+    assert_non_null(strstr(store_where(s), "tassa@127.0.0.1:"));
+    store_close(s);
+}
+
 /* Bad SQL fails cleanly: NULL from store_prepare, TASSA_ESTORE with a detail from store_exec,
  * TASSA_ESTORE for a bind out of range. */
 static void failures_are_reported(void **state)
@@ -358,6 +378,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(numbered_and_quoted_placeholders, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_all_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(where_never_shows_the_password, setup, teardown),
         cmocka_unit_test_setup_teardown(binds_and_columns_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(text_binds_borrow_or_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(constraint_and_changes, setup, teardown),
