@@ -7,6 +7,10 @@
 #                                          start: a test that needs it then FAILS, never skips)
 #   tools/pg_scratch.sh start DIR          start a cluster in the empty folder DIR; prints its URL
 #   tools/pg_scratch.sh stop DIR           stop the cluster of DIR (the folder stays)
+#   tools/pg_scratch.sh restart DIR        start the stopped cluster of DIR again, same port
+#
+# In `run`, CMD also gets TASSA_TEST_PG_DIR (the cluster's folder) and TASSA_TEST_PG_SCRATCH
+# (this script), so a test can stop and restart the server (an outage).
 #
 # The cluster: initdb -A trust -U tassa, one database "tassa", listening on 127.0.0.1 at a free
 # port with its socket in DIR, fsync on. PostgreSQL refuses to run as root: as root, the server
@@ -39,9 +43,16 @@ start() {
     cat "$dir/initdb.log" >&2
     return 1
   }
-  local port tries=0
+  launch "$dir" "" || return 1
+  createdb -h 127.0.0.1 -p "$(cat "$dir/port")" -U tassa tassa || return 1
+  echo "postgres://tassa@127.0.0.1:$(cat "$dir/port")/tassa"
+}
+
+# Starts the server of DIR on port PORT, or on a free one when PORT is empty.
+launch() {
+  local dir=$1 port=$2 tries=0
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    [ -n "$2" ] || port=$((20000 + RANDOM % 40000))
     if as_owner pg_ctl -w -t 60 -D "$dir/data" -l "$dir/server.log" \
       -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null 2>&1; then
       break
@@ -54,8 +65,6 @@ start() {
     fi
   done
   echo "$port" >"$dir/port"
-  createdb -h 127.0.0.1 -p "$port" -U tassa tassa
-  echo "postgres://tassa@127.0.0.1:$port/tassa"
 }
 
 stop() {
@@ -67,12 +76,13 @@ stop() {
 case "${1:-}" in
   start) start "$2" ;;
   stop) stop "$2" ;;
+  restart) launch "$2" "$(cat "$2/port")" ;;
   run)
     shift
     dir=$(mktemp -d /tmp/tassa-pg-XXXXXX)
     trap 'stop "$dir"; rm -rf "$dir"' EXIT
     url=$(start "$dir") || exit 1
-    TASSA_TEST_PG_URL=$url "$@"
+    TASSA_TEST_PG_URL=$url TASSA_TEST_PG_DIR=$dir TASSA_TEST_PG_SCRATCH=$(realpath "$0") "$@"
     ;;
   *)
     echo "usage: $0 run CMD... | start DIR | stop DIR" >&2

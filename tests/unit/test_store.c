@@ -299,6 +299,59 @@ static void where_never_shows_the_password(void **state)
     store_close(s);
 }
 
+/* Runs "$TASSA_TEST_PG_SCRATCH VERB $TASSA_TEST_PG_DIR" (stop or restart the server). */
+static int scratch(const char *verb)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' %s '%s'", getenv("TASSA_TEST_PG_SCRATCH"), verb,
+             getenv("TASSA_TEST_PG_DIR"));
+    return system(cmd);
+}
+
+/* A lost connection (the server stops) answers TASSA_ESTORE, never a hang or a silent success;
+ * once the server is back the store reconnects by itself and nothing committed is lost. */
+static void lost_connection_fails_then_reconnects(void **state)
+{
+    fx_t *f = *state;
+    if (!f->pg)
+        return; /* PostgreSQL only: a SQLite file cannot go away like this */
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "before", 1, NULL), STORE_DONE);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+    assert_int_equal(scratch("stop"), 0);
+
+    store_lock(f->s);
+    store_stmt_t *st = store_prepare(f->s, "INSERT INTO items (id, n) VALUES ('during', 2)");
+    int rc = st ? store_step(st) : TASSA_ESTORE;
+    store_release(f->s, st);
+    tassa_err durable = store_unlock(f->s);
+    assert_true(rc == TASSA_ESTORE || durable == TASSA_ESTORE);
+
+    assert_int_equal(scratch("restart"), 0);
+    bool back = false;
+    for (int i = 0; i < 200 && !back; i++) { /* back-off is at most 8 s */
+        store_lock(f->s);
+        back = store_exec(f->s, "SELECT 1", NULL) == TASSA_OK;
+        store_unlock(f->s);
+        if (!back)
+            usleep(100 * 1000);
+    }
+    assert_true(back);
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "after", 3, NULL), STORE_DONE);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+    store_lock(f->s);
+    st = store_prepare(f->s, "SELECT id FROM items ORDER BY n");
+    assert_non_null(st);
+    assert_int_equal(store_step(st), STORE_ROW);
+    assert_string_equal(store_col_text(st, 0), "before");
+    assert_int_equal(store_step(st), STORE_ROW);
+    assert_string_equal(store_col_text(st, 0), "after");
+    assert_int_equal(store_step(st), STORE_DONE);
+    store_release(f->s, st);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
 /* Bad SQL fails cleanly: NULL from store_prepare, TASSA_ESTORE with a detail from store_exec,
  * TASSA_ESTORE for a bind out of range. */
 static void failures_are_reported(void **state)
@@ -379,6 +432,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(numbered_and_quoted_placeholders, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_all_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(where_never_shows_the_password, setup, teardown),
+        cmocka_unit_test_setup_teardown(lost_connection_fails_then_reconnects, setup, teardown),
         cmocka_unit_test_setup_teardown(binds_and_columns_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(text_binds_borrow_or_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(constraint_and_changes, setup, teardown),
