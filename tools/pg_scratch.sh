@@ -18,9 +18,13 @@
 # Needs initdb, pg_ctl and createdb on PATH (or in /usr/lib/postgresql/*/bin).
 set -euo pipefail
 
+# Debian keeps the server tools out of PATH: put the newest version's first, so that initdb,
+# pg_ctl and createdb come from one version.
+pg_bin=
 for d in /usr/lib/postgresql/*/bin; do
-  [ -d "$d" ] && PATH="$PATH:$d"
+  [ -x "$d/initdb" ] && pg_bin=$d
 done
+[ -n "$pg_bin" ] && PATH="$pg_bin:$PATH"
 export PATH
 
 as_owner() {
