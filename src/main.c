@@ -295,12 +295,12 @@ static int cmd_serve(int argc, char **argv)
         log_warn("event=signature_check_disabled path=/general/router "
                  "reason=\"TASSA_VERIFY_SIGNATURE=false\"");
     log_info("event=listening url=http://%s:%d backend=%s data=%s workspace=%s", c->bind_addr,
-             http_server_port(app.http), app.backend->ops->name, app.store ? c->data_path : "-",
-             c->workspace_sid ? c->workspace_sid : "-");
+             http_server_port(app.http), app.backend->ops->name,
+             app.store ? store_where(app.store) : "-", c->workspace_sid ? c->workspace_sid : "-");
     if (generated)
         log_info("event=credentials_generated data=%s hint=\"tassa credentials prints them; "
                  "tassa user-token alice mints a caller token\"",
-                 c->data_path);
+                 store_where(app.store));
     if (c->demo)
         print_demo_urls(c, http_server_port(app.http));
     int sig = 0;

@@ -9,6 +9,7 @@
  * Layer: store.
  */
 #include "store/store.h"
+#include "store/store_impl.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -36,6 +37,8 @@ tassa_err store_backup(const char *src, const char *dst, bool force, errmsg_t *e
     sqlite3 *from = NULL, *to = NULL;
     char tmp[PATH_MAX], real_src[PATH_MAX], real_dst[PATH_MAX];
     struct stat st;
+    if (pg_is_url(src)) /* never echo the URL: it may hold a password */
+        return err_set(em, TASSA_EINVAL, "a PostgreSQL store is backed up with pg_dump");
     if (stat(src, &st) || !S_ISREG(st.st_mode))
         return err_set(em, TASSA_ENOTFOUND, "no data file at %s", src);
     if (realpath(src, real_src) && realpath(dst, real_dst) && !strcmp(real_src, real_dst))

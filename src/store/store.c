@@ -1,12 +1,17 @@
-/* store.c - the SQLite data file: open, WAL, schema, group commit, meta values.
+/* store.c - the store: SQLite data file or PostgreSQL database (store_pg.c), group commit,
+ * savepoints, meta values, and the query layer dispatching to the back end.
+ *
+ * store_open chooses the back end: a postgres:// or postgresql:// URL opens PostgreSQL through
+ * store_impl.h, anything else is the path of a SQLite data file (WAL, synchronous=FULL). The
+ * group commit below is the same for both: only the commands go to a different connection.
  *
  * Group commit: the first critical section after a commit opens a transaction (BEGIN); every
  * following one writes into it; the committer thread COMMITs it (one fsync) once it holds
  * changes and no writer is queued for the lock (or after a short bound), then wakes every
  * thread waiting in store_unlock for that epoch.
  *
- * Query layer: a store_stmt_t is the sqlite3_stmt itself behind an opaque name, so the layer
- * costs no allocation; statements are cached by SQL text (see store_prepare).
+ * Query layer: a store_stmt_t holds the back end's statement; SQLite statements are cached by
+ * SQL text with their store_stmt_t (see store_prepare), PostgreSQL ones in store_pg.c.
  *
  * Layer: store.
  */
@@ -27,21 +32,34 @@
 
 #include "base/log.h"
 #include "base/metrics.h"
+#include "store/store_impl.h"
 
 /* Prepared statements kept for reuse, by SQL text: compiling SQL costs more than running it. */
 #define STMT_CACHE 256
 
-typedef struct {
+typedef struct cached_stmt cached_stmt_t;
+
+/* A statement of either back end: exactly one of sq and pg is set. */
+struct store_stmt {
+    sqlite3_stmt *sq;
+    pg_stmt_t *pg;
+    cached_stmt_t *slot; /* the SQLite cache slot holding it, or NULL (malloc'd) */
+};
+
+struct cached_stmt {
     char *sql;
     sqlite3_stmt *st;
     bool in_use;
-} cached_stmt_t;
+    struct store_stmt h;
+};
 
 /* How long the committer lets queued writers join a batch before it commits anyway. */
 #define BATCH_WAIT_US 2000
 
 struct store {
     sqlite3 *db;
+    pg_conn_t *pg;        /* set instead of db on PostgreSQL */
+    char where[512];      /* store_where: the path, or the URL without its password */
     pthread_mutex_t lock; /* the store lock: db, open_txn, in_savepoint, epoch, dirty */
     pthread_cond_t work;  /* signalled (under lock) when a section left changes */
     bool open_txn, in_savepoint, dirty, stopping;
@@ -60,6 +78,36 @@ struct store {
 
 static void *commit_loop(void *arg);
 
+/* Runs a transaction-control command (BEGIN, COMMIT, SAVEPOINT ...) on the back end. */
+static tassa_err db_control(store_t *s, const char *sql)
+{
+    if (s->pg)
+        return pg_control(s->pg, sql);
+    return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? TASSA_OK : TASSA_ESTORE;
+}
+
+/* Rows changed on the connection since it opened. */
+static int64_t db_total_changes(store_t *s)
+{
+    return s->pg ? pg_total_changes(s->pg) : sqlite3_total_changes64(s->db);
+}
+
+static const char *META_TABLE = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value "
+                                "TEXT NOT NULL);";
+
+/* Connects to the PostgreSQL database at url and creates the meta table. */
+static bool open_pg(store_t *s, const char *url, errmsg_t *em)
+{
+    if (!(s->pg = pg_open(url, em)))
+        return false;
+    errmsg_t why = {{0}};
+    if (pg_exec(s->pg, META_TABLE, &why)) {
+        err_set(em, TASSA_ESTORE, "PostgreSQL database is not usable: %s", why.text);
+        return false;
+    }
+    return true;
+}
+
 store_t *store_open(const char *path, errmsg_t *em)
 {
     store_t *s = calloc(1, sizeof *s);
@@ -71,6 +119,13 @@ store_t *store_open(const char *path, errmsg_t *em)
     pthread_cond_init(&s->work, NULL);
     pthread_mutex_init(&s->done_lock, NULL);
     pthread_cond_init(&s->done, NULL);
+    snprintf(s->where, sizeof s->where, "%s", path);
+    if (pg_is_url(path)) {
+        if (!open_pg(s, path, em))
+            goto fail;
+        pg_describe(s->pg, s->where, sizeof s->where);
+        goto start;
+    }
     int rc = sqlite3_open_v2(
         path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -82,18 +137,19 @@ store_t *store_open(const char *path, errmsg_t *em)
     char *msg = NULL;
     /* WAL + synchronous=FULL: a committed transaction is on disk before we answer. A 64 MiB
      * page cache and memory-mapped reads keep large tables off the read(2) path. */
-    rc =
-        sqlite3_exec(s->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                     "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; "
-                     "PRAGMA mmap_size=268435456; "
-                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-                     NULL, NULL, &msg);
+    rc = sqlite3_exec(s->db,
+                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                      "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; "
+                      "PRAGMA mmap_size=268435456; ",
+                      NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, META_TABLE, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         err_set(em, TASSA_ESTORE, "data file %s is not usable: %s", path, msg ? msg : "?");
         sqlite3_free(msg);
         goto fail;
     }
+start:
     if (pthread_create(&s->committer, NULL, commit_loop, s) != 0) {
         err_set(em, TASSA_EINTERNAL, "cannot start the commit thread");
         goto fail;
@@ -122,6 +178,7 @@ void store_close(store_t *s)
     }
     if (s->db)
         sqlite3_close_v2(s->db);
+    pg_close(s->pg);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->done_lock);
@@ -131,6 +188,14 @@ void store_close(store_t *s)
 
 int store_claim(const char *path, errmsg_t *em)
 {
+    /* Several nodes share one PostgreSQL database on purpose: there is no file to claim. The
+     * descriptor (of /dev/null) only keeps the contract of store_claim_release. */
+    if (pg_is_url(path)) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            err_set(em, TASSA_ESTORE, "cannot open /dev/null: %s", strerror(errno));
+        return fd;
+    }
     char lock_path[4096];
     if (snprintf(lock_path, sizeof lock_path, "%s.lock", path) >= (int)sizeof lock_path) {
         err_set(em, TASSA_EINVAL, "data file path too long");
@@ -167,14 +232,16 @@ void store_lock(store_t *s)
     pthread_mutex_lock(&s->lock);
     atomic_fetch_sub(&s->queued, 1);
     if (!s->open_txn) {
-        if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK) {
+        if (s->pg && !pg_ensure(s->pg)) {
+            /* no connection: the query layer answers TASSA_ESTORE until it is back */
+        } else if (db_control(s, "BEGIN") == TASSA_OK) {
             s->open_txn = true;
             s->epoch++;
         } else {
-            log_error("event=store_begin_failed err=\"%s\"", sqlite3_errmsg(s->db));
+            log_error("event=store_begin_failed err=\"%s\"", store_errmsg(s));
         }
     }
-    s->changes_at_lock = sqlite3_total_changes64(s->db);
+    s->changes_at_lock = db_total_changes(s);
 }
 
 /* Seconds since t0 (CLOCK_MONOTONIC). */
@@ -187,7 +254,7 @@ static double seconds_since(const struct timespec *t0)
 
 tassa_err store_unlock(store_t *s)
 {
-    if (sqlite3_total_changes64(s->db) != s->changes_at_lock) {
+    if (db_total_changes(s) != s->changes_at_lock) {
         s->dirty = true;
         s->batch_writers++;
     }
@@ -197,7 +264,7 @@ tassa_err store_unlock(store_t *s)
         pthread_cond_signal(&s->work);
     } else if (s->open_txn) {
         /* Nothing to make durable: end the read transaction at once. */
-        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+        db_control(s, "COMMIT");
         s->open_txn = false;
     }
     pthread_mutex_unlock(&s->lock);
@@ -231,14 +298,16 @@ static void *commit_loop(void *arg)
         uint64_t epoch = s->epoch;
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        bool ok = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+        bool ok = db_control(s, "COMMIT") == TASSA_OK;
         metrics_add(M_COMMIT_SECONDS, seconds_since(&t0), NULL);
         metrics_add(M_COMMIT_BATCH, s->batch_writers, NULL);
         s->batch_writers = 0;
         if (!ok) {
             log_error("event=store_commit_failed epoch=%llu err=\"%s\"", (unsigned long long)epoch,
-                      sqlite3_errmsg(s->db));
-            if (!sqlite3_get_autocommit(s->db))
+                      store_errmsg(s));
+            if (s->pg)
+                pg_control(s->pg, "ROLLBACK");
+            else if (!sqlite3_get_autocommit(s->db))
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         }
         s->open_txn = false;
@@ -258,6 +327,8 @@ static void *commit_loop(void *arg)
 
 tassa_err store_exec(store_t *s, const char *sql, errmsg_t *em)
 {
+    if (s->pg)
+        return pg_exec(s->pg, sql, em);
     char *msg = NULL;
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
@@ -281,8 +352,8 @@ tassa_err store_schema(store_t *s, const char *sql, errmsg_t *em)
 
 tassa_err store_begin(store_t *s)
 {
-    if (s->in_savepoint || sqlite3_exec(s->db, "SAVEPOINT op", NULL, NULL, NULL) != SQLITE_OK) {
-        log_error("event=store_begin_failed err=\"%s\"", sqlite3_errmsg(s->db));
+    if (s->in_savepoint || db_control(s, "SAVEPOINT op") != TASSA_OK) {
+        log_error("event=store_begin_failed err=\"%s\"", store_errmsg(s));
         return TASSA_ESTORE;
     }
     s->in_savepoint = true;
@@ -294,8 +365,8 @@ tassa_err store_commit(store_t *s)
     if (!s->in_savepoint)
         return TASSA_ESTORE;
     s->in_savepoint = false;
-    if (sqlite3_exec(s->db, "RELEASE op", NULL, NULL, NULL) != SQLITE_OK) {
-        log_error("event=store_release_failed err=\"%s\"", sqlite3_errmsg(s->db));
+    if (db_control(s, "RELEASE op") != TASSA_OK) {
+        log_error("event=store_release_failed err=\"%s\"", store_errmsg(s));
         return TASSA_ESTORE;
     }
     return TASSA_OK;
@@ -306,7 +377,7 @@ void store_rollback(store_t *s)
     if (!s->in_savepoint)
         return;
     s->in_savepoint = false;
-    sqlite3_exec(s->db, "ROLLBACK TO op; RELEASE op", NULL, NULL, NULL);
+    db_control(s, "ROLLBACK TO op; RELEASE op");
 }
 
 static size_t sql_hash(const char *sql)
@@ -329,18 +400,30 @@ static cached_stmt_t *cache_slot(store_t *s, const char *sql)
     return NULL;
 }
 
-/* The SQLite implementation of store_stmt_t is the sqlite3_stmt itself. */
-static sqlite3_stmt *raw(store_stmt_t *st)
+/* A statement given out by store_prepare: the cached SQLite slot's, or a new malloc'd one. */
+static store_stmt_t *wrap(sqlite3_stmt *sq, pg_stmt_t *pg)
 {
-    return (sqlite3_stmt *)st;
+    store_stmt_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        sqlite3_finalize(sq);
+        pg_release(pg);
+        return NULL;
+    }
+    h->sq = sq;
+    h->pg = pg;
+    return h;
 }
 
 store_stmt_t *store_prepare(store_t *s, const char *sql)
 {
+    if (s->pg) {
+        pg_stmt_t *pg = pg_prepare(s->pg, sql);
+        return pg ? wrap(NULL, pg) : NULL;
+    }
     cached_stmt_t *c = cache_slot(s, sql);
     if (c && c->st && !c->in_use) {
         c->in_use = true;
-        return (store_stmt_t *)c->st;
+        return &c->h;
     }
     sqlite3_stmt *st = NULL;
     bool keep = c && !c->sql;
@@ -352,32 +435,38 @@ store_stmt_t *store_prepare(store_t *s, const char *sql)
     if (keep && (c->sql = strdup(sql))) {
         c->st = st;
         c->in_use = true;
+        c->h = (store_stmt_t){.sq = st, .slot = c};
+        return &c->h;
     }
-    return (store_stmt_t *)st;
+    return wrap(st, NULL);
 }
 
 void store_reset(store_stmt_t *st)
 {
     if (!st)
         return;
-    sqlite3_reset(raw(st));
-    sqlite3_clear_bindings(raw(st));
-}
-
-void store_release(store_t *s, store_stmt_t *handle)
-{
-    if (!handle)
-        return;
-    sqlite3_stmt *st = raw(handle);
-    const char *sql = sqlite3_sql(st);
-    cached_stmt_t *c = sql ? cache_slot(s, sql) : NULL;
-    if (c && c->st == st) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        c->in_use = false;
+    if (st->pg) {
+        pg_reset(st->pg);
         return;
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st->sq);
+    sqlite3_clear_bindings(st->sq);
+}
+
+void store_release(store_t *s, store_stmt_t *st)
+{
+    (void)s;
+    if (!st)
+        return;
+    if (st->slot) {
+        sqlite3_reset(st->sq);
+        sqlite3_clear_bindings(st->sq);
+        st->slot->in_use = false;
+        return;
+    }
+    pg_release(st->pg);
+    sqlite3_finalize(st->sq);
+    free(st);
 }
 
 /* The tassa_err for a bind's SQLite result code, logging a failure. */
@@ -386,44 +475,59 @@ static tassa_err bound(store_stmt_t *st, int i, int rc)
     if (rc == SQLITE_OK)
         return TASSA_OK;
     log_error("event=store_bind_failed index=%d err=\"%s\"", i,
-              sqlite3_errmsg(sqlite3_db_handle(raw(st))));
+              sqlite3_errmsg(sqlite3_db_handle(st->sq)));
     return TASSA_ESTORE;
 }
 
 tassa_err store_bind_text(store_stmt_t *st, int i, const char *v)
 {
+    if (st->pg)
+        return pg_bind(st->pg, i, v, v ? strlen(v) : 0, false, false);
     return bound(st, i,
-                 v ? sqlite3_bind_text(raw(st), i, v, -1, SQLITE_STATIC)
-                   : sqlite3_bind_null(raw(st), i));
+                 v ? sqlite3_bind_text(st->sq, i, v, -1, SQLITE_STATIC)
+                   : sqlite3_bind_null(st->sq, i));
 }
 
 tassa_err store_bind_text_copy(store_stmt_t *st, int i, const char *v)
 {
+    if (st->pg)
+        return pg_bind(st->pg, i, v, v ? strlen(v) : 0, false, true);
     return bound(st, i,
-                 v ? sqlite3_bind_text(raw(st), i, v, -1, SQLITE_TRANSIENT)
-                   : sqlite3_bind_null(raw(st), i));
+                 v ? sqlite3_bind_text(st->sq, i, v, -1, SQLITE_TRANSIENT)
+                   : sqlite3_bind_null(st->sq, i));
 }
 
 tassa_err store_bind_int64(store_stmt_t *st, int i, int64_t v)
 {
-    return bound(st, i, sqlite3_bind_int64(raw(st), i, v));
+    if (st->pg) {
+        char num[24];
+        int n = snprintf(num, sizeof num, "%lld", (long long)v);
+        return pg_bind(st->pg, i, num, (size_t)n, false, true);
+    }
+    return bound(st, i, sqlite3_bind_int64(st->sq, i, v));
 }
 
 tassa_err store_bind_null(store_stmt_t *st, int i)
 {
-    return bound(st, i, sqlite3_bind_null(raw(st), i));
+    if (st->pg)
+        return pg_bind(st->pg, i, NULL, 0, false, false);
+    return bound(st, i, sqlite3_bind_null(st->sq, i));
 }
 
 tassa_err store_bind_blob(store_stmt_t *st, int i, const void *v, size_t n)
 {
+    if (st->pg) /* binary format: the raw bytes, for a bytea (or text) parameter */
+        return pg_bind(st->pg, i, n ? v : "", n, true, false);
     if (n > INT32_MAX)
         return bound(st, i, SQLITE_TOOBIG);
-    return bound(st, i, sqlite3_bind_blob(raw(st), i, n ? v : "", (int)n, SQLITE_STATIC));
+    return bound(st, i, sqlite3_bind_blob(st->sq, i, n ? v : "", (int)n, SQLITE_STATIC));
 }
 
 int store_step(store_stmt_t *st)
 {
-    switch (sqlite3_step(raw(st))) {
+    if (st->pg)
+        return pg_step(st->pg);
+    switch (sqlite3_step(st->sq)) {
     case SQLITE_ROW: return STORE_ROW;
     case SQLITE_DONE: return STORE_DONE;
     case SQLITE_CONSTRAINT: return TASSA_ECONFLICT;
@@ -433,42 +537,62 @@ int store_step(store_stmt_t *st)
 
 const char *store_col_text(store_stmt_t *st, int i)
 {
-    return (const char *)sqlite3_column_text(raw(st), i);
+    if (st->pg)
+        return pg_col_text(st->pg, i);
+    return (const char *)sqlite3_column_text(st->sq, i);
 }
 
 const void *store_col_blob(store_stmt_t *st, int i)
 {
-    return sqlite3_column_blob(raw(st), i);
+    if (st->pg)
+        return pg_col_blob(st->pg, i);
+    return sqlite3_column_blob(st->sq, i);
 }
 
 size_t store_col_bytes(store_stmt_t *st, int i)
 {
-    return (size_t)sqlite3_column_bytes(raw(st), i);
+    if (st->pg)
+        return pg_col_bytes(st->pg, i);
+    return (size_t)sqlite3_column_bytes(st->sq, i);
 }
 
 int64_t store_col_int64(store_stmt_t *st, int i)
 {
-    return sqlite3_column_int64(raw(st), i);
+    if (st->pg) { /* text results: numbers, or t/f for a boolean */
+        const char *v = pg_col_text(st->pg, i);
+        if (!v)
+            return 0;
+        if (v[0] == 't' || v[0] == 'f')
+            return v[0] == 't';
+        return strtoll(v, NULL, 10);
+    }
+    return sqlite3_column_int64(st->sq, i);
 }
 
 double store_col_double(store_stmt_t *st, int i)
 {
-    return sqlite3_column_double(raw(st), i);
+    if (st->pg) {
+        const char *v = pg_col_text(st->pg, i);
+        return v ? strtod(v, NULL) : 0;
+    }
+    return sqlite3_column_double(st->sq, i);
 }
 
 bool store_col_is_null(store_stmt_t *st, int i)
 {
-    return sqlite3_column_type(raw(st), i) == SQLITE_NULL;
+    if (st->pg)
+        return pg_col_is_null(st->pg, i);
+    return sqlite3_column_type(st->sq, i) == SQLITE_NULL;
 }
 
 int64_t store_changes(store_t *s)
 {
-    return sqlite3_changes64(s->db);
+    return s->pg ? pg_changes(s->pg) : sqlite3_changes64(s->db);
 }
 
 const char *store_errmsg(store_t *s)
 {
-    return sqlite3_errmsg(s->db);
+    return s->pg ? pg_errmsg(s->pg) : sqlite3_errmsg(s->db);
 }
 
 tassa_err store_meta_get(store_t *s, const char *key, char **out)
@@ -512,6 +636,11 @@ out:
     return err ? err : durable;
 }
 
+const char *store_where(const store_t *s)
+{
+    return s->where;
+}
+
 int64_t store_now_ms(void)
 {
     struct timespec ts;
@@ -521,5 +650,7 @@ int64_t store_now_ms(void)
 
 void store_lib_versions(char *out, size_t n)
 {
-    snprintf(out, n, "sqlite %s (built with %s)", sqlite3_libversion(), SQLITE_VERSION);
+    char pq[64];
+    pg_lib_version(pq, sizeof pq);
+    snprintf(out, n, "sqlite %s (built with %s)\n%s", sqlite3_libversion(), SQLITE_VERSION, pq);
 }

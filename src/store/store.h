@@ -1,5 +1,6 @@
-/* store.h - the door to persistence: one SQLite file in WAL mode with full fsync, and group
- * commit, and the small portable query layer that every engine uses on it.
+/* store.h - the door to persistence: one SQLite file in WAL mode with full fsync, or one
+ * PostgreSQL database (a postgres:// or postgresql:// URL, libpq), with group commit, and the
+ * small portable query layer that every engine uses on it.
  *
  * One connection is shared by the engines and guarded by the store lock: take it with
  * store_lock() around every use of the query layer below, keep the critical section short and do no
@@ -41,12 +42,21 @@ enum {
     STORE_ROW = 1,  /* a result row is ready for store_col_* */
 };
 
-/* Opens (creating if needed) the data file at path. NULL with a detail in em on failure
- * (unwritable folder, not a tassa/SQLite file, locked by another process). */
+/* Opens (creating if needed) the data file at path, or connects to the PostgreSQL database when
+ * path is a postgres:// or postgresql:// URL (one connection; parameters text, results text;
+ * SQLSTATE 23xxx is TASSA_ECONFLICT; a lost connection answers TASSA_ESTORE and is retried with
+ * back-off at the next store_lock). NULL with a detail in em on failure (unwritable folder, not
+ * a tassa/SQLite file, locked by another process; an unreachable database gives one line
+ * naming host and port, never the password). */
 store_t *store_open(const char *path, errmsg_t *em);
 
-/* Writes "sqlite RUNTIME (built with COMPILED)" (SQLite's run-time version and the one tassa
- * was compiled with), NUL-terminated and cut to n bytes, into out. Any thread. */
+/* Where s keeps its data, for logs: the data file's path, or "postgres://USER@HOST:PORT/DB"
+ * without the password or other URL options. Borrowed from s. Any thread. */
+const char *store_where(const store_t *s);
+
+/* Writes "sqlite RUNTIME (built with COMPILED)\nlibpq VERSION" (SQLite's run-time version and
+ * the one tassa was compiled with; libpq's), NUL-terminated and cut to n bytes, into out. Any
+ * thread. */
 void store_lib_versions(char *out, size_t n);
 
 /* Closes the file and frees s. Accepts NULL. */
@@ -58,7 +68,9 @@ void store_close(store_t *s);
  * store_claim_release or the process exits. Returns the lock's descriptor (>= 0), or -1 with a
  * detail in em: TASSA_ECONFLICT-style "data file ... is in use by another tassa process" when
  * another process holds it, or why the lock file cannot be opened. Tools that only read or
- * add credentials (`tassa credentials`, `user-token`) do not claim. Call from the main thread. */
+ * add credentials (`tassa credentials`, `user-token`) do not claim. A PostgreSQL URL claims
+ * nothing (several nodes may share the database) and returns a descriptor of /dev/null. Call
+ * from the main thread. */
 int store_claim(const char *path, errmsg_t *em);
 
 /* Releases a claim from store_claim. Accepts -1. */
@@ -153,8 +165,8 @@ int64_t store_now_ms(void);
  * backup.c): a consistent snapshot holding every write committed before it began, as one
  * self-contained file (journal mode DELETE), checked, synced and renamed into place. Refuses an
  * existing dst unless force (TASSA_ECONFLICT), and dst == src (TASSA_EINVAL). TASSA_ENOTFOUND
- * when src does not exist, TASSA_ESTORE with a detail otherwise. Any thread; opens its own
- * connections. */
+ * when src does not exist, TASSA_EINVAL for a PostgreSQL URL (use pg_dump), TASSA_ESTORE with
+ * a detail otherwise. Any thread; opens its own connections. */
 tassa_err store_backup(const char *src, const char *dst, bool force, errmsg_t *em);
 
 #endif

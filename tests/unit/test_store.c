@@ -1,5 +1,9 @@
-/* test_store.c - the store's portable query layer on a real SQLite data file. */
+/* test_store.c - the store's portable query layer on a real SQLite data file, and the same
+ * cases on a real PostgreSQL database when TASSA_TEST_PG_URL is set (ctest's
+ * unit_test_store_pg sets it through tools/pg_scratch.sh, which starts a throw-away cluster). */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,9 +17,17 @@
 #include "store/store.h"
 
 typedef struct {
-    char path[64];
+    char path[512]; /* the data file, or the PostgreSQL URL */
+    bool pg;
     store_t *s;
 } fx_t;
+
+/* The PostgreSQL database of this run, or NULL (SQLite). */
+static const char *pg_url;
+
+static const char *PG_SCHEMA = "DROP TABLE IF EXISTS items; CREATE TABLE items (id TEXT PRIMARY "
+                               "KEY, n BIGINT, note TEXT, raw BYTEA, score DOUBLE PRECISION);"
+                               "CREATE INDEX IF NOT EXISTS items_n ON items (n);";
 
 static const char *SCHEMA = "CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY KEY, n INTEGER, "
                             "note TEXT, raw BLOB, score REAL);"
@@ -24,14 +36,21 @@ static const char *SCHEMA = "CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY K
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
-    snprintf(f->path, sizeof f->path, "/tmp/tassa-store-XXXXXX");
-    int fd = mkstemp(f->path);
-    if (fd < 0)
-        return -1;
-    close(fd);
+    if (pg_url) {
+        f->pg = true;
+        snprintf(f->path, sizeof f->path, "%s", pg_url);
+    } else {
+        snprintf(f->path, sizeof f->path, "/tmp/tassa-store-XXXXXX");
+        int fd = mkstemp(f->path);
+        if (fd < 0)
+            return -1;
+        close(fd);
+    }
     errmsg_t em = {{0}};
     f->s = store_open(f->path, &em);
-    if (!f->s || store_schema(f->s, SCHEMA, &em) != TASSA_OK)
+    if (!f->s)
+        fprintf(stderr, "store_open: %s\n", em.text);
+    if (!f->s || store_schema(f->s, f->pg ? PG_SCHEMA : SCHEMA, &em) != TASSA_OK)
         return -1;
     *state = f;
     return 0;
@@ -41,7 +60,11 @@ static int teardown(void **state)
 {
     fx_t *f = *state;
     store_close(f->s);
-    char side[80];
+    if (f->pg) {
+        free(f);
+        return 0;
+    }
+    char side[600];
     unlink(f->path);
     snprintf(side, sizeof side, "%s-wal", f->path);
     unlink(side);
@@ -160,6 +183,173 @@ static void constraint_and_changes(void **state)
     assert_int_equal(store_changes(f->s), 0);
     store_release(f->s, st);
     assert_int_equal(store_unlock(f->s), TASSA_OK);
+    /* the refused write undid only itself: the group transaction committed the rest */
+    store_lock(f->s);
+    assert_int_equal(count_items(f->s), 3);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
+/* ?N names a parameter more than once; a ? inside quotes is text, not a parameter. */
+static void numbered_and_quoted_placeholders(void **state)
+{
+    fx_t *f = *state;
+    store_lock(f->s);
+    store_stmt_t *st = store_prepare(f->s, "INSERT INTO items (id, n, note) VALUES (?1, ?2, ?1)");
+    assert_non_null(st);
+    assert_int_equal(store_bind_text(st, 1, "twice"), TASSA_OK);
+    assert_int_equal(store_bind_int64(st, 2, -7), TASSA_OK);
+    assert_int_equal(store_step(st), STORE_DONE);
+    store_release(f->s, st);
+    st = store_prepare(f->s, "SELECT note, n, '?' FROM items WHERE id = ? AND note <> 'a?b'");
+    assert_non_null(st);
+    assert_int_equal(store_bind_text(st, 1, "twice"), TASSA_OK);
+    assert_int_equal(store_step(st), STORE_ROW);
+    assert_string_equal(store_col_text(st, 0), "twice");
+    assert_true(store_col_int64(st, 1) == -7);
+    assert_string_equal(store_col_text(st, 2), "?");
+    assert_int_equal(store_step(st), STORE_DONE);
+    store_release(f->s, st);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
+/* Several threads writing at once: every write is committed (group commit) and counted. */
+typedef struct {
+    store_t *s;
+    int base;
+    int failures;
+} writer_t;
+
+static void *write_rows(void *arg)
+{
+    writer_t *w = arg;
+    for (int i = 0; i < 20; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "w%d-%d", w->base, i);
+        store_lock(w->s);
+        store_stmt_t *st = store_prepare(w->s, "INSERT INTO items (id, n) VALUES (?, ?)");
+        if (!st || store_bind_text_copy(st, 1, id) || store_bind_int64(st, 2, i) ||
+            store_step(st) != STORE_DONE)
+            w->failures++;
+        store_release(w->s, st);
+        if (store_unlock(w->s) != TASSA_OK)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static void concurrent_writers_all_commit(void **state)
+{
+    fx_t *f = *state;
+    pthread_t t[4];
+    writer_t w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (writer_t){.s = f->s, .base = i};
+        assert_int_equal(pthread_create(&t[i], NULL, write_rows, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+    store_close(f->s); /* reopen: the rows are durable, not only in the connection */
+    errmsg_t em = {{0}};
+    f->s = store_open(f->path, &em);
+    assert_non_null(f->s);
+    store_lock(f->s);
+    assert_int_equal(count_items(f->s), 80);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
+/* An unreachable PostgreSQL database fails store_open with one line naming the host and port,
+ * never the password. Needs no server. */
+static void unreachable_database_is_one_clear_line(void **state)
+{
+    (void)state;
+    errmsg_t em = {{0}};
+    store_t *s = store_open("postgres://tassa:s3cret-pw@127.0.0.1:1/tassa?connect_timeout=5", &em);
+    assert_null(s);
+    assert_non_null(strstr(em.text, "PostgreSQL"));
+    assert_non_null(strstr(em.text, "127.0.0.1"));
+    assert_non_null(strstr(em.text, "port 1"));
+    assert_null(strstr(em.text, "s3cret-pw"));
+    assert_null(strchr(em.text, '\n'));
+    /* no data file named after the URL, and no claim on one */
+    int claim = store_claim("postgres://tassa@127.0.0.1:1/tassa", &em);
+    assert_true(claim >= 0);
+    store_claim_release(claim);
+    assert_int_equal(access("postgres://tassa@127.0.0.1:1/tassa.lock", F_OK), -1);
+}
+
+/* store_where names the data without the password: the path, or user@host:port/db. */
+static void where_never_shows_the_password(void **state)
+{
+    fx_t *f = *state;
+    if (!f->pg) {
+        assert_string_equal(store_where(f->s), f->path);
+        return;
+    }
+    const char *at = strchr(f->path + strlen("postgres://"), '@'); /* postgres://tassa@... */
+    assert_non_null(at);
+    char url[600];
+    snprintf(url, sizeof url, "%.*s:pw-h1dden%s", (int)(at - f->path), f->path, at);
+    errmsg_t em = {{0}};
+    store_t *s = store_open(url, &em); /* trust authentication ignores the password */
+    assert_non_null(s);
+    assert_null(strstr(store_where(s), "pw-h1dden"));
+    assert_non_null(strstr(store_where(s), "tassa@127.0.0.1:"));
+    store_close(s);
+}
+
+/* Runs "$TASSA_TEST_PG_SCRATCH VERB $TASSA_TEST_PG_DIR" (stop or restart the server). */
+static int scratch(const char *verb)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' %s '%s'", getenv("TASSA_TEST_PG_SCRATCH"), verb,
+             getenv("TASSA_TEST_PG_DIR"));
+    return system(cmd);
+}
+
+/* A lost connection (the server stops) answers TASSA_ESTORE, never a hang or a silent success;
+ * once the server is back the store reconnects by itself and nothing committed is lost. */
+static void lost_connection_fails_then_reconnects(void **state)
+{
+    fx_t *f = *state;
+    if (!f->pg)
+        return; /* PostgreSQL only: a SQLite file cannot go away like this */
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "before", 1, NULL), STORE_DONE);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+    assert_int_equal(scratch("stop"), 0);
+
+    store_lock(f->s);
+    store_stmt_t *st = store_prepare(f->s, "INSERT INTO items (id, n) VALUES ('during', 2)");
+    int rc = st ? store_step(st) : TASSA_ESTORE;
+    store_release(f->s, st);
+    tassa_err durable = store_unlock(f->s);
+    assert_true(rc == TASSA_ESTORE || durable == TASSA_ESTORE);
+
+    assert_int_equal(scratch("restart"), 0);
+    bool back = false;
+    for (int i = 0; i < 200 && !back; i++) { /* back-off is at most 8 s */
+        store_lock(f->s);
+        back = store_exec(f->s, "SELECT 1", NULL) == TASSA_OK;
+        store_unlock(f->s);
+        if (!back)
+            usleep(100 * 1000);
+    }
+    assert_true(back);
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "after", 3, NULL), STORE_DONE);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+    store_lock(f->s);
+    st = store_prepare(f->s, "SELECT id FROM items ORDER BY n");
+    assert_non_null(st);
+    assert_int_equal(store_step(st), STORE_ROW);
+    assert_string_equal(store_col_text(st, 0), "before");
+    assert_int_equal(store_step(st), STORE_ROW);
+    assert_string_equal(store_col_text(st, 0), "after");
+    assert_int_equal(store_step(st), STORE_DONE);
+    store_release(f->s, st);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
 }
 
 /* Bad SQL fails cleanly: NULL from store_prepare, TASSA_ESTORE with a detail from store_exec,
@@ -204,7 +394,8 @@ static void statements_are_cached_not_shared(void **state)
     assert_int_equal(store_col_int64(a, 0), 5);
     store_release(f->s, a);
     store_stmt_t *c = store_prepare(f->s, sql);
-    assert_ptr_equal(c, a);
+    if (!f->pg) /* PostgreSQL caches the server-side statement, not the handle */
+        assert_ptr_equal(c, a);
     /* it comes back reset, with its binds cleared */
     assert_int_equal(store_step(c), STORE_DONE);
     store_release(f->s, c);
@@ -238,6 +429,10 @@ static void writes_survive_reopening(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(numbered_and_quoted_placeholders, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_writers_all_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(where_never_shows_the_password, setup, teardown),
+        cmocka_unit_test_setup_teardown(lost_connection_fails_then_reconnects, setup, teardown),
         cmocka_unit_test_setup_teardown(binds_and_columns_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(text_binds_borrow_or_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(constraint_and_changes, setup, teardown),
@@ -245,5 +440,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(statements_are_cached_not_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(writes_survive_reopening, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("store on SQLite", tests, NULL, NULL);
+    const struct CMUnitTest plain[] = {
+        cmocka_unit_test(unreachable_database_is_one_clear_line),
+    };
+    failed += cmocka_run_group_tests_name("store without a server", plain, NULL, NULL);
+    pg_url = getenv("TASSA_TEST_PG_URL");
+    if (pg_url && *pg_url)
+        failed += cmocka_run_group_tests_name("store on PostgreSQL", tests, NULL, NULL);
+    return failed;
 }

@@ -1,0 +1,549 @@
+/* store_pg.c - the PostgreSQL back end of the store (libpq): one connection, prepared
+ * statements cached per SQL text, text parameters and results.
+ *
+ * store.c drives it exactly as it drives SQLite: the group transaction (BEGIN ... COMMIT by the
+ * committer thread), SAVEPOINT op for store_begin, and the query layer. PostgreSQL aborts the
+ * whole transaction on any failed statement, where SQLite fails only that statement; so every
+ * statement inside a transaction runs under its own savepoint (tassa_stmt) and a failure rolls
+ * back to it: a refused write undoes only itself, as on SQLite.
+ *
+ * Lost connection: every call then fails with TASSA_ESTORE (the open group transaction is gone,
+ * and its waiters get TASSA_ESTORE); pg_ensure, called at each store_lock, reconnects with
+ * back-off (0.25 s doubling to 8 s) and prepares statements again on the new connection.
+ *
+ * Layer: store.
+ */
+#include "store/store_impl.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "store/store.h"
+
+#define PG_CACHE  512
+#define BYTEA_OID 17
+
+typedef struct {
+    char *sql;    /* the text given to store_prepare (key) */
+    char *pgsql;  /* with $N placeholders */
+    int nparams;  /* highest $N */
+    uint64_t gen; /* connection generation it was prepared on (0 = never) */
+    char name[16];
+} pg_entry_t;
+
+struct pg_conn {
+    PGconn *conn;
+    uint64_t gen; /* bumped at each (re)connection: prepared statements are per connection */
+    int64_t total, last;
+    double retry_at, backoff; /* reconnect no sooner than retry_at (monotonic seconds) */
+    char err[512];
+    pg_entry_t cache[PG_CACHE];
+};
+
+struct pg_stmt {
+    pg_conn_t *c;
+    pg_entry_t *e;
+    pg_entry_t own; /* when the cache is full: prepared unnamed, every time */
+    const char **vals;
+    int *lens, *fmts;
+    char **owned;
+    PGresult *res;
+    int row, rows;
+    bool ran, done;
+    unsigned char **decoded; /* bytea columns of the current row, unescaped */
+    size_t *declen;
+};
+
+bool pg_is_url(const char *where)
+{
+    return where &&
+           (strncmp(where, "postgres://", 11) == 0 || strncmp(where, "postgresql://", 13) == 0);
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Copies libpq's message into c->err on one line (a message may span several lines). */
+static void set_err(pg_conn_t *c, const char *msg)
+{
+    snprintf(c->err, sizeof c->err, "%s", msg && *msg ? msg : "unknown PostgreSQL error");
+    size_t n = strlen(c->err);
+    while (n && (c->err[n - 1] == '\n' || c->err[n - 1] == ' '))
+        c->err[--n] = '\0';
+    for (char *p = c->err; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+}
+
+static void quiet_notices(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message; /* "relation ... already exists, skipping" and the like */
+}
+
+pg_conn_t *pg_open(const char *url, errmsg_t *em)
+{
+    pg_conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        err_set(em, TASSA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    c->conn = PQconnectdb(url);
+    if (!c->conn) {
+        err_set(em, TASSA_ENOMEM, "out of memory");
+        free(c);
+        return NULL;
+    }
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        /* Never the URL: it may hold the password. */
+        set_err(c, PQerrorMessage(c->conn));
+        const char *host = PQhost(c->conn), *port = PQport(c->conn);
+        err_set(em, TASSA_ESTORE, "cannot connect to PostgreSQL at host %s port %s: %s",
+                host && *host ? host : "(default)", port && *port ? port : "(default)", c->err);
+        pg_close(c);
+        return NULL;
+    }
+    PQsetNoticeProcessor(c->conn, quiet_notices, NULL);
+    c->gen = 1;
+    c->backoff = 0.25;
+    return c;
+}
+
+void pg_close(pg_conn_t *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < PG_CACHE; i++) {
+        free(c->cache[i].sql);
+        free(c->cache[i].pgsql);
+    }
+    PQfinish(c->conn);
+    free(c);
+}
+
+bool pg_ensure(pg_conn_t *c)
+{
+    if (PQstatus(c->conn) == CONNECTION_OK)
+        return true;
+    double now = mono_now();
+    if (now < c->retry_at)
+        return false;
+    PQreset(c->conn);
+    if (PQstatus(c->conn) == CONNECTION_OK) {
+        PQsetNoticeProcessor(c->conn, quiet_notices, NULL);
+        c->gen++;
+        c->backoff = 0.25;
+        log_info("event=store_reconnected");
+        return true;
+    }
+    set_err(c, PQerrorMessage(c->conn));
+    log_error("event=store_reconnect_failed retry_s=%.2f err=\"%s\"", c->backoff, c->err);
+    c->retry_at = now + c->backoff;
+    if (c->backoff < 8)
+        c->backoff *= 2;
+    return false;
+}
+
+static bool in_txn(pg_conn_t *c)
+{
+    return PQtransactionStatus(c->conn) == PQTRANS_INTRANS;
+}
+
+tassa_err pg_control(pg_conn_t *c, const char *sql)
+{
+    PGresult *r = PQexec(c->conn, sql);
+    bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        set_err(c, PQerrorMessage(c->conn));
+    PQclear(r);
+    return ok ? TASSA_OK : TASSA_ESTORE;
+}
+
+/* Rows changed by a finished command: INSERT/UPDATE/DELETE/MERGE only (as sqlite3_changes). */
+static int64_t changed(PGresult *r)
+{
+    const char *status = PQcmdStatus(r);
+    if (strncmp(status, "INSERT", 6) && strncmp(status, "UPDATE", 6) &&
+        strncmp(status, "DELETE", 6) && strncmp(status, "MERGE", 5))
+        return 0;
+    return strtoll(PQcmdTuples(r), NULL, 10);
+}
+
+tassa_err pg_exec(pg_conn_t *c, const char *sql, errmsg_t *em)
+{
+    bool inner = in_txn(c);
+    if (inner && pg_control(c, "SAVEPOINT tassa_stmt")) {
+        err_set(em, TASSA_ESTORE, "%s", c->err);
+        return TASSA_ESTORE;
+    }
+    tassa_err err = TASSA_OK;
+    if (!PQsendQuery(c->conn, sql)) {
+        set_err(c, PQerrorMessage(c->conn));
+        err = TASSA_ESTORE;
+    } else {
+        PGresult *r;
+        while ((r = PQgetResult(c->conn))) {
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+                c->last = changed(r);
+                c->total += c->last;
+            } else if (!err) {
+                set_err(c, PQresultErrorMessage(r));
+                err = TASSA_ESTORE;
+            }
+            PQclear(r);
+        }
+    }
+    if (err)
+        err_set(em, TASSA_ESTORE, "%s", c->err);
+    if (inner && PQstatus(c->conn) == CONNECTION_OK)
+        pg_control(c, err ? "ROLLBACK TO SAVEPOINT tassa_stmt; RELEASE SAVEPOINT tassa_stmt"
+                          : "RELEASE SAVEPOINT tassa_stmt");
+    return err;
+}
+
+int64_t pg_total_changes(pg_conn_t *c)
+{
+    return c->total;
+}
+
+int64_t pg_changes(pg_conn_t *c)
+{
+    return c->last;
+}
+
+const char *pg_errmsg(pg_conn_t *c)
+{
+    return c->err;
+}
+
+char *pg_rewrite(const char *sql, int *nparams)
+{
+    size_t n = strlen(sql);
+    char *out = malloc(n * 4 + 16); /* "?" -> "$NNN" at most */
+    if (!out)
+        return NULL;
+    char *o = out;
+    int next = 0, max = 0;
+    char quote = 0;
+    for (const char *p = sql; *p; p++) {
+        if (quote) {
+            if (*p == quote)
+                quote = 0;
+            *o++ = *p;
+        } else if (*p == '\'' || *p == '"') {
+            quote = *p;
+            *o++ = *p;
+        } else if (*p == '?') {
+            int k;
+            if (p[1] >= '0' && p[1] <= '9') {
+                k = 0;
+                while (p[1] >= '0' && p[1] <= '9' && k < 100000)
+                    k = k * 10 + (*++p - '0');
+            } else {
+                k = ++next;
+            }
+            if (k > max)
+                max = k;
+            o += sprintf(o, "$%d", k);
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    *nparams = max;
+    return out;
+}
+
+static size_t sql_hash(const char *sql)
+{
+    size_t h = 5381;
+    for (; *sql; sql++)
+        h = h * 33 + (unsigned char)*sql;
+    return h;
+}
+
+/* PQprepare of e on the connection, under a savepoint inside a transaction (a failed prepare
+ * would abort the transaction otherwise). */
+static bool server_prepare(pg_conn_t *c, pg_entry_t *e)
+{
+    bool inner = in_txn(c);
+    if (inner && pg_control(c, "SAVEPOINT tassa_stmt"))
+        return false;
+    PGresult *r = PQprepare(c->conn, e->name, e->pgsql, e->nparams, NULL);
+    bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        set_err(c, PQerrorMessage(c->conn));
+    PQclear(r);
+    if (inner && PQstatus(c->conn) == CONNECTION_OK)
+        pg_control(c, ok ? "RELEASE SAVEPOINT tassa_stmt"
+                         : "ROLLBACK TO SAVEPOINT tassa_stmt; RELEASE SAVEPOINT tassa_stmt");
+    return ok;
+}
+
+pg_stmt_t *pg_prepare(pg_conn_t *c, const char *sql)
+{
+    pg_stmt_t *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->c = c;
+    size_t h = sql_hash(sql);
+    for (int probe = 0; probe < 16 && !st->e; probe++) {
+        size_t i = (h + (size_t)probe) % PG_CACHE;
+        pg_entry_t *e = &c->cache[i];
+        if (e->sql && strcmp(e->sql, sql) == 0) {
+            st->e = e;
+        } else if (!e->sql) {
+            e->pgsql = pg_rewrite(sql, &e->nparams);
+            e->sql = e->pgsql ? strdup(sql) : NULL;
+            if (!e->sql) {
+                free(e->pgsql);
+                e->pgsql = NULL;
+                break;
+            }
+            snprintf(e->name, sizeof e->name, "tassa_%zu", i);
+            st->e = e;
+        }
+    }
+    if (!st->e) {
+        st->own.pgsql = pg_rewrite(sql, &st->own.nparams);
+        if (!st->own.pgsql) {
+            free(st);
+            return NULL;
+        }
+        st->e = &st->own;
+    }
+    /* Prepare now, so that bad SQL fails at store_prepare as on SQLite. */
+    if (st->e->gen != c->gen) {
+        if (!server_prepare(c, st->e)) {
+            log_error("event=store_prepare_failed err=\"%s\"", c->err);
+            pg_release(st);
+            return NULL;
+        }
+        if (st->e != &st->own)
+            st->e->gen = c->gen;
+    }
+    int np = st->e->nparams > 0 ? st->e->nparams : 1;
+    st->vals = calloc((size_t)np, sizeof *st->vals);
+    st->lens = calloc((size_t)np, sizeof *st->lens);
+    st->fmts = calloc((size_t)np, sizeof *st->fmts);
+    st->owned = calloc((size_t)np, sizeof *st->owned);
+    if (!st->vals || !st->lens || !st->fmts || !st->owned) {
+        pg_release(st);
+        return NULL;
+    }
+    return st;
+}
+
+static void drop_decoded(pg_stmt_t *st)
+{
+    if (!st->decoded || !st->res)
+        return;
+    int n = PQnfields(st->res);
+    for (int i = 0; i < n; i++) {
+        PQfreemem(st->decoded[i]);
+        st->decoded[i] = NULL;
+    }
+}
+
+static void drop_result(pg_stmt_t *st)
+{
+    drop_decoded(st);
+    free(st->decoded);
+    free(st->declen);
+    st->decoded = NULL;
+    st->declen = NULL;
+    PQclear(st->res);
+    st->res = NULL;
+    st->ran = st->done = false;
+    st->row = st->rows = 0;
+}
+
+void pg_reset(pg_stmt_t *st)
+{
+    if (!st)
+        return;
+    drop_result(st);
+    for (int i = 0; i < st->e->nparams; i++) {
+        free(st->owned[i]);
+        st->owned[i] = NULL;
+        st->vals[i] = NULL;
+        st->lens[i] = st->fmts[i] = 0;
+    }
+}
+
+void pg_release(pg_stmt_t *st)
+{
+    if (!st)
+        return;
+    if (st->vals)
+        pg_reset(st);
+    else
+        drop_result(st);
+    free(st->vals);
+    free(st->lens);
+    free(st->fmts);
+    free(st->owned);
+    free(st->own.pgsql);
+    free(st);
+}
+
+tassa_err pg_bind(pg_stmt_t *st, int i, const char *v, size_t n, bool binary, bool copy)
+{
+    if (i < 1 || i > st->e->nparams || n > INT32_MAX) {
+        set_err(st->c, "bind index out of range");
+        log_error("event=store_bind_failed index=%d err=\"out of range\"", i);
+        return TASSA_ESTORE;
+    }
+    int k = i - 1;
+    free(st->owned[k]);
+    st->owned[k] = NULL;
+    if (v && copy) {
+        if (!(st->owned[k] = malloc(n + 1)))
+            return TASSA_ESTORE;
+        memcpy(st->owned[k], v, n);
+        st->owned[k][n] = '\0';
+        v = st->owned[k];
+    }
+    st->vals[k] = v ? v : NULL;
+    if (v && binary && n == 0)
+        st->vals[k] = ""; /* a zero-length value, not NULL */
+    st->lens[k] = (int)n;
+    st->fmts[k] = binary ? 1 : 0;
+    return TASSA_OK;
+}
+
+int pg_step(pg_stmt_t *st)
+{
+    pg_conn_t *c = st->c;
+    if (st->ran) {
+        if (st->done)
+            return STORE_DONE;
+        drop_decoded(st);
+        if (++st->row < st->rows)
+            return STORE_ROW;
+        st->done = true;
+        return STORE_DONE;
+    }
+    st->ran = true;
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        set_err(c, "connection to PostgreSQL lost");
+        st->done = true;
+        return TASSA_ESTORE;
+    }
+    if (st->e->gen != c->gen && st->e != &st->own) { /* reconnected since prepare */
+        if (!server_prepare(c, st->e)) {
+            st->done = true;
+            return TASSA_ESTORE;
+        }
+        st->e->gen = c->gen;
+    }
+    bool inner = in_txn(c);
+    if (inner && pg_control(c, "SAVEPOINT tassa_stmt")) {
+        st->done = true;
+        return TASSA_ESTORE;
+    }
+    st->res = PQexecPrepared(c->conn, st->e->name, st->e->nparams, st->vals, st->lens, st->fmts, 0);
+    ExecStatusType status = st->res ? PQresultStatus(st->res) : PGRES_FATAL_ERROR;
+    int rc;
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+        c->last = changed(st->res);
+        c->total += c->last;
+        st->rows = status == PGRES_TUPLES_OK ? PQntuples(st->res) : 0;
+        st->row = 0;
+        int nf = PQnfields(st->res);
+        st->decoded = calloc((size_t)(nf > 0 ? nf : 1), sizeof *st->decoded);
+        st->declen = calloc((size_t)(nf > 0 ? nf : 1), sizeof *st->declen);
+        if (!st->decoded || !st->declen) {
+            rc = TASSA_ESTORE;
+        } else if (st->rows > 0) {
+            rc = STORE_ROW;
+        } else {
+            st->done = true;
+            rc = STORE_DONE;
+        }
+    } else {
+        const char *state = st->res ? PQresultErrorField(st->res, PG_DIAG_SQLSTATE) : NULL;
+        set_err(c, st->res ? PQresultErrorMessage(st->res) : PQerrorMessage(c->conn));
+        rc = state && strncmp(state, "23", 2) == 0 ? TASSA_ECONFLICT : TASSA_ESTORE;
+        st->done = true;
+    }
+    if (inner && PQstatus(c->conn) == CONNECTION_OK)
+        pg_control(c, rc < 0 ? "ROLLBACK TO SAVEPOINT tassa_stmt; RELEASE SAVEPOINT tassa_stmt"
+                             : "RELEASE SAVEPOINT tassa_stmt");
+    return rc;
+}
+
+static bool has_row(pg_stmt_t *st, int i)
+{
+    return st->res && !st->done && st->row < st->rows && i >= 0 && i < PQnfields(st->res);
+}
+
+const char *pg_col_text(pg_stmt_t *st, int i)
+{
+    if (!has_row(st, i) || PQgetisnull(st->res, st->row, i))
+        return NULL;
+    return PQgetvalue(st->res, st->row, i);
+}
+
+bool pg_col_is_null(pg_stmt_t *st, int i)
+{
+    return !has_row(st, i) || PQgetisnull(st->res, st->row, i);
+}
+
+/* The bytes of a bytea column, unescaped once per row. */
+static const unsigned char *bytea(pg_stmt_t *st, int i, size_t *n)
+{
+    if (!st->decoded[i])
+        st->decoded[i] =
+            PQunescapeBytea((const unsigned char *)PQgetvalue(st->res, st->row, i), &st->declen[i]);
+    *n = st->decoded[i] ? st->declen[i] : 0;
+    return st->decoded[i];
+}
+
+const void *pg_col_blob(pg_stmt_t *st, int i)
+{
+    if (pg_col_is_null(st, i))
+        return NULL;
+    size_t n;
+    const void *p;
+    if (PQftype(st->res, i) == BYTEA_OID) {
+        p = bytea(st, i, &n);
+    } else {
+        p = PQgetvalue(st->res, st->row, i);
+        n = (size_t)PQgetlength(st->res, st->row, i);
+    }
+    return n ? p : NULL;
+}
+
+size_t pg_col_bytes(pg_stmt_t *st, int i)
+{
+    if (pg_col_is_null(st, i))
+        return 0;
+    if (PQftype(st->res, i) == BYTEA_OID) {
+        size_t n;
+        bytea(st, i, &n);
+        return n;
+    }
+    return (size_t)PQgetlength(st->res, st->row, i);
+}
+
+void pg_describe(pg_conn_t *c, char *out, size_t n)
+{
+    snprintf(out, n, "postgres://%s@%s:%s/%s", PQuser(c->conn), PQhost(c->conn), PQport(c->conn),
+             PQdb(c->conn));
+}
+
+void pg_lib_version(char *out, size_t n)
+{
+    int v = PQlibVersion();
+    snprintf(out, n, "libpq %d.%d", v / 10000, v % 10000);
+}
