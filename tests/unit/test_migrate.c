@@ -19,8 +19,8 @@
 #include "store/store.h"
 
 #define ACCOUNT "AC00000000000000000000000000000000"
-#define SVC "IS0123456789abcdef0123456789abcdef"
-#define DOC "ET0123456789abcdef0123456789abcdef"
+#define SVC     "IS0123456789abcdef0123456789abcdef"
+#define DOC     "ET0123456789abcdef0123456789abcdef"
 
 typedef struct {
     char path[64];
@@ -108,7 +108,8 @@ static char *query_text(store_t *s, const char *sql)
 
 static const migrate_step_t STEPS[] = {
     {"CREATE TABLE IF NOT EXISTS m_items (id TEXT PRIMARY KEY);", NULL},
-    {"ALTER TABLE m_items ADD COLUMN n INTEGER NOT NULL DEFAULT 7;", "SELECT n FROM m_items LIMIT 0"},
+    {"ALTER TABLE m_items ADD COLUMN n INTEGER NOT NULL DEFAULT 7;",
+     "SELECT n FROM m_items LIMIT 0"},
     {"CREATE INDEX IF NOT EXISTS m_items_n ON m_items (n);", NULL},
 };
 
@@ -248,8 +249,8 @@ static void test_sync_pre_acl_file_migrates(void **state)
     reopen(f);
     open_sync_and_read_doc(f);
     assert_int_equal(store_migrate_version(f->s, "sync"), 2);
-    assert_int_equal(query_int(f->s, "SELECT count(*) FROM schema_migrations WHERE module = 'sync'"),
-                     2);
+    assert_int_equal(
+        query_int(f->s, "SELECT count(*) FROM schema_migrations WHERE module = 'sync'"), 2);
 }
 
 /* A data file of the release before versioned migrations opens unchanged: its acl_enabled (off
