@@ -85,10 +85,11 @@ static int64_t query_int(store_t *s, const char *sql)
 {
     store_lock(s);
     store_stmt_t *st = store_prepare(s, sql);
-    assert_non_null(st);
-    int64_t v = store_step(st) == STORE_ROW ? store_col_int64(st, 0) : -1;
+    int64_t v = st && store_step(st) == STORE_ROW ? store_col_int64(st, 0) : -1;
     store_release(s, st);
-    store_unlock(s);
+    store_unlock(s); /* before any assertion: a failed one must not leave the lock held */
+    if (!st)
+        fail_msg("cannot prepare %s", sql);
     return v;
 }
 
@@ -97,12 +98,13 @@ static char *query_text(store_t *s, const char *sql)
 {
     store_lock(s);
     store_stmt_t *st = store_prepare(s, sql);
-    assert_non_null(st);
     char *v = NULL;
-    if (store_step(st) == STORE_ROW && store_col_text(st, 0))
+    if (st && store_step(st) == STORE_ROW && store_col_text(st, 0))
         v = strdup(store_col_text(st, 0));
     store_release(s, st);
     store_unlock(s);
+    if (!st)
+        fail_msg("cannot prepare %s", sql);
     return v;
 }
 
