@@ -15,6 +15,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "store/migrate.h"
 
 #define BATCH          16
 #define MAX_BACKOFF_MS 600000
@@ -29,12 +30,16 @@ struct outbox {
     pthread_cond_t wake;
 };
 
-static const char *SCHEMA =
-    "CREATE TABLE IF NOT EXISTS callback_outbox ("
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL, body TEXT NOT NULL,"
-    "  event_sid TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL,"
-    "  failed INTEGER NOT NULL DEFAULT 0, last_error TEXT, created INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS callback_outbox_due ON callback_outbox (failed, next_at);";
+/* The outbox schema, one migration step per version (store/migrate.h); version 1 is the schema
+ * from before versioned migrations. */
+static const migrate_step_t MIGRATIONS[] = {
+    {"CREATE TABLE IF NOT EXISTS callback_outbox ("
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL, body TEXT NOT NULL,"
+     "  event_sid TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL,"
+     "  failed INTEGER NOT NULL DEFAULT 0, last_error TEXT, created INTEGER NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS callback_outbox_due ON callback_outbox (failed, next_at);",
+     NULL},
+};
 
 outbox_t *outbox_new(store_t *s, const char *auth_token, int timeout_ms, errmsg_t *em)
 {
@@ -48,7 +53,7 @@ outbox_t *outbox_new(store_t *s, const char *auth_token, int timeout_ms, errmsg_
     o->timeout_ms = timeout_ms;
     pthread_mutex_init(&o->lock, NULL);
     pthread_cond_init(&o->wake, NULL);
-    if (store_schema(s, SCHEMA, em)) {
+    if (store_migrate(s, "outbox", MIGRATIONS, sizeof MIGRATIONS / sizeof MIGRATIONS[0], em)) {
         outbox_free(o);
         return NULL;
     }

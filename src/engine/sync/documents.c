@@ -31,6 +31,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/timefmt.h"
+#include "store/migrate.h"
 
 /* A change (or a watch) waiting for its turn in commit order. */
 typedef enum { PENDING_WAITING, PENDING_READY, PENDING_CANCELLED } pending_state_t;
@@ -56,22 +57,30 @@ struct sync_engine {
     bool delivering;
 };
 
-static const char *SCHEMA =
-    "CREATE TABLE IF NOT EXISTS sync_services ("
-    "  sid TEXT PRIMARY KEY, unique_name TEXT, friendly_name TEXT,"
-    "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL,"
-    "  acl_enabled INTEGER NOT NULL DEFAULT 1);"
-    "CREATE TABLE IF NOT EXISTS sync_permissions ("
-    "  document_sid TEXT NOT NULL, identity TEXT NOT NULL, service_sid TEXT NOT NULL,"
-    "  read INTEGER NOT NULL, write INTEGER NOT NULL, manage INTEGER NOT NULL,"
-    "  PRIMARY KEY (document_sid, identity));"
-    "CREATE TABLE IF NOT EXISTS sync_documents ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  sid TEXT NOT NULL UNIQUE, service_sid TEXT NOT NULL, unique_name TEXT,"
-    "  data TEXT NOT NULL, revision INTEGER NOT NULL,"
-    "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL,"
-    "  date_expires INTEGER, created_by TEXT NOT NULL,"
-    "  UNIQUE (service_sid, unique_name));";
+/* The Sync schema, one migration step per version (store/migrate.h). Version 1 is the schema
+ * from before versioned migrations. Version 2 adds acl_enabled (on, as for a new file;
+ * TASSA_SYNC_ACL=false switches it off at start-up) to a file from before access control,
+ * whose services table version 1 leaves as it was; any later file already has it. */
+static const migrate_step_t MIGRATIONS[] = {
+    {"CREATE TABLE IF NOT EXISTS sync_services ("
+     "  sid TEXT PRIMARY KEY, unique_name TEXT, friendly_name TEXT,"
+     "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL,"
+     "  acl_enabled INTEGER NOT NULL DEFAULT 1);"
+     "CREATE TABLE IF NOT EXISTS sync_permissions ("
+     "  document_sid TEXT NOT NULL, identity TEXT NOT NULL, service_sid TEXT NOT NULL,"
+     "  read INTEGER NOT NULL, write INTEGER NOT NULL, manage INTEGER NOT NULL,"
+     "  PRIMARY KEY (document_sid, identity));"
+     "CREATE TABLE IF NOT EXISTS sync_documents ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  sid TEXT NOT NULL UNIQUE, service_sid TEXT NOT NULL, unique_name TEXT,"
+     "  data TEXT NOT NULL, revision INTEGER NOT NULL,"
+     "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL,"
+     "  date_expires INTEGER, created_by TEXT NOT NULL,"
+     "  UNIQUE (service_sid, unique_name));",
+     NULL},
+    {"ALTER TABLE sync_services ADD COLUMN acl_enabled INTEGER NOT NULL DEFAULT 1;",
+     "SELECT acl_enabled FROM sync_services LIMIT 0"},
+};
 
 #define DOC_COLUMNS                                                                                \
     "sid, service_sid, unique_name, data, revision, date_created, date_updated, "                  \
@@ -81,9 +90,9 @@ static const char *SCHEMA =
 /* Inserts a service row when it is missing (lock held by the caller). */
 static tassa_err ensure_service(store_t *s, const char *sid, const char *name)
 {
-    store_stmt_t *st = store_prepare(
-        s, "INSERT OR IGNORE INTO sync_services (sid, unique_name, friendly_name, date_created,"
-           " date_updated) VALUES (?, ?, ?, ?, ?)");
+    store_stmt_t *st =
+        store_prepare(s, "INSERT INTO sync_services (sid, unique_name, friendly_name, date_created,"
+                         " date_updated) VALUES (?, ?, ?, ?, ?) ON CONFLICT (sid) DO NOTHING");
     if (!st)
         return TASSA_ESTORE;
     int64_t now = store_now_ms();
@@ -95,24 +104,6 @@ static tassa_err ensure_service(store_t *s, const char *sid, const char *name)
     int rc = store_step(st);
     store_release(s, st);
     return rc == STORE_DONE ? TASSA_OK : TASSA_ESTORE;
-}
-
-/* Brings a data file from before access control up to date: its services get acl_enabled
- * (on, as for a new file; TASSA_SYNC_ACL=false switches it off at start-up). */
-static tassa_err migrate(store_t *s, errmsg_t *em)
-{
-    store_lock(s);
-    store_stmt_t *st = store_prepare(
-        s, "SELECT 1 FROM pragma_table_info('sync_services') WHERE name = 'acl_enabled'");
-    int rc = st ? store_step(st) : TASSA_ESTORE;
-    store_release(s, st);
-    store_unlock(s);
-    if (rc == STORE_ROW)
-        return TASSA_OK;
-    if (rc != STORE_DONE)
-        return err_set(em, TASSA_ESTORE, "cannot read the Sync schema");
-    return store_schema(
-        s, "ALTER TABLE sync_services ADD COLUMN acl_enabled INTEGER NOT NULL DEFAULT 1;", em);
 }
 
 /* Frees a pending change. Accepts NULL. */
@@ -211,7 +202,7 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
     pthread_mutex_init(&e->changes_lock, NULL);
     pthread_cond_init(&e->changes_done, NULL);
     snprintf(e->account_sid, sizeof e->account_sid, "%s", account_sid ? account_sid : "");
-    if (store_schema(s, SCHEMA, em) || migrate(s, em))
+    if (store_migrate(s, "sync", MIGRATIONS, sizeof MIGRATIONS / sizeof MIGRATIONS[0], em))
         goto fail;
     if (store_meta_get(s, "sync_default_service", &def) == TASSA_OK) {
         snprintf(e->default_service, sizeof e->default_service, "%s", def);

@@ -21,69 +21,74 @@
 #include "engine/taskrouter/core.h"
 #include "engine/taskrouter/lifecycle.h"
 #include "engine/taskrouter/rows.h"
+#include "store/migrate.h"
 
-static const char *SCHEMA =
-    "CREATE TABLE IF NOT EXISTS tr_workspace ("
-    "  sid TEXT PRIMARY KEY, friendly_name TEXT NOT NULL, event_callback_url TEXT,"
-    "  events_filter TEXT, multi_task_enabled INTEGER NOT NULL DEFAULT 0,"
-    "  prioritize_queue_order TEXT NOT NULL DEFAULT 'FIFO', default_activity_sid TEXT,"
-    "  timeout_activity_sid TEXT, date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS tr_activities ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
-    "  friendly_name TEXT NOT NULL, available INTEGER NOT NULL,"
-    "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS tr_workers ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
-    "  friendly_name TEXT NOT NULL UNIQUE, attributes TEXT NOT NULL, activity_sid TEXT NOT NULL,"
-    "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL,"
-    "  date_status_changed INTEGER NOT NULL, idle_since INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS tr_workers_activity ON tr_workers (activity_sid);"
-    "CREATE TABLE IF NOT EXISTS tr_queues ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
-    "  friendly_name TEXT NOT NULL, target_workers TEXT NOT NULL, task_order TEXT NOT NULL,"
-    "  reservation_activity_sid TEXT, assignment_activity_sid TEXT,"
-    "  max_reserved_workers INTEGER NOT NULL, date_created INTEGER NOT NULL,"
-    "  date_updated INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS tr_workflows ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
-    "  friendly_name TEXT NOT NULL, configuration TEXT NOT NULL,"
-    "  task_reservation_timeout INTEGER NOT NULL, assignment_callback_url TEXT,"
-    "  fallback_assignment_callback_url TEXT, date_created INTEGER NOT NULL,"
-    "  date_updated INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS tr_tasks ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
-    "  attributes TEXT NOT NULL, priority INTEGER NOT NULL, timeout INTEGER NOT NULL,"
-    "  status TEXT NOT NULL, reason TEXT, workflow_sid TEXT, queue_sid TEXT,"
-    "  channel TEXT NOT NULL, filter_index INTEGER NOT NULL DEFAULT -1,"
-    "  filter_name TEXT, target_index INTEGER NOT NULL DEFAULT 0, queue_entered_ms INTEGER,"
-    "  target_deadline INTEGER, ttl_deadline INTEGER,"
-    "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS tr_tasks_status ON tr_tasks (status, priority, queue_entered_ms);"
-    "CREATE INDEX IF NOT EXISTS tr_tasks_queue ON tr_tasks (queue_sid, status);"
-    "CREATE INDEX IF NOT EXISTS tr_tasks_target ON tr_tasks (target_deadline)"
-    "  WHERE target_deadline IS NOT NULL;"
-    "CREATE INDEX IF NOT EXISTS tr_tasks_ttl ON tr_tasks (ttl_deadline)"
-    "  WHERE ttl_deadline IS NOT NULL;"
-    "CREATE TABLE IF NOT EXISTS tr_reservations ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
-    "  task_sid TEXT NOT NULL, worker_sid TEXT NOT NULL, status TEXT NOT NULL,"
-    "  deadline INTEGER, date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS tr_res_task ON tr_reservations (task_sid, status);"
-    "CREATE INDEX IF NOT EXISTS tr_res_worker ON tr_reservations (worker_sid, status);"
-    "CREATE INDEX IF NOT EXISTS tr_res_deadline ON tr_reservations (deadline)"
-    "  WHERE deadline IS NOT NULL;"
-    "CREATE TABLE IF NOT EXISTS tr_events ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
-    "  event_type TEXT NOT NULL, resource_type TEXT, resource_sid TEXT, description TEXT,"
-    "  date_ms INTEGER NOT NULL, task_sid TEXT, worker_sid TEXT, reservation_sid TEXT,"
-    "  queue_sid TEXT, workflow_sid TEXT, wait_ms INTEGER, params TEXT NOT NULL,"
-    "  dispatched INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS tr_events_undispatched ON tr_events (seq) WHERE dispatched = 0;"
-    "CREATE INDEX IF NOT EXISTS tr_events_date ON tr_events (date_ms);"
-    "CREATE INDEX IF NOT EXISTS tr_events_queue ON tr_events (queue_sid, date_ms);"
-    "CREATE INDEX IF NOT EXISTS tr_events_queue_type ON tr_events (queue_sid, event_type,"
-    "  date_ms);"
-    "CREATE INDEX IF NOT EXISTS tr_events_task ON tr_events (task_sid);";
+/* The TaskRouter schema, one migration step per version (store/migrate.h); version 1 is the
+ * schema from before versioned migrations. */
+static const migrate_step_t MIGRATIONS[] = {
+    {"CREATE TABLE IF NOT EXISTS tr_workspace ("
+     "  sid TEXT PRIMARY KEY, friendly_name TEXT NOT NULL, event_callback_url TEXT,"
+     "  events_filter TEXT, multi_task_enabled INTEGER NOT NULL DEFAULT 0,"
+     "  prioritize_queue_order TEXT NOT NULL DEFAULT 'FIFO', default_activity_sid TEXT,"
+     "  timeout_activity_sid TEXT, date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
+     "CREATE TABLE IF NOT EXISTS tr_activities ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+     "  friendly_name TEXT NOT NULL, available INTEGER NOT NULL,"
+     "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
+     "CREATE TABLE IF NOT EXISTS tr_workers ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+     "  friendly_name TEXT NOT NULL UNIQUE, attributes TEXT NOT NULL, activity_sid TEXT NOT NULL,"
+     "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL,"
+     "  date_status_changed INTEGER NOT NULL, idle_since INTEGER NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS tr_workers_activity ON tr_workers (activity_sid);"
+     "CREATE TABLE IF NOT EXISTS tr_queues ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+     "  friendly_name TEXT NOT NULL, target_workers TEXT NOT NULL, task_order TEXT NOT NULL,"
+     "  reservation_activity_sid TEXT, assignment_activity_sid TEXT,"
+     "  max_reserved_workers INTEGER NOT NULL, date_created INTEGER NOT NULL,"
+     "  date_updated INTEGER NOT NULL);"
+     "CREATE TABLE IF NOT EXISTS tr_workflows ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+     "  friendly_name TEXT NOT NULL, configuration TEXT NOT NULL,"
+     "  task_reservation_timeout INTEGER NOT NULL, assignment_callback_url TEXT,"
+     "  fallback_assignment_callback_url TEXT, date_created INTEGER NOT NULL,"
+     "  date_updated INTEGER NOT NULL);"
+     "CREATE TABLE IF NOT EXISTS tr_tasks ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+     "  attributes TEXT NOT NULL, priority INTEGER NOT NULL, timeout INTEGER NOT NULL,"
+     "  status TEXT NOT NULL, reason TEXT, workflow_sid TEXT, queue_sid TEXT,"
+     "  channel TEXT NOT NULL, filter_index INTEGER NOT NULL DEFAULT -1,"
+     "  filter_name TEXT, target_index INTEGER NOT NULL DEFAULT 0, queue_entered_ms INTEGER,"
+     "  target_deadline INTEGER, ttl_deadline INTEGER,"
+     "  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS tr_tasks_status ON tr_tasks (status, priority, queue_entered_ms);"
+     "CREATE INDEX IF NOT EXISTS tr_tasks_queue ON tr_tasks (queue_sid, status);"
+     "CREATE INDEX IF NOT EXISTS tr_tasks_target ON tr_tasks (target_deadline)"
+     "  WHERE target_deadline IS NOT NULL;"
+     "CREATE INDEX IF NOT EXISTS tr_tasks_ttl ON tr_tasks (ttl_deadline)"
+     "  WHERE ttl_deadline IS NOT NULL;"
+     "CREATE TABLE IF NOT EXISTS tr_reservations ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+     "  task_sid TEXT NOT NULL, worker_sid TEXT NOT NULL, status TEXT NOT NULL,"
+     "  deadline INTEGER, date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS tr_res_task ON tr_reservations (task_sid, status);"
+     "CREATE INDEX IF NOT EXISTS tr_res_worker ON tr_reservations (worker_sid, status);"
+     "CREATE INDEX IF NOT EXISTS tr_res_deadline ON tr_reservations (deadline)"
+     "  WHERE deadline IS NOT NULL;"
+     "CREATE TABLE IF NOT EXISTS tr_events ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,"
+     "  event_type TEXT NOT NULL, resource_type TEXT, resource_sid TEXT, description TEXT,"
+     "  date_ms INTEGER NOT NULL, task_sid TEXT, worker_sid TEXT, reservation_sid TEXT,"
+     "  queue_sid TEXT, workflow_sid TEXT, wait_ms INTEGER, params TEXT NOT NULL,"
+     "  dispatched INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX IF NOT EXISTS tr_events_undispatched ON tr_events (seq) WHERE dispatched = 0;"
+     "CREATE INDEX IF NOT EXISTS tr_events_date ON tr_events (date_ms);"
+     "CREATE INDEX IF NOT EXISTS tr_events_queue ON tr_events (queue_sid, date_ms);"
+     "CREATE INDEX IF NOT EXISTS tr_events_queue_type ON tr_events (queue_sid, event_type,"
+     "  date_ms);"
+     "CREATE INDEX IF NOT EXISTS tr_events_task ON tr_events (task_sid);",
+     NULL},
+};
 
 /* The activities of a new workspace: name, available. Offline is the default. */
 static const struct {
@@ -121,7 +126,8 @@ static tassa_err bootstrap(tr_engine_t *e)
                       "sssii", e->ws_sid, sids[0], sids[0], now, now);
     if (!err)
         err = db_exec(e->store,
-                      "INSERT OR REPLACE INTO meta (key, value) VALUES ('tr_workspace_sid', ?)",
+                      "INSERT INTO meta (key, value) VALUES ('tr_workspace_sid', ?)"
+                      " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                       "s", e->ws_sid);
     err = tr_txn_end(e, err);
     if (!err)
@@ -142,7 +148,7 @@ tr_engine_t *tr_engine_new(store_t *s, const char *account_sid, errmsg_t *em)
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->timer_cond, NULL);
     pthread_cond_init(&e->event_cond, NULL);
-    if (store_schema(s, SCHEMA, em))
+    if (store_migrate(s, "taskrouter", MIGRATIONS, sizeof MIGRATIONS / sizeof MIGRATIONS[0], em))
         goto fail;
     tassa_err err = store_meta_get(s, "tr_workspace_sid", &ws);
     if (err == TASSA_OK && sid_valid(ws, "WS")) {

@@ -95,6 +95,21 @@ static json_t *queue_render(void *ctx, const void *row)
     return to_json(c->e, row, c->base);
 }
 
+/* True when a workflow's configuration names sid (store lock held). Searched in C rather than
+ * with a database string function, so the SQL is portable; workflows are few, and this runs
+ * only when a queue is deleted. */
+static bool workflow_names(tr_engine_t *e, const char *sid)
+{
+    store_stmt_t *st = db_query(e->store, "SELECT configuration FROM tr_workflows", "");
+    bool found = false;
+    while (st && !found && store_step(st) == STORE_ROW) {
+        const char *conf = store_col_text(st, 0);
+        found = conf && strstr(conf, sid);
+    }
+    store_release(e->store, st);
+    return found;
+}
+
 /* Renders the queue sid (lock held) into *out when out is not NULL. */
 static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
 {
@@ -212,9 +227,7 @@ tassa_err tr_queue_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
                " status IN " TR_TASK_OPEN_SQL " LIMIT 1",
                "s", sid) == 1)
         err = err_set(em, TASSA_ECONFLICT, "TaskQueue %s holds unfinished tasks", sid);
-    else if (db_int(e->store, 0,
-                    "SELECT 1 FROM tr_workflows WHERE instr(configuration, ?) > 0 LIMIT 1", "s",
-                    sid) == 1)
+    else if (workflow_names(e, sid))
         err = err_set(em, TASSA_ECONFLICT, "TaskQueue %s is a target of a workflow", sid);
     if (!err)
         err = ev_resource_event(e, "task-queue.deleted", "TaskQueue", sid, now);

@@ -31,7 +31,7 @@ static void longest(tr_engine_t *e, json_t *j, const char *queue_sid, int64_t no
 {
     oldest(e, j, "longest_task_waiting_age", "longest_task_waiting_sid",
            "SELECT sid, date_created FROM tr_tasks WHERE status = 'pending' AND"
-           " (?1 IS NULL OR queue_sid = ?1) ORDER BY date_created, seq LIMIT 1",
+           " (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) ORDER BY date_created, seq LIMIT 1",
            queue_sid, now);
     if (queue_sid)
         oldest(e, j, "longest_relative_task_age_in_queue", "longest_relative_task_sid_in_queue",
@@ -64,11 +64,11 @@ static void task_counts(tr_engine_t *e, json_t *j, const char *queue_sid)
     json_int_t total =
         count_into(e, by_status,
                    "SELECT status, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
-                   " AND (?1 IS NULL OR queue_sid = ?1) GROUP BY status",
+                   " AND (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) GROUP BY status",
                    queue_sid);
     count_into(e, by_prio,
                "SELECT priority, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
-               " AND (?1 IS NULL OR queue_sid = ?1) GROUP BY priority",
+               " AND (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) GROUP BY priority",
                queue_sid);
     json_object_set_new(j, "total_tasks", json_integer(total));
     json_object_set_new(j, "tasks_by_status", by_status);
@@ -161,12 +161,13 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
 /* {avg, min, max, total} in seconds of the wait_ms of events of type in the window. */
 static json_t *durations(tr_engine_t *e, const char *queue_sid, const char *type, int64_t from)
 {
-    store_stmt_t *st = db_query(e->store,
-                                "SELECT coalesce(avg(wait_ms), 0), coalesce(min(wait_ms), 0),"
-                                " coalesce(max(wait_ms), 0), coalesce(sum(wait_ms), 0)"
-                                " FROM tr_events WHERE queue_sid = ? AND event_type = ? AND"
-                                " date_ms >= ?",
-                                "ssi", queue_sid, type, from);
+    store_stmt_t *st = db_query(
+        e->store,
+        "SELECT CAST(coalesce(avg(wait_ms), 0) AS DOUBLE PRECISION), coalesce(min(wait_ms), 0),"
+        " coalesce(max(wait_ms), 0), coalesce(sum(wait_ms), 0)"
+        " FROM tr_events WHERE queue_sid = ? AND event_type = ? AND"
+        " date_ms >= ?",
+        "ssi", queue_sid, type, from);
     bool row = st && store_step(st) == STORE_ROW;
     double avg = row ? store_col_double(st, 0) : 0;
     int64_t mi = row ? store_col_int64(st, 1) : 0, ma = row ? store_col_int64(st, 2) : 0;
@@ -280,7 +281,7 @@ tassa_err tr_stats_census(tr_engine_t *e, tr_census_fn fn, void *ctx)
     static const char *const sql[2] = {
         "SELECT status, count(*) FROM tr_tasks GROUP BY status",
         "SELECT a.friendly_name, count(w.sid) FROM tr_activities a"
-        " LEFT JOIN tr_workers w ON w.activity_sid = a.sid GROUP BY a.sid",
+        " LEFT JOIN tr_workers w ON w.activity_sid = a.sid GROUP BY a.sid, a.friendly_name",
     };
     tassa_err err = TASSA_OK;
     store_lock(e->store);

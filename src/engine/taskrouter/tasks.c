@@ -431,21 +431,52 @@ tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json
     return err;
 }
 
+/* True when attrs (a JSON object text) holds the string value at key, a dotted path of object
+ * members as in json_extract's "$.key". */
+static bool attr_equals(const char *attrs, const char *key, const char *value)
+{
+    json_t *root = attrs ? json_loads(attrs, 0, NULL) : NULL;
+    json_t *at = root; /* borrowed from root */
+    char name[65];
+    for (const char *p = key; at && *p;) {
+        size_t n = strcspn(p, ".");
+        if (n >= sizeof name)
+            at = NULL;
+        else {
+            memcpy(name, p, n);
+            name[n] = '\0';
+            at = json_object_get(at, name);
+        }
+        p += n;
+        if (*p == '.')
+            p++;
+    }
+    bool eq = at && json_is_string(at) && strcmp(json_string_value(at), value) == 0;
+    json_decref(root);
+    return eq;
+}
+
 tassa_err tr_waiting_task_by_attr(tr_engine_t *e, const char *key, const char *value,
                                   const char *base_url, json_t **out)
 {
-    char path[80], sid[SID_LEN + 1];
+    char sid[SID_LEN + 1] = "";
     *out = NULL;
     if (strlen(key) > 64)
         return TASSA_EINVAL;
-    snprintf(path, sizeof path, "$.%s", key);
+    /* Filtered in C (the newest match wins), so the SQL needs no JSON functions of one
+     * database; it reads the waiting tasks through the status index, as json_extract did. */
     store_lock(e->store);
-    bool found = db_sid(e->store, sid,
-                        "SELECT sid FROM tr_tasks WHERE status IN " TASK_WAITING_SQL
-                        " AND json_extract(attributes, ?) = ? ORDER BY seq DESC LIMIT 1",
-                        "ss", path, value);
+    store_stmt_t *st =
+        db_query(e->store,
+                 "SELECT sid, attributes FROM tr_tasks WHERE status IN " TASK_WAITING_SQL
+                 " ORDER BY seq DESC",
+                 "");
+    while (st && !*sid && store_step(st) == STORE_ROW)
+        if (attr_equals(store_col_text(st, 1), key, value) && store_col_text(st, 0))
+            snprintf(sid, sizeof sid, "%s", store_col_text(st, 0));
+    store_release(e->store, st);
     store_unlock(e->store);
-    return found ? tr_task_fetch(e, sid, base_url, out, NULL) : TASSA_ENOTFOUND;
+    return *sid ? tr_task_fetch(e, sid, base_url, out, NULL) : TASSA_ENOTFOUND;
 }
 
 tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long *size)
