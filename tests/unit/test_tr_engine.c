@@ -1,6 +1,7 @@
 /* test_tr_engine.c - unit tests of the embedded TaskRouter engine (engine/taskrouter) on a
  * real temporary SQLite file: routing, matching order, the reservation lifecycle, timers,
  * restart recovery and the recorded events. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/taskrouter/engine.h"
@@ -25,6 +27,7 @@
 /* The recording sink: every delivered event as a JSON object of its parameters. */
 typedef struct {
     pthread_mutex_t mu;
+    pthread_cond_t cond; /* broadcast after each recorded event */
     json_t *events;
 } sink_t;
 
@@ -44,6 +47,7 @@ static void record(void *ctx, const params_t *p)
         json_object_set_new(o, p->items[i].key, json_string(p->items[i].value));
     pthread_mutex_lock(&s->mu);
     json_array_append_new(s->events, o);
+    pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -121,6 +125,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof f->path, "%s/tassa.db", f->dir);
     pthread_mutex_init(&f->sink.mu, NULL);
+    pthread_cond_init(&f->sink.cond, NULL);
     f->sink.events = json_array();
     open_engine(f, true);
     *state = f;
@@ -134,6 +139,7 @@ static int teardown(void **state)
     close_engine(f);
     json_decref(f->sink.events);
     pthread_mutex_destroy(&f->sink.mu);
+    pthread_cond_destroy(&f->sink.cond);
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
     assert_int_equal(system(cmd), 0);
     free(f);
@@ -255,28 +261,34 @@ static char *worker_activity(fx_t *f, const char *sid)
     return buf;
 }
 
-/* Waits up to ms for the sink to hold an event of type for resource sid (any when NULL). */
+/* Waits up to ms for the sink to hold an event of type for resource sid (any when NULL):
+ * woken by each recorded event, never polling. */
 static json_t *wait_event(fx_t *f, const char *type, const char *key, const char *value, int ms)
 {
-    for (int waited = 0; waited <= ms; waited += 20) {
-        pthread_mutex_lock(&f->sink.mu);
-        json_t *found = NULL;
-        for (size_t i = 0; i < json_array_size(f->sink.events); i++) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += ms / 1000;
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    json_t *found = NULL;
+    pthread_mutex_lock(&f->sink.mu);
+    for (;;) {
+        for (size_t i = 0; !found && i < json_array_size(f->sink.events); i++) {
             json_t *ev = json_array_get(f->sink.events, i);
             if (strcmp(json_string_value(json_object_get(ev, "EventType")), type))
                 continue;
             const char *have = key ? json_string_value(json_object_get(ev, key)) : NULL;
-            if (!key || (have && !strcmp(have, value))) {
+            if (!key || (have && !strcmp(have, value)))
                 found = json_incref(ev);
-                break;
-            }
         }
-        pthread_mutex_unlock(&f->sink.mu);
-        if (found)
-            return found;
-        usleep(20000);
+        if (found || pthread_cond_timedwait(&f->sink.cond, &f->sink.mu, &deadline) == ETIMEDOUT)
+            break;
     }
-    return NULL;
+    pthread_mutex_unlock(&f->sink.mu);
+    return found;
 }
 
 /* Tests ----------------------------------------------------------------------------------- */
@@ -363,7 +375,7 @@ static void test_longest_idle(void **state)
     worker(f, "W1", "{}", f->offline, w1);
     worker(f, "W2", "{}", f->offline, w2);
     set_activity(f, w2, f->available);
-    usleep(5000);
+    tr_engine_advance_clock(f->e, 5); /* a later time, without sleeping */
     set_activity(f, w1, f->available);
     task(f, "{}", "0", t1);
     assert_string_equal(res_field(f, t1, 0, "worker_sid"), w2);
@@ -381,7 +393,7 @@ static void test_reject(void **state)
     queue(f, "Q", "1==1", q);
     simple_workflow(f, q, "120", wf);
     worker(f, "W1", "{}", f->available, w1);
-    usleep(2000);
+    tr_engine_advance_clock(f->e, 5); /* a later time, without sleeping */
     worker(f, "W2", "{}", f->available, w2);
     task(f, "{}", "0", t);
     assert_string_equal(res_field(f, t, 0, "worker_sid"), w1);
@@ -412,7 +424,7 @@ static void test_reservation_timeout(void **state)
     queue(f, "Q", "1==1", q);
     simple_workflow(f, q, "1", wf);
     worker(f, "W1", "{}", f->available, w1);
-    usleep(2000);
+    tr_engine_advance_clock(f->e, 5); /* a later time, without sleeping */
     worker(f, "W2", "{}", f->available, w2);
     task(f, "{}", "0", t);
     assert_string_equal(res_field(f, t, 0, "worker_sid"), w1);
@@ -565,7 +577,7 @@ static void test_worker_offline(void **state)
     queue(f, "Q", "1==1", q);
     simple_workflow(f, q, "120", wf);
     worker(f, "W1", "{}", f->available, w1);
-    usleep(2000);
+    tr_engine_advance_clock(f->e, 5); /* a later time, without sleeping */
     worker(f, "W2", "{}", f->unavailable, w2);
     task(f, "{}", "0", t);
     assert_string_equal(res_field(f, t, 0, "worker_sid"), w1);
@@ -649,9 +661,15 @@ static void test_events(void **state)
     /* Delivered events are not delivered again after a restart. */
     close_engine(f);
     open_engine(f, true);
-    usleep(200000);
+    /* Events go out in commit order: once a new one arrives, any redelivery would have come
+     * before it. */
+    char q2[40];
+    queue(f, "Q2", "1==1", q2);
+    json_t *fresh = wait_event(f, "task-queue.created", "TaskQueueSid", q2, 3000);
+    assert_non_null(fresh);
+    json_decref(fresh);
     pthread_mutex_lock(&f->sink.mu);
-    assert_int_equal(json_array_size(f->sink.events), n);
+    assert_int_equal(json_array_size(f->sink.events), n + 1);
     pthread_mutex_unlock(&f->sink.mu);
     /* The Events resource lists them, newest first, with filters. */
     json_t *items;
@@ -809,7 +827,7 @@ static void test_lifo_order_and_position(void **state)
     create(f->e, tr_queue_create, p, q);
     for (int i = 0; i < 5; i++) {
         create(f->e, tr_task_create, P("TaskQueueSid", q, "Priority", prio[i], NULL), t[i]);
-        usleep(2000); /* distinct entry times, so that LIFO has something to reverse */
+        tr_engine_advance_clock(f->e, 5); /* distinct entry times for LIFO to reverse */
     }
     assert_int_equal(tr_waiting_json(f->e, 10, "", &first, &summary), TASSA_OK);
     assert_int_equal(json_array_size(first), 5);

@@ -59,7 +59,7 @@ tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base
         err = sid_new("WA", sid);
     if (err)
         return err;
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     err = tr_txn_begin(e);
     if (err)
         return err;
@@ -103,7 +103,7 @@ tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
     tassa_err err = name ? tr_check_name(name, "FriendlyName", em) : TASSA_OK;
     if (err)
         return err;
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     err = tr_txn_begin_row(e, "tr_activities", "Activities", sid, em);
     if (err)
         return err;
@@ -125,7 +125,7 @@ tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
 
 tassa_err tr_activity_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     tassa_err err = tr_txn_begin_row(e, "tr_activities", "Activities", sid, em);
     if (err)
         return err;

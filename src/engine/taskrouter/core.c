@@ -5,6 +5,8 @@
  */
 #include "engine/taskrouter/core.h"
 
+#include <assert.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -171,6 +173,18 @@ tassa_err tr_txn_end_out(tr_engine_t *e, tassa_err err, json_t **out)
         *out = NULL;
     }
     return err;
+}
+
+int64_t tr_now_ms(const tr_engine_t *e)
+{
+    return store_now_ms() + atomic_load(&e->clock_offset_ms);
+}
+
+void tr_engine_advance_clock(tr_engine_t *e, int64_t ms)
+{
+    assert(ms >= 0);
+    atomic_fetch_add(&e->clock_offset_ms, ms);
+    tr_kick(e);
 }
 
 void tr_kick(tr_engine_t *e)

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,7 +26,8 @@
 typedef struct tr_engine tr_engine_t; /* as engine.h */
 
 struct tr_engine {
-    store_t *store; /* borrowed; the store lock guards every table */
+    store_t *store;                  /* borrowed; the store lock guards every table */
+    _Atomic int64_t clock_offset_ms; /* tr_engine_advance_clock: added to the wall clock */
     char account_sid[SID_LEN + 1];
     char ws_sid[SID_LEN + 1];
     void (*sink)(void *ctx, const params_t *event); /* engine.h's tr_event_fn */
@@ -38,6 +40,11 @@ struct tr_engine {
     pthread_t timer_thread, event_thread;
     int64_t last_prune_ms; /* timer thread only */
 };
+
+/* The engine's clock in Unix milliseconds: the wall clock (store_now_ms) plus the offset that
+ * tr_engine_advance_clock added. Every time the engine stores or compares goes through it.
+ * Any thread. */
+int64_t tr_now_ms(const tr_engine_t *e);
 
 /* Transactions ------------------------------------------------------------------------- */
 

@@ -103,7 +103,7 @@ static const struct {
 static tassa_err bootstrap(tr_engine_t *e)
 {
     char sids[sizeof DEFAULT_ACTIVITIES / sizeof DEFAULT_ACTIVITIES[0]][SID_LEN + 1];
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     tassa_err err = sid_new("WS", e->ws_sid);
     for (size_t i = 0; !err && i < sizeof sids / sizeof sids[0]; i++)
         err = sid_new("WA", sids[i]);
@@ -291,10 +291,10 @@ static void *timer_main(void *arg)
         int64_t next = INT64_MAX;
         tassa_err err = tr_txn_begin(e);
         if (!err)
-            err = tr_txn_commit(e, tr_timers_apply_locked(e, store_now_ms(), &next));
+            err = tr_txn_commit(e, tr_timers_apply_locked(e, tr_now_ms(e), &next));
         if (err) {
             log_error("event=tr_timers_failed err=\"%s\"", tassa_strerror(err));
-            next = store_now_ms() + 1000;
+            next = tr_now_ms(e) + 1000;
         } else {
             kick_events(e);
         }
@@ -303,8 +303,10 @@ static void *timer_main(void *arg)
             if (next == INT64_MAX) {
                 pthread_cond_wait(&e->timer_cond, &e->mu);
             } else {
-                struct timespec ts = {.tv_sec = next / 1000,
-                                      .tv_nsec = (long)(next % 1000) * 1000000L};
+                /* next is in engine time; the condition variable waits on the wall clock */
+                int64_t wall = next - atomic_load(&e->clock_offset_ms);
+                struct timespec ts = {.tv_sec = wall / 1000,
+                                      .tv_nsec = (long)(wall % 1000) * 1000000L};
                 if (pthread_cond_timedwait(&e->timer_cond, &e->mu, &ts) == ETIMEDOUT)
                     break;
             }

@@ -46,6 +46,10 @@ tassa_err tr_engine_start(tr_engine_t *e);
  * the sink uses can be torn down next. Idempotent; accepts NULL. Main thread only. */
 void tr_engine_stop(tr_engine_t *e);
 
+/* Moves the engine's clock ms milliseconds ahead of the wall clock (cumulative; ms >= 0) and
+ * wakes the timer thread, so that tests order events in time without sleeping. Any thread. */
+void tr_engine_advance_clock(tr_engine_t *e, int64_t ms);
+
 /* Stops the threads (as tr_engine_stop) and frees e. Accepts NULL. */
 void tr_engine_free(tr_engine_t *e);
 

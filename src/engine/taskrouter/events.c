@@ -137,7 +137,7 @@ tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, lon
 {
     elist_t c = {e, base_url, filter};
     long minutes = 15;
-    int64_t now = store_now_ms(), from, to = INT64_MAX;
+    int64_t now = tr_now_ms(e), from, to = INT64_MAX;
     const char *start = params_get_nonempty(filter, "StartDate");
     const char *end = params_get_nonempty(filter, "EndDate");
     *items = NULL;

@@ -134,7 +134,7 @@ tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_ur
         err = sid_new("WQ", sid);
     if (err)
         return err;
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     err = tr_txn_begin(e);
     if (err)
         return err;
@@ -178,7 +178,7 @@ tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, co
     tassa_err err = check_params(p, &max_reserved, em);
     if (err)
         return err;
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     err = tr_txn_begin(e);
     if (err)
         return err;
@@ -218,7 +218,7 @@ tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, co
 
 tassa_err tr_queue_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     tassa_err err = tr_txn_begin_row(e, "tr_queues", "TaskQueues", sid, em);
     if (err)
         return err;

@@ -105,7 +105,7 @@ tassa_err tr_reservation_update(tr_engine_t *e, const char *task_sid, const char
                        "ReservationStatus must be accepted, rejected, wrapping or completed,"
                        " not %.32s",
                        status);
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     tassa_err err = tr_txn_begin(e);
     if (err)
         return err;

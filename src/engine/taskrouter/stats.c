@@ -119,7 +119,7 @@ static void worker_counts(tr_engine_t *e, json_t *j, const expr_t *qx, json_int_
 tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *base_url,
                             json_t **out, errmsg_t *em)
 {
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     json_int_t eligible, available;
     *out = NULL;
     store_lock(e->store);
@@ -196,7 +196,7 @@ tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minute
         {"reservations_canceled", "reservation.canceled"},
         {"reservations_rescinded", "reservation.rescinded"},
     };
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     *out = NULL;
     if (minutes < 1 || minutes > 43200)
         return err_set(em, TASSA_EINVAL, "Minutes must be from 1 to 43200");
@@ -241,7 +241,7 @@ tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minute
 
 tassa_err tr_workspace_realtime(tr_engine_t *e, const char *base_url, json_t **out, errmsg_t *em)
 {
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     json_int_t eligible, available;
     char url[640];
     json_t *j = json_object();

@@ -117,7 +117,7 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
         err = sid_new("WT", sid);
     if (err)
         return err;
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     err = tr_txn_begin(e);
     if (err)
         return err;
@@ -161,7 +161,7 @@ tassa_err tr_task_fetch(tr_engine_t *e, const char *sid, const char *base_url, j
                         errmsg_t *em)
 {
     return tr_fetch(e, &TR_TASK_ROW, task_render,
-                    &(tlist_t){.e = e, .base = base_url, .now = store_now_ms()}, "Tasks", sid, out,
+                    &(tlist_t){.e = e, .base = base_url, .now = tr_now_ms(e)}, "Tasks", sid, out,
                     em);
 }
 
@@ -193,7 +193,7 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p, con
         err = err_set(em, TASSA_EINVAL, "Reason must be at most 1024 characters");
     if (err)
         return err;
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     err = tr_txn_begin(e);
     if (err)
         return err;
@@ -239,7 +239,7 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p, con
 
 tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     tassa_err err = tr_txn_begin_row(e, "tr_tasks", "Tasks", sid, em);
     if (err)
         return err;
@@ -355,7 +355,7 @@ static tassa_err ordering(const char *v, char *out, size_t len, errmsg_t *em)
 tassa_err tr_task_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
                        const char *base_url, json_t **items, bool *more, errmsg_t *em)
 {
-    tlist_t c = {e, base_url, filter, -1, NULL, store_now_ms()};
+    tlist_t c = {e, base_url, filter, -1, NULL, tr_now_ms(e)};
     const char *statuses[16];
     size_t n = params_count(filter, "AssignmentStatus");
     char sql[2048], order[256];
@@ -388,7 +388,7 @@ tassa_err tr_task_list(tr_engine_t *e, const params_t *filter, long offset, long
 tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json_t **first,
                           json_t **summary)
 {
-    tlist_t c = {e, base_url, NULL, -1, NULL, store_now_ms()};
+    tlist_t c = {e, base_url, NULL, -1, NULL, tr_now_ms(e)};
     bool more;
     *first = *summary = NULL;
     tassa_err err = tr_list(
@@ -516,7 +516,7 @@ out:
 tassa_err tr_tasks_json(tr_engine_t *e, const char *const *statuses, size_t n_statuses,
                         const char *base_url, json_t **array)
 {
-    tlist_t c = {e, base_url, NULL, -1, NULL, store_now_ms()};
+    tlist_t c = {e, base_url, NULL, -1, NULL, tr_now_ms(e)};
     char sql[2048];
     bool more;
     *array = NULL;

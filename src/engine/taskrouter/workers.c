@@ -83,7 +83,7 @@ tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_u
         err = sid_new("WK", sid);
     if (err)
         return err;
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     err = tr_txn_begin(e);
     if (err)
         return err;
@@ -137,7 +137,7 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, c
         err = tr_read_bool(p, "RejectPendingReservations", &reject, em);
     if (err)
         return err;
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     err = tr_txn_begin(e);
     if (err)
         return err;
@@ -176,7 +176,7 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, c
 
 tassa_err tr_worker_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     tassa_err err = tr_txn_begin_row(e, "tr_workers", "Workers", sid, em);
     if (err)
         return err;

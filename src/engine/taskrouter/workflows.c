@@ -91,7 +91,7 @@ tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base
         err = sid_new("WW", sid);
     if (err)
         return err;
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     err = tr_txn_begin(e);
     if (err)
         return err;
@@ -142,7 +142,7 @@ tassa_err tr_workflow_update(tr_engine_t *e, const char *sid, const params_t *p,
         err = check_url(p, "FallbackAssignmentCallbackUrl", em);
     if (err)
         return err;
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     err = tr_txn_begin(e);
     if (err)
         return err;
@@ -195,7 +195,7 @@ tassa_err tr_workflow_update(tr_engine_t *e, const char *sid, const params_t *p,
 
 tassa_err tr_workflow_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
 {
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     tassa_err err = tr_txn_begin_row(e, "tr_workflows", "Workflows", sid, em);
     if (err)
         return err;

@@ -140,7 +140,7 @@ tassa_err tr_workspace_update(tr_engine_t *e, const char *sid, const params_t *p
         err = err_set(em, TASSA_EINVAL, "EventsFilter is too long");
     if (err)
         return err;
-    int64_t now = store_now_ms();
+    int64_t now = tr_now_ms(e);
     err = tr_txn_begin(e);
     if (err)
         return err;
