@@ -117,6 +117,18 @@ static void pending_free(pending_t *p)
     free(p);
 }
 
+/* Links p at the tail of the commit-ordered list (store lock held, so in commit order). */
+static void pending_append(sync_engine_t *e, pending_t *p)
+{
+    pthread_mutex_lock(&e->changes_lock);
+    if (e->tail)
+        e->tail->next = p;
+    else
+        e->changes = p;
+    e->tail = p;
+    pthread_mutex_unlock(&e->changes_lock);
+}
+
 /* Appends a change to the commit-ordered list (store lock held, so in commit order). NULL
  * when nobody listens, or out of memory (logged: that change will not reach the listener). */
 static pending_t *pending_push(sync_engine_t *e, sync_change_kind_t kind, const sync_doc_t *doc,
@@ -134,13 +146,7 @@ static pending_t *pending_push(sync_engine_t *e, sync_change_kind_t kind, const 
     p->change.kind = kind;
     p->change.deleted = deleted;
     p->change.read = read;
-    pthread_mutex_lock(&e->changes_lock);
-    if (e->tail)
-        e->tail->next = p;
-    else
-        e->changes = p;
-    e->tail = p;
-    pthread_mutex_unlock(&e->changes_lock);
+    pending_append(e, p);
     return p;
 }
 
@@ -826,13 +832,7 @@ tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, 
             p->watch = fn;
             p->watch_ctx = ctx;
             p->watch_done = &done;
-            pthread_mutex_lock(&e->changes_lock);
-            if (e->tail)
-                e->tail->next = p;
-            else
-                e->changes = p;
-            e->tail = p;
-            pthread_mutex_unlock(&e->changes_lock);
+            pending_append(e, p);
         }
     }
     tassa_err durable = store_unlock(e->store); /* waits if it read uncommitted data */
