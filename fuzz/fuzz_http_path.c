@@ -172,7 +172,9 @@ static bool carries(const char *target, const char *text)
         }
     }
     d[o] = '\0';
-    bool found = strstr(d, text) != NULL; /* a NUL byte ends the search early: no false yes */
+    /* memmem, not strstr: a %00 before the text must not hide that the target carried it
+     * (the server names a parameter from past such a byte; found by fuzz-smoke) */
+    bool found = memmem(d, o, text, strlen(text)) != NULL;
     free(d);
     return found;
 }
