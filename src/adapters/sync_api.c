@@ -112,6 +112,17 @@ static void doc_update(void *ctx, http_req_t *req, http_resp_t *resp)
     sync_doc_clear(&d);
 }
 
+/* The answer of a DELETE: 204 with no body, or Twilio's error for err. */
+static void answer_deleted(http_resp_t *resp, tassa_err err, errmsg_t *em)
+{
+    if (err) {
+        http_resp_twilio_error(resp, err, err_text(em, err));
+        return;
+    }
+    resp->status = 204;
+    resp->content_type = NULL;
+}
+
 static void doc_delete(void *ctx, http_req_t *req, http_resp_t *resp)
 {
     const sync_api_deps_t *api = ctx;
@@ -120,12 +131,7 @@ static void doc_delete(void *ctx, http_req_t *req, http_resp_t *resp)
         return;
     tassa_err err = sync_doc_delete(api->sync, req->args[0], req->args[1],
                                     http_req_header(req, "If-Match"), &em);
-    if (err) {
-        http_resp_twilio_error(resp, err, err_text(&em, err));
-        return;
-    }
-    resp->status = 204;
-    resp->content_type = NULL;
+    answer_deleted(resp, err, &em);
 }
 
 static void doc_list(void *ctx, http_req_t *req, http_resp_t *resp)
@@ -255,12 +261,7 @@ static void perm_delete(void *ctx, http_req_t *req, http_resp_t *resp)
     if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = sync_perm_delete(api->sync, req->args[0], req->args[1], req->args[2], &em);
-    if (err) {
-        http_resp_twilio_error(resp, err, err_text(&em, err));
-        return;
-    }
-    resp->status = 204;
-    resp->content_type = NULL;
+    answer_deleted(resp, err, &em);
 }
 
 static void perm_list(void *ctx, http_req_t *req, http_resp_t *resp)

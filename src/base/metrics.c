@@ -146,14 +146,20 @@ static void observe(series_t *s, const double *buckets, double v)
     atomic_fetch_add(&s->count, 1);
 }
 
-void metrics_add(metric_id_t id, double v, ...)
+/* The series of id with the labels of ap (name, value, ..., NULL), created when new. */
+static series_t *series_of(metric_id_t id, va_list ap)
 {
     char labels[LABELS_MAX];
+    format_labels(labels, sizeof labels, ap);
+    return series_get((int)id, labels, true);
+}
+
+void metrics_add(metric_id_t id, double v, ...)
+{
     va_list ap;
     va_start(ap, v);
-    format_labels(labels, sizeof labels, ap);
+    series_t *s = series_of(id, ap);
     va_end(ap);
-    series_t *s = series_get((int)id, labels, true);
     if (!s)
         return;
     if (FAMILIES[id].type == T_histogram)
@@ -164,12 +170,10 @@ void metrics_add(metric_id_t id, double v, ...)
 
 void metrics_set(metric_id_t id, double v, ...)
 {
-    char labels[LABELS_MAX];
     va_list ap;
     va_start(ap, v);
-    format_labels(labels, sizeof labels, ap);
+    series_t *s = series_of(id, ap);
     va_end(ap);
-    series_t *s = series_get((int)id, labels, true);
     if (s)
         atomic_store(&s->value, v);
 }
