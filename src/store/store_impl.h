@@ -43,8 +43,12 @@ const char *pg_errmsg(pg_conn_t *c);
 /* Reconnects when the connection was lost, at most once a second. True when it is usable. */
 bool pg_ensure(pg_conn_t *c);
 
-/* Rewrites ? and ?N placeholders of sql to $N (outside quotes) into a malloc'd string; the
- * highest parameter number goes to *nparams. NULL when out of memory. */
+/* Rewrites the store's SQL (SQLite's dialect) for PostgreSQL into a malloc'd string, outside
+ * quotes: ? and ?N placeholders become $N (the highest number goes to *nparams); the planner
+ * hint "INDEXED BY name" is dropped; the types INTEGER (64-bit in SQLite) become BIGINT,
+ * "INTEGER PRIMARY KEY AUTOINCREMENT" BIGSERIAL PRIMARY KEY, BLOB BYTEA and REAL DOUBLE
+ * PRECISION (upper-case words only, as tassa writes its SQL). pg_exec applies it to schema
+ * text as well. NULL when out of memory. */
 char *pg_rewrite(const char *sql, int *nparams);
 
 /* The query layer, as in store.h. */

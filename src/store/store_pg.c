@@ -185,7 +185,12 @@ tassa_err pg_exec(pg_conn_t *c, const char *sql, errmsg_t *em)
         return TASSA_ESTORE;
     }
     tassa_err err = TASSA_OK;
-    if (!PQsendQuery(c->conn, sql)) {
+    int np;
+    char *text = pg_rewrite(sql, &np);
+    if (!text) {
+        set_err(c, "out of memory");
+        err = TASSA_ESTORE;
+    } else if (!PQsendQuery(c->conn, text)) {
         set_err(c, PQerrorMessage(c->conn));
         err = TASSA_ESTORE;
     } else {
@@ -202,6 +207,7 @@ tassa_err pg_exec(pg_conn_t *c, const char *sql, errmsg_t *em)
             PQclear(r);
         }
     }
+    free(text);
     if (err)
         err_set(em, TASSA_ESTORE, "%s", c->err);
     if (inner && PQstatus(c->conn) == CONNECTION_OK)
@@ -225,16 +231,41 @@ const char *pg_errmsg(pg_conn_t *c)
     return c->err;
 }
 
+/* Is c part of an SQL word (identifier or keyword)? */
+static bool word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Does the word w start at p, standing alone? */
+static bool word_at(const char *p, const char *w)
+{
+    size_t n = strlen(w);
+    return strncmp(p, w, n) == 0 && !word_char(p[n]);
+}
+
+/* SQLite's words and their PostgreSQL spelling (see pg_rewrite): integers are 64-bit in
+ * SQLite, so INTEGER is BIGINT; a 64-bit AUTOINCREMENT key is BIGSERIAL. */
+static const struct {
+    const char *sqlite, *pg;
+} WORDS[] = {
+    {"INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"},
+    {"INTEGER", "BIGINT"},
+    {"BLOB", "BYTEA"},
+    {"REAL", "DOUBLE PRECISION"},
+};
+
 char *pg_rewrite(const char *sql, int *nparams)
 {
     size_t n = strlen(sql);
-    char *out = malloc(n * 4 + 16); /* "?" -> "$NNN" at most */
+    char *out = malloc(n * 4 + 16); /* "?" -> "$NNN", BLOB -> BYTEA, REAL -> DOUBLE PRECISION */
     if (!out)
         return NULL;
     char *o = out;
     int next = 0, max = 0;
     char quote = 0;
     for (const char *p = sql; *p; p++) {
+        bool word_start = p == sql || !word_char(p[-1]);
         if (quote) {
             if (*p == quote)
                 quote = 0;
@@ -254,8 +285,31 @@ char *pg_rewrite(const char *sql, int *nparams)
             if (k > max)
                 max = k;
             o += sprintf(o, "$%d", k);
+        } else if (word_start && word_at(p, "INDEXED")) {
+            /* "INDEXED BY name": a SQLite planner hint; PostgreSQL plans on its own */
+            const char *q = p + 7;
+            while (*q == ' ')
+                q++;
+            if (word_at(q, "BY")) {
+                q += 2;
+                while (*q == ' ')
+                    q++;
+                while (word_char(*q))
+                    q++;
+                p = q - 1;
+            } else {
+                *o++ = *p;
+            }
         } else {
-            *o++ = *p;
+            size_t i = 0;
+            while (word_start && i < sizeof WORDS / sizeof WORDS[0] && !word_at(p, WORDS[i].sqlite))
+                i++;
+            if (word_start && i < sizeof WORDS / sizeof WORDS[0]) {
+                o += sprintf(o, "%s", WORDS[i].pg);
+                p += strlen(WORDS[i].sqlite) - 1;
+            } else {
+                *o++ = *p;
+            }
         }
     }
     *o = '\0';
