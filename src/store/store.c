@@ -58,10 +58,13 @@ struct cached_stmt {
 
 struct store {
     sqlite3 *db;
-    pg_conn_t *pg;        /* set instead of db on PostgreSQL */
-    char where[512];      /* store_where: the path, or the URL without its password */
-    pthread_mutex_t lock; /* the store lock: db, open_txn, in_savepoint, epoch, dirty */
-    pthread_cond_t work;  /* signalled (under lock) when a section left changes */
+    pg_conn_t *pg;                /* set instead of db on PostgreSQL */
+    char *url;                    /* the PostgreSQL URL (may hold a password: never logged) */
+    pthread_mutex_t session_lock; /* guards session's creation */
+    pg_session_t *session;        /* leases and notifications; started at first use */
+    char where[512];              /* store_where: the path, or the URL without its password */
+    pthread_mutex_t lock;         /* the store lock: db, open_txn, in_savepoint, epoch, dirty */
+    pthread_cond_t work;          /* signalled (under lock) when a section left changes */
     bool open_txn, in_savepoint, dirty, stopping;
     uint64_t epoch; /* number of the open (or last) group transaction */
     sqlite3_int64 changes_at_lock;
@@ -98,10 +101,18 @@ static const char *META_TABLE = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMA
 /* Connects to the PostgreSQL database at url and creates the meta table. */
 static bool open_pg(store_t *s, const char *url, errmsg_t *em)
 {
-    if (!(s->pg = pg_open(url, em)))
+    if (!(s->pg = pg_open(url, em)) || !(s->url = strdup(url)))
         return false;
     errmsg_t why = {{0}};
-    if (pg_exec(s->pg, META_TABLE, &why)) {
+    /* under the global lock: nodes starting together must not create tables at once */
+    tassa_err err = pg_begin(s->pg);
+    if (!err && !(err = pg_exec(s->pg, META_TABLE, &why)))
+        err = pg_control(s->pg, "COMMIT");
+    else if (!err)
+        pg_control(s->pg, "ROLLBACK");
+    if (err && !why.text[0])
+        snprintf(why.text, sizeof why.text, "%s", pg_errmsg(s->pg));
+    if (err) {
         err_set(em, TASSA_ESTORE, "PostgreSQL database is not usable: %s", why.text);
         return false;
     }
@@ -116,6 +127,7 @@ store_t *store_open(const char *path, errmsg_t *em)
         return NULL;
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->session_lock, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_mutex_init(&s->done_lock, NULL);
     pthread_cond_init(&s->done, NULL);
@@ -178,7 +190,10 @@ void store_close(store_t *s)
     }
     if (s->db)
         sqlite3_close_v2(s->db);
+    pg_session_free(s->session);
     pg_close(s->pg);
+    free(s->url);
+    pthread_mutex_destroy(&s->session_lock);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->done_lock);
@@ -234,7 +249,7 @@ void store_lock(store_t *s)
     if (!s->open_txn) {
         if (s->pg && !pg_ensure(s->pg)) {
             /* no connection: the query layer answers TASSA_ESTORE until it is back */
-        } else if (db_control(s, "BEGIN") == TASSA_OK) {
+        } else if ((s->pg ? pg_begin(s->pg) : db_control(s, "BEGIN")) == TASSA_OK) {
             s->open_txn = true;
             s->epoch++;
         } else {
@@ -653,4 +668,76 @@ void store_lib_versions(char *out, size_t n)
     char pq[64];
     pg_lib_version(pq, sizeof pq);
     snprintf(out, n, "sqlite %s (built with %s)\n%s", sqlite3_libversion(), SQLITE_VERSION, pq);
+}
+
+bool store_shared(const store_t *s)
+{
+    return s->pg != NULL;
+}
+
+/* The session thread of a PostgreSQL store, started at first use; NULL on SQLite or when it
+ * cannot start. */
+static pg_session_t *session(store_t *s)
+{
+    if (!s->pg)
+        return NULL;
+    pthread_mutex_lock(&s->session_lock);
+    if (!s->session && !(s->session = pg_session_new(s->url)))
+        log_error("event=store_session_failed err=\"cannot start the session thread\"");
+    pg_session_t *ps = s->session;
+    pthread_mutex_unlock(&s->session_lock);
+    return ps;
+}
+
+bool store_lease_hold(store_t *s, const char *name)
+{
+    if (!s->pg)
+        return true;
+    pg_session_t *ps = session(s);
+    return ps && pg_session_lease(ps, name);
+}
+
+size_t store_leases(store_t *s, const char **names, size_t max, char *buf, size_t n)
+{
+    if (!s->pg) {
+        size_t len = strlen("data-file") + 1;
+        if (!max || len > n)
+            return 0;
+        memcpy(buf, "data-file", len);
+        names[0] = buf;
+        return 1;
+    }
+    pg_session_t *ps = session(s);
+    return ps ? pg_session_leases(ps, names, max, buf, n) : 0;
+}
+
+tassa_err store_notify(store_t *s, const char *channel, const char *payload)
+{
+    if (!s->pg)
+        return TASSA_OK;
+    store_stmt_t *st = store_prepare(s, "SELECT pg_notify(?, ?)");
+    if (!st)
+        return TASSA_ESTORE;
+    store_bind_text(st, 1, channel);
+    store_bind_text(st, 2, payload);
+    int rc = store_step(st);
+    store_release(s, st);
+    return rc == STORE_ROW ? TASSA_OK : TASSA_ESTORE;
+}
+
+tassa_err store_listen(store_t *s, const char *channel, store_notify_fn fn, void *ctx)
+{
+    if (!s->pg)
+        return TASSA_OK;
+    pg_session_t *ps = session(s);
+    return ps ? pg_session_listen(ps, channel, fn, ctx) : TASSA_ESTORE;
+}
+
+void store_unlisten(store_t *s, store_notify_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&s->session_lock);
+    pg_session_t *ps = s->session;
+    pthread_mutex_unlock(&s->session_lock);
+    if (ps)
+        pg_session_unlisten(ps, fn, ctx);
 }

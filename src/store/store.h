@@ -169,4 +169,50 @@ int64_t store_now_ms(void);
  * a detail otherwise. Any thread; opens its own connections. */
 tassa_err store_backup(const char *src, const char *dst, bool force, errmsg_t *em);
 
+/* Several processes ------------------------------------------------------------------------
+ *
+ * A PostgreSQL store may be shared by several tassa processes (nodes). Their group
+ * transactions never interleave (each takes one database-wide lock, see store_impl.h's
+ * pg_begin), so every critical section on any node sees every change committed before it, and
+ * a compare-and-set (UPDATE ... WHERE revision = ?) is exact. What one node keeps in memory
+ * about the data (live subscribers, timers) learns of other nodes' changes through leases and
+ * notifications below. A SQLite file has one process (store_claim): its leases are always held
+ * and its notifications go nowhere, since there is nobody else to tell. */
+
+/* True when other processes may change the data at the same time (PostgreSQL); false for a
+ * SQLite file. Any thread. */
+bool store_shared(const store_t *s);
+
+/* Tells whether this process holds the lease name (at most 63 bytes, at most 8 names per
+ * process), registering it on the first call: on PostgreSQL a session thread tries to take
+ * every registered lease once a second, keeps it while its session with the database lasts,
+ * and drops it when the session ends (a node killed with -9 loses its leases as soon as the
+ * database sees its connection close; another node takes them within about a second). Never
+ * waits for the database. Always true on SQLite. Any thread; no lock needed. */
+bool store_lease_hold(store_t *s, const char *name);
+
+/* The leases held now: up to max names into names, pointing into buf (n bytes); returns how
+ * many ("data-file" on SQLite). Any thread. */
+size_t store_leases(store_t *s, const char **names, size_t max, char *buf, size_t n);
+
+/* Sends payload (small: ids and revisions, never documents; PostgreSQL caps it at 8000
+ * bytes) on channel to every process that listens, this one included, when the group
+ * transaction commits, in commit order; nothing if it rolls back. Lock held. TASSA_OK and
+ * nothing sent on SQLite. */
+tassa_err store_notify(store_t *s, const char *channel, const char *payload);
+
+/* Called with each payload sent on a channel; payload NULL means "notifications may have been
+ * missed" (after the session to the database started or came back): catch up from the tables.
+ * Runs on the store's session thread: must be quick and must not take the store lock. */
+typedef void (*store_notify_fn)(void *ctx, const char *payload);
+
+/* Calls fn(ctx, payload) for every store_notify on channel (letters, digits, _; at most 8
+ * listeners per process), from now until store_close. TASSA_EINVAL for a bad channel,
+ * TASSA_ESTORE when the session cannot start. Never called on SQLite. Any thread. */
+tassa_err store_listen(store_t *s, const char *channel, store_notify_fn fn, void *ctx);
+
+/* Ends the calls of fn with ctx from store_listen; returns once none is running, so ctx may be
+ * freed afterwards. Call before freeing ctx; not from inside fn. Any thread. */
+void store_unlisten(store_t *s, store_notify_fn fn, void *ctx);
+
 #endif

@@ -16,11 +16,14 @@
 #include "store/store_impl.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "base/hash.h"
 #include "base/log.h"
 #include "store/store.h"
 
@@ -35,7 +38,7 @@ typedef struct {
     char name[16];
 } pg_entry_t;
 
-struct pg_conn {
+struct tassa_pg {
     PGconn *conn;
     uint64_t gen; /* bumped at each (re)connection: prepared statements are per connection */
     int64_t total, last;
@@ -89,6 +92,43 @@ static void quiet_notices(void *arg, const char *message)
     (void)message; /* "relation ... already exists, skipping" and the like */
 }
 
+static void pg_session_setup(PGconn *conn);
+
+/* Connects to url with tassa's defaults (a 5 s connect timeout, TCP keepalives) and session
+ * settings. NULL only when out of memory; check PQstatus. */
+static PGconn *pg_connect(const char *url)
+{
+    /* Defaults first: the URL's own settings, expanded from dbname, override them. */
+    const char *keys[] = {"connect_timeout",  "keepalives_idle", "keepalives_interval",
+                          "keepalives_count", "dbname",          NULL};
+    const char *vals[] = {"5", "5", "2", "3", url, NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (conn && PQstatus(conn) == CONNECTION_OK)
+        pg_session_setup(conn);
+    return conn;
+}
+
+static void pg_session_setup(PGconn *conn)
+{
+    PQsetNoticeProcessor(conn, quiet_notices, NULL);
+    /* Never hang: a node that stops mid-transaction loses it after 10 s, and a lock that
+     * another node keeps longer than 5 s fails the statement (TASSA_ESTORE, 503) instead of
+     * holding the request. */
+    PGresult *r = PQexec(conn, "SET lock_timeout = 5000; SET idle_in_transaction_session_timeout"
+                               " = 10000; SET statement_timeout = 15000");
+    PQclear(r);
+}
+
+/* Describes why conn is not connected, on one line, naming host and port, never the URL (it
+ * may hold the password). */
+static void connect_error(pg_conn_t *c, PGconn *conn, errmsg_t *em)
+{
+    set_err(c, conn ? PQerrorMessage(conn) : "out of memory");
+    const char *host = conn ? PQhost(conn) : NULL, *port = conn ? PQport(conn) : NULL;
+    err_set(em, TASSA_ESTORE, "cannot connect to PostgreSQL at host %s port %s: %s",
+            host && *host ? host : "(default)", port && *port ? port : "(default)", c->err);
+}
+
 pg_conn_t *pg_open(const char *url, errmsg_t *em)
 {
     pg_conn_t *c = calloc(1, sizeof *c);
@@ -96,25 +136,31 @@ pg_conn_t *pg_open(const char *url, errmsg_t *em)
         err_set(em, TASSA_ENOMEM, "out of memory");
         return NULL;
     }
-    c->conn = PQconnectdb(url);
-    if (!c->conn) {
-        err_set(em, TASSA_ENOMEM, "out of memory");
-        free(c);
-        return NULL;
-    }
-    if (PQstatus(c->conn) != CONNECTION_OK) {
-        /* Never the URL: it may hold the password. */
-        set_err(c, PQerrorMessage(c->conn));
-        const char *host = PQhost(c->conn), *port = PQport(c->conn);
-        err_set(em, TASSA_ESTORE, "cannot connect to PostgreSQL at host %s port %s: %s",
-                host && *host ? host : "(default)", port && *port ? port : "(default)", c->err);
+    c->conn = pg_connect(url);
+    if (!c->conn || PQstatus(c->conn) != CONNECTION_OK) {
+        connect_error(c, c->conn, em);
         pg_close(c);
         return NULL;
     }
-    PQsetNoticeProcessor(c->conn, quiet_notices, NULL);
     c->gen = 1;
     c->backoff = 0.25;
     return c;
+}
+
+tassa_err pg_begin(pg_conn_t *c)
+{
+    if (pg_control(c, "BEGIN"))
+        return TASSA_ESTORE;
+    PGresult *r = PQexec(c->conn, "SELECT pg_advisory_xact_lock(" PG_GLOBAL_LOCK ")");
+    bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        set_err(c, PQerrorMessage(c->conn));
+    PQclear(r);
+    if (!ok) {
+        PQclear(PQexec(c->conn, "ROLLBACK"));
+        return TASSA_ESTORE;
+    }
+    return TASSA_OK;
 }
 
 void pg_close(pg_conn_t *c)
@@ -138,7 +184,7 @@ bool pg_ensure(pg_conn_t *c)
         return false;
     PQreset(c->conn);
     if (PQstatus(c->conn) == CONNECTION_OK) {
-        PQsetNoticeProcessor(c->conn, quiet_notices, NULL);
+        pg_session_setup(c->conn);
         c->gen++;
         c->backoff = 0.25;
         log_info("event=store_reconnected");
@@ -600,4 +646,305 @@ void pg_lib_version(char *out, size_t n)
 {
     int v = PQlibVersion();
     snprintf(out, n, "libpq %d.%d", v / 10000, v % 10000);
+}
+
+/* The session thread ---------------------------------------------------------------------
+ *
+ * A second connection, owned by one thread, for what lives as long as a session: leases
+ * (session advisory locks, released by PostgreSQL when the session ends, so when a node dies)
+ * and LISTEN. Callers never wait on it: pg_session_lease answers from the last state the
+ * thread saw. */
+
+#define SESSION_MAX_LEASES    8
+#define SESSION_MAX_LISTENERS 8
+#define SESSION_TICK_MS       250
+#define SESSION_LEASE_TRY_S   1.0
+
+typedef struct {
+    char name[64];
+    uint32_t key;
+    bool held; /* under mu */
+} lease_t;
+
+typedef struct {
+    char channel[64];
+    pg_notify_fn fn;
+    void *ctx;
+} listener_t;
+
+struct pg_session {
+    char *url;
+    pthread_t thread;
+    pthread_mutex_t mu;    /* guards leases, nleases, listeners, nlisteners, stop */
+    pthread_mutex_t cb_mu; /* held while listeners are called; unlisten waits on it */
+    lease_t leases[SESSION_MAX_LEASES];
+    int nleases;
+    listener_t listeners[SESSION_MAX_LISTENERS];
+    int nlisteners;
+    bool stop;
+    bool reachable; /* under mu: the session connection is up */
+};
+
+/* Runs sql (no parameters) on conn; true when it succeeded. *value gets the first column of
+ * the first row when not NULL ("" when none). */
+static bool session_query(PGconn *conn, const char *sql, char *value, size_t n)
+{
+    PGresult *r = PQexec(conn, sql);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+    if (value && n) {
+        value[0] = '\0';
+        if (ok && st == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0)
+            snprintf(value, n, "%s", PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    return ok;
+}
+
+/* Marks every lease lost (the session ended) and logs the ones that were held. */
+static void leases_lost(pg_session_t *ps)
+{
+    pthread_mutex_lock(&ps->mu);
+    for (int i = 0; i < ps->nleases; i++) {
+        if (ps->leases[i].held)
+            log_warn("event=lease_lost lease=%s", ps->leases[i].name);
+        ps->leases[i].held = false;
+    }
+    ps->reachable = false;
+    pthread_mutex_unlock(&ps->mu);
+}
+
+/* Tries every lease not held yet (pg_try_advisory_lock never waits). */
+static void leases_try(pg_session_t *ps, PGconn *conn)
+{
+    pthread_mutex_lock(&ps->mu);
+    int n = ps->nleases;
+    pthread_mutex_unlock(&ps->mu);
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&ps->mu);
+        bool held = ps->leases[i].held;
+        uint32_t key = ps->leases[i].key;
+        pthread_mutex_unlock(&ps->mu);
+        if (held)
+            continue;
+        char sql[96], v[8];
+        snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %d)", PG_LEASE_CLASS,
+                 (int32_t)key);
+        if (session_query(conn, sql, v, sizeof v) && strcmp(v, "t") == 0) {
+            pthread_mutex_lock(&ps->mu);
+            ps->leases[i].held = true;
+            log_info("event=lease_taken lease=%s", ps->leases[i].name);
+            pthread_mutex_unlock(&ps->mu);
+        }
+    }
+}
+
+/* LISTENs to every registered channel on a new session; true when all succeeded. */
+static bool listen_all(pg_session_t *ps, PGconn *conn)
+{
+    pthread_mutex_lock(&ps->mu);
+    int n = ps->nlisteners;
+    pthread_mutex_unlock(&ps->mu);
+    for (int i = 0; i < n; i++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "LISTEN \"%s\"", ps->listeners[i].channel);
+        if (!session_query(conn, sql, NULL, 0))
+            return false;
+    }
+    return true;
+}
+
+/* Calls the listeners of channel (or all of them with payload NULL: notifications may have
+ * been missed), holding cb_mu only, so that pg_session_unlisten can wait for a call to end. */
+static void dispatch(pg_session_t *ps, const char *channel, const char *payload)
+{
+    pthread_mutex_lock(&ps->cb_mu);
+    pthread_mutex_lock(&ps->mu);
+    int n = ps->nlisteners;
+    pthread_mutex_unlock(&ps->mu);
+    for (int i = 0; i < n; i++)
+        if (ps->listeners[i].fn && (!channel || strcmp(ps->listeners[i].channel, channel) == 0))
+            ps->listeners[i].fn(ps->listeners[i].ctx, payload);
+    pthread_mutex_unlock(&ps->cb_mu);
+}
+
+static bool session_stopping(pg_session_t *ps)
+{
+    pthread_mutex_lock(&ps->mu);
+    bool stop = ps->stop;
+    pthread_mutex_unlock(&ps->mu);
+    return stop;
+}
+
+static void *session_main(void *arg)
+{
+    pg_session_t *ps = arg;
+    PGconn *conn = NULL;
+    double backoff = 0.25, retry_at = 0, last_try = 0;
+    int listened = -1; /* listeners LISTENed on this session */
+    while (!session_stopping(ps)) {
+        double now = mono_now();
+        if (!conn || PQstatus(conn) != CONNECTION_OK) {
+            if (conn) {
+                PQfinish(conn);
+                conn = NULL;
+                leases_lost(ps);
+                log_error("event=store_session_lost");
+            }
+            if (now < retry_at) {
+                struct timespec pause = {0, SESSION_TICK_MS * 1000000L};
+                nanosleep(&pause, NULL);
+                continue;
+            }
+            conn = pg_connect(ps->url);
+            if (!conn || PQstatus(conn) != CONNECTION_OK) {
+                retry_at = now + backoff;
+                if (backoff < 8)
+                    backoff *= 2;
+                continue;
+            }
+            backoff = 0.25;
+            listened = -1;
+            pthread_mutex_lock(&ps->mu);
+            ps->reachable = true;
+            pthread_mutex_unlock(&ps->mu);
+            last_try = 0;
+        }
+        pthread_mutex_lock(&ps->mu);
+        int nl = ps->nlisteners;
+        pthread_mutex_unlock(&ps->mu);
+        if (listened != nl) {
+            if (!listen_all(ps, conn)) {
+                PQfinish(conn);
+                conn = NULL;
+                leases_lost(ps);
+                continue;
+            }
+            listened = nl;
+            dispatch(ps, NULL, NULL); /* a new session: what came before it may be missed */
+        }
+        if (now - last_try >= SESSION_LEASE_TRY_S) {
+            last_try = now;
+            /* a query also proves the session (and so the held leases) still alive */
+            if (!session_query(conn, "SELECT 1", NULL, 0))
+                continue; /* PQstatus tells on the next round */
+            leases_try(ps, conn);
+        }
+        struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+        if (pfd.fd >= 0 && poll(&pfd, 1, SESSION_TICK_MS) > 0 && !PQconsumeInput(conn))
+            continue;
+        PGnotify *nt;
+        while ((nt = PQnotifies(conn))) {
+            dispatch(ps, nt->relname, nt->extra ? nt->extra : "");
+            PQfreemem(nt);
+        }
+    }
+    PQfinish(conn);
+    return NULL;
+}
+
+pg_session_t *pg_session_new(const char *url)
+{
+    pg_session_t *ps = calloc(1, sizeof *ps);
+    if (!ps || !(ps->url = strdup(url))) {
+        free(ps);
+        return NULL;
+    }
+    pthread_mutex_init(&ps->mu, NULL);
+    pthread_mutex_init(&ps->cb_mu, NULL);
+    if (pthread_create(&ps->thread, NULL, session_main, ps) != 0) {
+        free(ps->url);
+        free(ps);
+        return NULL;
+    }
+    return ps;
+}
+
+void pg_session_free(pg_session_t *ps)
+{
+    if (!ps)
+        return;
+    pthread_mutex_lock(&ps->mu);
+    ps->stop = true;
+    pthread_mutex_unlock(&ps->mu);
+    pthread_join(ps->thread, NULL);
+    pthread_mutex_destroy(&ps->mu);
+    pthread_mutex_destroy(&ps->cb_mu);
+    free(ps->url);
+    free(ps);
+}
+
+bool pg_session_lease(pg_session_t *ps, const char *name)
+{
+    pthread_mutex_lock(&ps->mu);
+    bool held = false;
+    int i = 0;
+    while (i < ps->nleases && strcmp(ps->leases[i].name, name) != 0)
+        i++;
+    if (i < ps->nleases) {
+        held = ps->leases[i].held;
+    } else if (i < SESSION_MAX_LEASES && strlen(name) < sizeof ps->leases[i].name) {
+        snprintf(ps->leases[i].name, sizeof ps->leases[i].name, "%s", name);
+        ps->leases[i].key = (uint32_t)hash_str(HASH_SEED, name);
+        ps->nleases++;
+    } else {
+        log_error("event=lease_refused lease=%s err=\"too many leases or name too long\"", name);
+    }
+    pthread_mutex_unlock(&ps->mu);
+    return held;
+}
+
+size_t pg_session_leases(pg_session_t *ps, const char **names, size_t max, char *buf, size_t n)
+{
+    size_t k = 0, used = 0;
+    pthread_mutex_lock(&ps->mu);
+    for (int i = 0; i < ps->nleases && k < max; i++) {
+        size_t len = strlen(ps->leases[i].name) + 1;
+        if (!ps->leases[i].held || used + len > n)
+            continue;
+        memcpy(buf + used, ps->leases[i].name, len);
+        names[k++] = buf + used;
+        used += len;
+    }
+    pthread_mutex_unlock(&ps->mu);
+    return k;
+}
+
+bool pg_session_reachable(pg_session_t *ps)
+{
+    pthread_mutex_lock(&ps->mu);
+    bool up = ps->reachable;
+    pthread_mutex_unlock(&ps->mu);
+    return up;
+}
+
+tassa_err pg_session_listen(pg_session_t *ps, const char *channel, pg_notify_fn fn, void *ctx)
+{
+    tassa_err err = TASSA_OK;
+    pthread_mutex_lock(&ps->mu);
+    bool ok_name = *channel && strlen(channel) < sizeof ps->listeners[0].channel;
+    for (const char *p = channel; ok_name && *p; p++)
+        ok_name = word_char(*p);
+    if (!ok_name || ps->nlisteners >= SESSION_MAX_LISTENERS) {
+        err = TASSA_EINVAL;
+    } else {
+        listener_t *l = &ps->listeners[ps->nlisteners];
+        snprintf(l->channel, sizeof l->channel, "%s", channel);
+        l->fn = fn;
+        l->ctx = ctx;
+        ps->nlisteners++; /* the thread LISTENs on its next round */
+    }
+    pthread_mutex_unlock(&ps->mu);
+    return err;
+}
+
+void pg_session_unlisten(pg_session_t *ps, pg_notify_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&ps->cb_mu); /* no call of fn is running, none starts */
+    pthread_mutex_lock(&ps->mu);
+    for (int i = 0; i < ps->nlisteners; i++)
+        if (ps->listeners[i].fn == fn && ps->listeners[i].ctx == ctx)
+            ps->listeners[i].fn = NULL; /* the slot stays: its LISTEN is harmless */
+    pthread_mutex_unlock(&ps->mu);
+    pthread_mutex_unlock(&ps->cb_mu);
 }
