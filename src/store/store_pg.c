@@ -31,10 +31,11 @@
 #define BYTEA_OID 17
 
 typedef struct {
-    char *sql;    /* the text given to store_prepare (key) */
-    char *pgsql;  /* with $N placeholders */
-    int nparams;  /* highest $N */
-    uint64_t gen; /* connection generation it was prepared on (0 = never) */
+    char *sql;      /* the text given to store_prepare (key) */
+    char *pgsql;    /* with $N placeholders */
+    int nparams;    /* highest $N */
+    bool read_only; /* a SELECT: runs without a savepoint of its own */
+    uint64_t gen;   /* connection generation it was prepared on (0 = never) */
     char name[16];
 } pg_entry_t;
 
@@ -389,6 +390,17 @@ static bool server_prepare(pg_conn_t *c, pg_entry_t *e)
     return ok;
 }
 
+/* Is sql a plain read (SELECT ... without FOR UPDATE)? A read that fails (only a timeout or a
+ * lost connection can, once prepared) aborts the group transaction, whose writers then all get
+ * TASSA_ESTORE: nothing is lost silently, and reads skip a savepoint's cost. */
+static bool reads_only(const char *sql)
+{
+    while (*sql == ' ' || *sql == '\n')
+        sql++;
+    return strncmp(sql, "SELECT ", 7) == 0 && !strstr(sql, "FOR UPDATE") &&
+           !strstr(sql, "pg_notify");
+}
+
 pg_stmt_t *pg_prepare(pg_conn_t *c, const char *sql)
 {
     pg_stmt_t *st = calloc(1, sizeof *st);
@@ -403,6 +415,7 @@ pg_stmt_t *pg_prepare(pg_conn_t *c, const char *sql)
             st->e = e;
         } else if (!e->sql) {
             e->pgsql = pg_rewrite(sql, &e->nparams);
+            e->read_only = reads_only(sql);
             e->sql = e->pgsql ? strdup(sql) : NULL;
             if (!e->sql) {
                 free(e->pgsql);
@@ -415,6 +428,7 @@ pg_stmt_t *pg_prepare(pg_conn_t *c, const char *sql)
     }
     if (!st->e) {
         st->own.pgsql = pg_rewrite(sql, &st->own.nparams);
+        st->own.read_only = reads_only(sql);
         if (!st->own.pgsql) {
             free(st);
             return NULL;
@@ -521,6 +535,51 @@ tassa_err pg_bind(pg_stmt_t *st, int i, const char *v, size_t n, bool binary, bo
     return TASSA_OK;
 }
 
+/* Runs st's statement between SAVEPOINT tassa_stmt and RELEASE in one round trip (libpq's
+ * pipeline mode): the statement's own result, or NULL when the connection failed. When the
+ * statement fails, the RELEASE is skipped by the server (the pipeline aborts) and the caller
+ * rolls back to the savepoint. */
+static PGresult *run_guarded(pg_conn_t *c, pg_stmt_t *st)
+{
+    PGconn *conn = c->conn;
+    if (!PQenterPipelineMode(conn))
+        return NULL;
+    PGresult *mine = NULL;
+    bool sent =
+        PQsendQueryParams(conn, "SAVEPOINT tassa_stmt", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQsendQueryPrepared(conn, st->e->name, st->e->nparams, st->vals, st->lens, st->fmts, 0) &&
+        PQsendQueryParams(conn, "RELEASE SAVEPOINT tassa_stmt", 0, NULL, NULL, NULL, NULL, 0) &&
+        PQpipelineSync(conn);
+    if (!sent) {
+        set_err(c, PQerrorMessage(conn));
+        PQexitPipelineMode(conn);
+        return NULL;
+    }
+    /* Three results, each followed by NULL, then the sync. */
+    for (int q = 0; q < 4; q++) {
+        PGresult *r;
+        while ((r = PQgetResult(conn))) {
+            ExecStatusType t = PQresultStatus(r);
+            if (q == 1 && !mine) {
+                mine = r;
+                continue;
+            }
+            if (q == 0 && t != PGRES_COMMAND_OK)
+                set_err(c, PQresultErrorMessage(r));
+            bool sync = t == PGRES_PIPELINE_SYNC;
+            PQclear(r);
+            if (sync)
+                break;
+        }
+        if (PQstatus(conn) != CONNECTION_OK)
+            break;
+        if (q == 3)
+            break;
+    }
+    PQexitPipelineMode(conn);
+    return mine;
+}
+
 int pg_step(pg_stmt_t *st)
 {
     pg_conn_t *c = st->c;
@@ -546,12 +605,12 @@ int pg_step(pg_stmt_t *st)
         }
         st->e->gen = c->gen;
     }
-    bool inner = in_txn(c);
-    if (inner && pg_control(c, "SAVEPOINT tassa_stmt")) {
-        st->done = true;
-        return TASSA_ESTORE;
-    }
-    st->res = PQexecPrepared(c->conn, st->e->name, st->e->nparams, st->vals, st->lens, st->fmts, 0);
+    /* A write inside the group transaction runs under its own savepoint, so that a refused
+     * write undoes only itself; a read needs none (see run_guarded). */
+    bool guard = in_txn(c) && !st->e->read_only;
+    st->res = guard ? run_guarded(c, st)
+                    : PQexecPrepared(c->conn, st->e->name, st->e->nparams, st->vals, st->lens,
+                                     st->fmts, 0);
     ExecStatusType status = st->res ? PQresultStatus(st->res) : PGRES_FATAL_ERROR;
     int rc;
     if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
@@ -576,9 +635,8 @@ int pg_step(pg_stmt_t *st)
         rc = state && strncmp(state, "23", 2) == 0 ? TASSA_ECONFLICT : TASSA_ESTORE;
         st->done = true;
     }
-    if (inner && PQstatus(c->conn) == CONNECTION_OK)
-        pg_control(c, rc < 0 ? "ROLLBACK TO SAVEPOINT tassa_stmt; RELEASE SAVEPOINT tassa_stmt"
-                             : "RELEASE SAVEPOINT tassa_stmt");
+    if (guard && rc < 0 && PQstatus(c->conn) == CONNECTION_OK)
+        pg_control(c, "ROLLBACK TO SAVEPOINT tassa_stmt; RELEASE SAVEPOINT tassa_stmt");
     return rc;
 }
 
