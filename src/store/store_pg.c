@@ -555,26 +555,29 @@ static PGresult *run_guarded(pg_conn_t *c, pg_stmt_t *st)
         PQexitPipelineMode(conn);
         return NULL;
     }
-    /* Three results, each followed by NULL, then the sync. */
-    for (int q = 0; q < 4; q++) {
-        PGresult *r;
-        while ((r = PQgetResult(conn))) {
-            ExecStatusType t = PQresultStatus(r);
-            if (q == 1 && !mine) {
-                mine = r;
-                continue;
-            }
-            if (q == 0 && t != PGRES_COMMAND_OK)
-                set_err(c, PQresultErrorMessage(r));
-            bool sync = t == PGRES_PIPELINE_SYNC;
-            PQclear(r);
-            if (sync)
+    /* Three results, each followed by NULL, then the sync: read up to the sync, whatever
+     * failed, so that the connection leaves pipeline mode idle. */
+    int query = 0;
+    for (;;) {
+        PGresult *r = PQgetResult(conn);
+        if (!r) {
+            if (PQstatus(conn) != CONNECTION_OK)
                 break;
+            query++;
+            continue;
         }
-        if (PQstatus(conn) != CONNECTION_OK)
+        ExecStatusType t = PQresultStatus(r);
+        if (t == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
             break;
-        if (q == 3)
-            break;
+        }
+        if (query == 1 && !mine) {
+            mine = r;
+            continue;
+        }
+        if (query == 0 && t != PGRES_COMMAND_OK)
+            set_err(c, PQresultErrorMessage(r));
+        PQclear(r);
     }
     PQexitPipelineMode(conn);
     return mine;
