@@ -39,7 +39,13 @@ struct tr_engine {
     bool stop, started;
     pthread_t timer_thread, event_thread;
     int64_t last_prune_ms; /* timer thread only */
+    char lease[64];        /* "taskrouter:<WorkspaceSid>": the holder runs timers and events */
+    bool listening;        /* store_listen(TR_CHANNEL) succeeded; main thread */
 };
+
+/* The notification channel on which every TaskRouter commit wakes the lease holder's threads
+ * on every node (payload: the workspace SID). */
+#define TR_CHANNEL "tassa_taskrouter"
 
 /* The engine's clock in Unix milliseconds: the wall clock (store_now_ms) plus the offset that
  * tr_engine_advance_clock added. Every time the engine stores or compares goes through it.
@@ -53,7 +59,9 @@ int64_t tr_now_ms(const tr_engine_t *e);
 tassa_err tr_txn_begin(tr_engine_t *e);
 
 /* Commits (err == TASSA_OK) or rolls back, releases the lock, wakes the engine threads when
- * something was committed, and returns err (or TASSA_ESTORE when the commit failed). */
+ * something was committed, and returns err (or TASSA_ESTORE when the commit failed). On a
+ * shared store the commit also notifies TR_CHANNEL, so that the node holding the workspace's
+ * lease (maybe another process) looks at the new deadlines and events at once. */
 tassa_err tr_txn_end(tr_engine_t *e, tassa_err err);
 
 /* Commits (err == TASSA_OK) or rolls back and releases the lock, without waking the engine
