@@ -55,7 +55,8 @@ static const migrate_step_t MIGRATIONS[] = {
      "  FROM callback_outbox WHERE event_sid IS NOT NULL GROUP BY event_sid, url);"
      "ALTER TABLE callback_outbox ADD COLUMN claimed_by TEXT;"
      "CREATE UNIQUE INDEX IF NOT EXISTS callback_outbox_event ON callback_outbox (event_sid, url);",
-     NULL},
+     /* the step adds the column and the index in one transaction: one implies the other */
+     "SELECT claimed_by FROM callback_outbox LIMIT 0"},
 };
 
 outbox_t *outbox_new(store_t *s, const char *auth_token, int timeout_ms, errmsg_t *em)
