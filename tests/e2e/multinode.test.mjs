@@ -22,6 +22,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import twilio from 'twilio';
 import { BIN, eventually } from './lib/server.mjs';
 import { startPg, SUITE_PG } from './lib/pg.mjs';
 import { cleanEnv } from './lib/spawn_tassa.mjs';
@@ -83,7 +84,7 @@ async function startNode(dbUrl, name) {
 function credentials(dbUrl) {
   const out = execFileSync(BIN, ['credentials', '--data', dbUrl], { env: cleanEnv(), encoding: 'utf8' });
   const c = Object.fromEntries(out.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
-  return 'Basic ' + Buffer.from(`${c.API_KEY}:${c.API_SECRET}`).toString('base64');
+  return { basic: 'Basic ' + Buffer.from(`${c.API_KEY}:${c.API_SECRET}`).toString('base64'), authToken: c.AUTH_TOKEN };
 }
 
 // One /v1 call; resolves { status, body, ms } (body parsed JSON or null).
@@ -111,7 +112,8 @@ async function healthz(node) {
 async function twoNodes() {
   const pg = cluster();
   const a = await startNode(pg.url, 'A');
-  const auth = credentials(pg.url);
+  const creds = credentials(pg.url);
+  const auth = creds.basic;
   const b = await startNode(pg.url, 'B');
   const wsList = await call(a, auth, 'GET', '/v1/Workspaces');
   assert.equal(wsList.status, 200);
@@ -122,7 +124,7 @@ async function twoNodes() {
   const base = `/v1/Workspaces/${ws}`;
   const acts = await call(b, auth, 'GET', `${base}/Activities`);
   const act = Object.fromEntries(acts.body.activities.map((x) => [x.friendly_name, x.sid]));
-  return { pg, a, b, auth, ws, lease, base, act };
+  return { pg, a, b, auth, creds, ws, lease, base, act };
 }
 
 test('two nodes: the survivor of a kill -9 takes the lease, assigns no task twice, loses no '
@@ -216,7 +218,7 @@ test('two nodes: the survivor of a kill -9 takes the lease, assigns no task twic
 
 test('a database outage: writes answer 503 promptly, /healthz says store false, and after the '
   + 'restart writes work again and nothing acknowledged is lost', opts, async () => {
-  const { pg, a, b, auth, base } = await twoNodes();
+  const { pg, a, b, auth, creds, base } = await twoNodes();
   const acked = [];
   for (let i = 0; i < 5; i++) {
     const node = i % 2 ? b : a;
@@ -241,6 +243,22 @@ test('a database outage: writes answer 503 promptly, /healthz says store false, 
       const d = await call(node, auth, 'POST', '/v1/Services/default/Documents/kept', { Data: '{"v":2}' });
       assert.equal(d.status, 503);
       assert.equal(d.body.code, 20503);
+      // the router function (signed as TaskRouter signs) answers 503 in its own error shape
+      const routerUrl = `${node.url}/general/router`;
+      const ev = { EventType: 'task.created', Sid: `EV${'0'.repeat(31)}${node.name === 'A' ? 1 : 2}`,
+        TaskSid: `WT${'0'.repeat(32)}`, TaskAttributes: JSON.stringify({ topic: 'outage' }) };
+      const t0 = Date.now();
+      const rr = await fetch(routerUrl, {
+        method: 'POST', body: new URLSearchParams(ev).toString(),
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded',
+          'X-Twilio-Signature': twilio.getExpectedTwilioSignature(creds.authToken, routerUrl, ev) },
+        signal: AbortSignal.timeout(30000),
+      });
+      const rb = await rr.json();
+      assert.equal(rr.status, 503, JSON.stringify(rb));
+      assert.equal(rb.status, 503);
+      assert.match(rb.error, /store/i);
+      assert.ok(Date.now() - t0 < 6000);
       const h = await healthz(node);
       assert.equal(h.status, 503);
       assert.equal(h.body.store, false);
