@@ -114,12 +114,15 @@ async function twoNodes() {
   const a = await startNode(pg.url, 'A');
   const creds = credentials(pg.url);
   const auth = creds.basic;
-  const b = await startNode(pg.url, 'B');
   const wsList = await call(a, auth, 'GET', '/v1/Workspaces');
   assert.equal(wsList.status, 200);
   const ws = wsList.body.workspaces[0].sid;
   const lease = `taskrouter:${ws}`;
-  await eventually(async () => (await healthz(a)).body.leases.includes(lease), { timeout: 10000 });
+  // A, alone, takes the workspace's lease; B, started next, finds it taken
+  await eventually(async () => (await healthz(a)).body.leases.includes(lease), { timeout: 10000, interval: 100 });
+  const b = await startNode(pg.url, 'B');
+  await new Promise((r) => setTimeout(r, 1500)); // B's session thread has tried at least once
+  assert.ok((await healthz(a)).body.leases.includes(lease), 'A keeps the lease');
   assert.ok(!(await healthz(b)).body.leases.includes(lease), 'one holder at a time');
   const base = `/v1/Workspaces/${ws}`;
   const acts = await call(b, auth, 'GET', `${base}/Activities`);

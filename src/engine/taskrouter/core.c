@@ -151,7 +151,7 @@ tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
     /* The lease holder may be another node: tell it (delivered at commit, dropped on
      * rollback). A lost notification costs at most the holder's one-second look. */
     if (!err && store_shared(e->store))
-        err = store_notify(e->store, TR_CHANNEL, e->ws_sid);
+        err = store_notify(e->store, TR_CHANNEL, e->notice);
     err = tr_txn_commit(e, err);
     if (!err)
         tr_kick(e);

@@ -40,11 +40,13 @@ struct tr_engine {
     pthread_t timer_thread, event_thread;
     int64_t last_prune_ms; /* timer thread only */
     char lease[64];        /* "taskrouter:<WorkspaceSid>": the holder runs timers and events */
+    char notice[80];       /* TR_CHANNEL payload: "<WorkspaceSid> <random id of this engine>" */
     bool listening;        /* store_listen(TR_CHANNEL) succeeded; main thread */
 };
 
 /* The notification channel on which every TaskRouter commit wakes the lease holder's threads
- * on every node (payload: the workspace SID). */
+ * on every node (payload: e->notice; an engine ignores its own, which tr_kick already
+ * handled). */
 #define TR_CHANNEL "tassa_taskrouter"
 
 /* The engine's clock in Unix milliseconds: the wall clock (store_now_ms) plus the offset that

@@ -178,6 +178,12 @@ tr_engine_t *tr_engine_new(store_t *s, const char *account_sid, errmsg_t *em)
         goto fail;
     }
     snprintf(e->lease, sizeof e->lease, "taskrouter:%s", e->ws_sid);
+    char id[SID_LEN + 1];
+    if (sid_new("TR", id)) {
+        err_set(em, TASSA_EINTERNAL, "no random bytes for the engine's id");
+        goto fail;
+    }
+    snprintf(e->notice, sizeof e->notice, "%s %s", e->ws_sid, id);
     free(ws);
     return e;
 fail:
@@ -358,8 +364,9 @@ static void *timer_main(void *arg)
  * (payload NULL: notifications may have been missed; look anyway). Session thread. */
 static void on_notify(void *ctx, const char *payload)
 {
-    (void)payload;
-    tr_kick(ctx);
+    tr_engine_t *e = ctx;
+    if (!payload || strcmp(payload, e->notice)) /* our own commits woke us already */
+        tr_kick(e);
 }
 
 tassa_err tr_engine_start(tr_engine_t *e)
