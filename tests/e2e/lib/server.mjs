@@ -129,7 +129,7 @@ export async function startServer(opts = {}) {
       await server.stop();
       return startServer({ ...opts, dataDir, ...extra });
     },
-    cleanup() { if (process.env.DBGLOG) for (const l of log.split('\n')) if (/level=error/.test(l)) console.error('SERVERLOG', l); removeDataDir(dataDir); },
+    cleanup() { removeDataDir(dataDir); },
     // Basic auth header for the /v1 API.
     basic() {
       return 'Basic ' + Buffer.from(`${creds.apiKey}:${creds.apiSecret}`).toString('base64');
