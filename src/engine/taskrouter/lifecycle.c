@@ -231,7 +231,7 @@ tassa_err tr_worker_move_locked(tr_engine_t *e, const char *worker_sid, const ch
     bool was = old.available, is = act.available;
     err = db_exec(e->store,
                   "UPDATE tr_workers SET activity_sid = ?, date_status_changed = ?,"
-                  " date_updated = ?, idle_since = CASE WHEN ? THEN ? ELSE idle_since END"
+                  " date_updated = ?, idle_since = CASE WHEN ? = 1 THEN ? ELSE idle_since END"
                   " WHERE sid = ?",
                   "siidis", activity_sid, now, now, (int)(is && !was), now, worker_sid);
     if (!err) {

@@ -66,10 +66,11 @@ static void task_counts(tr_engine_t *e, json_t *j, const char *queue_sid)
                    "SELECT status, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
                    " AND (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) GROUP BY status",
                    queue_sid);
-    count_into(e, by_prio,
-               "SELECT priority, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
-               " AND (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) GROUP BY priority",
-               queue_sid);
+    count_into(
+        e, by_prio,
+        "SELECT priority, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
+        " AND (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) GROUP BY priority ORDER BY priority",
+        queue_sid);
     json_object_set_new(j, "total_tasks", json_integer(total));
     json_object_set_new(j, "tasks_by_status", by_status);
     json_object_set_new(j, "tasks_by_priority", by_prio);

@@ -404,7 +404,7 @@ tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json
                                 "SELECT coalesce(q.friendly_name, '(none)') AS name, count(*),"
                                 " min(t.date_created) FROM tr_tasks t LEFT JOIN tr_queues q"
                                 " ON q.sid = t.queue_sid WHERE t.status IN " TASK_WAITING_SQL
-                                " GROUP BY t.queue_sid, q.friendly_name",
+                                " GROUP BY t.queue_sid, q.friendly_name ORDER BY t.queue_sid",
                                 NULL);
     while (st && by_queue && store_step(st) == STORE_ROW) {
         long n = (long)store_col_int64(st, 1);
