@@ -180,11 +180,16 @@ test('two nodes: the survivor of a kill -9 takes the lease, assigns no task twic
       if (!p.length) return;
       await call(node, auth, 'POST', `${base}/Tasks/${t}/Reservations/${p[0].sid}`, { ReservationStatus: 'accepted' }).catch(() => null);
     })());
-    if (i === 2) await a.kill9();
+    if (i === 2) {
+      assert.match(a.log(), /event=tr_lease_taken/);
+      assert.doesNotMatch(b.log(), /event=tr_lease_taken/, 'B runs no timers while A holds the lease');
+      await a.kill9();
+    }
   }
   await Promise.all(accepts);
   // the survivor takes the lease within a few seconds
   await eventually(async () => (await healthz(b)).body.leases.includes(lease), { timeout: 8000, interval: 200 });
+  await eventually(() => /event=tr_lease_taken/.test(b.log()), { timeout: 3000 });
   // the reservations that were pending on A time out on B
   for (const r of shortRes) {
     await eventually(async () => {
