@@ -248,6 +248,12 @@ test('a database outage: writes answer 503 promptly, /healthz says store false, 
         assert.equal(w.body.more_info, 'https://www.twilio.com/docs/errors/20503');
         assert.ok(w.ms < 6000, `answered in ${w.ms} ms`);
       }
+      // a TaskRouter read of what exists is no 404 meanwhile
+      for (const path of [`${base}/Workers/${acked[0]}`, `${base}/Workers`, `${base}/Workers/${acked[0]}/Reservations`]) {
+        const r = await call(node, auth, 'GET', path);
+        assert.equal(r.status, 503, `GET ${path}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.code, 20503);
+      }
       const d = await call(node, auth, 'POST', '/v1/Services/default/Documents/kept', { Data: '{"v":2}' });
       assert.equal(d.status, 503);
       assert.equal(d.body.code, 20503);

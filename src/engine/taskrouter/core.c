@@ -165,7 +165,7 @@ tassa_err tr_txn_begin_row(tr_engine_t *e, const char *table, const char *what, 
     snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE sid = ?", table);
     tassa_err err = tr_txn_begin(e);
     if (!err && db_int(e->store, 0, sql, "s", sid) != 1)
-        err = tr_txn_commit(e, tr_not_found(e, em, what, sid));
+        err = tr_txn_commit(e, tr_missing_locked(e, em, what, sid));
     return err;
 }
 
@@ -199,6 +199,13 @@ void tr_kick(tr_engine_t *e)
     pthread_cond_broadcast(&e->timer_cond);
     pthread_cond_broadcast(&e->event_cond);
     pthread_mutex_unlock(&e->mu);
+}
+
+tassa_err tr_missing_locked(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid)
+{
+    if (db_int(e->store, 0, "SELECT 1", NULL) != 1)
+        return TASSA_ESTORE;
+    return tr_not_found(e, em, what, sid);
 }
 
 tassa_err tr_not_found(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid)

@@ -111,6 +111,10 @@ bool db_sid(store_t *s, char out[SID_LEN + 1], const char *sql, const char *type
  * TASSA_ENOTFOUND. */
 tassa_err tr_not_found(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid);
 
+/* tr_not_found for a row a query did not find, once the store answered a probe (lock held);
+ * TASSA_ESTORE (503) when it does not (a lost database): then the row may well exist. */
+tassa_err tr_missing_locked(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid);
+
 /* JSON pieces ---------------------------------------------------------------------------- */
 
 /* A string as a new JSON string, or JSON null when v is NULL. */
