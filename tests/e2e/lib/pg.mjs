@@ -10,7 +10,7 @@
 // cluster that ctest's fixture e2e_pg_setup started in TASSA_TEST_PG_DIR; createSuiteDb()
 // creates a fresh database there for each server (lib/server.mjs).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,9 +51,23 @@ function suitePort() {
   return readFileSync(join(dir, 'port'), 'utf8').trim();
 }
 
+// psql: on PATH (postgresql-client), else the newest server's (as tools/pg_scratch.sh finds them).
+let psqlBin;
+export function psql() {
+  if (psqlBin) return psqlBin;
+  psqlBin = 'psql';
+  try { execFileSync('psql', ['--version'], { stdio: 'ignore' }); } catch {
+    const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql') : [];
+    const found = versions.map((v) => `/usr/lib/postgresql/${v}/bin/psql`).filter((f) => existsSync(f))
+      .sort((a, b) => parseInt(a.split('/')[4], 10) - parseInt(b.split('/')[4], 10)).pop();
+    if (found) psqlBin = found;
+  }
+  return psqlBin;
+}
+
 // Runs one statement on the suite cluster's maintenance database "tassa".
 function suiteSql(sql) {
-  execFileSync('psql', ['-X', '-q', '-h', '127.0.0.1', '-p', suitePort(), '-U', 'tassa', '-d', 'tassa',
+  execFileSync(psql(), ['-X', '-q', '-h', '127.0.0.1', '-p', suitePort(), '-U', 'tassa', '-d', 'tassa',
     '-v', 'ON_ERROR_STOP=1', '-c', sql], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 

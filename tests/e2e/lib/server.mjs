@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { SUITE_PG, createSuiteDb, dropSuiteDb } from './pg.mjs';
+import { SUITE_PG, createSuiteDb, dropSuiteDb, psql } from './pg.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.TASSA_BIN || join(here, '../../../build/tassa');
@@ -42,7 +42,7 @@ export function storeOf(dataDir) {
 // Runs one SELECT straight on a store (sqlite3 on the data file, psql on the database), outside
 // tassa; returns its rows as text, one a line, columns separated by |.
 export function storeQuery(store, sql) {
-  const [cmd, args] = SUITE_PG ? ['psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', store, '-c', sql]]
+  const [cmd, args] = SUITE_PG ? [psql(), ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', store, '-c', sql]]
     : ['sqlite3', [store, sql]];
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
