@@ -35,12 +35,21 @@ static void healthz(void *ctx, http_req_t *req, http_resp_t *resp)
         store_ok = store_exec(deps->store, "SELECT 1 FROM meta LIMIT 1", NULL) == TASSA_OK;
         store_unlock(deps->store);
     }
+    /* the leases this node holds (the TaskRouter workspace's: timers and events run here) */
+    json_t *leases = json_array();
+    if (deps->store) {
+        const char *names[8];
+        char buf[8 * 64];
+        size_t n = store_leases(deps->store, names, 8, buf, sizeof buf);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(leases, json_string(names[i]));
+    }
     /* draining: a load balancer moves the traffic away while the requests in flight end */
     bool draining = http_server_draining(deps->http);
     const char *status = draining ? "draining" : store_ok ? "ok" : "degraded";
     http_resp_json(resp, store_ok && !draining ? 200 : 503,
-                   json_pack("{s:s, s:s, s:b}", "status", status, "backend",
-                             deps->backend->ops->name, "store", store_ok));
+                   json_pack("{s:s, s:s, s:b, s:o}", "status", status, "backend",
+                             deps->backend->ops->name, "store", store_ok, "leases", leases));
 }
 
 /* Is `Authorization: Bearer <token>` present and right? Constant time in the token. */

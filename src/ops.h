@@ -23,7 +23,10 @@ typedef struct {
     tr_engine_t *tr;        /* census source; NULL: no sampler thread */
 } ops_deps_t;
 
-/* Adds GET /healthz ({"status":"ok"|"draining"|"degraded","backend":...}; 503 unless ok) and
+/* Adds GET /healthz ({"status":"ok"|"draining"|"degraded","backend":..., "store": whether the
+ * store answered a probe, "leases": the names of the leases this node holds, such as
+ * "taskrouter:WS..." on a shared PostgreSQL store or ["data-file"] on SQLite}; 503 unless ok:
+ * draining, or the store unreachable) and
  * GET /metrics (Prometheus text; loopback clients only, or with TASSA_METRICS_TOKEN set,
  * any client that sends `Authorization: Bearer <token>`). */
 tassa_err ops_register(const ops_deps_t *deps);

@@ -1,5 +1,12 @@
 /* callback_outbox.c - durable, signed, retried delivery of EventCallbackUrl POSTs.
  *
+ * Several nodes may deliver from one shared table. A delivery thread claims due rows in one
+ * critical section (SELECT ... FOR UPDATE SKIP LOCKED, then next_at pushed past the POST's
+ * timeout and claimed_by set to this process), so no other node posts them meanwhile; the
+ * store serializes critical sections, and the SQLite store drops the FOR UPDATE words. A row
+ * whose claimer died becomes due again once its claim runs out. Enqueueing is idempotent by
+ * (event_sid, url): an event the dispatcher delivers again after a crash is stored once.
+ *
  * Layer: adapters. */
 #include "adapters/callback_outbox.h"
 
@@ -9,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "auth/signature.h"
@@ -19,11 +27,13 @@
 
 #define BATCH          16
 #define MAX_BACKOFF_MS 600000
+#define CLAIM_SLACK_MS 5000 /* a claim outlives the POST's timeout by this much */
 
 struct outbox {
     store_t *store;
     char *auth_token;
     int timeout_ms;
+    char node[40]; /* claimed_by: "pid-random", unique per process */
     pthread_t thread;
     bool started, stopping, kicked; /* kicked: an enqueue since the last look */
     pthread_mutex_t lock; /* guards stopping and the wake-up; the table has the store lock */
@@ -39,6 +49,14 @@ static const migrate_step_t MIGRATIONS[] = {
      "  failed INTEGER NOT NULL DEFAULT 0, last_error TEXT, created INTEGER NOT NULL);"
      "CREATE INDEX IF NOT EXISTS callback_outbox_due ON callback_outbox (failed, next_at);",
      NULL},
+    /* 2: one row per (event, url), so a replayed event is stored once; the copies an older
+     * file may hold are removed first (the oldest stays). claimed_by: the node posting it. */
+    {"DELETE FROM callback_outbox WHERE event_sid IS NOT NULL AND id NOT IN (SELECT min(id)"
+     "  FROM callback_outbox WHERE event_sid IS NOT NULL GROUP BY event_sid, url);"
+     "ALTER TABLE callback_outbox ADD COLUMN claimed_by TEXT;"
+     "CREATE UNIQUE INDEX IF NOT EXISTS callback_outbox_event ON callback_outbox (event_sid, url);",
+     /* the step adds the column and the index in one transaction: one implies the other */
+     "SELECT claimed_by FROM callback_outbox LIMIT 0"},
 };
 
 outbox_t *outbox_new(store_t *s, const char *auth_token, int timeout_ms, errmsg_t *em)
@@ -51,6 +69,10 @@ outbox_t *outbox_new(store_t *s, const char *auth_token, int timeout_ms, errmsg_
     }
     o->store = s;
     o->timeout_ms = timeout_ms;
+    unsigned int r = 0;
+    if (getrandom(&r, sizeof r, 0) != sizeof r)
+        r = (unsigned int)store_now_ms();
+    snprintf(o->node, sizeof o->node, "%ld-%08x", (long)getpid(), r);
     pthread_mutex_init(&o->lock, NULL);
     pthread_cond_init(&o->wake, NULL);
     if (store_migrate(s, "outbox", MIGRATIONS, sizeof MIGRATIONS / sizeof MIGRATIONS[0], em)) {
@@ -101,8 +123,10 @@ tassa_err outbox_enqueue(outbox_t *o, const char *url, const params_t *event)
         return TASSA_ENOMEM;
     tassa_err err = TASSA_OK;
     store_lock(o->store);
+    bool added = false;
     store_stmt_t *st = store_prepare(o->store, "INSERT INTO callback_outbox (url, body, event_sid,"
-                                               " next_at, created) VALUES (?, ?, ?, ?, ?)");
+                                               " next_at, created) VALUES (?, ?, ?, ?, ?)"
+                                               " ON CONFLICT DO NOTHING");
     if (st) {
         int64_t now = store_now_ms();
         store_bind_text(st, 1, url);
@@ -111,13 +135,15 @@ tassa_err outbox_enqueue(outbox_t *o, const char *url, const params_t *event)
         store_bind_int64(st, 4, now);
         store_bind_int64(st, 5, now);
         err = store_step(st) == STORE_DONE ? TASSA_OK : TASSA_ESTORE;
+        added = !err && store_changes(o->store) > 0; /* 0: this event is stored already */
         store_release(o->store, st);
     } else {
         err = TASSA_ESTORE;
     }
-    store_unlock(o->store);
+    if (store_unlock(o->store))
+        err = TASSA_ESTORE;
     free(body);
-    if (!err) {
+    if (added) {
         metrics_add(M_OUTBOX_DEPTH, 1, NULL);
         pthread_mutex_lock(&o->lock);
         o->kicked = true;
@@ -241,24 +267,26 @@ out:
     return err;
 }
 
-/* Reads up to BATCH due entries. */
-static int load_due(outbox_t *o, entry_t *out, int64_t *next_due)
+/* Claims up to BATCH due entries for this node in one critical section: their next_at moves
+ * past the POST's timeout and claimed_by names this node, so that no other node (nor this one)
+ * posts them until settle() or the claim runs out. *next_due: when the earliest entry not yet
+ * due is (0: none, or not known). Returns how many were claimed; none when the claim does not
+ * commit (the store is down). */
+static int claim_due(outbox_t *o, entry_t *out, int64_t *next_due)
 {
     int n = 0;
     *next_due = 0;
+    int64_t now = store_now_ms();
+    int64_t until = now + (o->timeout_ms > 0 ? o->timeout_ms : 60000) + CLAIM_SLACK_MS;
     store_lock(o->store);
-    store_stmt_t *st = store_prepare(o->store, "SELECT id, attempts, url, body, next_at FROM "
-                                               "callback_outbox WHERE failed = 0 "
-                                               "ORDER BY next_at, id LIMIT ?");
+    store_stmt_t *st = store_prepare(o->store, "SELECT id, attempts, url, body FROM "
+                                               "callback_outbox WHERE failed = 0 AND next_at <= ? "
+                                               "ORDER BY next_at, id LIMIT ? "
+                                               "FOR UPDATE SKIP LOCKED");
     if (st) {
-        int64_t now = store_now_ms();
-        store_bind_int64(st, 1, BATCH);
+        store_bind_int64(st, 1, now);
+        store_bind_int64(st, 2, BATCH);
         while (n < BATCH && store_step(st) == STORE_ROW) {
-            int64_t at = store_col_int64(st, 4);
-            if (at > now) {
-                *next_due = at;
-                break;
-            }
             out[n].id = store_col_int64(st, 0);
             out[n].attempts = (int)store_col_int64(st, 1);
             out[n].url = strdup(store_col_text(st, 2));
@@ -267,7 +295,27 @@ static int load_due(outbox_t *o, entry_t *out, int64_t *next_due)
         }
     }
     store_release(o->store, st);
-    store_unlock(o->store);
+    bool ok = st != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        st = store_prepare(o->store,
+                           "UPDATE callback_outbox SET next_at = ?, claimed_by = ? WHERE id = ?");
+        ok = st && !store_bind_int64(st, 1, until) && !store_bind_text(st, 2, o->node) &&
+             !store_bind_int64(st, 3, out[i].id) && store_step(st) == STORE_DONE;
+        store_release(o->store, st);
+    }
+    if (ok && n < BATCH) {
+        st = store_prepare(o->store, "SELECT min(next_at) FROM callback_outbox WHERE failed = 0");
+        if (st && store_step(st) == STORE_ROW && !store_col_is_null(st, 0))
+            *next_due = store_col_int64(st, 0);
+        store_release(o->store, st);
+    }
+    if (store_unlock(o->store) || !ok) {
+        for (int i = 0; i < n; i++) {
+            free(out[i].url);
+            free(out[i].body);
+        }
+        n = 0;
+    }
     return n;
 }
 
@@ -323,7 +371,7 @@ static void *run(void *arg)
         if (stop || !curl)
             break;
         int64_t next_due;
-        int n = load_due(o, batch, &next_due);
+        int n = claim_due(o, batch, &next_due);
         for (int i = 0; i < n; i++) {
             char why[256] = "";
             bool ok =

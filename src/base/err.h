@@ -29,7 +29,7 @@
     X(TASSA_ECONFLICT, -11, 409, 20001, "Conflicting state")                                       \
     X(TASSA_ELIMIT, -12, 429, 20429, "Too many requests")                                          \
     X(TASSA_ENOMEM, -13, 500, 20500, "Out of memory")                                              \
-    X(TASSA_ESTORE, -14, 500, 20500, "Storage failure")                                            \
+    X(TASSA_ESTORE, -14, 503, 20503, "The data store is unavailable; try again")                   \
     X(TASSA_EINTERNAL, -15, 500, 20500, "Internal error")                                          \
     X(TASSA_EUPSTREAM, -16, 502, 20500, "Upstream service failed")                                 \
     X(TASSA_ETIMEOUT, -17, 504, 20500, "Upstream service timed out")                               \

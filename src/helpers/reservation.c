@@ -57,7 +57,12 @@ static json_t *merge_topic(void *vctx, const json_t *current, char *reason, size
         const char *cur_task = json_string_value(json_object_get(current, "taskSid"));
         const char *cur_status = json_string_value(json_object_get(current, "status"));
         bool same_task = cur_task && task_sid && strcmp(cur_task, task_sid) == 0;
-        if (!same_task && !(rank(c->status) == 1 && rank(cur_status) == 3)) {
+        /* A task created before the topic's own cannot start it again: a replayed or late
+         * task.created (ISO 8601 dates in one format compare as text). */
+        const char *cur_created = json_string_value(json_object_get(current, "taskDateCreated"));
+        const char *created = params_get_nonempty(c->event, "TaskDateCreated");
+        bool older = cur_created && created && strcmp(created, cur_created) < 0;
+        if (!same_task && (older || !(rank(c->status) == 1 && rank(cur_status) == 3))) {
             snprintf(reason, reason_len,
                      "topic belongs to task %.40s (%.12s); %s of task %.40s "
                      "is stale",
@@ -83,9 +88,13 @@ static json_t *merge_topic(void *vctx, const json_t *current, char *reason, size
     char now[TIMEFMT_LEN];
     timefmt_iso_ms(store_now_ms(), now);
     const char *ev_sid = params_get(c->event, "Sid");
-    return json_pack("{s:s, s:s?, s:o, s:s, s:s?, s:s}", "status", c->status, "taskSid", task_sid,
-                     "worker", worker ? worker : json_null(), "event", event_type, "eventSid",
-                     ev_sid, "updatedAt", now);
+    json_t *next = json_pack("{s:s, s:s?, s:o, s:s, s:s?, s:s}", "status", c->status, "taskSid",
+                             task_sid, "worker", worker ? worker : json_null(), "event", event_type,
+                             "eventSid", ev_sid, "updatedAt", now);
+    const char *created = params_get_nonempty(c->event, "TaskDateCreated");
+    if (next && created) /* kept to judge a later event of another task (above) */
+        json_object_set_new(next, "taskDateCreated", json_string(created));
+    return next;
 }
 
 tassa_err reservation_handle(backend_t *b, const params_t *event, reservation_result_t *out,

@@ -2,14 +2,18 @@
  * customer's topic document through waiting -> assigned -> completed.
  *
  * Topic document (DESIGN.md section 5), unique name = the task attribute `topic`:
- *   {"status", "taskSid", "worker": {"sid","name"} | null, "event", "eventSid", "updatedAt"}
+ *   {"status", "taskSid", "worker": {"sid","name"} | null, "event", "eventSid", "updatedAt",
+ *    "taskDateCreated" (the event's TaskDateCreated, when it had one)}
  * Access (Sync ACL): when the event writes the topic document and the task's attributes carry
  * a string `identity`, that identity is granted `read` on it, so that the customer's sync
  * token may stream its own topic and no other.
  * Rules that make replays, late and concurrent events harmless:
  *   - within one task, a topic only moves forward (waiting < assigned < completed);
  *   - an event of another task changes the topic only when it starts it again (waiting after
- *     completed: the customer came back), so a late event of an old task changes nothing.
+ *     completed: the customer came back) and that task is not older than the topic's
+ *     (TaskDateCreated), so a late or replayed event of an old task changes nothing. Event
+ *     delivery is at least once (a crash replays the events since the last mark): a replay
+ *     changes nothing.
  *
  * Layer: helpers.
  */

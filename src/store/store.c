@@ -429,6 +429,26 @@ static store_stmt_t *wrap(sqlite3_stmt *sq, pg_stmt_t *pg)
     return h;
 }
 
+/* The row-locking clause of the dialect (store.h) that SQLite, one writer at a time, lacks. */
+static const char FOR_UPDATE[] = " FOR UPDATE SKIP LOCKED";
+
+/* Compiles sql on SQLite, without FOR_UPDATE when it holds it. SQLITE_OK or SQLite's code. */
+static int sqlite_prepare(sqlite3 *db, const char *sql, unsigned flags, sqlite3_stmt **st)
+{
+    const char *at = strstr(sql, FOR_UPDATE);
+    if (!at)
+        return sqlite3_prepare_v3(db, sql, -1, flags, st, NULL);
+    size_t head = (size_t)(at - sql), len = strlen(sql);
+    char *text = malloc(len + 1);
+    if (!text)
+        return SQLITE_NOMEM;
+    memcpy(text, sql, head);
+    memcpy(text + head, at + sizeof FOR_UPDATE - 1, len - head - (sizeof FOR_UPDATE - 1) + 1);
+    int rc = sqlite3_prepare_v3(db, text, -1, flags, st, NULL);
+    free(text);
+    return rc;
+}
+
 store_stmt_t *store_prepare(store_t *s, const char *sql)
 {
     if (s->pg) {
@@ -442,8 +462,7 @@ store_stmt_t *store_prepare(store_t *s, const char *sql)
     }
     sqlite3_stmt *st = NULL;
     bool keep = c && !c->sql;
-    if (sqlite3_prepare_v3(s->db, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
-        SQLITE_OK) {
+    if (sqlite_prepare(s->db, sql, keep ? SQLITE_PREPARE_PERSISTENT : 0, &st) != SQLITE_OK) {
         log_error("event=store_prepare_failed err=\"%s\"", sqlite3_errmsg(s->db));
         return NULL;
     }

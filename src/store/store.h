@@ -19,6 +19,12 @@
  * the store lock held by the calling thread, from store_prepare to store_release; a statement never
  * outlives the critical section.
  *
+ * Dialect: SQLite's, which the PostgreSQL back end translates (placeholders, INTEGER is BIGINT,
+ * AUTOINCREMENT is BIGSERIAL, INDEXED BY hints dropped). One addition: a SELECT may end in
+ * " FOR UPDATE SKIP LOCKED" (exactly so, one space before each word) to claim rows that
+ * another process may be claiming at the same time; PostgreSQL runs it as written, and the
+ * SQLite store drops those words (one writer at a time: nothing else could hold the rows).
+ *
  * Layer: store.
  */
 #ifndef TASSA_STORE_H

@@ -1,6 +1,7 @@
 // deploy_backup.test.mjs - `tassa backup FILE` copies a live data file while writes go on: the
 // copy opens, passes SQLite's integrity check, and holds every write acknowledged before the
-// backup started; a server restored from it serves them.
+// backup started; a server restored from it serves them. In the PostgreSQL run those tests are
+// skipped (sqliteOnly) and a backup of the database refuses, naming pg_dump.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -8,12 +9,13 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BIN, startServer, postForm, eventually } from './lib/server.mjs';
+import { BIN, startServer, postForm, eventually, sqliteOnly, STORE_KIND } from './lib/server.mjs';
 
 const run = promisify(execFile);
 const env = { PATH: process.env.PATH, ASAN_OPTIONS: 'detect_leaks=1' };
 
-test('a backup taken during writes holds every write acknowledged before it started', async () => {
+test('a backup taken during writes holds every write acknowledged before it started',
+  sqliteOnly('tassa backup copies the data file (a PostgreSQL store is backed up with pg_dump)'), async () => {
   const server = await startServer();
   const restoreDir = mkdtempSync(join(tmpdir(), 'tassa-restore-'));
   const copy = join(restoreDir, 'tassa.db');
@@ -62,7 +64,8 @@ test('a backup taken during writes holds every write acknowledged before it star
   }
 });
 
-test('backup refuses to overwrite, to copy onto the data file, and a missing data file', async () => {
+test('backup refuses to overwrite, to copy onto the data file, and a missing data file',
+  sqliteOnly('tassa backup of data files'), async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tassa-bk-'));
   try {
     const data = join(dir, 'live.db');
@@ -75,6 +78,22 @@ test('backup refuses to overwrite, to copy onto the data file, and a missing dat
     await assert.rejects(run(BIN, ['backup', join(dir, 'x.db'), '--data', join(dir, 'none.db')], { env }), (e) => /no data file at/.test(e.stderr));
     await assert.rejects(run(BIN, ['backup'], { env }), (e) => e.code === 2);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('backup of a PostgreSQL store refuses with one line naming pg_dump, and writes nothing',
+  STORE_KIND === 'pg' ? {} : { skip: 'needs the PostgreSQL run (a database to point at)' }, async () => {
+  const server = await startServer();
+  const dir = mkdtempSync(join(tmpdir(), 'tassa-bk-'));
+  try {
+    const dst = join(dir, 'copy.db');
+    await assert.rejects(run(BIN, ['backup', dst, '--data', server.store], { env }),
+      (e) => e.code === 1 && /^tassa: .*pg_dump\n$/.test(e.stderr));
+    assert.ok(!existsSync(dst) && !existsSync(`${dst}.tmp`));
+  } finally {
+    await server.stop();
+    server.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,7 +1,9 @@
-// durability.test.mjs - documents survive a clean restart and a kill -9 after acknowledged writes.
+// durability.test.mjs - documents survive a clean restart and a kill -9 after acknowledged writes;
+// an acknowledged write is in the run's store (the data file, or in the PostgreSQL run the
+// server's database), read there without tassa.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServerAnyPort as startServer, decode } from './lib/server.mjs';
+import { startServerAnyPort as startServer, decode, STORE_KIND, storeQuery } from './lib/server.mjs';
 
 const toStop = [];
 after(async () => {
@@ -42,7 +44,7 @@ test('a restart keeps every document, data and revision', async () => {
   }
   const second = await first.restart();
   toStop.push(second);
-  assert.equal(second.dataFile, first.dataFile);
+  assert.equal(second.store, first.store);
   assert.deepEqual(second.creds, first.creds, 'the generated credentials persist');
   for (const [n, doc] of expected) {
     const r = await api(second, 'GET', `/${n}`);
@@ -104,4 +106,15 @@ test('kill -9 right after a burst of acknowledged writes loses none', async () =
     assert.equal(want.revision, String(UPDATES), n);
     assert.deepEqual(r.body.data, want.data, n);
   }
+});
+
+test('an acknowledged write is in the store of this run, read without tassa', async () => {
+  const srv = await startServer();
+  toStop.push(srv);
+  assert.match(srv.log, STORE_KIND === 'pg' ? / data=postgres:\/\/\S+\/e2e_/ : / data=\/\S+tassa\.db/);
+  const name = `in-store-${process.pid}`;
+  const r = await api(srv, 'POST', '', { UniqueName: name, Data: '{"kind":"probe"}' });
+  assert.equal(r.status, 201);
+  const rows = storeQuery(srv.store, `SELECT unique_name, revision, data FROM sync_documents WHERE unique_name = '${name}'`);
+  assert.equal(rows, `${name}|0|{"kind":"probe"}`);
 });

@@ -237,3 +237,51 @@ describe('taskrouter over the twilio client', () => {
     await sleep(1);
   });
 });
+
+// Partial updates keep what they leave out, and list filters by name: on PostgreSQL these
+// statements bind parameters whose type only a CAST tells (docs/store.md), so they run in both
+// suites.
+describe('partial updates and filters by name', () => {
+  test('a queue update keeps, sets and clears its activities', async () => {
+    const acts = Object.fromEntries((await ws.activities.list()).map((a) => [a.friendlyName, a.sid]));
+    const q = await ws.taskQueues.create({ friendlyName: 'Partial', targetWorkers: "skills HAS 'partial'",
+      reservationActivitySid: acts['in-call'] });
+    let u = await ws.taskQueues(q.sid).update({ friendlyName: 'Partial 2' });
+    assert.equal(u.friendlyName, 'Partial 2');
+    assert.equal(u.reservationActivitySid, acts['in-call'], 'an update without ReservationActivitySid keeps it');
+    u = await ws.taskQueues(q.sid).update({ assignmentActivitySid: acts['post-call'] });
+    assert.equal(u.assignmentActivitySid, acts['post-call']);
+    assert.equal(u.reservationActivitySid, acts['in-call']);
+    u = await ws.taskQueues(q.sid).update({ reservationActivitySid: '' });
+    assert.equal(u.reservationActivitySid, null, 'an empty ReservationActivitySid clears it');
+    assert.equal(u.assignmentActivitySid, acts['post-call']);
+    assert.equal(await ws.taskQueues(q.sid).remove(), true);
+  });
+
+  test('a workflow update keeps the callback URLs it leaves out', async () => {
+    const q = await ws.taskQueues.create({ friendlyName: 'PartialWf', targetWorkers: '1==1' });
+    const wf = await ws.workflows.create({ friendlyName: 'Partial', assignmentCallbackUrl: 'http://127.0.0.1:9/assign',
+      configuration: JSON.stringify({ task_routing: { default_filter: { queue: q.sid } } }) });
+    let w = await ws.workflows(wf.sid).update({ friendlyName: 'Partial 2' });
+    assert.equal(w.friendlyName, 'Partial 2');
+    assert.equal(w.assignmentCallbackUrl, 'http://127.0.0.1:9/assign');
+    w = await ws.workflows(wf.sid).update({ fallbackAssignmentCallbackUrl: 'http://127.0.0.1:9/fallback' });
+    assert.equal(w.fallbackAssignmentCallbackUrl, 'http://127.0.0.1:9/fallback');
+    assert.equal(w.assignmentCallbackUrl, 'http://127.0.0.1:9/assign');
+    assert.equal(await ws.workflows(wf.sid).remove(), true);
+    assert.equal(await ws.taskQueues(q.sid).remove(), true);
+  });
+
+  test('workers listed by TaskQueueName are the queue\'s eligible workers', async () => {
+    const q = await ws.taskQueues.create({ friendlyName: 'ByName', targetWorkers: "skills HAS 'byname'" });
+    const yes = await ws.workers.create({ friendlyName: 'byname-yes', attributes: '{"skills":["byname"]}' });
+    const no = await ws.workers.create({ friendlyName: 'byname-no', attributes: '{"skills":["other"]}' });
+    const byName = await ws.workers.list({ taskQueueName: 'ByName' });
+    assert.deepEqual(byName.map((w) => w.sid), [yes.sid]);
+    const bySid = await ws.workers.list({ taskQueueSid: q.sid });
+    assert.deepEqual(bySid.map((w) => w.sid), [yes.sid]);
+    await rejectsWith(ws.workers.list({ taskQueueName: 'NoSuchQueue' }), 400, 20001, /NoSuchQueue not found/);
+    for (const w of [yes, no]) assert.equal(await ws.workers(w.sid).remove(), true);
+    assert.equal(await ws.taskQueues(q.sid).remove(), true);
+  });
+});

@@ -242,6 +242,46 @@ static void bad_attributes_are_refused(void **state)
     backend_free(&f->b);
 }
 
+/* Delivery is at least once: after a crash the dispatcher delivers again every event since its
+ * last mark, in order. Replaying the events of two tasks of one customer, the first finished
+ * before the second began, leaves the topic exactly as it was: the first task's task.created
+ * does not restart the topic that the later task finished. */
+static void a_replayed_sequence_changes_nothing(void **state)
+{
+    fake_t *f = fake_new();
+    static const struct {
+        const char *type, *task, *created, *sid;
+    } SEQ[] = {
+        {"task.created", "WT1", "2026-01-01T10:00:00Z", "EV1"},
+        {"reservation.accepted", "WT1", "2026-01-01T10:00:00Z", "EV2"},
+        {"reservation.completed", "WT1", "2026-01-01T10:00:00Z", "EV3"},
+        {"task.created", "WT2", "2026-01-01T11:00:00Z", "EV4"},
+        {"reservation.accepted", "WT2", "2026-01-01T11:00:00Z", "EV5"},
+        {"reservation.completed", "WT2", "2026-01-01T11:00:00Z", "EV6"},
+    };
+    long rev, after;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            json_decref(fake_data(f, "customer-1", &rev));
+        for (size_t i = 0; i < sizeof SEQ / sizeof SEQ[0]; i++) {
+            params_t *ev = event(SEQ[i].type, "TaskSid", SEQ[i].task, "TaskAttributes", ATTRS,
+                                 "TaskDateCreated", SEQ[i].created, "Sid", SEQ[i].sid, "WorkerSid",
+                                 "WK1", "WorkerName", "Bob", NULL);
+            reservation_result_t r;
+            assert_int_equal(reservation_handle(&f->b, ev, &r, NULL), TASSA_OK);
+            params_free(ev);
+            if (pass == 1)
+                assert_false(r.changed);
+        }
+    }
+    json_decref(fake_data(f, "customer-1", &after));
+    assert_int_equal(after, rev);
+    char buf[64];
+    assert_string_equal(topic_field(f, "taskSid", buf, sizeof buf), "WT2");
+    assert_string_equal(topic_field(f, "status", buf, sizeof buf), "completed");
+    backend_free(&f->b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +290,7 @@ int main(void)
         cmocka_unit_test(a_topic_never_moves_backwards),
         cmocka_unit_test(events_of_another_task_are_stale),
         cmocka_unit_test(a_new_task_restarts_a_completed_topic),
+        cmocka_unit_test(a_replayed_sequence_changes_nothing),
         cmocka_unit_test(the_identity_is_granted_read_on_a_write),
         cmocka_unit_test(a_raced_event_is_judged_on_the_winner),
         cmocka_unit_test(events_without_a_topic_are_ignored),

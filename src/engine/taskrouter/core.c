@@ -148,6 +148,10 @@ tassa_err tr_txn_commit(tr_engine_t *e, tassa_err err)
 
 tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
 {
+    /* The lease holder may be another node: tell it (delivered at commit, dropped on
+     * rollback). A lost notification costs at most the holder's one-second look. */
+    if (!err && store_shared(e->store))
+        err = store_notify(e->store, TR_CHANNEL, e->notice);
     err = tr_txn_commit(e, err);
     if (!err)
         tr_kick(e);
@@ -161,7 +165,7 @@ tassa_err tr_txn_begin_row(tr_engine_t *e, const char *table, const char *what, 
     snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE sid = ?", table);
     tassa_err err = tr_txn_begin(e);
     if (!err && db_int(e->store, 0, sql, "s", sid) != 1)
-        err = tr_txn_commit(e, tr_not_found(e, em, what, sid));
+        err = tr_txn_commit(e, tr_missing_locked(e, em, what, sid));
     return err;
 }
 
@@ -195,6 +199,13 @@ void tr_kick(tr_engine_t *e)
     pthread_cond_broadcast(&e->timer_cond);
     pthread_cond_broadcast(&e->event_cond);
     pthread_mutex_unlock(&e->mu);
+}
+
+tassa_err tr_missing_locked(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid)
+{
+    if (db_int(e->store, 0, "SELECT 1", NULL) != 1)
+        return TASSA_ESTORE;
+    return tr_not_found(e, em, what, sid);
 }
 
 tassa_err tr_not_found(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid)

@@ -39,7 +39,15 @@ struct tr_engine {
     bool stop, started;
     pthread_t timer_thread, event_thread;
     int64_t last_prune_ms; /* timer thread only */
+    char lease[64];        /* "taskrouter:<WorkspaceSid>": the holder runs timers and events */
+    char notice[80];       /* TR_CHANNEL payload: "<WorkspaceSid> <random id of this engine>" */
+    bool listening;        /* store_listen(TR_CHANNEL) succeeded; main thread */
 };
+
+/* The notification channel on which every TaskRouter commit wakes the lease holder's threads
+ * on every node (payload: e->notice; an engine ignores its own, which tr_kick already
+ * handled). */
+#define TR_CHANNEL "tassa_taskrouter"
 
 /* The engine's clock in Unix milliseconds: the wall clock (store_now_ms) plus the offset that
  * tr_engine_advance_clock added. Every time the engine stores or compares goes through it.
@@ -53,7 +61,9 @@ int64_t tr_now_ms(const tr_engine_t *e);
 tassa_err tr_txn_begin(tr_engine_t *e);
 
 /* Commits (err == TASSA_OK) or rolls back, releases the lock, wakes the engine threads when
- * something was committed, and returns err (or TASSA_ESTORE when the commit failed). */
+ * something was committed, and returns err (or TASSA_ESTORE when the commit failed). On a
+ * shared store the commit also notifies TR_CHANNEL, so that the node holding the workspace's
+ * lease (maybe another process) looks at the new deadlines and events at once. */
 tassa_err tr_txn_end(tr_engine_t *e, tassa_err err);
 
 /* Commits (err == TASSA_OK) or rolls back and releases the lock, without waking the engine
@@ -100,6 +110,10 @@ bool db_sid(store_t *s, char out[SID_LEN + 1], const char *sql, const char *type
 /* Sets "The requested resource /Workspaces/WS../<what>/<sid> was not found" and returns
  * TASSA_ENOTFOUND. */
 tassa_err tr_not_found(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid);
+
+/* tr_not_found for a row a query did not find, once the store answered a probe (lock held);
+ * TASSA_ESTORE (503) when it does not (a lost database): then the row may well exist. */
+tassa_err tr_missing_locked(tr_engine_t *e, errmsg_t *em, const char *what, const char *sid);
 
 /* JSON pieces ---------------------------------------------------------------------------- */
 

@@ -7,6 +7,18 @@
  * written a nearer one. Events are rows with a `dispatched` mark; the dispatcher delivers them
  * in sequence (commit) order, outside the store lock, and marks them afterwards.
  *
+ * Several nodes (a shared PostgreSQL store): both threads work only while this process holds
+ * the workspace's lease ("taskrouter:<WorkspaceSid>", store_lease_hold), so deadlines and
+ * event delivery run on one node per workspace. A node without the lease looks again every
+ * second (LEASE_LOOK_MS); when it takes the lease over it recovers everything from the tables
+ * (the deadlines are columns, the undelivered events rows), so a reservation timeout that was
+ * pending on a dead node fires on the survivor. Commits on any node notify TR_CHANNEL (core.c
+ * tr_txn_end), and the listener here wakes both threads at once. Matching on API calls stays
+ * in the caller's critical section, which the store serializes across nodes. Delivery stays at
+ * least once across a crash (an event is marked after the sink returned); the consumers are
+ * idempotent by event Sid (the callback outbox's unique (event_sid, url), the router's
+ * forward-only topic merge).
+ *
  * Layer: engine.
  */
 #include "engine/taskrouter/engine.h"
@@ -22,6 +34,9 @@
 #include "engine/taskrouter/lifecycle.h"
 #include "engine/taskrouter/rows.h"
 #include "store/migrate.h"
+
+/* How often a node without the workspace's lease looks whether it can take it over. */
+#define LEASE_LOOK_MS 1000
 
 /* The TaskRouter schema, one migration step per version (store/migrate.h); version 1 is the
  * schema from before versioned migrations. */
@@ -162,6 +177,13 @@ tr_engine_t *tr_engine_new(store_t *s, const char *account_sid, errmsg_t *em)
         err_set(em, TASSA_ESTORE, "cannot read the TaskRouter workspace SID");
         goto fail;
     }
+    snprintf(e->lease, sizeof e->lease, "taskrouter:%s", e->ws_sid);
+    char id[SID_LEN + 1];
+    if (sid_new("TR", id)) {
+        err_set(em, TASSA_EINTERNAL, "no random bytes for the engine's id");
+        goto fail;
+    }
+    snprintf(e->notice, sizeof e->notice, "%s %s", e->ws_sid, id);
     free(ws);
     return e;
 fail:
@@ -245,7 +267,16 @@ static bool drain_events(tr_engine_t *e)
     }
 }
 
-/* The dispatcher thread: drain, then sleep until a commit bumps event_gen. */
+/* Waits on cond (with e->mu held) until the wall-clock time wall_ms; false on a wake-up. */
+static bool wait_until(tr_engine_t *e, pthread_cond_t *cond, int64_t wall_ms)
+{
+    struct timespec ts = {.tv_sec = wall_ms / 1000, .tv_nsec = (long)(wall_ms % 1000) * 1000000L};
+    return pthread_cond_timedwait(cond, &e->mu, &ts) == ETIMEDOUT;
+}
+
+/* The dispatcher thread: drain while holding the lease, then sleep until a commit (here or, by
+ * notification, on another node) bumps event_gen; without the lease, look again every
+ * LEASE_LOOK_MS. */
 static void *event_main(void *arg)
 {
     tr_engine_t *e = arg;
@@ -253,11 +284,18 @@ static void *event_main(void *arg)
     uint64_t seen = e->event_gen;
     pthread_mutex_unlock(&e->mu);
     for (;;) {
-        if (!drain_events(e))
+        bool holder = store_lease_hold(e->store, e->lease);
+        if (holder && !drain_events(e))
             break;
+        int64_t until = store_now_ms() + LEASE_LOOK_MS;
         pthread_mutex_lock(&e->mu);
-        while (!e->stop && e->event_gen == seen)
-            pthread_cond_wait(&e->event_cond, &e->mu);
+        /* a shared store: look again each second anyway (lease changes, a lost notification) */
+        while (!e->stop && (!holder || e->event_gen == seen)) {
+            if (holder && !store_shared(e->store))
+                pthread_cond_wait(&e->event_cond, &e->mu);
+            else if (wait_until(e, &e->event_cond, until))
+                break;
+        }
         seen = e->event_gen;
         bool stop = e->stop;
         pthread_mutex_unlock(&e->mu);
@@ -276,11 +314,13 @@ static void kick_events(tr_engine_t *e)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* The timer thread: apply due deadlines in one transaction, then sleep until the next
- * deadline or until a commit (which may have written a nearer one) bumps timer_gen. */
+/* The timer thread: while holding the lease, apply due deadlines in one transaction, then
+ * sleep until the next deadline or until a commit (which may have written a nearer one) bumps
+ * timer_gen; without the lease, look again every LEASE_LOOK_MS. */
 static void *timer_main(void *arg)
 {
     tr_engine_t *e = arg;
+    bool held = false;
     for (;;) {
         pthread_mutex_lock(&e->mu);
         uint64_t seen = e->timer_gen;
@@ -288,38 +328,58 @@ static void *timer_main(void *arg)
         pthread_mutex_unlock(&e->mu);
         if (stop)
             break;
+        bool holder = store_lease_hold(e->store, e->lease);
+        if (holder != held && store_shared(e->store))
+            log_info("event=tr_lease_%s lease=%s", holder ? "taken" : "lost", e->lease);
+        held = holder;
         int64_t next = INT64_MAX;
-        tassa_err err = tr_txn_begin(e);
-        if (!err)
-            err = tr_txn_commit(e, tr_timers_apply_locked(e, tr_now_ms(e), &next));
-        if (err) {
-            log_error("event=tr_timers_failed err=\"%s\"", tassa_strerror(err));
-            next = tr_now_ms(e) + 1000;
-        } else {
-            kick_events(e);
+        if (holder) {
+            tassa_err err = tr_txn_begin(e);
+            if (!err)
+                err = tr_txn_commit(e, tr_timers_apply_locked(e, tr_now_ms(e), &next));
+            if (err) {
+                log_error("event=tr_timers_failed err=\"%s\"", tassa_strerror(err));
+                next = tr_now_ms(e) + 1000;
+            } else {
+                kick_events(e);
+            }
         }
+        /* next is in engine time; the condition variable waits on the wall clock */
+        int64_t wall = next == INT64_MAX ? INT64_MAX : next - atomic_load(&e->clock_offset_ms);
+        if (!holder || (store_shared(e->store) && wall > store_now_ms() + LEASE_LOOK_MS))
+            wall = store_now_ms() + LEASE_LOOK_MS; /* a shared store: check the lease each second */
         pthread_mutex_lock(&e->mu);
         while (!e->stop && e->timer_gen == seen) {
-            if (next == INT64_MAX) {
+            if (wall == INT64_MAX)
                 pthread_cond_wait(&e->timer_cond, &e->mu);
-            } else {
-                /* next is in engine time; the condition variable waits on the wall clock */
-                int64_t wall = next - atomic_load(&e->clock_offset_ms);
-                struct timespec ts = {.tv_sec = wall / 1000,
-                                      .tv_nsec = (long)(wall % 1000) * 1000000L};
-                if (pthread_cond_timedwait(&e->timer_cond, &e->mu, &ts) == ETIMEDOUT)
-                    break;
-            }
+            else if (wait_until(e, &e->timer_cond, wall))
+                break;
         }
         pthread_mutex_unlock(&e->mu);
     }
     return NULL;
 }
 
+/* store_notify_fn for TR_CHANNEL: a commit somewhere may have written a deadline or an event
+ * (payload NULL: notifications may have been missed; look anyway). Session thread. */
+static void on_notify(void *ctx, const char *payload)
+{
+    tr_engine_t *e = ctx;
+    if (!payload || strcmp(payload, e->notice)) /* our own commits woke us already */
+        tr_kick(e);
+}
+
 tassa_err tr_engine_start(tr_engine_t *e)
 {
     if (e->started)
         return TASSA_ECONFLICT;
+    if (store_shared(e->store) && !e->listening) {
+        /* without it, the holder still looks each second; say so, but run */
+        if (store_listen(e->store, TR_CHANNEL, on_notify, e))
+            log_warn("event=tr_listen_failed channel=%s", TR_CHANNEL);
+        else
+            e->listening = true;
+    }
     if (pthread_create(&e->timer_thread, NULL, timer_main, e))
         return TASSA_EINTERNAL;
     if (pthread_create(&e->event_thread, NULL, event_main, e)) {
@@ -354,6 +414,8 @@ void tr_engine_free(tr_engine_t *e)
     if (!e)
         return;
     tr_engine_stop(e);
+    if (e->listening)
+        store_unlisten(e->store, on_notify, e);
     pthread_cond_destroy(&e->timer_cond);
     pthread_cond_destroy(&e->event_cond);
     pthread_mutex_destroy(&e->mu);

@@ -10,6 +10,14 @@
  * timeouts, workflow target timeouts and task TTLs from the deadlines stored in the tables
  * (so they survive a restart), and the dispatcher delivers recorded events to the sink.
  *
+ * Several nodes on one shared store (PostgreSQL): both threads work only on the node that
+ * holds the workspace's lease "taskrouter:<WorkspaceSid>" (store_lease_hold; /healthz lists
+ * it). The others look again every second, so a survivor takes over within about two seconds
+ * of the holder's death and recovers every timer and undelivered event from the tables. Every
+ * commit notifies the channel "tassa_taskrouter", which wakes the holder wherever it runs.
+ * API operations match tasks and workers inside their own transaction on whichever node
+ * serves them (the store serializes transactions across nodes).
+ *
  * Layer: engine.
  */
 #ifndef TASSA_TR_ENGINE_H
@@ -26,7 +34,8 @@ typedef struct tr_engine tr_engine_t;
  * event is borrowed for the call. Called on the dispatcher thread, one event at a time, in
  * commit order, without the store lock held; it may call back into the engine. Delivery is
  * at least once: an event is marked delivered only after the sink returned, so an event whose
- * delivery a crash interrupted is delivered again after a restart. */
+ * delivery a crash interrupted is delivered again after a restart (or by the next lease
+ * holder): a sink must be idempotent by the event's Sid. */
 typedef void (*tr_event_fn)(void *ctx, const params_t *event);
 
 /* Opens the engine on store s (borrowed; it must outlive the engine): creates the tables and,

@@ -39,14 +39,16 @@ static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf
 static tassa_err enter_target(tr_engine_t *e, const char *sid, long filter, const char *fname,
                               long index, const tr_target_t *t, int64_t now)
 {
-    return db_exec(e->store,
-                   "UPDATE tr_tasks SET filter_index = ?, filter_name = ?, target_index = ?,"
-                   " queue_sid = ?, priority = CASE WHEN ? >= 0 THEN ? ELSE priority END,"
-                   " queue_entered_ms = ?, target_deadline = CASE WHEN ? >= 0 THEN ? END,"
-                   " date_updated = ? WHERE sid = ?",
-                   "isisiiiiiis", (int64_t)filter, fname, (int64_t)index, t->queue,
-                   (int64_t)t->priority, (int64_t)t->priority, now, (int64_t)t->timeout,
-                   now + (int64_t)(t->timeout < 0 ? 0 : t->timeout) * 1000, now, sid);
+    return db_exec(
+        e->store,
+        "UPDATE tr_tasks SET filter_index = ?, filter_name = ?, target_index = ?,"
+        " queue_sid = ?, priority = CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE priority END,"
+        " queue_entered_ms = ?,"
+        " target_deadline = CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) END,"
+        " date_updated = ? WHERE sid = ?",
+        "isisiiiiiis", (int64_t)filter, fname, (int64_t)index, t->queue, (int64_t)t->priority,
+        (int64_t)t->priority, now, (int64_t)t->timeout,
+        now + (int64_t)(t->timeout < 0 ? 0 : t->timeout) * 1000, now, sid);
 }
 
 tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, int64_t now)
@@ -229,7 +231,7 @@ tassa_err tr_worker_move_locked(tr_engine_t *e, const char *worker_sid, const ch
     bool was = old.available, is = act.available;
     err = db_exec(e->store,
                   "UPDATE tr_workers SET activity_sid = ?, date_status_changed = ?,"
-                  " date_updated = ?, idle_since = CASE WHEN ? THEN ? ELSE idle_since END"
+                  " date_updated = ?, idle_since = CASE WHEN ? = 1 THEN ? ELSE idle_since END"
                   " WHERE sid = ?",
                   "siidis", activity_sid, now, now, (int)(is && !was), now, worker_sid);
     if (!err) {

@@ -159,7 +159,7 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
             e->store,
             "INSERT INTO tr_events (sid, event_type, resource_type, resource_sid, description,"
             " date_ms, task_sid, worker_sid, reservation_sid, queue_sid, workflow_sid, wait_ms,"
-            " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, -1), ?)",
+            " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(CAST(? AS INTEGER), -1), ?)",
             "sssssisssssis", param(ev, "Sid"), param(ev, "EventType"), param(ev, "ResourceType"),
             param(ev, "ResourceSid"), param(ev, "EventDescription"),
             (int64_t)strtoll(param(ev, "TimestampMs"), NULL, 10), param(ev, "TaskSid"),

@@ -173,10 +173,12 @@ tassa_err tr_reservation_list(tr_engine_t *e, const char *task_sid, const char *
     int64_t found =
         task_sid ? db_int(e->store, 0, "SELECT 1 FROM tr_tasks WHERE sid = ?", "s", task_sid)
                  : db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE sid = ?", "s", worker_sid);
+    tassa_err missing = found == 1 ? TASSA_OK
+                                   : tr_missing_locked(e, em, task_sid ? "Tasks" : "Workers",
+                                                       task_sid ? task_sid : worker_sid);
     store_unlock(e->store);
-    if (found != 1)
-        return tr_not_found(e, em, task_sid ? "Tasks" : "Workers",
-                            task_sid ? task_sid : worker_sid);
+    if (missing)
+        return missing;
     if (task_sid)
         return tr_list(e, &TR_RES_ROW, res_pred, res_render, &c, offset, limit, items, more,
                        TR_RES_SELECT "WHERE r.task_sid = ? ORDER BY r.seq", "s", task_sid);

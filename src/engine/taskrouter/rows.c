@@ -272,9 +272,10 @@ tassa_err tr_fetch(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render
     *out = NULL;
     store_lock(e->store);
     bool found = load_render(e, type, render, ctx, sid, out);
+    tassa_err missing = found ? TASSA_OK : tr_missing_locked(e, em, what, sid);
     store_unlock(e->store);
-    if (!found)
-        return tr_not_found(e, em, what, sid);
+    if (missing)
+        return missing;
     return *out ? TASSA_OK : TASSA_ENOMEM;
 }
 

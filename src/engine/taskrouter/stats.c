@@ -66,10 +66,11 @@ static void task_counts(tr_engine_t *e, json_t *j, const char *queue_sid)
                    "SELECT status, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
                    " AND (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) GROUP BY status",
                    queue_sid);
-    count_into(e, by_prio,
-               "SELECT priority, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
-               " AND (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) GROUP BY priority",
-               queue_sid);
+    count_into(
+        e, by_prio,
+        "SELECT priority, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
+        " AND (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) GROUP BY priority ORDER BY priority",
+        queue_sid);
     json_object_set_new(j, "total_tasks", json_integer(total));
     json_object_set_new(j, "tasks_by_status", by_status);
     json_object_set_new(j, "tasks_by_priority", by_prio);
@@ -149,11 +150,12 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
         json_object_set_new(j, "total_eligible_workers", json_integer(eligible));
         json_object_set_new(j, "total_available_workers", json_integer(available));
     }
+    tassa_err missing = found ? TASSA_OK : tr_missing_locked(e, em, "TaskQueues", queue_sid);
     store_unlock(e->store);
     expr_free(qx);
     rows_clear(&TR_QUEUE_ROW, &q);
-    if (!found)
-        return tr_not_found(e, em, "TaskQueues", queue_sid);
+    if (missing)
+        return missing;
     *out = j;
     return j ? TASSA_OK : TASSA_ENOMEM;
 }
@@ -232,9 +234,10 @@ tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minute
                             durations(e, queue_sid, "task.canceled", from));
         json_object_set_new(j, "split_by_wait_time", json_null());
     }
+    tassa_err missing = found ? TASSA_OK : tr_missing_locked(e, em, "TaskQueues", queue_sid);
     store_unlock(e->store);
-    if (!found)
-        return tr_not_found(e, em, "TaskQueues", queue_sid);
+    if (missing)
+        return missing;
     *out = j;
     return j ? TASSA_OK : TASSA_ENOMEM;
 }

@@ -14,7 +14,7 @@ import { startServerAnyPort as startServer, twilioClient, tassa, decode } from '
 
 // A caller JWT minted by `tassa user-token` from a data file's JWT_SECRET.
 function mintToken(server, identity) {
-  return tassa(['user-token', identity, '--data', server.dataFile], { cwd: server.dataDir }).trim();
+  return tassa(['user-token', identity, '--data', server.store], { cwd: server.dataDir }).trim();
 }
 
 // A Sync document's data on server's `default` service, or null when there is none.
@@ -108,15 +108,21 @@ export async function startTwilioTarget() {
   const { accountSid, apiKey, apiSecret, authToken, jwtSecret } = standIn.creds;
   // `--backend twilio` rather than TASSA_BACKEND in the environment: startServer reads the
   // data file's credentials with `tassa credentials`, which refuses under TASSA_BACKEND=twilio.
-  const second = await startServer({
-    args: ['--backend', 'twilio'],
-    env: {
-      ACCOUNT_SID: accountSid, API_KEY: apiKey, API_SECRET: apiSecret,
-      WORKSPACE_SID: standIn.workspaceSid,
-      TWILIO_TASKROUTER_URL: standIn.url, TWILIO_SYNC_URL: standIn.url,
-      AUTH_TOKEN: authToken, JWT_SECRET: jwtSecret,
-    },
-  });
+  let second;
+  try {
+    second = await startServer({
+      args: ['--backend', 'twilio'],
+      env: {
+        ACCOUNT_SID: accountSid, API_KEY: apiKey, API_SECRET: apiSecret,
+        WORKSPACE_SID: standIn.workspaceSid,
+        TWILIO_TASKROUTER_URL: standIn.url, TWILIO_SYNC_URL: standIn.url,
+        AUTH_TOKEN: authToken, JWT_SECRET: jwtSecret,
+      },
+    });
+  } catch (e) {
+    await stopAll(standIn).catch(() => {}); // a stand-in left running would keep the file alive
+    throw e;
+  }
   if (!/event=listening .*backend=twilio/.test(second.log)) {
     await stopAll(second, standIn);
     throw new Error(`the second tassa did not start with the twilio back end:\n${second.log}`);
