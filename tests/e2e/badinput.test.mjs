@@ -218,8 +218,8 @@ describe('CLI', () => {
   });
 
   test('user-token rejects a bad --ttl', () => {
-    assert.throws(() => tassa(['user-token', 'alice', '--ttl', '0', '--data', server.dataFile], { cwd: server.dataDir }));
-    assert.throws(() => tassa(['user-token', 'alice', '--ttl', 'abc', '--data', server.dataFile], { cwd: server.dataDir }));
+    assert.throws(() => tassa(['user-token', 'alice', '--ttl', '0', '--data', server.store], { cwd: server.dataDir }));
+    assert.throws(() => tassa(['user-token', 'alice', '--ttl', 'abc', '--data', server.store], { cwd: server.dataDir }));
   });
 });
 

@@ -43,7 +43,7 @@ describe('web pages in Chromium on real routing', { skip }, () => {
   let ann;       // the one worker; starts Offline
 
   const userToken = (id) =>
-    tassa(['user-token', id, '--data', server.dataFile], { cwd: server.dataDir }).trim();
+    tassa(['user-token', id, '--data', server.store], { cwd: server.dataDir }).trim();
 
   async function connect() {
     const tr = await twilioClient(server);

@@ -8,12 +8,13 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BIN, startServer, postForm, eventually } from './lib/server.mjs';
+import { BIN, startServer, postForm, eventually, sqliteOnly } from './lib/server.mjs';
 
 const run = promisify(execFile);
 const env = { PATH: process.env.PATH, ASAN_OPTIONS: 'detect_leaks=1' };
 
-test('a backup taken during writes holds every write acknowledged before it started', async () => {
+test('a backup taken during writes holds every write acknowledged before it started',
+  sqliteOnly('tassa backup copies the data file (a PostgreSQL store is backed up with pg_dump)'), async () => {
   const server = await startServer();
   const restoreDir = mkdtempSync(join(tmpdir(), 'tassa-restore-'));
   const copy = join(restoreDir, 'tassa.db');
@@ -62,7 +63,8 @@ test('a backup taken during writes holds every write acknowledged before it star
   }
 });
 
-test('backup refuses to overwrite, to copy onto the data file, and a missing data file', async () => {
+test('backup refuses to overwrite, to copy onto the data file, and a missing data file',
+  sqliteOnly('tassa backup of data files'), async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tassa-bk-'));
   try {
     const data = join(dir, 'live.db');

@@ -133,7 +133,7 @@ test('live streams get a reconnect event and end; the server exits 0', async () 
   });
   assert.equal(p.status, 200);
   const { tassa } = await import('./lib/server.mjs');
-  const caller = tassa(['user-token', 'alice', '--data', server.dataFile], { cwd: server.dataDir }).trim();
+  const caller = tassa(['user-token', 'alice', '--data', server.store], { cwd: server.dataDir }).trim();
   const grant = await request(`${server.url}/task/get-sync-grant`, {
     method: 'POST', body: new URLSearchParams({ token: caller, identity: 'alice' }).toString(),
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },

@@ -1,5 +1,5 @@
 // deploy_install.test.mjs - `make install` (cmake --install with DESTDIR) gives a binary that,
-// started from an unrelated folder with a temporary data file, serves /healthz, the pages and
+// started from an unrelated folder with a temporary store (data file or database), serves /healthz, the pages and
 // every script and style they load; the man page, tassa.env and the hardened unit come along.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { BIN } from './lib/server.mjs';
+import { BIN, STORE_KIND, storeOf, removeDataDir } from './lib/server.mjs';
 import { spawnTassa, assetsOf } from './lib/spawn_tassa.mjs';
 
 const build = dirname(BIN);
@@ -32,7 +32,7 @@ test('installed into a DESTDIR, tassa runs from anywhere and serves every page',
     assert.equal(readFileSync(env, 'utf8'), execFileSync(bin, ['settings', '--env'], { encoding: 'utf8' }));
     assert.ok(existsSync(join(dest, prefix, 'lib/systemd/system/tassa.service')));
 
-    const srv = await spawnTassa(bin, { args: ['--data', join(elsewhere, 'data.db'), '--quiet'], cwd: elsewhere });
+    const srv = await spawnTassa(bin, { args: ['--data', storeOf(elsewhere), '--quiet'], cwd: elsewhere });
     try {
       const h = await fetch(`${srv.url}/healthz`);
       assert.equal(h.status, 200);
@@ -54,10 +54,10 @@ test('installed into a DESTDIR, tassa runs from anywhere and serves every page',
       const { code } = await srv.stop();
       assert.equal(code, 0, srv.log());
     }
-    assert.ok(existsSync(join(elsewhere, 'data.db')));
+    if (STORE_KIND === 'sqlite') assert.ok(existsSync(storeOf(elsewhere)));
   } finally {
     rmSync(dest, { recursive: true, force: true });
-    rmSync(elsewhere, { recursive: true, force: true });
+    removeDataDir(elsewhere);
   }
 });
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN } from './lib/server.mjs';
+import { BIN, storeOf, removeDataDir } from './lib/server.mjs';
 import { spawnTassa, assetsOf } from './lib/spawn_tassa.mjs';
 
 const TYPES = { html: 'text/html; charset=utf-8', css: 'text/css; charset=utf-8', js: 'text/javascript; charset=utf-8' };
@@ -17,7 +17,7 @@ test('a copied binary with nothing beside it serves the pages, typed and tagged'
   mkdirSync(join(dir, 'bin'));
   copyFileSync(BIN, join(dir, 'bin', 'tassa'));
   chmodSync(join(dir, 'bin', 'tassa'), 0o755);
-  const srv = await spawnTassa(join(dir, 'bin', 'tassa'), { args: ['--data', join(elsewhere, 'd.db'), '--quiet'], cwd: elsewhere });
+  const srv = await spawnTassa(join(dir, 'bin', 'tassa'), { args: ['--data', storeOf(elsewhere), '--quiet'], cwd: elsewhere });
   try {
     const seen = new Set();
     for (const page of ['', 'customer.html']) {
@@ -53,14 +53,14 @@ test('a copied binary with nothing beside it serves the pages, typed and tagged'
     const { code } = await srv.stop();
     assert.equal(code, 0, srv.log());
     rmSync(dir, { recursive: true, force: true });
-    rmSync(elsewhere, { recursive: true, force: true });
+    removeDataDir(elsewhere);
   }
 });
 
 test('TASSA_WEB_DIR overrides the built-in pages', async () => {
   const web = mkdtempSync(join(tmpdir(), 'tassa-web-'));
   writeFileSync(join(web, 'index.html'), '<html>under development</html>');
-  const srv = await spawnTassa(BIN, { args: ['--data', join(web, 'd.db'), '--quiet'], env: { TASSA_WEB_DIR: web }, cwd: web });
+  const srv = await spawnTassa(BIN, { args: ['--data', storeOf(web), '--quiet'], env: { TASSA_WEB_DIR: web }, cwd: web });
   try {
     const r = await fetch(`${srv.url}/`);
     assert.equal(r.status, 200);
@@ -68,6 +68,6 @@ test('TASSA_WEB_DIR overrides the built-in pages', async () => {
     assert.equal((await fetch(`${srv.url}/customer.html`)).status, 404);
   } finally {
     await srv.stop();
-    rmSync(web, { recursive: true, force: true });
+    removeDataDir(web);
   }
 });

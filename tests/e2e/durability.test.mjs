@@ -42,7 +42,7 @@ test('a restart keeps every document, data and revision', async () => {
   }
   const second = await first.restart();
   toStop.push(second);
-  assert.equal(second.dataFile, first.dataFile);
+  assert.equal(second.store, first.store);
   assert.deepEqual(second.creds, first.creds, 'the generated credentials persist');
   for (const [n, doc] of expected) {
     const r = await api(second, 'GET', `/${n}`);

@@ -12,7 +12,7 @@ let aliceToken;
 before(async () => {
   server = await startServer();
   grantUrl = `${server.url}/task/get-sync-grant`;
-  aliceToken = tassa(['user-token', 'alice', '--data', server.dataFile], { cwd: server.dataDir }).trim();
+  aliceToken = tassa(['user-token', 'alice', '--data', server.store], { cwd: server.dataDir }).trim();
 });
 
 after(async () => {
@@ -145,7 +145,7 @@ describe('refusals', () => {
   });
 
   test('token minted by the CLI with --ttl 1 expires', async () => {
-    const t = tassa(['user-token', 'alice', '--ttl', '1', '--data', server.dataFile], { cwd: server.dataDir }).trim();
+    const t = tassa(['user-token', 'alice', '--ttl', '1', '--data', server.store], { cwd: server.dataDir }).trim();
     const { exp } = jwt.decode(t);
     // wait until the clock is past exp (whole seconds, compared exactly by the server)
     const waitMs = Math.max(0, (exp + 1) * 1000 - Date.now()) + 100;
@@ -215,7 +215,7 @@ describe('CORS_ALLOWED_ORIGINS', () => {
   before(async () => {
     restricted = await startServer({ env: { CORS_ALLOWED_ORIGINS: 'https://a.example' } });
     url = `${restricted.url}/task/get-sync-grant`;
-    token = tassa(['user-token', 'alice', '--data', restricted.dataFile], { cwd: restricted.dataDir }).trim();
+    token = tassa(['user-token', 'alice', '--data', restricted.store], { cwd: restricted.dataDir }).trim();
   });
   after(async () => {
     await restricted?.stop();

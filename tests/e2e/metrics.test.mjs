@@ -124,7 +124,7 @@ test('TaskRouter gauges count tasks by status and workers by activity', async ()
 });
 
 test('stream clients are a gauge that follows connects and disconnects', async () => {
-  const caller = tassa(['user-token', 'alice', '--data', server.dataFile], { cwd: server.dataDir }).trim();
+  const caller = tassa(['user-token', 'alice', '--data', server.store], { cwd: server.dataDir }).trim();
   const grant = await postForm(`${server.url}/task/get-sync-grant`, { token: caller, identity: 'alice' });
   assert.equal(grant.status, 200);
   // Sync ACL is on: alice may stream the document once she holds read on it.

@@ -37,7 +37,7 @@ after(async () => {
 // A caller JWT from `tassa user-token` (cached per identity).
 function token(identity) {
   if (!tokens.has(identity)) {
-    tokens.set(identity, tassa(['user-token', identity, '--data', server.dataFile], { cwd: server.dataDir }).trim());
+    tokens.set(identity, tassa(['user-token', identity, '--data', server.store], { cwd: server.dataDir }).trim());
   }
   return tokens.get(identity);
 }

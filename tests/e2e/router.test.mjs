@@ -312,7 +312,7 @@ describe('CLI', () => {
     const topic = newTopic('cli');
     const taskSid = newSid('WT');
     const out = tassa(['event', 'task.created', `TaskSid=${taskSid}`, `TaskAttributes={"topic":"${topic}"}`,
-      '--port', String(server.port), '--data', server.dataFile], { cwd: server.dataDir });
+      '--port', String(server.port), '--data', server.store], { cwd: server.dataDir });
     const body = JSON.parse(out.trim());
     assert.equal(body.handler, 'reservation');
     assert.equal(body.changed, true);

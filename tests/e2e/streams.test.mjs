@@ -132,7 +132,7 @@ after(async () => {
 describe('document stream', () => {
   test('first event is the current document; updates follow in revision order with id', async () => {
     // A real grant from the seed's function, shown as a Bearer header.
-    const caller = tassa(['user-token', 'alice', '--data', server.dataFile], { cwd: server.dataDir }).trim();
+    const caller = tassa(['user-token', 'alice', '--data', server.store], { cwd: server.dataDir }).trim();
     const grant = await postForm(`${server.url}/task/get-sync-grant`, { token: caller, identity: 'alice' });
     assert.equal(grant.status, 200);
     const created = await rest.create('order-doc', { n: 0 });
@@ -289,7 +289,7 @@ describe('authorisation', () => {
     await expectError(docUrl('secret-doc', syncToken(server, 'eve', { secret: 'not-the-secret' })), 401);
     await expectError(docUrl('secret-doc'), 401, { Authorization: 'Bearer not.a.token' });
     // A caller token (signed with JWT_SECRET) is not a sync token.
-    const caller = tassa(['user-token', 'alice', '--data', server.dataFile], { cwd: server.dataDir }).trim();
+    const caller = tassa(['user-token', 'alice', '--data', server.store], { cwd: server.dataDir }).trim();
     await expectError(docUrl('secret-doc', caller), 401);
   });
 

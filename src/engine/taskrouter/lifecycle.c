@@ -39,14 +39,16 @@ static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf
 static tassa_err enter_target(tr_engine_t *e, const char *sid, long filter, const char *fname,
                               long index, const tr_target_t *t, int64_t now)
 {
-    return db_exec(e->store,
-                   "UPDATE tr_tasks SET filter_index = ?, filter_name = ?, target_index = ?,"
-                   " queue_sid = ?, priority = CASE WHEN ? >= 0 THEN ? ELSE priority END,"
-                   " queue_entered_ms = ?, target_deadline = CASE WHEN ? >= 0 THEN ? END,"
-                   " date_updated = ? WHERE sid = ?",
-                   "isisiiiiiis", (int64_t)filter, fname, (int64_t)index, t->queue,
-                   (int64_t)t->priority, (int64_t)t->priority, now, (int64_t)t->timeout,
-                   now + (int64_t)(t->timeout < 0 ? 0 : t->timeout) * 1000, now, sid);
+    return db_exec(
+        e->store,
+        "UPDATE tr_tasks SET filter_index = ?, filter_name = ?, target_index = ?,"
+        " queue_sid = ?, priority = CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE priority END,"
+        " queue_entered_ms = ?,"
+        " target_deadline = CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) END,"
+        " date_updated = ? WHERE sid = ?",
+        "isisiiiiiis", (int64_t)filter, fname, (int64_t)index, t->queue, (int64_t)t->priority,
+        (int64_t)t->priority, now, (int64_t)t->timeout,
+        now + (int64_t)(t->timeout < 0 ? 0 : t->timeout) * 1000, now, sid);
 }
 
 tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, int64_t now)

@@ -198,9 +198,9 @@ tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, co
                       "UPDATE tr_queues SET friendly_name = COALESCE(?, friendly_name),"
                       " target_workers = COALESCE(?, target_workers),"
                       " task_order = COALESCE(?, task_order),"
-                      " reservation_activity_sid = CASE WHEN ? IS NULL THEN"
+                      " reservation_activity_sid = CASE WHEN CAST(? AS TEXT) IS NULL THEN"
                       "  reservation_activity_sid ELSE NULLIF(?, '') END,"
-                      " assignment_activity_sid = CASE WHEN ? IS NULL THEN"
+                      " assignment_activity_sid = CASE WHEN CAST(? AS TEXT) IS NULL THEN"
                       "  assignment_activity_sid ELSE NULLIF(?, '') END,"
                       " max_reserved_workers = CASE WHEN ? < 0 THEN max_reserved_workers"
                       "  ELSE ? END, date_updated = ? WHERE sid = ?",

@@ -365,7 +365,7 @@ tassa_err tr_task_list(tr_engine_t *e, const params_t *filter, long offset, long
         return err_set(em, TASSA_EINVAL, "Too many AssignmentStatus values");
     for (size_t i = 0; i < n; i++)
         statuses[i] = params_get_nth(filter, "AssignmentStatus", i);
-    snprintf(sql, sizeof sql, "%s WHERE 1", TR_TASK_SELECT);
+    snprintf(sql, sizeof sql, "%s WHERE 1 = 1", TR_TASK_SELECT);
     err = status_clause(sql, sizeof sql, statuses, n, em);
     if (!err)
         err = tr_read_long(filter, "Priority", 0, 2147483647L, &c.priority, em);
@@ -404,7 +404,7 @@ tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json
                                 "SELECT coalesce(q.friendly_name, '(none)') AS name, count(*),"
                                 " min(t.date_created) FROM tr_tasks t LEFT JOIN tr_queues q"
                                 " ON q.sid = t.queue_sid WHERE t.status IN " TASK_WAITING_SQL
-                                " GROUP BY t.queue_sid",
+                                " GROUP BY t.queue_sid, q.friendly_name",
                                 NULL);
     while (st && by_queue && store_step(st) == STORE_ROW) {
         long n = (long)store_col_int64(st, 1);
@@ -520,7 +520,7 @@ tassa_err tr_tasks_json(tr_engine_t *e, const char *const *statuses, size_t n_st
     char sql[2048];
     bool more;
     *array = NULL;
-    snprintf(sql, sizeof sql, "%s WHERE 1", TR_TASK_SELECT);
+    snprintf(sql, sizeof sql, "%s WHERE 1 = 1", TR_TASK_SELECT);
     tassa_err err = status_clause(sql, sizeof sql, statuses, n_statuses, NULL);
     if (err)
         return err;

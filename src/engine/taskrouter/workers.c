@@ -238,7 +238,7 @@ tassa_err tr_worker_list(tr_engine_t *e, const params_t *filter, long offset, lo
         tr_queue_t q = {0};
         store_lock(e->store);
         bool found = rows_one(e, &TR_QUEUE_ROW, &q,
-                              TR_QUEUE_SELECT "WHERE q.sid = ? OR (? IS NOT NULL AND"
+                              TR_QUEUE_SELECT "WHERE q.sid = ? OR (CAST(? AS TEXT) IS NOT NULL AND"
                                               " q.friendly_name = ?)",
                               "sss", qsid ? qsid : "", qname, qname);
         store_unlock(e->store);

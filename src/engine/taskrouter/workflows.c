@@ -162,9 +162,9 @@ tassa_err tr_workflow_update(tr_engine_t *e, const char *sid, const params_t *p,
                       " configuration = COALESCE(?, configuration),"
                       " task_reservation_timeout = CASE WHEN ? < 0 THEN task_reservation_timeout"
                       "  ELSE ? END,"
-                      " assignment_callback_url = CASE WHEN ? IS NULL THEN"
+                      " assignment_callback_url = CASE WHEN CAST(? AS TEXT) IS NULL THEN"
                       "  assignment_callback_url ELSE NULLIF(?, '') END,"
-                      " fallback_assignment_callback_url = CASE WHEN ? IS NULL THEN"
+                      " fallback_assignment_callback_url = CASE WHEN CAST(? AS TEXT) IS NULL THEN"
                       "  fallback_assignment_callback_url ELSE NULLIF(?, '') END,"
                       " date_updated = ? WHERE sid = ?",
                       "ssiissssis", name, conf, (int64_t)timeout, (int64_t)timeout, acb, acb, fcb,

@@ -148,18 +148,19 @@ tassa_err tr_workspace_update(tr_engine_t *e, const char *sid, const params_t *p
     if (!err)
         err = check_activity(e, "TimeoutActivitySid", tmo, em);
     if (!err)
-        err = db_exec(e->store,
-                      "UPDATE tr_workspace SET friendly_name = COALESCE(?, friendly_name),"
-                      " event_callback_url = CASE WHEN ? IS NULL THEN event_callback_url"
-                      "  WHEN ? = '' THEN NULL ELSE ? END,"
-                      " events_filter = CASE WHEN ? IS NULL THEN events_filter"
-                      "  WHEN ? = '' THEN NULL ELSE ? END,"
-                      " prioritize_queue_order = COALESCE(?, prioritize_queue_order),"
-                      " default_activity_sid = COALESCE(?, default_activity_sid),"
-                      " timeout_activity_sid = COALESCE(?, timeout_activity_sid),"
-                      " date_updated = ? WHERE sid = ?",
-                      "ssssssssssis", name, url, url, url, filter, filter, filter, order, def, tmo,
-                      now, e->ws_sid);
+        err = db_exec(
+            e->store,
+            "UPDATE tr_workspace SET friendly_name = COALESCE(?, friendly_name),"
+            " event_callback_url = CASE WHEN CAST(? AS TEXT) IS NULL THEN event_callback_url"
+            "  WHEN ? = '' THEN NULL ELSE ? END,"
+            " events_filter = CASE WHEN CAST(? AS TEXT) IS NULL THEN events_filter"
+            "  WHEN ? = '' THEN NULL ELSE ? END,"
+            " prioritize_queue_order = COALESCE(?, prioritize_queue_order),"
+            " default_activity_sid = COALESCE(?, default_activity_sid),"
+            " timeout_activity_sid = COALESCE(?, timeout_activity_sid),"
+            " date_updated = ? WHERE sid = ?",
+            "ssssssssssis", name, url, url, url, filter, filter, filter, order, def, tmo, now,
+            e->ws_sid);
     if (!err)
         err = ev_emit(e, ev_new(e, "workspace.updated", "Workspace", e->ws_sid, NULL, now), -1);
     tr_workspace_t ws = {0};

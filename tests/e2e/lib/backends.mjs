@@ -14,7 +14,7 @@ import { startServerAnyPort as startServer, twilioClient, tassa, decode } from '
 
 // A caller JWT minted by `tassa user-token` from a data file's JWT_SECRET.
 function mintToken(server, identity) {
-  return tassa(['user-token', identity, '--data', server.dataFile], { cwd: server.dataDir }).trim();
+  return tassa(['user-token', identity, '--data', server.store], { cwd: server.dataDir }).trim();
 }
 
 // A Sync document's data on server's `default` service, or null when there is none.

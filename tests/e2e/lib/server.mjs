@@ -1,16 +1,50 @@
 // server.mjs - starts a real `tassa serve` on a free port and a temporary data file.
 //
+// The store: a data file tassa.db in the server's dataDir, or, in the suite's PostgreSQL run
+// (TASSA_TEST_STORE=pg, see lib/pg.mjs), a fresh database in the shared cluster whose URL is
+// kept in the dataDir (pg-store.url), so a server started again on the same dataDir (restart,
+// or startServer({ dataDir })) opens the same database. server.store is the file path or the
+// URL: pass it to `--data` of tassa sub-commands.
+//
 // Every e2e test talks to the real binary over real sockets. The binary is the one CMake
 // built (TASSA_BIN, set by ctest); under AddressSanitizer a non-zero exit at stop() fails
 // the test, so memory errors and leaks surface as test failures.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { SUITE_PG, createSuiteDb, dropSuiteDb } from './pg.mjs';
+
 const here = dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.TASSA_BIN || join(here, '../../../build/tassa');
+
+// Which store this run uses: 'sqlite' or 'pg'.
+export const STORE_KIND = SUITE_PG ? 'pg' : 'sqlite';
+
+// Options for a test that is about the SQLite data file itself: skipped in the PostgreSQL run
+// with the reason. The one list of such tests: grep for sqliteOnly.
+export function sqliteOnly(reason) {
+  return SUITE_PG ? { skip: `SQLite only: ${reason}` } : {};
+}
+
+// The store of a dataDir: its data file, or its PostgreSQL database (created at first use).
+export function storeOf(dataDir) {
+  if (!SUITE_PG) return join(dataDir, 'tassa.db');
+  const keep = join(dataDir, 'pg-store.url');
+  if (existsSync(keep)) return readFileSync(keep, 'utf8').trim();
+  const url = createSuiteDb();
+  writeFileSync(keep, url);
+  return url;
+}
+
+// Removes a dataDir and, in the PostgreSQL run, drops its database.
+export function removeDataDir(dataDir) {
+  const keep = join(dataDir, 'pg-store.url');
+  if (SUITE_PG && existsSync(keep)) dropSuiteDb(readFileSync(keep, 'utf8').trim());
+  rmSync(dataDir, { recursive: true, force: true });
+}
 
 // The environment a server starts with: nothing of the caller's tassa settings leaks in.
 function cleanEnv(extra) {
@@ -30,8 +64,8 @@ export function tassa(args, { env = {}, cwd } = {}) {
 }
 
 // Parses `tassa credentials` output into an object.
-function readCredentials(dataFile, env, cwd) {
-  const out = tassa(['credentials', '--data', dataFile], { env, cwd });
+function readCredentials(store, env, cwd) {
+  const out = tassa(['credentials', '--data', store], { env, cwd });
   const creds = Object.fromEntries(out.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
   return {
     accountSid: creds.ACCOUNT_SID, apiKey: creds.API_KEY, apiSecret: creds.API_SECRET,
@@ -42,9 +76,10 @@ function readCredentials(dataFile, env, cwd) {
 // Starts a server. opts: { env, args, dataDir (reuse a previous server's), port }.
 export async function startServer(opts = {}) {
   const dataDir = opts.dataDir || mkdtempSync(join(tmpdir(), 'tassa-e2e-'));
-  const dataFile = join(dataDir, 'tassa.db');
+  const store = storeOf(dataDir);
+  const dataFile = SUITE_PG ? undefined : store;
   const env = { ...(opts.env || {}) };
-  const args = ['serve', '--port', String(opts.port || 0), '--data', dataFile, '--quiet',
+  const args = ['serve', '--port', String(opts.port || 0), '--data', store, '--quiet',
     ...(opts.args || [])];
   const child = spawn(BIN, args, { env: cleanEnv(env), cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
@@ -53,8 +88,14 @@ export async function startServer(opts = {}) {
     const timer = setTimeout(() => reject(new Error(`tassa did not start:\n${log}`)), 15000);
     const onData = (chunk) => {
       log += chunk;
-      const m = /event=listening url=http:\/\/[^:]+:(\d+)/.exec(log);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      const m = /event=listening url=http:\/\/[^:]+:(\d+)[^\n]*\n/.exec(log);
+      if (!m) return;
+      clearTimeout(timer);
+      // The PostgreSQL run really serves from PostgreSQL: the listening line names the store
+      // (data=- when a back end keeps no data).
+      const data = / data=(\S+)/.exec(log.slice(m.index))?.[1];
+      if (SUITE_PG && data !== '-' && !data?.startsWith('postgres://')) { child.kill('SIGKILL'); reject(new Error(`not on PostgreSQL:\n${log}`)); }
+      else resolve(Number(m[1]));
     };
     child.stderr.on('data', onData);
     child.stdout.on('data', (c) => { log += c; });
@@ -63,13 +104,13 @@ export async function startServer(opts = {}) {
   const url = `http://127.0.0.1:${port}`;
   let creds;
   try {
-    creds = readCredentials(dataFile, env, dataDir);
+    creds = readCredentials(store, env, dataDir);
   } catch (e) {
     child.kill('SIGKILL'); // never leave a server behind a failed start
     throw e;
   }
   const server = {
-    url, port, dataDir, dataFile, creds, child, opts,
+    url, port, dataDir, dataFile, store, creds, child, opts,
     get log() { return log; },
     // SIGTERM and wait; rejects when the server did not exit cleanly (sanitizer reports).
     async stop() {
@@ -83,12 +124,12 @@ export async function startServer(opts = {}) {
       child.kill('SIGKILL');
       await exited;
     },
-    // A new process on the same data file (same port when possible).
+    // A new process on the same store (same port when possible).
     async restart(extra = {}) {
       await server.stop();
       return startServer({ ...opts, dataDir, ...extra });
     },
-    cleanup() { rmSync(dataDir, { recursive: true, force: true }); },
+    cleanup() { removeDataDir(dataDir); },
     // Basic auth header for the /v1 API.
     basic() {
       return 'Basic ' + Buffer.from(`${creds.apiKey}:${creds.apiSecret}`).toString('base64');
