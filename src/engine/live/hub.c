@@ -1087,9 +1087,12 @@ hub_t *hub_new(const hub_deps_t *deps)
     if (!cond_ok)
         goto fail;
     h->next_beat_ms = now_ms(h) + h->deps.heartbeat_ms;
-    sync_engine_set_listener(h->deps.sync, on_change, h);
+    if (sync_engine_set_listener(h->deps.sync, on_change, h))
+        goto fail;
     return h;
 fail:
+    if (cond_ok)
+        pthread_cond_destroy(&h->wake);
     if (lock_ok)
         pthread_mutex_destroy(&h->lock);
     event_unref(h->ping);

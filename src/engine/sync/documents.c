@@ -22,9 +22,11 @@
 #include "engine/sync/documents.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/buf.h"
 #include "base/params.h"
@@ -45,6 +47,16 @@ typedef struct pending {
     bool *watch_done; /* set when the watch ran or was cancelled (under changes_lock) */
 } pending_t;
 
+/* A watch waiting for the feeder (shared store): read and run between two batches. */
+typedef struct watch_req {
+    struct watch_req *next;
+    const char *service, *id; /* borrowed from the caller of sync_doc_watch */
+    sync_watch_fn fn;
+    void *ctx;
+    tassa_err err;
+    bool done; /* under feed_lock */
+} watch_req_t;
+
 struct sync_engine {
     store_t *store;
     char account_sid[SID_LEN + 1];
@@ -55,6 +67,16 @@ struct sync_engine {
     pthread_cond_t changes_done;  /* a watch ran */
     pending_t *changes, *tail;    /* oldest first: commit order */
     bool delivering;
+    /* Shared store only: the change log's feeder (see the file comment). */
+    bool shared;
+    pthread_mutex_t feed_lock; /* guards the fields below */
+    pthread_cond_t feed_cond;  /* wakes the feeder (CLOCK_MONOTONIC) */
+    pthread_cond_t feed_done;  /* a watch request was answered */
+    pthread_t feeder;
+    bool feeding, feed_wake, feed_stop;
+    watch_req_t *watches; /* waiting for the feeder, oldest first */
+    int64_t feed_last;    /* the seq of the last change handed to the listener */
+    int64_t pruned_ms;    /* when the feeder last pruned the log */
 };
 
 /* The Sync schema, one migration step per version (store/migrate.h). Version 1 is the schema
@@ -80,7 +102,22 @@ static const migrate_step_t MIGRATIONS[] = {
      NULL},
     {"ALTER TABLE sync_services ADD COLUMN acl_enabled INTEGER NOT NULL DEFAULT 1;",
      "SELECT acl_enabled FROM sync_services LIMIT 0"},
+    /* Version 3: the change log of a shared store (empty on SQLite). */
+    {"CREATE TABLE IF NOT EXISTS sync_changes ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, kind INTEGER NOT NULL,"
+     "  deleted INTEGER NOT NULL, sid TEXT NOT NULL, service_sid TEXT NOT NULL,"
+     "  unique_name TEXT, data TEXT, revision INTEGER NOT NULL, date_created INTEGER,"
+     "  date_updated INTEGER, date_expires INTEGER, created_by TEXT, identity TEXT,"
+     "  read INTEGER NOT NULL, readers_known INTEGER NOT NULL, all_readers INTEGER NOT NULL,"
+     "  readers TEXT, date_logged INTEGER NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS sync_changes_by_doc ON sync_changes (sid, seq);",
+     NULL},
 };
+
+#define LOG_BATCH   256    /* changes the feeder reads per critical section */
+#define LOG_POLL_MS 1000   /* the feeder's safety-net poll */
+#define LOG_KEEP_MS 300000 /* changes older than this are pruned from the log */
+#define LOG_CHANNEL "tassa_sync"
 
 #define DOC_COLUMNS                                                                                \
     "sid, service_sid, unique_name, data, revision, date_created, date_updated, "                  \
@@ -134,7 +171,7 @@ static void pending_append(sync_engine_t *e, pending_t *p)
 static pending_t *pending_push(sync_engine_t *e, sync_change_kind_t kind, const sync_doc_t *doc,
                                bool deleted, const char *identity, bool read)
 {
-    if (!e->listener)
+    if (!e->listener || e->shared) /* a shared store's feeder delivers from the log */
         return NULL;
     pending_t *p = calloc(1, sizeof *p);
     if (!p || sync_doc_copy(&p->change.doc, doc) ||
@@ -195,6 +232,396 @@ static tassa_err readers_locked(sync_engine_t *e, const char *service, const cha
                                 bool *all, char ***readers, size_t *n);
 static tassa_err acl_enabled_locked(sync_engine_t *e, const char *svc, bool *enabled);
 
+/* The change log (shared store) ------------------------------------------------------------ */
+
+static tassa_err resolve_locked(sync_engine_t *e, const char *id, char out[SID_LEN + 1]);
+static tassa_err find_locked(sync_engine_t *e, const char *service, const char *id,
+                             sync_doc_t *out);
+
+/* Appends a change to sync_changes and notifies every node of its seq (lock held, inside the
+ * caller's savepoint, so the row and the write commit or roll back together). TASSA_OK and
+ * nothing written unless the store is shared. ch->doc may carry only sid and service_sid. */
+static tassa_err log_change(sync_engine_t *e, const sync_change_t *ch)
+{
+    if (!e->shared)
+        return TASSA_OK;
+    const sync_doc_t *d = &ch->doc;
+    char *readers = NULL;
+    if (ch->readers_known && !ch->all_readers) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < ch->nreaders; i++)
+            json_array_append_new(arr, json_string(ch->readers[i]));
+        readers = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+        json_decref(arr);
+        if (!readers)
+            return TASSA_ENOMEM;
+    }
+    store_stmt_t *st = store_prepare(
+        e->store, "INSERT INTO sync_changes (kind, deleted, sid, service_sid, unique_name, data,"
+                  " revision, date_created, date_updated, date_expires, created_by, identity,"
+                  " read, readers_known, all_readers, readers, date_logged) VALUES (?, ?, ?, ?,"
+                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq");
+    if (!st) {
+        free(readers);
+        return TASSA_ESTORE;
+    }
+    store_bind_int64(st, 1, ch->kind);
+    store_bind_int64(st, 2, ch->deleted);
+    store_bind_text(st, 3, d->sid);
+    store_bind_text(st, 4, d->service_sid);
+    store_bind_text(st, 5, d->unique_name);
+    store_bind_text(st, 6, d->data);
+    store_bind_int64(st, 7, d->revision);
+    store_bind_int64(st, 8, d->created_ms);
+    store_bind_int64(st, 9, d->updated_ms);
+    if (d->expires_ms)
+        store_bind_int64(st, 10, d->expires_ms);
+    store_bind_text(st, 11, d->created_by);
+    store_bind_text(st, 12, ch->identity);
+    store_bind_int64(st, 13, ch->read);
+    store_bind_int64(st, 14, ch->readers_known);
+    store_bind_int64(st, 15, ch->all_readers);
+    store_bind_text(st, 16, readers);
+    store_bind_int64(st, 17, store_now_ms());
+    tassa_err err = TASSA_ESTORE;
+    if (store_step(st) == STORE_ROW) {
+        char payload[24];
+        snprintf(payload, sizeof payload, "%lld", (long long)store_col_int64(st, 0));
+        err = store_notify(e->store, LOG_CHANNEL, payload);
+    }
+    store_release(e->store, st);
+    free(readers);
+    return err;
+}
+
+/* log_change for a change of kind on doc with no readers attached. */
+static tassa_err log_simple(sync_engine_t *e, sync_change_kind_t kind, const sync_doc_t *doc,
+                            const char *identity, bool read)
+{
+    sync_change_t ch = {.kind = kind, .doc = *doc, .identity = (char *)identity, .read = read};
+    return log_change(e, &ch);
+}
+
+/* Frees what a change read from the log owns. Accepts NULL. */
+static void change_clear(sync_change_t *ch)
+{
+    if (!ch)
+        return;
+    sync_doc_clear(&ch->doc);
+    free(ch->identity);
+    sync_identities_free(ch->readers, ch->nreaders);
+    memset(ch, 0, sizeof *ch);
+}
+
+/* Text column i as a malloc'd copy, NULL for SQL NULL; *oom set when the copy failed. */
+static char *col_dup(store_stmt_t *st, int i, bool *oom)
+{
+    const char *v = store_col_text(st, i);
+    char *copy = v ? strdup(v) : NULL;
+    if (v && !copy)
+        *oom = true;
+    return copy;
+}
+
+/* Reads the readers array of a logged delete (JSON text). false on OOM or bad text. */
+static bool parse_readers(const char *text, sync_change_t *ch)
+{
+    json_t *arr = json_loads(text, 0, NULL);
+    size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+    bool ok = json_is_array(arr);
+    if (ok && n && !(ch->readers = calloc(n, sizeof *ch->readers)))
+        ok = false;
+    for (size_t i = 0; ok && i < n; i++) {
+        const char *id = json_string_value(json_array_get(arr, i));
+        if (!id || !(ch->readers[i] = strdup(id)))
+            ok = false;
+        else
+            ch->nreaders = i + 1;
+    }
+    json_decref(arr);
+    return ok;
+}
+
+#define LOG_COLUMNS                                                                                \
+    "seq, kind, deleted, sid, service_sid, unique_name, data, revision, date_created, "            \
+    "date_updated, date_expires, created_by, identity, read, readers_known, all_readers, readers"
+
+/* Reads the current log row into ch (lock held). false when out of memory (ch cleared). */
+static bool row_to_change(store_stmt_t *st, sync_change_t *ch)
+{
+    bool oom = false;
+    memset(ch, 0, sizeof *ch);
+    ch->seq = store_col_int64(st, 0);
+    ch->kind = (sync_change_kind_t)store_col_int64(st, 1);
+    ch->deleted = store_col_int64(st, 2) != 0;
+    sync_doc_t *d = &ch->doc;
+    snprintf(d->sid, sizeof d->sid, "%s", store_col_text(st, 3) ? store_col_text(st, 3) : "");
+    snprintf(d->service_sid, sizeof d->service_sid, "%s",
+             store_col_text(st, 4) ? store_col_text(st, 4) : "");
+    d->unique_name = col_dup(st, 5, &oom);
+    d->data = col_dup(st, 6, &oom);
+    d->revision = store_col_int64(st, 7);
+    d->created_ms = store_col_int64(st, 8);
+    d->updated_ms = store_col_int64(st, 9);
+    d->expires_ms = store_col_int64(st, 10);
+    snprintf(d->created_by, sizeof d->created_by, "%s",
+             store_col_text(st, 11) ? store_col_text(st, 11) : "");
+    ch->identity = col_dup(st, 12, &oom);
+    ch->read = store_col_int64(st, 13) != 0;
+    ch->readers_known = store_col_int64(st, 14) != 0;
+    ch->all_readers = store_col_int64(st, 15) != 0;
+    if (!oom && ch->readers_known && !ch->all_readers && store_col_text(st, 16) &&
+        !parse_readers(store_col_text(st, 16), ch))
+        oom = true;
+    if (oom)
+        change_clear(ch);
+    return !oom;
+}
+
+/* Wakes the feeder (any thread; the store's session thread for a notification, where
+ * payload NULL means "you may have missed some": a wake-up is all either needs). */
+static void feeder_wake(void *ctx, const char *payload)
+{
+    sync_engine_t *e = ctx;
+    (void)payload;
+    pthread_mutex_lock(&e->feed_lock);
+    e->feed_wake = true;
+    pthread_cond_signal(&e->feed_cond);
+    pthread_mutex_unlock(&e->feed_lock);
+}
+
+/* After a local write on a shared store: its change is in the log, tell the feeder now
+ * rather than at the notification. */
+static void wake_after_write(sync_engine_t *e, tassa_err err)
+{
+    if (e->shared && !err)
+        feeder_wake(e, NULL);
+}
+
+/* The largest seq in the log (0 when empty), lock held. TASSA_ESTORE on failure. */
+static tassa_err log_head(sync_engine_t *e, int64_t *head)
+{
+    store_stmt_t *st = store_prepare(e->store, "SELECT COALESCE(MAX(seq), 0) FROM sync_changes");
+    if (!st)
+        return TASSA_ESTORE;
+    tassa_err err = store_step(st) == STORE_ROW ? TASSA_OK : TASSA_ESTORE;
+    if (!err)
+        *head = store_col_int64(st, 0);
+    store_release(e->store, st);
+    return err;
+}
+
+/* Deletes log rows older than LOG_KEEP_MS (any node may; every feeder reads far closer to
+ * the head). Failure only leaves them for the next time. */
+static void log_prune(sync_engine_t *e)
+{
+    store_lock(e->store);
+    store_stmt_t *st = store_prepare(e->store, "DELETE FROM sync_changes WHERE date_logged < ?");
+    if (st) {
+        store_bind_int64(st, 1, store_now_ms() - LOG_KEEP_MS);
+        store_step(st);
+    }
+    store_release(e->store, st);
+    store_unlock(e->store);
+}
+
+/* One round of the feeder: in one critical section, reads the changes after feed_last (at
+ * most LOG_BATCH) and, when that reached the head of the log, the documents of the watches
+ * in reqs, so each watch sees exactly the state after the batch. Once that is durable,
+ * hands the changes to the listener in seq order and runs the watches. Returns true when the
+ * batch was full (read again at once). Watches not served stay for the next round. */
+static bool feed_round(sync_engine_t *e, watch_req_t **reqs)
+{
+    sync_change_t *batch = calloc(LOG_BATCH, sizeof *batch);
+    size_t n = 0;
+    bool full = false, failed = !batch;
+    sync_doc_t *docs = NULL;
+    size_t nreq = 0;
+    for (watch_req_t *r = *reqs; r; r = r->next)
+        nreq++;
+    if (nreq && !(docs = calloc(nreq, sizeof *docs)))
+        failed = true;
+    store_lock(e->store);
+    store_stmt_t *st = failed ? NULL
+                              : store_prepare(e->store, "SELECT " LOG_COLUMNS " FROM sync_changes"
+                                                        " WHERE seq > ? ORDER BY seq LIMIT ?");
+    if (st) {
+        store_bind_int64(st, 1, e->feed_last);
+        store_bind_int64(st, 2, LOG_BATCH);
+        int rc;
+        while ((rc = store_step(st)) == STORE_ROW) {
+            if (!row_to_change(st, &batch[n])) {
+                failed = true;
+                break;
+            }
+            n++;
+        }
+        if (rc < 0)
+            failed = true;
+        full = n == LOG_BATCH;
+    } else {
+        failed = true;
+    }
+    store_release(e->store, st);
+    size_t i = 0;
+    for (watch_req_t *r = *reqs; !failed && !full && r; r = r->next, i++) {
+        char svc[SID_LEN + 1];
+        r->err = resolve_locked(e, r->service, svc);
+        if (!r->err)
+            r->err = find_locked(e, svc, r->id, &docs[i]);
+    }
+    if (store_unlock(e->store)) /* what it read may be gone (the group commit failed) */
+        failed = true;
+    if (!failed) {
+        for (size_t k = 0; k < n; k++) {
+            if (e->listener)
+                e->listener(e->listener_ctx, &batch[k]);
+            e->feed_last = batch[k].seq;
+        }
+    }
+    if (!failed && !full) {
+        i = 0;
+        for (watch_req_t *r = *reqs; r; r = r->next, i++) {
+            if (!r->err)
+                r->fn(r->ctx, &docs[i]);
+        }
+    }
+    if (failed || !full) { /* a watch never waits out an outage: it fails */
+        pthread_mutex_lock(&e->feed_lock);
+        for (watch_req_t *r = *reqs; r; r = r->next) {
+            if (failed)
+                r->err = TASSA_ESTORE;
+            r->done = true;
+        }
+        pthread_cond_broadcast(&e->feed_done);
+        pthread_mutex_unlock(&e->feed_lock);
+        *reqs = NULL;
+    }
+    for (size_t k = 0; k < n; k++)
+        change_clear(&batch[k]);
+    for (size_t k = 0; docs && k < nreq; k++)
+        sync_doc_clear(&docs[k]);
+    free(docs);
+    free(batch);
+    if (failed)
+        log_warn("event=sync_feed_retry after_seq=%lld", (long long)e->feed_last);
+    return full && !failed;
+}
+
+static struct timespec mono_after(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return ts;
+}
+
+/* The feeder thread: one round per wake-up (notification, local write, watch) or poll. */
+static void *feeder_main(void *arg)
+{
+    sync_engine_t *e = arg;
+    watch_req_t *reqs = NULL; /* taken from e->watches, oldest first */
+    bool again = true;
+    pthread_mutex_lock(&e->feed_lock);
+    while (!e->feed_stop) {
+        if (!again && !e->feed_wake && !e->watches) {
+            struct timespec until = mono_after(LOG_POLL_MS);
+            pthread_cond_timedwait(&e->feed_cond, &e->feed_lock, &until);
+            if (e->feed_stop)
+                break;
+        }
+        e->feed_wake = false;
+        if (!reqs) {
+            reqs = e->watches;
+            e->watches = NULL;
+        }
+        pthread_mutex_unlock(&e->feed_lock);
+        again = feed_round(e, &reqs);
+        int64_t now = store_now_ms();
+        if (now - e->pruned_ms > LOG_KEEP_MS / 10) {
+            e->pruned_ms = now;
+            log_prune(e);
+        }
+        pthread_mutex_lock(&e->feed_lock);
+    }
+    /* Stopping: whoever still waits gets TASSA_EUNAVAIL. */
+    for (watch_req_t *lists[2] = {reqs, e->watches}, **l = lists; l < lists + 2; l++) {
+        for (watch_req_t *r = *l; r; r = r->next) {
+            r->err = TASSA_EUNAVAIL;
+            r->done = true;
+        }
+    }
+    e->watches = NULL;
+    pthread_cond_broadcast(&e->feed_done);
+    pthread_mutex_unlock(&e->feed_lock);
+    return NULL;
+}
+
+/* Starts the feeder at the head of the log (main thread, with a listener set). */
+static tassa_err feeder_start(sync_engine_t *e)
+{
+    int64_t head = 0;
+    store_lock(e->store);
+    tassa_err err = log_head(e, &head);
+    tassa_err durable = store_unlock(e->store);
+    if (err || durable)
+        return TASSA_ESTORE;
+    e->feed_last = head;
+    e->feed_stop = false;
+    e->pruned_ms = 0;
+    if (store_listen(e->store, LOG_CHANNEL, feeder_wake, e))
+        log_warn("event=sync_listen_failed fallback=poll_ms_%d", LOG_POLL_MS);
+    /* The thread must not take SIGTERM/SIGINT away from main's sigwait. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&e->feeder, NULL, feeder_main, e);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        store_unlisten(e->store, feeder_wake, e);
+        return TASSA_EINTERNAL;
+    }
+    e->feeding = true;
+    return TASSA_OK;
+}
+
+/* Stops the feeder: no listener call runs after this returns. Main thread. */
+static void feeder_stop(sync_engine_t *e)
+{
+    if (!e->feeding)
+        return;
+    store_unlisten(e->store, feeder_wake, e);
+    pthread_mutex_lock(&e->feed_lock);
+    e->feed_stop = true;
+    pthread_cond_signal(&e->feed_cond);
+    pthread_mutex_unlock(&e->feed_lock);
+    pthread_join(e->feeder, NULL);
+    e->feeding = false;
+}
+
+/* sync_doc_watch on a shared store: the feeder reads the document between two batches and
+ * runs fn there. Waits for it. */
+static tassa_err watch_by_feeder(sync_engine_t *e, const char *service, const char *id,
+                                 sync_watch_fn fn, void *ctx)
+{
+    watch_req_t r = {.service = service, .id = id, .fn = fn, .ctx = ctx};
+    pthread_mutex_lock(&e->feed_lock);
+    watch_req_t **tail = &e->watches;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &r;
+    pthread_cond_signal(&e->feed_cond);
+    while (!r.done)
+        pthread_cond_wait(&e->feed_done, &e->feed_lock);
+    pthread_mutex_unlock(&e->feed_lock);
+    return r.err;
+}
+
 sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *configured_service,
                                errmsg_t *em)
 {
@@ -205,8 +632,16 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
         return NULL;
     }
     e->store = s;
+    e->shared = store_shared(s);
     pthread_mutex_init(&e->changes_lock, NULL);
     pthread_cond_init(&e->changes_done, NULL);
+    pthread_mutex_init(&e->feed_lock, NULL);
+    pthread_cond_init(&e->feed_done, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->feed_cond, &ca);
+    pthread_condattr_destroy(&ca);
     snprintf(e->account_sid, sizeof e->account_sid, "%s", account_sid ? account_sid : "");
     if (store_migrate(s, "sync", MIGRATIONS, sizeof MIGRATIONS / sizeof MIGRATIONS[0], em))
         goto fail;
@@ -240,6 +675,7 @@ void sync_engine_free(sync_engine_t *e)
 {
     if (!e)
         return;
+    feeder_stop(e);
     while (e->changes) {
         pending_t *p = e->changes;
         e->changes = p->next;
@@ -247,13 +683,26 @@ void sync_engine_free(sync_engine_t *e)
     }
     pthread_cond_destroy(&e->changes_done);
     pthread_mutex_destroy(&e->changes_lock);
+    pthread_cond_destroy(&e->feed_cond);
+    pthread_cond_destroy(&e->feed_done);
+    pthread_mutex_destroy(&e->feed_lock);
     free(e);
 }
 
-void sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx)
+tassa_err sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx)
 {
+    feeder_stop(e);
     e->listener = fn;
     e->listener_ctx = ctx;
+    if (!fn || !e->shared)
+        return TASSA_OK;
+    tassa_err err = feeder_start(e);
+    if (err) {
+        log_error("event=sync_feeder_failed err=%s", tassa_strerror(err));
+        e->listener = NULL;
+        e->listener_ctx = NULL;
+    }
+    return err;
 }
 
 /* Resolves the service with the lock held. */
@@ -489,8 +938,11 @@ static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, l
         doc->expires_ms = ttl ? now + ttl * 1000 : 0;
     doc->revision++;
     doc->updated_ms = now;
+    /* Compare-and-set on the revision read: a stale writer never overwrites (with every
+     * critical section serialized it cannot happen, but the database is the judge). */
     store_stmt_t *st = store_prepare(e->store, "UPDATE sync_documents SET data = ?, revision = ?,"
-                                               " date_updated = ?, date_expires = ? WHERE sid = ?");
+                                               " date_updated = ?, date_expires = ? WHERE sid = ?"
+                                               " AND revision = ?");
     if (!st)
         return TASSA_ESTORE;
     store_bind_text(st, 1, doc->data);
@@ -499,9 +951,12 @@ static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, l
     if (doc->expires_ms)
         store_bind_int64(st, 4, doc->expires_ms);
     store_bind_text(st, 5, doc->sid);
+    store_bind_int64(st, 6, doc->revision - 1);
     int rc = store_step(st);
     store_release(e->store, st);
-    return rc == STORE_DONE ? TASSA_OK : TASSA_ESTORE;
+    if (rc != STORE_DONE)
+        return TASSA_ESTORE;
+    return store_changes(e->store) == 1 ? TASSA_OK : TASSA_EREVISION;
 }
 
 /* Ends a write: releases or rolls back the savepoint, queues the change for the listener
@@ -509,6 +964,8 @@ static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, l
  * Returns the first error. */
 static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t *doc)
 {
+    if (!err && doc)
+        err = log_simple(e, SYNC_CHANGE_DOC, doc, NULL, false);
     if (err)
         store_rollback(e->store);
     else
@@ -520,6 +977,7 @@ static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t 
     if (!err && doc)
         metrics_add(M_DOCS_WRITTEN, 1, NULL);
     pending_settle(e, p, !err);
+    wake_after_write(e, doc ? err : TASSA_EINVAL);
     return err;
 }
 
@@ -699,6 +1157,16 @@ tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
         err = store_begin(e->store);
     if (!err)
         err = delete_row(e, doc.sid);
+    if (!err) {
+        sync_change_t ch = {.kind = SYNC_CHANGE_DOC,
+                            .doc = doc,
+                            .deleted = true,
+                            .readers_known = true,
+                            .all_readers = all,
+                            .readers = readers,
+                            .nreaders = nreaders};
+        err = log_change(e, &ch);
+    }
     if (err)
         store_rollback(e->store);
     else
@@ -716,6 +1184,7 @@ tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
     if (!err)
         err = durable;
     pending_settle(e, p, !err);
+    wake_after_write(e, err);
     sync_doc_clear(&doc);
     return err;
 }
@@ -818,6 +1287,12 @@ tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, 
     sync_doc_t doc = {0};
     bool done = false;
     pending_t *p = NULL;
+    if (e->feeding) {
+        tassa_err ferr = watch_by_feeder(e, service, id, fn, ctx);
+        if (ferr == TASSA_ENOTFOUND)
+            return not_found(em, service, id);
+        return ferr ? err_set(em, ferr, "%s", tassa_strerror(ferr)) : TASSA_OK;
+    }
     store_lock(e->store);
     tassa_err err = resolve_locked(e, service, svc);
     if (!err)
@@ -884,19 +1359,29 @@ tassa_err sync_service_set_acl(sync_engine_t *e, const char *service, bool enabl
     tassa_err err = resolve_locked(e, service, svc);
     if (!err)
         err = acl_enabled_locked(e, svc, &was);
+    bool began = false;
+    if (!err)
+        began = !(err = store_begin(e->store));
     if (!err)
         err = service_update(e, svc,
                              "UPDATE sync_services SET acl_enabled = ?, date_updated = ? "
                              "WHERE sid = ?",
                              enabled, NULL);
-    if (!err && was != enabled) { /* only a real change concerns the streams */
-        memcpy(marker.service_sid, svc, sizeof marker.service_sid);
+    memcpy(marker.service_sid, svc, sizeof marker.service_sid);
+    bool changed = !err && was != enabled; /* only a real change concerns the streams */
+    if (changed)
+        err = log_simple(e, SYNC_CHANGE_ACL, &marker, NULL, enabled);
+    if (began && err)
+        store_rollback(e->store);
+    else if (began)
+        err = store_commit(e->store);
+    if (!err && changed)
         p = pending_push(e, SYNC_CHANGE_ACL, &marker, false, NULL, enabled);
-    }
     tassa_err durable = store_unlock(e->store);
     if (!err)
         err = durable;
     pending_settle(e, p, !err);
+    wake_after_write(e, changed ? err : TASSA_EINVAL);
     if (err == TASSA_ENOTFOUND)
         return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
     return err;
@@ -1024,6 +1509,8 @@ tassa_err sync_perm_set(sync_engine_t *e, const char *service, const char *doc_i
         } else {
             err = TASSA_ESTORE;
         }
+        if (!err)
+            err = log_simple(e, SYNC_CHANGE_PERMISSION, &doc, identity, read);
         if (err)
             store_rollback(e->store);
         else
@@ -1035,6 +1522,7 @@ tassa_err sync_perm_set(sync_engine_t *e, const char *service, const char *doc_i
     if (!err)
         err = durable;
     pending_settle(e, p, !err);
+    wake_after_write(e, err);
     if (!err) {
         memcpy(out->document_sid, doc.sid, sizeof out->document_sid);
         memcpy(out->service_sid, svc, sizeof out->service_sid);
@@ -1071,6 +1559,8 @@ tassa_err sync_perm_delete(sync_engine_t *e, const char *service, const char *do
     pending_t *p = NULL;
     store_lock(e->store);
     tassa_err err = perm_target(e, service, doc_id, svc, &doc, em);
+    if (!err)
+        err = store_begin(e->store);
     if (!err) {
         store_stmt_t *st = store_prepare(
             e->store, "DELETE FROM sync_permissions WHERE document_sid = ? AND identity = ?");
@@ -1085,12 +1575,19 @@ tassa_err sync_perm_delete(sync_engine_t *e, const char *service, const char *do
             err = TASSA_ESTORE;
         }
         if (!err)
+            err = log_simple(e, SYNC_CHANGE_PERMISSION, &doc, identity, false);
+        if (err)
+            store_rollback(e->store);
+        else
+            err = store_commit(e->store);
+        if (!err)
             p = pending_push(e, SYNC_CHANGE_PERMISSION, &doc, false, identity, false);
     }
     tassa_err durable = store_unlock(e->store);
     if (!err)
         err = durable;
     pending_settle(e, p, !err);
+    wake_after_write(e, err);
     sync_doc_clear(&doc);
     return err;
 }

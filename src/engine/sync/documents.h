@@ -14,8 +14,10 @@
  * Thread-safe: every call takes the store lock for its own short transaction and returns
  * only after the change is durable. The listener sees every committed change exactly once,
  * one at a time and in commit order (so in revision order per document), after the commit,
- * with no engine lock held, on the thread of one of the writers (not always the one that
- * made the change).
+ * with no engine lock held: on a store of one process on the thread of one of the writers
+ * (not always the one that made the change); on a shared store (several nodes on one
+ * PostgreSQL database) every change of every node, read back from the change log
+ * sync_changes by this node's feeder thread, on that thread.
  *
  * Layer: engine.
  */
@@ -62,6 +64,9 @@ typedef struct {
     bool readers_known, all_readers;
     char **readers;
     size_t nreaders;
+    /* Its place in the change log of a shared store (store_shared): grows with commit order
+     * across every node, with gaps. 0 on a store of one process. */
+    int64_t seq;
 } sync_change_t;
 
 /* Called once per committed change, in commit order (see the file comment). ch is borrowed
@@ -79,9 +84,13 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
 /* Frees e (not the store). Accepts NULL. */
 void sync_engine_free(sync_engine_t *e);
 
-/* Sets the one change listener (the live-update hub, engine/live/hub.h). Call before
- * serving. */
-void sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx);
+/* Sets the one change listener (the live-update hub, engine/live/hub.h), or removes it (fn
+ * NULL): once this returns, the previous listener is never called again. On a shared store
+ * this starts (or stops) the feeder thread that reads the change log from its current head
+ * (see the file comment). TASSA_ESTORE / TASSA_EINTERNAL when the feeder cannot start (no
+ * listener is then set). Main thread, before serving and after the writers stopped; not
+ * from the listener. */
+tassa_err sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx);
 
 /* Fetches document id like sync_doc_fetch, then calls fn(ctx, doc) at the place in the
  * listener's order that matches the read: after the listener has seen every change the read
