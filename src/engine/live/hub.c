@@ -765,13 +765,36 @@ static void enqueue_own(hub_sub_t *c, event_t *e)
     event_unref(e);
 }
 
+/* Do the older events hist[0..n) (oldest first) hold every revision after last_id and
+ * before oldest? */
+static bool bridges(event_t *const *hist, size_t n, int64_t last_id, int64_t oldest)
+{
+    int64_t expect = last_id + 1;
+    for (size_t i = 0; i < n && hist[i]->msg.id < oldest; i++) {
+        if (hist[i]->msg.id <= last_id)
+            continue;
+        if (hist[i]->msg.id != expect)
+            return false;
+        expect++;
+    }
+    return expect == oldest;
+}
+
 /* Queues what a new subscriber of d needs (lock held): every event after last_id when the
- * ring still reaches back to it, else a snapshot of the newest state. */
-static void doc_start(hub_sub_t *c, doc_entry_t *d, int64_t last_id)
+ * ring, or the ring after the older events hist[0..nhist) (oldest first, from the shared
+ * change log), still reaches back to it; else a snapshot of the newest state. */
+static void doc_start(hub_sub_t *c, doc_entry_t *d, int64_t last_id, event_t *const *hist,
+                      size_t nhist)
 {
     ring_t *r = &d->ring;
     if (r->n && !(last_id >= 0 && last_id == d->last_rev)) { /* else already current */
-        if (last_id >= 0 && last_id < d->last_rev && ring_at(r, 0)->msg.id <= last_id + 1) {
+        int64_t oldest = ring_at(r, 0)->msg.id;
+        bool resume = last_id >= 0 && last_id < d->last_rev;
+        if (resume && (oldest <= last_id + 1 || bridges(hist, nhist, last_id, oldest))) {
+            for (size_t i = 0; oldest > last_id + 1 && i < nhist && hist[i]->msg.id < oldest; i++) {
+                if (hist[i]->msg.id > last_id)
+                    enqueue(c, hist[i], false);
+            }
             for (size_t i = 0; i < r->n; i++) {
                 if (ring_at(r, i)->msg.id > last_id)
                     enqueue(c, ring_at(r, i), false);
@@ -791,15 +814,27 @@ typedef struct {
     const char *base;
 } watch_t;
 
+/* An update event of doc (URLs under base). NULL on OOM. */
+static event_t *update_event(const hub_t *h, const sync_doc_t *doc, const char *base)
+{
+    char *text = doc_text(h, doc, base);
+    event_t *ev = text ? event_new(HUB_EV_UPDATE, doc->revision, text, strlen(text), false) : NULL;
+    free(text);
+    return ev;
+}
+
 /* sync_doc_watch's callback: subscribes at exactly this revision of the document, between two
- * changes of the listener's order (see the file comment). */
-static void on_watch(void *ctx, const sync_doc_t *doc)
+ * changes of the listener's order (see the file comment). history: older states from the
+ * shared change log, for a resume the ring cannot serve. */
+static void on_watch(void *ctx, const sync_doc_t *doc, const sync_doc_t *history, size_t n)
 {
     watch_t *w = ctx;
     hub_t *h = w->h;
-    char *text = doc_text(h, doc, w->base);
-    event_t *ev = text ? event_new(HUB_EV_UPDATE, doc->revision, text, strlen(text), false) : NULL;
-    free(text);
+    event_t *ev = update_event(h, doc, w->base);
+    event_t **hist = n ? calloc(n, sizeof *hist) : NULL;
+    size_t nhist = 0;
+    while (hist && nhist < n && (hist[nhist] = update_event(h, &history[nhist], w->base)))
+        nhist++; /* a shorter history only means a snapshot instead of a replay */
     pthread_mutex_lock(&h->lock);
     doc_entry_t *d = ev ? doc_find(h, doc->sid) : NULL;
     if (ev && !d && (d = calloc(1, sizeof *d))) {
@@ -813,7 +848,7 @@ static void on_watch(void *ctx, const sync_doc_t *doc)
     }
     if (d) {
         doc_observe(d, ev); /* a new entry's first state; an existing one already has it */
-        doc_start(w->c, d, w->last_id);
+        doc_start(w->c, d, w->last_id, hist, nhist);
         if (!w->c->dropped && !w->c->closing) {
             w->c->doc = d;
             d->nsubs++;
@@ -824,6 +859,9 @@ static void on_watch(void *ctx, const sync_doc_t *doc)
     }
     pthread_mutex_unlock(&h->lock);
     event_unref(ev);
+    for (size_t i = 0; i < nhist; i++)
+        event_unref(hist[i]);
+    free(hist);
 }
 
 tassa_err hub_subscribe_doc(hub_t *h, const hub_grant_t *g, const char *doc_id, int64_t last_id,
@@ -842,7 +880,7 @@ tassa_err hub_subscribe_doc(hub_t *h, const hub_grant_t *g, const char *doc_id, 
     if (!c)
         return err;
     watch_t w = {.h = h, .c = c, .last_id = last_id, .base = base_url ? base_url : ""};
-    if ((err = sync_doc_watch(h->deps.sync, g->service_sid, doc_id, on_watch, &w, em))) {
+    if ((err = sync_doc_watch(h->deps.sync, g->service_sid, doc_id, last_id, on_watch, &w, em))) {
         hub_sub_close(c);
         return err;
     }

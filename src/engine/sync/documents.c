@@ -53,6 +53,9 @@ typedef struct watch_req {
     const char *service, *id; /* borrowed from the caller of sync_doc_watch */
     sync_watch_fn fn;
     void *ctx;
+    int64_t after;       /* history after this revision (-1: none) */
+    sync_doc_t *history; /* read by the feeder, oldest first */
+    size_t nhistory;
     tassa_err err;
     bool done; /* under feed_lock */
 } watch_req_t;
@@ -202,7 +205,7 @@ static void drain_locked(sync_engine_t *e)
         pthread_mutex_unlock(&e->changes_lock);
         if (p->state == PENDING_READY) {
             if (p->watch)
-                p->watch(p->watch_ctx, &p->change.doc);
+                p->watch(p->watch_ctx, &p->change.doc, NULL, 0);
             else if (e->listener)
                 e->listener(e->listener_ctx, &p->change);
         }
@@ -425,6 +428,39 @@ static void log_prune(sync_engine_t *e)
     store_unlock(e->store);
 }
 
+/* Reads the logged states of document doc (lock held) after revision after and before its
+ * current one, the newest SYNC_WATCH_HISTORY of them, oldest first, into r. Nothing when
+ * after < 0. Failure leaves r without history (a resume then gets a snapshot). */
+static void read_history(sync_engine_t *e, const sync_doc_t *doc, watch_req_t *r)
+{
+    if (r->after < 0 || doc->revision <= r->after + 1)
+        return;
+    store_stmt_t *st = store_prepare(e->store, "SELECT " LOG_COLUMNS " FROM sync_changes WHERE "
+                                               "sid = ? AND kind = ? AND deleted = 0 AND "
+                                               "revision > ? AND revision < ? ORDER BY seq DESC "
+                                               "LIMIT ?");
+    sync_doc_t *h = calloc(SYNC_WATCH_HISTORY, sizeof *h);
+    size_t n = 0;
+    if (st && h) {
+        store_bind_text(st, 1, doc->sid);
+        store_bind_int64(st, 2, SYNC_CHANGE_DOC);
+        store_bind_int64(st, 3, r->after);
+        store_bind_int64(st, 4, doc->revision);
+        store_bind_int64(st, 5, SYNC_WATCH_HISTORY);
+        sync_change_t ch;
+        while (n < SYNC_WATCH_HISTORY && store_step(st) == STORE_ROW && row_to_change(st, &ch)) {
+            h[SYNC_WATCH_HISTORY - 1 - n++] = ch.doc; /* taken over; newest last */
+            ch.doc = (sync_doc_t){0};
+            change_clear(&ch);
+        }
+    }
+    store_release(e->store, st);
+    if (h && n)
+        memmove(h, h + SYNC_WATCH_HISTORY - n, n * sizeof *h);
+    r->history = h;
+    r->nhistory = n;
+}
+
 /* One round of the feeder: in one critical section, reads the changes after feed_last (at
  * most LOG_BATCH) and, when that reached the head of the log, the documents of the watches
  * in reqs, so each watch sees exactly the state after the batch. Once that is durable,
@@ -469,6 +505,8 @@ static bool feed_round(sync_engine_t *e, watch_req_t **reqs)
         r->err = resolve_locked(e, r->service, svc);
         if (!r->err)
             r->err = find_locked(e, svc, r->id, &docs[i]);
+        if (!r->err)
+            read_history(e, &docs[i], r);
     }
     if (store_unlock(e->store)) /* what it read may be gone (the group commit failed) */
         failed = true;
@@ -483,8 +521,13 @@ static bool feed_round(sync_engine_t *e, watch_req_t **reqs)
         i = 0;
         for (watch_req_t *r = *reqs; r; r = r->next, i++) {
             if (!r->err)
-                r->fn(r->ctx, &docs[i]);
+                r->fn(r->ctx, &docs[i], r->history, r->nhistory);
         }
+    }
+    for (watch_req_t *r = *reqs; r; r = r->next) {
+        sync_doc_list_free(r->history, r->nhistory);
+        r->history = NULL;
+        r->nhistory = 0;
     }
     if (failed || !full) { /* a watch never waits out an outage: it fails */
         pthread_mutex_lock(&e->feed_lock);
@@ -607,9 +650,9 @@ static void feeder_stop(sync_engine_t *e)
 /* sync_doc_watch on a shared store: the feeder reads the document between two batches and
  * runs fn there. Waits for it. */
 static tassa_err watch_by_feeder(sync_engine_t *e, const char *service, const char *id,
-                                 sync_watch_fn fn, void *ctx)
+                                 int64_t after, sync_watch_fn fn, void *ctx)
 {
-    watch_req_t r = {.service = service, .id = id, .fn = fn, .ctx = ctx};
+    watch_req_t r = {.service = service, .id = id, .fn = fn, .ctx = ctx, .after = after};
     pthread_mutex_lock(&e->feed_lock);
     watch_req_t **tail = &e->watches;
     while (*tail)
@@ -1280,15 +1323,15 @@ json_t *sync_doc_json(const sync_doc_t *d, const char *account_sid, const char *
                      "date_created", created, "date_updated", updated, "created_by", d->created_by);
 }
 
-tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, sync_watch_fn fn,
-                         void *ctx, errmsg_t *em)
+tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, int64_t after,
+                         sync_watch_fn fn, void *ctx, errmsg_t *em)
 {
     char svc[SID_LEN + 1];
     sync_doc_t doc = {0};
     bool done = false;
     pending_t *p = NULL;
     if (e->feeding) {
-        tassa_err ferr = watch_by_feeder(e, service, id, fn, ctx);
+        tassa_err ferr = watch_by_feeder(e, service, id, after, fn, ctx);
         if (ferr == TASSA_ENOTFOUND)
             return not_found(em, service, id);
         return ferr ? err_set(em, ferr, "%s", tassa_strerror(ferr)) : TASSA_OK;
@@ -1321,7 +1364,7 @@ tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, 
             pthread_cond_wait(&e->changes_done, &e->changes_lock);
         pthread_mutex_unlock(&e->changes_lock);
     } else if (!err) {
-        fn(ctx, &doc); /* nobody listens: there is no order to keep */
+        fn(ctx, &doc, NULL, 0); /* nobody listens: there is no order to keep */
     }
     sync_doc_clear(&doc);
     if (err == TASSA_ENOTFOUND)

@@ -73,8 +73,14 @@ typedef struct {
  * for the call only. It may call the engine's read functions, but must be quick. */
 typedef void (*sync_listener_fn)(void *ctx, const sync_change_t *ch);
 
-/* What sync_doc_watch calls with the document it read (borrowed for the call). */
-typedef void (*sync_watch_fn)(void *ctx, const sync_doc_t *doc);
+/* What sync_doc_watch calls with the document it read and, on a shared store, the states the
+ * change log still holds of that document after the revision asked for and before doc's:
+ * history[0..n), oldest first, at most SYNC_WATCH_HISTORY, not always complete (n = 0 on a
+ * store of one process, where the listener's own record serves). All borrowed for the call. */
+typedef void (*sync_watch_fn)(void *ctx, const sync_doc_t *doc, const sync_doc_t *history,
+                              size_t n);
+
+#define SYNC_WATCH_HISTORY 128
 
 /* Creates the engine on store s, creating tables and the default service (and the service
  * named by configured_service when it is an IS SID) on first use. NULL with em on failure. */
@@ -92,13 +98,16 @@ void sync_engine_free(sync_engine_t *e);
  * from the listener. */
 tassa_err sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx);
 
-/* Fetches document id like sync_doc_fetch, then calls fn(ctx, doc) at the place in the
- * listener's order that matches the read: after the listener has seen every change the read
- * saw and before it sees any later one. fn may run on another thread, must be quick and must
- * not call the engine; the call returns after fn has run. TASSA_ENOTFOUND (fn not called)
- * when the document does not exist. */
-tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, sync_watch_fn fn,
-                         void *ctx, errmsg_t *em);
+/* Fetches document id like sync_doc_fetch, then calls fn(ctx, doc, history, n) at the place
+ * in the listener's order that matches the read: after the listener has seen every change the
+ * read saw and before it sees any later one. after >= 0 asks for the history after that
+ * revision (sync_watch_fn); -1 for none. fn may run on another thread (the feeder's on a
+ * shared store), must be quick and must not call the engine; the call returns after fn has
+ * run. TASSA_ENOTFOUND (fn not called) when the document does not exist; TASSA_ESTORE when
+ * the store failed; TASSA_EUNAVAIL when the listener is being removed. Not from the
+ * listener. */
+tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, int64_t after,
+                         sync_watch_fn fn, void *ctx, errmsg_t *em);
 
 /* Resolves "default" or a service SID to the service SID. TASSA_ENOTFOUND if unknown. */
 tassa_err sync_service_resolve(sync_engine_t *e, const char *id, char out[SID_LEN + 1]);
