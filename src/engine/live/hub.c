@@ -72,6 +72,7 @@ typedef struct event {
 typedef struct {
     event_t **ev;
     size_t cap, head, n, bytes;
+    int64_t evicted; /* the id of the newest event dropped, -1 before the first */
 } ring_t;
 
 /* A watched document: index entry, ring and subscribers. */
@@ -91,7 +92,8 @@ typedef struct doc_entry {
 typedef struct svc_entry {
     char sid[SID_LEN + 1];
     char *base_url; /* URLs inside the documents' JSON (the first subscriber's) */
-    int64_t seq;
+    int64_t seq;    /* the id of the newest event */
+    int64_t from;   /* every event with a larger id is in the ring (with ring.evicted) */
     ring_t ring;
     hub_sub_t *subs;
     struct svc_entry *next;
@@ -216,6 +218,8 @@ void hub_msg_release(const hub_msg_t *msg)
 static void ring_pop(ring_t *r)
 {
     event_t *old = r->ev[r->head];
+    if (old->msg.id > r->evicted)
+        r->evicted = old->msg.id;
     r->bytes -= old->size;
     event_unref(old);
     r->head = (r->head + 1) % r->cap;
@@ -548,8 +552,10 @@ static void on_change(void *ctx, const sync_change_t *ch)
     }
     svc_entry_t *v = want_svc ? svc_find(h, doc->service_sid) : NULL;
     if (v) {
-        /* Built under the lock because the id is the sequence number: a short copy. */
-        event_t *sev = event_new(kind, v->seq + 1, text, tlen, false);
+        /* Built under the lock because the id is the sequence number: a short copy. On a
+         * shared store the id is the change log's seq, the same on every node. */
+        int64_t id = ch->seq > v->seq ? ch->seq : v->seq + 1;
+        event_t *sev = event_new(kind, id, text, tlen, false);
         if (sev) {
             if (!all) {
                 sev->restricted = true;
@@ -558,7 +564,7 @@ static void on_change(void *ctx, const sync_change_t *ch)
                 readers = NULL;
                 nreaders = 0;
             }
-            v->seq++;
+            v->seq = id;
             ring_push(&v->ring, sev);
             fan_out(v->subs, sev);
             event_unref(sev);
@@ -905,7 +911,8 @@ static void svc_start(hub_sub_t *c, svc_entry_t *v, int64_t last_id)
         mark_start(c);
         return;
     }
-    if (last_id >= 0 && last_id < v->seq && r->n && ring_at(r, 0)->msg.id <= last_id + 1) {
+    int64_t kept_after = v->from > r->evicted ? v->from : r->evicted;
+    if (last_id >= 0 && last_id < v->seq && last_id >= kept_after) {
         for (size_t i = 0; i < r->n; i++) {
             if (ring_at(r, i)->msg.id > last_id && visible(c, ring_at(r, i)))
                 enqueue(c, ring_at(r, i), false);
@@ -931,7 +938,10 @@ tassa_err hub_subscribe_service(hub_t *h, const hub_grant_t *g, int64_t last_id,
     if (!v && (v = calloc(1, sizeof *v))) {
         memcpy(v->sid, g->service_sid, sizeof v->sid);
         v->base_url = strdup(base_url ? base_url : "");
-        v->seq = seq_base();
+        /* A shared store numbers changes across nodes: start at the feeder's place. */
+        int64_t pos = sync_engine_position(h->deps.sync);
+        v->seq = v->from = pos >= 0 ? pos : seq_base();
+        v->ring.evicted = -1;
         v->next = h->svcs;
         h->svcs = v;
     }

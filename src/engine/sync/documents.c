@@ -23,6 +23,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,9 +78,10 @@ struct sync_engine {
     pthread_cond_t feed_done;  /* a watch request was answered */
     pthread_t feeder;
     bool feeding, feed_wake, feed_stop;
-    watch_req_t *watches; /* waiting for the feeder, oldest first */
-    int64_t feed_last;    /* the seq of the last change handed to the listener */
-    int64_t pruned_ms;    /* when the feeder last pruned the log */
+    watch_req_t *watches;     /* waiting for the feeder, oldest first */
+    int64_t feed_last;        /* the seq of the last change handed to the listener */
+    _Atomic int64_t position; /* the seq being or last handed (sync_engine_position) */
+    int64_t pruned_ms;        /* when the feeder last pruned the log */
 };
 
 /* The Sync schema, one migration step per version (store/migrate.h). Version 1 is the schema
@@ -512,6 +514,7 @@ static bool feed_round(sync_engine_t *e, watch_req_t **reqs)
         failed = true;
     if (!failed) {
         for (size_t k = 0; k < n; k++) {
+            atomic_store(&e->position, batch[k].seq); /* first: see sync_engine_position */
             if (e->listener)
                 e->listener(e->listener_ctx, &batch[k]);
             e->feed_last = batch[k].seq;
@@ -615,6 +618,7 @@ static tassa_err feeder_start(sync_engine_t *e)
     if (err || durable)
         return TASSA_ESTORE;
     e->feed_last = head;
+    atomic_store(&e->position, head);
     e->feed_stop = false;
     e->pruned_ms = 0;
     if (store_listen(e->store, LOG_CHANNEL, feeder_wake, e))
@@ -730,6 +734,11 @@ void sync_engine_free(sync_engine_t *e)
     pthread_cond_destroy(&e->feed_done);
     pthread_mutex_destroy(&e->feed_lock);
     free(e);
+}
+
+int64_t sync_engine_position(sync_engine_t *e)
+{
+    return e->feeding ? atomic_load(&e->position) : -1;
 }
 
 tassa_err sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx)

@@ -98,6 +98,11 @@ void sync_engine_free(sync_engine_t *e);
  * from the listener. */
 tassa_err sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx);
 
+/* On a shared store with a listener: the seq of the change the listener is being handed, or
+ * was handed last (set before the call, so a subscriber that reads it during the call knows
+ * that change is not for it). -1 on a store of one process. Any thread. */
+int64_t sync_engine_position(sync_engine_t *e);
+
 /* Fetches document id like sync_doc_fetch, then calls fn(ctx, doc, history, n) at the place
  * in the listener's order that matches the read: after the listener has seen every change the
  * read saw and before it sees any later one. after >= 0 asks for the history after that
