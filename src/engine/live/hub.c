@@ -19,7 +19,11 @@
  * and every later revision follows, with no window in which one could slip past. (Before,
  * the listener ran after store_unlock, concurrent writers reported revisions out of order and
  * the streams dropped the older ones: revisions were lost to every subscriber and to the
- * ring.)
+ * ring.) On a shared store (several nodes on one PostgreSQL database) the engine's feeder
+ * thread hands us every node's changes from its change log, in the one order all nodes agree
+ * on, and runs the watches between them; service-stream ids are then the log's seq, the same
+ * on every node, so a Last-Event-ID resumes anywhere, and a document resume the ring cannot
+ * serve is replayed from the log's older states that sync_doc_watch hands on_watch.
  *
  * Access. With the service's ACL on, a document stream opens only for a token identity with
  * `read` (else TASSA_EFORBIDDEN, also for a document that does not exist, so a token cannot

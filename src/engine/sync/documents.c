@@ -17,6 +17,26 @@
  * inside store_unlock, which always returns, and that writer then delivers. sync_doc_watch
  * queues a read the same way, so a new subscriber starts exactly between two changes.
  *
+ * Several nodes (store_shared). Other processes write the same database, so the listener
+ * must hear of their changes too, and in one order that every node agrees on. Each write
+ * therefore also appends its change (the whole new state, or the readers of a deleted
+ * document) to the table sync_changes, in the same critical section and savepoint, and sends
+ * store_notify(LOG_CHANNEL, "<seq>"). Critical sections of all nodes run one after another
+ * (the store's database-wide lock), so seq order is commit order, with gaps where a group
+ * commit failed. One feeder thread per node is the only deliverer: it reads the log after the
+ * last seq it handed on, LOG_BATCH rows per critical section, and gives each change to the
+ * listener in seq order once the read is known durable (store_unlock). It wakes on a
+ * notification, after every local write and every LOG_POLL_MS as a safety net; "you may have
+ * missed some" from the store is only a wake-up, since the log itself is the truth. It starts
+ * at the head of the log: a node hears the changes committed after it started. A watch is
+ * handed to the feeder, which reads the document in the same critical section as a batch that
+ * reached the head of the log, and runs it right after that batch: the subscriber starts
+ * between two changes, as on one node; it also gets the log's older states of the document,
+ * so a Last-Event-ID from another node is replayed. Any feeder deletes log rows older than
+ * LOG_KEEP_MS now and then; a node whose feeder falls that far behind (a database outage
+ * longer than that) misses what was pruned. On SQLite nothing of this runs: no log row, no
+ * thread.
+ *
  * Layer: engine.
  */
 #include "engine/sync/documents.h"
