@@ -32,10 +32,10 @@
  * handed to the feeder, which reads the document in the same critical section as a batch that
  * reached the head of the log, and runs it right after that batch: the subscriber starts
  * between two changes, as on one node; it also gets the log's older states of the document,
- * so a Last-Event-ID from another node is replayed. Any feeder deletes log rows older than
- * LOG_KEEP_MS now and then; a node whose feeder falls that far behind (a database outage
- * longer than that) misses what was pruned. On SQLite nothing of this runs: no log row, no
- * thread.
+ * so a Last-Event-ID from another node is replayed. Any feeder deletes log rows at least
+ * LOG_KEEP_MS old now and then (log_prune); a node whose feeder falls that far behind (its
+ * database connection lost for longer than that) misses what another node pruned. On SQLite nothing
+ * of this runs: no log row, no thread.
  *
  * Layer: engine.
  */
@@ -93,15 +93,18 @@ struct sync_engine {
     bool delivering;
     /* Shared store only: the change log's feeder (see the file comment). */
     bool shared;
-    pthread_mutex_t feed_lock; /* guards the fields below */
+    pthread_mutex_t feed_lock; /* guards feed_wake, feed_stop, watches and their done flags */
     pthread_cond_t feed_cond;  /* wakes the feeder (CLOCK_MONOTONIC) */
     pthread_cond_t feed_done;  /* a watch request was answered */
+    bool feed_wake, feed_stop;
+    watch_req_t *watches; /* waiting for the feeder, oldest first */
     pthread_t feeder;
-    bool feeding, feed_wake, feed_stop;
-    watch_req_t *watches;     /* waiting for the feeder, oldest first */
-    int64_t feed_last;        /* the seq of the last change handed to the listener */
-    _Atomic int64_t position; /* the seq being or last handed (sync_engine_position) */
-    int64_t pruned_ms;        /* when the feeder last pruned the log */
+    bool feeding; /* written by the main thread only, before serving and after it */
+    /* The feeder thread's own: */
+    int64_t feed_last;         /* the seq of the last change handed to the listener */
+    int64_t mark_ms, mark_seq; /* feed_last at time mark_ms: what log_prune may delete */
+    bool feed_failing;         /* the last round failed (logged once) */
+    _Atomic int64_t position;  /* the seq being or last handed (sync_engine_position) */
 };
 
 /* The Sync schema, one migration step per version (store/migrate.h). Version 1 is the schema
@@ -436,18 +439,26 @@ static tassa_err log_head(sync_engine_t *e, int64_t *head)
     return err;
 }
 
-/* Deletes log rows older than LOG_KEEP_MS (any node may; every feeder reads far closer to
- * the head). Failure only leaves them for the next time. */
+/* Deletes the log rows at least LOG_KEEP_MS old (any node may; every feeder reads far closer
+ * to the head): those up to the feeder's place of LOG_KEEP_MS ago, a range of the primary
+ * key, so no scan. Rows live LOG_KEEP_MS to twice that. Failure only leaves them for later. */
 static void log_prune(sync_engine_t *e)
 {
-    store_lock(e->store);
-    store_stmt_t *st = store_prepare(e->store, "DELETE FROM sync_changes WHERE date_logged < ?");
-    if (st) {
-        store_bind_int64(st, 1, store_now_ms() - LOG_KEEP_MS);
-        store_step(st);
+    int64_t now = store_now_ms();
+    if (now - e->mark_ms < LOG_KEEP_MS)
+        return;
+    if (e->mark_seq > 0) {
+        store_lock(e->store);
+        store_stmt_t *st = store_prepare(e->store, "DELETE FROM sync_changes WHERE seq <= ?");
+        if (st) {
+            store_bind_int64(st, 1, e->mark_seq);
+            store_step(st);
+        }
+        store_release(e->store, st);
+        store_unlock(e->store);
     }
-    store_release(e->store, st);
-    store_unlock(e->store);
+    e->mark_ms = now;
+    e->mark_seq = e->feed_last;
 }
 
 /* Reads the logged states of document doc (lock held) after revision after and before its
@@ -569,8 +580,12 @@ static bool feed_round(sync_engine_t *e, watch_req_t **reqs)
         sync_doc_clear(&docs[k]);
     free(docs);
     free(batch);
-    if (failed)
-        log_warn("event=sync_feed_retry after_seq=%lld", (long long)e->feed_last);
+    if (failed && !e->feed_failing) /* once per outage, not once a second */
+        log_warn("event=sync_feed_failed after_seq=%lld retry_ms=%d", (long long)e->feed_last,
+                 LOG_POLL_MS);
+    else if (!failed && e->feed_failing)
+        log_info("event=sync_feed_resumed after_seq=%lld", (long long)e->feed_last);
+    e->feed_failing = failed;
     return full && !failed;
 }
 
@@ -608,11 +623,7 @@ static void *feeder_main(void *arg)
         }
         pthread_mutex_unlock(&e->feed_lock);
         again = feed_round(e, &reqs);
-        int64_t now = store_now_ms();
-        if (now - e->pruned_ms > LOG_KEEP_MS / 10) {
-            e->pruned_ms = now;
-            log_prune(e);
-        }
+        log_prune(e);
         pthread_mutex_lock(&e->feed_lock);
     }
     /* Stopping: whoever still waits gets TASSA_EUNAVAIL. */
@@ -640,7 +651,9 @@ static tassa_err feeder_start(sync_engine_t *e)
     e->feed_last = head;
     atomic_store(&e->position, head);
     e->feed_stop = false;
-    e->pruned_ms = 0;
+    e->mark_ms = store_now_ms();
+    e->mark_seq = head;
+    e->feed_failing = false;
     if (store_listen(e->store, LOG_CHANNEL, feeder_wake, e))
         log_warn("event=sync_listen_failed fallback=poll_ms_%d", LOG_POLL_MS);
     /* The thread must not take SIGTERM/SIGINT away from main's sigwait. */
