@@ -2,19 +2,23 @@
 // PostgreSQL database (its own throw-away cluster, lib/pg.mjs): every revision written on
 // either node reaches the streams of both, in order, none missing, none twice; concurrent
 // If-Match writers on both nodes never overwrite each other (412); Last-Event-ID resumes on
-// the other node; a node killed with -9 loses no acknowledged update for the survivor's
-// streams; a removal or a revoked permission on one node ends the other node's streams.
+// the other node, for document and service streams; a database outage only pauses the
+// streams; a node killed with -9 loses no acknowledged update for the survivor's streams; a
+// removal or a revoked permission on one node ends the other node's streams.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import jwt from 'jsonwebtoken';
 import { BIN } from './lib/server.mjs';
 import { startPg } from './lib/pg.mjs';
 import { spawnTassa, cleanEnv } from './lib/spawn_tassa.mjs';
+
+const SCRATCH = join(dirname(fileURLToPath(import.meta.url)), '../../tools/pg_scratch.sh');
 
 let pg, cwd, creds;
 const nodes = {};
@@ -253,6 +257,39 @@ test('a removal or a revoked permission on node A ends the streams on node B', a
   assert.equal((await call(A, 'DELETE', '/Documents/mn-revoke/Permissions/alice')).status, 204);
   await revoked.until((s) => s.ended);
   assert.equal(revoked.events.at(-1).event, 'access-changed');
+});
+
+test('after a database outage the streams on both nodes carry on with every later revision', async () => {
+  const { A, B } = nodes;
+  await createDoc(A, 'mn-outage');
+  const streams = [await openStream(A, 'mn-outage'), await openStream(B, 'mn-outage')];
+  for (const s of streams) await s.until((x) => x.events.length >= 1);
+  assert.equal((await update(B, 'mn-outage', { n: 1 })).status, 200);
+  execFileSync(SCRATCH, ['stop', pg.dir], { stdio: 'ignore' });
+  const during = await update(A, 'mn-outage', { n: -1 });
+  assert.ok(during.status >= 500, `a write during the outage answered ${during.status}`);
+  execFileSync(SCRATCH, ['restart', pg.dir], { stdio: 'ignore' });
+  // Each node's store reconnects with back-off (at most 8 s): write on each until it works.
+  let n = 1;
+  for (const node of [A, B]) {
+    let r;
+    for (let i = 0; i < 200; i++) {
+      r = await update(node, 'mn-outage', { n: n + 1 });
+      if (r.status === 200) break;
+      assert.ok(r.status >= 500, `a write after the outage answered ${r.status}`);
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    n++;
+  }
+  for (let i = 4; i <= 8; i++) assert.equal((await update(i % 2 ? B : A, 'mn-outage', { n: i })).status, 200);
+  const final = await call(B, 'GET', '/Documents/mn-outage');
+  assert.deepEqual(final.body.data, { n: 8 });
+  for (const [s, label] of [[streams[0], 'node A'], [streams[1], 'node B']]) {
+    await s.until((x) => lastId(x) === Number(final.body.revision), 30000);
+    assertEveryRevision(s, Number(final.body.revision), label);
+    s.close();
+  }
 });
 
 test('after node A is killed with -9 during writes, a stream on node B has every acknowledged update', async () => {
