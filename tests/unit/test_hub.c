@@ -516,6 +516,30 @@ static void test_service_stream_sequence_and_resume(void **state)
     hub_sub_close(s);
 }
 
+/* Past the service ring: a resume from before what it evicted gets RESET, one from the newest
+ * evicted id replays the whole ring (ids need not be consecutive: see the ring's evicted). */
+static void test_service_resume_past_the_ring(void **state)
+{
+    fx_t *f = *state;
+    sink_t k = {0};
+    hub_sub_t *s = sub_svc(f, "alice", -1, &k);
+    int64_t seq = expect_kind(s, HUB_EV_READY);
+    hub_sub_close(s); /* the service's entry and ring stay */
+    create(f, "a", 0);
+    for (int i = 1; i < HUB_RING_EVENTS + 5; i++)
+        update(f, "a", i);
+    int64_t now = seq + HUB_RING_EVENTS + 5; /* the create and the updates */
+    hub_sub_t *r = sub_svc(f, "alice", now - HUB_RING_EVENTS - 1, &k); /* one evicted too many */
+    assert_true(expect(r, HUB_EV_RESET, now, NULL));
+    expect_next(r, HUB_NEXT_EMPTY);
+    hub_sub_close(r);
+    r = sub_svc(f, "alice", now - HUB_RING_EVENTS, &k); /* the newest evicted: all of the ring */
+    for (int64_t id = now - HUB_RING_EVENTS + 1; id <= now; id++)
+        assert_true(expect(r, HUB_EV_UPDATE, id, NULL));
+    expect_next(r, HUB_NEXT_EMPTY);
+    hub_sub_close(r);
+}
+
 static void test_deleted_document_ends_its_stream(void **state)
 {
     fx_t *f = *state;
@@ -650,6 +674,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_acl_filters_and_ends_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_stream_sequence_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_resume_past_the_ring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_document_ends_its_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_sends_reconnect_and_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authorise_checks_the_token, setup, teardown),

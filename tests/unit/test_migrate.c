@@ -240,9 +240,11 @@ static void test_sync_pre_acl_file_migrates(void **state)
     fx_t *f = *state;
     exec_ok(f->s, SYNC_PRE_ACL);
     open_sync_and_read_doc(f);
-    assert_int_equal(store_migrate_version(f->s, "sync"), 2);
+    assert_int_equal(store_migrate_version(f->s, "sync"), 3);
     assert_int_equal(query_int(f->s, "SELECT acl_enabled FROM sync_services WHERE sid = '" SVC "'"),
                      1);
+    /* version 3: the change log of a shared store, empty on SQLite */
+    assert_int_equal(query_int(f->s, "SELECT count(*) FROM sync_changes"), 0);
     assert_int_equal(query_int(f->s, "SELECT count(*) FROM sync_permissions"), 0);
     char *data = query_text(f->s, "SELECT data FROM sync_documents WHERE sid = '" DOC "'");
     assert_string_equal(data, "{\"a\":1}");
@@ -250,9 +252,9 @@ static void test_sync_pre_acl_file_migrates(void **state)
     /* Again after a restart: nothing changes. */
     reopen(f);
     open_sync_and_read_doc(f);
-    assert_int_equal(store_migrate_version(f->s, "sync"), 2);
+    assert_int_equal(store_migrate_version(f->s, "sync"), 3);
     assert_int_equal(
-        query_int(f->s, "SELECT count(*) FROM schema_migrations WHERE module = 'sync'"), 2);
+        query_int(f->s, "SELECT count(*) FROM schema_migrations WHERE module = 'sync'"), 3);
 }
 
 /* A data file of the release before versioned migrations opens unchanged: its acl_enabled (off
@@ -262,7 +264,7 @@ static void test_sync_current_file_opens_unchanged(void **state)
     fx_t *f = *state;
     exec_ok(f->s, SYNC_CURRENT);
     open_sync_and_read_doc(f);
-    assert_int_equal(store_migrate_version(f->s, "sync"), 2);
+    assert_int_equal(store_migrate_version(f->s, "sync"), 3);
     assert_int_equal(query_int(f->s, "SELECT acl_enabled FROM sync_services WHERE sid = '" SVC "'"),
                      0);
     assert_int_equal(query_int(f->s, "SELECT read FROM sync_permissions WHERE identity = 'alice'"),

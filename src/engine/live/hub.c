@@ -19,7 +19,11 @@
  * and every later revision follows, with no window in which one could slip past. (Before,
  * the listener ran after store_unlock, concurrent writers reported revisions out of order and
  * the streams dropped the older ones: revisions were lost to every subscriber and to the
- * ring.)
+ * ring.) On a shared store (several nodes on one PostgreSQL database) the engine's feeder
+ * thread hands us every node's changes from its change log, in the one order all nodes agree
+ * on, and runs the watches between them; service-stream ids are then the log's seq, the same
+ * on every node, so a Last-Event-ID resumes anywhere, and a document resume the ring cannot
+ * serve is replayed from the log's older states that sync_doc_watch hands on_watch.
  *
  * Access. With the service's ACL on, a document stream opens only for a token identity with
  * `read` (else TASSA_EFORBIDDEN, also for a document that does not exist, so a token cannot
@@ -72,6 +76,7 @@ typedef struct event {
 typedef struct {
     event_t **ev;
     size_t cap, head, n, bytes;
+    int64_t evicted; /* the id of the newest event dropped, -1 before the first */
 } ring_t;
 
 /* A watched document: index entry, ring and subscribers. */
@@ -91,7 +96,8 @@ typedef struct doc_entry {
 typedef struct svc_entry {
     char sid[SID_LEN + 1];
     char *base_url; /* URLs inside the documents' JSON (the first subscriber's) */
-    int64_t seq;
+    int64_t seq;    /* the id of the newest event */
+    int64_t from;   /* every event with a larger id is in the ring (with ring.evicted) */
     ring_t ring;
     hub_sub_t *subs;
     struct svc_entry *next;
@@ -216,6 +222,8 @@ void hub_msg_release(const hub_msg_t *msg)
 static void ring_pop(ring_t *r)
 {
     event_t *old = r->ev[r->head];
+    if (old->msg.id > r->evicted)
+        r->evicted = old->msg.id;
     r->bytes -= old->size;
     event_unref(old);
     r->head = (r->head + 1) % r->cap;
@@ -548,8 +556,10 @@ static void on_change(void *ctx, const sync_change_t *ch)
     }
     svc_entry_t *v = want_svc ? svc_find(h, doc->service_sid) : NULL;
     if (v) {
-        /* Built under the lock because the id is the sequence number: a short copy. */
-        event_t *sev = event_new(kind, v->seq + 1, text, tlen, false);
+        /* Built under the lock because the id is the sequence number: a short copy. On a
+         * shared store the id is the change log's seq, the same on every node. */
+        int64_t id = ch->seq > v->seq ? ch->seq : v->seq + 1;
+        event_t *sev = event_new(kind, id, text, tlen, false);
         if (sev) {
             if (!all) {
                 sev->restricted = true;
@@ -558,7 +568,7 @@ static void on_change(void *ctx, const sync_change_t *ch)
                 readers = NULL;
                 nreaders = 0;
             }
-            v->seq++;
+            v->seq = id;
             ring_push(&v->ring, sev);
             fan_out(v->subs, sev);
             event_unref(sev);
@@ -765,13 +775,36 @@ static void enqueue_own(hub_sub_t *c, event_t *e)
     event_unref(e);
 }
 
+/* Do the older events hist[0..n) (oldest first) hold every revision after last_id and
+ * before oldest? */
+static bool bridges(event_t *const *hist, size_t n, int64_t last_id, int64_t oldest)
+{
+    int64_t expect = last_id + 1;
+    for (size_t i = 0; i < n && hist[i]->msg.id < oldest; i++) {
+        if (hist[i]->msg.id <= last_id)
+            continue;
+        if (hist[i]->msg.id != expect)
+            return false;
+        expect++;
+    }
+    return expect == oldest;
+}
+
 /* Queues what a new subscriber of d needs (lock held): every event after last_id when the
- * ring still reaches back to it, else a snapshot of the newest state. */
-static void doc_start(hub_sub_t *c, doc_entry_t *d, int64_t last_id)
+ * ring, or the ring after the older events hist[0..nhist) (oldest first, from the shared
+ * change log), still reaches back to it; else a snapshot of the newest state. */
+static void doc_start(hub_sub_t *c, doc_entry_t *d, int64_t last_id, event_t *const *hist,
+                      size_t nhist)
 {
     ring_t *r = &d->ring;
     if (r->n && !(last_id >= 0 && last_id == d->last_rev)) { /* else already current */
-        if (last_id >= 0 && last_id < d->last_rev && ring_at(r, 0)->msg.id <= last_id + 1) {
+        int64_t oldest = ring_at(r, 0)->msg.id;
+        bool resume = last_id >= 0 && last_id < d->last_rev;
+        if (resume && (oldest <= last_id + 1 || bridges(hist, nhist, last_id, oldest))) {
+            for (size_t i = 0; oldest > last_id + 1 && i < nhist && hist[i]->msg.id < oldest; i++) {
+                if (hist[i]->msg.id > last_id)
+                    enqueue(c, hist[i], false);
+            }
             for (size_t i = 0; i < r->n; i++) {
                 if (ring_at(r, i)->msg.id > last_id)
                     enqueue(c, ring_at(r, i), false);
@@ -791,15 +824,27 @@ typedef struct {
     const char *base;
 } watch_t;
 
+/* An update event of doc (URLs under base). NULL on OOM. */
+static event_t *update_event(const hub_t *h, const sync_doc_t *doc, const char *base)
+{
+    char *text = doc_text(h, doc, base);
+    event_t *ev = text ? event_new(HUB_EV_UPDATE, doc->revision, text, strlen(text), false) : NULL;
+    free(text);
+    return ev;
+}
+
 /* sync_doc_watch's callback: subscribes at exactly this revision of the document, between two
- * changes of the listener's order (see the file comment). */
-static void on_watch(void *ctx, const sync_doc_t *doc)
+ * changes of the listener's order (see the file comment). history: older states from the
+ * shared change log, for a resume the ring cannot serve. */
+static void on_watch(void *ctx, const sync_doc_t *doc, const sync_doc_t *history, size_t n)
 {
     watch_t *w = ctx;
     hub_t *h = w->h;
-    char *text = doc_text(h, doc, w->base);
-    event_t *ev = text ? event_new(HUB_EV_UPDATE, doc->revision, text, strlen(text), false) : NULL;
-    free(text);
+    event_t *ev = update_event(h, doc, w->base);
+    event_t **hist = n ? calloc(n, sizeof *hist) : NULL;
+    size_t nhist = 0;
+    while (hist && nhist < n && (hist[nhist] = update_event(h, &history[nhist], w->base)))
+        nhist++; /* a shorter history only means a snapshot instead of a replay */
     pthread_mutex_lock(&h->lock);
     doc_entry_t *d = ev ? doc_find(h, doc->sid) : NULL;
     if (ev && !d && (d = calloc(1, sizeof *d))) {
@@ -813,7 +858,7 @@ static void on_watch(void *ctx, const sync_doc_t *doc)
     }
     if (d) {
         doc_observe(d, ev); /* a new entry's first state; an existing one already has it */
-        doc_start(w->c, d, w->last_id);
+        doc_start(w->c, d, w->last_id, hist, nhist);
         if (!w->c->dropped && !w->c->closing) {
             w->c->doc = d;
             d->nsubs++;
@@ -824,6 +869,9 @@ static void on_watch(void *ctx, const sync_doc_t *doc)
     }
     pthread_mutex_unlock(&h->lock);
     event_unref(ev);
+    for (size_t i = 0; i < nhist; i++)
+        event_unref(hist[i]);
+    free(hist);
 }
 
 tassa_err hub_subscribe_doc(hub_t *h, const hub_grant_t *g, const char *doc_id, int64_t last_id,
@@ -842,7 +890,7 @@ tassa_err hub_subscribe_doc(hub_t *h, const hub_grant_t *g, const char *doc_id, 
     if (!c)
         return err;
     watch_t w = {.h = h, .c = c, .last_id = last_id, .base = base_url ? base_url : ""};
-    if ((err = sync_doc_watch(h->deps.sync, g->service_sid, doc_id, on_watch, &w, em))) {
+    if ((err = sync_doc_watch(h->deps.sync, g->service_sid, doc_id, last_id, on_watch, &w, em))) {
         hub_sub_close(c);
         return err;
     }
@@ -867,7 +915,8 @@ static void svc_start(hub_sub_t *c, svc_entry_t *v, int64_t last_id)
         mark_start(c);
         return;
     }
-    if (last_id >= 0 && last_id < v->seq && r->n && ring_at(r, 0)->msg.id <= last_id + 1) {
+    int64_t kept_after = v->from > r->evicted ? v->from : r->evicted;
+    if (last_id >= 0 && last_id < v->seq && last_id >= kept_after) {
         for (size_t i = 0; i < r->n; i++) {
             if (ring_at(r, i)->msg.id > last_id && visible(c, ring_at(r, i)))
                 enqueue(c, ring_at(r, i), false);
@@ -893,7 +942,10 @@ tassa_err hub_subscribe_service(hub_t *h, const hub_grant_t *g, int64_t last_id,
     if (!v && (v = calloc(1, sizeof *v))) {
         memcpy(v->sid, g->service_sid, sizeof v->sid);
         v->base_url = strdup(base_url ? base_url : "");
-        v->seq = seq_base();
+        /* A shared store numbers changes across nodes: start at the feeder's place. */
+        int64_t pos = sync_engine_position(h->deps.sync);
+        v->seq = v->from = pos >= 0 ? pos : seq_base();
+        v->ring.evicted = -1;
         v->next = h->svcs;
         h->svcs = v;
     }
@@ -1087,9 +1139,12 @@ hub_t *hub_new(const hub_deps_t *deps)
     if (!cond_ok)
         goto fail;
     h->next_beat_ms = now_ms(h) + h->deps.heartbeat_ms;
-    sync_engine_set_listener(h->deps.sync, on_change, h);
+    if (sync_engine_set_listener(h->deps.sync, on_change, h))
+        goto fail;
     return h;
 fail:
+    if (cond_ok)
+        pthread_cond_destroy(&h->wake);
     if (lock_ok)
         pthread_mutex_destroy(&h->lock);
     event_unref(h->ping);

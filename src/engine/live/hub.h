@@ -36,7 +36,10 @@
  * SNAPSHOT of the current document and a service stream one RESET. Every event carries the
  * whole document, so a snapshot is always a correct new state. Service sequence numbers start
  * at the process's start time in microseconds, so ids of an earlier process never look
- * current.
+ * current. On a shared store (several nodes, sync_engine_position >= 0) they are the Sync
+ * change log's seq instead, the same on every node, and a document resume that this node's
+ * ring cannot serve is replayed from the log when it still holds the revisions (documents.h,
+ * sync_watch_fn): a stream resumes on any node.
  *
  * Access: with the service's ACL on, a document stream opens only for an identity with `read`
  * (TASSA_EFORBIDDEN otherwise, also for a document that does not exist); a service stream and
@@ -44,9 +47,10 @@
  * permission or ACL switched on ends the affected document streams (HUB_EV_ACCESS_CHANGED).
  *
  * Threads: one mutex (the hub lock) guards all of it. The Sync listener runs on a writer's
- * thread, hub_sub_next and hub_sub_close on the transport's threads, the heartbeat and the
- * expiry deadlines on the hub's own timer thread (hub_start) or in hub_tick. Sink callbacks
- * run with the hub lock held: they must not block and must not call the hub.
+ * thread (on a shared store, on the Sync engine's feeder thread), hub_sub_next and hub_sub_close on
+ * the transport's threads, the heartbeat and the expiry deadlines on the hub's own timer thread
+ * (hub_start) or in hub_tick. Sink callbacks run with the hub lock held: they must not block and
+ * must not call the hub.
  *
  * Layer: engine.
  */
@@ -132,8 +136,9 @@ typedef struct {
 } hub_grant_t;
 
 /* Creates the hub (deps copied; deps->sync required) and installs it as the Sync engine's
- * change listener. The timer does not run until hub_start. Returns NULL when out of memory
- * or deps is unusable. Call before serving; free with hub_free. */
+ * change listener. The timer does not run until hub_start. Returns NULL when out of memory,
+ * deps is unusable or the listener cannot be set (sync_engine_set_listener: on a shared store
+ * its feeder thread did not start). Call before serving; free with hub_free. */
 hub_t *hub_new(const hub_deps_t *deps);
 
 /* Starts the timer thread (heartbeats, token expiry, the idle sweep) with every signal

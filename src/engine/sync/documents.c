@@ -17,14 +17,37 @@
  * inside store_unlock, which always returns, and that writer then delivers. sync_doc_watch
  * queues a read the same way, so a new subscriber starts exactly between two changes.
  *
+ * Several nodes (store_shared). Other processes write the same database, so the listener
+ * must hear of their changes too, and in one order that every node agrees on. Each write
+ * therefore also appends its change (the whole new state, or the readers of a deleted
+ * document) to the table sync_changes, in the same critical section and savepoint, and sends
+ * store_notify(LOG_CHANNEL, "<seq>"). Critical sections of all nodes run one after another
+ * (the store's database-wide lock), so seq order is commit order, with gaps where a group
+ * commit failed. One feeder thread per node is the only deliverer: it reads the log after the
+ * last seq it handed on, LOG_BATCH rows per critical section, and gives each change to the
+ * listener in seq order once the read is known durable (store_unlock). It wakes on a
+ * notification, after every local write and every LOG_POLL_MS as a safety net; "you may have
+ * missed some" from the store is only a wake-up, since the log itself is the truth. It starts
+ * at the head of the log: a node hears the changes committed after it started. A watch is
+ * handed to the feeder, which reads the document in the same critical section as a batch that
+ * reached the head of the log, and runs it right after that batch: the subscriber starts
+ * between two changes, as on one node; it also gets the log's older states of the document,
+ * so a Last-Event-ID from another node is replayed. Any feeder deletes log rows at least
+ * LOG_KEEP_MS old now and then (log_prune); a node whose feeder falls that far behind (its
+ * database connection lost for longer than that) misses what another node pruned. On SQLite nothing
+ * of this runs: no log row, no thread.
+ *
  * Layer: engine.
  */
 #include "engine/sync/documents.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/buf.h"
 #include "base/params.h"
@@ -45,6 +68,19 @@ typedef struct pending {
     bool *watch_done; /* set when the watch ran or was cancelled (under changes_lock) */
 } pending_t;
 
+/* A watch waiting for the feeder (shared store): read and run between two batches. */
+typedef struct watch_req {
+    struct watch_req *next;
+    const char *service, *id; /* borrowed from the caller of sync_doc_watch */
+    sync_watch_fn fn;
+    void *ctx;
+    int64_t after;       /* history after this revision (-1: none) */
+    sync_doc_t *history; /* read by the feeder, oldest first */
+    size_t nhistory;
+    tassa_err err;
+    bool done; /* under feed_lock */
+} watch_req_t;
+
 struct sync_engine {
     store_t *store;
     char account_sid[SID_LEN + 1];
@@ -55,6 +91,20 @@ struct sync_engine {
     pthread_cond_t changes_done;  /* a watch ran */
     pending_t *changes, *tail;    /* oldest first: commit order */
     bool delivering;
+    /* Shared store only: the change log's feeder (see the file comment). */
+    bool shared;
+    pthread_mutex_t feed_lock; /* guards feed_wake, feed_stop, watches and their done flags */
+    pthread_cond_t feed_cond;  /* wakes the feeder (CLOCK_MONOTONIC) */
+    pthread_cond_t feed_done;  /* a watch request was answered */
+    bool feed_wake, feed_stop;
+    watch_req_t *watches; /* waiting for the feeder, oldest first */
+    pthread_t feeder;
+    bool feeding; /* written by the main thread only, before serving and after it */
+    /* The feeder thread's own: */
+    int64_t feed_last;         /* the seq of the last change handed to the listener */
+    int64_t mark_ms, mark_seq; /* feed_last at time mark_ms: what log_prune may delete */
+    bool feed_failing;         /* the last round failed (logged once) */
+    _Atomic int64_t position;  /* the seq being or last handed (sync_engine_position) */
 };
 
 /* The Sync schema, one migration step per version (store/migrate.h). Version 1 is the schema
@@ -80,7 +130,22 @@ static const migrate_step_t MIGRATIONS[] = {
      NULL},
     {"ALTER TABLE sync_services ADD COLUMN acl_enabled INTEGER NOT NULL DEFAULT 1;",
      "SELECT acl_enabled FROM sync_services LIMIT 0"},
+    /* Version 3: the change log of a shared store (empty on SQLite). */
+    {"CREATE TABLE IF NOT EXISTS sync_changes ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, kind INTEGER NOT NULL,"
+     "  deleted INTEGER NOT NULL, sid TEXT NOT NULL, service_sid TEXT NOT NULL,"
+     "  unique_name TEXT, data TEXT, revision INTEGER NOT NULL, date_created INTEGER,"
+     "  date_updated INTEGER, date_expires INTEGER, created_by TEXT, identity TEXT,"
+     "  read INTEGER NOT NULL, readers_known INTEGER NOT NULL, all_readers INTEGER NOT NULL,"
+     "  readers TEXT, date_logged INTEGER NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS sync_changes_by_doc ON sync_changes (sid, seq);",
+     NULL},
 };
+
+#define LOG_BATCH   256    /* changes the feeder reads per critical section */
+#define LOG_POLL_MS 1000   /* the feeder's safety-net poll */
+#define LOG_KEEP_MS 300000 /* changes older than this are pruned from the log */
+#define LOG_CHANNEL "tassa_sync"
 
 #define DOC_COLUMNS                                                                                \
     "sid, service_sid, unique_name, data, revision, date_created, date_updated, "                  \
@@ -134,7 +199,7 @@ static void pending_append(sync_engine_t *e, pending_t *p)
 static pending_t *pending_push(sync_engine_t *e, sync_change_kind_t kind, const sync_doc_t *doc,
                                bool deleted, const char *identity, bool read)
 {
-    if (!e->listener)
+    if (!e->listener || e->shared) /* a shared store's feeder delivers from the log */
         return NULL;
     pending_t *p = calloc(1, sizeof *p);
     if (!p || sync_doc_copy(&p->change.doc, doc) ||
@@ -165,7 +230,7 @@ static void drain_locked(sync_engine_t *e)
         pthread_mutex_unlock(&e->changes_lock);
         if (p->state == PENDING_READY) {
             if (p->watch)
-                p->watch(p->watch_ctx, &p->change.doc);
+                p->watch(p->watch_ctx, &p->change.doc, NULL, 0);
             else if (e->listener)
                 e->listener(e->listener_ctx, &p->change);
         }
@@ -195,6 +260,448 @@ static tassa_err readers_locked(sync_engine_t *e, const char *service, const cha
                                 bool *all, char ***readers, size_t *n);
 static tassa_err acl_enabled_locked(sync_engine_t *e, const char *svc, bool *enabled);
 
+/* The change log (shared store) ------------------------------------------------------------ */
+
+static tassa_err resolve_locked(sync_engine_t *e, const char *id, char out[SID_LEN + 1]);
+static tassa_err find_locked(sync_engine_t *e, const char *service, const char *id,
+                             sync_doc_t *out);
+
+/* Appends a change to sync_changes and notifies every node of its seq (lock held, inside the
+ * caller's savepoint, so the row and the write commit or roll back together). TASSA_OK and
+ * nothing written unless the store is shared. ch->doc may carry only sid and service_sid. */
+static tassa_err log_change(sync_engine_t *e, const sync_change_t *ch)
+{
+    if (!e->shared)
+        return TASSA_OK;
+    const sync_doc_t *d = &ch->doc;
+    char *readers = NULL;
+    if (ch->readers_known && !ch->all_readers) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < ch->nreaders; i++)
+            json_array_append_new(arr, json_string(ch->readers[i]));
+        readers = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+        json_decref(arr);
+        if (!readers)
+            return TASSA_ENOMEM;
+    }
+    store_stmt_t *st = store_prepare(
+        e->store, "INSERT INTO sync_changes (kind, deleted, sid, service_sid, unique_name, data,"
+                  " revision, date_created, date_updated, date_expires, created_by, identity,"
+                  " read, readers_known, all_readers, readers, date_logged) VALUES (?, ?, ?, ?,"
+                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq");
+    if (!st) {
+        free(readers);
+        return TASSA_ESTORE;
+    }
+    store_bind_int64(st, 1, ch->kind);
+    store_bind_int64(st, 2, ch->deleted);
+    store_bind_text(st, 3, d->sid);
+    store_bind_text(st, 4, d->service_sid);
+    store_bind_text(st, 5, d->unique_name);
+    store_bind_text(st, 6, d->data);
+    store_bind_int64(st, 7, d->revision);
+    store_bind_int64(st, 8, d->created_ms);
+    store_bind_int64(st, 9, d->updated_ms);
+    if (d->expires_ms)
+        store_bind_int64(st, 10, d->expires_ms);
+    store_bind_text(st, 11, d->created_by);
+    store_bind_text(st, 12, ch->identity);
+    store_bind_int64(st, 13, ch->read);
+    store_bind_int64(st, 14, ch->readers_known);
+    store_bind_int64(st, 15, ch->all_readers);
+    store_bind_text(st, 16, readers);
+    store_bind_int64(st, 17, store_now_ms());
+    tassa_err err = TASSA_ESTORE;
+    if (store_step(st) == STORE_ROW) {
+        char payload[24];
+        snprintf(payload, sizeof payload, "%lld", (long long)store_col_int64(st, 0));
+        err = store_notify(e->store, LOG_CHANNEL, payload);
+    }
+    store_release(e->store, st);
+    free(readers);
+    return err;
+}
+
+/* log_change for a change of kind on doc with no readers attached. */
+static tassa_err log_simple(sync_engine_t *e, sync_change_kind_t kind, const sync_doc_t *doc,
+                            const char *identity, bool read)
+{
+    sync_change_t ch = {.kind = kind, .doc = *doc, .identity = (char *)identity, .read = read};
+    return log_change(e, &ch);
+}
+
+/* Frees what a change read from the log owns. Accepts NULL. */
+static void change_clear(sync_change_t *ch)
+{
+    if (!ch)
+        return;
+    sync_doc_clear(&ch->doc);
+    free(ch->identity);
+    sync_identities_free(ch->readers, ch->nreaders);
+    memset(ch, 0, sizeof *ch);
+}
+
+/* Text column i as a malloc'd copy, NULL for SQL NULL; *oom set when the copy failed. */
+static char *col_dup(store_stmt_t *st, int i, bool *oom)
+{
+    const char *v = store_col_text(st, i);
+    char *copy = v ? strdup(v) : NULL;
+    if (v && !copy)
+        *oom = true;
+    return copy;
+}
+
+/* Reads the readers array of a logged delete (JSON text). false on OOM or bad text. */
+static bool parse_readers(const char *text, sync_change_t *ch)
+{
+    json_t *arr = json_loads(text, 0, NULL);
+    size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+    bool ok = json_is_array(arr);
+    if (ok && n && !(ch->readers = calloc(n, sizeof *ch->readers)))
+        ok = false;
+    for (size_t i = 0; ok && i < n; i++) {
+        const char *id = json_string_value(json_array_get(arr, i));
+        if (!id || !(ch->readers[i] = strdup(id)))
+            ok = false;
+        else
+            ch->nreaders = i + 1;
+    }
+    json_decref(arr);
+    return ok;
+}
+
+#define LOG_COLUMNS                                                                                \
+    "seq, kind, deleted, sid, service_sid, unique_name, data, revision, date_created, "            \
+    "date_updated, date_expires, created_by, identity, read, readers_known, all_readers, readers"
+
+/* Reads the current log row into ch (lock held). false when out of memory (ch cleared). */
+static bool row_to_change(store_stmt_t *st, sync_change_t *ch)
+{
+    bool oom = false;
+    memset(ch, 0, sizeof *ch);
+    ch->seq = store_col_int64(st, 0);
+    ch->kind = (sync_change_kind_t)store_col_int64(st, 1);
+    ch->deleted = store_col_int64(st, 2) != 0;
+    sync_doc_t *d = &ch->doc;
+    snprintf(d->sid, sizeof d->sid, "%s", store_col_text(st, 3) ? store_col_text(st, 3) : "");
+    snprintf(d->service_sid, sizeof d->service_sid, "%s",
+             store_col_text(st, 4) ? store_col_text(st, 4) : "");
+    d->unique_name = col_dup(st, 5, &oom);
+    d->data = col_dup(st, 6, &oom);
+    d->revision = store_col_int64(st, 7);
+    d->created_ms = store_col_int64(st, 8);
+    d->updated_ms = store_col_int64(st, 9);
+    d->expires_ms = store_col_int64(st, 10);
+    snprintf(d->created_by, sizeof d->created_by, "%s",
+             store_col_text(st, 11) ? store_col_text(st, 11) : "");
+    ch->identity = col_dup(st, 12, &oom);
+    ch->read = store_col_int64(st, 13) != 0;
+    ch->readers_known = store_col_int64(st, 14) != 0;
+    ch->all_readers = store_col_int64(st, 15) != 0;
+    if (!oom && ch->readers_known && !ch->all_readers && store_col_text(st, 16) &&
+        !parse_readers(store_col_text(st, 16), ch))
+        oom = true;
+    if (oom)
+        change_clear(ch);
+    return !oom;
+}
+
+/* Wakes the feeder (any thread; the store's session thread for a notification, where
+ * payload NULL means "you may have missed some": a wake-up is all either needs). */
+static void feeder_wake(void *ctx, const char *payload)
+{
+    sync_engine_t *e = ctx;
+    (void)payload;
+    pthread_mutex_lock(&e->feed_lock);
+    e->feed_wake = true;
+    pthread_cond_signal(&e->feed_cond);
+    pthread_mutex_unlock(&e->feed_lock);
+}
+
+/* After a local write on a shared store: its change is in the log, tell the feeder now
+ * rather than at the notification. */
+static void wake_after_write(sync_engine_t *e, tassa_err err)
+{
+    if (e->shared && !err)
+        feeder_wake(e, NULL);
+}
+
+/* The largest seq in the log (0 when empty), lock held. TASSA_ESTORE on failure. */
+static tassa_err log_head(sync_engine_t *e, int64_t *head)
+{
+    store_stmt_t *st = store_prepare(e->store, "SELECT COALESCE(MAX(seq), 0) FROM sync_changes");
+    if (!st)
+        return TASSA_ESTORE;
+    tassa_err err = store_step(st) == STORE_ROW ? TASSA_OK : TASSA_ESTORE;
+    if (!err)
+        *head = store_col_int64(st, 0);
+    store_release(e->store, st);
+    return err;
+}
+
+/* Deletes the log rows at least LOG_KEEP_MS old (any node may; every feeder reads far closer
+ * to the head): those up to the feeder's place of LOG_KEEP_MS ago, a range of the primary
+ * key, so no scan. Rows live LOG_KEEP_MS to twice that. Failure only leaves them for later. */
+static void log_prune(sync_engine_t *e)
+{
+    int64_t now = store_now_ms();
+    if (now - e->mark_ms < LOG_KEEP_MS)
+        return;
+    if (e->mark_seq > 0) {
+        store_lock(e->store);
+        store_stmt_t *st = store_prepare(e->store, "DELETE FROM sync_changes WHERE seq <= ?");
+        if (st) {
+            store_bind_int64(st, 1, e->mark_seq);
+            store_step(st);
+        }
+        store_release(e->store, st);
+        store_unlock(e->store);
+    }
+    e->mark_ms = now;
+    e->mark_seq = e->feed_last;
+}
+
+/* Reads the logged states of document doc (lock held) after revision after and before its
+ * current one, the newest SYNC_WATCH_HISTORY of them, oldest first, into r. Nothing when
+ * after < 0. Failure leaves r without history (a resume then gets a snapshot). */
+static void read_history(sync_engine_t *e, const sync_doc_t *doc, watch_req_t *r)
+{
+    if (r->after < 0 || doc->revision <= r->after + 1)
+        return;
+    store_stmt_t *st = store_prepare(e->store, "SELECT " LOG_COLUMNS " FROM sync_changes WHERE "
+                                               "sid = ? AND kind = ? AND deleted = 0 AND "
+                                               "revision > ? AND revision < ? ORDER BY seq DESC "
+                                               "LIMIT ?");
+    sync_doc_t *h = calloc(SYNC_WATCH_HISTORY, sizeof *h);
+    size_t n = 0;
+    if (st && h) {
+        store_bind_text(st, 1, doc->sid);
+        store_bind_int64(st, 2, SYNC_CHANGE_DOC);
+        store_bind_int64(st, 3, r->after);
+        store_bind_int64(st, 4, doc->revision);
+        store_bind_int64(st, 5, SYNC_WATCH_HISTORY);
+        sync_change_t ch;
+        while (n < SYNC_WATCH_HISTORY && store_step(st) == STORE_ROW && row_to_change(st, &ch)) {
+            h[SYNC_WATCH_HISTORY - 1 - n++] = ch.doc; /* taken over; newest last */
+            ch.doc = (sync_doc_t){0};
+            change_clear(&ch);
+        }
+    }
+    store_release(e->store, st);
+    if (h && n)
+        memmove(h, h + SYNC_WATCH_HISTORY - n, n * sizeof *h);
+    r->history = h;
+    r->nhistory = n;
+}
+
+/* One round of the feeder: in one critical section, reads the changes after feed_last (at
+ * most LOG_BATCH) and, when that reached the head of the log, the documents of the watches
+ * in reqs, so each watch sees exactly the state after the batch. Once that is durable,
+ * hands the changes to the listener in seq order and runs the watches. Returns true when the
+ * batch was full (read again at once). Watches not served stay for the next round. */
+static bool feed_round(sync_engine_t *e, watch_req_t **reqs)
+{
+    sync_change_t *batch = calloc(LOG_BATCH, sizeof *batch);
+    size_t n = 0;
+    bool full = false, failed = !batch;
+    sync_doc_t *docs = NULL;
+    size_t nreq = 0;
+    for (watch_req_t *r = *reqs; r; r = r->next)
+        nreq++;
+    if (nreq && !(docs = calloc(nreq, sizeof *docs)))
+        failed = true;
+    store_lock(e->store);
+    store_stmt_t *st = failed ? NULL
+                              : store_prepare(e->store, "SELECT " LOG_COLUMNS " FROM sync_changes"
+                                                        " WHERE seq > ? ORDER BY seq LIMIT ?");
+    if (st) {
+        store_bind_int64(st, 1, e->feed_last);
+        store_bind_int64(st, 2, LOG_BATCH);
+        int rc;
+        while ((rc = store_step(st)) == STORE_ROW) {
+            if (!row_to_change(st, &batch[n])) {
+                failed = true;
+                break;
+            }
+            n++;
+        }
+        if (rc < 0)
+            failed = true;
+        full = n == LOG_BATCH;
+    } else {
+        failed = true;
+    }
+    store_release(e->store, st);
+    size_t i = 0;
+    for (watch_req_t *r = *reqs; !failed && !full && r; r = r->next, i++) {
+        char svc[SID_LEN + 1];
+        r->err = resolve_locked(e, r->service, svc);
+        if (!r->err)
+            r->err = find_locked(e, svc, r->id, &docs[i]);
+        if (!r->err)
+            read_history(e, &docs[i], r);
+    }
+    if (store_unlock(e->store)) /* what it read may be gone (the group commit failed) */
+        failed = true;
+    if (!failed) {
+        for (size_t k = 0; k < n; k++) {
+            atomic_store(&e->position, batch[k].seq); /* first: see sync_engine_position */
+            if (e->listener)
+                e->listener(e->listener_ctx, &batch[k]);
+            e->feed_last = batch[k].seq;
+        }
+    }
+    if (!failed && !full) {
+        i = 0;
+        for (watch_req_t *r = *reqs; r; r = r->next, i++) {
+            if (!r->err)
+                r->fn(r->ctx, &docs[i], r->history, r->nhistory);
+        }
+    }
+    for (watch_req_t *r = *reqs; r; r = r->next) {
+        sync_doc_list_free(r->history, r->nhistory);
+        r->history = NULL;
+        r->nhistory = 0;
+    }
+    if (failed || !full) { /* a watch never waits out an outage: it fails */
+        pthread_mutex_lock(&e->feed_lock);
+        for (watch_req_t *r = *reqs; r; r = r->next) {
+            if (failed)
+                r->err = TASSA_ESTORE;
+            r->done = true;
+        }
+        pthread_cond_broadcast(&e->feed_done);
+        pthread_mutex_unlock(&e->feed_lock);
+        *reqs = NULL;
+    }
+    for (size_t k = 0; k < n; k++)
+        change_clear(&batch[k]);
+    for (size_t k = 0; docs && k < nreq; k++)
+        sync_doc_clear(&docs[k]);
+    free(docs);
+    free(batch);
+    if (failed && !e->feed_failing) /* once per outage, not once a second */
+        log_warn("event=sync_feed_failed after_seq=%lld retry_ms=%d", (long long)e->feed_last,
+                 LOG_POLL_MS);
+    else if (!failed && e->feed_failing)
+        log_info("event=sync_feed_resumed after_seq=%lld", (long long)e->feed_last);
+    e->feed_failing = failed;
+    return full && !failed;
+}
+
+static struct timespec mono_after(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return ts;
+}
+
+/* The feeder thread: one round per wake-up (notification, local write, watch) or poll. */
+static void *feeder_main(void *arg)
+{
+    sync_engine_t *e = arg;
+    watch_req_t *reqs = NULL; /* taken from e->watches, oldest first */
+    bool again = true;
+    pthread_mutex_lock(&e->feed_lock);
+    while (!e->feed_stop) {
+        if (!again && !e->feed_wake && !e->watches) {
+            struct timespec until = mono_after(LOG_POLL_MS);
+            pthread_cond_timedwait(&e->feed_cond, &e->feed_lock, &until);
+            if (e->feed_stop)
+                break;
+        }
+        e->feed_wake = false;
+        if (!reqs) {
+            reqs = e->watches;
+            e->watches = NULL;
+        }
+        pthread_mutex_unlock(&e->feed_lock);
+        again = feed_round(e, &reqs);
+        log_prune(e);
+        pthread_mutex_lock(&e->feed_lock);
+    }
+    /* Stopping: whoever still waits gets TASSA_EUNAVAIL. */
+    for (watch_req_t *lists[2] = {reqs, e->watches}, **l = lists; l < lists + 2; l++) {
+        for (watch_req_t *r = *l; r; r = r->next) {
+            r->err = TASSA_EUNAVAIL;
+            r->done = true;
+        }
+    }
+    e->watches = NULL;
+    pthread_cond_broadcast(&e->feed_done);
+    pthread_mutex_unlock(&e->feed_lock);
+    return NULL;
+}
+
+/* Starts the feeder at the head of the log (main thread, with a listener set). */
+static tassa_err feeder_start(sync_engine_t *e)
+{
+    int64_t head = 0;
+    store_lock(e->store);
+    tassa_err err = log_head(e, &head);
+    tassa_err durable = store_unlock(e->store);
+    if (err || durable)
+        return TASSA_ESTORE;
+    e->feed_last = head;
+    atomic_store(&e->position, head);
+    e->feed_stop = false;
+    e->mark_ms = store_now_ms();
+    e->mark_seq = head;
+    e->feed_failing = false;
+    if (store_listen(e->store, LOG_CHANNEL, feeder_wake, e))
+        log_warn("event=sync_listen_failed fallback=poll_ms_%d", LOG_POLL_MS);
+    /* The thread must not take SIGTERM/SIGINT away from main's sigwait. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&e->feeder, NULL, feeder_main, e);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        store_unlisten(e->store, feeder_wake, e);
+        return TASSA_EINTERNAL;
+    }
+    e->feeding = true;
+    return TASSA_OK;
+}
+
+/* Stops the feeder: no listener call runs after this returns. Main thread. */
+static void feeder_stop(sync_engine_t *e)
+{
+    if (!e->feeding)
+        return;
+    store_unlisten(e->store, feeder_wake, e);
+    pthread_mutex_lock(&e->feed_lock);
+    e->feed_stop = true;
+    pthread_cond_signal(&e->feed_cond);
+    pthread_mutex_unlock(&e->feed_lock);
+    pthread_join(e->feeder, NULL);
+    e->feeding = false;
+}
+
+/* sync_doc_watch on a shared store: the feeder reads the document between two batches and
+ * runs fn there. Waits for it. */
+static tassa_err watch_by_feeder(sync_engine_t *e, const char *service, const char *id,
+                                 int64_t after, sync_watch_fn fn, void *ctx)
+{
+    watch_req_t r = {.service = service, .id = id, .fn = fn, .ctx = ctx, .after = after};
+    pthread_mutex_lock(&e->feed_lock);
+    watch_req_t **tail = &e->watches;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &r;
+    pthread_cond_signal(&e->feed_cond);
+    while (!r.done)
+        pthread_cond_wait(&e->feed_done, &e->feed_lock);
+    pthread_mutex_unlock(&e->feed_lock);
+    return r.err;
+}
+
 sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *configured_service,
                                errmsg_t *em)
 {
@@ -205,8 +712,16 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
         return NULL;
     }
     e->store = s;
+    e->shared = store_shared(s);
     pthread_mutex_init(&e->changes_lock, NULL);
     pthread_cond_init(&e->changes_done, NULL);
+    pthread_mutex_init(&e->feed_lock, NULL);
+    pthread_cond_init(&e->feed_done, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->feed_cond, &ca);
+    pthread_condattr_destroy(&ca);
     snprintf(e->account_sid, sizeof e->account_sid, "%s", account_sid ? account_sid : "");
     if (store_migrate(s, "sync", MIGRATIONS, sizeof MIGRATIONS / sizeof MIGRATIONS[0], em))
         goto fail;
@@ -240,6 +755,7 @@ void sync_engine_free(sync_engine_t *e)
 {
     if (!e)
         return;
+    feeder_stop(e);
     while (e->changes) {
         pending_t *p = e->changes;
         e->changes = p->next;
@@ -247,13 +763,31 @@ void sync_engine_free(sync_engine_t *e)
     }
     pthread_cond_destroy(&e->changes_done);
     pthread_mutex_destroy(&e->changes_lock);
+    pthread_cond_destroy(&e->feed_cond);
+    pthread_cond_destroy(&e->feed_done);
+    pthread_mutex_destroy(&e->feed_lock);
     free(e);
 }
 
-void sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx)
+int64_t sync_engine_position(sync_engine_t *e)
 {
+    return e->feeding ? atomic_load(&e->position) : -1;
+}
+
+tassa_err sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx)
+{
+    feeder_stop(e);
     e->listener = fn;
     e->listener_ctx = ctx;
+    if (!fn || !e->shared)
+        return TASSA_OK;
+    tassa_err err = feeder_start(e);
+    if (err) {
+        log_error("event=sync_feeder_failed err=%s", tassa_strerror(err));
+        e->listener = NULL;
+        e->listener_ctx = NULL;
+    }
+    return err;
 }
 
 /* Resolves the service with the lock held. */
@@ -489,8 +1023,11 @@ static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, l
         doc->expires_ms = ttl ? now + ttl * 1000 : 0;
     doc->revision++;
     doc->updated_ms = now;
+    /* Compare-and-set on the revision read: a stale writer never overwrites (with every
+     * critical section serialized it cannot happen, but the database is the judge). */
     store_stmt_t *st = store_prepare(e->store, "UPDATE sync_documents SET data = ?, revision = ?,"
-                                               " date_updated = ?, date_expires = ? WHERE sid = ?");
+                                               " date_updated = ?, date_expires = ? WHERE sid = ?"
+                                               " AND revision = ?");
     if (!st)
         return TASSA_ESTORE;
     store_bind_text(st, 1, doc->data);
@@ -499,9 +1036,12 @@ static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, l
     if (doc->expires_ms)
         store_bind_int64(st, 4, doc->expires_ms);
     store_bind_text(st, 5, doc->sid);
+    store_bind_int64(st, 6, doc->revision - 1);
     int rc = store_step(st);
     store_release(e->store, st);
-    return rc == STORE_DONE ? TASSA_OK : TASSA_ESTORE;
+    if (rc != STORE_DONE)
+        return TASSA_ESTORE;
+    return store_changes(e->store) == 1 ? TASSA_OK : TASSA_EREVISION;
 }
 
 /* Ends a write: releases or rolls back the savepoint, queues the change for the listener
@@ -509,6 +1049,8 @@ static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, l
  * Returns the first error. */
 static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t *doc)
 {
+    if (!err && doc)
+        err = log_simple(e, SYNC_CHANGE_DOC, doc, NULL, false);
     if (err)
         store_rollback(e->store);
     else
@@ -520,6 +1062,7 @@ static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t 
     if (!err && doc)
         metrics_add(M_DOCS_WRITTEN, 1, NULL);
     pending_settle(e, p, !err);
+    wake_after_write(e, doc ? err : TASSA_EINVAL);
     return err;
 }
 
@@ -699,6 +1242,16 @@ tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
         err = store_begin(e->store);
     if (!err)
         err = delete_row(e, doc.sid);
+    if (!err) {
+        sync_change_t ch = {.kind = SYNC_CHANGE_DOC,
+                            .doc = doc,
+                            .deleted = true,
+                            .readers_known = true,
+                            .all_readers = all,
+                            .readers = readers,
+                            .nreaders = nreaders};
+        err = log_change(e, &ch);
+    }
     if (err)
         store_rollback(e->store);
     else
@@ -716,6 +1269,7 @@ tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
     if (!err)
         err = durable;
     pending_settle(e, p, !err);
+    wake_after_write(e, err);
     sync_doc_clear(&doc);
     return err;
 }
@@ -811,13 +1365,19 @@ json_t *sync_doc_json(const sync_doc_t *d, const char *account_sid, const char *
                      "date_created", created, "date_updated", updated, "created_by", d->created_by);
 }
 
-tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, sync_watch_fn fn,
-                         void *ctx, errmsg_t *em)
+tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, int64_t after,
+                         sync_watch_fn fn, void *ctx, errmsg_t *em)
 {
     char svc[SID_LEN + 1];
     sync_doc_t doc = {0};
     bool done = false;
     pending_t *p = NULL;
+    if (e->feeding) {
+        tassa_err ferr = watch_by_feeder(e, service, id, after, fn, ctx);
+        if (ferr == TASSA_ENOTFOUND)
+            return not_found(em, service, id);
+        return ferr ? err_set(em, ferr, "%s", tassa_strerror(ferr)) : TASSA_OK;
+    }
     store_lock(e->store);
     tassa_err err = resolve_locked(e, service, svc);
     if (!err)
@@ -846,7 +1406,7 @@ tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, 
             pthread_cond_wait(&e->changes_done, &e->changes_lock);
         pthread_mutex_unlock(&e->changes_lock);
     } else if (!err) {
-        fn(ctx, &doc); /* nobody listens: there is no order to keep */
+        fn(ctx, &doc, NULL, 0); /* nobody listens: there is no order to keep */
     }
     sync_doc_clear(&doc);
     if (err == TASSA_ENOTFOUND)
@@ -884,19 +1444,29 @@ tassa_err sync_service_set_acl(sync_engine_t *e, const char *service, bool enabl
     tassa_err err = resolve_locked(e, service, svc);
     if (!err)
         err = acl_enabled_locked(e, svc, &was);
+    bool began = false;
+    if (!err)
+        began = !(err = store_begin(e->store));
     if (!err)
         err = service_update(e, svc,
                              "UPDATE sync_services SET acl_enabled = ?, date_updated = ? "
                              "WHERE sid = ?",
                              enabled, NULL);
-    if (!err && was != enabled) { /* only a real change concerns the streams */
-        memcpy(marker.service_sid, svc, sizeof marker.service_sid);
+    memcpy(marker.service_sid, svc, sizeof marker.service_sid);
+    bool changed = !err && was != enabled; /* only a real change concerns the streams */
+    if (changed)
+        err = log_simple(e, SYNC_CHANGE_ACL, &marker, NULL, enabled);
+    if (began && err)
+        store_rollback(e->store);
+    else if (began)
+        err = store_commit(e->store);
+    if (!err && changed)
         p = pending_push(e, SYNC_CHANGE_ACL, &marker, false, NULL, enabled);
-    }
     tassa_err durable = store_unlock(e->store);
     if (!err)
         err = durable;
     pending_settle(e, p, !err);
+    wake_after_write(e, changed ? err : TASSA_EINVAL);
     if (err == TASSA_ENOTFOUND)
         return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
     return err;
@@ -1024,6 +1594,8 @@ tassa_err sync_perm_set(sync_engine_t *e, const char *service, const char *doc_i
         } else {
             err = TASSA_ESTORE;
         }
+        if (!err)
+            err = log_simple(e, SYNC_CHANGE_PERMISSION, &doc, identity, read);
         if (err)
             store_rollback(e->store);
         else
@@ -1035,6 +1607,7 @@ tassa_err sync_perm_set(sync_engine_t *e, const char *service, const char *doc_i
     if (!err)
         err = durable;
     pending_settle(e, p, !err);
+    wake_after_write(e, err);
     if (!err) {
         memcpy(out->document_sid, doc.sid, sizeof out->document_sid);
         memcpy(out->service_sid, svc, sizeof out->service_sid);
@@ -1071,6 +1644,8 @@ tassa_err sync_perm_delete(sync_engine_t *e, const char *service, const char *do
     pending_t *p = NULL;
     store_lock(e->store);
     tassa_err err = perm_target(e, service, doc_id, svc, &doc, em);
+    if (!err)
+        err = store_begin(e->store);
     if (!err) {
         store_stmt_t *st = store_prepare(
             e->store, "DELETE FROM sync_permissions WHERE document_sid = ? AND identity = ?");
@@ -1085,12 +1660,19 @@ tassa_err sync_perm_delete(sync_engine_t *e, const char *service, const char *do
             err = TASSA_ESTORE;
         }
         if (!err)
+            err = log_simple(e, SYNC_CHANGE_PERMISSION, &doc, identity, false);
+        if (err)
+            store_rollback(e->store);
+        else
+            err = store_commit(e->store);
+        if (!err)
             p = pending_push(e, SYNC_CHANGE_PERMISSION, &doc, false, identity, false);
     }
     tassa_err durable = store_unlock(e->store);
     if (!err)
         err = durable;
     pending_settle(e, p, !err);
+    wake_after_write(e, err);
     sync_doc_clear(&doc);
     return err;
 }

@@ -14,8 +14,10 @@
  * Thread-safe: every call takes the store lock for its own short transaction and returns
  * only after the change is durable. The listener sees every committed change exactly once,
  * one at a time and in commit order (so in revision order per document), after the commit,
- * with no engine lock held, on the thread of one of the writers (not always the one that
- * made the change).
+ * with no engine lock held: on a store of one process on the thread of one of the writers
+ * (not always the one that made the change); on a shared store (several nodes on one
+ * PostgreSQL database) every change of every node, read back from the change log
+ * sync_changes by this node's feeder thread, on that thread.
  *
  * Layer: engine.
  */
@@ -62,14 +64,23 @@ typedef struct {
     bool readers_known, all_readers;
     char **readers;
     size_t nreaders;
+    /* Its place in the change log of a shared store (store_shared): grows with commit order
+     * across every node, with gaps. 0 on a store of one process. */
+    int64_t seq;
 } sync_change_t;
 
 /* Called once per committed change, in commit order (see the file comment). ch is borrowed
  * for the call only. It may call the engine's read functions, but must be quick. */
 typedef void (*sync_listener_fn)(void *ctx, const sync_change_t *ch);
 
-/* What sync_doc_watch calls with the document it read (borrowed for the call). */
-typedef void (*sync_watch_fn)(void *ctx, const sync_doc_t *doc);
+/* What sync_doc_watch calls with the document it read and, on a shared store, the states the
+ * change log still holds of that document after the revision asked for and before doc's:
+ * history[0..n), oldest first, at most SYNC_WATCH_HISTORY, not always complete (n = 0 on a
+ * store of one process, where the listener's own record serves). All borrowed for the call. */
+typedef void (*sync_watch_fn)(void *ctx, const sync_doc_t *doc, const sync_doc_t *history,
+                              size_t n);
+
+#define SYNC_WATCH_HISTORY 128
 
 /* Creates the engine on store s, creating tables and the default service (and the service
  * named by configured_service when it is an IS SID) on first use. NULL with em on failure. */
@@ -79,17 +90,29 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
 /* Frees e (not the store). Accepts NULL. */
 void sync_engine_free(sync_engine_t *e);
 
-/* Sets the one change listener (the live-update hub, engine/live/hub.h). Call before
- * serving. */
-void sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx);
+/* Sets the one change listener (the live-update hub, engine/live/hub.h), or removes it (fn
+ * NULL): once this returns, the previous listener is never called again. On a shared store
+ * this starts (or stops) the feeder thread that reads the change log from its current head
+ * (see the file comment). TASSA_ESTORE / TASSA_EINTERNAL when the feeder cannot start (no
+ * listener is then set). Main thread, before serving and after the writers stopped; not
+ * from the listener. */
+tassa_err sync_engine_set_listener(sync_engine_t *e, sync_listener_fn fn, void *ctx);
 
-/* Fetches document id like sync_doc_fetch, then calls fn(ctx, doc) at the place in the
- * listener's order that matches the read: after the listener has seen every change the read
- * saw and before it sees any later one. fn may run on another thread, must be quick and must
- * not call the engine; the call returns after fn has run. TASSA_ENOTFOUND (fn not called)
- * when the document does not exist. */
-tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, sync_watch_fn fn,
-                         void *ctx, errmsg_t *em);
+/* On a shared store with a listener: the seq of the change the listener is being handed, or
+ * was handed last (set before the call, so a subscriber that reads it during the call knows
+ * that change is not for it). -1 on a store of one process. Any thread. */
+int64_t sync_engine_position(sync_engine_t *e);
+
+/* Fetches document id like sync_doc_fetch, then calls fn(ctx, doc, history, n) at the place
+ * in the listener's order that matches the read: after the listener has seen every change the
+ * read saw and before it sees any later one. after >= 0 asks for the history after that
+ * revision (sync_watch_fn); -1 for none. fn may run on another thread (the feeder's on a
+ * shared store), must be quick and must not call the engine; the call returns after fn has
+ * run. TASSA_ENOTFOUND (fn not called) when the document does not exist; TASSA_ESTORE when
+ * the store failed; TASSA_EUNAVAIL when the listener is being removed. Not from the
+ * listener. */
+tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, int64_t after,
+                         sync_watch_fn fn, void *ctx, errmsg_t *em);
 
 /* Resolves "default" or a service SID to the service SID. TASSA_ENOTFOUND if unknown. */
 tassa_err sync_service_resolve(sync_engine_t *e, const char *id, char out[SID_LEN + 1]);
