@@ -257,6 +257,12 @@ test('a database outage: writes answer 503 promptly, /healthz says store false, 
       const d = await call(node, auth, 'POST', '/v1/Services/default/Documents/kept', { Data: '{"v":2}' });
       assert.equal(d.status, 503);
       assert.equal(d.body.code, 20503);
+      // nor is a Sync read of a document that exists
+      for (const path of ['/v1/Services/default/Documents/kept', '/v1/Services/default/Documents/kept/Permissions/nobody']) {
+        const r = await call(node, auth, 'GET', path);
+        assert.equal(r.status, 503, `GET ${path}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.code, 20503);
+      }
       // the router function (signed as TaskRouter signs) answers 503 in its own error shape
       const routerUrl = `${node.url}/general/router`;
       const ev = { EventType: 'task.created', Sid: `EV${'0'.repeat(31)}${node.name === 'A' ? 1 : 2}`,

@@ -803,8 +803,9 @@ static tassa_err resolve_locked(sync_engine_t *e, const char *id, char out[SID_L
         return TASSA_ESTORE;
     store_bind_text(st, 1, id);
     store_bind_text(st, 2, id);
-    tassa_err err = TASSA_ENOTFOUND;
-    if (store_step(st) == STORE_ROW) {
+    int rc = store_step(st);
+    tassa_err err = rc < 0 ? TASSA_ESTORE : TASSA_ENOTFOUND; /* an outage is not "absent" */
+    if (rc == STORE_ROW) {
         snprintf(out, SID_LEN + 1, "%s", store_col_text(st, 0));
         err = TASSA_OK;
     }
@@ -933,8 +934,9 @@ static tassa_err find_locked(sync_engine_t *e, const char *service, const char *
     store_bind_text(st, 2, id);
     store_bind_text(st, 3, id);
     store_bind_int64(st, 4, store_now_ms());
-    tassa_err err = TASSA_ENOTFOUND;
-    if (store_step(st) == STORE_ROW) {
+    int rc = store_step(st);
+    tassa_err err = rc < 0 ? TASSA_ESTORE : TASSA_ENOTFOUND; /* an outage is not "absent" */
+    if (rc == STORE_ROW) {
         row_to_doc(st, out);
         err = out->data ? TASSA_OK : TASSA_ENOMEM;
     }
@@ -1538,8 +1540,9 @@ static tassa_err perm_row(sync_engine_t *e, const char *doc_sid, const char *ide
         return TASSA_ESTORE;
     store_bind_text(st, 1, doc_sid);
     store_bind_text(st, 2, identity);
-    tassa_err err = TASSA_ENOTFOUND;
-    if (store_step(st) == STORE_ROW) {
+    int rc = store_step(st);
+    tassa_err err = rc < 0 ? TASSA_ESTORE : TASSA_ENOTFOUND; /* an outage is not "absent" */
+    if (rc == STORE_ROW) {
         snprintf(out->document_sid, sizeof out->document_sid, "%s", doc_sid);
         snprintf(out->service_sid, sizeof out->service_sid, "%s", store_col_text(st, 0));
         out->read = store_col_int64(st, 1) != 0;
@@ -1740,8 +1743,9 @@ static tassa_err acl_enabled_locked(sync_engine_t *e, const char *svc, bool *ena
     if (!st)
         return TASSA_ESTORE;
     store_bind_text(st, 1, svc);
-    tassa_err err = TASSA_ENOTFOUND;
-    if (store_step(st) == STORE_ROW) {
+    int rc = store_step(st);
+    tassa_err err = rc < 0 ? TASSA_ESTORE : TASSA_ENOTFOUND; /* an outage is not "absent" */
+    if (rc == STORE_ROW) {
         *enabled = store_col_int64(st, 0) != 0;
         err = TASSA_OK;
     }
