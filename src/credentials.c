@@ -34,11 +34,11 @@ tassa_err credentials_fill(config_t *c, store_t *s, bool *generated, errmsg_t *e
             size_t pl = strlen(creds[i].prefix);
             memcpy(value, creds[i].prefix, pl);
             if (sid_random_hex(value + pl, creds[i].hex_bytes) ||
-                store_meta_set(s, creds[i].key, value))
+                store_meta_claim(s, creds[i].key, value, &stored))
                 return err_set(em, TASSA_ESTORE, "cannot store generated credentials");
-            if (generated)
-                *generated = true;
-            err = config_fill_secret(creds[i].slot, value);
+            if (generated && strcmp(stored, value) == 0)
+                *generated = true; /* (else another node generated them first) */
+            err = config_fill_secret(creds[i].slot, stored);
         } else if (err == TASSA_OK) {
             err = config_fill_secret(creds[i].slot, stored);
         }

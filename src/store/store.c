@@ -650,6 +650,35 @@ out:
     return err;
 }
 
+tassa_err store_meta_claim(store_t *s, const char *key, const char *value, char **out)
+{
+    *out = NULL;
+    tassa_err err = TASSA_ESTORE;
+    store_lock(s);
+    store_stmt_t *st = store_prepare(s, "INSERT INTO meta (key, value) VALUES (?, ?) "
+                                        "ON CONFLICT (key) DO NOTHING");
+    if (st) {
+        store_bind_text(st, 1, key);
+        store_bind_text(st, 2, value);
+        int rc = store_step(st);
+        store_release(s, st);
+        st = rc == STORE_DONE ? store_prepare(s, "SELECT value FROM meta WHERE key = ?") : NULL;
+    }
+    if (st) {
+        store_bind_text(st, 1, key);
+        if (store_step(st) == STORE_ROW)
+            err = (*out = strdup(store_col_text(st, 0))) ? TASSA_OK : TASSA_ENOMEM;
+        store_release(s, st);
+    }
+    tassa_err durable = store_unlock(s);
+    if (!err && durable) {
+        free(*out);
+        *out = NULL;
+        err = durable;
+    }
+    return err;
+}
+
 tassa_err store_meta_set(store_t *s, const char *key, const char *value)
 {
     tassa_err err = TASSA_OK;

@@ -104,6 +104,12 @@ void store_rollback(store_t *s);
  * string. TASSA_ENOTFOUND if absent. Takes the lock. */
 tassa_err store_meta_get(store_t *s, const char *key, char **out);
 
+/* Stores value under key unless the key already has one, and returns in *out (malloc'd) the
+ * value that is stored now: value, or the one another process stored first. So processes that
+ * generate a value at the same time (credentials, default SIDs) all end up with one. Durable
+ * on return. Takes the lock. */
+tassa_err store_meta_claim(store_t *s, const char *key, const char *value, char **out);
+
 /* Writes a meta value durably. Takes the lock. */
 tassa_err store_meta_set(store_t *s, const char *key, const char *value);
 

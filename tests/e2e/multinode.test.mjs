@@ -347,3 +347,29 @@ test('the callback outbox: with both nodes delivering, every event is POSTed exa
   assert.deepEqual(twice, [], 'no event POSTed twice');
   for (const e of events) assert.equal(counts.get(e.sid), 1, `${e.event_type} ${e.sid}`);
 });
+
+test('nodes that start at the same moment on a new database agree on one set of credentials, '
+  + 'one workspace and one default Sync service', opts, async () => {
+  const pg = cluster();
+  // eight processes generate credentials in the new database at once: one set wins for all
+  const outs = await Promise.all(Array.from({ length: 8 }, () => new Promise((resolve, reject) => {
+    const c = spawn(BIN, ['credentials', '--data', pg.url], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d) => { out += d; });
+    c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`credentials exited ${code}`))));
+  })));
+  assert.equal(new Set(outs).size, 1, outs.map((o) => o.split('\n')[0]).join(', '));
+  const nodes = await Promise.all(['P', 'Q', 'R'].map((n) => startNode(pg.url, n)));
+  const { basic } = credentials(pg.url);
+  const seen = [];
+  for (const node of nodes) {
+    // each node answers with the one stored set of credentials
+    const ws = await call(node, basic, 'GET', '/v1/Workspaces');
+    assert.equal(ws.status, 200, `${node.name}: ${JSON.stringify(ws.body)}`);
+    assert.equal(ws.body.workspaces.length, 1, JSON.stringify(ws.body.workspaces.map((w) => w.sid)));
+    const svc = await call(node, basic, 'GET', '/v1/Services/default');
+    assert.equal(svc.status, 200);
+    seen.push(`${ws.body.workspaces[0].sid} ${svc.body.sid}`);
+  }
+  assert.equal(new Set(seen).size, 1, seen.join(', '));
+});

@@ -728,11 +728,12 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
     if (store_meta_get(s, "sync_default_service", &def) == TASSA_OK) {
         snprintf(e->default_service, sizeof e->default_service, "%s", def);
     } else {
-        if (sid_new("IS", e->default_service) ||
-            store_meta_set(s, "sync_default_service", e->default_service)) {
+        char sid[SID_LEN + 1];
+        if (sid_new("IS", sid) || store_meta_claim(s, "sync_default_service", sid, &def)) {
             err_set(em, TASSA_ESTORE, "cannot create the default Sync service");
             goto fail;
         }
+        snprintf(e->default_service, sizeof e->default_service, "%s", def); /* ours or a peer's */
     }
     store_lock(s);
     tassa_err err = ensure_service(s, e->default_service, "default");

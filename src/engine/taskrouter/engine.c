@@ -127,6 +127,12 @@ static tassa_err bootstrap(tr_engine_t *e)
     err = tr_txn_begin(e);
     if (err)
         return err;
+    /* Another node on a shared store may have created it since our look: one workspace. */
+    char existing[SID_LEN + 1];
+    if (db_sid(e->store, existing, "SELECT value FROM meta WHERE key = 'tr_workspace_sid'", "")) {
+        snprintf(e->ws_sid, sizeof e->ws_sid, "%s", existing);
+        return tr_txn_end(e, TASSA_OK);
+    }
     for (size_t i = 0; !err && i < sizeof sids / sizeof sids[0]; i++)
         err = db_exec(e->store,
                       "INSERT INTO tr_activities (sid, friendly_name, available, date_created,"
