@@ -282,13 +282,16 @@ tassa_err store_unlock(store_t *s)
         db_control(s, "COMMIT");
         s->open_txn = false;
     }
+    /* A connection lost during the section: nothing it read or wrote can be trusted (a failed
+     * lookup looks like an absent row), and its transaction is gone. */
+    bool lost = s->pg && pg_lost(s->pg);
     pthread_mutex_unlock(&s->lock);
     if (!wait_for)
-        return TASSA_OK;
+        return lost ? TASSA_ESTORE : TASSA_OK;
     pthread_mutex_lock(&s->done_lock);
     while (s->committed < wait_for)
         pthread_cond_wait(&s->done, &s->done_lock);
-    bool lost = s->failed == wait_for;
+    lost |= s->failed == wait_for;
     pthread_mutex_unlock(&s->done_lock);
     return lost ? TASSA_ESTORE : TASSA_OK;
 }

@@ -86,8 +86,10 @@ void store_claim_release(int claim);
 void store_lock(store_t *s);
 
 /* Releases the lock, then waits until the changes made under it (and any uncommitted change
- * it could have read) are durable. TASSA_ESTORE when that commit failed: the changes are then
- * gone (rolled back) and the caller must report failure. Read-only sections return at once
+ * it could have read) are durable. TASSA_ESTORE when that commit failed, or when the
+ * connection to PostgreSQL was lost during the section (so a lookup that failed must not be
+ * taken for an absent row): the changes are then gone (rolled back) and the caller must
+ * report failure, whatever else the section concluded. Read-only sections return at once
  * unless they could have seen uncommitted data. */
 tassa_err store_unlock(store_t *s);
 

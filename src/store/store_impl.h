@@ -49,6 +49,9 @@ tassa_err pg_begin(pg_conn_t *c);
 /* Runs one transaction-control command (BEGIN, COMMIT, SAVEPOINT ...) as is. */
 tassa_err pg_control(pg_conn_t *c, const char *sql);
 
+/* True when the connection is gone (until pg_ensure brings it back). */
+bool pg_lost(pg_conn_t *c);
+
 /* Rows changed since the connection opened / by the last finished statement. */
 int64_t pg_total_changes(pg_conn_t *c);
 int64_t pg_changes(pg_conn_t *c);

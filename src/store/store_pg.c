@@ -45,6 +45,10 @@ struct tassa_pg {
     int64_t total, last;
     double retry_at, backoff; /* reconnect no sooner than retry_at (monotonic seconds) */
     char err[512];
+    /* Savepoint commands of store_begin/commit not sent yet (static texts): they go out with
+     * the next command, in the same round trip (see pg_control). */
+    const char *deferred[8];
+    int ndeferred;
     pg_entry_t cache[PG_CACHE];
 };
 
@@ -150,18 +154,16 @@ pg_conn_t *pg_open(const char *url, errmsg_t *em)
 
 tassa_err pg_begin(pg_conn_t *c)
 {
-    if (pg_control(c, "BEGIN"))
-        return TASSA_ESTORE;
-    PGresult *r = PQexec(c->conn, "SELECT pg_advisory_xact_lock(" PG_GLOBAL_LOCK ")");
+    c->ndeferred = 0; /* (a new transaction: nothing of an old one is pending) */
+    /* one round trip: the simple query protocol runs both and answers the last one's result */
+    PGresult *r = PQexec(c->conn, "BEGIN; SELECT pg_advisory_xact_lock(" PG_GLOBAL_LOCK ")");
     bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)
         set_err(c, PQerrorMessage(c->conn));
     PQclear(r);
-    if (!ok) {
+    if (!ok && PQtransactionStatus(c->conn) != PQTRANS_IDLE)
         PQclear(PQexec(c->conn, "ROLLBACK"));
-        return TASSA_ESTORE;
-    }
-    return TASSA_OK;
+    return ok ? TASSA_OK : TASSA_ESTORE;
 }
 
 void pg_close(pg_conn_t *c)
@@ -186,6 +188,7 @@ bool pg_ensure(pg_conn_t *c)
     PQreset(c->conn);
     if (PQstatus(c->conn) == CONNECTION_OK) {
         pg_session_setup(c->conn);
+        c->ndeferred = 0;
         c->gen++;
         c->backoff = 0.25;
         log_info("event=store_reconnected");
@@ -204,14 +207,48 @@ static bool in_txn(pg_conn_t *c)
     return PQtransactionStatus(c->conn) == PQTRANS_INTRANS;
 }
 
-tassa_err pg_control(pg_conn_t *c, const char *sql)
+/* Runs sql after the deferred commands, in one simple-query round trip. */
+static tassa_err run_control(pg_conn_t *c, const char *sql)
 {
-    PGresult *r = PQexec(c->conn, sql);
-    bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    char text[512];
+    size_t n = 0;
+    for (int i = 0; i < c->ndeferred; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s; ", c->deferred[i]);
+    c->ndeferred = 0;
+    snprintf(text + n, sizeof text - n, "%s", sql);
+    PGresult *r = PQexec(c->conn, text);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
     if (!ok)
         set_err(c, PQerrorMessage(c->conn));
     PQclear(r);
     return ok ? TASSA_OK : TASSA_ESTORE;
+}
+
+tassa_err pg_control(pg_conn_t *c, const char *sql)
+{
+    /* store_begin/commit's savepoint commands wait for the next command (a round trip each
+     * saved); one that turns out not to matter is dropped. */
+    if (!strcmp(sql, "SAVEPOINT op") || !strcmp(sql, "RELEASE op")) {
+        if (!in_txn(c)) { /* no transaction (BEGIN failed, the connection is gone): say so now */
+            set_err(c, PQstatus(c->conn) == CONNECTION_OK ? "no open transaction"
+                                                          : "connection to PostgreSQL lost");
+            return TASSA_ESTORE;
+        }
+        if (c->ndeferred == (int)(sizeof c->deferred / sizeof c->deferred[0]) &&
+            run_control(c, "SELECT 1"))
+            return TASSA_ESTORE;
+        c->deferred[c->ndeferred++] = !strcmp(sql, "RELEASE op") ? "RELEASE op" : "SAVEPOINT op";
+        return TASSA_OK;
+    }
+    if (!strcmp(sql, "ROLLBACK TO op; RELEASE op") && c->ndeferred &&
+        !strcmp(c->deferred[c->ndeferred - 1], "SAVEPOINT op")) {
+        c->ndeferred--; /* nothing ran since the savepoint: nothing to undo */
+        return TASSA_OK;
+    }
+    if (!strcmp(sql, "COMMIT") || !strcmp(sql, "ROLLBACK"))
+        c->ndeferred = 0; /* savepoints end with the transaction anyway */
+    return run_control(c, sql);
 }
 
 /* Rows changed by a finished command: INSERT/UPDATE/DELETE/MERGE only (as sqlite3_changes). */
@@ -226,6 +263,10 @@ static int64_t changed(PGresult *r)
 
 tassa_err pg_exec(pg_conn_t *c, const char *sql, errmsg_t *em)
 {
+    if (c->ndeferred && run_control(c, "SELECT 1")) {
+        err_set(em, TASSA_ESTORE, "%s", c->err);
+        return TASSA_ESTORE;
+    }
     bool inner = in_txn(c);
     if (inner && pg_control(c, "SAVEPOINT tassa_stmt")) {
         err_set(em, TASSA_ESTORE, "%s", c->err);
@@ -261,6 +302,11 @@ tassa_err pg_exec(pg_conn_t *c, const char *sql, errmsg_t *em)
         pg_control(c, err ? "ROLLBACK TO SAVEPOINT tassa_stmt; RELEASE SAVEPOINT tassa_stmt"
                           : "RELEASE SAVEPOINT tassa_stmt");
     return err;
+}
+
+bool pg_lost(pg_conn_t *c)
+{
+    return PQstatus(c->conn) != CONNECTION_OK;
 }
 
 int64_t pg_total_changes(pg_conn_t *c)
@@ -535,21 +581,28 @@ tassa_err pg_bind(pg_stmt_t *st, int i, const char *v, size_t n, bool binary, bo
     return TASSA_OK;
 }
 
-/* Runs st's statement between SAVEPOINT tassa_stmt and RELEASE in one round trip (libpq's
- * pipeline mode): the statement's own result, or NULL when the connection failed. When the
- * statement fails, the RELEASE is skipped by the server (the pipeline aborts) and the caller
- * rolls back to the savepoint. */
-static PGresult *run_guarded(pg_conn_t *c, pg_stmt_t *st)
+/* Runs st's statement in one round trip (libpq's pipeline mode) after the deferred savepoint
+ * commands, and with guard between SAVEPOINT tassa_stmt and its RELEASE: the statement's own
+ * result, or NULL when the connection failed. When the statement fails, the RELEASE is
+ * skipped by the server (the pipeline aborts) and the caller rolls back to the savepoint. */
+static PGresult *run_pipelined(pg_conn_t *c, pg_stmt_t *st, bool guard)
 {
     PGconn *conn = c->conn;
     if (!PQenterPipelineMode(conn))
         return NULL;
     PGresult *mine = NULL;
-    bool sent =
-        PQsendQueryParams(conn, "SAVEPOINT tassa_stmt", 0, NULL, NULL, NULL, NULL, 0) &&
-        PQsendQueryPrepared(conn, st->e->name, st->e->nparams, st->vals, st->lens, st->fmts, 0) &&
-        PQsendQueryParams(conn, "RELEASE SAVEPOINT tassa_stmt", 0, NULL, NULL, NULL, NULL, 0) &&
-        PQpipelineSync(conn);
+    bool sent = true;
+    int at = c->ndeferred + (guard ? 1 : 0); /* the statement's place in the pipeline */
+    for (int i = 0; sent && i < c->ndeferred; i++)
+        sent = PQsendQueryParams(conn, c->deferred[i], 0, NULL, NULL, NULL, NULL, 0);
+    c->ndeferred = 0;
+    sent = sent && (!guard ||
+                    PQsendQueryParams(conn, "SAVEPOINT tassa_stmt", 0, NULL, NULL, NULL, NULL, 0));
+    sent = sent &&
+           PQsendQueryPrepared(conn, st->e->name, st->e->nparams, st->vals, st->lens, st->fmts, 0);
+    sent = sent && (!guard || PQsendQueryParams(conn, "RELEASE SAVEPOINT tassa_stmt", 0, NULL, NULL,
+                                                NULL, NULL, 0));
+    sent = sent && PQpipelineSync(conn);
     if (!sent) {
         set_err(c, PQerrorMessage(conn));
         PQexitPipelineMode(conn);
@@ -571,11 +624,11 @@ static PGresult *run_guarded(pg_conn_t *c, pg_stmt_t *st)
             PQclear(r);
             break;
         }
-        if (query == 1 && !mine) {
+        if (query == at && !mine) {
             mine = r;
             continue;
         }
-        if (query == 0 && t != PGRES_COMMAND_OK)
+        if (query < at && t != PGRES_COMMAND_OK)
             set_err(c, PQresultErrorMessage(r));
         PQclear(r);
     }
@@ -609,11 +662,11 @@ int pg_step(pg_stmt_t *st)
         st->e->gen = c->gen;
     }
     /* A write inside the group transaction runs under its own savepoint, so that a refused
-     * write undoes only itself; a read needs none (see run_guarded). */
+     * write undoes only itself; a read needs none (see run_pipelined). */
     bool guard = in_txn(c) && !st->e->read_only;
-    st->res = guard ? run_guarded(c, st)
-                    : PQexecPrepared(c->conn, st->e->name, st->e->nparams, st->vals, st->lens,
-                                     st->fmts, 0);
+    st->res = guard || c->ndeferred ? run_pipelined(c, st, guard)
+                                    : PQexecPrepared(c->conn, st->e->name, st->e->nparams, st->vals,
+                                                     st->lens, st->fmts, 0);
     ExecStatusType status = st->res ? PQresultStatus(st->res) : PGRES_FATAL_ERROR;
     int rc;
     if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {

@@ -143,7 +143,8 @@ tassa_err tr_txn_commit(tr_engine_t *e, tassa_err err)
         err = store_commit(e->store);
     /* The group commit makes the change durable before store_unlock returns. */
     tassa_err durable = store_unlock(e->store);
-    return err ? err : durable;
+    /* a storage failure explains whatever else the section concluded (an "absent" row) */
+    return durable == TASSA_ESTORE ? TASSA_ESTORE : err ? err : durable;
 }
 
 tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
