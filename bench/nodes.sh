@@ -51,13 +51,13 @@ rps() {
     awk '/Requests\/sec/ {r = $2} /Non-2xx/ {e = $5} END {print r, e + 0}'
 }
 
-# measure SETUP PORT...: router events, then document updates, spread over the given nodes.
+# measure SETUP PORT...: document updates, then router events, spread over the given nodes.
 measure() {
   local setup=$1
   shift
   local n=$# per=$((CONNS / $#))
-  for c in "router_event /general/router bench/router.lua" \
-    "doc_update /v1/Services/default/Documents/bench-doc bench/doc_update.lua"; do
+  for c in "doc_update /v1/Services/default/Documents/bench-doc bench/doc_update.lua" \
+    "router_event /general/router bench/router.lua"; do
     set -- $c "$@"
     local name=$1 path=$2 script=$3
     shift 3
