@@ -274,8 +274,8 @@ static int cmd_serve(int argc, char **argv)
                     .ping_ms = c->ws_ping_ms};
     twilsock_deps_t ts_deps = {.config = c, .sync = app.sync, .hub = hub};
     if (!(app.ws = ts_deps.ws = ws_new(&wo)) ||
-        (hub && (!(app.twilsock = twilsock_new(&ts_deps)) ||
-                 twilsock_register(app.twilsock, app.http)))) {
+        (hub &&
+         (!(app.twilsock = twilsock_new(&ts_deps)) || twilsock_register(app.twilsock, app.http)))) {
         fprintf(stderr, "tassa: cannot start the WebSocket endpoints\n");
         goto out;
     }

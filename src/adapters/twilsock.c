@@ -35,12 +35,12 @@
 #include "base/timefmt.h"
 
 #define MAGIC            "TWILSOCK V3.0 "
-#define INIT_DEADLINE_MS 10000  /* an init must come this soon after the upgrade */
-#define EXPIRY_LEAD_S    180    /* token_about_to_expire this long before exp (Twilio's) */
-#define DELIVERY_MS      5000   /* estimated_delivery_in_ms of the subscription answer */
-#define MAX_BATCH        100    /* max_batch_size */
-#define CODE_DOC_GONE    54100  /* Twilio Sync: document not found */
-#define CODE_FORBIDDEN   54007  /* Twilio Sync: access forbidden for identity */
+#define INIT_DEADLINE_MS 10000 /* an init must come this soon after the upgrade */
+#define EXPIRY_LEAD_S    180   /* token_about_to_expire this long before exp (Twilio's) */
+#define DELIVERY_MS      5000  /* estimated_delivery_in_ms of the subscription answer */
+#define MAX_BATCH        100   /* max_batch_size */
+#define CODE_DOC_GONE    54100 /* Twilio Sync: document not found */
+#define CODE_FORBIDDEN   54007 /* Twilio Sync: access forbidden for identity */
 #define CODE_UNSUPPORTED 20501
 
 struct twilsock {
@@ -223,10 +223,10 @@ static const char *reason_phrase(int code)
 /* The reply to an upstream request: twilsock status 200, the HTTP answer in http_status. */
 static void reply_http(sess_t *s, const char *id, int code, json_t *body)
 {
-    json_t *h = json_pack("{s:s, s:s, s:{s:i, s:s}, s:{s:i, s:s}, s:{s:s}}", "method", "reply",
-                          "id", id, "status", "code", 200, "status", "OK", "http_status", "code",
-                          code, "status", reason_phrase(code), "http_headers", "Content-Type",
-                          "application/json");
+    json_t *h =
+        json_pack("{s:s, s:s, s:{s:i, s:s}, s:{s:i, s:s}, s:{s:s}}", "method", "reply", "id", id,
+                  "status", "code", 200, "status", "OK", "http_status", "code", code, "status",
+                  reason_phrase(code), "http_headers", "Content-Type", "application/json");
     send_json(s, h, body);
 }
 
@@ -234,8 +234,8 @@ static void reply_http(sess_t *s, const char *id, int code, json_t *body)
 static void reply_error(sess_t *s, const char *id, int status, int code, const char *message)
 {
     reply_http(s, id, status,
-               json_pack("{s:i, s:i, s:s, s:s}", "status", status, "code", code, "message",
-                         message, "more_info", "https://www.twilio.com/docs/errors"));
+               json_pack("{s:i, s:i, s:s, s:s}", "status", status, "code", code, "message", message,
+                         "more_info", "https://www.twilio.com/docs/errors"));
 }
 
 static void reply_err(sess_t *s, const char *id, tassa_err err, const errmsg_t *em)
@@ -270,9 +270,8 @@ static json_t *descriptor(const sess_t *s, const sync_doc_t *d)
     return json_pack("{s:s, s:s?, s:s, s:s, s:s, s:I, s:o, s:s, s:s, s:s?, s:s}", "sid", d->sid,
                      "unique_name", d->unique_name, "service_sid", d->service_sid, "url", url,
                      "revision", rev, "last_event_id", (json_int_t)d->revision, "data",
-                     data ? data : json_object(), "date_created", created, "date_updated",
-                     updated, "date_expires", d->expires_ms ? expires : NULL, "created_by",
-                     d->created_by);
+                     data ? data : json_object(), "date_created", created, "date_updated", updated,
+                     "date_expires", d->expires_ms ? expires : NULL, "created_by", d->created_by);
 }
 
 static sub_doc_t *sub_find(sess_t *s, const char *sid)
@@ -356,8 +355,7 @@ static tassa_err acl_check(sess_t *s, const char *doc_id, char need, errmsg_t *e
             ok = false;
     } else {
         sync_perm_t p;
-        if (!sync_perm_fetch(s->t->deps.sync, s->g.service_sid, doc_id, s->g.identity, &p,
-                             NULL)) {
+        if (!sync_perm_fetch(s->t->deps.sync, s->g.service_sid, doc_id, s->g.identity, &p, NULL)) {
             ok = need == 'w' ? p.write : p.manage;
             sync_perm_clear(&p);
         }
@@ -365,7 +363,10 @@ static tassa_err acl_check(sess_t *s, const char *doc_id, char need, errmsg_t *e
     if (ok)
         return TASSA_OK;
     return err_set(em, TASSA_EFORBIDDEN, "The identity %.100s may not %s this document",
-                   s->g.identity, need == 'r' ? "read" : need == 'w' ? "write" : "delete");
+                   s->g.identity,
+                   need == 'r'   ? "read"
+                   : need == 'w' ? "write"
+                                 : "delete");
 }
 
 /* Decodes a percent-encoded path segment into out (n bytes); false when malformed, not
@@ -428,8 +429,7 @@ static tassa_err read_doc_body(const json_t *body, char **data, long *ttl, errms
     *ttl = -1;
     const json_t *d = json_object_get(body, "data"), *t = json_object_get(body, "ttl");
     if (t && !json_is_null(t)) {
-        if (!json_is_integer(t) || json_integer_value(t) < 0 ||
-            json_integer_value(t) > 31536000)
+        if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) > 31536000)
             return err_set(em, TASSA_EINVAL, "ttl must be a number of seconds up to 31536000");
         *ttl = (long)json_integer_value(t);
     }
@@ -591,10 +591,9 @@ static void subscriptions(sess_t *s, const char *id, const json_t *body)
         }
         notify(s, "twilio.sync.event",
                json_pack("{s:s, s:O?, s:i, s:{s:s, s:s, s:{s:i, s:i, s:s}}}", "event_type",
-                         "subscription_failed", "correlation_id", corr,
-                         "event_protocol_version", 4, "event", "object_sid", sid,
-                         "object_type", type ? type : "document", "error", "status", status,
-                         "code", code, "message", msg));
+                         "subscription_failed", "correlation_id", corr, "event_protocol_version", 4,
+                         "event", "object_sid", sid, "object_type", type ? type : "document",
+                         "error", "status", status, "code", code, "message", msg));
     }
 }
 
@@ -693,9 +692,9 @@ static void expire(sess_t *s)
     if (s->expired)
         return;
     s->expired = true;
-    json_t *h = json_pack("{s:s, s:o, s:{s:i, s:s, s:s}}", "method", "close", "id", new_id(),
-                          "status", "code", 410, "status", "TOKEN_EXPIRED", "description",
-                          "Token expired");
+    json_t *h =
+        json_pack("{s:s, s:o, s:{s:i, s:s, s:s}}", "method", "close", "id", new_id(), "status",
+                  "code", 410, "status", "TOKEN_EXPIRED", "description", "Token expired");
     send_frame(s, h, NULL, 0);
     ws_close(s->conn, 1000, "token expired");
 }
@@ -711,8 +710,7 @@ static void on_change(sess_t *s, const hub_msg_t *m)
         long r = -1;
         if (m->kind == HUB_EV_DELETED)
             send_removed(s, sid, sd->last + 1);
-        else if (rev && params_parse_long(rev, 0, LONG_MAX, &r) && r > sd->last)
-        {
+        else if (rev && params_parse_long(rev, 0, LONG_MAX, &r) && r > sd->last) {
             const char *date = json_string_value(json_object_get(j, "date_updated"));
             send_updated(s, sd, sid, r, json_object_get(j, "data"), date ? date : "");
         }

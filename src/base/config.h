@@ -48,7 +48,7 @@ typedef struct {
     int ws_max_connections, ws_max_per_identity; /* WebSocket connection limits */
     size_t ws_max_message, ws_queue_bytes;       /* WebSocket message and send-queue bounds */
     int ws_ping_ms;                              /* WebSocket ping interval (pong deadline) */
-    int header_timeout_ms;   /* a request's headers must arrive within this (slowloris) */
+    int header_timeout_ms; /* a request's headers must arrive within this (slowloris) */
     bool quiet_access_log;
     int http_timeout_ms; /* twilio back end: per request */
     int http_retries;    /* twilio back end: on 429 and 5xx */

@@ -206,8 +206,7 @@ tassa_err ws_check_upgrade(const char *method, const char *upgrade, const char *
 
 /* ---- libwslay callbacks (I/O thread) ---- */
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user)
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
     (void)flags;
     ws_conn_t *c = user;
@@ -662,12 +661,13 @@ static void handle_upgrade(void *ctx, http_req_t *req, http_resp_t *resp)
     ws_t *ws = r->ws;
     char accept[WS_ACCEPT_LEN + 1];
     errmsg_t em = {{0}};
-    tassa_err err = ws_check_upgrade(
-        req->method, http_req_header(req, "Upgrade"), http_req_header(req, "Connection"),
-        http_req_header(req, "Sec-WebSocket-Version"), http_req_header(req, "Sec-WebSocket-Key"),
-        accept, &em);
+    tassa_err err = ws_check_upgrade(req->method, http_req_header(req, "Upgrade"),
+                                     http_req_header(req, "Connection"),
+                                     http_req_header(req, "Sec-WebSocket-Version"),
+                                     http_req_header(req, "Sec-WebSocket-Key"), accept, &em);
     if (err == TASSA_ECONFLICT) {
-        http_resp_json(resp, 426, json_pack("{s:s, s:i}", "error", err_text(&em, err), "status", 426));
+        http_resp_json(resp, 426,
+                       json_pack("{s:s, s:i}", "error", err_text(&em, err), "status", 426));
         http_resp_header(resp, "Sec-WebSocket-Version", "13");
         return;
     }

@@ -439,6 +439,63 @@ describe('WebSocket layer limits (raw sockets)', () => {
   });
 });
 
+describe('ACL and Document Permissions over twilsock', () => {
+  test('with ACL on: no read permission is 403, a read grant opens, writes need write', async () => {
+    const srv = await startServer({ env: { TASSA_SYNC_ACL: 'true' } });
+    try {
+      const s = (await twilioClient(srv)).sync.v1.services('default');
+      const d = await s.documents.create({ uniqueName: 'acl-doc', data: { secret: 1 } });
+      const client = newClient(srv, await syncToken(srv, 'alice'));
+      await connected(client);
+      await assert.rejects(client.document({ id: 'acl-doc', mode: 'open_existing' }), (e) => e.status === 403);
+      // creating with a token is refused while ACL is on
+      await assert.rejects(client.document('acl-new'), (e) => e.status === 403);
+      await assert.rejects(s.documents('acl-new').fetch(), (e) => e.status === 404);
+      await s.documents(d.sid).documentPermissions('alice').update({ read: true, write: false, manage: false });
+      const doc = await client.document({ id: 'acl-doc', mode: 'open_existing' });
+      assert.deepEqual(doc.data, { secret: 1 });
+      await assert.rejects(doc.set({ secret: 2 }), (e) => e.status === 403);
+      await assert.rejects(doc.removeDocument(), (e) => e.status === 403);
+      assert.deepEqual((await s.documents(d.sid).fetch()).data, { secret: 1 }, 'nothing changed');
+      await s.documents(d.sid).documentPermissions('alice').update({ read: true, write: true, manage: false });
+      await doc.set({ secret: 3 });
+      assert.deepEqual((await s.documents(d.sid).fetch()).data, { secret: 3 });
+      await client.shutdown();
+    } finally {
+      await srv.stop();
+      srv.cleanup();
+    }
+  });
+});
+
+describe('server-wide limit and draining', () => {
+  test('past TASSA_WS_MAX_CONNECTIONS an upgrade gets 503; SIGTERM closes sockets with 1001', async () => {
+    const srv = await startServer({ env: { TASSA_SYNC_ACL: 'false', TASSA_WS_MAX_CONNECTIONS: '2' } });
+    let stopped = false;
+    try {
+      const token = await syncToken(srv, 'drain');
+      const a = await rawSessionAt(srv, token);
+      const b = await rawSessionAt(srv, token);
+      assert.equal(a.init.header.status.code, 200);
+      assert.equal(b.init.header.status.code, 200);
+      const third = new WebSocket(`ws://127.0.0.1:${srv.port}/v3/wsconnect`);
+      const status = await new Promise((resolve) => {
+        third.on('unexpected-response', (req, res) => resolve(res.statusCode));
+        third.on('open', () => resolve(101));
+        third.on('error', () => {});
+      });
+      assert.equal(status, 503);
+      const codes = Promise.all([a, b].map((x) => new Promise((res) => x.sock.once('close', (c) => res(c)))));
+      await srv.stop();
+      stopped = true;
+      assert.deepEqual(await codes, [1001, 1001]);
+    } finally {
+      if (!stopped) await srv.stop();
+      srv.cleanup();
+    }
+  });
+});
+
 async function rawSessionAt(srv, token) {
   const saved = server;
   server = srv;
