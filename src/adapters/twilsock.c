@@ -702,6 +702,12 @@ static void expire(sess_t *s)
 /* A change of some document of the service: sent when the client subscribed to it. */
 static void on_change(sess_t *s, const hub_msg_t *m)
 {
+    /* every change of the service passes here: parse only those naming a subscribed SID */
+    bool named = false;
+    for (size_t i = 0; i < s->ndocs && !named; i++)
+        named = memmem(m->data, m->data_len, s->docs[i].sid, SID_LEN) != NULL;
+    if (!named)
+        return;
     json_t *j = json_loadb(m->data, m->data_len, 0, NULL);
     const char *sid = json_string_value(json_object_get(j, "sid"));
     sub_doc_t *sd = sid ? sub_find(s, sid) : NULL;
@@ -923,7 +929,7 @@ static void ts_message(void *ctx, ws_conn_t *c, bool binary, const uint8_t *data
     (void)ctx;
     (void)binary; /* twilio-sync sends binary; text is accepted too */
     sess_t *s = ws_conn_data(c);
-    if (!s || s->closing)
+    if (!s)
         return;
     twilsock_frame_t f;
     errmsg_t em = {{0}};
@@ -934,7 +940,9 @@ static void ts_message(void *ctx, ws_conn_t *c, bool binary, const uint8_t *data
     }
     const char *method = json_string_value(json_object_get(f.header, "method"));
     const char *id = json_string_value(json_object_get(f.header, "id"));
-    if (!strcmp(method, "reply") || !strcmp(method, "telemetry.v1")) {
+    if (s->closing && strcmp(method, "close") != 0) {
+        /* refused at init: only its close is awaited */
+    } else if (!strcmp(method, "reply") || !strcmp(method, "telemetry.v1")) {
         /* acknowledgements; telemetry is not asked for */
     } else if (!strcmp(method, "close")) {
         ws_close(c, 1000, NULL);

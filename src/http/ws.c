@@ -473,16 +473,18 @@ static void service_dirty(ws_t *ws)
         pthread_mutex_lock(&ws->lock);
         ws_conn_t *d = ws->dirty;
         ws->dirty = NULL;
-        for (ws_conn_t *c = d; c; c = c->dirty_next)
-            c->dirty = false;
         pthread_mutex_unlock(&ws->lock);
         if (!d)
             return;
-        /* A callback may destroy no other connection, so the chain stays valid except for c
-         * itself, whose next is read first. */
+        /* The taken chain's members keep their dirty flag until each is serviced, so that a
+         * concurrent mark_dirty cannot relink them into the new list and cut the chain. Only
+         * the connection being serviced can be destroyed, after its next was read. */
         while (d) {
             ws_conn_t *c = d;
+            pthread_mutex_lock(&ws->lock);
             d = c->dirty_next;
+            c->dirty = false;
+            pthread_mutex_unlock(&ws->lock);
             if (!conn_service(ws, c))
                 conn_destroy(ws, c);
         }
