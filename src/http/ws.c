@@ -95,6 +95,7 @@ struct ws_conn {
     /* I/O thread only */
     struct ws_conn *prev, *next;
     bool opened, io_failed, ping_out, close_pending, close_queued;
+    const char *why; /* why it ends, for the debug log */
     uint16_t pending_code;
     char pending_reason[124];
     int64_t last_ping_ms, close_ms;
@@ -319,6 +320,9 @@ static void conn_free(ws_conn_t *c)
  * libmicrohttpd. */
 static void conn_destroy(ws_t *ws, ws_conn_t *c)
 {
+    log_debug("event=ws_closed reason=%s code_sent=%d code_received=%d", c->why ? c->why : "closed",
+              c->ev ? wslay_event_get_status_code_sent(c->ev) : 0,
+              c->ev ? wslay_event_get_status_code_received(c->ev) : 0);
     epoll_ctl(ws->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     if (c->prev)
         c->prev->next = c->next;
@@ -373,12 +377,16 @@ static void try_close(ws_conn_t *c)
 /* Writes what libwslay can; false when c is finished (error, or the close handshake done). */
 static bool conn_flush(ws_t *ws, ws_conn_t *c)
 {
-    if (wslay_event_want_write(c->ev) && wslay_event_send(c->ev) != 0)
+    if (wslay_event_want_write(c->ev) && wslay_event_send(c->ev) != 0) {
+        c->why = "send_failed";
         return false;
+    }
     if (c->close_pending && !c->close_queued) {
         try_close(c);
-        if (wslay_event_want_write(c->ev) && wslay_event_send(c->ev) != 0)
+        if (wslay_event_want_write(c->ev) && wslay_event_send(c->ev) != 0) {
+            c->why = "send_failed";
             return false;
+        }
     }
     size_t q = wslay_event_get_queued_msg_length(c->ev);
     pthread_mutex_lock(&ws->lock);
@@ -399,8 +407,10 @@ static bool conn_service(ws_t *ws, ws_conn_t *c)
     c->wake = false;
     bool dropped = c->dropped;
     pthread_mutex_unlock(&ws->lock);
-    if (dropped)
+    if (dropped) {
+        log_info("event=ws_dropped reason=slow_client");
         return false;
+    }
     if (wake && c->h->on_wake)
         c->h->on_wake(c->hctx, c);
     pthread_mutex_lock(&ws->lock);
@@ -498,6 +508,7 @@ static void tick(ws_t *ws, int64_t now)
     for (ws_conn_t *c = ws->conns; c; c = next) {
         next = c->next;
         if (c->close_pending && now - c->close_ms >= WS_CLOSE_WAIT_MS) {
+            c->why = "close_timeout";
             conn_destroy(ws, c);
             continue;
         }
@@ -543,8 +554,11 @@ static void *io_loop(void *arg)
                 continue;
             }
             bool ok = true;
-            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
                 ok = wslay_event_recv(c->ev) == 0 && !c->io_failed;
+                if (!ok)
+                    c->why = "recv_failed";
+            }
             if (ok)
                 ok = conn_service(ws, c);
             if (!ok) {
