@@ -398,6 +398,33 @@ static bool conn_flush(ws_t *ws, ws_conn_t *c)
     return true;
 }
 
+/* A slow client's queue overflowed: its pending messages go, a close 1008 goes out ahead of
+ * what libwslay still holds (libwslay sends control frames first and nothing after a close),
+ * nothing more is read, and the connection ends once the close is out or WS_CLOSE_WAIT_MS
+ * later. False when c is to be destroyed now. */
+static bool drop(ws_t *ws, ws_conn_t *c)
+{
+    if (c->close_queued && c->why)
+        return conn_flush(ws, c);
+    log_info("event=ws_dropped reason=slow_client");
+    pthread_mutex_lock(&ws->lock);
+    pmsg_t *m = c->q_head;
+    c->q_head = c->q_tail = NULL;
+    c->q_bytes = 0;
+    pthread_mutex_unlock(&ws->lock);
+    pmsg_free_all(m);
+    c->why = "slow_client";
+    c->close_ms = mono_ms();
+    c->close_pending = true;
+    if (!c->close_queued) {
+        c->close_queued = true;
+        const char reason[] = "send queue full";
+        wslay_event_queue_close(c->ev, 1008, (const uint8_t *)reason, sizeof reason - 1);
+    }
+    wslay_event_shutdown_read(c->ev);
+    return conn_flush(ws, c);
+}
+
 /* Runs c's wake, moves its pending messages and close into libwslay, writes. False when c is
  * to be destroyed. */
 static bool conn_service(ws_t *ws, ws_conn_t *c)
@@ -407,10 +434,8 @@ static bool conn_service(ws_t *ws, ws_conn_t *c)
     c->wake = false;
     bool dropped = c->dropped;
     pthread_mutex_unlock(&ws->lock);
-    if (dropped) {
-        log_info("event=ws_dropped reason=slow_client");
-        return false;
-    }
+    if (dropped)
+        return drop(ws, c);
     if (wake && c->h->on_wake)
         c->h->on_wake(c->hctx, c);
     pthread_mutex_lock(&ws->lock);
@@ -428,10 +453,8 @@ static bool conn_service(ws_t *ws, ws_conn_t *c)
         wslay_event_queue_msg(c->ev, &msg); /* fails only once a close is queued: dropped */
     }
     pmsg_free_all(m);
-    if (dropped) {
-        log_info("event=ws_dropped reason=slow_client");
-        return false;
-    }
+    if (dropped)
+        return drop(ws, c);
     if (close_req && !c->close_pending) {
         c->close_pending = true;
         c->close_ms = mono_ms();
@@ -554,7 +577,11 @@ static void *io_loop(void *arg)
                 continue;
             }
             bool ok = true;
-            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
+            if ((evs[i].events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) &&
+                !wslay_event_want_read(c->ev)) {
+                ok = false; /* the peer is gone and nothing more is read: no busy loop */
+                c->why = "peer_gone";
+            } else if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
                 ok = wslay_event_recv(c->ev) == 0 && !c->io_failed;
                 if (!ok)
                     c->why = "recv_failed";

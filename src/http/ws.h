@@ -12,8 +12,10 @@
  * per identity, enforced when the protocol names the connection's identity (ws_set_identity,
  * usually after its own authentication); max_message per message (libwslay closes with 1009
  * past it); queue_bytes per connection of messages not yet written to the socket: a ws_send
- * past it drops the client (its socket is closed at once, nothing more is sent: a peer that
- * does not read would not read a close frame either). A ping goes out every ping_ms; a
+ * past it drops the client: what it still had queued in tassa is discarded, nothing more is
+ * read, a close 1008 goes out ahead of what libwslay holds, and the socket closes
+ * WS_CLOSE_WAIT_MS later at the latest (a peer that does not read may never see the close).
+ * A ping goes out every ping_ms; a
  * connection whose pong has not come by the next ping is closed. A close frame from the peer
  * is answered (libwslay); a close we start goes out after the messages queued before it, and
  * the connection ends WS_CLOSE_WAIT_MS later at the latest (peer answered or not). While
