@@ -15,7 +15,7 @@
  * past it drops the client: what it still had queued in tassa is discarded, nothing more is
  * read, a close 1008 goes out ahead of what libwslay holds, and the socket closes
  * WS_CLOSE_WAIT_MS later at the latest (a peer that does not read may never see the close).
- * A ping goes out every ping_ms; a
+ * A ping goes out every ping_ms (checked every WS_TICK_MS); a
  * connection whose pong has not come by the next ping is closed. A close frame from the peer
  * is answered (libwslay); a close we start goes out after the messages queued before it, and
  * the connection ends WS_CLOSE_WAIT_MS later at the latest (peer answered or not). While

@@ -498,6 +498,37 @@ describe('server-wide limit and draining', () => {
   });
 });
 
+describe('ping and pong', () => {
+  test('pings go out every TASSA_WS_PING_MS; a client that answers stays, one that does not is closed', async () => {
+    const srv = await startServer({ env: { TASSA_SYNC_ACL: 'false', TASSA_WS_PING_MS: '200' } });
+    try {
+      // `ws` answers pings by itself
+      const good = new WebSocket(`ws://127.0.0.1:${srv.port}/v3/wsconnect`);
+      let pings = 0;
+      good.on('ping', () => { pings++; });
+      await new Promise((res, rej) => { good.once('open', res); good.once('error', rej); });
+      // a raw client that never answers
+      const raw = net.connect(srv.port, '127.0.0.1');
+      await new Promise((res) => raw.once('connect', res));
+      const k = crypto.randomBytes(16).toString('base64');
+      raw.write(`GET /v3/wsconnect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${k}\r\n\r\n`);
+      let bytes = Buffer.alloc(0);
+      raw.on('data', (d) => { bytes = Buffer.concat([bytes, d]); });
+      const rawClosed = new Promise((res) => raw.once('close', res));
+      raw.on('error', () => {});
+      await rawClosed;
+      const body = bytes.subarray(bytes.indexOf('\r\n\r\n') + 4);
+      assert.equal(body[0], 0x89, 'a ping frame came first');
+      await eventually(() => pings >= 3, { timeout: 10000 });
+      assert.equal(good.readyState, WebSocket.OPEN, 'the answering client is still open');
+      good.close();
+    } finally {
+      await srv.stop();
+      srv.cleanup();
+    }
+  });
+});
+
 async function rawSessionAt(srv, token) {
   const saved = server;
   server = srv;
