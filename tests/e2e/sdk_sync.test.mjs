@@ -241,7 +241,7 @@ describe('twilio-sync SyncClient', () => {
 // ---- raw sockets ----
 
 // A raw twilsock session over `ws`: init, then request(method, path, body, headers).
-async function rawSession(token, url = `ws://127.0.0.1:${server.port}/v3/wsconnect`) {
+async function rawSession(token, url = `ws://127.0.0.1:${server.port}/v3/wsconnect`, ct = null) {
   const sock = new WebSocket(url);
   sock.binaryType = 'nodebuffer';
   const pending = new Map();
@@ -259,7 +259,7 @@ async function rawSession(token, url = `ws://127.0.0.1:${server.port}/v3/wsconne
     pending.set(header.id, resolve);
     sock.send(frame(header, payload));
   });
-  const init = await send({ method: 'init', token, continuation_token: null });
+  const init = await send({ method: 'init', token, continuation_token: ct });
   return {
     sock, init, notes,
     request: (method, path, body, headers = {}) => send({
@@ -379,8 +379,10 @@ describe('WebSocket layer limits (raw sockets)', () => {
     assert.equal(extra.init.header.status.code, 429);
     assert.equal(extra.init.header.status.status, 'TOO_MANY_REQUESTS');
     // another identity is not affected
-    const other = await rawSession(await syncToken(server, 'unlimited'));
+    // (with a continuation token this server never gave: accepted, as a stale one must be)
+    const other = await rawSession(await syncToken(server, 'unlimited'), undefined, 'CTstale0123');
     assert.equal(other.init.header.status.code, 200);
+    assert.match(other.init.header.continuation_token, /^CT[0-9a-f]{32}$/);
     // one closes: a new one fits again
     const gone = new Promise((res) => open[0].sock.once('close', res));
     open[0].close();
