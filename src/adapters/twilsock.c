@@ -724,19 +724,39 @@ static void on_change(sess_t *s, const hub_msg_t *m)
     json_decref(j);
 }
 
-/* Takes every queued hub event. */
+static tassa_err hub_join(sess_t *s, const hub_grant_t *g, int64_t last_seq, errmsg_t *em);
+
+/* Takes the queued hub events, at most a batch per call (then it wakes itself again, so that
+ * other connections get their turn). */
 static void drain_hub(sess_t *s)
 {
-    for (int budget = 0; s->sub && budget < 1000; budget++) {
+    for (int budget = 0; s->sub; budget++) {
+        if (budget == 256) {
+            ws_wake(s->conn);
+            return;
+        }
         const hub_msg_t *m;
         hub_next_t n = hub_sub_next(s->sub, true, &m);
         if (n == HUB_NEXT_EMPTY)
             return;
+        if (n == HUB_NEXT_ABORT) {
+            /* The hub dropped the subscription (its queue overflowed while this thread was
+             * busy): the client's own queue is bounded by the WebSocket layer, so resume
+             * from the last sequence number (a replay, or RESET and a re-read). */
+            errmsg_t em = {{0}};
+            log_info("event=twilsock_resubscribe reason=hub_queue_overflow last_seq=%lld",
+                     (long long)s->last_seq);
+            hub_sub_close(s->sub); /* first: its slot counts against the identity's limit */
+            s->sub = NULL;
+            if (hub_join(s, &s->g, s->last_seq, &em)) {
+                ws_close(s->conn, 1011, "live updates lost");
+                return;
+            }
+            continue;
+        }
         if (n != HUB_NEXT_EVENT) {
             hub_sub_close(s->sub);
             s->sub = NULL;
-            if (n == HUB_NEXT_ABORT)
-                ws_close(s->conn, 1008, "too slow");
             return;
         }
         if (m->id >= 0)

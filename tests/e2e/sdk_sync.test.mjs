@@ -195,6 +195,24 @@ describe('twilio-sync SyncClient', () => {
     ts.close();
   });
 
+  test('a burst of writes across the service: the client ends with the last state, connected', async () => {
+    const client = track(newClient(server, await syncToken(server, 'burst')));
+    await connected(client);
+    const doc = await client.document('burst-doc');
+    const others = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      svc.documents.create({ uniqueName: `burst-${i}`, data: { i } })));
+    const writes = [];
+    for (let round = 0; round < 10; round++) {
+      for (const o of others) writes.push(svc.documents(o.sid).update({ data: { round } }));
+      writes.push(svc.documents('burst-doc').update({ data: { round } }));
+    }
+    await Promise.all(writes);
+    const last = await svc.documents('burst-doc').fetch(); // concurrent writes: any may be last
+    await eventually(() => String(doc.revision) === String(last.revision), { timeout: 15000 });
+    assert.deepEqual(doc.data, last.data);
+    assert.equal(client.connectionState, 'connected');
+  });
+
   test('updateToken is accepted for the same identity', async () => {
     const client = track(newClient(server, await syncToken(server, 'gina')));
     await connected(client);
