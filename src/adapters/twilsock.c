@@ -312,15 +312,19 @@ static void send_removed(sess_t *s, const char *sid, int64_t id)
 }
 
 /* Re-reads subscribed document sd and sends what the client lacks: its state when newer than
- * sd->last, or its removal. Returns false when it is gone (sd is then removed). */
-static bool catch_up(sess_t *s, sub_doc_t *sd)
+ * sd->last, or (tell_removed) its removal. Returns false when it is gone (sd is then
+ * removed). */
+static bool catch_up(sess_t *s, sub_doc_t *sd, bool tell_removed)
 {
     sync_doc_t d;
     errmsg_t em = {{0}};
     char sid[SID_LEN + 1];
     memcpy(sid, sd->sid, sizeof sid);
     if (sync_doc_fetch(s->t->deps.sync, s->g.service_sid, sid, &d, &em)) {
-        send_removed(s, sid, sd->last + 1);
+        if (tell_removed)
+            send_removed(s, sid, sd->last + 1);
+        else
+            sub_remove(s, sid);
         return false;
     }
     if (d.revision > sd->last) {
@@ -579,8 +583,11 @@ static void subscriptions(sess_t *s, const char *id, const json_t *body)
         if (sd && !status) {
             const json_t *le = json_object_get(r, "last_event_id");
             sd->last = json_is_integer(le) ? json_integer_value(le) : -1;
-            if (!catch_up(s, sd)) /* gone: removed already, and the client told so */
-                continue;
+        }
+        if (sd && !status && !catch_up(s, sd, false)) {
+            /* gone (deleted while the client was away): the SDK emits `removed` */
+            status = 404, code = CODE_DOC_GONE, msg = "The document does not exist";
+        } else if (sd && !status) {
             json_t *ev = json_pack("{s:s, s:O?, s:i, s:{s:s, s:s, s:s, s:I}}", "event_type",
                                    "subscription_established", "correlation_id", corr,
                                    "event_protocol_version", 4, "event", "object_sid", sid,
@@ -766,7 +773,7 @@ static void drain_hub(sess_t *s)
         case HUB_EV_DELETED: on_change(s, m); break;
         case HUB_EV_RESET:
             for (size_t i = 0; i < s->ndocs;)
-                if (catch_up(s, &s->docs[i]))
+                if (catch_up(s, &s->docs[i], true))
                     i++;
             break;
         case HUB_EV_TOKEN_EXPIRED: expire(s); break;

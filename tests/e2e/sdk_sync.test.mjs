@@ -213,6 +213,63 @@ describe('twilio-sync SyncClient', () => {
     assert.equal(client.connectionState, 'connected');
   });
 
+  test('subscriptions (raw): 202 object body first, then the replay, then the same numeric correlation_id; cancel stops them', async () => {
+    const d = await svc.documents.create({ uniqueName: 'sub-doc', data: { n: 0 } });
+    await svc.documents(d.sid).update({ data: { n: 1 } });
+    const ts = await rawSession(await syncToken(server, 'subber'));
+    const corr = 1796112655496;
+    const est = await ts.request('POST', '/v4/Subscriptions', {
+      event_protocol_version: 4, action: 'establish', correlation_id: corr, retried_requests: 0, ttl_in_s: -1,
+      requests: [{ object_sid: d.sid, object_type: 'document', last_event_id: 0 }],
+    });
+    assert.equal(est.header.http_status.code, 202);
+    assert.equal(typeof est.body, 'object');
+    assert.ok(est.body.estimated_delivery_in_ms > 0);
+    assert.ok(est.body.max_batch_size > 0);
+    await eventually(() => ts.notes.length >= 2);
+    const [replay, confirm] = ts.notes.splice(0, 2);
+    assert.ok(replay.binary && confirm.binary, 'server frames are binary');
+    assert.equal(replay.header.method, 'notification');
+    assert.equal(replay.body.event_type, 'document_updated');
+    assert.equal(replay.body.event.id, 1);
+    assert.equal(replay.body.event.document_sid, d.sid);
+    assert.deepEqual(replay.body.event.document_data, { n: 1 });
+    assert.equal(confirm.header.message_type, 'twilio.sync.event');
+    assert.equal(confirm.body.event_type, 'subscription_established');
+    assert.equal(confirm.body.correlation_id, corr, 'the same JSON number');
+    assert.equal(confirm.body.event.last_event_id, 1);
+    // a REST write arrives as document_updated with the next id
+    await svc.documents(d.sid).update({ data: { n: 2 } });
+    await eventually(() => ts.notes.length >= 1);
+    const upd = ts.notes.shift();
+    assert.equal(upd.body.event_type, 'document_updated');
+    assert.equal(upd.body.event.id, 2);
+    assert.equal(upd.body.event.document_revision, '2');
+    // a subscription to a missing document fails with 404
+    await ts.request('POST', '/v4/Subscriptions', {
+      action: 'establish', correlation_id: corr + 1,
+      requests: [{ object_sid: 'ET' + '0'.repeat(32), object_type: 'document', last_event_id: 0 }],
+    });
+    await eventually(() => ts.notes.some((n) => n.body?.event_type === 'subscription_failed'));
+    const failed = ts.notes.find((n) => n.body?.event_type === 'subscription_failed');
+    assert.equal(failed.body.event.error.status, 404);
+    ts.notes.length = 0;
+    // cancelled: later writes are not sent (checked after a request whose reply follows them)
+    const cancel = await ts.request('POST', '/v4/Subscriptions', {
+      action: 'cancel', correlation_id: corr + 2, requests: [{ object_sid: d.sid, object_type: 'document' }],
+    });
+    assert.equal(cancel.header.http_status.code, 202);
+    await svc.documents(d.sid).update({ data: { n: 3 } });
+    const other = await svc.documents.create({ uniqueName: 'sub-doc-marker', data: {} });
+    await ts.request('POST', '/v4/Subscriptions', {
+      action: 'establish', correlation_id: corr + 3,
+      requests: [{ object_sid: other.sid, object_type: 'document', last_event_id: 0 }],
+    });
+    await eventually(() => ts.notes.some((n) => n.body?.correlation_id === corr + 3));
+    assert.ok(!ts.notes.some((n) => n.body?.event?.document_sid === d.sid), 'nothing for the cancelled document');
+    ts.close();
+  });
+
   test('updateToken is accepted for the same identity', async () => {
     const client = track(newClient(server, await syncToken(server, 'gina')));
     await connected(client);
@@ -264,8 +321,9 @@ async function rawSession(token, url = `ws://127.0.0.1:${server.port}/v3/wsconne
   sock.binaryType = 'nodebuffer';
   const pending = new Map();
   const notes = [];
-  sock.on('message', (buf) => {
+  sock.on('message', (buf, isBinary) => {
     const f = parseFrame(buf);
+    f.binary = isBinary;
     if (f.header.method === 'reply' && pending.has(f.header.id)) {
       pending.get(f.header.id)(f);
       pending.delete(f.header.id);
