@@ -270,6 +270,46 @@ describe('twilio-sync SyncClient', () => {
     ts.close();
   });
 
+  test('bad upstream requests get a 4xx in http_status and change nothing', async () => {
+    const d = await svc.documents.create({ uniqueName: 'bad-in', data: { keep: true } });
+    const ts = await rawSession(await syncToken(server, 'mallory'));
+    const send = (req, payload = '') => new Promise((resolve) => {
+      const id = 'TM' + crypto.randomBytes(16).toString('hex');
+      ts.sock.on('message', function on(buf) {
+        const f = parseFrame(buf);
+        if (f.header.id === id) { ts.sock.off('message', on); resolve(f); }
+      });
+      ts.sock.send(frame({ id, method: 'message', http_request: req }, payload));
+    });
+    const url = `/v3/Documents/${d.sid}`;
+    const cases = [
+      [{ method: 'POST', path: url, headers: {} }, 'not json', 400],
+      [{ method: 'POST', path: url, headers: {} }, '[1,2]', 400],
+      [{ method: 'POST', path: url, headers: {} }, '{"data":"text"}', 400],
+      [{ method: 'POST', path: url, headers: {} }, '{"data":{},"ttl":-5}', 400],
+      [{ method: 'POST', path: url, headers: {} }, JSON.stringify({ data: { big: 'x'.repeat(20000) } }), 413],
+      [{ method: 'POST', path: '/v3/Documents', headers: {} }, '{"unique_name":5}', 400],
+      [{ method: 'POST', path: '/v3/Documents', headers: {} }, '{"unique_name":"bad-in"}', 409],
+      [{ method: 'GET', path: '/v3/Documents/%00x', headers: {} }, '', 404],
+      [{ method: 'GET', path: '/v3/Documents/%zz', headers: {} }, '', 404],
+      [{ method: 'PATCH', path: url, headers: {} }, '', 405],
+      [{ method: 'GET', path: '/v9/Nothing', headers: {} }, '', 404],
+      [{ method: 'POST', path: '/v4/Subscriptions', headers: {} }, '{"action":"explode"}', 400],
+      [{ path: url }, '', 400],
+      ['not an object', '', 400],
+    ];
+    for (const [req, payload, status] of cases) {
+      const r = await send(req, payload);
+      assert.equal(r.header.status.code, 200, JSON.stringify(req));
+      assert.equal(r.header.http_status.code, status, `${JSON.stringify(req)} ${payload.slice(0, 40)}`);
+      assert.equal(typeof r.body.message, 'string');
+    }
+    const back = await svc.documents(d.sid).fetch();
+    assert.deepEqual(back.data, { keep: true });
+    assert.equal(String(back.revision), String(d.revision));
+    ts.close();
+  });
+
   test('updateToken is accepted for the same identity', async () => {
     const client = track(newClient(server, await syncToken(server, 'gina')));
     await connected(client);
