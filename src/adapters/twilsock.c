@@ -184,9 +184,10 @@ static json_t *new_id(void)
     return json_string(id);
 }
 
-/* A twilsock-level reply to request id: status code/text, and the SDK's error fields. */
-static void reply_status(sess_t *s, const char *id, int code, const char *status,
-                         const char *description, int error_code, json_t *extra)
+/* A twilsock-level reply to request id: status code/text, the SDK's error fields, extra
+ * header fields (stolen, may be NULL) and a JSON payload (stolen, may be NULL). */
+static void reply_status_body(sess_t *s, const char *id, int code, const char *status,
+                              const char *description, int error_code, json_t *extra, json_t *body)
 {
     json_t *st = json_pack("{s:i, s:s}", "code", code, "status", status);
     if (st && description)
@@ -197,7 +198,13 @@ static void reply_status(sess_t *s, const char *id, int code, const char *status
     if (h && extra)
         json_object_update(h, extra);
     json_decref(extra);
-    send_frame(s, h, NULL, 0);
+    send_json(s, h, body);
+}
+
+static void reply_status(sess_t *s, const char *id, int code, const char *status,
+                         const char *description, int error_code, json_t *extra)
+{
+    reply_status_body(s, id, code, status, description, error_code, extra, NULL);
 }
 
 static const char *reason_phrase(int code)
@@ -876,9 +883,10 @@ static void on_init(sess_t *s, const char *id, const json_t *hdr)
         err = hub_join(s, &g, -1, &em);
     if (err) {
         bool limit = err == TASSA_ELIMIT;
-        reply_status(s, id, limit ? 429 : 503, limit ? "TOO_MANY_REQUESTS" : "UNAVAILABLE",
-                     limit ? "Too many connections for this identity" : err_text(&em, err), 0,
-                     json_pack("{s:{s:i}}", "backoff_policy", "reconnect_min_ms", 5000));
+        /* the SDK retries after reconnect_min_ms of the payload's backoff_policy (spec 1.6) */
+        reply_status_body(s, id, limit ? 429 : 503, limit ? "TOO_MANY_REQUESTS" : "UNAVAILABLE",
+                          limit ? "Too many connections for this identity" : err_text(&em, err), 0,
+                          NULL, json_pack("{s:{s:i}}", "backoff_policy", "reconnect_min_ms", 5000));
         hub_grant_clear(&g);
         s->closing = true;
         return;

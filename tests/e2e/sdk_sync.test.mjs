@@ -494,6 +494,7 @@ describe('WebSocket layer limits (raw sockets)', () => {
     const extra = await rawSession(token);
     assert.equal(extra.init.header.status.code, 429);
     assert.equal(extra.init.header.status.status, 'TOO_MANY_REQUESTS');
+    assert.equal(extra.init.body.backoff_policy.reconnect_min_ms, 5000, 'the SDK backs off this long');
     // another identity is not affected
     // (with a continuation token this server never gave: accepted, as a stale one must be)
     const other = await rawSession(await syncToken(server, 'unlimited'), undefined, 'CTstale0123');
