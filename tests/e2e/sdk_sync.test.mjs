@@ -619,7 +619,8 @@ describe('server-wide limit and draining', () => {
 
 describe('ping and pong', () => {
   test('pings go out every TASSA_WS_PING_MS; a client that answers stays, one that does not is closed', async () => {
-    const srv = await startServer({ env: { TASSA_SYNC_ACL: 'false', TASSA_WS_PING_MS: '200' } });
+    // (a short header deadline too: it must not apply to upgraded connections)
+    const srv = await startServer({ env: { TASSA_SYNC_ACL: 'false', TASSA_WS_PING_MS: '200', TASSA_HEADER_TIMEOUT_MS: '300' } });
     try {
       // `ws` answers pings by itself
       const good = new WebSocket(`ws://127.0.0.1:${srv.port}/v3/wsconnect`);
@@ -638,6 +639,7 @@ describe('ping and pong', () => {
       await rawClosed;
       const body = bytes.subarray(bytes.indexOf('\r\n\r\n') + 4);
       assert.equal(body[0], 0x89, 'a ping frame came first');
+      await eventually(() => /event=ws_dropped reason=no_pong/.test(srv.log));
       await eventually(() => pings >= 3, { timeout: 10000 });
       assert.equal(good.readyState, WebSocket.OPEN, 'the answering client is still open');
       good.close();
