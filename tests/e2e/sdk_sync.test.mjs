@@ -539,7 +539,7 @@ describe('WebSocket layer limits (raw sockets)', () => {
       let closed = false;
       s.on('close', () => { closed = true; });
       s.on('error', () => { closed = true; });
-      for (let i = 0; i < 400 && !closed; i++) {
+      for (let i = 0; i < 1000 && !closed; i++) {
         const req = frame({ id: `TM${i}`, method: 'message', http_request: { host: 'x', path: `/v3/Documents/${d.sid}`, method: 'GET', params: {}, headers: {} } });
         if (!s.write(mask(req))) await new Promise((res) => setTimeout(res, 5));
       }
