@@ -22,6 +22,7 @@
 #include "adapters/callback_outbox.h"
 #include "adapters/sync_api.h"
 #include "adapters/streams.h"
+#include "adapters/twilsock.h"
 #include "engine/live/hub.h"
 #include "adapters/taskrouter_api.h"
 #include "engine/taskrouter/engine.h"
@@ -59,6 +60,8 @@ typedef struct {
     backend_t *backend;       /* what the functions talk to */
     router_state_t *router;   /* /general/router's idempotency and ordering */
     streams_t *streams;       /* live document streams */
+    ws_t *ws;                 /* WebSocket connections (http/ws.h) */
+    twilsock_t *twilsock;     /* twilio-sync over twilsock at /v3/wsconnect */
     queue_info_t *queue_info; /* queue-status refresher */
     outbox_t *outbox;         /* EventCallbackUrl deliveries (embedded back end) */
     http_server_t *http;
@@ -153,6 +156,7 @@ static void drain(app_t *app, int sig)
         sleep_ms(c->drain_delay_ms);
     http_server_quiesce(app->http);
     streams_stop(app->streams);
+    ws_stop(app->ws); /* every WebSocket closes with 1001 */
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     long waited = 0;
@@ -262,6 +266,20 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     /* streams-wiring-end */
+    /* ws-wiring-begin */
+    ws_opts_t wo = {.max_connections = c->ws_max_connections,
+                    .max_per_identity = c->ws_max_per_identity,
+                    .max_message = c->ws_max_message,
+                    .queue_bytes = c->ws_queue_bytes,
+                    .ping_ms = c->ws_ping_ms};
+    twilsock_deps_t ts_deps = {.config = c, .sync = app.sync, .hub = hub};
+    if (!(app.ws = ts_deps.ws = ws_new(&wo)) ||
+        (hub &&
+         (!(app.twilsock = twilsock_new(&ts_deps)) || twilsock_register(app.twilsock, app.http)))) {
+        fprintf(stderr, "tassa: cannot start the WebSocket endpoints\n");
+        goto out;
+    }
+    /* ws-wiring-end */
     /* Block the stop signals before any thread starts, so that only sigwait sees them. */
     sigset_t stop;
     sigemptyset(&stop);
@@ -309,7 +327,10 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     streams_stop(app.streams); /* before http_server_free: no suspended connection may remain */
+    ws_stop(app.ws);           /* likewise no upgraded socket */
     http_server_free(app.http);
+    ws_free(app.ws);
+    twilsock_free(app.twilsock);
     /* The producers of changes stop before what they write to. */
     demo_traffic_stop(demo);
     ops_stop(app.ops);

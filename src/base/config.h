@@ -45,7 +45,10 @@ typedef struct {
     int queue_status_max_entries; /* list length cap in queue-status */
     int max_streams, max_streams_per_identity;
     int stream_heartbeat_ms; /* idle live streams get a comment line this often */
-    int header_timeout_ms;   /* a request's headers must arrive within this (slowloris) */
+    int ws_max_connections, ws_max_per_identity; /* WebSocket connection limits */
+    size_t ws_max_message, ws_queue_bytes;       /* WebSocket message and send-queue bounds */
+    int ws_ping_ms;                              /* WebSocket ping interval (pong deadline) */
+    int header_timeout_ms; /* a request's headers must arrive within this (slowloris) */
     bool quiet_access_log;
     int http_timeout_ms; /* twilio back end: per request */
     int http_retries;    /* twilio back end: on 429 and 5xx */

@@ -852,7 +852,8 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
         return err_set(em, TASSA_EINVAL, "bind address %s is not an IPv4 address",
                        s->opts.bind_addr);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_TURBO | MHD_USE_ITC; /* ITC: MHD_quiesce_daemon when draining */
+                     MHD_USE_TURBO | MHD_USE_ITC | /* ITC: MHD_quiesce_daemon when draining */
+                     MHD_ALLOW_UPGRADE;            /* WebSocket routes (http/ws.h) */
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)s->opts.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->opts.threads > 0 ? s->opts.threads : 2),
