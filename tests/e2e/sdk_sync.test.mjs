@@ -18,7 +18,7 @@ const { SyncClient } = require('twilio-sync');
 
 // A sync token for identity from /task/get-sync-grant, as a page gets it.
 async function syncToken(server, identity) {
-  const caller = tassa(['user-token', identity, '--data', server.dataFile], { cwd: server.dataDir }).trim();
+  const caller = tassa(['user-token', identity, '--data', server.store], { cwd: server.dataDir }).trim();
   const res = await postForm(`${server.url}/task/get-sync-grant`, { token: caller, identity });
   assert.equal(res.status, 200, JSON.stringify(res.body));
   return res.body.syncToken;
