@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/taskrouter/core.h"
 #include "engine/taskrouter/engine.h"
 #include "engine/taskrouter/model.h"
 #include "engine/taskrouter/stats.h"
@@ -177,6 +178,15 @@ static void worker(fx_t *f, const char *name, const char *attrs, const char *act
 static void set_activity(fx_t *f, const char *worker_sid, const char *act)
 {
     params_t *p = P("ActivitySid", act, NULL);
+    errmsg_t em = {{0}};
+    tassa_err err = tr_worker_update(f->e, worker_sid, p, "", NULL, &em);
+    if (err)
+        fail_msg("worker update: %s", err_text(&em, err));
+    params_free(p);
+}
+
+static void update_worker(fx_t *f, const char *worker_sid, params_t *p)
+{
     errmsg_t em = {{0}};
     tassa_err err = tr_worker_update(f->e, worker_sid, p, "", NULL, &em);
     if (err)
@@ -846,6 +856,73 @@ static void test_lifo_order_and_position(void **state)
     json_decref(summary);
 }
 
+/* Queue membership follows a worker's attributes and a queue's expression: a worker joins a
+ * queue's matching when its attributes come to match, leaves it when they stop, and a queue's
+ * new expression is evaluated against every worker again. */
+static void test_membership_follows_changes(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t1[40], t2[40], t3[40];
+    queue(f, "Q", "skills HAS 'x'", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->available, w);
+    task(f, "{}", "0", t1);
+    assert_string_equal(task_field(f, t1, "assignment_status"), "pending"); /* not a member */
+    update_worker(f, w, P("Attributes", "{\"skills\":[\"x\"]}", NULL));
+    assert_string_equal(task_field(f, t1, "assignment_status"), "reserved"); /* joined */
+    assert_string_equal(res_field(f, t1, 0, "worker_sid"), w);
+    res_update(f, t1, res_field(f, t1, 0, "sid"), P("ReservationStatus", "accepted", NULL));
+    task_update(f, t1, P("AssignmentStatus", "completed", NULL));
+    update_worker(f, w, P("Attributes", "{\"skills\":[\"y\"]}", NULL));
+    task(f, "{}", "0", t2);
+    assert_string_equal(task_field(f, t2, "assignment_status"), "pending"); /* left */
+    errmsg_t em = {{0}};
+    params_t *p = P("TargetWorkers", "skills HAS 'y'", NULL);
+    assert_int_equal(tr_queue_update(f->e, q, p, "", NULL, &em), TASSA_OK);
+    params_free(p);
+    assert_string_equal(task_field(f, t2, "assignment_status"), "reserved"); /* re-evaluated */
+    assert_string_equal(res_field(f, t2, 0, "worker_sid"), w);
+    res_update(f, t2, res_field(f, t2, 0, "sid"), P("ReservationStatus", "accepted", NULL));
+    task_update(f, t2, P("AssignmentStatus", "completed", NULL));
+    /* Going offline and back keeps the membership; deleting the worker ends it. */
+    set_activity(f, w, f->offline);
+    task(f, "{}", "0", t3);
+    assert_string_equal(task_field(f, t3, "assignment_status"), "pending");
+    set_activity(f, w, f->available);
+    assert_string_equal(task_field(f, t3, "assignment_status"), "reserved");
+    res_update(f, t3, res_field(f, t3, 0, "sid"), P("ReservationStatus", "rejected", NULL));
+    assert_int_equal(tr_worker_delete(f->e, w, &em), TASSA_OK);
+    store_lock(f->store);
+    int64_t rows = db_int(f->store, -1, "SELECT count(*) FROM tr_queue_members", NULL);
+    store_unlock(f->store);
+    assert_int_equal(rows, 0);
+}
+
+/* A data file written before the membership rows existed gets them at start. */
+static void test_membership_filled_at_start(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t[40];
+    queue(f, "Q", "skills HAS 'x'", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{\"skills\":[\"x\"]}", f->offline, w);
+    close_engine(f);
+    errmsg_t em = {{0}};
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "DELETE FROM tr_queue_members;"
+                                  " DELETE FROM meta WHERE key = 'tr_queue_members';",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, true);
+    set_activity(f, w, f->available);
+    task(f, "{}", "0", t);
+    assert_string_equal(task_field(f, t, "assignment_status"), "reserved");
+    assert_string_equal(res_field(f, t, 0, "worker_sid"), w);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -866,6 +943,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspace_list_and_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifo_order_and_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership_follows_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership_filled_at_start, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,6 +77,19 @@ tassa_err tr_worker_end_pending_locked(tr_engine_t *e, const char *worker_sid, c
  * worker gets each (matching.c). */
 tassa_err tr_match_locked(tr_engine_t *e, int64_t now);
 
+/* Queue membership (members.c): rows of tr_queue_members saying which workers a queue's
+ * TargetWorkers accepts, with the worker's availability. tr_members_worker_locked evaluates
+ * the worker against every queue again (after its creation, attribute change or deletion:
+ * a worker that does not exist loses its rows); tr_members_queue_locked evaluates every
+ * worker against the queue again (after its creation, expression change or deletion). Both
+ * run inside the caller's transaction and return TASSA_ESTORE when a write failed. */
+tassa_err tr_members_worker_locked(tr_engine_t *e, const char *worker_sid);
+tassa_err tr_members_queue_locked(tr_engine_t *e, const char *queue_sid);
+
+/* Fills tr_queue_members once for a data file written before it existed (its own
+ * transaction; a meta row marks it done). Called at engine start. TASSA_ESTORE on failure. */
+tassa_err tr_members_fill(tr_engine_t *e);
+
 /* Applies every due deadline (reservation timeouts, target timeouts, TTLs), prunes what
  * TR_KEEP_* says is gone once a TR_PRUNE_EVERY_MS, and returns the next deadline in ms in
  * *next (INT64_MAX when none) (timers.c). */

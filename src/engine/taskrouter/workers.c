@@ -107,6 +107,8 @@ tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_u
     if (!err)
         err = ev_resource_event(e, "worker.created", "Worker", sid, now);
     if (!err)
+        err = tr_members_worker_locked(e, sid);
+    if (!err)
         err = tr_match_locked(e, now);
     if (!err)
         err = render(e, sid, base_url, out);
@@ -161,6 +163,8 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, c
                       attrs, now, sid);
         if (!err)
             err = ev_resource_event(e, "worker.attributes.update", "Worker", sid, now);
+        if (!err)
+            err = tr_members_worker_locked(e, sid);
     }
     if (!err && reject)
         err = tr_worker_end_pending_locked(e, sid, "rejected", now);
@@ -191,6 +195,8 @@ tassa_err tr_worker_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
         err = ev_resource_event(e, "worker.deleted", "Worker", sid, now);
     if (!err)
         err = db_exec(e->store, "DELETE FROM tr_workers WHERE sid = ?", "s", sid);
+    if (!err)
+        err = tr_members_worker_locked(e, sid);
     if (!err)
         err = tr_match_locked(e, now);
     return tr_txn_end(e, err);
