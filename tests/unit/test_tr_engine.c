@@ -923,6 +923,55 @@ static void test_membership_filled_at_start(void **state)
     assert_string_equal(res_field(f, t, 0, "worker_sid"), w);
 }
 
+/* The row counts behind the workspace limits follow creates and deletes, are filled for an
+ * older data file at start, and a full workspace refuses the next task and worker. */
+static int64_t count_of(fx_t *f, const char *name)
+{
+    store_lock(f->store);
+    int64_t n = db_int(f->store, -1, "SELECT n FROM tr_counts WHERE name = ?", "s", name);
+    store_unlock(f->store);
+    return n;
+}
+
+static void test_counts_and_limits(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w1[40], w2[40], t1[40], t2[40], t3[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W1", "{}", f->offline, w1);
+    worker(f, "W2", "{}", f->offline, w2);
+    task(f, "{}", "0", t1);
+    task(f, "{}", "0", t2);
+    task(f, "{}", "0", t3);
+    errmsg_t em = {{0}};
+    assert_int_equal(tr_worker_delete(f->e, w2, &em), TASSA_OK);
+    assert_int_equal(tr_task_delete(f->e, t2, &em), TASSA_OK);
+    assert_int_equal(count_of(f, "workers"), 1);
+    assert_int_equal(count_of(f, "tasks"), 2);
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store, "DELETE FROM tr_counts;", &em), TASSA_OK);
+    store_close(f->store);
+    open_engine(f, true);
+    assert_int_equal(count_of(f, "workers"), 1);
+    assert_int_equal(count_of(f, "tasks"), 2);
+    char full[128];
+    snprintf(full, sizeof full, "UPDATE tr_counts SET n = %d WHERE name = 'tasks';", TR_MAX_TASKS);
+    assert_int_equal(store_schema(f->store, full, &em), TASSA_OK);
+    params_t *p = P("Attributes", "{}", NULL);
+    json_t *out = NULL;
+    assert_int_equal(tr_task_create(f->e, p, "", &out, &em), TASSA_ELIMIT);
+    params_free(p);
+    snprintf(full, sizeof full, "UPDATE tr_counts SET n = %d WHERE name = 'workers';",
+             TR_MAX_WORKERS);
+    assert_int_equal(store_schema(f->store, full, &em), TASSA_OK);
+    p = P("FriendlyName", "W3", NULL);
+    assert_int_equal(tr_worker_create(f->e, p, "", &out, &em), TASSA_ELIMIT);
+    params_free(p);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -945,6 +994,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lifo_order_and_position, setup, teardown),
         cmocka_unit_test_setup_teardown(test_membership_follows_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_membership_filled_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts_and_limits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

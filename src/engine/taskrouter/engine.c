@@ -103,12 +103,14 @@ static const migrate_step_t MIGRATIONS[] = {
      "  date_ms);"
      "CREATE INDEX IF NOT EXISTS tr_events_task ON tr_events (task_sid);",
      NULL},
-    /* 2: queue membership (members.c); tr_members_fill fills it for older files. */
+    /* 2: queue membership (members.c) and row counts (counts.c); tr_members_fill and
+     * tr_counts_fill fill them for older files. */
     {"CREATE TABLE IF NOT EXISTS tr_queue_members ("
      "  queue_sid TEXT NOT NULL, worker_sid TEXT NOT NULL, available INTEGER NOT NULL,"
      "  PRIMARY KEY (queue_sid, worker_sid));"
      "CREATE INDEX IF NOT EXISTS tr_queue_members_free ON tr_queue_members (queue_sid, available);"
-     "CREATE INDEX IF NOT EXISTS tr_queue_members_worker ON tr_queue_members (worker_sid);",
+     "CREATE INDEX IF NOT EXISTS tr_queue_members_worker ON tr_queue_members (worker_sid);"
+     "CREATE TABLE IF NOT EXISTS tr_counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL);",
      NULL},
 };
 
@@ -190,8 +192,8 @@ tr_engine_t *tr_engine_new(store_t *s, const char *account_sid, errmsg_t *em)
         err_set(em, TASSA_ESTORE, "cannot read the TaskRouter workspace SID");
         goto fail;
     }
-    if (tr_members_fill(e)) {
-        err_set(em, TASSA_ESTORE, "cannot fill the TaskRouter queue membership");
+    if (tr_members_fill(e) || tr_counts_fill(e)) {
+        err_set(em, TASSA_ESTORE, "cannot fill the TaskRouter queue membership or counts");
         goto fail;
     }
     snprintf(e->lease, sizeof e->lease, "taskrouter:%s", e->ws_sid);

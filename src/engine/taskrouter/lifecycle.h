@@ -90,6 +90,14 @@ tassa_err tr_members_queue_locked(tr_engine_t *e, const char *queue_sid);
  * transaction; a meta row marks it done). Called at engine start. TASSA_ESTORE on failure. */
 tassa_err tr_members_fill(tr_engine_t *e);
 
+/* Row counts kept on each insert and delete (counts.c): name is "tasks" or "workers".
+ * tr_count_get reads the count (0 when unknown; lock held); tr_count_add_locked adds delta
+ * inside the caller's transaction (TASSA_ESTORE on failure); tr_counts_fill creates the
+ * counts of a data file written before they existed (its own transaction; at engine start). */
+int64_t tr_count_get(tr_engine_t *e, const char *name);
+tassa_err tr_count_add_locked(tr_engine_t *e, const char *name, int64_t delta);
+tassa_err tr_counts_fill(tr_engine_t *e);
+
 /* Applies every due deadline (reservation timeouts, target timeouts, TTLs), prunes what
  * TR_KEEP_* says is gone once a TR_PRUNE_EVERY_MS, and returns the next deadline in ms in
  * *next (INT64_MAX when none) (timers.c). */

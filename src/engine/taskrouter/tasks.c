@@ -121,7 +121,7 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
     err = tr_txn_begin(e);
     if (err)
         return err;
-    if (db_int(e->store, 0, "SELECT count(*) FROM tr_tasks", NULL) >= TR_MAX_TASKS) {
+    if (tr_count_get(e, "tasks") >= TR_MAX_TASKS) {
         err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d tasks", TR_MAX_TASKS);
     } else if (wf) {
         if (db_int(e->store, 0, "SELECT 1 FROM tr_workflows WHERE sid = ?", "s", wf) != 1)
@@ -147,6 +147,8 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
                       " ?, ?, ?)",
                       "ssiisssiiii", sid, attrs, (int64_t)priority, (int64_t)timeout, wf,
                       wf ? NULL : queue, channel, now, now + (int64_t)timeout * 1000, now, now);
+    if (!err)
+        err = tr_count_add_locked(e, "tasks", 1);
     if (!err)
         err = tr_task_route_locked(e, sid, true, now);
     if (!err)
@@ -255,6 +257,8 @@ tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
         err = db_exec(e->store, "DELETE FROM tr_reservations WHERE task_sid = ?", "s", sid);
     if (!err)
         err = db_exec(e->store, "DELETE FROM tr_tasks WHERE sid = ?", "s", sid);
+    if (!err)
+        err = tr_count_add_locked(e, "tasks", -store_changes(e->store));
     if (!err)
         err = tr_match_locked(e, now);
     return tr_txn_end(e, err);
