@@ -856,6 +856,17 @@ static void test_lifo_order_and_position(void **state)
     json_decref(summary);
 }
 
+/* The queue's RealTimeStatistics total_eligible_workers. */
+static json_int_t eligible_in(fx_t *f, const char *q)
+{
+    json_t *rt, *cum;
+    assert_int_equal(tr_queue_stats_json(f->e, q, 15, "", &rt, &cum), TASSA_OK);
+    json_int_t n = json_integer_value(json_object_get(rt, "total_eligible_workers"));
+    json_decref(rt);
+    json_decref(cum);
+    return n;
+}
+
 /* Queue membership follows a worker's attributes and a queue's expression: a worker joins a
  * queue's matching when its attributes come to match, leaves it when they stop, and a queue's
  * new expression is evaluated against every worker again. */
@@ -876,11 +887,13 @@ static void test_membership_follows_changes(void **state)
     update_worker(f, w, P("Attributes", "{\"skills\":[\"y\"]}", NULL));
     task(f, "{}", "0", t2);
     assert_string_equal(task_field(f, t2, "assignment_status"), "pending"); /* left */
+    assert_int_equal(eligible_in(f, q), 0);
     errmsg_t em = {{0}};
     params_t *p = P("TargetWorkers", "skills HAS 'y'", NULL);
     assert_int_equal(tr_queue_update(f->e, q, p, "", NULL, &em), TASSA_OK);
     params_free(p);
     assert_string_equal(task_field(f, t2, "assignment_status"), "reserved"); /* re-evaluated */
+    assert_int_equal(eligible_in(f, q), 1);
     assert_string_equal(res_field(f, t2, 0, "worker_sid"), w);
     res_update(f, t2, res_field(f, t2, 0, "sid"), P("ReservationStatus", "accepted", NULL));
     task_update(f, t2, P("AssignmentStatus", "completed", NULL));

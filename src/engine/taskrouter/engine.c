@@ -110,7 +110,11 @@ static const migrate_step_t MIGRATIONS[] = {
      "  PRIMARY KEY (queue_sid, worker_sid));"
      "CREATE INDEX IF NOT EXISTS tr_queue_members_free ON tr_queue_members (queue_sid, available);"
      "CREATE INDEX IF NOT EXISTS tr_queue_members_worker ON tr_queue_members (worker_sid);"
-     "CREATE TABLE IF NOT EXISTS tr_counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL);",
+     "CREATE TABLE IF NOT EXISTS tr_counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL);"
+     /* a queue's waiting tasks in its order: positions and counts read only this index */
+     "CREATE INDEX IF NOT EXISTS tr_tasks_queue_order ON tr_tasks (queue_sid, status, priority,"
+     "  queue_entered_ms);"
+     "DROP INDEX IF EXISTS tr_tasks_queue;",
      NULL},
 };
 
