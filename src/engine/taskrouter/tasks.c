@@ -468,11 +468,13 @@ tassa_err tr_waiting_task_by_attr(tr_engine_t *e, const char *key, const char *v
     if (strlen(key) > 64)
         return TASSA_EINVAL;
     /* Filtered in C (the newest match wins), so the SQL needs no JSON functions of one
-     * database; it reads the waiting tasks through the status index, as json_extract did. */
+     * database. It walks the tasks newest first by the primary key and stops at the first
+     * match; `status || ''` keeps SQLite off the status index, which would sort every
+     * waiting task (with its attributes) before the first row. */
     store_lock(e->store);
     store_stmt_t *st =
         db_query(e->store,
-                 "SELECT sid, attributes FROM tr_tasks WHERE status IN " TASK_WAITING_SQL
+                 "SELECT sid, attributes FROM tr_tasks WHERE status || '' IN " TASK_WAITING_SQL
                  " ORDER BY seq DESC",
                  "");
     while (st && !*sid && store_step(st) == STORE_ROW)
