@@ -114,7 +114,12 @@ static const migrate_step_t MIGRATIONS[] = {
      /* a queue's waiting tasks in its order: positions and counts read only this index */
      "CREATE INDEX IF NOT EXISTS tr_tasks_queue_order ON tr_tasks (queue_sid, status, priority,"
      "  queue_entered_ms);"
-     "DROP INDEX IF EXISTS tr_tasks_queue;",
+     "DROP INDEX IF EXISTS tr_tasks_queue;"
+     /* a queue's longest waiting task (stats.c), by queue entry and by creation */
+     "CREATE INDEX IF NOT EXISTS tr_tasks_queue_entered ON tr_tasks (queue_sid, status,"
+     "  queue_entered_ms);"
+     "CREATE INDEX IF NOT EXISTS tr_tasks_queue_created ON tr_tasks (queue_sid, status,"
+     "  date_created);",
      NULL},
 };
 

@@ -29,9 +29,13 @@ static void oldest(tr_engine_t *e, json_t *j, const char *age_key, const char *s
 /* Adds the oldest pending task's age and sid (by creation and by queue entry) to j. */
 static void longest(tr_engine_t *e, json_t *j, const char *queue_sid, int64_t now)
 {
+    /* Separate statements for a queue and the workspace, so that a queue's answer is the
+     * first entry of its index (an OR of both would scan every waiting task). */
     oldest(e, j, "longest_task_waiting_age", "longest_task_waiting_sid",
-           "SELECT sid, date_created FROM tr_tasks WHERE status = 'pending' AND"
-           " (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) ORDER BY date_created, seq LIMIT 1",
+           queue_sid ? "SELECT sid, date_created FROM tr_tasks WHERE queue_sid = ?1 AND"
+                       " status = 'pending' ORDER BY date_created, seq LIMIT 1"
+                     : "SELECT sid, date_created FROM tr_tasks WHERE status = 'pending' AND"
+                       " CAST(?1 AS TEXT) IS NULL ORDER BY date_created, seq LIMIT 1",
            queue_sid, now);
     if (queue_sid)
         oldest(e, j, "longest_relative_task_age_in_queue", "longest_relative_task_sid_in_queue",
