@@ -985,6 +985,102 @@ static void test_counts_and_limits(void **state)
     params_free(p);
 }
 
+/* One text line of a SQL answer (rows joined by ';'), for comparing two views of the data. */
+static void sql_text(fx_t *f, const char *sql, char *out, size_t n)
+{
+    store_lock(f->store);
+    store_stmt_t *st = db_query(f->store, sql, NULL);
+    assert_non_null(st);
+    out[0] = '\0';
+    while (store_step(st) == STORE_ROW) {
+        size_t len = strlen(out);
+        snprintf(out + len, n - len, "%s;", store_col_text(st, 0));
+    }
+    store_release(f->store, st);
+    store_unlock(f->store);
+}
+
+/* The queue counts (tr_queue_counts) equal a count of the open tasks. */
+static void check_queue_counts(fx_t *f)
+{
+    char want[4096], got[4096];
+    sql_text(f,
+             "SELECT queue_sid || '/' || status || '/' || priority || '=' || count(*) FROM tr_tasks"
+             " WHERE queue_sid IS NOT NULL AND status IN ('pending', 'reserved', 'assigned',"
+             " 'wrapping') GROUP BY queue_sid, status, priority ORDER BY 1",
+             want, sizeof want);
+    sql_text(f,
+             "SELECT queue_sid || '/' || status || '/' || priority || '=' || n FROM tr_queue_counts"
+             " WHERE n > 0 ORDER BY 1",
+             got, sizeof got);
+    assert_string_equal(got, want);
+}
+
+/* A queue's counts stay equal to its open tasks through reserve, accept, wrap-up, complete,
+ * reject, a priority change, cancel and delete, and are filled again for an older file;
+ * positions and RealTimeStatistics read them. */
+static void test_queue_counts_follow_tasks(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t1[40], t2[40], t3[40], t4[40];
+    long pos, size;
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->offline, w);
+    task(f, "{}", "1", t1);
+    task(f, "{}", "5", t2);
+    task(f, "{}", "5", t3);
+    check_queue_counts(f);
+    assert_int_equal(tr_task_position(f->e, t3, &pos, &size), TASSA_OK);
+    assert_int_equal(pos, 2);
+    assert_int_equal(size, 3);
+    assert_int_equal(tr_task_position(f->e, t1, &pos, &size), TASSA_OK);
+    assert_int_equal(pos, 3);
+    set_activity(f, w, f->available); /* t2 reserved */
+    assert_string_equal(task_field(f, t2, "assignment_status"), "reserved");
+    check_queue_counts(f);
+    res_update(f, t2, res_field(f, t2, 0, "sid"), P("ReservationStatus", "accepted", NULL));
+    check_queue_counts(f);
+    task_update(f, t2, P("AssignmentStatus", "wrapping", NULL));
+    check_queue_counts(f);
+    task_update(f, t2, P("AssignmentStatus", "completed", NULL));
+    check_queue_counts(f); /* t3 reserved for W now */
+    assert_string_equal(task_field(f, t3, "assignment_status"), "reserved");
+    res_update(f, t3, res_field(f, t3, 0, "sid"), P("ReservationStatus", "rejected", NULL));
+    check_queue_counts(f); /* t3 back to pending; t1 reserved for W */
+    task_update(f, t3, P("Priority", "9", NULL));
+    check_queue_counts(f);
+    task(f, "{}", "9", t4);
+    assert_int_equal(tr_task_position(f->e, t4, &pos, &size), TASSA_OK);
+    assert_int_equal(pos, 2); /* behind t3, same priority, older */
+    task_update(f, t1, P("AssignmentStatus", "canceled", NULL));
+    check_queue_counts(f);
+    errmsg_t em = {{0}};
+    assert_int_equal(tr_task_delete(f->e, t3, &em), TASSA_OK);
+    check_queue_counts(f);
+    json_t *rt, *cum;
+    assert_int_equal(tr_queue_stats_json(f->e, q, 15, "", &rt, &cum), TASSA_OK);
+    json_int_t open = json_integer_value(json_object_get(rt, "total_tasks"));
+    json_decref(rt);
+    json_decref(cum);
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "DELETE FROM tr_queue_counts;"
+                                  " DELETE FROM meta WHERE key = 'tr_queue_counts';",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, true);
+    check_queue_counts(f);
+    assert_int_equal(tr_queue_stats_json(f->e, q, 15, "", &rt, &cum), TASSA_OK);
+    assert_int_equal(json_integer_value(json_object_get(rt, "total_tasks")), open);
+    assert_true(open > 0);
+    json_decref(rt);
+    json_decref(cum);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -1008,6 +1104,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_membership_follows_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_membership_filled_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts_and_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_counts_follow_tasks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

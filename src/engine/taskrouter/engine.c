@@ -119,7 +119,9 @@ static const migrate_step_t MIGRATIONS[] = {
      "CREATE INDEX IF NOT EXISTS tr_tasks_queue_entered ON tr_tasks (queue_sid, status,"
      "  queue_entered_ms);"
      "CREATE INDEX IF NOT EXISTS tr_tasks_queue_created ON tr_tasks (queue_sid, status,"
-     "  date_created);",
+     "  date_created);"
+     "CREATE TABLE IF NOT EXISTS tr_queue_counts (queue_sid TEXT NOT NULL, status TEXT NOT NULL,"
+     "  priority INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (queue_sid, status, priority));",
      NULL},
 };
 
@@ -201,7 +203,7 @@ tr_engine_t *tr_engine_new(store_t *s, const char *account_sid, errmsg_t *em)
         err_set(em, TASSA_ESTORE, "cannot read the TaskRouter workspace SID");
         goto fail;
     }
-    if (tr_members_fill(e) || tr_counts_fill(e)) {
+    if (tr_members_fill(e) || tr_counts_fill(e) || tr_queue_counts_fill(e)) {
         err_set(em, TASSA_ESTORE, "cannot fill the TaskRouter queue membership or counts");
         goto fail;
     }

@@ -98,6 +98,14 @@ int64_t tr_count_get(tr_engine_t *e, const char *name);
 tassa_err tr_count_add_locked(tr_engine_t *e, const char *name, int64_t delta);
 tassa_err tr_counts_fill(tr_engine_t *e);
 
+/* A queue's open tasks by (status, priority), rows of tr_queue_counts (counts.c).
+ * tr_task_tally_locked adds sign (-1 or +1) to the row of the task's current queue, status and
+ * priority (nothing when it has no queue or is finished); every write that may change one of
+ * those three calls it with -1 before and +1 after. TASSA_ESTORE on failure. The rows' n may
+ * be 0. tr_queue_counts_fill fills the table once for an older data file (engine start). */
+tassa_err tr_task_tally_locked(tr_engine_t *e, const char *task_sid, int sign);
+tassa_err tr_queue_counts_fill(tr_engine_t *e);
+
 /* Applies every due deadline (reservation timeouts, target timeouts, TTLs), prunes what
  * TR_KEEP_* says is gone once a TR_PRUNE_EVERY_MS, and returns the next deadline in ms in
  * *next (INT64_MAX when none) (timers.c). */

@@ -199,9 +199,13 @@ static tassa_err reserve(tr_engine_t *e, const char *task_sid, const char *worke
                   " date_created, date_updated) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
                   "sssiii", sid, task_sid, worker_sid, now + timeout * 1000, now, now);
     if (!err)
+        err = tr_task_tally_locked(e, task_sid, -1);
+    if (!err)
         err = db_exec(e->store,
                       "UPDATE tr_tasks SET status = 'reserved', date_updated = ? WHERE sid = ?",
                       "is", now, task_sid);
+    if (!err)
+        err = tr_task_tally_locked(e, task_sid, 1);
     if (!err)
         err = ev_task_event(e, "reservation.created", task_sid, sid, NULL, -1, now);
     if (!err && t.queue_sid && tr_queue_load(e, t.queue_sid, &q) && q.reservation_activity_sid)

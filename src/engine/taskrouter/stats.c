@@ -65,18 +65,18 @@ static void task_counts(tr_engine_t *e, json_t *j, const char *queue_sid)
     json_t *by_status = json_pack("{s:i, s:i, s:i, s:i}", "pending", 0, "reserved", 0, "assigned",
                                   0, "wrapping", 0);
     json_t *by_prio = json_object();
-    /* A queue's counts come from the index on (queue_sid, status, priority, ...). */
+    /* A queue's counts are its rows of tr_queue_counts (counts.c), kept on each change. */
     json_int_t total = count_into(
         e, by_status,
-        queue_sid ? "SELECT status, count(*) FROM tr_tasks WHERE queue_sid = ?1 AND status "
-                    "IN " TR_TASK_OPEN_SQL " GROUP BY status"
+        queue_sid ? "SELECT status, sum(n) FROM tr_queue_counts WHERE queue_sid = ?1"
+                    " GROUP BY status HAVING sum(n) > 0"
                   : "SELECT status, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
                     " AND CAST(?1 AS TEXT) IS NULL GROUP BY status",
         queue_sid);
     count_into(e, by_prio,
                queue_sid
-                   ? "SELECT priority, count(*) FROM tr_tasks WHERE queue_sid = ?1 AND"
-                     " status IN " TR_TASK_OPEN_SQL " GROUP BY priority ORDER BY priority"
+                   ? "SELECT priority, sum(n) FROM tr_queue_counts WHERE queue_sid = ?1"
+                     " GROUP BY priority HAVING sum(n) > 0 ORDER BY priority"
                    : "SELECT priority, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
                      " AND CAST(?1 AS TEXT) IS NULL"
                      " GROUP BY priority ORDER BY priority",
