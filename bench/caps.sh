@@ -40,7 +40,9 @@ fill_to() { # creates tasks until $1 wait
 }
 wrk_rps() { wrk -t2 -c50 -d"$DUR" "$@" | awk '/Requests\/sec/ {print $2}'; }
 position() { # latency of get-queue-position for a probe task at the end of the queue
-  curl -s -u "$A" "$TR/Tasks" --data-urlencode "Attributes={\"topic\":\"probe$1\",\"identity\":\"bob\"}" >/dev/null
+  # the probe has the queue's priority and is the newest: every waiting task is ahead of it
+  curl -s -u "$A" "$TR/Tasks" -d Priority=3 \
+    --data-urlencode "Attributes={\"topic\":\"probe$1\",\"identity\":\"bob\"}" >/dev/null
   $LOAD latency "http://localhost:$PORT/queue/get-queue-position" x:y 30 \
     "token=$TOKEN&identity=bob&topic=probe$1"
 }
