@@ -34,7 +34,7 @@
 
 typedef struct {
     char sid[SID_LEN + 1];
-    void *parsed; /* expr_t * (queues) or tr_wfconf_t * (workflows); NULL if unusable */
+    void *parsed; /* tr_wfconf_t * (a workflow); NULL if unusable */
 } cache_t;
 
 typedef struct {
