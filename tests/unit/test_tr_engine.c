@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/taskrouter/core.h"
 #include "engine/taskrouter/engine.h"
 #include "engine/taskrouter/model.h"
 #include "engine/taskrouter/stats.h"
@@ -177,6 +178,15 @@ static void worker(fx_t *f, const char *name, const char *attrs, const char *act
 static void set_activity(fx_t *f, const char *worker_sid, const char *act)
 {
     params_t *p = P("ActivitySid", act, NULL);
+    errmsg_t em = {{0}};
+    tassa_err err = tr_worker_update(f->e, worker_sid, p, "", NULL, &em);
+    if (err)
+        fail_msg("worker update: %s", err_text(&em, err));
+    params_free(p);
+}
+
+static void update_worker(fx_t *f, const char *worker_sid, params_t *p)
+{
     errmsg_t em = {{0}};
     tassa_err err = tr_worker_update(f->e, worker_sid, p, "", NULL, &em);
     if (err)
@@ -846,6 +856,231 @@ static void test_lifo_order_and_position(void **state)
     json_decref(summary);
 }
 
+/* The queue's RealTimeStatistics total_eligible_workers. */
+static json_int_t eligible_in(fx_t *f, const char *q)
+{
+    json_t *rt, *cum;
+    assert_int_equal(tr_queue_stats_json(f->e, q, 15, "", &rt, &cum), TASSA_OK);
+    json_int_t n = json_integer_value(json_object_get(rt, "total_eligible_workers"));
+    json_decref(rt);
+    json_decref(cum);
+    return n;
+}
+
+/* Queue membership follows a worker's attributes and a queue's expression: a worker joins a
+ * queue's matching when its attributes come to match, leaves it when they stop, and a queue's
+ * new expression is evaluated against every worker again. */
+static void test_membership_follows_changes(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t1[40], t2[40], t3[40];
+    queue(f, "Q", "skills HAS 'x'", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->available, w);
+    task(f, "{}", "0", t1);
+    assert_string_equal(task_field(f, t1, "assignment_status"), "pending"); /* not a member */
+    update_worker(f, w, P("Attributes", "{\"skills\":[\"x\"]}", NULL));
+    assert_string_equal(task_field(f, t1, "assignment_status"), "reserved"); /* joined */
+    assert_string_equal(res_field(f, t1, 0, "worker_sid"), w);
+    res_update(f, t1, res_field(f, t1, 0, "sid"), P("ReservationStatus", "accepted", NULL));
+    task_update(f, t1, P("AssignmentStatus", "completed", NULL));
+    update_worker(f, w, P("Attributes", "{\"skills\":[\"y\"]}", NULL));
+    task(f, "{}", "0", t2);
+    assert_string_equal(task_field(f, t2, "assignment_status"), "pending"); /* left */
+    assert_int_equal(eligible_in(f, q), 0);
+    errmsg_t em = {{0}};
+    params_t *p = P("TargetWorkers", "skills HAS 'y'", NULL);
+    assert_int_equal(tr_queue_update(f->e, q, p, "", NULL, &em), TASSA_OK);
+    params_free(p);
+    assert_string_equal(task_field(f, t2, "assignment_status"), "reserved"); /* re-evaluated */
+    assert_int_equal(eligible_in(f, q), 1);
+    assert_string_equal(res_field(f, t2, 0, "worker_sid"), w);
+    res_update(f, t2, res_field(f, t2, 0, "sid"), P("ReservationStatus", "accepted", NULL));
+    task_update(f, t2, P("AssignmentStatus", "completed", NULL));
+    /* Going offline and back keeps the membership; deleting the worker ends it. */
+    set_activity(f, w, f->offline);
+    task(f, "{}", "0", t3);
+    assert_string_equal(task_field(f, t3, "assignment_status"), "pending");
+    set_activity(f, w, f->available);
+    assert_string_equal(task_field(f, t3, "assignment_status"), "reserved");
+    res_update(f, t3, res_field(f, t3, 0, "sid"), P("ReservationStatus", "rejected", NULL));
+    assert_int_equal(tr_worker_delete(f->e, w, &em), TASSA_OK);
+    store_lock(f->store);
+    int64_t rows = db_int(f->store, -1, "SELECT count(*) FROM tr_queue_members", NULL);
+    store_unlock(f->store);
+    assert_int_equal(rows, 0);
+}
+
+/* A data file written before the membership rows existed gets them at start. */
+static void test_membership_filled_at_start(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t[40];
+    queue(f, "Q", "skills HAS 'x'", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{\"skills\":[\"x\"]}", f->offline, w);
+    close_engine(f);
+    errmsg_t em = {{0}};
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "DELETE FROM tr_queue_members;"
+                                  " DELETE FROM meta WHERE key = 'tr_queue_members';",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, true);
+    set_activity(f, w, f->available);
+    task(f, "{}", "0", t);
+    assert_string_equal(task_field(f, t, "assignment_status"), "reserved");
+    assert_string_equal(res_field(f, t, 0, "worker_sid"), w);
+}
+
+/* The row counts behind the workspace limits follow creates and deletes, are filled for an
+ * older data file at start, and a full workspace refuses the next task and worker. */
+static int64_t count_of(fx_t *f, const char *name)
+{
+    store_lock(f->store);
+    int64_t n = db_int(f->store, -1, "SELECT n FROM tr_counts WHERE name = ?", "s", name);
+    store_unlock(f->store);
+    return n;
+}
+
+static void test_counts_and_limits(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w1[40], w2[40], t1[40], t2[40], t3[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W1", "{}", f->offline, w1);
+    worker(f, "W2", "{}", f->offline, w2);
+    task(f, "{}", "0", t1);
+    task(f, "{}", "0", t2);
+    task(f, "{}", "0", t3);
+    errmsg_t em = {{0}};
+    assert_int_equal(tr_worker_delete(f->e, w2, &em), TASSA_OK);
+    assert_int_equal(tr_task_delete(f->e, t2, &em), TASSA_OK);
+    assert_int_equal(count_of(f, "workers"), 1);
+    assert_int_equal(count_of(f, "tasks"), 2);
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store, "DELETE FROM tr_counts;", &em), TASSA_OK);
+    store_close(f->store);
+    open_engine(f, true);
+    assert_int_equal(count_of(f, "workers"), 1);
+    assert_int_equal(count_of(f, "tasks"), 2);
+    char full[128];
+    snprintf(full, sizeof full, "UPDATE tr_counts SET n = %d WHERE name = 'tasks';", TR_MAX_TASKS);
+    assert_int_equal(store_schema(f->store, full, &em), TASSA_OK);
+    params_t *p = P("Attributes", "{}", NULL);
+    json_t *out = NULL;
+    assert_int_equal(tr_task_create(f->e, p, "", &out, &em), TASSA_ELIMIT);
+    params_free(p);
+    snprintf(full, sizeof full, "UPDATE tr_counts SET n = %d WHERE name = 'workers';",
+             TR_MAX_WORKERS);
+    assert_int_equal(store_schema(f->store, full, &em), TASSA_OK);
+    p = P("FriendlyName", "W3", NULL);
+    assert_int_equal(tr_worker_create(f->e, p, "", &out, &em), TASSA_ELIMIT);
+    params_free(p);
+}
+
+/* One text line of a SQL answer (rows joined by ';'), for comparing two views of the data. */
+static void sql_text(fx_t *f, const char *sql, char *out, size_t n)
+{
+    store_lock(f->store);
+    store_stmt_t *st = db_query(f->store, sql, NULL);
+    assert_non_null(st);
+    out[0] = '\0';
+    while (store_step(st) == STORE_ROW) {
+        size_t len = strlen(out);
+        snprintf(out + len, n - len, "%s;", store_col_text(st, 0));
+    }
+    store_release(f->store, st);
+    store_unlock(f->store);
+}
+
+/* The queue counts (tr_queue_counts) equal a count of the open tasks. */
+static void check_queue_counts(fx_t *f)
+{
+    char want[4096], got[4096];
+    sql_text(f,
+             "SELECT queue_sid || '/' || status || '/' || priority || '=' || count(*) FROM tr_tasks"
+             " WHERE queue_sid IS NOT NULL AND status IN ('pending', 'reserved', 'assigned',"
+             " 'wrapping') GROUP BY queue_sid, status, priority ORDER BY 1",
+             want, sizeof want);
+    sql_text(f,
+             "SELECT queue_sid || '/' || status || '/' || priority || '=' || n FROM tr_queue_counts"
+             " WHERE n > 0 ORDER BY 1",
+             got, sizeof got);
+    assert_string_equal(got, want);
+}
+
+/* A queue's counts stay equal to its open tasks through reserve, accept, wrap-up, complete,
+ * reject, a priority change, cancel and delete, and are filled again for an older file;
+ * positions and RealTimeStatistics read them. */
+static void test_queue_counts_follow_tasks(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t1[40], t2[40], t3[40], t4[40];
+    long pos, size;
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->offline, w);
+    task(f, "{}", "1", t1);
+    task(f, "{}", "5", t2);
+    task(f, "{}", "5", t3);
+    check_queue_counts(f);
+    assert_int_equal(tr_task_position(f->e, t3, &pos, &size), TASSA_OK);
+    assert_int_equal(pos, 2);
+    assert_int_equal(size, 3);
+    assert_int_equal(tr_task_position(f->e, t1, &pos, &size), TASSA_OK);
+    assert_int_equal(pos, 3);
+    set_activity(f, w, f->available); /* t2 reserved */
+    assert_string_equal(task_field(f, t2, "assignment_status"), "reserved");
+    check_queue_counts(f);
+    res_update(f, t2, res_field(f, t2, 0, "sid"), P("ReservationStatus", "accepted", NULL));
+    check_queue_counts(f);
+    task_update(f, t2, P("AssignmentStatus", "wrapping", NULL));
+    check_queue_counts(f);
+    task_update(f, t2, P("AssignmentStatus", "completed", NULL));
+    check_queue_counts(f); /* t3 reserved for W now */
+    assert_string_equal(task_field(f, t3, "assignment_status"), "reserved");
+    res_update(f, t3, res_field(f, t3, 0, "sid"), P("ReservationStatus", "rejected", NULL));
+    check_queue_counts(f); /* t3 back to pending; t1 reserved for W */
+    task_update(f, t3, P("Priority", "9", NULL));
+    check_queue_counts(f);
+    task(f, "{}", "9", t4);
+    assert_int_equal(tr_task_position(f->e, t4, &pos, &size), TASSA_OK);
+    assert_int_equal(pos, 2); /* behind t3, same priority, older */
+    task_update(f, t1, P("AssignmentStatus", "canceled", NULL));
+    check_queue_counts(f);
+    errmsg_t em = {{0}};
+    assert_int_equal(tr_task_delete(f->e, t3, &em), TASSA_OK);
+    check_queue_counts(f);
+    json_t *rt, *cum;
+    assert_int_equal(tr_queue_stats_json(f->e, q, 15, "", &rt, &cum), TASSA_OK);
+    json_int_t open = json_integer_value(json_object_get(rt, "total_tasks"));
+    json_decref(rt);
+    json_decref(cum);
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "DELETE FROM tr_queue_counts;"
+                                  " DELETE FROM meta WHERE key = 'tr_queue_counts';",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, true);
+    check_queue_counts(f);
+    assert_int_equal(tr_queue_stats_json(f->e, q, 15, "", &rt, &cum), TASSA_OK);
+    assert_int_equal(json_integer_value(json_object_get(rt, "total_tasks")), open);
+    assert_true(open > 0);
+    json_decref(rt);
+    json_decref(cum);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -866,6 +1101,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspace_list_and_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifo_order_and_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership_follows_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership_filled_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts_and_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_counts_follow_tasks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

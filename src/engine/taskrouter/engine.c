@@ -103,6 +103,26 @@ static const migrate_step_t MIGRATIONS[] = {
      "  date_ms);"
      "CREATE INDEX IF NOT EXISTS tr_events_task ON tr_events (task_sid);",
      NULL},
+    /* 2: queue membership (members.c) and row counts (counts.c); tr_members_fill and
+     * tr_counts_fill fill them for older files. */
+    {"CREATE TABLE IF NOT EXISTS tr_queue_members ("
+     "  queue_sid TEXT NOT NULL, worker_sid TEXT NOT NULL, available INTEGER NOT NULL,"
+     "  PRIMARY KEY (queue_sid, worker_sid));"
+     "CREATE INDEX IF NOT EXISTS tr_queue_members_free ON tr_queue_members (queue_sid, available);"
+     "CREATE INDEX IF NOT EXISTS tr_queue_members_worker ON tr_queue_members (worker_sid);"
+     "CREATE TABLE IF NOT EXISTS tr_counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL);"
+     /* a queue's waiting tasks in its order: positions and counts read only this index */
+     "CREATE INDEX IF NOT EXISTS tr_tasks_queue_order ON tr_tasks (queue_sid, status, priority,"
+     "  queue_entered_ms);"
+     "DROP INDEX IF EXISTS tr_tasks_queue;"
+     /* a queue's longest waiting task (stats.c), by queue entry and by creation */
+     "CREATE INDEX IF NOT EXISTS tr_tasks_queue_entered ON tr_tasks (queue_sid, status,"
+     "  queue_entered_ms);"
+     "CREATE INDEX IF NOT EXISTS tr_tasks_queue_created ON tr_tasks (queue_sid, status,"
+     "  date_created);"
+     "CREATE TABLE IF NOT EXISTS tr_queue_counts (queue_sid TEXT NOT NULL, status TEXT NOT NULL,"
+     "  priority INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (queue_sid, status, priority));",
+     NULL},
 };
 
 /* The activities of a new workspace: name, available. Offline is the default. */
@@ -181,6 +201,10 @@ tr_engine_t *tr_engine_new(store_t *s, const char *account_sid, errmsg_t *em)
         }
     } else {
         err_set(em, TASSA_ESTORE, "cannot read the TaskRouter workspace SID");
+        goto fail;
+    }
+    if (tr_members_fill(e) || tr_counts_fill(e) || tr_queue_counts_fill(e)) {
+        err_set(em, TASSA_ESTORE, "cannot fill the TaskRouter queue membership or counts");
         goto fail;
     }
     snprintf(e->lease, sizeof e->lease, "taskrouter:%s", e->ws_sid);

@@ -39,16 +39,19 @@ static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf
 static tassa_err enter_target(tr_engine_t *e, const char *sid, long filter, const char *fname,
                               long index, const tr_target_t *t, int64_t now)
 {
-    return db_exec(
-        e->store,
-        "UPDATE tr_tasks SET filter_index = ?, filter_name = ?, target_index = ?,"
-        " queue_sid = ?, priority = CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE priority END,"
-        " queue_entered_ms = ?,"
-        " target_deadline = CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) END,"
-        " date_updated = ? WHERE sid = ?",
-        "isisiiiiiis", (int64_t)filter, fname, (int64_t)index, t->queue, (int64_t)t->priority,
-        (int64_t)t->priority, now, (int64_t)t->timeout,
-        now + (int64_t)(t->timeout < 0 ? 0 : t->timeout) * 1000, now, sid);
+    tassa_err err = tr_task_tally_locked(e, sid, -1);
+    if (!err)
+        err = db_exec(
+            e->store,
+            "UPDATE tr_tasks SET filter_index = ?, filter_name = ?, target_index = ?,"
+            " queue_sid = ?, priority = CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE priority END,"
+            " queue_entered_ms = ?,"
+            " target_deadline = CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) END,"
+            " date_updated = ? WHERE sid = ?",
+            "isisiiiiiis", (int64_t)filter, fname, (int64_t)index, t->queue, (int64_t)t->priority,
+            (int64_t)t->priority, now, (int64_t)t->timeout,
+            now + (int64_t)(t->timeout < 0 ? 0 : t->timeout) * 1000, now, sid);
+    return err ? err : tr_task_tally_locked(e, sid, 1);
 }
 
 tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, int64_t now)
@@ -161,6 +164,8 @@ tassa_err tr_task_cancel_locked(tr_engine_t *e, const char *sid, const char *rea
 {
     tassa_err err = tr_task_end_pending_locked(e, sid, "canceled", now);
     if (!err)
+        err = tr_task_tally_locked(e, sid, -1); /* canceled: no longer counted */
+    if (!err)
         err = db_exec(e->store,
                       "UPDATE tr_tasks SET status = 'canceled', reason = ?, target_deadline = NULL,"
                       " ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
@@ -193,10 +198,15 @@ tassa_err tr_task_finish_locked(tr_engine_t *e, const char *sid, const char *sta
                           "SELECT sid FROM tr_reservations WHERE task_sid = ? AND"
                           " status IN " TR_RES_ASSIGNED_SQL " ORDER BY seq DESC LIMIT 1",
                           "s", sid);
-    err = db_exec(e->store,
-                  "UPDATE tr_tasks SET status = ?, reason = COALESCE(?, reason),"
-                  " target_deadline = NULL, ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
-                  "ssis", status, reason, now, sid);
+    err = tr_task_tally_locked(e, sid, -1);
+    if (!err)
+        err =
+            db_exec(e->store,
+                    "UPDATE tr_tasks SET status = ?, reason = COALESCE(?, reason),"
+                    " target_deadline = NULL, ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
+                    "ssis", status, reason, now, sid);
+    if (!err)
+        err = tr_task_tally_locked(e, sid, 1);
     if (!err && has_res)
         err = db_exec(e->store,
                       "UPDATE tr_reservations SET status = ?, date_updated = ? WHERE sid = ?",
@@ -234,6 +244,9 @@ tassa_err tr_worker_move_locked(tr_engine_t *e, const char *worker_sid, const ch
                   " date_updated = ?, idle_since = CASE WHEN ? = 1 THEN ? ELSE idle_since END"
                   " WHERE sid = ?",
                   "siidis", activity_sid, now, now, (int)(is && !was), now, worker_sid);
+    if (!err && is != was)
+        err = db_exec(e->store, "UPDATE tr_queue_members SET available = ? WHERE worker_sid = ?",
+                      "ds", (int)is, worker_sid);
     if (!err) {
         tr_worker_load(e, worker_sid, &cur);
         int64_t in_prev = now - old.date_status_changed;
@@ -272,10 +285,14 @@ tassa_err tr_reservation_end_locked(tr_engine_t *e, const char *res_sid, const c
                   " WHERE sid = ?",
                   "sis", status, now, res_sid);
     if (!err && requeue)
+        err = tr_task_tally_locked(e, r.task_sid, -1);
+    if (!err && requeue)
         err = db_exec(e->store,
                       "UPDATE tr_tasks SET status = 'pending', date_updated = ?"
                       " WHERE sid = ? AND status = 'reserved'",
                       "is", now, r.task_sid);
+    if (!err && requeue)
+        err = tr_task_tally_locked(e, r.task_sid, 1);
     snprintf(type, sizeof type, "reservation.%s", status);
     if (!err)
         err = ev_task_event(e, type, r.task_sid, res_sid, NULL, -1, now);
@@ -301,10 +318,14 @@ tassa_err tr_reservation_accept_locked(tr_engine_t *e, const tr_reservation_t *r
                       " date_updated = ? WHERE sid = ?",
                       "is", now, r->sid);
     if (!err)
+        err = tr_task_tally_locked(e, r->task_sid, -1);
+    if (!err)
         err = db_exec(e->store,
                       "UPDATE tr_tasks SET status = 'assigned', target_deadline = NULL,"
                       " ttl_deadline = NULL, date_updated = ? WHERE sid = ?",
                       "is", now, r->task_sid);
+    if (!err)
+        err = tr_task_tally_locked(e, r->task_sid, 1);
     if (!err)
         err = ev_task_event(e, "reservation.accepted", r->task_sid, r->sid, NULL,
                             now - t.date_created, now);

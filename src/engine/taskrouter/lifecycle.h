@@ -77,6 +77,35 @@ tassa_err tr_worker_end_pending_locked(tr_engine_t *e, const char *worker_sid, c
  * worker gets each (matching.c). */
 tassa_err tr_match_locked(tr_engine_t *e, int64_t now);
 
+/* Queue membership (members.c): rows of tr_queue_members saying which workers a queue's
+ * TargetWorkers accepts, with the worker's availability. tr_members_worker_locked evaluates
+ * the worker against every queue again (after its creation, attribute change or deletion:
+ * a worker that does not exist loses its rows); tr_members_queue_locked evaluates every
+ * worker against the queue again (after its creation, expression change or deletion). Both
+ * run inside the caller's transaction and return TASSA_ESTORE when a write failed. */
+tassa_err tr_members_worker_locked(tr_engine_t *e, const char *worker_sid);
+tassa_err tr_members_queue_locked(tr_engine_t *e, const char *queue_sid);
+
+/* Fills tr_queue_members once for a data file written before it existed (its own
+ * transaction; a meta row marks it done). Called at engine start. TASSA_ESTORE on failure. */
+tassa_err tr_members_fill(tr_engine_t *e);
+
+/* Row counts kept on each insert and delete (counts.c): name is "tasks" or "workers".
+ * tr_count_get reads the count (0 when unknown; lock held); tr_count_add_locked adds delta
+ * inside the caller's transaction (TASSA_ESTORE on failure); tr_counts_fill creates the
+ * counts of a data file written before they existed (its own transaction; at engine start). */
+int64_t tr_count_get(tr_engine_t *e, const char *name);
+tassa_err tr_count_add_locked(tr_engine_t *e, const char *name, int64_t delta);
+tassa_err tr_counts_fill(tr_engine_t *e);
+
+/* A queue's open tasks by (status, priority), rows of tr_queue_counts (counts.c).
+ * tr_task_tally_locked adds sign (-1 or +1) to the row of the task's current queue, status and
+ * priority (nothing when it has no queue or is finished); every write that may change one of
+ * those three calls it with -1 before and +1 after. TASSA_ESTORE on failure. The rows' n may
+ * be 0. tr_queue_counts_fill fills the table once for an older data file (engine start). */
+tassa_err tr_task_tally_locked(tr_engine_t *e, const char *task_sid, int sign);
+tassa_err tr_queue_counts_fill(tr_engine_t *e);
+
 /* Applies every due deadline (reservation timeouts, target timeouts, TTLs), prunes what
  * TR_KEEP_* says is gone once a TR_PRUNE_EVERY_MS, and returns the next deadline in ms in
  * *next (INT64_MAX when none) (timers.c). */

@@ -6,6 +6,13 @@
  * modified while a statement still walks it. A worker is free when its activity is available
  * and it holds no pending, accepted or wrapping reservation (one task per worker).
  *
+ * Its cost does not grow with the workers that cannot take a task: queue membership is kept
+ * as rows (members.c, evaluated when a worker's attributes or a queue's expression change),
+ * so a match first asks the index whether any queue has both a pending task and an available
+ * member, and stops there when none has (the common case while tasks wait). Otherwise it
+ * reads only the available members of those queues, and a task's queue is checked against
+ * the membership rows, not its expression.
+ *
  * Layer: engine.
  */
 #include "engine/taskrouter/lifecycle.h"
@@ -19,9 +26,15 @@
 
 #include "base/log.h"
 
+/* The queues that hold a pending task and an available member (a subquery). */
+#define CANDIDATES_SQL                                                                             \
+    "(SELECT q.sid FROM tr_queues q WHERE EXISTS (SELECT 1 FROM tr_queue_members m2"               \
+    " WHERE m2.queue_sid = q.sid AND m2.available = 1) AND EXISTS (SELECT 1 FROM tr_tasks t2"      \
+    " WHERE t2.queue_sid = q.sid AND t2.status = 'pending'))"
+
 typedef struct {
     char sid[SID_LEN + 1];
-    void *parsed; /* expr_t * (queues) or tr_wfconf_t * (workflows); NULL if unusable */
+    void *parsed; /* tr_wfconf_t * (a workflow); NULL if unusable */
 } cache_t;
 
 typedef struct {
@@ -50,19 +63,65 @@ static void *cached(cache_list_t *l, const char *sid, void *(*load)(tr_engine_t 
     return c->parsed;
 }
 
-/* Parses a queue's TargetWorkers (cache loader). */
-static void *load_queue_expr(tr_engine_t *e, const char *sid)
-{
-    tr_queue_t q = {0};
-    expr_t *x = tr_queue_load(e, sid, &q) ? expr_parse(q.target_workers, NULL) : NULL;
-    rows_clear(&TR_QUEUE_ROW, &q);
-    return x;
-}
-
 /* Parses a workflow's configuration (cache loader). */
 static void *load_workflow(tr_engine_t *e, const char *sid)
 {
     return tr_wfconf_load(e, sid);
+}
+
+/* The (queue, worker) membership pairs of the free candidates, sorted for bsearch. */
+typedef char pair_t[2 * SID_LEN + 1];
+typedef struct {
+    pair_t *pair;
+    size_t n;
+} members_t;
+
+static int pair_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const pair_t *)a, *(const pair_t *)b);
+}
+
+/* Reads the available membership rows of the queues that hold a pending task. */
+static tassa_err members_load(tr_engine_t *e, members_t *m)
+{
+    store_stmt_t *st = db_query(e->store,
+                                "SELECT m.queue_sid, m.worker_sid FROM tr_queue_members m"
+                                " WHERE m.available = 1 AND m.queue_sid IN " CANDIDATES_SQL,
+                                NULL);
+    size_t cap = 0;
+    if (!st)
+        return TASSA_ESTORE;
+    while (store_step(st) == STORE_ROW) {
+        const char *q = store_col_text(st, 0), *w = store_col_text(st, 1);
+        if (!q || !w || strlen(q) != SID_LEN || strlen(w) != SID_LEN)
+            continue;
+        if (m->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            pair_t *p = realloc(m->pair, cap * sizeof *p);
+            if (!p) {
+                store_release(e->store, st);
+                return TASSA_ENOMEM;
+            }
+            m->pair = p;
+        }
+        memcpy(m->pair[m->n], q, SID_LEN);
+        memcpy(m->pair[m->n++] + SID_LEN, w, SID_LEN + 1);
+    }
+    store_release(e->store, st);
+    if (m->n)
+        qsort(m->pair, m->n, sizeof *m->pair, pair_cmp);
+    return TASSA_OK;
+}
+
+/* True when the worker is a member of the queue (by the membership rows). */
+static bool is_member(const members_t *m, const char *queue_sid, const char *worker_sid)
+{
+    pair_t key;
+    if (strlen(queue_sid) != SID_LEN)
+        return false;
+    memcpy(key, queue_sid, SID_LEN);
+    memcpy(key + SID_LEN, worker_sid, SID_LEN + 1);
+    return m->n && bsearch(&key, m->pair, m->n, sizeof *m->pair, pair_cmp);
 }
 
 typedef struct {
@@ -82,12 +141,9 @@ static bool rejected(const tr_sids_t *list, const char *worker_sid)
 /* Picks the worker for one pending task: the first free eligible one in idle order.
  * Returns its index or -1. */
 static long pick(tr_engine_t *e, const tr_task_t *task, json_t *const *subjects,
-                 const tr_worker_t *idle, size_t n_idle, const bool *taken, cache_list_t *queues,
-                 cache_list_t *workflows)
+                 const tr_worker_t *idle, size_t n_idle, const bool *taken,
+                 const members_t *members, cache_list_t *workflows)
 {
-    expr_t *qx = cached(queues, task->queue_sid, load_queue_expr, e);
-    if (!qx)
-        return -1;
     const expr_t *tx = NULL;
     if (task->workflow_sid) {
         tr_wfconf_t *c = cached(workflows, task->workflow_sid, load_workflow, e);
@@ -110,7 +166,7 @@ static long pick(tr_engine_t *e, const tr_task_t *task, json_t *const *subjects,
             continue;
         if (rejected(&rej, idle[i].sid))
             continue;
-        if (!tr_worker_in_queue(subjects[i], qx))
+        if (!is_member(members, task->queue_sid, idle[i].sid))
             continue;
         if (tx && !expr_eval(tx, &(expr_ctx_t){
                                      .subject = subjects[i], .task = attrs, .worker = subjects[i]}))
@@ -143,9 +199,13 @@ static tassa_err reserve(tr_engine_t *e, const char *task_sid, const char *worke
                   " date_created, date_updated) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
                   "sssiii", sid, task_sid, worker_sid, now + timeout * 1000, now, now);
     if (!err)
+        err = tr_task_tally_locked(e, task_sid, -1);
+    if (!err)
         err = db_exec(e->store,
                       "UPDATE tr_tasks SET status = 'reserved', date_updated = ? WHERE sid = ?",
                       "is", now, task_sid);
+    if (!err)
+        err = tr_task_tally_locked(e, task_sid, 1);
     if (!err)
         err = ev_task_event(e, "reservation.created", task_sid, sid, NULL, -1, now);
     if (!err && t.queue_sid && tr_queue_load(e, t.queue_sid, &q) && q.reservation_activity_sid)
@@ -159,20 +219,29 @@ out:
 tassa_err tr_match_locked(tr_engine_t *e, int64_t now)
 {
     tr_worker_t *idle = NULL;
-    size_t n = 0;
-    tassa_err err = rows_all(e, &TR_WORKER_ROW, (void **)&idle, &n,
-                             TR_WORKER_SELECT "WHERE a.available = 1 AND NOT EXISTS (SELECT 1 FROM"
-                                              " tr_reservations r WHERE r.worker_sid = w.sid AND"
-                                              " r.status IN " TR_RES_HOLDING_SQL ")"
-                                              " ORDER BY w.idle_since, w.seq",
-                             NULL);
-    size_t nfree = n, ndec = 0;
+    size_t n = 0, nfree = 0, ndec = 0;
     json_t **subjects = NULL;
     bool *taken = NULL;
     decision_t *dec = NULL;
-    cache_list_t queues = {0}, workflows = {0};
+    cache_list_t workflows = {0};
+    members_t members = {0};
     store_stmt_t *st = NULL;
     tr_task_t task = {0};
+    tassa_err err = TASSA_OK;
+    if (db_int(e->store, 0, "SELECT 1 FROM " CANDIDATES_SQL " c LIMIT 1", NULL) != 1)
+        goto out; /* no queue has both a waiting task and an available member */
+    err = members_load(e, &members);
+    if (!err)
+        err =
+            rows_all(e, &TR_WORKER_ROW, (void **)&idle, &n,
+                     TR_WORKER_SELECT "WHERE w.sid IN (SELECT m.worker_sid FROM tr_queue_members m"
+                                      " WHERE m.available = 1 AND m.queue_sid IN " CANDIDATES_SQL
+                                      ") AND a.available = 1 AND NOT EXISTS (SELECT 1 FROM"
+                                      " tr_reservations r WHERE r.worker_sid = w.sid AND"
+                                      " r.status IN " TR_RES_HOLDING_SQL ")"
+                                      " ORDER BY w.idle_since, w.seq",
+                     NULL);
+    nfree = n;
     if (err || n == 0)
         goto out;
     subjects = calloc(n, sizeof *subjects);
@@ -185,7 +254,7 @@ tassa_err tr_match_locked(tr_engine_t *e, int64_t now)
     for (size_t i = 0; i < n; i++)
         subjects[i] = tr_worker_subject(&idle[i]);
     st = db_query(e->store,
-                  TR_TASK_SELECT "WHERE t.status = 'pending' AND t.queue_sid IS NOT NULL"
+                  TR_TASK_SELECT "WHERE t.status = 'pending' AND t.queue_sid IN " CANDIDATES_SQL
                                  " ORDER BY " TR_QUEUE_ORDER_SQL,
                   NULL);
     if (!st) {
@@ -194,7 +263,7 @@ tassa_err tr_match_locked(tr_engine_t *e, int64_t now)
     }
     while (nfree > 0 && store_step(st) == STORE_ROW) {
         long w = rows_read(&TR_TASK_ROW, st, &task)
-                     ? pick(e, &task, subjects, idle, n, taken, &queues, &workflows)
+                     ? pick(e, &task, subjects, idle, n, taken, &members, &workflows)
                      : -1;
         if (w >= 0) {
             taken[w] = true;
@@ -212,11 +281,9 @@ out:
     store_release(e->store, st);
     for (size_t i = 0; subjects && i < n; i++)
         json_decref(subjects[i]);
-    for (size_t i = 0; i < queues.n; i++)
-        expr_free(queues.items[i].parsed);
     for (size_t i = 0; i < workflows.n; i++)
         tr_wfconf_free(workflows.items[i].parsed);
-    free(queues.items);
+    free(members.pair);
     free(workflows.items);
     free(subjects);
     free(taken);

@@ -156,6 +156,8 @@ tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_ur
     if (!err)
         err = ev_resource_event(e, "task-queue.created", "TaskQueue", sid, now);
     if (!err)
+        err = tr_members_queue_locked(e, sid);
+    if (!err)
         err = render(e, sid, base_url, out);
     return tr_txn_end_out(e, err, out);
 }
@@ -206,8 +208,11 @@ tassa_err tr_queue_update(tr_engine_t *e, const char *sid, const params_t *p, co
                       "  ELSE ? END, date_updated = ? WHERE sid = ?",
                       "sssssssiiis", name, target, params_get_nonempty(p, "TaskOrder"), ra, ra, aa,
                       aa, (int64_t)max_reserved, (int64_t)max_reserved, now, sid);
-    if (!err && target && strcmp(target, row.target_workers))
+    if (!err && target && strcmp(target, row.target_workers)) {
         err = ev_resource_event(e, "task-queue.expression.updated", "TaskQueue", sid, now);
+        if (!err)
+            err = tr_members_queue_locked(e, sid);
+    }
     if (!err)
         err = tr_match_locked(e, now);
     if (!err)
@@ -233,6 +238,8 @@ tassa_err tr_queue_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
         err = ev_resource_event(e, "task-queue.deleted", "TaskQueue", sid, now);
     if (!err)
         err = db_exec(e->store, "DELETE FROM tr_queues WHERE sid = ?", "s", sid);
+    if (!err)
+        err = tr_members_queue_locked(e, sid);
     return tr_txn_end(e, err);
 }
 

@@ -29,9 +29,13 @@ static void oldest(tr_engine_t *e, json_t *j, const char *age_key, const char *s
 /* Adds the oldest pending task's age and sid (by creation and by queue entry) to j. */
 static void longest(tr_engine_t *e, json_t *j, const char *queue_sid, int64_t now)
 {
+    /* Separate statements for a queue and the workspace, so that a queue's answer is the
+     * first entry of its index (an OR of both would scan every waiting task). */
     oldest(e, j, "longest_task_waiting_age", "longest_task_waiting_sid",
-           "SELECT sid, date_created FROM tr_tasks WHERE status = 'pending' AND"
-           " (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) ORDER BY date_created, seq LIMIT 1",
+           queue_sid ? "SELECT sid, date_created FROM tr_tasks WHERE queue_sid = ?1 AND"
+                       " status = 'pending' ORDER BY date_created, seq LIMIT 1"
+                     : "SELECT sid, date_created FROM tr_tasks WHERE status = 'pending' AND"
+                       " CAST(?1 AS TEXT) IS NULL ORDER BY date_created, seq LIMIT 1",
            queue_sid, now);
     if (queue_sid)
         oldest(e, j, "longest_relative_task_age_in_queue", "longest_relative_task_sid_in_queue",
@@ -61,50 +65,62 @@ static void task_counts(tr_engine_t *e, json_t *j, const char *queue_sid)
     json_t *by_status = json_pack("{s:i, s:i, s:i, s:i}", "pending", 0, "reserved", 0, "assigned",
                                   0, "wrapping", 0);
     json_t *by_prio = json_object();
-    json_int_t total =
-        count_into(e, by_status,
-                   "SELECT status, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
-                   " AND (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) GROUP BY status",
-                   queue_sid);
-    count_into(
-        e, by_prio,
-        "SELECT priority, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
-        " AND (CAST(?1 AS TEXT) IS NULL OR queue_sid = ?1) GROUP BY priority ORDER BY priority",
+    /* A queue's counts are its rows of tr_queue_counts (counts.c), kept on each change. */
+    json_int_t total = count_into(
+        e, by_status,
+        queue_sid ? "SELECT status, sum(n) FROM tr_queue_counts WHERE queue_sid = ?1"
+                    " GROUP BY status HAVING sum(n) > 0"
+                  : "SELECT status, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
+                    " AND CAST(?1 AS TEXT) IS NULL GROUP BY status",
         queue_sid);
+    count_into(e, by_prio,
+               queue_sid
+                   ? "SELECT priority, sum(n) FROM tr_queue_counts WHERE queue_sid = ?1"
+                     " GROUP BY priority HAVING sum(n) > 0 ORDER BY priority"
+                   : "SELECT priority, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
+                     " AND CAST(?1 AS TEXT) IS NULL"
+                     " GROUP BY priority ORDER BY priority",
+               queue_sid);
     json_object_set_new(j, "total_tasks", json_integer(total));
     json_object_set_new(j, "tasks_by_status", by_status);
     json_object_set_new(j, "tasks_by_priority", by_prio);
 }
 
-/* Adds activity_statistics for the workers that qx accepts (all when qx is NULL) and
- * returns the counts of eligible and available (free, available activity) workers. */
-static void worker_counts(tr_engine_t *e, json_t *j, const expr_t *qx, json_int_t *eligible,
+/* Adds activity_statistics for the members of queue_sid (tr_queue_members; all workers when
+ * queue_sid is NULL) and returns the counts of eligible and available (free, available
+ * activity) workers. One grouped query: no worker's attributes are parsed. */
+static void worker_counts(tr_engine_t *e, json_t *j, const char *queue_sid, json_int_t *eligible,
                           json_int_t *available)
 {
     tr_activity_t *acts = NULL;
     size_t n_acts = 0;
     json_t *stats = json_array();
     json_t *counts = json_object();
-    tr_worker_t w = {0};
     *eligible = *available = 0;
     rows_all(e, &TR_ACTIVITY_ROW, (void **)&acts, &n_acts, TR_ACTIVITY_SELECT "ORDER BY seq", NULL);
-    store_stmt_t *st = db_query(e->store,
-                                "SELECT x.*, (SELECT count(*) FROM tr_reservations r WHERE"
-                                " r.worker_sid = x.sid AND r.status IN " TR_RES_HOLDING_SQL ")"
-                                " FROM (" TR_WORKER_SELECT ") x",
-                                NULL);
+#define FREE_SQL                                                                                   \
+    "sum(CASE WHEN a.available = 1 AND NOT EXISTS (SELECT 1 FROM tr_reservations r WHERE"          \
+    " r.worker_sid = w.sid AND r.status IN " TR_RES_HOLDING_SQL ") THEN 1 ELSE 0 END)"
+    store_stmt_t *st =
+        queue_sid ? db_query(e->store,
+                             "SELECT w.activity_sid, count(*), " FREE_SQL
+                             " FROM tr_queue_members m JOIN tr_workers w ON w.sid = m.worker_sid"
+                             " JOIN tr_activities a ON a.sid = w.activity_sid"
+                             " WHERE m.queue_sid = ? GROUP BY w.activity_sid",
+                             "s", queue_sid)
+                  : db_query(e->store,
+                             "SELECT w.activity_sid, count(*), " FREE_SQL
+                             " FROM tr_workers w JOIN tr_activities a ON a.sid = w.activity_sid"
+                             " GROUP BY w.activity_sid",
+                             NULL);
+#undef FREE_SQL
     while (st && store_step(st) == STORE_ROW) {
-        json_t *subject = rows_read(&TR_WORKER_ROW, st, &w) ? tr_worker_subject(&w) : NULL;
-        if (subject && (!qx || tr_worker_in_queue(subject, qx))) {
-            json_object_set_new(
-                counts, w.activity_sid,
-                json_integer(json_integer_value(json_object_get(counts, w.activity_sid)) + 1));
-            (*eligible)++;
-            if (w.available && store_col_int64(st, TR_WORKER_NCOLS) == 0)
-                (*available)++;
-        }
-        json_decref(subject);
-        rows_clear(&TR_WORKER_ROW, &w);
+        const char *act = store_col_text(st, 0);
+        json_int_t n = store_col_int64(st, 1);
+        if (act)
+            json_object_set_new(counts, act, json_integer(n));
+        *eligible += n;
+        *available += store_col_int64(st, 2);
     }
     store_release(e->store, st);
     for (size_t i = 0; i < n_acts; i++)
@@ -139,11 +155,8 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
         task_counts(e, j, queue_sid);
         longest(e, j, queue_sid, now);
         if (qx) {
-            worker_counts(e, j, qx, &eligible, &available);
+            worker_counts(e, j, queue_sid, &eligible, &available);
         } else { /* an unparsable TargetWorkers matches nobody */
-            json_t *none = json_object();
-            worker_counts(e, none, NULL, &eligible, &available);
-            json_decref(none);
             eligible = available = 0;
             json_object_set_new(j, "activity_statistics", json_array());
         }

@@ -121,7 +121,7 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
     err = tr_txn_begin(e);
     if (err)
         return err;
-    if (db_int(e->store, 0, "SELECT count(*) FROM tr_tasks", NULL) >= TR_MAX_TASKS) {
+    if (tr_count_get(e, "tasks") >= TR_MAX_TASKS) {
         err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d tasks", TR_MAX_TASKS);
     } else if (wf) {
         if (db_int(e->store, 0, "SELECT 1 FROM tr_workflows WHERE sid = ?", "s", wf) != 1)
@@ -147,6 +147,10 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
                       " ?, ?, ?)",
                       "ssiisssiiii", sid, attrs, (int64_t)priority, (int64_t)timeout, wf,
                       wf ? NULL : queue, channel, now, now + (int64_t)timeout * 1000, now, now);
+    if (!err)
+        err = tr_count_add_locked(e, "tasks", 1);
+    if (!err)
+        err = tr_task_tally_locked(e, sid, 1); /* created into a TaskQueueSid */
     if (!err)
         err = tr_task_route_locked(e, sid, true, now);
     if (!err)
@@ -213,8 +217,13 @@ tassa_err tr_task_update(tr_engine_t *e, const char *sid, const params_t *p, con
         changed = true;
     }
     if (!err && priority >= 0 && priority != row.priority) {
-        err = db_exec(e->store, "UPDATE tr_tasks SET priority = ?, date_updated = ? WHERE sid = ?",
-                      "iis", (int64_t)priority, now, sid);
+        err = tr_task_tally_locked(e, sid, -1);
+        if (!err)
+            err = db_exec(e->store,
+                          "UPDATE tr_tasks SET priority = ?, date_updated = ? WHERE sid = ?", "iis",
+                          (int64_t)priority, now, sid);
+        if (!err)
+            err = tr_task_tally_locked(e, sid, 1);
         changed = true;
     }
     if (!err && changed)
@@ -254,7 +263,11 @@ tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
     if (!err)
         err = db_exec(e->store, "DELETE FROM tr_reservations WHERE task_sid = ?", "s", sid);
     if (!err)
+        err = tr_task_tally_locked(e, sid, -1);
+    if (!err)
         err = db_exec(e->store, "DELETE FROM tr_tasks WHERE sid = ?", "s", sid);
+    if (!err)
+        err = tr_count_add_locked(e, "tasks", -store_changes(e->store));
     if (!err)
         err = tr_match_locked(e, now);
     return tr_txn_end(e, err);
@@ -390,22 +403,24 @@ tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json
 {
     tlist_t c = {e, base_url, NULL, -1, NULL, tr_now_ms(e)};
     bool more;
+    tassa_err err = TASSA_OK;
     *first = *summary = NULL;
-    tassa_err err = tr_list(
-        e, &TR_TASK_ROW, NULL, task_render, &c, 0, limit, first, &more,
-        TR_TASK_SELECT "WHERE t.status IN " TASK_WAITING_SQL " ORDER BY " TR_QUEUE_ORDER_SQL, NULL);
-    if (err)
-        return err;
-    /* The counts come from an aggregate over the status index, never from the rows. */
+    /* The counts first (then the list holds at least the tasks counted): a queue's from its
+     * rows of tr_queue_counts, its longest wait from the first entry of its index, so that
+     * neither grows with the queue; waiting tasks outside any queue are counted directly. */
     json_t *by_queue = json_object();
     long total = 0;
     store_lock(e->store);
-    store_stmt_t *st = db_query(e->store,
-                                "SELECT coalesce(q.friendly_name, '(none)') AS name, count(*),"
-                                " min(t.date_created) FROM tr_tasks t LEFT JOIN tr_queues q"
-                                " ON q.sid = t.queue_sid WHERE t.status IN " TASK_WAITING_SQL
-                                " GROUP BY t.queue_sid, q.friendly_name ORDER BY t.queue_sid",
-                                NULL);
+    store_stmt_t *st = db_query(
+        e->store,
+        "SELECT coalesce(q.friendly_name, '(none)'), c.total, (SELECT min(t.date_created) FROM"
+        " tr_tasks t WHERE t.queue_sid = c.queue_sid AND t.status IN " TASK_WAITING_SQL ")"
+        " FROM (SELECT queue_sid, sum(n) AS total FROM tr_queue_counts WHERE status "
+        "IN " TASK_WAITING_SQL " GROUP BY queue_sid HAVING sum(n) > 0) c"
+        " LEFT JOIN tr_queues q ON q.sid = c.queue_sid"
+        " UNION ALL SELECT '(none)', count(*), min(date_created) FROM tr_tasks"
+        " WHERE queue_sid IS NULL AND status IN " TASK_WAITING_SQL " HAVING count(*) > 0",
+        NULL);
     while (st && by_queue && store_step(st) == STORE_ROW) {
         long n = (long)store_col_int64(st, 1);
         int64_t age = (c.now - store_col_int64(st, 2)) / 1000;
@@ -424,7 +439,14 @@ tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json
         json_decref(by_queue);
     if (!err && !*summary)
         err = TASSA_ENOMEM;
+    if (!err)
+        err = tr_list(e, &TR_TASK_ROW, NULL, task_render, &c, 0, limit, first, &more,
+                      TR_TASK_SELECT "WHERE t.status IN " TASK_WAITING_SQL
+                                     " ORDER BY " TR_QUEUE_ORDER_SQL,
+                      NULL);
     if (err) {
+        json_decref(*summary);
+        *summary = NULL;
         json_decref(*first);
         *first = NULL;
     }
@@ -464,11 +486,13 @@ tassa_err tr_waiting_task_by_attr(tr_engine_t *e, const char *key, const char *v
     if (strlen(key) > 64)
         return TASSA_EINVAL;
     /* Filtered in C (the newest match wins), so the SQL needs no JSON functions of one
-     * database; it reads the waiting tasks through the status index, as json_extract did. */
+     * database. It walks the tasks newest first by the primary key and stops at the first
+     * match; `status || ''` keeps SQLite off the status index, which would sort every
+     * waiting task (with its attributes) before the first row. */
     store_lock(e->store);
     store_stmt_t *st =
         db_query(e->store,
-                 "SELECT sid, attributes FROM tr_tasks WHERE status IN " TASK_WAITING_SQL
+                 "SELECT sid, attributes FROM tr_tasks WHERE status || '' IN " TASK_WAITING_SQL
                  " ORDER BY seq DESC",
                  "");
     while (st && !*sid && store_step(st) == STORE_ROW)
@@ -491,22 +515,26 @@ tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long
     }
     bool lifo = t.task_order && strcmp(t.task_order, "LIFO") == 0;
     int64_t entered = t.queue_entered_ms < 0 ? 0 : t.queue_entered_ms;
-    /* The engine's own order (TR_QUEUE_ORDER_SQL): priority, then entry time, then seq. */
-    *size = (long)db_int(
-        e->store, 0,
-        "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND status IN " TASK_WAITING_SQL, "s",
-        t.queue_sid);
-    *position =
-        1 + (long)db_int(e->store, 0,
-                         lifo ? "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
-                                " status IN " TASK_WAITING_SQL " AND (priority > ? OR"
-                                " (priority = ? AND (queue_entered_ms > ? OR"
-                                " (queue_entered_ms = ? AND seq < ?))))"
-                              : "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
-                                " status IN " TASK_WAITING_SQL " AND (priority > ? OR"
-                                " (priority = ? AND (queue_entered_ms < ? OR"
-                                " (queue_entered_ms = ? AND seq < ?))))",
-                         "siiiii", t.queue_sid, t.priority, t.priority, entered, entered, t.seq);
+    /* The engine's own order (TR_QUEUE_ORDER_SQL): priority, then entry time, then seq. The
+     * size and the tasks of higher priority come from the queue's counts (counts.c); those of
+     * the same priority ahead from the index (queue_sid, status, priority, queue_entered_ms). */
+    *size = (long)db_int(e->store, 0,
+                         "SELECT coalesce(sum(n), 0) FROM tr_queue_counts WHERE queue_sid = ? AND"
+                         " status IN " TASK_WAITING_SQL,
+                         "s", t.queue_sid);
+    int64_t higher = db_int(e->store, 0,
+                            "SELECT coalesce(sum(n), 0) FROM tr_queue_counts WHERE queue_sid = ?"
+                            " AND status IN " TASK_WAITING_SQL " AND priority > ?",
+                            "si", t.queue_sid, t.priority);
+    *position = 1 + (long)higher +
+                (long)db_int(e->store, 0,
+                             lifo ? "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
+                                    " status IN " TASK_WAITING_SQL " AND priority = ? AND"
+                                    " (queue_entered_ms > ? OR (queue_entered_ms = ? AND seq < ?))"
+                                  : "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
+                                    " status IN " TASK_WAITING_SQL " AND priority = ? AND"
+                                    " (queue_entered_ms < ? OR (queue_entered_ms = ? AND seq < ?))",
+                             "siiii", t.queue_sid, t.priority, entered, entered, t.seq);
 out:
     rows_clear(&TR_TASK_ROW, &t);
     store_unlock(e->store);

@@ -99,6 +99,8 @@ tassa_err tr_prune_locked(tr_engine_t *e, int64_t now)
                       "status IN ('completed', 'canceled') AND date_updated < ? LIMIT 500)",
                       "i", finished_before);
     if (!err)
+        err = tr_count_add_locked(e, "tasks", -store_changes(e->store));
+    if (!err)
         err = db_exec(e->store,
                       "DELETE FROM tr_events WHERE seq IN (SELECT seq FROM tr_events WHERE "
                       "dispatched = 1 AND date_ms < ? LIMIT 5000)",

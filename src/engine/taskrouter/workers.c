@@ -89,7 +89,7 @@ tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_u
         return err;
     if (!act && tr_workspace_load(e, &ws))
         act = ws.default_activity_sid;
-    if (db_int(e->store, 0, "SELECT count(*) FROM tr_workers", NULL) >= TR_MAX_WORKERS)
+    if (tr_count_get(e, "workers") >= TR_MAX_WORKERS)
         err = err_set(em, TASSA_ELIMIT, "A workspace holds at most %d workers", TR_MAX_WORKERS);
     else if (db_int(e->store, 0, "SELECT 1 FROM tr_workers WHERE friendly_name = ?", "s", name) ==
              1)
@@ -105,7 +105,11 @@ tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_u
                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       "ssssiiii", sid, name, attrs, act, now, now, now, now);
     if (!err)
+        err = tr_count_add_locked(e, "workers", 1);
+    if (!err)
         err = ev_resource_event(e, "worker.created", "Worker", sid, now);
+    if (!err)
+        err = tr_members_worker_locked(e, sid);
     if (!err)
         err = tr_match_locked(e, now);
     if (!err)
@@ -161,6 +165,8 @@ tassa_err tr_worker_update(tr_engine_t *e, const char *sid, const params_t *p, c
                       attrs, now, sid);
         if (!err)
             err = ev_resource_event(e, "worker.attributes.update", "Worker", sid, now);
+        if (!err)
+            err = tr_members_worker_locked(e, sid);
     }
     if (!err && reject)
         err = tr_worker_end_pending_locked(e, sid, "rejected", now);
@@ -191,6 +197,10 @@ tassa_err tr_worker_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
         err = ev_resource_event(e, "worker.deleted", "Worker", sid, now);
     if (!err)
         err = db_exec(e->store, "DELETE FROM tr_workers WHERE sid = ?", "s", sid);
+    if (!err)
+        err = tr_count_add_locked(e, "workers", -store_changes(e->store));
+    if (!err)
+        err = tr_members_worker_locked(e, sid);
     if (!err)
         err = tr_match_locked(e, now);
     return tr_txn_end(e, err);

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# caps.sh - tassa at Twilio's caps (issue 12): one workspace, one queue, 15,000 workers and a
+# big queue of waiting tasks, printing the ratios the issue's targets name.
+#   ./bench/caps.sh           (after make build; needs wrk and node)
+# Settings: CAPS_WORKERS (15000), CAPS_TASKS (waiting tasks at the end; 100000 by default,
+# which fits in a few minutes on a 2-core machine; 500000 is Twilio's cap), DUR (wrk runs, 10s),
+# TASSA_BIN, PORT. The workers are Offline (the workspace default): present, none eligible.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${TASSA_BIN:-./build/tassa}
+DUR=${DUR:-10s}
+PORT=${PORT:-3903}
+WORKERS=${CAPS_WORKERS:-15000}
+TASKS=${CAPS_TASKS:-100000}
+BIG=${CAPS_BIG:-100000} # the queue length of the second get-queue-position sample
+LOAD="node $PWD/bench/caps_load.mjs"
+DIR=$(mktemp -d)
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
+$BIN serve --port "$PORT" --data "$DIR/caps.db" --quiet 2>"$DIR/log" &
+PID=$!
+for _ in $(seq 50); do curl -sf "localhost:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+eval "$($BIN credentials --data "$DIR/caps.db")"
+A="$API_KEY:$API_SECRET"
+TR="localhost:$PORT/v1/Workspaces/$WORKSPACE_SID"
+Q=$(curl -s -u "$A" "$TR/TaskQueues" -d FriendlyName=Q -d 'TargetWorkers=1==1' |
+  grep -o '"sid":"WQ[0-9a-f]*"' | cut -d'"' -f4)
+curl -s -u "$A" "$TR/Workflows" -d FriendlyName=W \
+  --data-urlencode "Configuration={\"task_routing\":{\"default_filter\":{\"queue\":\"$Q\"}}}" >/dev/null
+cat >"$DIR/task.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $(printf '%s:%s' "$API_KEY" "$API_SECRET" | base64 -w0)"
+wrk.body = "Attributes=%7B%22topic%22%3A%22x%22%7D&Priority=3"
+LUA
+TASK_BODY='Attributes=%7B%22topic%22%3A%22t{i}%22%7D&Priority=3'
+waiting() { curl -s -u "$A" "$TR/TaskQueues/$Q/RealTimeStatistics" | grep -o '"total_tasks":[0-9]*' | cut -d: -f2; }
+fill_to() { # creates tasks until $1 wait
+  local n=$(($1 - $(waiting)))
+  if [ "$n" -gt 0 ]; then $LOAD create "http://$TR/Tasks" "$A" "$n" 20 "$TASK_BODY" >/dev/null; fi
+}
+wrk_rps() { wrk -t2 -c50 -d"$DUR" "$@" | awk '/Requests\/sec/ {print $2}'; }
+position() { # latency of get-queue-position for a probe task at the end of the queue
+  # the probe has the queue's priority and is the newest: every waiting task is ahead of it
+  curl -s -u "$A" "$TR/Tasks" -d Priority=3 \
+    --data-urlencode "Attributes={\"topic\":\"probe$1\",\"identity\":\"bob\"}" >/dev/null
+  $LOAD latency "http://localhost:$PORT/queue/get-queue-position" x:y 30 \
+    "token=$TOKEN&identity=bob&topic=probe$1"
+}
+TOKEN=$($BIN user-token bob --data "$DIR/caps.db")
+
+healthz=$(wrk_rps "http://127.0.0.1:$PORT/healthz")
+echo "bench name=healthz conns=50 rps=$healthz"
+fill_to 1000
+pos_small=$(position small)
+echo "bench name=queue_position waiting=$(waiting) $pos_small"
+rps0=$(wrk_rps -s "$DIR/task.lua" "http://127.0.0.1:$PORT/v1/Workspaces/$WORKSPACE_SID/Tasks")
+echo "bench name=task_create workers=0 conns=50 rps=$rps0 waiting_after=$(waiting)"
+wk=$($LOAD create "http://$TR/Workers" "$A" "$WORKERS" 20 'FriendlyName=w{i}&Attributes=%7B%22n%22%3A{i}%7D')
+echo "bench name=worker_create conns=20 $wk"
+rps1=$(wrk_rps -s "$DIR/task.lua" "http://127.0.0.1:$PORT/v1/Workspaces/$WORKSPACE_SID/Tasks")
+echo "bench name=task_create workers=$WORKERS conns=50 rps=$rps1 waiting_after=$(waiting)"
+fill_to "$BIG"
+pos_big=$(position big)
+echo "bench name=queue_position waiting=$(waiting) $pos_big"
+if [ "$TASKS" -gt 100000 ]; then fill_to "$TASKS"; fi
+n=$(waiting)
+rt=$($LOAD latency "http://$TR/TaskQueues/$Q/RealTimeStatistics" "$A" 10)
+echo "bench name=queue_realtime_stats waiting=$n $rt"
+sid=$(curl -s -u "$A" "$TR/Tasks" -d Priority=100 --data-urlencode 'Attributes={"topic":"first"}' |
+  grep -o '"sid":"WT[0-9a-f]*"' | cut -d'"' -f4)
+first=$($LOAD first "http://localhost:$PORT/v1/Services/default/Documents/queue-status" "$A" "$sid" 60000)
+echo "bench name=queue_status_first waiting=$n $first"
+bytes=$(du -cb "$DIR"/caps.db* | tail -1 | cut -f1)
+echo "bench name=disk waiting=$n bytes=$bytes bytes_per_waiting_task=$((bytes / n))"
+echo "bench name=rss peak_kb=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)"
+python3 - "$rps1" "$rps0" "$healthz" "$pos_small" "$pos_big" "$wk" <<'PY'
+import sys
+w, n, h = (float(x) for x in sys.argv[1:4])
+kv = lambda s: dict(p.split("=", 1) for p in s.split())
+small, big, wk = (kv(s) for s in sys.argv[4:7])
+print(f"ratio name=task_create_workers_vs_none value={w / n:.2f} target=0.7")
+print(f"ratio name=task_create_vs_healthz value={n / h:.3f} target=0.1")
+print(f"ratio name=queue_position_big_vs_small value={float(big['p50_ms']) / float(small['p50_ms']):.2f} target=2")
+print(f"figure name=worker_create_seconds value={wk['seconds']} target=15")
+PY
