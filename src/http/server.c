@@ -74,6 +74,11 @@ struct http_server {
     int port;
     atomic_int inflight;  /* requests begun and not yet completed */
     atomic_bool draining; /* answers carry Connection: close; see http_server_drain */
+    struct owned {
+        void *ctx;
+        void (*free_fn)(void *);
+    } * owned; /* http_server_own: freed in http_server_free */
+    size_t nowned;
 };
 
 typedef struct {
@@ -929,8 +934,23 @@ void http_server_free(http_server_t *s)
             free(s->routes[i].segments[j]);
         free(s->routes[i].pattern);
     }
+    for (size_t i = 0; i < s->nowned; i++)
+        s->owned[i].free_fn(s->owned[i].ctx);
+    free(s->owned);
     free(s->bind_addr);
     free(s);
+}
+
+tassa_err http_server_own(http_server_t *s, void *ctx, void (*free_fn)(void *))
+{
+    struct owned *grown = realloc(s->owned, (s->nowned + 1) * sizeof *grown);
+    if (!grown) {
+        free_fn(ctx);
+        return TASSA_ENOMEM;
+    }
+    s->owned = grown;
+    s->owned[s->nowned++] = (struct owned){ctx, free_fn};
+    return TASSA_OK;
 }
 
 bool http_req_from_loopback(const http_req_t *req)

@@ -79,6 +79,12 @@ typedef struct {
 /* Adds n routes, all with the same ctx; stops at the first failure and returns it. */
 tassa_err http_server_routes(http_server_t *s, const http_route_t *routes, size_t n, void *ctx);
 
+/* Hands ctx to the server, which calls free_fn(ctx) in http_server_free after the daemon has
+ * stopped (so no handler can still be using it); for state a module's routes share, such as
+ * keys set up once. Returns TASSA_OK, or TASSA_ENOMEM (free_fn(ctx) is then called at once).
+ * Call before http_server_start, from the thread that set the server up. */
+tassa_err http_server_own(http_server_t *s, void *ctx, void (*free_fn)(void *));
+
 /* Starts listening. TASSA_EUNAVAIL with a detail if the port cannot be bound. */
 tassa_err http_server_start(http_server_t *s, errmsg_t *em);
 
