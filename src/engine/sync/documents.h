@@ -128,6 +128,23 @@ tassa_err sync_doc_create(sync_engine_t *e, const char *service, const char *uni
                           const char *data, long ttl, const char *created_by, sync_doc_t *out,
                           errmsg_t *em);
 
+/* The result of an asynchronous document write: err as the blocking call returns it; doc
+ * (borrowed for the call; NULL on failure) the document as written; em the detail. Runs
+ * once, on the calling thread when the write failed before reaching the store or needed no
+ * commit, else on the store's committer thread once the change is durable or rolled back:
+ * it must be short and must not block (no store or engine call). */
+typedef void (*sync_doc_done_fn)(void *ctx, tassa_err err, const sync_doc_t *doc,
+                                 const errmsg_t *em);
+
+/* sync_doc_create / sync_doc_update with the same checks and results, without waiting for
+ * the group commit in the calling thread (store_unlock_async): done(ctx, ...) reports. The
+ * strings are borrowed for the call only. */
+void sync_doc_create_async(sync_engine_t *e, const char *service, const char *unique_name,
+                           const char *data, long ttl, const char *created_by,
+                           sync_doc_done_fn done, void *ctx);
+void sync_doc_update_async(sync_engine_t *e, const char *service, const char *id, const char *data,
+                           long ttl, const char *if_match, sync_doc_done_fn done, void *ctx);
+
 /* Fetches by SID or unique name. TASSA_ENOTFOUND when absent or expired. */
 tassa_err sync_doc_fetch(sync_engine_t *e, const char *service, const char *id, sync_doc_t *out,
                          errmsg_t *em);
