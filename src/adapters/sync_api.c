@@ -55,47 +55,49 @@ static void service_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
 }
 
 /* A document write answered once its commit is durable, without holding a handler thread
- * meanwhile: the engine's completion (usually on the store's committer thread) keeps the
- * result and declares the answer ready; the HTTP layer then renders it on a handler thread. */
+ * meanwhile: the engine's completion (usually on the store's committer thread) only declares
+ * the answer ready; the HTTP layer then settles the write and renders it on a handler thread.
+ */
 typedef struct {
     const sync_api_deps_t *api;
     http_deferred_t *deferred;
-    int status; /* on success */
-    tassa_err err;
-    errmsg_t em;
-    sync_doc_t doc;
+    int status;          /* on success */
+    sync_doc_op_t *op;   /* set by doc_answer_written */
+    tassa_err early_err; /* the engine could not start the write (no op) */
     char base_url[320];
 } doc_answer_t;
 
-static void doc_answer_written(void *ctx, tassa_err err, const sync_doc_t *doc, const errmsg_t *em)
+static void doc_answer_written(void *ctx, sync_doc_op_t *op)
 {
     doc_answer_t *a = ctx;
-    a->err = err;
-    a->em = *em;
-    if (!err) {
-        a->doc = *doc;
-        a->doc.unique_name = doc->unique_name ? strdup(doc->unique_name) : NULL;
-        a->doc.data = strdup(doc->data);
-        if (!a->doc.data || (doc->unique_name && !a->doc.unique_name))
-            a->err = err_set(&a->em, TASSA_ENOMEM, "out of memory"); /* written, not shown */
-    }
+    a->op = op;
     http_deferred_ready(a->deferred);
 }
 
 static void doc_answer_send(void *ctx, http_resp_t *resp)
 {
     doc_answer_t *a = ctx;
-    if (a->err) {
-        http_resp_twilio_error(resp, a->err, err_text(&a->em, a->err));
+    errmsg_t em = {{0}};
+    sync_doc_t doc = {0};
+    tassa_err err = a->op ? sync_doc_op_settle(a->op, &doc, &em) : a->early_err;
+    if (err) {
+        http_resp_twilio_error(resp, err, err_text(&em, err));
     } else {
         char rev[24];
-        snprintf(rev, sizeof rev, "%lld", (long long)a->doc.revision);
+        snprintf(rev, sizeof rev, "%lld", (long long)doc.revision);
         http_resp_json(resp, a->status,
-                       sync_doc_json(&a->doc, a->api->config->account_sid, a->base_url));
+                       sync_doc_json(&doc, a->api->config->account_sid, a->base_url));
         http_resp_header(resp, "ETag", rev);
     }
-    sync_doc_clear(&a->doc);
+    sync_doc_clear(&doc);
     free(a);
+}
+
+/* Answers at once when the engine could not start the write (out of memory). */
+static void doc_answer_refused(doc_answer_t *a, tassa_err err)
+{
+    a->early_err = err;
+    http_deferred_ready(a->deferred);
 }
 
 /* A deferred answer for req, or NULL when out of memory (answer the blocking way then). */
@@ -126,9 +128,11 @@ static void doc_create(void *ctx, http_req_t *req, http_resp_t *resp)
     tassa_err err = read_ttl(req->params, &ttl, &em);
     doc_answer_t *a = err ? NULL : doc_answer_new(api, req, resp, 201);
     if (a) {
-        sync_doc_create_async(api->sync, req->args[0], params_get(req->params, "UniqueName"),
-                              params_get(req->params, "Data"), ttl < 0 ? 0 : ttl, "system",
-                              doc_answer_written, a);
+        err = sync_doc_create_async(api->sync, req->args[0], params_get(req->params, "UniqueName"),
+                                    params_get(req->params, "Data"), ttl < 0 ? 0 : ttl, "system",
+                                    doc_answer_written, a);
+        if (err)
+            doc_answer_refused(a, err);
         return;
     }
     if (!err)
@@ -170,9 +174,11 @@ static void doc_update(void *ctx, http_req_t *req, http_resp_t *resp)
     tassa_err err = read_ttl(req->params, &ttl, &em);
     doc_answer_t *a = err ? NULL : doc_answer_new(api, req, resp, 200);
     if (a) {
-        sync_doc_update_async(api->sync, req->args[0], req->args[1],
-                              params_get(req->params, "Data"), ttl,
-                              http_req_header(req, "If-Match"), doc_answer_written, a);
+        err = sync_doc_update_async(api->sync, req->args[0], req->args[1],
+                                    params_get(req->params, "Data"), ttl,
+                                    http_req_header(req, "If-Match"), doc_answer_written, a);
+        if (err)
+            doc_answer_refused(a, err);
         return;
     }
     if (!err)

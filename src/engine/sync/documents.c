@@ -1085,37 +1085,60 @@ static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t 
 }
 
 /* One asynchronous document write (sync_doc_*_async): everything the completion needs. */
-typedef struct {
+struct sync_doc_op {
     store_waiter_t w;
     sync_engine_t *e;
     pending_t *p;
-    tassa_err err; /* the section's own result */
-    bool wrote;
+    tassa_err err; /* the section's own result (or the early failure) */
+    tassa_err durable;
+    bool wrote, reached_store;
     sync_doc_t doc;
     errmsg_t em;
     sync_doc_done_fn done;
     void *ctx;
-} doc_op_t;
+};
+typedef struct sync_doc_op doc_op_t;
 
-/* Reports the result to the caller and frees op. */
+/* Reports an early failure (nothing reached the store): done runs on the calling thread. */
 static void op_finish(doc_op_t *op, tassa_err err)
 {
-    op->done(op->ctx, err, err ? NULL : &op->doc, &op->em);
-    sync_doc_clear(&op->doc);
-    free(op);
+    op->err = err;
+    op->done(op->ctx, op);
 }
 
-/* The store's completion: the commit is settled (committer thread, or inline). */
+/* The store's completion (committer thread, or inline): only records the result. The change
+ * is settled and delivered in sync_doc_op_settle, on a thread that may block: delivery reads
+ * the store (the readers of a document), which the committer itself must never wait for. */
 static void op_settled(void *ctx, tassa_err durable)
 {
     doc_op_t *op = ctx;
-    op_finish(op, finish_write_settle(op->e, op->err, durable, op->wrote, op->p));
+    op->durable = durable;
+    op->done(op->ctx, op);
+}
+
+tassa_err sync_doc_op_settle(sync_doc_op_t *op, sync_doc_t *out, errmsg_t *em)
+{
+    tassa_err err = op->err;
+    if (op->reached_store)
+        err = finish_write_settle(op->e, op->err, op->durable, op->wrote, op->p);
+    if (em)
+        *em = op->em;
+    if (!err && out) {
+        *out = op->doc; /* handed over */
+        memset(&op->doc, 0, sizeof op->doc);
+    } else if (out) {
+        memset(out, 0, sizeof *out);
+    }
+    sync_doc_clear(&op->doc);
+    free(op);
+    return err;
 }
 
 /* Ends an asynchronous write (lock held): like finish_write, without the wait. */
 static void finish_write_async(doc_op_t *op, tassa_err err)
 {
     op->wrote = !err;
+    op->reached_store = true;
     op->p = finish_write_locked(op->e, &err, op->wrote ? &op->doc : NULL);
     op->err = err;
     store_unlock_async(op->e->store, &op->w, op_settled, op);
@@ -1213,33 +1236,26 @@ tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
     return err;
 }
 
-void sync_doc_create_async(sync_engine_t *e, const char *service, const char *unique_name,
-                           const char *data, long ttl, const char *created_by,
-                           sync_doc_done_fn done, void *ctx)
+tassa_err sync_doc_create_async(sync_engine_t *e, const char *service, const char *unique_name,
+                                const char *data, long ttl, const char *created_by,
+                                sync_doc_done_fn done, void *ctx)
 {
     doc_op_t *op = op_new(e, done, ctx);
-    if (!op) { /* no memory for the completion: do it the blocking way */
-        sync_doc_t d;
-        errmsg_t em = {{0}};
-        tassa_err err = sync_doc_create(e, service, unique_name, data, ttl, created_by, &d, &em);
-        done(ctx, err, err ? NULL : &d, &em);
-        if (!err)
-            sync_doc_clear(&d);
-        return;
-    }
+    if (!op)
+        return TASSA_ENOMEM;
     tassa_err err = TASSA_OK;
     if (unique_name && (err = check_unique_name(unique_name, &op->em))) {
         op_finish(op, err);
-        return;
+        return TASSA_OK;
     }
     if (ttl < 0 || ttl > 31536000) {
         op_finish(op, err_set(&op->em, TASSA_EINVAL, "Ttl must be from 0 to 31536000 seconds"));
-        return;
+        return TASSA_OK;
     }
     char *text = normalise_data(data ? data : "{}", &err, &op->em);
     if (!text) {
         op_finish(op, err);
-        return;
+        return TASSA_OK;
     }
     char svc[SID_LEN + 1];
     store_lock(e->store);
@@ -1249,7 +1265,7 @@ void sync_doc_create_async(sync_engine_t *e, const char *service, const char *un
         {
             op_finish(op, err_set(&op->em, err,
                                   "The requested resource /Services/%.40s was not found", service));
-            return;
+            return TASSA_OK;
         }
     }
     err = store_begin(e->store);
@@ -1257,31 +1273,26 @@ void sync_doc_create_async(sync_engine_t *e, const char *service, const char *un
         err = insert_locked(e, svc, unique_name, &text, ttl, created_by, &op->doc, &op->em);
     finish_write_async(op, err);
     free(text);
+    return TASSA_OK;
 }
 
-void sync_doc_update_async(sync_engine_t *e, const char *service, const char *id, const char *data,
-                           long ttl, const char *if_match, sync_doc_done_fn done, void *ctx)
+tassa_err sync_doc_update_async(sync_engine_t *e, const char *service, const char *id,
+                                const char *data, long ttl, const char *if_match,
+                                sync_doc_done_fn done, void *ctx)
 {
     doc_op_t *op = op_new(e, done, ctx);
-    if (!op) {
-        sync_doc_t d;
-        errmsg_t em = {{0}};
-        tassa_err err = sync_doc_update(e, service, id, data, ttl, if_match, &d, &em);
-        done(ctx, err, err ? NULL : &d, &em);
-        if (!err)
-            sync_doc_clear(&d);
-        return;
-    }
+    if (!op)
+        return TASSA_ENOMEM;
     tassa_err err = TASSA_OK;
     char *text = NULL;
     char svc[SID_LEN + 1];
     if (ttl < -1 || ttl > 31536000) {
         op_finish(op, err_set(&op->em, TASSA_EINVAL, "Ttl must be from 0 to 31536000 seconds"));
-        return;
+        return TASSA_OK;
     }
     if (data && !(text = normalise_data(data, &err, &op->em))) {
         op_finish(op, err);
-        return;
+        return TASSA_OK;
     }
     store_lock(e->store);
     if ((err = resolve_locked(e, service, svc))) {
@@ -1289,7 +1300,7 @@ void sync_doc_update_async(sync_engine_t *e, const char *service, const char *id
         free(text);
         {
             op_finish(op, err);
-            return;
+            return TASSA_OK;
         }
     }
     sync_doc_t *out = &op->doc;
@@ -1307,6 +1318,7 @@ void sync_doc_update_async(sync_engine_t *e, const char *service, const char *id
         err = update_locked(e, out, &text, ttl);
     finish_write_async(op, err);
     free(text);
+    return TASSA_OK;
 }
 
 tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
