@@ -112,8 +112,9 @@ typedef struct store_waiter {
  * (and any uncommitted change the section could have read) are durable or have failed. It
  * runs on the calling thread before this returns when there is nothing to wait for (a
  * read-only section, or its commit already made), else on the committer thread after the
- * commit, outside every store lock: it must be short and must not block (it may take the
- * store lock, briefly: the next commit waits for it). w (borrowed) holds the queue entry.
+ * commit, outside every store lock: it must be short and must not block; above all it must
+ * not take the store lock (store_unlock would wait for the committer, which is waiting for
+ * done: a deadlock). Hand the work to another thread instead. w (borrowed) holds the entry.
  * Cannot fail. */
 void store_unlock_async(store_t *s, store_waiter_t *w, store_done_fn done, void *ctx);
 
