@@ -1,15 +1,59 @@
 #!/usr/bin/env bash
 # run.sh - measures tassa with wrk on this machine and prints one machine-readable line per
-# case: `bench name=... conns=... rps=... p50_ms=... p99_ms=...`, plus ratios to the HTTP
-# baseline (GET /healthz) measured in the same run. Reproducible: same binary, same durations.
-#   ./bench/run.sh            (after make build; needs wrk)
+# case: `bench name=... conns=... rps=... p50=... p99=...`, plus ratios to two baselines
+# measured in the same run: GET /healthz, and nginx serving a 2-byte static file (the
+# machine's HTTP ceiling; issue 12's targets are ratios to it). Reproducible: same binary,
+# same durations.
+#   ./bench/run.sh            (after make build; needs wrk and nginx: apt-get install nginx-light)
+#   DUR=10s PORT=3901 NGINX_PORT=3902 NGINX=/usr/sbin/nginx TASSA_BIN=./build/tassa
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${TASSA_BIN:-./build/tassa}
 DUR=${DUR:-10s}
 PORT=${PORT:-3901}
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+NGINX_PORT=${NGINX_PORT:-3902}
 DIR=$(mktemp -d)
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
+PID=
+NGINX_PID=
+cleanup() {
+  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+  if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; fi
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+# nginx on loopback with its own config in $DIR: one worker per core, no access log, one
+# 2-byte file; every path it writes (pid, logs, temp dirs) is inside $DIR.
+mkdir -p "$DIR/nginx/www" "$DIR/nginx/tmp"
+printf 'ok' >"$DIR/nginx/www/ok"
+# nginx's workers may run as another user (nobody, when started as root): let them reach it.
+chmod 711 "$DIR" "$DIR/nginx" && chmod 755 "$DIR/nginx/www" && chmod 644 "$DIR/nginx/www/ok"
+cat >"$DIR/nginx/nginx.conf" <<CONF
+daemon on;
+worker_processes auto;
+pid $DIR/nginx/nginx.pid;
+error_log $DIR/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $DIR/nginx/tmp/body;
+  proxy_temp_path $DIR/nginx/tmp/proxy;
+  fastcgi_temp_path $DIR/nginx/tmp/fastcgi;
+  uwsgi_temp_path $DIR/nginx/tmp/uwsgi;
+  scgi_temp_path $DIR/nginx/tmp/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $DIR/nginx/www;
+    location / { default_type text/plain; }
+  }
+}
+CONF
+"$NGINX" -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" -e "$DIR/nginx/error.log"
+for _ in $(seq 50); do [ -s "$DIR/nginx/nginx.pid" ] && break; sleep 0.1; done
+NGINX_PID=$(cat "$DIR/nginx/nginx.pid")
+
 export TASSA_VERIFY_SIGNATURE=false
 $BIN serve --port "$PORT" --data "$DIR/bench.db" --quiet 2>"$DIR/log" &
 PID=$!
@@ -19,27 +63,39 @@ export TOKEN=$($BIN user-token alice --data "$DIR/bench.db")
 export BASIC=$(printf '%s:%s' "$API_KEY" "$API_SECRET" | base64 -w0)
 curl -sf -u "$API_KEY:$API_SECRET" "localhost:$PORT/v1/Services/default/Documents" \
   -d UniqueName=bench-doc -d 'Data={"n":0}' >/dev/null
+curl -sf "http://127.0.0.1:$NGINX_PORT/ok" >/dev/null
 
-# wrk_case NAME CONNS URL [SCRIPT]: prints the bench line and leaves rps in $RPS.
+# wrk_case NAME CONNS URL [SCRIPT]: prints the bench line and leaves rps in $RPS, p99 in $P99.
 wrk_case() {
   local name=$1 conns=$2 url=$3 script=${4:-}
   local out
   local threads=$(( conns < 2 ? 1 : 2 ))
   out=$(wrk -t"$threads" -c"$conns" -d"$DUR" --latency ${script:+-s "$script"} "$url")
   RPS=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  local p50 p99
+  local p50
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  P99=$(awk '$1=="99%" {print $2}' <<<"$out")
   local non2xx
   non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  echo "bench name=$name conns=$conns rps=$RPS p50=$p50 p99=$p99 non2xx=${non2xx:-0}"
+  echo "bench name=$name conns=$conns rps=$RPS p50=$p50 p99=$P99 non2xx=${non2xx:-0}"
 }
 base="http://127.0.0.1:$PORT"
+wrk_case nginx 100 "http://127.0.0.1:$NGINX_PORT/ok";            NGX=$RPS
 wrk_case healthz 100 "$base/healthz";                         BASE=$RPS
 wrk_case grant 100 "$base/task/get-sync-grant" bench/grant.lua; GRANT=$RPS
-wrk_case grant 1 "$base/task/get-sync-grant" bench/grant.lua
+wrk_case grant 1 "$base/task/get-sync-grant" bench/grant.lua;   GRANT1_P99=$P99
 wrk_case router_event 100 "$base/general/router" bench/router.lua; ROUTER=$RPS
 wrk_case doc_update 100 "$base/v1/Services/default/Documents/bench-doc" bench/doc_update.lua; DOC=$RPS
 awk -v b="$BASE" -v g="$GRANT" -v r="$ROUTER" -v d="$DOC" 'BEGIN {
   printf "ratio grant/healthz=%.2f router_event/healthz=%.3f doc_update/healthz=%.3f\n", g/b, r/b, d/b }'
+# Issue 12's targets: ratios to nginx at 100 connections, the grant's p99 at one connection,
+# and the grant rate against the Node peer (430-610 grants/s on the same machine).
+awk -v n="$NGX" -v h="$BASE" -v g="$GRANT" -v r="$ROUTER" -v d="$DOC" -v p="$GRANT1_P99" 'BEGIN {
+  ms = p + 0
+  if (p ~ /us$/) ms /= 1000; else if (p ~ /ms$/) ms = ms; else if (p ~ /s$/) ms *= 1000
+  printf "ratio_nginx healthz=%.3f grant=%.3f router_event=%.3f doc_update=%.3f\n", h/n, g/n, r/n, d/n
+  printf "target grant/nginx=%.3f>=0.5:%s router_event/nginx=%.3f>=0.2:%s doc_update/nginx=%.3f>=0.2:%s\n",
+    g/n, (g/n >= 0.5 ? "met" : "missed"), r/n, (r/n >= 0.2 ? "met" : "missed"), d/n, (d/n >= 0.2 ? "met" : "missed")
+  printf "target grant_p99_1conn_ms=%.3f<1:%s grant/node_peer=%.0fx-%.0fx>=70:%s\n",
+    ms, (ms < 1 ? "met" : "missed"), g/610, g/430, (g/610 >= 70 ? "met" : "missed") }'
 echo "rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)"

@@ -1,10 +1,10 @@
 /* access_token.c - mints and verifies Twilio access tokens with a Sync (data_sync) grant.
  *
- * Minting is on the hot path of /task/get-sync-grant, so it does only what libjwt needs: the
- * flat claims go in with jwt_add_grant*, and only the nested "grants" object is serialised
- * (by jansson, which escapes and checks UTF-8) and handed over as JSON text, the one form in
- * which libjwt 1.x accepts a nested value. Verification reuses verify_token's strict decoding
- * and pins the header's alg before libjwt checks the signature.
+ * Minting is on the hot path of /task/get-sync-grant, so it writes the token's text directly:
+ * the header is a constant, the payload is printed into a buf_t with its strings escaped as
+ * jansson escapes them (the bytes are those libjwt 1.x produced before, keys sorted), and the
+ * HMAC comes from a key set up once (hs256.h). Verification reuses verify_token's strict
+ * decoding and pins the header's alg before libjwt checks the signature.
  *
  * Layer: auth.
  */
@@ -19,7 +19,10 @@
 #include <jansson.h>
 #include <jwt.h>
 
+#include <openssl/crypto.h>
+
 #include "auth/verify_token.h"
+#include "base/buf.h"
 
 #define ACCESS_TOKEN_CTY         "twilio-fpa;v=1"
 #define ACCESS_TOKEN_DEFAULT_TTL 3600L
@@ -32,74 +35,83 @@ static int present(const char *s)
     return s != NULL && *s != '\0';
 }
 
-/* Adds the nested grants object {"identity": ..., "data_sync": {"service_sid": ...}}. libjwt
- * parses the text back; jansson does the escaping, so an identity with quotes stays intact.
- * Returns 0 or non-zero on failure (bad UTF-8, out of memory). */
-static int add_sync_grants(jwt_t *jwt, const char *identity, const char *service_sid)
-{
-    json_t *doc;
-    char *text = NULL;
-    int rc = -1;
+/* The header libjwt 1.x wrote for these tokens (keys sorted), as base64url: constant. */
+#define ACCESS_TOKEN_HEADER_JSON                                                                   \
+    "{\"alg\":\"HS256\",\"cty\":\"" ACCESS_TOKEN_CTY "\",\"typ\":\"JWT\"}"
 
-    doc = json_pack("{s:{s:s, s:{s:s}}}", "grants", "identity", identity, "data_sync",
-                    "service_sid", service_sid); /* new reference; NULL on bad UTF-8 */
-    if (doc == NULL)
+char *access_token_sync_keyed(const access_token_opts_t *o, const hs256_key_t *key)
+{
+    buf_t payload = BUF_INIT, tok = BUF_INIT;
+    unsigned char mac[HS256_LEN];
+    long ttl;
+    char *token = NULL;
+
+    if (o == NULL || key == NULL || !present(o->account_sid) || !present(o->api_key) ||
+        !present(o->identity) || !present(o->sync_service_sid) || o->ttl < 0)
+        return NULL;
+    ttl = o->ttl ? o->ttl : ACCESS_TOKEN_DEFAULT_TTL;
+    if (o->now > (time_t)(LONG_MAX - ttl))
+        return NULL;
+    /* The payload as libjwt 1.x wrote it with jansson: compact, keys sorted. */
+    buf_printf(&payload, "{\"exp\":%lld,\"grants\":{\"data_sync\":{\"service_sid\":",
+               (long long)o->now + ttl);
+    if (hs256_json_string_add(&payload, o->sync_service_sid) != 0)
         goto out;
-    text = json_dumps(doc, JSON_COMPACT);
-    if (text == NULL)
+    buf_adds(&payload, "},\"identity\":");
+    if (hs256_json_string_add(&payload, o->identity) != 0)
         goto out;
-    rc = jwt_add_grants_json(jwt, text);
+    buf_printf(&payload, "},\"iat\":%lld,\"iss\":", (long long)o->now);
+    if (hs256_json_string_add(&payload, o->api_key) != 0)
+        goto out;
+    buf_adds(&payload, ",\"jti\":");
+    /* jti = "<api_key>-<iat>"; API key SIDs are 34 bytes, so the stack buffer nearly always
+     * fits, and a longer key is refused rather than cut. */
+    {
+        char jti[160];
+        int n = snprintf(jti, sizeof jti, "%s-%lld", o->api_key, (long long)o->now);
+        if (n < 0 || (size_t)n >= sizeof jti || hs256_json_string_add(&payload, jti) != 0)
+            goto out;
+    }
+    buf_adds(&payload, ",\"sub\":");
+    if (hs256_json_string_add(&payload, o->account_sid) != 0)
+        goto out;
+    buf_adds(&payload, "}");
+    if (payload.failed)
+        goto out;
+
+    hs256_b64url_add(&tok, ACCESS_TOKEN_HEADER_JSON, sizeof ACCESS_TOKEN_HEADER_JSON - 1);
+    buf_add(&tok, ".", 1);
+    hs256_b64url_add(&tok, payload.data, payload.len);
+    if (tok.failed || hs256_sign(key, tok.data, tok.len, mac) != 0)
+        goto out;
+    buf_add(&tok, ".", 1);
+    hs256_b64url_add(&tok, mac, sizeof mac);
+    OPENSSL_cleanse(mac, sizeof mac);
+    if (!tok.failed)
+        token = buf_take(&tok);
 out:
-    free(text);
-    json_decref(doc);
-    return rc;
+    buf_free(&payload);
+    buf_free(&tok);
+    return token;
 }
 
 /* What /task/get-sync-grant returns: a token the Twilio Sync SDK accepts as it is. */
 char *access_token_sync(const access_token_opts_t *o)
 {
-    jwt_t *jwt = NULL;
-    char *token = NULL, *jti = NULL;
-    char jti_buf[128];
-    long ttl;
+    hs256_key_t *key;
+    char *token;
     size_t secret_len;
-    int n;
 
-    if (o == NULL || !present(o->account_sid) || !present(o->api_key) || !present(o->api_secret) ||
-        !present(o->identity) || !present(o->sync_service_sid) || o->ttl < 0)
+    if (o == NULL || !present(o->api_secret))
         return NULL;
-    ttl = o->ttl ? o->ttl : ACCESS_TOKEN_DEFAULT_TTL;
     secret_len = strlen(o->api_secret);
-    if (secret_len > INT_MAX || o->now > (time_t)(LONG_MAX - ttl))
+    if (secret_len > INT_MAX)
         return NULL;
-
-    /* jti = "<api_key>-<iat>"; API key SIDs are 34 bytes, so the stack buffer nearly always
-     * fits and the heap is used only for an odd, long key. */
-    n = snprintf(jti_buf, sizeof jti_buf, "%s-%lld", o->api_key, (long long)o->now);
-    if (n < 0)
-        goto out;
-    if ((size_t)n >= sizeof jti_buf) {
-        jti = malloc((size_t)n + 1);
-        if (jti == NULL)
-            goto out;
-        snprintf(jti, (size_t)n + 1, "%s-%lld", o->api_key, (long long)o->now);
-    }
-
-    if (jwt_new(&jwt) != 0)
-        goto out;
-    if (jwt_add_header(jwt, "cty", ACCESS_TOKEN_CTY) != 0 ||
-        jwt_add_grant(jwt, "jti", jti ? jti : jti_buf) != 0 ||
-        jwt_add_grant(jwt, "iss", o->api_key) != 0 ||
-        jwt_add_grant(jwt, "sub", o->account_sid) != 0 ||
-        jwt_add_grant_int(jwt, "iat", (long)o->now) != 0 ||
-        jwt_add_grant_int(jwt, "exp", (long)o->now + ttl) != 0 ||
-        add_sync_grants(jwt, o->identity, o->sync_service_sid) != 0 ||
-        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)o->api_secret, (int)secret_len) != 0)
-        goto out;
-    token = jwt_encode_str(jwt); /* libjwt adds "typ":"JWT" and "alg":"HS256" */
-out:
-    jwt_free(jwt);
-    free(jti);
+    key = hs256_key_new(o->api_secret, secret_len);
+    if (key == NULL)
+        return NULL;
+    token = access_token_sync_keyed(o, key);
+    hs256_key_free(key);
     return token;
 }
 

@@ -1,9 +1,9 @@
 /* access_token.h - Twilio access tokens carrying a Sync grant (twilio-node AccessToken).
  *
  * The token is a JWS with header {"alg":"HS256","typ":"JWT","cty":"twilio-fpa;v=1"} (key order
- * is libjwt's) and payload {jti: "<api_key>-<iat>", iss: api_key, sub: account_sid, iat, exp,
- * grants: {identity, data_sync: {service_sid}}}, signed with the API key secret.
- * Pure functions (no global state); any thread may call them.
+ * is libjwt 1.x's, sorted) and payload {jti: "<api_key>-<iat>", iss: api_key, sub: account_sid,
+ * iat, exp, grants: {identity, data_sync: {service_sid}}}, signed with the API key secret. Pure
+ * functions (no global state); any thread may call them.
  *
  * Layer: auth.
  */
@@ -12,6 +12,7 @@
 
 #include <time.h>
 
+#include "auth/hs256.h"
 #include "base/err.h"
 
 /* What access_token_sync puts in a token. Every string is borrowed and must be non-empty
@@ -26,6 +27,11 @@ typedef struct {
  * malloc'd JWT string the caller frees, or NULL on failure: o NULL, a field NULL or empty,
  * ttl negative, exp overflowing, a string that is not UTF-8, or out of memory. */
 char *access_token_sync(const access_token_opts_t *o);
+
+/* access_token_sync with a key set up once for o->api_secret (hs256_key_new; o->api_secret
+ * itself is then not read): the same bytes, written directly without libjwt or jansson. Also
+ * NULL when key is NULL or the API key SID is longer than 120 bytes. Thread-safe. */
+char *access_token_sync_keyed(const access_token_opts_t *o, const hs256_key_t *key);
 
 /* Decodes and verifies a Twilio access token minted with api_secret: alg HS256, HS384 or
  * HS512 (pinned from the header before the signature check), cty "twilio-fpa;v=1", valid

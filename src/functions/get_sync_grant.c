@@ -11,6 +11,7 @@
 #include "auth/access_token.h"
 #include "auth/verify_token.h"
 #include "http/cors.h"
+#include "base/buf.h"
 #include "base/log.h"
 
 #define GRANT_TTL 3600
@@ -33,9 +34,31 @@ static void refuse(http_resp_t *resp, tassa_err err, const char *why)
                              tassa_err_status(err)));
 }
 
+/* Set up once at registration: the two HMAC keys, so that a grant does no key set-up. */
+typedef struct {
+    const config_t *config;
+    hs256_key_t *caller_key; /* JWT_SECRET; NULL when unset (every caller is then refused) */
+    hs256_key_t *api_key;    /* the API key secret; NULL when unset (no grant can be minted) */
+} grant_state_t;
+
+static void grant_state_free(void *p)
+{
+    grant_state_t *g = p;
+    hs256_key_free(g->caller_key);
+    hs256_key_free(g->api_key);
+    free(g);
+}
+
+/* A key for secret, or NULL when it is unset or empty. */
+static hs256_key_t *key_for(const char *secret)
+{
+    return secret && *secret ? hs256_key_new(secret, strlen(secret)) : NULL;
+}
+
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    const config_t *c = ctx;
+    const grant_state_t *g = ctx;
+    const config_t *c = g->config;
     errmsg_t em = {{0}};
     if (cors_apply(req, resp, c->cors_origins))
         return;
@@ -46,7 +69,7 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         return;
     }
     time_t now = time(NULL);
-    tassa_err err = verify_token(token, identity, c->jwt_secret, now, &em);
+    tassa_err err = verify_token_keyed(token, identity, g->caller_key, now, &em);
     if (err) {
         log_info("event=grant_refused reason=\"%s\"", err_text(&em, err));
         refuse(resp, err == TASSA_EMISSING ? TASSA_EMISSING : TASSA_EUNAUTH, err_text(&em, err));
@@ -59,19 +82,47 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
                              .sync_service_sid = c->sync_service_sid,
                              .ttl = GRANT_TTL,
                              .now = now};
-    char *sync_token = access_token_sync(&o);
+    char *sync_token = access_token_sync_keyed(&o, g->api_key);
     if (!sync_token) {
         refuse(resp, TASSA_EINTERNAL, "could not mint the sync token");
         return;
     }
-    http_resp_json(resp, 200, json_pack("{s:b, s:s}", "authorized", 1, "syncToken", sync_token));
+    /* {"authorized":true,"syncToken":"..."}: the token is base64url and dots, no escaping. */
+    buf_t body = BUF_INIT;
+    buf_adds(&body, "{\"authorized\":true,\"syncToken\":\"");
+    buf_adds(&body, sync_token);
+    buf_adds(&body, "\"}");
     free(sync_token);
+    if (body.failed) {
+        buf_free(&body);
+        refuse(resp, TASSA_ENOMEM, "out of memory");
+        return;
+    }
+    free(resp->body);
+    resp->body_len = body.len;
+    resp->body = buf_take(&body); /* handed over as it is: no copy */
+    resp->status = 200;
+    resp->content_type = "application/json";
 }
 
 tassa_err get_sync_grant_register(http_server_t *http, const config_t *config)
 {
+    grant_state_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return TASSA_ENOMEM;
+    g->config = config;
+    g->caller_key = key_for(config->jwt_secret);
+    g->api_key = key_for(config->api_secret);
+    if ((config->jwt_secret && *config->jwt_secret && !g->caller_key) ||
+        (config->api_secret && *config->api_secret && !g->api_key)) {
+        grant_state_free(g);
+        return TASSA_ENOMEM;
+    }
+    tassa_err err = http_server_own(http, g, grant_state_free);
+    if (err)
+        return err;
     const http_route_t routes[] = {{"OPTIONS", "/task/get-sync-grant", handle},
                                    {"POST", "/task/get-sync-grant", handle},
                                    {"GET", "/task/get-sync-grant", handle}};
-    return http_server_routes(http, routes, 3, (void *)config);
+    return http_server_routes(http, routes, 3, g);
 }

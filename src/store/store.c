@@ -8,7 +8,8 @@
  * Group commit: the first critical section after a commit opens a transaction (BEGIN); every
  * following one writes into it; the committer thread COMMITs it (one fsync) once it holds
  * changes and no writer is queued for the lock (or after a short bound), then wakes every
- * thread waiting in store_unlock for that epoch.
+ * thread waiting in store_unlock for that epoch, then runs the store_unlock_async waiters of
+ * the epochs it settled (outside every lock), oldest first.
  *
  * Query layer: a store_stmt_t holds the back end's statement; SQLite statements are cached by
  * SQL text with their store_stmt_t (see store_prepare), PostgreSQL ones in store_pg.c.
@@ -76,6 +77,7 @@ struct store {
     pthread_cond_t done;
     uint64_t committed;              /* every epoch <= committed is settled */
     uint64_t failed;                 /* the last epoch whose commit failed (0 = none) */
+    store_waiter_t *waiters;         /* store_unlock_async, under done_lock, newest first */
     cached_stmt_t cache[STMT_CACHE]; /* under the store lock */
 };
 
@@ -267,7 +269,66 @@ static double seconds_since(const struct timespec *t0)
     return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* Ends the section like store_unlock without waiting: releases the lock and returns the epoch
+ * to wait for (0: none), with *lost set when the PostgreSQL connection was lost. */
+static uint64_t unlock_section(store_t *s, bool *lost);
+
 tassa_err store_unlock(store_t *s)
+{
+    bool lost = false;
+    uint64_t wait_for = unlock_section(s, &lost);
+    if (!wait_for)
+        return lost ? TASSA_ESTORE : TASSA_OK;
+    pthread_mutex_lock(&s->done_lock);
+    while (s->committed < wait_for)
+        pthread_cond_wait(&s->done, &s->done_lock);
+    lost |= s->failed == wait_for;
+    pthread_mutex_unlock(&s->done_lock);
+    return lost ? TASSA_ESTORE : TASSA_OK;
+}
+
+void store_unlock_async(store_t *s, store_waiter_t *w, store_done_fn done, void *ctx)
+{
+    bool lost = false;
+    uint64_t wait_for = unlock_section(s, &lost);
+    *w = (store_waiter_t){
+        .done = done, .ctx = ctx, .epoch = wait_for, .err = lost ? TASSA_ESTORE : TASSA_OK};
+    if (wait_for) {
+        pthread_mutex_lock(&s->done_lock);
+        if (s->committed < wait_for) { /* the committer runs it after that commit */
+            w->next = s->waiters;
+            s->waiters = w;
+            pthread_mutex_unlock(&s->done_lock);
+            return;
+        }
+        if (s->failed == wait_for)
+            w->err = TASSA_ESTORE;
+        pthread_mutex_unlock(&s->done_lock);
+    }
+    done(ctx, w->err);
+}
+
+/* Takes the waiters whose epoch is settled off the queue (done_lock held), oldest first, with
+ * their results set. */
+static store_waiter_t *settled_waiters_locked(store_t *s)
+{
+    store_waiter_t *ready = NULL, **pp = &s->waiters;
+    while (*pp) {
+        store_waiter_t *w = *pp;
+        if (w->epoch <= s->committed) {
+            *pp = w->next;
+            if (s->failed == w->epoch)
+                w->err = TASSA_ESTORE;
+            w->next = ready; /* the queue is newest first: this reverses it */
+            ready = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+    return ready;
+}
+
+static uint64_t unlock_section(store_t *s, bool *lost_out)
 {
     if (db_total_changes(s) != s->changes_at_lock) {
         s->dirty = true;
@@ -284,16 +345,9 @@ tassa_err store_unlock(store_t *s)
     }
     /* A connection lost during the section: nothing it read or wrote can be trusted (a failed
      * lookup looks like an absent row), and its transaction is gone. */
-    bool lost = s->pg && pg_lost(s->pg);
+    *lost_out = s->pg && pg_lost(s->pg);
     pthread_mutex_unlock(&s->lock);
-    if (!wait_for)
-        return lost ? TASSA_ESTORE : TASSA_OK;
-    pthread_mutex_lock(&s->done_lock);
-    while (s->committed < wait_for)
-        pthread_cond_wait(&s->done, &s->done_lock);
-    lost |= s->failed == wait_for;
-    pthread_mutex_unlock(&s->done_lock);
-    return lost ? TASSA_ESTORE : TASSA_OK;
+    return wait_for;
 }
 
 /* Commits the group transaction whenever it holds changes; see the file comment. */
@@ -336,7 +390,13 @@ static void *commit_loop(void *arg)
         if (!ok)
             s->failed = epoch;
         pthread_cond_broadcast(&s->done);
+        store_waiter_t *ready = settled_waiters_locked(s);
         pthread_mutex_unlock(&s->done_lock);
+        while (ready) { /* outside every lock; w may be freed by its own done */
+            store_waiter_t *w = ready;
+            ready = w->next;
+            w->done(w->ctx, w->err);
+        }
         pthread_mutex_lock(&s->lock);
     }
     pthread_mutex_unlock(&s->lock);

@@ -93,6 +93,31 @@ void store_lock(store_t *s);
  * unless they could have seen uncommitted data. */
 tassa_err store_unlock(store_t *s);
 
+/* What store_unlock_async calls once the section's changes are settled: err is what
+ * store_unlock would have returned (TASSA_OK: durable; TASSA_ESTORE: rolled back). */
+typedef void (*store_done_fn)(void *ctx, tassa_err err);
+
+/* A place in the committer's queue for store_unlock_async; the caller provides it (usually
+ * inside ctx) and it must stay valid until done has run. Fields are the store's. */
+typedef struct store_waiter {
+    store_done_fn done;
+    void *ctx;
+    uint64_t epoch;
+    tassa_err err;
+    struct store_waiter *next;
+} store_waiter_t;
+
+/* store_unlock without the wait: releases the lock and returns at once; done(ctx, err) runs
+ * exactly once, with the err store_unlock would return, when the changes made under the lock
+ * (and any uncommitted change the section could have read) are durable or have failed. It
+ * runs on the calling thread before this returns when there is nothing to wait for (a
+ * read-only section, or its commit already made), else on the committer thread after the
+ * commit, outside every store lock: it must be short and must not block; above all it must
+ * not take the store lock (store_unlock would wait for the committer, which is waiting for
+ * done: a deadlock). Hand the work to another thread instead. w (borrowed) holds the entry.
+ * Cannot fail. */
+void store_unlock_async(store_t *s, store_waiter_t *w, store_done_fn done, void *ctx);
+
 /* Runs SQL text (several statements) such as CREATE TABLE IF NOT EXISTS, taking the lock. */
 tassa_err store_schema(store_t *s, const char *sql, errmsg_t *em);
 

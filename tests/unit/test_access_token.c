@@ -14,6 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <jwt.h>
+
 #include "auth/access_token.h"
 
 #define NOW        ((time_t)1700000000)
@@ -196,6 +198,66 @@ static void test_ttl_and_escaping(void **state)
     free(tok);
 }
 
+/* The token as libjwt 1.x and jansson made it before the lean path (the reference the
+ * official clients were tested against): the lean minter must give the same bytes. */
+static char *libjwt_reference(const access_token_opts_t *o)
+{
+    jwt_t *jwt = NULL;
+    char jti[160], *text, *token;
+    json_t *grants = json_pack("{s:{s:s, s:{s:s}}}", "grants", "identity", o->identity, "data_sync",
+                               "service_sid", o->sync_service_sid);
+
+    assert_non_null(grants);
+    text = json_dumps(grants, JSON_COMPACT);
+    snprintf(jti, sizeof jti, "%s-%lld", o->api_key, (long long)o->now);
+    assert_int_equal(jwt_new(&jwt), 0);
+    assert_int_equal(jwt_add_header(jwt, "cty", "twilio-fpa;v=1"), 0);
+    assert_int_equal(jwt_add_grant(jwt, "jti", jti), 0);
+    assert_int_equal(jwt_add_grant(jwt, "iss", o->api_key), 0);
+    assert_int_equal(jwt_add_grant(jwt, "sub", o->account_sid), 0);
+    assert_int_equal(jwt_add_grant_int(jwt, "iat", (long)o->now), 0);
+    assert_int_equal(jwt_add_grant_int(jwt, "exp", (long)o->now + (o->ttl ? o->ttl : 3600)), 0);
+    assert_int_equal(jwt_add_grants_json(jwt, text), 0);
+    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)o->api_secret,
+                                 (int)strlen(o->api_secret)),
+                     0);
+    token = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    free(text);
+    json_decref(grants);
+    return token;
+}
+
+static void test_lean_token_matches_libjwt_bytes(void **state)
+{
+    const char *ids[] = {"alice", "a \"quoted\" \\ name \xc3\xa9\n", "tab\there\x01\x1f\x7f/slash",
+                         "\xe2\x80\xa8 line sep, \xf0\x9f\x98\x80 emoji", "\b\f\r"};
+    hs256_key_t *key = hs256_key_new(API_SECRET, strlen(API_SECRET));
+
+    assert_non_null(key);
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+        access_token_opts_t o = opts(ids[i], i == 0 ? 0 : 60 * (long)i);
+        char *want = libjwt_reference(&o), *got = access_token_sync(&o),
+             *keyed = access_token_sync_keyed(&o, key);
+        assert_non_null(want);
+        assert_string_equal(got, want);
+        assert_string_equal(keyed, want);
+        free(want);
+        free(got);
+        free(keyed);
+    }
+    /* Not UTF-8 (a lone continuation byte, an overlong '/', a surrogate): no token. */
+    const char *bad[] = {"x\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        access_token_opts_t o = opts(bad[i], 0);
+        assert_null(access_token_sync_keyed(&o, key));
+        assert_null(access_token_sync(&o));
+    }
+    access_token_opts_t o = opts("alice", 0);
+    assert_null(access_token_sync_keyed(&o, NULL));
+    hs256_key_free(key);
+}
+
 static void test_sync_refuses_missing_fields(void **state)
 {
     access_token_opts_t o;
@@ -321,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_minted_token_fields),
         cmocka_unit_test(test_signature_is_hmac_sha256),
         cmocka_unit_test(test_ttl_and_escaping),
+        cmocka_unit_test(test_lean_token_matches_libjwt_bytes),
         cmocka_unit_test(test_sync_refuses_missing_fields),
         cmocka_unit_test(test_verify_round_trip),
         cmocka_unit_test(test_verify_wrong_secret_and_expired),

@@ -432,6 +432,68 @@ static void pause_ms(int ms)
     usleep((useconds_t)ms * 1000);
 }
 
+/* What store_unlock_async's done saw, for async_unlock_settles_after_commit. */
+typedef struct {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    int calls, failures;
+    bool inline_call; /* a call ran on the thread that unlocked */
+    pthread_t unlocker;
+    store_waiter_t w[40];
+} async_log_t;
+
+static void async_done(void *ctx, tassa_err err)
+{
+    async_log_t *a = ctx;
+    pthread_mutex_lock(&a->m);
+    a->calls++;
+    a->failures += err != TASSA_OK;
+    a->inline_call |= pthread_equal(pthread_self(), a->unlocker) != 0;
+    pthread_cond_broadcast(&a->c);
+    pthread_mutex_unlock(&a->m);
+}
+
+/* store_unlock_async: a read-only section settles at once on the caller's thread; every write
+ * section's done runs exactly once, and by then its row is committed (another connection to
+ * the same data sees it). */
+static void async_unlock_settles_after_commit(void **state)
+{
+    fx_t *f = *state;
+    async_log_t a = {.m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER};
+    a.unlocker = pthread_self();
+
+    store_lock(f->s);
+    assert_int_equal(count_items(f->s), 0);
+    store_unlock_async(f->s, &a.w[0], async_done, &a);
+    assert_int_equal(a.calls, 1); /* nothing to wait for: ran before returning */
+    assert_true(a.inline_call);
+    a.calls = 0;
+    a.inline_call = false;
+
+    int n = (int)(sizeof a.w / sizeof *a.w);
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "a%d", i);
+        store_lock(f->s);
+        assert_int_equal(insert(f->s, id, i, "async"), STORE_DONE);
+        store_unlock_async(f->s, &a.w[i], async_done, &a);
+    }
+    pthread_mutex_lock(&a.m);
+    while (a.calls < n)
+        pthread_cond_wait(&a.c, &a.m);
+    pthread_mutex_unlock(&a.m);
+    assert_int_equal(a.failures, 0);
+
+    errmsg_t em = {{0}};
+    store_t *other = store_open(f->path, &em);
+    assert_non_null(other);
+    store_lock(other);
+    assert_int_equal(count_items(other), n);
+    assert_int_equal(store_unlock(other), TASSA_OK);
+    store_close(other);
+    assert_int_equal(a.calls, n);
+}
+
 /* A lease belongs to one process at a time, and passes to another when its holder's session
  * ends (here: the store is closed, as when a node dies) within a few seconds. SQLite: the file
  * claim is the lease, always held. */
@@ -600,6 +662,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(numbered_and_quoted_placeholders, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_all_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(async_unlock_settles_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(where_never_shows_the_password, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_connection_fails_then_reconnects, setup, teardown),
         cmocka_unit_test_setup_teardown(binds_and_columns_round_trip, setup, teardown),

@@ -246,6 +246,37 @@ static void test_rejects_bad_signature(void **state)
     free(payload_flip);
 }
 
+/* The key set up once gives the same answers as the secret, on any number of calls. */
+static void test_keyed_matches_secret(void **state)
+{
+    errmsg_t em = {{0}};
+    hs256_key_t *key = hs256_key_new(SECRET, strlen(SECRET));
+    hs256_key_t *other = hs256_key_new("another-secret", strlen("another-secret"));
+    char *tok = verify_token_mint("alice", SECRET, 3600, NOW);
+    char *cut = strdup(tok), *longer = NULL;
+
+    assert_non_null(key);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(verify_token_keyed(tok, "alice", key, NOW, &em), TASSA_OK);
+    assert_int_equal(verify_token_keyed(tok, "bob", key, NOW, &em), TASSA_EUNAUTH);
+    assert_string_equal(em.text, "token identity does not match");
+    assert_int_equal(verify_token_keyed(tok, "alice", other, NOW, &em), TASSA_EUNAUTH);
+    assert_string_equal(em.text, "bad token signature");
+    assert_int_equal(verify_token_keyed(tok, "alice", NULL, NOW, &em), TASSA_EUNAUTH);
+    assert_int_equal(verify_token_keyed(tok, "alice", key, NOW + 3600, &em), TASSA_EUNAUTH);
+    assert_string_equal(em.text, "token expired");
+    /* A signature one character short, or with one more: not the MAC. */
+    cut[strlen(cut) - 1] = '\0';
+    assert_int_equal(verify_token_keyed(cut, "alice", key, NOW, &em), TASSA_EUNAUTH);
+    assert_true(asprintf(&longer, "%sA", tok) > 0);
+    assert_int_equal(verify_token_keyed(longer, "alice", key, NOW, &em), TASSA_EUNAUTH);
+    free(longer);
+    free(cut);
+    free(tok);
+    hs256_key_free(key);
+    hs256_key_free(other);
+}
+
 static void test_rejects_expired_and_not_yet_valid(void **state)
 {
     char *expired = hs256("{\"identity\":\"alice\",\"exp\":1699999999}");
@@ -378,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_rejects_alg_none),
         cmocka_unit_test(test_rejects_other_algs),
         cmocka_unit_test(test_rejects_bad_signature),
+        cmocka_unit_test(test_keyed_matches_secret),
         cmocka_unit_test(test_rejects_expired_and_not_yet_valid),
         cmocka_unit_test(test_identity_claims),
         cmocka_unit_test(test_rejects_garbage),

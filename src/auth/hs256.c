@@ -1,0 +1,186 @@
+/* hs256.c - HMAC-SHA256 keys set up once (OpenSSL EVP_MAC), base64url and JSON string text.
+ *
+ * The crypto is OpenSSL's: a keyed EVP_MAC_CTX is made once per secret and copied per call,
+ * which skips the fetch and key set-up (the ipad/opad digests) a fresh context costs.
+ *
+ * Layer: auth.
+ */
+#include "auth/hs256.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+struct hs256_key {
+    EVP_MAC *mac;
+    EVP_MAC_CTX *ctx; /* keyed, never updated: only copied */
+};
+
+hs256_key_t *hs256_key_new(const void *secret, size_t len)
+{
+    hs256_key_t *k;
+    OSSL_PARAM ps[2];
+
+    if (secret == NULL || len == 0)
+        return NULL;
+    k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return NULL;
+    ps[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    ps[1] = OSSL_PARAM_construct_end();
+    k->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    k->ctx = k->mac ? EVP_MAC_CTX_new(k->mac) : NULL;
+    if (k->ctx == NULL || EVP_MAC_init(k->ctx, secret, len, ps) != 1) {
+        hs256_key_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void hs256_key_free(hs256_key_t *key)
+{
+    if (key == NULL)
+        return;
+    EVP_MAC_CTX_free(key->ctx);
+    EVP_MAC_free(key->mac);
+    free(key);
+}
+
+int hs256_sign(const hs256_key_t *key, const void *data, size_t len, unsigned char out[HS256_LEN])
+{
+    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(key->ctx);
+    size_t n = 0;
+    int ok = c != NULL && EVP_MAC_update(c, data, len) == 1 &&
+             EVP_MAC_final(c, out, &n, HS256_LEN) == 1 && n == HS256_LEN;
+
+    EVP_MAC_CTX_free(c);
+    return ok ? 0 : -1;
+}
+
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Writes base64url of p[0..n) to out (room for (n + 2) / 3 * 4 bytes); returns its length. */
+static size_t b64url_encode(char *out, const unsigned char *p, size_t n)
+{
+    size_t o = 0, i = 0;
+
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        out[o++] = B64URL[v >> 18 & 63];
+        out[o++] = B64URL[v >> 12 & 63];
+        out[o++] = B64URL[v >> 6 & 63];
+        out[o++] = B64URL[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        out[o++] = B64URL[v >> 18 & 63];
+        out[o++] = B64URL[v >> 12 & 63];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        out[o++] = B64URL[v >> 18 & 63];
+        out[o++] = B64URL[v >> 12 & 63];
+        out[o++] = B64URL[v >> 6 & 63];
+    }
+    return o;
+}
+
+int hs256_b64url_add(buf_t *b, const void *p, size_t n)
+{
+    char stack[512];
+    char *out = stack;
+    size_t need = (n + 2) / 3 * 4;
+    int rc;
+
+    if (need > sizeof stack) {
+        out = malloc(need);
+        if (out == NULL) {
+            b->failed = true;
+            return -1;
+        }
+    }
+    rc = buf_add(b, out, b64url_encode(out, p, n));
+    if (out != stack)
+        free(out);
+    return rc;
+}
+
+bool hs256_verify_b64url(const hs256_key_t *key, const void *data, size_t len, const char *sig,
+                         size_t sig_len)
+{
+    unsigned char mac[HS256_LEN];
+    char text[(HS256_LEN + 2) / 3 * 4];
+    size_t n;
+    bool same;
+
+    if (hs256_sign(key, data, len, mac) != 0)
+        return false;
+    n = b64url_encode(text, mac, sizeof mac);
+    same = sig_len == n && CRYPTO_memcmp(text, sig, n) == 0;
+    OPENSSL_cleanse(mac, sizeof mac);
+    return same;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one (jansson's check). */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC2 || c > 0xF4)
+        return 0;
+    n = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    cp = c & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0; /* also stops at the NUL */
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+int hs256_json_string_add(buf_t *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    for (const unsigned char *q = p; *q;) {
+        size_t n = utf8_len(q);
+        if (n == 0)
+            return -1;
+        q += n;
+    }
+    buf_add(b, "\"", 1);
+    while (*p) {
+        const unsigned char *run = p;
+        while (*p >= 0x20 && *p != '"' && *p != '\\')
+            p++;
+        buf_add(b, run, (size_t)(p - run));
+        if (*p == '\0')
+            break;
+        switch (*p) {
+        case '"': buf_add(b, "\\\"", 2); break;
+        case '\\': buf_add(b, "\\\\", 2); break;
+        case '\b': buf_add(b, "\\b", 2); break;
+        case '\f': buf_add(b, "\\f", 2); break;
+        case '\n': buf_add(b, "\\n", 2); break;
+        case '\r': buf_add(b, "\\r", 2); break;
+        case '\t': buf_add(b, "\\t", 2); break;
+        default: buf_printf(b, "\\u%04X", *p); break;
+        }
+        p++;
+    }
+    buf_add(b, "\"", 1);
+    if (b->failed) {
+        return -1;
+    }
+    return 0;
+}

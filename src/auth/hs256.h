@@ -1,0 +1,49 @@
+/* hs256.h - HMAC-SHA256 keys set up once, and the pieces of a compact JWS built without JSON
+ * round trips: base64url encoding and JSON string escaping straight into a buf_t.
+ *
+ * A key is created once per secret (OpenSSL EVP_MAC, keyed when created); each signature
+ * copies that keyed context (EVP_MAC_CTX_dup), so no call sets up the key again. A key is
+ * immutable after hs256_key_new: any number of threads may sign with it at once.
+ *
+ * Layer: auth.
+ */
+#ifndef TASSA_HS256_H
+#define TASSA_HS256_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/buf.h"
+
+#define HS256_LEN 32 /* bytes of an HMAC-SHA256 */
+
+typedef struct hs256_key hs256_key_t;
+
+/* A key for secret[0..len). Returns a key the caller frees with hs256_key_free, or NULL when
+ * len is 0 or OpenSSL fails (out of memory). secret is copied into OpenSSL's context. */
+hs256_key_t *hs256_key_new(const void *secret, size_t len);
+
+/* Frees key; NULL is a no-op. No signature may be running with it. */
+void hs256_key_free(hs256_key_t *key);
+
+/* out = HMAC-SHA256(key, data[0..len)). Returns 0, or -1 when OpenSSL fails (out of memory).
+ * Thread-safe; key borrowed. */
+int hs256_sign(const hs256_key_t *key, const void *data, size_t len, unsigned char out[HS256_LEN]);
+
+/* True when sig[0..sig_len) is the base64url (unpadded) text of HMAC-SHA256(key, data), in
+ * constant time over the signature. False on a mismatch, any other length, or OpenSSL
+ * failure. Thread-safe. */
+bool hs256_verify_b64url(const hs256_key_t *key, const void *data, size_t len, const char *sig,
+                         size_t sig_len);
+
+/* Appends base64url (RFC 4648 section 5, no padding) of p[0..n) to b. Same errors as buf_add. */
+int hs256_b64url_add(buf_t *b, const void *p, size_t n);
+
+/* Appends s as a JSON string (with its quotes) escaped exactly as jansson's compact dump does:
+ * '"' and '\\' and control characters escaped (\b \f \n \r \t, else \u00XX with upper-case
+ * hex), everything else, UTF-8 included, as it is. Returns 0; -1 when s is not valid UTF-8
+ * (jansson's rules: no overlong forms, surrogates or code points above U+10FFFF; b unchanged
+ * then) or out of memory. */
+int hs256_json_string_add(buf_t *b, const char *s);
+
+#endif
