@@ -81,20 +81,7 @@ struct http_server {
     size_t nowned;
 };
 
-/* A deferred answer: lock orders its hand-over between the handler that suspends the
- * connection and whoever declares it ready, so that a resume always follows its suspend. */
-struct http_deferred {
-    pthread_mutex_t lock;
-    struct MHD_Connection *conn; /* set by dispatch after the handler returned */
-    http_finish_fn finish;
-    void *ctx;
-    http_resp_t resp; /* what the handler left (headers), completed by finish */
-    bool ready;       /* http_deferred_ready was called */
-    bool suspended;   /* the connection is suspended and ready must resume it */
-};
-
 typedef struct {
-    http_deferred_t *deferred; /* the request's deferred answer, between dispatch and resume */
     char *body;
     size_t len, cap;
     bool too_big;
@@ -421,45 +408,6 @@ static void resp_clear(http_resp_t *resp)
     }
 }
 
-http_deferred_t *http_resp_defer(http_resp_t *resp, http_finish_fn finish, void *ctx)
-{
-    http_deferred_t *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
-    pthread_mutex_init(&d->lock, NULL);
-    d->finish = finish;
-    d->ctx = ctx;
-    resp->deferred = d;
-    return d;
-}
-
-void http_deferred_ready(http_deferred_t *d)
-{
-    pthread_mutex_lock(&d->lock);
-    d->ready = true;
-    bool suspended = d->suspended;
-    struct MHD_Connection *conn = d->conn;
-    pthread_mutex_unlock(&d->lock);
-    /* Suspended: nobody touches d until this resume lets on_request finish it. Not suspended:
-     * dispatch sees ready under the lock and answers at once. Either way d is not ours now. */
-    if (suspended)
-        MHD_resume_connection(conn); /* sets a flag and signals the daemon: never blocks */
-}
-
-/* Completes and sends a ready deferred answer, then frees it (handler thread). */
-static enum MHD_Result finish_deferred(http_server_t *s, struct MHD_Connection *conn,
-                                       conn_state_t *st)
-{
-    http_deferred_t *d = st->deferred;
-    st->deferred = NULL;
-    d->finish(d->ctx, &d->resp);
-    enum MHD_Result ret = send_resp(s, conn, &d->resp, st);
-    resp_clear(&d->resp);
-    pthread_mutex_destroy(&d->lock);
-    free(d);
-    return ret;
-}
-
 /* Runs the handler for a fully received request. */
 static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, const char *url,
                                 const char *method, conn_state_t *st)
@@ -545,25 +493,6 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
         goto send;
     }
     r->fn(r->ctx, &req, &resp);
-    if (resp.deferred) {
-        http_deferred_t *d = resp.deferred;
-        resp.deferred = NULL;
-        d->resp = resp; /* the headers the handler set travel with the answer */
-        resp = (http_resp_t){0};
-        st->deferred = d;
-        pthread_mutex_lock(&d->lock);
-        d->conn = conn;
-        bool ready = d->ready;
-        if (!ready) {
-            MHD_suspend_connection(conn);
-            d->suspended = true;
-        }
-        pthread_mutex_unlock(&d->lock);
-        params_free(req.query);
-        params_free(req.params);
-        free(pathcopy);
-        return ready ? finish_deferred(s, conn, st) : MHD_YES;
-    }
 send:;
     enum MHD_Result ret = send_resp(s, conn, &resp, st);
     resp_clear(&resp);
@@ -882,8 +811,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st->body[st->len] = '\0';
         return MHD_YES;
     }
-    if (st->deferred) /* resumed by http_deferred_ready: the answer is ready */
-        return finish_deferred(s, conn, st);
     if (st->answered) /* the 413 was written by hand: end the connection, not the request */
         return st->status == 413 && !st->queued ? MHD_NO : MHD_YES;
     return dispatch(s, conn, url, method, st);
@@ -910,24 +837,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_info("event=access method=%s path=%s status=%d bytes_in=%zu us=%ld%s", st->method,
                  st->path, st->status, st->len, us,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
-    }
-    if (st->deferred) {
-        /* Ended before its answer went out (the daemon stopping). A ready answer is ours to
-         * free (finish frees its ctx); one not ready yet still belongs to whoever will call
-         * http_deferred_ready, so it is left to them (a leak, not a use after free). */
-        http_deferred_t *d = st->deferred;
-        pthread_mutex_lock(&d->lock);
-        bool ready = d->ready;
-        d->suspended = false;
-        pthread_mutex_unlock(&d->lock);
-        if (ready) {
-            d->finish(d->ctx, &d->resp);
-            resp_clear(&d->resp);
-            if (d->resp.raw)
-                MHD_destroy_response(d->resp.raw);
-            pthread_mutex_destroy(&d->lock);
-            free(d);
-        }
     }
     free(st->body);
     free(st);

@@ -1047,112 +1047,26 @@ static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, l
     return store_changes(e->store) == 1 ? TASSA_OK : TASSA_EREVISION;
 }
 
-/* Ends a write, first half (lock held): releases or rolls back the savepoint and queues the
- * change for the listener (still under the lock: commit order). Updates *err; returns the
- * queued change (or NULL) for finish_write_settle. */
-static pending_t *finish_write_locked(sync_engine_t *e, tassa_err *err, const sync_doc_t *doc)
-{
-    if (!*err && doc)
-        *err = log_simple(e, SYNC_CHANGE_DOC, doc, NULL, false);
-    if (*err)
-        store_rollback(e->store);
-    else
-        *err = store_commit(e->store);
-    return !*err && doc ? pending_push(e, SYNC_CHANGE_DOC, doc, false, NULL, false) : NULL;
-}
-
-/* Ends a write, second half (after the unlock, once durable says how the commit went):
- * delivers the change and returns the first error. */
-static tassa_err finish_write_settle(sync_engine_t *e, tassa_err err, tassa_err durable, bool wrote,
-                                     pending_t *p)
-{
-    if (!err)
-        err = durable; /* the group commit failed: nothing was stored */
-    if (!err && wrote)
-        metrics_add(M_DOCS_WRITTEN, 1, NULL);
-    pending_settle(e, p, !err);
-    wake_after_write(e, wrote ? err : TASSA_EINVAL);
-    return err;
-}
-
-/* Ends a write: finish_write_locked, unlocks (waiting for the group commit) and delivers.
+/* Ends a write: releases or rolls back the savepoint, queues the change for the listener
+ * (still under the lock: commit order), unlocks (waiting for the group commit) and delivers.
  * Returns the first error. */
 static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t *doc)
 {
-    pending_t *p = finish_write_locked(e, &err, doc);
+    if (!err && doc)
+        err = log_simple(e, SYNC_CHANGE_DOC, doc, NULL, false);
+    if (err)
+        store_rollback(e->store);
+    else
+        err = store_commit(e->store);
+    pending_t *p = !err && doc ? pending_push(e, SYNC_CHANGE_DOC, doc, false, NULL, false) : NULL;
     tassa_err durable = store_unlock(e->store);
-    return finish_write_settle(e, err, durable, doc != NULL, p);
-}
-
-/* One asynchronous document write (sync_doc_*_async): everything the completion needs. */
-struct sync_doc_op {
-    store_waiter_t w;
-    sync_engine_t *e;
-    pending_t *p;
-    tassa_err err; /* the section's own result (or the early failure) */
-    tassa_err durable;
-    bool wrote, reached_store;
-    sync_doc_t doc;
-    errmsg_t em;
-    sync_doc_done_fn done;
-    void *ctx;
-};
-typedef struct sync_doc_op doc_op_t;
-
-/* Reports an early failure (nothing reached the store): done runs on the calling thread. */
-static void op_finish(doc_op_t *op, tassa_err err)
-{
-    op->err = err;
-    op->done(op->ctx, op);
-}
-
-/* The store's completion (committer thread, or inline): only records the result. The change
- * is settled and delivered in sync_doc_op_settle, on a thread that may block: delivery reads
- * the store (the readers of a document), which the committer itself must never wait for. */
-static void op_settled(void *ctx, tassa_err durable)
-{
-    doc_op_t *op = ctx;
-    op->durable = durable;
-    op->done(op->ctx, op);
-}
-
-tassa_err sync_doc_op_settle(sync_doc_op_t *op, sync_doc_t *out, errmsg_t *em)
-{
-    tassa_err err = op->err;
-    if (op->reached_store)
-        err = finish_write_settle(op->e, op->err, op->durable, op->wrote, op->p);
-    if (em)
-        *em = op->em;
-    if (!err && out) {
-        *out = op->doc; /* handed over */
-        memset(&op->doc, 0, sizeof op->doc);
-    } else if (out) {
-        memset(out, 0, sizeof *out);
-    }
-    sync_doc_clear(&op->doc);
-    free(op);
+    if (!err)
+        err = durable; /* the group commit failed: nothing was stored */
+    if (!err && doc)
+        metrics_add(M_DOCS_WRITTEN, 1, NULL);
+    pending_settle(e, p, !err);
+    wake_after_write(e, doc ? err : TASSA_EINVAL);
     return err;
-}
-
-/* Ends an asynchronous write (lock held): like finish_write, without the wait. */
-static void finish_write_async(doc_op_t *op, tassa_err err)
-{
-    op->wrote = !err;
-    op->reached_store = true;
-    op->p = finish_write_locked(op->e, &err, op->wrote ? &op->doc : NULL);
-    op->err = err;
-    store_unlock_async(op->e->store, &op->w, op_settled, op);
-}
-
-static doc_op_t *op_new(sync_engine_t *e, sync_doc_done_fn done, void *ctx)
-{
-    doc_op_t *op = calloc(1, sizeof *op);
-    if (op) {
-        op->e = e;
-        op->done = done;
-        op->ctx = ctx;
-    }
-    return op;
 }
 
 tassa_err sync_doc_create(sync_engine_t *e, const char *service, const char *unique_name,
@@ -1234,91 +1148,6 @@ tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
     if (err)
         sync_doc_clear(out);
     return err;
-}
-
-tassa_err sync_doc_create_async(sync_engine_t *e, const char *service, const char *unique_name,
-                                const char *data, long ttl, const char *created_by,
-                                sync_doc_done_fn done, void *ctx)
-{
-    doc_op_t *op = op_new(e, done, ctx);
-    if (!op)
-        return TASSA_ENOMEM;
-    tassa_err err = TASSA_OK;
-    if (unique_name && (err = check_unique_name(unique_name, &op->em))) {
-        op_finish(op, err);
-        return TASSA_OK;
-    }
-    if (ttl < 0 || ttl > 31536000) {
-        op_finish(op, err_set(&op->em, TASSA_EINVAL, "Ttl must be from 0 to 31536000 seconds"));
-        return TASSA_OK;
-    }
-    char *text = normalise_data(data ? data : "{}", &err, &op->em);
-    if (!text) {
-        op_finish(op, err);
-        return TASSA_OK;
-    }
-    char svc[SID_LEN + 1];
-    store_lock(e->store);
-    if ((err = resolve_locked(e, service, svc))) {
-        store_unlock(e->store);
-        free(text);
-        {
-            op_finish(op, err_set(&op->em, err,
-                                  "The requested resource /Services/%.40s was not found", service));
-            return TASSA_OK;
-        }
-    }
-    err = store_begin(e->store);
-    if (!err)
-        err = insert_locked(e, svc, unique_name, &text, ttl, created_by, &op->doc, &op->em);
-    finish_write_async(op, err);
-    free(text);
-    return TASSA_OK;
-}
-
-tassa_err sync_doc_update_async(sync_engine_t *e, const char *service, const char *id,
-                                const char *data, long ttl, const char *if_match,
-                                sync_doc_done_fn done, void *ctx)
-{
-    doc_op_t *op = op_new(e, done, ctx);
-    if (!op)
-        return TASSA_ENOMEM;
-    tassa_err err = TASSA_OK;
-    char *text = NULL;
-    char svc[SID_LEN + 1];
-    if (ttl < -1 || ttl > 31536000) {
-        op_finish(op, err_set(&op->em, TASSA_EINVAL, "Ttl must be from 0 to 31536000 seconds"));
-        return TASSA_OK;
-    }
-    if (data && !(text = normalise_data(data, &err, &op->em))) {
-        op_finish(op, err);
-        return TASSA_OK;
-    }
-    store_lock(e->store);
-    if ((err = resolve_locked(e, service, svc))) {
-        store_unlock(e->store);
-        free(text);
-        {
-            op_finish(op, err);
-            return TASSA_OK;
-        }
-    }
-    sync_doc_t *out = &op->doc;
-    err = store_begin(e->store);
-    if (!err && (err = find_locked(e, svc, id, out)) == TASSA_ENOTFOUND)
-        err = not_found(&op->em, service, id);
-    char rev[24];
-    snprintf(rev, sizeof rev, "%lld", (long long)out->revision);
-    if (!err && if_match && strcmp(if_match, rev) != 0)
-        err = err_set(&op->em, TASSA_EREVISION,
-                      "The revision of the Document (%s) does not match the expected revision "
-                      "(%.30s)",
-                      rev, if_match);
-    if (!err)
-        err = update_locked(e, out, &text, ttl);
-    finish_write_async(op, err);
-    free(text);
-    return TASSA_OK;
 }
 
 tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,

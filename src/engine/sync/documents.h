@@ -128,32 +128,6 @@ tassa_err sync_doc_create(sync_engine_t *e, const char *service, const char *uni
                           const char *data, long ttl, const char *created_by, sync_doc_t *out,
                           errmsg_t *em);
 
-/* An asynchronous document write whose commit is settled (sync_doc_*_async); opaque. */
-typedef struct sync_doc_op sync_doc_op_t;
-
-/* Says that op's commit is settled: runs once, on the calling thread when the write failed
- * before reaching the store or needed no commit, else on the store's committer thread. It
- * must be short and must not block (no store or engine call): it hands op to a thread that
- * may block, which calls sync_doc_op_settle. */
-typedef void (*sync_doc_done_fn)(void *ctx, sync_doc_op_t *op);
-
-/* sync_doc_create / sync_doc_update with the same checks, without waiting for the group
- * commit on the calling thread (store_unlock_async): done(ctx, op) reports, and then
- * sync_doc_op_settle gives the result. The strings are borrowed for the call only. Returns
- * TASSA_OK once done has run or will run; TASSA_ENOMEM (done never runs) when out of memory. */
-tassa_err sync_doc_create_async(sync_engine_t *e, const char *service, const char *unique_name,
-                                const char *data, long ttl, const char *created_by,
-                                sync_doc_done_fn done, void *ctx);
-tassa_err sync_doc_update_async(sync_engine_t *e, const char *service, const char *id,
-                                const char *data, long ttl, const char *if_match,
-                                sync_doc_done_fn done, void *ctx);
-
-/* Ends op (after its done ran), on a thread that may block (it delivers the change to the
- * listener, which reads the store): returns what the blocking call would have, fills out on
- * success (cleared with sync_doc_clear; NULL to discard) and em (may be NULL), frees op. Must
- * be called exactly once per op: until then, later changes wait to be delivered. */
-tassa_err sync_doc_op_settle(sync_doc_op_t *op, sync_doc_t *out, errmsg_t *em);
-
 /* Fetches by SID or unique name. TASSA_ENOTFOUND when absent or expired. */
 tassa_err sync_doc_fetch(sync_engine_t *e, const char *service, const char *id, sync_doc_t *out,
                          errmsg_t *em);
