@@ -16,22 +16,9 @@ BIG=${CAPS_BIG:-100000} # the queue length of the second get-queue-position samp
 LOAD="node $PWD/bench/caps_load.mjs"
 DIR=$(mktemp -d)
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
-$BIN serve --port "$PORT" --data "$DIR/caps.db" --quiet 2>"$DIR/log" &
-PID=$!
-for _ in $(seq 50); do curl -sf "localhost:$PORT/healthz" >/dev/null && break; sleep 0.1; done
-eval "$($BIN credentials --data "$DIR/caps.db")"
-A="$API_KEY:$API_SECRET"
-TR="localhost:$PORT/v1/Workspaces/$WORKSPACE_SID"
-Q=$(curl -s -u "$A" "$TR/TaskQueues" -d FriendlyName=Q -d 'TargetWorkers=1==1' |
-  grep -o '"sid":"WQ[0-9a-f]*"' | cut -d'"' -f4)
-curl -s -u "$A" "$TR/Workflows" -d FriendlyName=W \
-  --data-urlencode "Configuration={\"task_routing\":{\"default_filter\":{\"queue\":\"$Q\"}}}" >/dev/null
-cat >"$DIR/task.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic $(printf '%s:%s' "$API_KEY" "$API_SECRET" | base64 -w0)"
-wrk.body = "Attributes=%7B%22topic%22%3A%22x%22%7D&Priority=3"
-LUA
+. bench/lib.sh
+bench_serve "$DIR/caps.db" "$PORT"
+bench_queue "$DIR/caps.db" "$PORT"
 TASK_BODY='Attributes=%7B%22topic%22%3A%22t{i}%22%7D&Priority=3'
 waiting() { curl -s -u "$A" "$TR/TaskQueues/$Q/RealTimeStatistics" | grep -o '"total_tasks":[0-9]*' | cut -d: -f2; }
 fill_to() { # creates tasks until $1 wait

@@ -13,29 +13,18 @@ DUR=${DUR:-10s}
 CONNS=${CONNS:-100}
 DIR=$(mktemp -d)
 chmod 755 "$DIR" # the PostgreSQL server may run as another user (see tools/pg_scratch.sh)
-PIDS=()
+. bench/lib.sh
+stop_nodes() {
+  for p in "${BENCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  BENCH_PIDS=()
+}
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  stop_nodes
   tools/pg_scratch.sh stop "$DIR/pg" >/dev/null 2>&1 || true
   rm -rf "$DIR"
 }
 trap cleanup EXIT
 export TASSA_VERIFY_SIGNATURE=false
-
-# start_node STORE PORT: starts `tassa serve` on STORE and waits for /healthz.
-start_node() {
-  $BIN serve --port "$2" --data "$1" --quiet 2>>"$DIR/log-$2" &
-  PIDS+=($!)
-  for _ in $(seq 100); do curl -sf "localhost:$2/healthz" >/dev/null && return; sleep 0.1; done
-  echo "node on port $2 did not start:" >&2
-  cat "$DIR/log-$2" >&2
-  exit 1
-}
-
-stop_nodes() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
 
 # prepare STORE PORT: credentials and the document the updates go to.
 prepare() {
@@ -77,16 +66,16 @@ measure() {
   done
 }
 
-start_node "$DIR/bench.db" 3911
+bench_serve "$DIR/bench.db" 3911
 prepare "$DIR/bench.db" 3911
 measure sqlite 3911
 stop_nodes
 
 URL=$(tools/pg_scratch.sh start "$DIR/pg")
-start_node "$URL" 3912
+bench_serve "$URL" 3912
 prepare "$URL" 3912
 measure pg1 3912
-start_node "$URL" 3913
+bench_serve "$URL" 3913
 measure pg2 3912 3913
 stop_nodes
 
