@@ -54,6 +54,64 @@ static void service_fetch(void *ctx, http_req_t *req, http_resp_t *resp)
     http_resp_json(resp, 200, j);
 }
 
+/* A document write answered once its commit is durable, without holding a handler thread
+ * meanwhile (http_resp_defer): the engine's settle thread keeps the result and declares the
+ * answer ready; the HTTP layer then renders it on a handler thread. */
+typedef struct {
+    const sync_api_deps_t *api;
+    http_deferred_t *deferred;
+    int status; /* on success */
+    tassa_err err;
+    errmsg_t em;
+    sync_doc_t doc;
+    char base_url[320];
+} doc_answer_t;
+
+static void doc_answer_written(void *ctx, tassa_err err, const sync_doc_t *doc, bool changed,
+                               const errmsg_t *em)
+{
+    doc_answer_t *a = ctx;
+    (void)changed;
+    a->err = err;
+    a->em = *em;
+    if (!err && doc && sync_doc_copy(&a->doc, doc))
+        a->err = err_set(&a->em, TASSA_ENOMEM, "out of memory"); /* written, not shown */
+    http_deferred_ready(a->deferred);
+}
+
+static void doc_answer_send(void *ctx, http_resp_t *resp)
+{
+    doc_answer_t *a = ctx;
+    if (a->err) {
+        http_resp_twilio_error(resp, a->err, err_text(&a->em, a->err));
+    } else {
+        char rev[24];
+        snprintf(rev, sizeof rev, "%lld", (long long)a->doc.revision);
+        http_resp_json(resp, a->status,
+                       sync_doc_json(&a->doc, a->api->config->account_sid, a->base_url));
+        http_resp_header(resp, "ETag", rev);
+    }
+    sync_doc_clear(&a->doc);
+    free(a);
+}
+
+/* A deferred answer for req, or NULL when out of memory (answer the blocking way then). */
+static doc_answer_t *doc_answer_new(const sync_api_deps_t *api, http_req_t *req, http_resp_t *resp,
+                                    int status)
+{
+    doc_answer_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->api = api;
+    a->status = status;
+    snprintf(a->base_url, sizeof a->base_url, "%s", req->base_url);
+    if (!(a->deferred = http_resp_defer(resp, doc_answer_send, a))) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
 static void doc_create(void *ctx, http_req_t *req, http_resp_t *resp)
 {
     const sync_api_deps_t *api = ctx;
@@ -63,6 +121,13 @@ static void doc_create(void *ctx, http_req_t *req, http_resp_t *resp)
     if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = read_ttl(req->params, &ttl, &em);
+    doc_answer_t *a = err ? NULL : doc_answer_new(api, req, resp, 201);
+    if (a) {
+        sync_doc_create_async(api->sync, req->args[0], params_get(req->params, "UniqueName"),
+                              params_get(req->params, "Data"), ttl < 0 ? 0 : ttl, "system",
+                              doc_answer_written, a);
+        return;
+    }
     if (!err)
         err =
             sync_doc_create(api->sync, req->args[0], params_get(req->params, "UniqueName"),
@@ -100,6 +165,13 @@ static void doc_update(void *ctx, http_req_t *req, http_resp_t *resp)
     if (!rest_auth_require(req, resp, api->config))
         return;
     tassa_err err = read_ttl(req->params, &ttl, &em);
+    doc_answer_t *a = err ? NULL : doc_answer_new(api, req, resp, 200);
+    if (a) {
+        sync_doc_update_async(api->sync, req->args[0], req->args[1],
+                              params_get(req->params, "Data"), ttl,
+                              http_req_header(req, "If-Match"), doc_answer_written, a);
+        return;
+    }
     if (!err)
         err =
             sync_doc_update(api->sync, req->args[0], req->args[1], params_get(req->params, "Data"),

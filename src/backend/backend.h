@@ -32,6 +32,10 @@ typedef struct backend backend_t;
 typedef json_t *(*backend_merge_fn)(void *ctx, const json_t *current, char *reason,
                                     size_t reason_len);
 
+/* The end of an asynchronous document write (doc_apply_async): err as doc_apply returns it,
+ * changed whether it wrote, em the detail (borrowed for the call). */
+typedef void (*backend_done_fn)(void *ctx, tassa_err err, bool changed, const errmsg_t *em);
+
 typedef struct {
     const char *name; /* "embedded" or "twilio" */
 
@@ -54,6 +58,12 @@ typedef struct {
      * wrote. update_sync_doc uses it when present, else fetch + If-Match + retry. */
     tassa_err (*doc_apply)(backend_t *b, const char *name, backend_merge_fn merge, void *ctx,
                            bool *changed, char *reason, size_t reason_len, errmsg_t *em);
+    /* Optional (NULL: update_sync_doc_async runs the blocking path): doc_apply without
+     * waiting for durability on the calling thread. merge, ctx and reason are used before
+     * this returns; done(done_ctx, ...) runs exactly once when the write is durable or has
+     * failed, on another thread, where it must be short and must not block. */
+    void (*doc_apply_async)(backend_t *b, const char *name, backend_merge_fn merge, void *ctx,
+                            char *reason, size_t reason_len, backend_done_fn done, void *done_ctx);
 
     /* Optional (NULL: nobody is granted anything). Lets identity read document name
      * (Twilio's Document Permission resource, with read true and write and manage false), so

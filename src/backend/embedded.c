@@ -80,6 +80,36 @@ static tassa_err doc_apply(backend_t *b, const char *name, backend_merge_fn merg
                           reason_len, em);
 }
 
+/* Carries a backend_done_fn across the Sync engine's completion. */
+typedef struct {
+    backend_done_fn done;
+    void *ctx;
+} apply_done_t;
+
+static void apply_settled(void *ctx, tassa_err err, const sync_doc_t *doc, bool changed,
+                          const errmsg_t *em)
+{
+    apply_done_t d = *(apply_done_t *)ctx;
+    (void)doc;
+    free(ctx);
+    d.done(d.ctx, err, changed, em);
+}
+
+static void doc_apply_async(backend_t *b, const char *name, backend_merge_fn merge, void *ctx,
+                            char *reason, size_t reason_len, backend_done_fn done, void *done_ctx)
+{
+    embedded_t *e = impl(b);
+    apply_done_t *d = malloc(sizeof *d);
+    if (!d) {
+        errmsg_t em = {{0}};
+        done(done_ctx, err_set(&em, TASSA_ENOMEM, "out of memory"), false, &em);
+        return;
+    }
+    *d = (apply_done_t){done, done_ctx};
+    sync_doc_apply_async(e->sync, e->config->sync_service_sid, name, merge, ctx, reason, reason_len,
+                         apply_settled, d);
+}
+
 /* Why: a write only when the permission is missing, so that replays cost one read. */
 static tassa_err doc_grant_read(backend_t *b, const char *name, const char *identity, errmsg_t *em)
 {
@@ -205,6 +235,7 @@ static const backend_ops_t OPS = {
     .doc_create = doc_create,
     .doc_update = doc_update,
     .doc_apply = doc_apply,
+    .doc_apply_async = doc_apply_async,
     .doc_grant_read = doc_grant_read,
     .tasks_list = tasks_list,
     .task_fetch = task_fetch,

@@ -94,10 +94,13 @@ static json_t *ignored(const char *fmt, const char *arg)
     return json_pack("{s:b, s:s}", "ignored", 1, "reason", reason);
 }
 
-tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t **result,
-                          errmsg_t *em)
+/* The checks before any handler: *sid the event's Sid (NULL when none), *result set when the
+ * event is a duplicate (answered, nothing else to do). */
+static tassa_err check_event(const router_deps_t *r, const params_t *event, const char **sid,
+                             json_t **result, errmsg_t *em)
 {
     *result = NULL;
+    *sid = NULL;
     const char *type = params_get_nonempty(event, "EventType");
     if (!type)
         return err_set(em, TASSA_EMISSING, "EventType is required");
@@ -112,26 +115,55 @@ tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t 
             return err_set(em, TASSA_EINVAL, "%s is not valid UTF-8",
                            strlen(q->key) <= 64 ? q->key : "a parameter"); /* never cut */
     }
-    const char *sid = params_get_nonempty(event, "Sid");
-    if (sid && strlen(sid) >= SID_MAX)
+    *sid = params_get_nonempty(event, "Sid");
+    if (*sid && strlen(*sid) >= SID_MAX)
         return err_set(em, TASSA_EINVAL, "Sid is longer than %d characters", SID_MAX - 1);
-    if (sid && seen(r->state, sid)) {
-        *result = ignored("duplicate event %s", sid);
+    if (*sid && seen(r->state, *sid)) {
+        *result = ignored("duplicate event %s", *sid);
         return *result ? TASSA_OK : err_set(em, TASSA_ENOMEM, "out of memory");
     }
-    tassa_err err = TASSA_OK;
-    if (!strncmp(type, "task.", 5) || !strncmp(type, "reservation.", 12)) {
+    return TASSA_OK;
+}
+
+static bool is_topic_event(const char *type)
+{
+    return !strncmp(type, "task.", 5) || !strncmp(type, "reservation.", 12);
+}
+
+/* The answer of the reservation handler. NULL when out of memory. */
+static json_t *reservation_json(const reservation_result_t *rr)
+{
+    if (rr->ignored)
+        return ignored("%s", rr->reason);
+    return json_pack("{s:s, s:s, s:s, s:b, s:s*, s:s*}", "handler", "reservation", "topic",
+                     rr->topic, "status", rr->status, "changed", rr->changed, "reason",
+                     rr->changed ? NULL : rr->reason, "reader", rr->reader[0] ? rr->reader : NULL);
+}
+
+/* After a handled event: task events also change the pending set that queue-status shows;
+ * the Sid is remembered (only now: a failed event may come again). */
+static void event_done(const router_deps_t *r, const char *type, const char *sid)
+{
+    if (r->queue_info && is_topic_event(type))
+        queue_info_request(r->queue_info);
+    if (sid)
+        remember(r->state, sid);
+}
+
+tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t **result,
+                          errmsg_t *em)
+{
+    const char *sid;
+    tassa_err err = check_event(r, event, &sid, result, em);
+    if (err || *result)
+        return err;
+    const char *type = params_get(event, "EventType");
+    if (is_topic_event(type)) {
         reservation_result_t rr;
         err = reservation_handle(r->backend, event, &rr, em);
         if (err)
             return err;
-        if (rr.ignored)
-            *result = ignored("%s", rr.reason);
-        else
-            *result =
-                json_pack("{s:s, s:s, s:s, s:b, s:s*, s:s*}", "handler", "reservation", "topic",
-                          rr.topic, "status", rr.status, "changed", rr.changed, "reason",
-                          rr.changed ? NULL : rr.reason, "reader", rr.reader[0] ? rr.reader : NULL);
+        *result = reservation_json(&rr);
     } else if (!strncmp(type, "worker.", 7)) {
         if (!r->queue_info) {
             *result = ignored("%s: queueInfo needs the TaskRouter back end", type);
@@ -145,11 +177,7 @@ tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t 
     }
     if (!*result)
         return err_set(em, TASSA_ENOMEM, "out of memory");
-    /* task events also change the pending set that queue-status shows */
-    if (r->queue_info && (!strncmp(type, "task.", 5) || !strncmp(type, "reservation.", 12)))
-        queue_info_request(r->queue_info);
-    if (sid)
-        remember(r->state, sid);
+    event_done(r, type, sid);
     return err;
 }
 
@@ -185,6 +213,72 @@ static tassa_err check_signature(const config_t *config, const http_req_t *req, 
     return err;
 }
 
+/* A task or reservation event over HTTP, answered once its topic write is durable without
+ * holding a handler thread meanwhile (http_resp_defer). */
+typedef struct {
+    const router_deps_t *r;
+    http_deferred_t *deferred;
+    reservation_result_t rr;
+    tassa_err err;
+    errmsg_t em;
+    char *type, *sid; /* copies: the request is gone when the answer is made */
+} route_answer_t;
+
+static void route_answer_free(route_answer_t *a)
+{
+    free(a->type);
+    free(a->sid);
+    free(a);
+}
+
+/* The topic write is settled (any thread: must not block). */
+static void route_answer_written(void *ctx, tassa_err err, bool changed, const errmsg_t *em)
+{
+    route_answer_t *a = ctx;
+    a->err = err;
+    a->rr.changed = !err && changed;
+    if (em)
+        a->em = *em;
+    http_deferred_ready(a->deferred);
+}
+
+/* Makes the answer (a handler thread, which may block: the identity's grant). */
+static void route_answer_send(void *ctx, http_resp_t *resp)
+{
+    route_answer_t *a = ctx;
+    tassa_err err = reservation_finish(a->r->backend, &a->rr, a->err, &a->em);
+    json_t *result = err ? NULL : reservation_json(&a->rr);
+    if (!err && !result)
+        err = err_set(&a->em, TASSA_ENOMEM, "out of memory");
+    router_count_event(a->type, err, result);
+    if (err) {
+        http_resp_fn_error(resp, err, err_text(&a->em, err));
+    } else {
+        event_done(a->r, a->type, a->sid);
+        http_resp_json(resp, 200, result);
+    }
+    route_answer_free(a);
+}
+
+/* Starts the deferred answer of a topic event; false when out of memory (answer at once). */
+static bool route_deferred(const router_deps_t *r, http_req_t *req, http_resp_t *resp,
+                           const char *type, const char *sid)
+{
+    route_answer_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return false;
+    a->r = r;
+    a->type = strdup(type);
+    a->sid = sid ? strdup(sid) : NULL;
+    if (!a->type || (sid && !a->sid) ||
+        !(a->deferred = http_resp_defer(resp, route_answer_send, a))) {
+        route_answer_free(a);
+        return false;
+    }
+    reservation_handle_async(r->backend, req->params, &a->rr, route_answer_written, a);
+    return true;
+}
+
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 {
     const router_deps_t *r = ctx;
@@ -195,9 +289,16 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         http_resp_fn_error(resp, err, err_text(&em, err));
         return;
     }
+    const char *sid;
     json_t *result = NULL;
-    err = router_dispatch(r, req->params, &result, &em);
-    router_count_event(params_get(req->params, "EventType"), err, result);
+    err = check_event(r, req->params, &sid, &result, &em);
+    const char *type = params_get(req->params, "EventType");
+    if (!err && !result) {
+        if (is_topic_event(type) && route_deferred(r, req, resp, type, sid))
+            return;
+        err = router_dispatch(r, req->params, &result, &em);
+    }
+    router_count_event(type, err, result);
     if (err) {
         http_resp_fn_error(resp, err, err_text(&em, err));
         return;

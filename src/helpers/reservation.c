@@ -97,10 +97,13 @@ static json_t *merge_topic(void *vctx, const json_t *current, char *reason, size
     return next;
 }
 
-tassa_err reservation_handle(backend_t *b, const params_t *event, reservation_result_t *out,
-                             errmsg_t *em)
+/* What reservation_handle does before the write: fills out, and tells in *write whether the
+ * topic is to be written (with *ctx the merge's context). */
+static tassa_err prepare(const params_t *event, reservation_result_t *out, merge_ctx_t *ctx,
+                         bool *write, errmsg_t *em)
 {
     memset(out, 0, sizeof *out);
+    *write = false;
     const char *type = params_get(event, "EventType");
     const char *status = reservation_status_for(type);
     if (!status) {
@@ -131,16 +134,48 @@ tassa_err reservation_handle(backend_t *b, const params_t *event, reservation_re
     }
     snprintf(out->topic, sizeof out->topic, "%s", topic);
     const char *identity = json_string_value(json_object_get(a, "identity")); /* borrowed */
-    bool has_reader = identity && *identity && strlen(identity) < sizeof out->reader;
-    if (has_reader)
+    if (identity && *identity && strlen(identity) < sizeof out->reader)
         snprintf(out->reader, sizeof out->reader, "%s", identity);
     json_decref(a);
-    merge_ctx_t ctx = {.event = event, .status = status};
-    tassa_err err = update_sync_doc(b, out->topic, merge_topic, &ctx, &out->changed, out->reason,
-                                    sizeof out->reason, em);
+    *ctx = (merge_ctx_t){.event = event, .status = status};
+    *write = true;
+    return TASSA_OK;
+}
+
+tassa_err reservation_finish(backend_t *b, reservation_result_t *out, tassa_err err, errmsg_t *em)
+{
+    bool has_reader = out->reader[0] != '\0';
     if (!err && out->changed && has_reader && b->ops->doc_grant_read)
         err = b->ops->doc_grant_read(b, out->topic, out->reader, em);
     if (err || !out->changed || !has_reader)
         out->reader[0] = '\0';
     return err;
+}
+
+tassa_err reservation_handle(backend_t *b, const params_t *event, reservation_result_t *out,
+                             errmsg_t *em)
+{
+    merge_ctx_t ctx;
+    bool write;
+    tassa_err err = prepare(event, out, &ctx, &write, em);
+    if (err || !write)
+        return err;
+    err = update_sync_doc(b, out->topic, merge_topic, &ctx, &out->changed, out->reason,
+                          sizeof out->reason, em);
+    return reservation_finish(b, out, err, em);
+}
+
+void reservation_handle_async(backend_t *b, const params_t *event, reservation_result_t *out,
+                              backend_done_fn done, void *done_ctx)
+{
+    merge_ctx_t ctx;
+    bool write;
+    errmsg_t em = {{0}};
+    tassa_err err = prepare(event, out, &ctx, &write, &em);
+    if (err || !write) {
+        done(done_ctx, err, false, &em);
+        return;
+    }
+    update_sync_doc_async(b, out->topic, merge_topic, &ctx, out->reason, sizeof out->reason, done,
+                          done_ctx);
 }

@@ -45,4 +45,19 @@ const char *reservation_status_for(const char *event_type);
 tassa_err reservation_handle(backend_t *b, const params_t *event, reservation_result_t *out,
                              errmsg_t *em);
 
+/* reservation_handle in two steps, so that the topic write does not hold the calling thread
+ * until it is durable. This one fills out and starts the write (event is used only before it
+ * returns); done(done_ctx, err, changed, em) runs exactly once when the write is settled:
+ * before this returns when nothing is written (ignored, bad input) or the back end has no
+ * asynchronous write, else on another thread, where it must be short and must not block.
+ * out is borrowed until then. The caller then sets out->changed from done's changed and calls
+ * reservation_finish with done's err, on a thread that may block. */
+void reservation_handle_async(backend_t *b, const params_t *event, reservation_result_t *out,
+                              backend_done_fn done, void *done_ctx);
+
+/* The step after the topic write: grants the task's identity read on the topic when it was
+ * written (out->changed), clears out->reader when nobody was granted. Returns err, or the
+ * grant's error. May block (a permission write). */
+tassa_err reservation_finish(backend_t *b, reservation_result_t *out, tassa_err err, errmsg_t *em);
+
 #endif

@@ -59,6 +59,20 @@ tassa_err update_sync_doc(backend_t *b, const char *name, backend_merge_fn merge
                    name, UPDATE_SYNC_DOC_ATTEMPTS);
 }
 
+void update_sync_doc_async(backend_t *b, const char *name, backend_merge_fn merge, void *ctx,
+                           char *reason, size_t reason_len, backend_done_fn done, void *done_ctx)
+{
+    if (b->ops->doc_apply_async) {
+        reason[0] = '\0';
+        b->ops->doc_apply_async(b, name, merge, ctx, reason, reason_len, done, done_ctx);
+        return;
+    }
+    errmsg_t em = {{0}};
+    bool changed = false;
+    tassa_err err = update_sync_doc(b, name, merge, ctx, &changed, reason, reason_len, &em);
+    done(done_ctx, err, changed, &em);
+}
+
 /* The merge of update_sync_doc_set: always the given data. */
 static json_t *replace_with(void *ctx, const json_t *current, char *reason, size_t reason_len)
 {

@@ -24,6 +24,13 @@
 tassa_err update_sync_doc(backend_t *b, const char *name, backend_merge_fn merge, void *ctx,
                           bool *changed, char *reason, size_t reason_len, errmsg_t *em);
 
+/* update_sync_doc without waiting for durability on the calling thread when the back end can
+ * (doc_apply_async); otherwise the blocking path runs here and done runs before this returns.
+ * merge, ctx and reason are used only before this returns; done(done_ctx, err, changed, em)
+ * runs exactly once, possibly on another thread where it must be short and must not block. */
+void update_sync_doc_async(backend_t *b, const char *name, backend_merge_fn merge, void *ctx,
+                           char *reason, size_t reason_len, backend_done_fn done, void *done_ctx);
+
 /* The seed's plain form: make the document's data equal data (borrowed). */
 tassa_err update_sync_doc_set(backend_t *b, const char *name, const json_t *data, errmsg_t *em);
 

@@ -74,6 +74,11 @@ struct http_server {
     int port;
     atomic_int inflight;  /* requests begun and not yet completed */
     atomic_bool draining; /* answers carry Connection: close; see http_server_drain */
+    /* Deferred answers not yet declared ready (http_resp_defer): http_server_free waits for
+     * them, since libmicrohttpd must not be stopped with a connection suspended. */
+    pthread_mutex_t defer_lock;
+    pthread_cond_t defer_cond;
+    int deferred_open;
     struct owned {
         void *ctx;
         void (*free_fn)(void *);
@@ -81,7 +86,22 @@ struct http_server {
     size_t nowned;
 };
 
+/* A deferred answer: lock orders its hand-over between the handler that suspends the
+ * connection and whoever declares it ready, so that a resume always follows its suspend. */
+struct http_deferred {
+    pthread_mutex_t lock;
+    struct MHD_Connection *conn; /* set by dispatch after the handler returned */
+    http_finish_fn finish;
+    void *ctx;
+    http_resp_t resp; /* what the handler left (headers), completed by finish */
+    http_server_t *server;
+    bool ready;     /* http_deferred_ready was called */
+    bool suspended; /* the connection is suspended and ready must resume it */
+    bool abandoned; /* the connection ended first: ready finishes and frees alone */
+};
+
 typedef struct {
+    http_deferred_t *deferred; /* the request's deferred answer, between dispatch and resume */
     char *body;
     size_t len, cap;
     bool too_big;
@@ -123,6 +143,8 @@ http_server_t *http_server_new(const http_opts_t *opts)
     }
     s->opts.bind_addr = s->bind_addr;
     pthread_mutex_init(&s->wait_lock, NULL);
+    pthread_mutex_init(&s->defer_lock, NULL);
+    pthread_cond_init(&s->defer_cond, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* sweep_loop's deadlines are monotonic */
@@ -408,6 +430,71 @@ static void resp_clear(http_resp_t *resp)
     }
 }
 
+http_deferred_t *http_resp_defer(http_resp_t *resp, http_finish_fn finish, void *ctx)
+{
+    http_deferred_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    pthread_mutex_init(&d->lock, NULL);
+    d->finish = finish;
+    d->ctx = ctx;
+    resp->deferred = d;
+    return d;
+}
+
+static void deferred_free(http_deferred_t *d)
+{
+    resp_clear(&d->resp);
+    if (d->resp.raw)
+        MHD_destroy_response(d->resp.raw);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+/* One deferred answer fewer to wait for (see http_server_free). */
+static void deferred_settled(http_server_t *s)
+{
+    pthread_mutex_lock(&s->defer_lock);
+    if (--s->deferred_open == 0)
+        pthread_cond_broadcast(&s->defer_cond);
+    pthread_mutex_unlock(&s->defer_lock);
+}
+
+void http_deferred_ready(http_deferred_t *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->ready = true;
+    bool suspended = d->suspended, abandoned = d->abandoned;
+    struct MHD_Connection *conn = d->conn;
+    http_server_t *s = d->server;
+    pthread_mutex_unlock(&d->lock);
+    /* A suspended connection stays until this resume (libmicrohttpd never ends one, and
+     * http_server_free waits for deferred_settled below before stopping it). */
+    if (suspended)
+        MHD_resume_connection(conn); /* sets a flag and signals the daemon: never blocks */
+    /* Suspended: nobody touches d until this resume lets on_request finish it. Not suspended:
+     * dispatch sees ready under the lock and answers at once. Abandoned: the connection is
+     * gone and nobody else holds d. Either way d is not ours now. */
+    if (abandoned) {
+        d->finish(d->ctx, &d->resp);
+        deferred_free(d);
+    }
+    if (s)
+        deferred_settled(s);
+}
+
+/* Completes and sends a ready deferred answer, then frees it (handler thread). */
+static enum MHD_Result finish_deferred(http_server_t *s, struct MHD_Connection *conn,
+                                       conn_state_t *st)
+{
+    http_deferred_t *d = st->deferred;
+    st->deferred = NULL;
+    d->finish(d->ctx, &d->resp);
+    enum MHD_Result ret = send_resp(s, conn, &d->resp, st);
+    deferred_free(d);
+    return ret;
+}
+
 /* Runs the handler for a fully received request. */
 static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, const char *url,
                                 const char *method, conn_state_t *st)
@@ -493,6 +580,29 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
         goto send;
     }
     r->fn(r->ctx, &req, &resp);
+    if (resp.deferred) {
+        http_deferred_t *d = resp.deferred;
+        resp.deferred = NULL;
+        d->resp = resp; /* the headers the handler set travel with the answer */
+        resp = (http_resp_t){0};
+        st->deferred = d;
+        pthread_mutex_lock(&d->lock);
+        d->conn = conn;
+        bool ready = d->ready;
+        if (!ready) {
+            pthread_mutex_lock(&s->defer_lock);
+            s->deferred_open++;
+            pthread_mutex_unlock(&s->defer_lock);
+            d->server = s;
+            MHD_suspend_connection(conn);
+            d->suspended = true;
+        }
+        pthread_mutex_unlock(&d->lock);
+        params_free(req.query);
+        params_free(req.params);
+        free(pathcopy);
+        return ready ? finish_deferred(s, conn, st) : MHD_YES;
+    }
 send:;
     enum MHD_Result ret = send_resp(s, conn, &resp, st);
     resp_clear(&resp);
@@ -811,6 +921,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st->body[st->len] = '\0';
         return MHD_YES;
     }
+    if (st->deferred) /* resumed by http_deferred_ready: the answer is ready */
+        return finish_deferred(s, conn, st);
     if (st->answered) /* the 413 was written by hand: end the connection, not the request */
         return st->status == 413 && !st->queued ? MHD_NO : MHD_YES;
     return dispatch(s, conn, url, method, st);
@@ -838,6 +950,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                  st->path, st->status, st->len, us,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     }
+    if (st->deferred) {
+        /* Ended before its answer went out (the client gone, or the daemon stopping). A ready
+         * answer is ours to free (finish frees its ctx); one not ready yet is left to
+         * http_deferred_ready, which then finishes and frees it alone. */
+        http_deferred_t *d = st->deferred;
+        st->deferred = NULL;
+        pthread_mutex_lock(&d->lock);
+        bool ready = d->ready;
+        d->suspended = false;
+        d->abandoned = !ready;
+        pthread_mutex_unlock(&d->lock);
+        if (ready) {
+            d->finish(d->ctx, &d->resp);
+            deferred_free(d);
+        }
+    }
     free(st->body);
     free(st);
     *con_cls = NULL;
@@ -848,6 +976,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         wait_append(s, c);
         pthread_mutex_unlock(&s->wait_lock);
     }
+}
+
+/* The pool's size: threads, or for 0 two per core and at least 4. */
+static unsigned pool_size(int threads)
+{
+    if (threads > 0)
+        return (unsigned)threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 2 ? (unsigned)(cores > 32 ? 64 : 2 * cores) : 4;
 }
 
 tassa_err http_server_start(http_server_t *s, errmsg_t *em)
@@ -861,8 +998,8 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
                      MHD_ALLOW_UPGRADE;            /* WebSocket routes (http/ws.h) */
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)s->opts.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->opts.threads > 0 ? s->opts.threads : 2),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+        MHD_OPTION_THREAD_POOL_SIZE, pool_size(s->opts.threads), MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
         s->opts.header_timeout_ms > 0 ? on_connection : NULL, s, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_UNESCAPE_CALLBACK,
         keep_raw, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -925,8 +1062,16 @@ void http_server_free(http_server_t *s)
         pthread_mutex_unlock(&s->wait_lock);
         pthread_join(s->sweeper, NULL);
     }
+    /* Every deferred answer comes (a commit always ends, durable or failed); libmicrohttpd
+     * must not be stopped while one of them keeps its connection suspended. */
+    pthread_mutex_lock(&s->defer_lock);
+    while (s->deferred_open > 0)
+        pthread_cond_wait(&s->defer_cond, &s->defer_lock);
+    pthread_mutex_unlock(&s->defer_lock);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->defer_lock);
+    pthread_cond_destroy(&s->defer_cond);
     pthread_mutex_destroy(&s->wait_lock);
     pthread_cond_destroy(&s->wait_cond);
     for (int i = 0; i < s->nroutes; i++) {

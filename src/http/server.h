@@ -43,7 +43,15 @@ typedef struct {
     char *headers[HTTP_MAX_HEADERS][2]; /* owned extra headers */
     int nheaders;
     struct MHD_Response *raw; /* a ready response (streams); the layer queues and destroys it */
+    struct http_deferred *deferred; /* set by http_resp_defer: the answer comes later */
 } http_resp_t;
+
+/* A deferred answer (http_resp_defer); opaque. */
+typedef struct http_deferred http_deferred_t;
+
+/* Fills a deferred answer: runs on a handler thread after http_deferred_ready, with the resp
+ * the handler left (status, headers) to complete; it owns ctx from then on and frees it. */
+typedef void (*http_finish_fn)(void *ctx, http_resp_t *resp);
 
 typedef void (*http_handler_fn)(void *ctx, http_req_t *req, http_resp_t *resp);
 
@@ -51,8 +59,8 @@ typedef struct http_server http_server_t;
 
 typedef struct {
     const char *bind_addr;
-    int port; /* 0 picks a free port; see http_server_port */
-    int threads;
+    int port;              /* 0 picks a free port; see http_server_port */
+    int threads;           /* pool threads; 0: two per core, at least 4 */
     size_t max_body;       /* larger bodies get a 413 at once, then the connection closes */
     int header_timeout_ms; /* a connection whose request headers are not complete this long
                               after it opened (or after its previous response) is closed; 0 =
@@ -127,6 +135,21 @@ void http_resp_json(http_resp_t *resp, int status, json_t *json);
 
 /* Sets resp to a copy of text with the content type given (a static string). */
 void http_resp_text(http_resp_t *resp, int status, const char *content_type, const char *text);
+
+/* In a handler: the answer comes later, so that the handler thread is free meanwhile (a
+ * write waiting for its group commit). After the handler returns, the server suspends the
+ * connection (MHD_suspend_connection) unless the answer is already ready; once someone calls
+ * http_deferred_ready, the connection resumes and finish(ctx, resp) fills the answer on a
+ * handler thread, which the server then sends. The req passed to the handler is gone by
+ * then: copy into ctx what finish needs. Returns the handle to give to http_deferred_ready,
+ * or NULL when out of memory (resp is untouched: answer at once). Only in a handler, at most
+ * once per request; the handler must then leave resp alone except for headers. */
+http_deferred_t *http_resp_defer(http_resp_t *resp, http_finish_fn finish, void *ctx);
+
+/* The deferred answer d can be made: any thread, exactly once per d, never blocking (it may
+ * run under other locks, e.g. on the store's committer thread, or inside the handler itself
+ * before it returns). d must not be used afterwards. */
+void http_deferred_ready(http_deferred_t *d);
 
 /* Adds a response header (copied). Past HTTP_MAX_HEADERS it is dropped with a log line. */
 void http_resp_header(http_resp_t *resp, const char *name, const char *value);

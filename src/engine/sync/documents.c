@@ -14,7 +14,9 @@
  * list ready delivers the ready prefix to the listener, one change at a time, with no lock
  * held; `delivering` makes sure only one thread does so, so the listener sees changes one by
  * one in commit order. Nothing can stall: every pending change belongs to a writer that is
- * inside store_unlock, which always returns, and that writer then delivers. sync_doc_watch
+ * inside store_unlock, which always returns, and that writer then delivers; or to an
+ * asynchronous write (sync_doc_*_async), whose completion the committer queues for the settle
+ * thread, which delivers it and only then reports it, whatever became of the caller. sync_doc_watch
  * queues a read the same way, so a new subscriber starts exactly between two changes.
  *
  * Several nodes (store_shared). Other processes write the same database, so the listener
@@ -81,8 +83,20 @@ typedef struct watch_req {
     bool done; /* under feed_lock */
 } watch_req_t;
 
+typedef struct sync_write sync_write_t;
+
 struct sync_engine {
     store_t *store;
+    /* Asynchronous writes (sync_doc_*_async) whose commit is settled, for the settle thread:
+     * settle_lock guards the queue, settle_open (writes begun and not yet reported) and
+     * settle_stop. */
+    pthread_mutex_t settle_lock;
+    pthread_cond_t settle_cond; /* the queue has work, or stop */
+    pthread_cond_t settle_idle; /* settle_open fell to 0 */
+    sync_write_t *settle_head, *settle_tail;
+    int settle_open;
+    bool settle_stop, settling;
+    pthread_t settler;
     char account_sid[SID_LEN + 1];
     char default_service[SID_LEN + 1];
     sync_listener_fn listener;
@@ -702,6 +716,8 @@ static tassa_err watch_by_feeder(sync_engine_t *e, const char *service, const ch
     return r.err;
 }
 
+static void *settle_main(void *arg);
+
 sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *configured_service,
                                errmsg_t *em)
 {
@@ -715,6 +731,9 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
     e->shared = store_shared(s);
     pthread_mutex_init(&e->changes_lock, NULL);
     pthread_cond_init(&e->changes_done, NULL);
+    pthread_mutex_init(&e->settle_lock, NULL);
+    pthread_cond_init(&e->settle_cond, NULL);
+    pthread_cond_init(&e->settle_idle, NULL);
     pthread_mutex_init(&e->feed_lock, NULL);
     pthread_cond_init(&e->feed_done, NULL);
     pthread_condattr_t ca;
@@ -723,6 +742,11 @@ sync_engine_t *sync_engine_new(store_t *s, const char *account_sid, const char *
     pthread_cond_init(&e->feed_cond, &ca);
     pthread_condattr_destroy(&ca);
     snprintf(e->account_sid, sizeof e->account_sid, "%s", account_sid ? account_sid : "");
+    if (pthread_create(&e->settler, NULL, settle_main, e) != 0) {
+        err_set(em, TASSA_EINTERNAL, "cannot start the Sync settle thread");
+        goto fail;
+    }
+    e->settling = true;
     if (store_migrate(s, "sync", MIGRATIONS, sizeof MIGRATIONS / sizeof MIGRATIONS[0], em))
         goto fail;
     if (store_meta_get(s, "sync_default_service", &def) == TASSA_OK) {
@@ -756,6 +780,15 @@ void sync_engine_free(sync_engine_t *e)
 {
     if (!e)
         return;
+    if (e->settling) { /* every write begun is reported first: its commit always ends */
+        pthread_mutex_lock(&e->settle_lock);
+        while (e->settle_open > 0)
+            pthread_cond_wait(&e->settle_idle, &e->settle_lock);
+        e->settle_stop = true;
+        pthread_cond_signal(&e->settle_cond);
+        pthread_mutex_unlock(&e->settle_lock);
+        pthread_join(e->settler, NULL);
+    }
     feeder_stop(e);
     while (e->changes) {
         pending_t *p = e->changes;
@@ -764,6 +797,9 @@ void sync_engine_free(sync_engine_t *e)
     }
     pthread_cond_destroy(&e->changes_done);
     pthread_mutex_destroy(&e->changes_lock);
+    pthread_cond_destroy(&e->settle_cond);
+    pthread_cond_destroy(&e->settle_idle);
+    pthread_mutex_destroy(&e->settle_lock);
     pthread_cond_destroy(&e->feed_cond);
     pthread_cond_destroy(&e->feed_done);
     pthread_mutex_destroy(&e->feed_lock);
@@ -1047,10 +1083,10 @@ static tassa_err update_locked(sync_engine_t *e, sync_doc_t *doc, char **text, l
     return store_changes(e->store) == 1 ? TASSA_OK : TASSA_EREVISION;
 }
 
-/* Ends a write: releases or rolls back the savepoint, queues the change for the listener
- * (still under the lock: commit order), unlocks (waiting for the group commit) and delivers.
- * Returns the first error. */
-static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t *doc)
+/* Ends a write's critical section up to the unlock: releases or rolls back the savepoint
+ * and queues the change for the listener (still under the lock: commit order). Returns the
+ * first error; *p the pending change (NULL when none). */
+static tassa_err end_section(sync_engine_t *e, tassa_err err, const sync_doc_t *doc, pending_t **p)
 {
     if (!err && doc)
         err = log_simple(e, SYNC_CHANGE_DOC, doc, NULL, false);
@@ -1058,8 +1094,15 @@ static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t 
         store_rollback(e->store);
     else
         err = store_commit(e->store);
-    pending_t *p = !err && doc ? pending_push(e, SYNC_CHANGE_DOC, doc, false, NULL, false) : NULL;
-    tassa_err durable = store_unlock(e->store);
+    *p = !err && doc ? pending_push(e, SYNC_CHANGE_DOC, doc, false, NULL, false) : NULL;
+    return err;
+}
+
+/* After the commit is settled: delivers (or cancels) the change. durable is what the unlock
+ * said; returns the first error. */
+static tassa_err after_commit(sync_engine_t *e, tassa_err err, tassa_err durable,
+                              const sync_doc_t *doc, pending_t *p)
+{
     if (!err)
         err = durable; /* the group commit failed: nothing was stored */
     if (!err && doc)
@@ -1069,34 +1112,174 @@ static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t 
     return err;
 }
 
+/* Ends a write: end_section, unlocks (waiting for the group commit) and delivers. */
+static tassa_err finish_write(sync_engine_t *e, tassa_err err, const sync_doc_t *doc)
+{
+    pending_t *p;
+    err = end_section(e, err, doc, &p);
+    return after_commit(e, err, store_unlock(e->store), doc, p);
+}
+
+/* An asynchronous write between its critical section and its result (sync_doc_*_async). */
+struct sync_write {
+    struct sync_write *next; /* on the engine's settle queue */
+    sync_engine_t *e;
+    store_waiter_t waiter;
+    pending_t *p;
+    tassa_err err, durable;
+    errmsg_t em;
+    sync_doc_t doc;
+    bool changed;
+    sync_doc_done_fn done;
+    void *ctx;
+};
+
+/* The settle thread: ends each queued write (delivery to the listener reads the store, which
+ * the committer thread that completes a commit must not do), then reports it. */
+static void *settle_main(void *arg)
+{
+    sync_engine_t *e = arg;
+    pthread_mutex_lock(&e->settle_lock);
+    for (;;) {
+        while (!e->settle_head && !e->settle_stop)
+            pthread_cond_wait(&e->settle_cond, &e->settle_lock);
+        sync_write_t *w = e->settle_head;
+        if (!w)
+            break; /* stopping, and nothing is left */
+        e->settle_head = w->next;
+        if (!e->settle_head)
+            e->settle_tail = NULL;
+        pthread_mutex_unlock(&e->settle_lock);
+        w->err = after_commit(e, w->err, w->durable, w->changed ? &w->doc : NULL, w->p);
+        if (w->err)
+            w->changed = false;
+        w->done(w->ctx, w->err, w->err ? NULL : &w->doc, w->changed, &w->em);
+        sync_doc_clear(&w->doc);
+        free(w);
+        pthread_mutex_lock(&e->settle_lock);
+        if (--e->settle_open == 0)
+            pthread_cond_broadcast(&e->settle_idle);
+    }
+    pthread_mutex_unlock(&e->settle_lock);
+    return NULL;
+}
+
+/* store_unlock_async's completion (the committer thread, or the writer's own): queue it. */
+static void write_committed(void *ctx, tassa_err durable)
+{
+    sync_write_t *w = ctx;
+    sync_engine_t *e = w->e;
+    w->durable = durable;
+    pthread_mutex_lock(&e->settle_lock);
+    if (e->settle_tail)
+        e->settle_tail->next = w;
+    else
+        e->settle_head = w;
+    e->settle_tail = w;
+    pthread_cond_signal(&e->settle_cond);
+    pthread_mutex_unlock(&e->settle_lock);
+}
+
+/* A new asynchronous write, counted open (NULL when out of memory). */
+static sync_write_t *write_new(sync_engine_t *e, sync_doc_done_fn done, void *ctx)
+{
+    sync_write_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->e = e;
+    w->done = done;
+    w->ctx = ctx;
+    pthread_mutex_lock(&e->settle_lock);
+    e->settle_open++;
+    pthread_mutex_unlock(&e->settle_lock);
+    return w;
+}
+
+/* Ends w's critical section (lock held) and hands it to the committer. */
+static void finish_write_async(sync_write_t *w)
+{
+    sync_engine_t *e = w->e;
+    w->err = end_section(e, w->err, w->changed ? &w->doc : NULL, &w->p);
+    store_unlock_async(e->store, &w->waiter, write_committed, w);
+}
+
+/* Reports a write that failed before its critical section (the calling thread). */
+static void write_refused(sync_write_t *w, tassa_err err)
+{
+    w->err = err;
+    w->changed = false;
+    w->p = NULL;
+    w->durable = TASSA_OK;
+    write_committed(w, TASSA_OK);
+}
+
+/* Checks a create's input (no lock): the normalised data text (malloc'd) or NULL with err. */
+static char *create_input(const char *unique_name, const char *data, long ttl, tassa_err *err,
+                          errmsg_t *em)
+{
+    *err = TASSA_OK;
+    if (unique_name && (*err = check_unique_name(unique_name, em)))
+        return NULL;
+    if (ttl < 0 || ttl > 31536000) {
+        *err = err_set(em, TASSA_EINVAL, "Ttl must be from 0 to 31536000 seconds");
+        return NULL;
+    }
+    return normalise_data(data ? data : "{}", err, em);
+}
+
+/* A create's critical section (lock held; the savepoint begun here, ended by the caller). */
+static tassa_err create_locked(sync_engine_t *e, const char *service, const char *unique_name,
+                               char **text, long ttl, const char *created_by, sync_doc_t *out,
+                               errmsg_t *em)
+{
+    char svc[SID_LEN + 1];
+    tassa_err err = store_begin(e->store);
+    if (err)
+        return err;
+    if ((err = resolve_locked(e, service, svc)))
+        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
+    return insert_locked(e, svc, unique_name, text, ttl, created_by, out, em);
+}
+
 tassa_err sync_doc_create(sync_engine_t *e, const char *service, const char *unique_name,
                           const char *data, long ttl, const char *created_by, sync_doc_t *out,
                           errmsg_t *em)
 {
-    tassa_err err = TASSA_OK;
+    tassa_err err;
     memset(out, 0, sizeof *out);
-    if (unique_name && (err = check_unique_name(unique_name, em)))
-        return err;
-    if (ttl < 0 || ttl > 31536000)
-        return err_set(em, TASSA_EINVAL, "Ttl must be from 0 to 31536000 seconds");
-    char *text = normalise_data(data ? data : "{}", &err, em);
+    char *text = create_input(unique_name, data, ttl, &err, em);
     if (!text)
         return err;
-    char svc[SID_LEN + 1];
     store_lock(e->store);
-    if ((err = resolve_locked(e, service, svc))) {
-        store_unlock(e->store);
-        free(text);
-        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
-    }
-    err = store_begin(e->store);
-    if (!err)
-        err = insert_locked(e, svc, unique_name, &text, ttl, created_by, out, em);
+    err = create_locked(e, service, unique_name, &text, ttl, created_by, out, em);
     err = finish_write(e, err, err ? NULL : out);
     free(text);
     if (err)
         sync_doc_clear(out);
     return err;
+}
+
+void sync_doc_create_async(sync_engine_t *e, const char *service, const char *unique_name,
+                           const char *data, long ttl, const char *created_by,
+                           sync_doc_done_fn done, void *ctx)
+{
+    sync_write_t *w = write_new(e, done, ctx);
+    if (!w) {
+        errmsg_t em = {{0}};
+        done(ctx, err_set(&em, TASSA_ENOMEM, "out of memory"), NULL, false, &em);
+        return;
+    }
+    tassa_err err;
+    char *text = create_input(unique_name, data, ttl, &err, &w->em);
+    if (!text) {
+        write_refused(w, err);
+        return;
+    }
+    store_lock(e->store);
+    w->err = create_locked(e, service, unique_name, &text, ttl, created_by, &w->doc, &w->em);
+    w->changed = !w->err;
+    free(text);
+    finish_write_async(w);
 }
 
 tassa_err sync_doc_fetch(sync_engine_t *e, const char *service, const char *id, sync_doc_t *out,
@@ -1114,35 +1297,55 @@ tassa_err sync_doc_fetch(sync_engine_t *e, const char *service, const char *id, 
     return err;
 }
 
+/* Checks an update's input (no lock): *text the normalised data (malloc'd; NULL when data is
+ * NULL). */
+static tassa_err update_input(const char *data, long ttl, char **text, errmsg_t *em)
+{
+    tassa_err err = TASSA_OK;
+    *text = NULL;
+    if (ttl < -1 || ttl > 31536000)
+        return err_set(em, TASSA_EINVAL, "Ttl must be from 0 to 31536000 seconds");
+    if (data && !(*text = normalise_data(data, &err, em)))
+        return err;
+    return TASSA_OK;
+}
+
+/* An update's critical section (lock held; the savepoint begun here, ended by the caller).
+ * out holds what was read (cleared by the caller) and, on success, the new state. */
+static tassa_err update_locked_checked(sync_engine_t *e, const char *service, const char *id,
+                                       char **text, long ttl, const char *if_match, sync_doc_t *out,
+                                       errmsg_t *em)
+{
+    char svc[SID_LEN + 1];
+    tassa_err err = store_begin(e->store);
+    if (err)
+        return err;
+    if ((err = resolve_locked(e, service, svc)))
+        return err;
+    if ((err = find_locked(e, svc, id, out)) == TASSA_ENOTFOUND)
+        return not_found(em, service, id);
+    if (err)
+        return err;
+    char rev[24];
+    snprintf(rev, sizeof rev, "%lld", (long long)out->revision);
+    if (if_match && strcmp(if_match, rev) != 0)
+        return err_set(em, TASSA_EREVISION,
+                       "The revision of the Document (%s) does not match the expected revision "
+                       "(%.30s)",
+                       rev, if_match);
+    return update_locked(e, out, text, ttl);
+}
+
 tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id, const char *data,
                           long ttl, const char *if_match, sync_doc_t *out, errmsg_t *em)
 {
-    tassa_err err = TASSA_OK;
-    char *text = NULL;
-    char svc[SID_LEN + 1];
+    char *text;
     memset(out, 0, sizeof *out);
-    if (ttl < -1 || ttl > 31536000)
-        return err_set(em, TASSA_EINVAL, "Ttl must be from 0 to 31536000 seconds");
-    if (data && !(text = normalise_data(data, &err, em)))
+    tassa_err err = update_input(data, ttl, &text, em);
+    if (err)
         return err;
     store_lock(e->store);
-    if ((err = resolve_locked(e, service, svc))) {
-        store_unlock(e->store);
-        free(text);
-        return err;
-    }
-    err = store_begin(e->store);
-    if (!err && (err = find_locked(e, svc, id, out)) == TASSA_ENOTFOUND)
-        err = not_found(em, service, id);
-    char rev[24];
-    snprintf(rev, sizeof rev, "%lld", (long long)out->revision);
-    if (!err && if_match && strcmp(if_match, rev) != 0)
-        err = err_set(em, TASSA_EREVISION,
-                      "The revision of the Document (%s) does not match the expected revision "
-                      "(%.30s)",
-                      rev, if_match);
-    if (!err)
-        err = update_locked(e, out, &text, ttl);
+    err = update_locked_checked(e, service, id, &text, ttl, if_match, out, em);
     err = finish_write(e, err, err ? NULL : out);
     free(text);
     if (err)
@@ -1150,27 +1353,49 @@ tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
     return err;
 }
 
-tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
-                         void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em)
+void sync_doc_update_async(sync_engine_t *e, const char *service, const char *id, const char *data,
+                           long ttl, const char *if_match, sync_doc_done_fn done, void *ctx)
+{
+    sync_write_t *w = write_new(e, done, ctx);
+    if (!w) {
+        errmsg_t em = {{0}};
+        done(ctx, err_set(&em, TASSA_ENOMEM, "out of memory"), NULL, false, &em);
+        return;
+    }
+    char *text;
+    tassa_err err = update_input(data, ttl, &text, &w->em);
+    if (err) {
+        write_refused(w, err);
+        return;
+    }
+    store_lock(e->store);
+    w->err = update_locked_checked(e, service, id, &text, ttl, if_match, &w->doc, &w->em);
+    w->changed = !w->err;
+    free(text);
+    finish_write_async(w);
+}
+
+/* An apply's critical section (lock held; the savepoint begun here, ended by the caller):
+ * fn's merge of the current data, written when it changed (*changed). doc holds what was
+ * read (cleared by the caller) and, when changed, the new state. */
+static tassa_err apply_locked(sync_engine_t *e, const char *service, const char *name,
+                              sync_merge_fn fn, void *ctx, sync_doc_t *doc, bool *changed,
+                              char *reason, size_t reason_len, errmsg_t *em)
 {
     char svc[SID_LEN + 1];
-    sync_doc_t doc = {0};
     char *text = NULL;
     json_t *current = NULL, *next = NULL;
     *changed = false;
-    tassa_err err = check_unique_name(name, em);
+    tassa_err err = store_begin(e->store);
     if (err)
         return err;
-    store_lock(e->store);
-    if ((err = resolve_locked(e, service, svc)) || (err = store_begin(e->store))) {
-        store_unlock(e->store);
+    if ((err = resolve_locked(e, service, svc)))
         return err;
-    }
-    err = find_locked(e, svc, name, &doc);
+    err = find_locked(e, svc, name, doc);
     bool exists = err == TASSA_OK;
     if (err == TASSA_ENOTFOUND)
         err = TASSA_OK;
-    if (!err && exists && !(current = json_loads(doc.data, 0, NULL)))
+    if (!err && exists && !(current = json_loads(doc->data, 0, NULL)))
         err = err_set(em, TASSA_ESTORE, "stored data of %.80s is not JSON", name);
     if (!err)
         next = fn(ctx, current, reason, reason_len);
@@ -1183,19 +1408,55 @@ tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name
                           strlen(text), SYNC_DOC_MAX_DATA);
     }
     if (!err && next) {
-        err = exists ? update_locked(e, &doc, &text, -1)
-                     : insert_locked(e, svc, name, &text, 0, "system", &doc, em);
+        if (!exists)
+            sync_doc_clear(doc);
+        err = exists ? update_locked(e, doc, &text, -1)
+                     : insert_locked(e, svc, name, &text, 0, "system", doc, em);
         *changed = err == TASSA_OK;
     }
+    json_decref(current);
+    json_decref(next);
+    free(text);
+    return err;
+}
+
+tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
+                         void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em)
+{
+    sync_doc_t doc = {0};
+    *changed = false;
+    tassa_err err = check_unique_name(name, em);
+    if (err)
+        return err;
+    store_lock(e->store);
+    err = apply_locked(e, service, name, fn, ctx, &doc, changed, reason, reason_len, em);
     /* Unchanged documents still wait in store_unlock when they read uncommitted data. */
     err = finish_write(e, err, *changed ? &doc : NULL);
     if (err)
         *changed = false;
-    json_decref(current);
-    json_decref(next);
-    free(text);
     sync_doc_clear(&doc);
     return err;
+}
+
+void sync_doc_apply_async(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
+                          void *ctx, char *reason, size_t reason_len, sync_doc_done_fn done,
+                          void *done_ctx)
+{
+    sync_write_t *w = write_new(e, done, done_ctx);
+    if (!w) {
+        errmsg_t em = {{0}};
+        done(done_ctx, err_set(&em, TASSA_ENOMEM, "out of memory"), NULL, false, &em);
+        return;
+    }
+    tassa_err err = check_unique_name(name, &w->em);
+    if (err) {
+        write_refused(w, err);
+        return;
+    }
+    store_lock(e->store);
+    w->err =
+        apply_locked(e, service, name, fn, ctx, &w->doc, &w->changed, reason, reason_len, &w->em);
+    finish_write_async(w);
 }
 
 /* Deletes a document row and its permissions (lock held, inside a savepoint). */

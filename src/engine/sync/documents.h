@@ -150,6 +150,30 @@ typedef json_t *(*sync_merge_fn)(void *ctx, const json_t *current, char *reason,
 tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
                          void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em);
 
+/* The result of an asynchronous write (sync_doc_*_async): err as the blocking call returns
+ * it, doc the document as written (borrowed for the call; NULL unless err is TASSA_OK and
+ * something was written), changed whether it wrote (apply may leave a document unchanged),
+ * em the detail. Runs exactly once, on the engine's settle thread, after the change is
+ * durable (or rolled back) and handed to the listener: it must be short and must not wait
+ * for the engine (hand the result to another thread, e.g. http_deferred_ready). */
+typedef void (*sync_doc_done_fn)(void *ctx, tassa_err err, const sync_doc_t *doc, bool changed,
+                                 const errmsg_t *em);
+
+/* sync_doc_create, sync_doc_update and sync_doc_apply with the same checks and results,
+ * without waiting on the calling thread for the group commit (store_unlock_async): the
+ * critical section runs on the calling thread, then done(done_ctx, ...) reports as above.
+ * The strings, fn, ctx and reason are used only before the call returns (apply's merge runs
+ * in the critical section, on the calling thread). sync_engine_free waits for every write
+ * begun. */
+void sync_doc_create_async(sync_engine_t *e, const char *service, const char *unique_name,
+                           const char *data, long ttl, const char *created_by,
+                           sync_doc_done_fn done, void *done_ctx);
+void sync_doc_update_async(sync_engine_t *e, const char *service, const char *id, const char *data,
+                           long ttl, const char *if_match, sync_doc_done_fn done, void *done_ctx);
+void sync_doc_apply_async(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
+                          void *ctx, char *reason, size_t reason_len, sync_doc_done_fn done,
+                          void *done_ctx);
+
 /* Deletes by SID or unique name; if_match as for update. TASSA_ENOTFOUND when absent. */
 tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
                           const char *if_match, errmsg_t *em);
