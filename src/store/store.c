@@ -287,6 +287,13 @@ tassa_err store_unlock(store_t *s)
     return lost ? TASSA_ESTORE : TASSA_OK;
 }
 
+tassa_err store_unlock_nowait(store_t *s)
+{
+    bool lost = false;
+    (void)unlock_section(s, &lost);
+    return lost ? TASSA_ESTORE : TASSA_OK;
+}
+
 void store_unlock_async(store_t *s, store_waiter_t *w, store_done_fn done, void *ctx)
 {
     bool lost = false;

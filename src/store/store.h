@@ -93,6 +93,13 @@ void store_lock(store_t *s);
  * unless they could have seen uncommitted data. */
 tassa_err store_unlock(store_t *s);
 
+/* Releases the lock without waiting for anything to become durable, for a read-only section
+ * whose reads only feed a later compare-and-set write on this store (a write that matches
+ * only the row state the section read: if that state is rolled back, the write cannot match).
+ * A section that wrote must not use it. TASSA_ESTORE when the connection to PostgreSQL was
+ * lost during the section (what it read cannot be trusted). */
+tassa_err store_unlock_nowait(store_t *s);
+
 /* What store_unlock_async calls once the section's changes are settled: err is what
  * store_unlock would have returned (TASSA_OK: durable; TASSA_ESTORE: rolled back). */
 typedef void (*store_done_fn)(void *ctx, tassa_err err);

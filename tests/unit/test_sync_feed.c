@@ -2,7 +2,9 @@
  * file, and, when TASSA_TEST_PG_URL is set (ctest's unit_test_sync_feed_pg, through
  * tools/pg_scratch.sh), on two stores of one PostgreSQL database, as two nodes: each node's
  * feeder hands its listener every change of both nodes, in order, once; a watch starts exactly
- * between two changes; a stale If-Match is refused whichever node wrote last. */
+ * between two changes; a stale If-Match is refused whichever node wrote last; concurrent
+ * read-modify-writes (sync_doc_apply, blocking and asynchronous) lose no increment; an
+ * asynchronous write reports after its delivery. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -272,6 +274,166 @@ static void stale_if_match_is_refused_on_every_node(void **state)
     sync_doc_clear(&doc);
 }
 
+/* The merge of the counter: {"n": n + 1}. May run more than once per apply (a lost race). */
+static json_t *increment(void *ctx, const json_t *current, char *reason, size_t reason_len)
+{
+    (void)ctx;
+    (void)reason;
+    (void)reason_len;
+    json_int_t n = current ? json_integer_value(json_object_get(current, "n")) : 0;
+    return json_pack("{s:I}", "n", (json_int_t)(n + 1));
+}
+
+/* An asynchronous write's report, waited for on a condition. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool done, changed;
+    tassa_err err;
+    int64_t revision;
+    heard_t *h; /* when set: whether h had heard revision when done ran */
+    bool heard_first;
+    const char *sid;
+} report_t;
+
+static void on_done(void *ctx, tassa_err err, const sync_doc_t *doc, bool changed,
+                    const errmsg_t *em)
+{
+    report_t *r = ctx;
+    (void)em;
+    if (r->h && doc) {
+        int64_t revs[MAX_EV];
+        pthread_mutex_lock(&r->h->mu);
+        int k = revisions_locked(r->h, doc->sid, revs, MAX_EV);
+        pthread_mutex_unlock(&r->h->mu);
+        r->heard_first = k && revs[k - 1] >= doc->revision;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->err = err;
+    r->changed = changed;
+    r->revision = doc ? doc->revision : -1;
+    r->done = true;
+    pthread_cond_signal(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void report_wait(report_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    while (!r->done)
+        pthread_cond_wait(&r->cond, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+}
+
+typedef struct {
+    sync_engine_t *e;
+    const char *name;
+    int rounds, failed;
+    bool async;
+} applier_t;
+
+static void *apply_loop(void *arg)
+{
+    applier_t *a = arg;
+    for (int i = 0; i < a->rounds; i++) {
+        char reason[64];
+        errmsg_t em = {{0}};
+        bool changed = false;
+        tassa_err err;
+        if (a->async) {
+            report_t r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+            sync_doc_apply_async(a->e, "default", a->name, increment, NULL, reason, sizeof reason,
+                                 on_done, &r);
+            report_wait(&r);
+            err = r.err;
+            changed = r.changed;
+        } else {
+            err = sync_doc_apply(a->e, "default", a->name, increment, NULL, &changed, reason,
+                                 sizeof reason, &em);
+        }
+        if (err || !changed)
+            a->failed++;
+    }
+    return NULL;
+}
+
+/* The merge runs outside the store lock, so appliers race between their read and their write
+ * (on PostgreSQL across two nodes too): the compare-and-set and the retry lose no increment,
+ * blocking and asynchronous alike, and the listener hears every revision once, in order. */
+static void concurrent_applies_lose_no_increment(void **state)
+{
+    fx_t *f = *state;
+    char name[64];
+    snprintf(name, sizeof name, "apply-%ld-%d", (long)getpid(), rand());
+    enum { PER = 30, THREADS = 2 };
+    pthread_t t[2 * THREADS];
+    applier_t a[2 * THREADS];
+    int n = 0;
+    for (int node = 0; node < f->nodes; node++) {
+        for (int k = 0; k < THREADS; k++, n++) {
+            a[n] = (applier_t){.e = f->sync[node], .name = name, .rounds = PER, .async = k % 2};
+            assert_int_equal(pthread_create(&t[n], NULL, apply_loop, &a[n]), 0);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].failed, 0);
+    }
+    sync_doc_t d = {0};
+    errmsg_t em = {{0}};
+    assert_int_equal(sync_doc_fetch(f->sync[0], "default", name, &d, &em), TASSA_OK);
+    char want[32];
+    snprintf(want, sizeof want, "{\"n\":%d}", n * PER);
+    assert_string_equal(d.data, want);
+    assert_int_equal(d.revision, n * PER - 1); /* the first apply created it at revision 0 */
+    for (int node = 0; node < f->nodes; node++) {
+        heard_t *h = &f->heard[node];
+        assert_true(wait_for(h, d.sid, d.revision));
+        int64_t revs[MAX_EV];
+        pthread_mutex_lock(&h->mu);
+        int k = revisions_locked(h, d.sid, revs, MAX_EV);
+        pthread_mutex_unlock(&h->mu);
+        assert_int_equal(k, n * PER);
+        for (int i = 0; i < k; i++)
+            assert_int_equal(revs[i], i);
+    }
+    sync_doc_clear(&d);
+}
+
+/* An asynchronous update reports once, after the listener heard its revision (on one store:
+ * the settle thread delivers before it reports); its refusals report too. */
+static void async_update_reports_after_delivery(void **state)
+{
+    fx_t *f = *state;
+    sync_doc_t doc = {0};
+    new_doc(f, "async", &doc);
+    report_t r = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                  .cond = PTHREAD_COND_INITIALIZER,
+                  .h = f->pg ? NULL : &f->heard[0]};
+    sync_doc_update_async(f->sync[0], "default", doc.sid, "{\"n\":7}", -1, "0", on_done, &r);
+    report_wait(&r);
+    assert_int_equal(r.err, TASSA_OK);
+    assert_true(r.changed);
+    assert_int_equal(r.revision, 1);
+    if (!f->pg)
+        assert_true(r.heard_first);
+    report_t stale = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    sync_doc_update_async(f->sync[0], "default", doc.sid, "{\"n\":8}", -1, "0", on_done, &stale);
+    report_wait(&stale);
+    assert_int_equal(stale.err, TASSA_EREVISION);
+    assert_false(stale.changed);
+    report_t bad = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    sync_doc_update_async(f->sync[0], "default", doc.sid, "[1]", -1, NULL, on_done, &bad);
+    report_wait(&bad);
+    assert_int_equal(bad.err, TASSA_EINVAL);
+    sync_doc_t d = {0};
+    errmsg_t em = {{0}};
+    assert_int_equal(sync_doc_fetch(f->sync[0], "default", doc.sid, &d, &em), TASSA_OK);
+    assert_string_equal(d.data, "{\"n\":7}");
+    sync_doc_clear(&d);
+    sync_doc_clear(&doc);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -280,6 +442,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(every_node_hears_every_change_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(watch_starts_between_two_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(stale_if_match_is_refused_on_every_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_applies_lose_no_increment, setup, teardown),
+        cmocka_unit_test_setup_teardown(async_update_reports_after_delivery, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("sync feed on SQLite", tests, NULL, NULL);
     pg_url = getenv("TASSA_TEST_PG_URL");

@@ -1375,67 +1375,114 @@ void sync_doc_update_async(sync_engine_t *e, const char *service, const char *id
     finish_write_async(w);
 }
 
-/* An apply's critical section (lock held; the savepoint begun here, ended by the caller):
- * fn's merge of the current data, written when it changed (*changed). doc holds what was
- * read (cleared by the caller) and, when changed, the new state. */
-static tassa_err apply_locked(sync_engine_t *e, const char *service, const char *name,
-                              sync_merge_fn fn, void *ctx, sync_doc_t *doc, bool *changed,
-                              char *reason, size_t reason_len, errmsg_t *em)
+/* The read of an apply: the document as it is now (*exists; doc cleared by the caller) and,
+ * outside every lock, fn's merge of its data: *text the new data (malloc'd) or NULL when fn
+ * leaves it unchanged. The read does not wait for durability: apply_write's compare-and-set
+ * only matches the state read (see store_unlock_nowait). */
+static tassa_err apply_read(sync_engine_t *e, const char *service, const char *name,
+                            sync_merge_fn fn, void *ctx, char *reason, size_t reason_len,
+                            char svc[SID_LEN + 1], sync_doc_t *doc, bool *exists, char **text,
+                            errmsg_t *em)
 {
-    char svc[SID_LEN + 1];
-    char *text = NULL;
+    *text = NULL;
+    *exists = false;
+    store_lock(e->store);
+    tassa_err err = resolve_locked(e, service, svc);
+    if (!err && (err = find_locked(e, svc, name, doc)) == TASSA_OK)
+        *exists = true;
+    tassa_err lost = store_unlock_nowait(e->store);
+    if (err == TASSA_ENOTFOUND && !lost)
+        err = TASSA_OK;
+    if (lost)
+        return err_set(em, TASSA_ESTORE, "the store failed");
+    if (err)
+        return err;
     json_t *current = NULL, *next = NULL;
-    *changed = false;
+    if (*exists && !(current = json_loads(doc->data, 0, NULL)))
+        return err_set(em, TASSA_ESTORE, "stored data of %.80s is not JSON", name);
+    reason[0] = '\0';
+    next = fn(ctx, current, reason, reason_len);
+    json_decref(current);
+    if (!next)
+        return TASSA_OK;
+    *text = json_is_object(next) ? json_dumps(next, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(next);
+    if (!*text)
+        return err_set(em, TASSA_EINVAL, "document data must be a JSON object");
+    if (strlen(*text) > SYNC_DOC_MAX_DATA) {
+        size_t n = strlen(*text);
+        free(*text);
+        *text = NULL;
+        return err_set(em, TASSA_EDOCTOOBIG, "Data is %zu bytes; a document holds at most %d", n,
+                       SYNC_DOC_MAX_DATA);
+    }
+    return TASSA_OK;
+}
+
+/* The write of an apply (lock held; the savepoint begun here, ended by the caller): a
+ * compare-and-set on the revision apply_read saw, or an insert when it saw none. doc takes
+ * the new state. TASSA_EREVISION or TASSA_EDUPNAME when another writer came first (read
+ * again). */
+static tassa_err apply_write_locked(sync_engine_t *e, const char *svc, const char *name,
+                                    bool exists, sync_doc_t *doc, char **text, errmsg_t *em)
+{
     tassa_err err = store_begin(e->store);
     if (err)
         return err;
-    if ((err = resolve_locked(e, service, svc)))
-        return err;
-    err = find_locked(e, svc, name, doc);
-    bool exists = err == TASSA_OK;
-    if (err == TASSA_ENOTFOUND)
-        err = TASSA_OK;
-    if (!err && exists && !(current = json_loads(doc->data, 0, NULL)))
-        err = err_set(em, TASSA_ESTORE, "stored data of %.80s is not JSON", name);
-    if (!err)
-        next = fn(ctx, current, reason, reason_len);
-    if (!err && next) {
-        text = json_dumps(next, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (!text || !json_is_object(next))
-            err = err_set(em, TASSA_EINVAL, "document data must be a JSON object");
-        else if (strlen(text) > SYNC_DOC_MAX_DATA)
-            err = err_set(em, TASSA_EDOCTOOBIG, "Data is %zu bytes; a document holds at most %d",
-                          strlen(text), SYNC_DOC_MAX_DATA);
-    }
-    if (!err && next) {
-        if (!exists)
-            sync_doc_clear(doc);
-        err = exists ? update_locked(e, doc, &text, -1)
-                     : insert_locked(e, svc, name, &text, 0, "system", doc, em);
-        *changed = err == TASSA_OK;
-    }
-    json_decref(current);
-    json_decref(next);
-    free(text);
-    return err;
+    if (exists)
+        return update_locked(e, doc, text, -1);
+    sync_doc_clear(doc);
+    return insert_locked(e, svc, name, text, 0, "system", doc, em);
+}
+
+/* Another writer came first: read and merge again. */
+static bool apply_raced(tassa_err err)
+{
+    return err == TASSA_EREVISION || err == TASSA_EDUPNAME;
+}
+
+static tassa_err apply_gave_up(errmsg_t *em, const char *name)
+{
+    return err_set(em, TASSA_ECONFLICT, "document %.80s kept changing; gave up after %d tries",
+                   name, SYNC_APPLY_ATTEMPTS);
 }
 
 tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
                          void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em)
 {
-    sync_doc_t doc = {0};
     *changed = false;
     tassa_err err = check_unique_name(name, em);
     if (err)
         return err;
-    store_lock(e->store);
-    err = apply_locked(e, service, name, fn, ctx, &doc, changed, reason, reason_len, em);
-    /* Unchanged documents still wait in store_unlock when they read uncommitted data. */
-    err = finish_write(e, err, *changed ? &doc : NULL);
-    if (err)
-        *changed = false;
-    sync_doc_clear(&doc);
-    return err;
+    for (int attempt = 0; attempt < SYNC_APPLY_ATTEMPTS; attempt++) {
+        char svc[SID_LEN + 1], *text;
+        sync_doc_t doc = {0};
+        bool exists;
+        err = apply_read(e, service, name, fn, ctx, reason, reason_len, svc, &doc, &exists, &text,
+                         em);
+        store_lock(e->store);
+        if (err || !text) {
+            /* Unchanged: the answer rests on what was read, so it waits for that to be durable
+             * (store_unlock waits for every change it could have read). */
+            tassa_err durable = store_unlock(e->store);
+            sync_doc_clear(&doc);
+            return err ? err : durable;
+        }
+        err = apply_write_locked(e, svc, name, exists, &doc, &text, em);
+        if (apply_raced(err)) {
+            store_rollback(e->store);
+            store_unlock_nowait(e->store);
+            free(text);
+            sync_doc_clear(&doc);
+            continue;
+        }
+        err = finish_write(e, err, err ? NULL : &doc);
+        *changed = err == TASSA_OK;
+        free(text);
+        sync_doc_clear(&doc);
+        return err;
+    }
+    return apply_gave_up(em, name);
 }
 
 void sync_doc_apply_async(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
@@ -1453,10 +1500,32 @@ void sync_doc_apply_async(sync_engine_t *e, const char *service, const char *nam
         write_refused(w, err);
         return;
     }
-    store_lock(e->store);
-    w->err =
-        apply_locked(e, service, name, fn, ctx, &w->doc, &w->changed, reason, reason_len, &w->em);
-    finish_write_async(w);
+    for (int attempt = 0; attempt < SYNC_APPLY_ATTEMPTS; attempt++) {
+        char svc[SID_LEN + 1], *text;
+        bool exists;
+        sync_doc_clear(&w->doc);
+        w->err = apply_read(e, service, name, fn, ctx, reason, reason_len, svc, &w->doc, &exists,
+                            &text, &w->em);
+        store_lock(e->store);
+        if (w->err || !text) { /* unchanged: answered once what was read is durable */
+            w->changed = false;
+            w->p = NULL;
+            store_unlock_async(e->store, &w->waiter, write_committed, w);
+            return;
+        }
+        w->err = apply_write_locked(e, svc, name, exists, &w->doc, &text, &w->em);
+        free(text);
+        if (apply_raced(w->err)) {
+            store_rollback(e->store);
+            store_unlock_nowait(e->store);
+            continue;
+        }
+        w->changed = !w->err;
+        finish_write_async(w);
+        return;
+    }
+    sync_doc_clear(&w->doc);
+    write_refused(w, apply_gave_up(&w->em, name));
 }
 
 /* Deletes a document row and its permissions (lock held, inside a savepoint). */

@@ -139,14 +139,21 @@ tassa_err sync_doc_update(sync_engine_t *e, const char *service, const char *id,
 
 /* Computes a document's next data from its current data (NULL when it does not exist;
  * borrowed). Returns a new reference to write, or NULL to leave it unchanged (and may explain
- * why in reason). Called with the store lock held: it must not call the engine. The one name
- * of the merge callback: the back ends and update_sync_doc take the same type. */
+ * why in reason). Called with no lock held, possibly more than once for one apply (when
+ * another writer changed the document between the read and the write), so it must depend only
+ * on its arguments. The one name of the merge callback: the back ends and update_sync_doc take
+ * the same type. */
 typedef json_t *(*sync_merge_fn)(void *ctx, const json_t *current, char *reason, size_t reason_len);
 
-/* Read-modify-write of the document with unique name `name` in one critical section: fn
- * decides, the result is created or updated (revision + 1) and made durable with one group
- * commit. No race is possible, so no retry is needed. *changed tells whether it wrote.
+/* Read-modify-write of the document with unique name `name`: a short critical section reads
+ * it, fn decides outside every lock (no JSON is parsed or rendered under the store lock), and
+ * a second one writes the result with a compare-and-set on the revision read (or an insert
+ * when there was none), made durable with one group commit; when another writer came first it
+ * reads and merges again, up to SYNC_APPLY_ATTEMPTS times (then TASSA_ECONFLICT). *changed
+ * tells whether it wrote; an unchanged answer too waits until what it read is durable.
  * TASSA_EINVAL / TASSA_EDOCTOOBIG for bad data from fn. */
+#define SYNC_APPLY_ATTEMPTS 32
+
 tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
                          void *ctx, bool *changed, char *reason, size_t reason_len, errmsg_t *em);
 
