@@ -1180,12 +1180,15 @@ static void write_committed(void *ctx, tassa_err durable)
     pthread_mutex_unlock(&e->settle_lock);
 }
 
-/* A new asynchronous write, counted open (NULL when out of memory). */
+/* A new asynchronous write, counted open; NULL when out of memory, after done reported it. */
 static sync_write_t *write_new(sync_engine_t *e, sync_doc_done_fn done, void *ctx)
 {
     sync_write_t *w = calloc(1, sizeof *w);
-    if (!w)
+    if (!w) {
+        errmsg_t em = {{0}};
+        done(ctx, err_set(&em, TASSA_ENOMEM, "out of memory"), NULL, false, &em);
         return NULL;
+    }
     w->e = e;
     w->done = done;
     w->ctx = ctx;
@@ -1264,11 +1267,8 @@ void sync_doc_create_async(sync_engine_t *e, const char *service, const char *un
                            sync_doc_done_fn done, void *ctx)
 {
     sync_write_t *w = write_new(e, done, ctx);
-    if (!w) {
-        errmsg_t em = {{0}};
-        done(ctx, err_set(&em, TASSA_ENOMEM, "out of memory"), NULL, false, &em);
+    if (!w)
         return;
-    }
     tassa_err err;
     char *text = create_input(unique_name, data, ttl, &err, &w->em);
     if (!text) {
@@ -1357,11 +1357,8 @@ void sync_doc_update_async(sync_engine_t *e, const char *service, const char *id
                            long ttl, const char *if_match, sync_doc_done_fn done, void *ctx)
 {
     sync_write_t *w = write_new(e, done, ctx);
-    if (!w) {
-        errmsg_t em = {{0}};
-        done(ctx, err_set(&em, TASSA_ENOMEM, "out of memory"), NULL, false, &em);
+    if (!w)
         return;
-    }
     char *text;
     tassa_err err = update_input(data, ttl, &text, &w->em);
     if (err) {
@@ -1490,11 +1487,8 @@ void sync_doc_apply_async(sync_engine_t *e, const char *service, const char *nam
                           void *done_ctx)
 {
     sync_write_t *w = write_new(e, done, done_ctx);
-    if (!w) {
-        errmsg_t em = {{0}};
-        done(done_ctx, err_set(&em, TASSA_ENOMEM, "out of memory"), NULL, false, &em);
+    if (!w)
         return;
-    }
     tassa_err err = check_unique_name(name, &w->em);
     if (err) {
         write_refused(w, err);
