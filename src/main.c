@@ -235,6 +235,7 @@ static int cmd_serve(int argc, char **argv)
     http_opts_t ho = {.bind_addr = c->bind_addr,
                       .port = c->port,
                       .threads = c->threads,
+                      .writers = c->writers,
                       .max_body = c->max_body,
                       .header_timeout_ms = c->header_timeout_ms,
                       .access_log = !c->quiet_access_log};
@@ -252,7 +253,10 @@ static int cmd_serve(int argc, char **argv)
     if (ops_register(&ops) || get_sync_grant_register(app.http, c) ||
         router_register(app.http, &router) || get_queue_position_register(app.http, &qpos) ||
         (app.sync && sync_api_register(app.http, &sync_api)) ||
-        (app.tr && tr_api_register(app.http, &tr_api))) {
+        (app.tr && (tr_api_register(app.http, &tr_api) ||
+                    /* TaskRouter writes wait for their commit on the writers, not on an HTTP
+                     * thread (Sync writes and router events need no thread meanwhile) */
+                    http_server_offload(app.http, "/v1/Workspaces/")))) {
         fprintf(stderr, "tassa: cannot register routes\n");
         goto out;
     }

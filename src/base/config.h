@@ -36,7 +36,8 @@ typedef struct {
     char *web_dir;      /* static pages; NULL = ./web, else next to the binary */
     int port;
     size_t max_body; /* bytes, 413 past it */
-    int threads;     /* libmicrohttpd worker threads */
+    int threads;     /* libmicrohttpd worker threads (0: one per core) */
+    int writers;     /* threads of the TaskRouter writes (http_server_offload) */
     bool verify_signature;
     /* storage */
     char *data_path;

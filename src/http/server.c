@@ -27,9 +27,11 @@
 
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/workpool.h"
 
-#define MAX_ROUTES   96
-#define MAX_SEGMENTS 12
+#define MAX_ROUTES    96
+#define WRITERS_QUEUE 65536 /* queued offloaded requests; past it they run on the HTTP thread */
+#define MAX_SEGMENTS  12
 
 /* The request target's limits (finding H1, see on_uri), and libmicrohttpd's per-connection
  * memory pool, sized so that a target within them, its query pieces (a record of some 56
@@ -72,7 +74,11 @@ struct http_server {
     route_t routes[MAX_ROUTES];
     int nroutes;
     int port;
-    atomic_int inflight;  /* requests begun and not yet completed */
+    atomic_int inflight; /* requests begun and not yet completed */
+    /* Writes under these path prefixes run on the writers pool (http_server_offload). */
+    char *offload[4];
+    int noffload;
+    workpool_t *writers;
     atomic_bool draining; /* answers carry Connection: close; see http_server_drain */
     /* Deferred answers not yet declared ready (http_resp_defer): http_server_free waits for
      * them, since libmicrohttpd must not be stopped with a connection suspended. */
@@ -495,6 +501,68 @@ static enum MHD_Result finish_deferred(http_server_t *s, struct MHD_Connection *
     return ret;
 }
 
+/* A request whose handler runs on the writers pool (http_server_offload): it owns the parsed
+ * request, and fills its own answer, which offload_finish moves into the deferred one. */
+typedef struct {
+    http_handler_fn fn;
+    void *ctx;
+    http_req_t req;
+    char *pathcopy;
+    char base[300];
+    http_resp_t resp;
+    http_deferred_t *deferred;
+} offload_t;
+
+/* The job: the handler on a pool thread (it may block); then the answer is ready. */
+static void offload_run(void *arg)
+{
+    offload_t *o = arg;
+    o->fn(o->ctx, &o->req, &o->resp);
+    http_deferred_ready(o->deferred);
+}
+
+/* Moves the handler's answer into the deferred one (a handler thread). */
+static void offload_finish(void *ctx, http_resp_t *resp)
+{
+    offload_t *o = ctx;
+    resp->status = o->resp.status;
+    resp->content_type = o->resp.content_type;
+    free(resp->body);
+    resp->body = o->resp.body;
+    resp->body_len = o->resp.body_len;
+    o->resp.body = NULL;
+    for (int i = 0; i < o->resp.nheaders; i++) {
+        if (resp->nheaders < HTTP_MAX_HEADERS) {
+            resp->headers[resp->nheaders][0] = o->resp.headers[i][0];
+            resp->headers[resp->nheaders++][1] = o->resp.headers[i][1];
+        } else {
+            free(o->resp.headers[i][0]);
+            free(o->resp.headers[i][1]);
+        }
+    }
+    o->resp.nheaders = 0;
+    if (o->resp.raw) {
+        resp->raw = o->resp.raw;
+        o->resp.raw = NULL;
+    }
+    params_free(o->req.query);
+    params_free(o->req.params);
+    free(o->pathcopy);
+    free(o);
+}
+
+/* Whether a request on path with method runs on the writers pool. */
+static bool offloaded(const http_server_t *s, const char *method, const char *path)
+{
+    if (!s->writers || (!is_write(method) && strcmp(method, "DELETE") != 0))
+        return false;
+    for (int i = 0; i < s->noffload; i++) {
+        if (!strncmp(path, s->offload[i], strlen(s->offload[i])))
+            return true;
+    }
+    return false;
+}
+
 /* Runs the handler for a fully received request. */
 static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, const char *url,
                                 const char *method, conn_state_t *st)
@@ -579,7 +647,24 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
             http_resp_fn_error(&resp, err, err_text(&em, err));
         goto send;
     }
-    r->fn(r->ctx, &req, &resp);
+    offload_t *o = offloaded(s, method, url) ? calloc(1, sizeof *o) : NULL;
+    if (o && http_resp_defer(&resp, offload_finish, o)) {
+        /* The request moves to o; the job starts once the connection is suspended. */
+        *o = (offload_t){.fn = r->fn,
+                         .ctx = r->ctx,
+                         .req = req,
+                         .pathcopy = pathcopy,
+                         .resp = {.status = 200, .content_type = "application/json"},
+                         .deferred = resp.deferred};
+        snprintf(o->base, sizeof o->base, "%s", base);
+        o->req.base_url = o->base;
+        req.query = req.params = NULL;
+        pathcopy = NULL;
+    } else {
+        free(o);
+        o = NULL;
+        r->fn(r->ctx, &req, &resp);
+    }
     if (resp.deferred) {
         http_deferred_t *d = resp.deferred;
         resp.deferred = NULL;
@@ -601,6 +686,8 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
         params_free(req.query);
         params_free(req.params);
         free(pathcopy);
+        if (o && workpool_submit(s->writers, offload_run, o))
+            offload_run(o); /* the pool is full or stopping: here, as without one */
         return ready ? finish_deferred(s, conn, st) : MHD_YES;
     }
 send:;
@@ -978,13 +1065,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
-/* The pool's size: threads, or for 0 two per core and at least 4. */
+/* The pool's size: threads, or for 0 one per core and at least 2. */
 static unsigned pool_size(int threads)
 {
     if (threads > 0)
         return (unsigned)threads;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return cores > 2 ? (unsigned)(cores > 32 ? 64 : 2 * cores) : 4;
+    return cores > 2 ? (unsigned)(cores > 64 ? 64 : cores) : 2;
 }
 
 tassa_err http_server_start(http_server_t *s, errmsg_t *em)
@@ -1004,6 +1091,12 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
         (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_UNESCAPE_CALLBACK,
         keep_raw, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)POOL_BYTES, MHD_OPTION_END);
+    if (s->daemon && s->opts.writers > 0 && s->noffload &&
+        !(s->writers = workpool_new(s->opts.writers, WRITERS_QUEUE, "tassa-writer"))) {
+        MHD_stop_daemon(s->daemon);
+        s->daemon = NULL;
+        return err_set(em, TASSA_EINTERNAL, "cannot start the writer threads");
+    }
     if (!s->daemon) {
         int e = errno;
         return err_set(em, TASSA_EUNAVAIL, "cannot listen on %s:%d: %s", s->opts.bind_addr,
@@ -1019,6 +1112,16 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
             return err_set(em, TASSA_EINTERNAL, "cannot start the header deadline thread");
         s->sweeper_started = true;
     }
+    return TASSA_OK;
+}
+
+tassa_err http_server_offload(http_server_t *s, const char *prefix)
+{
+    if (s->noffload == (int)(sizeof s->offload / sizeof s->offload[0]))
+        return TASSA_ELIMIT;
+    if (!(s->offload[s->noffload] = strdup(prefix)))
+        return TASSA_ENOMEM;
+    s->noffload++;
     return TASSA_OK;
 }
 
@@ -1070,6 +1173,9 @@ void http_server_free(http_server_t *s)
     pthread_mutex_unlock(&s->defer_lock);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
+    workpool_free(s->writers); /* idle by now: every deferred answer was made */
+    for (int i = 0; i < s->noffload; i++)
+        free(s->offload[i]);
     pthread_mutex_destroy(&s->defer_lock);
     pthread_cond_destroy(&s->defer_cond);
     pthread_mutex_destroy(&s->wait_lock);

@@ -60,7 +60,8 @@ typedef struct http_server http_server_t;
 typedef struct {
     const char *bind_addr;
     int port;              /* 0 picks a free port; see http_server_port */
-    int threads;           /* pool threads; 0: two per core, at least 4 */
+    int threads;           /* pool threads; 0: one per core, at least 2 */
+    int writers;           /* threads for the writes of http_server_offload's prefixes; 0: none */
     size_t max_body;       /* larger bodies get a 413 at once, then the connection closes */
     int header_timeout_ms; /* a connection whose request headers are not complete this long
                               after it opened (or after its previous response) is closed; 0 =
@@ -92,6 +93,13 @@ tassa_err http_server_routes(http_server_t *s, const http_route_t *routes, size_
  * keys set up once. Returns TASSA_OK, or TASSA_ENOMEM (free_fn(ctx) is then called at once).
  * Call before http_server_start, from the thread that set the server up. */
 tassa_err http_server_own(http_server_t *s, void *ctx, void (*free_fn)(void *));
+
+/* Runs the writes (POST, PUT, PATCH, DELETE) under path prefix on the writers pool
+ * (http_opts_t.writers threads) instead of an HTTP thread: the connection is suspended, the
+ * handler runs on a pool thread, where it may block (a write waiting for its group commit),
+ * and its answer is sent from an HTTP thread. The handler must not use http_resp_defer itself.
+ * Before http_server_start; at most 4 prefixes (TASSA_ELIMIT past them). */
+tassa_err http_server_offload(http_server_t *s, const char *prefix);
 
 /* Starts listening. TASSA_EUNAVAIL with a detail if the port cannot be bound. */
 tassa_err http_server_start(http_server_t *s, errmsg_t *em);
