@@ -223,3 +223,42 @@ test('one HTTP thread: a stream opened while writes are in flight starts, and th
     one.cleanup();
   }
 });
+
+test('one HTTP thread: TaskRouter writes wait for their commit on the writers, reads go on meanwhile', async () => {
+  const one = await startServer({ env: { TASSA_THREADS: '1', TASSA_WRITERS: '4' } });
+  try {
+    const tr = `${one.url}/v1/Workspaces/${one.workspaceSid}`;
+    const post = (path, params) => fetch(`${tr}${path}`, {
+      method: 'POST',
+      headers: { Authorization: one.basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(params).toString(),
+    });
+    const q = await (await post('/TaskQueues', { FriendlyName: 'deferred-q', TargetWorkers: '1==1' })).json();
+    const wf = await post('/Workflows', { FriendlyName: 'deferred-wf',
+      Configuration: JSON.stringify({ task_routing: { default_filter: { queue: q.sid } } }) });
+    assert.equal(wf.status, 201);
+    const wfSid = (await wf.json()).sid;
+    const N = 50;
+    const creates = Array.from({ length: N }, (_, i) =>
+      post('/Tasks', { WorkflowSid: wfSid, Attributes: JSON.stringify({ n: i }) }));
+    // The one HTTP thread answers reads while the creates are in flight.
+    const health = await fetch(`${one.url}/healthz`);
+    assert.equal(health.status, 200);
+    const answers = await Promise.all(creates);
+    const sids = new Set();
+    for (const a of answers) {
+      assert.equal(a.status, 201);
+      const t = await a.json();
+      assert.match(t.sid, /^WT[0-9a-f]{32}$/);
+      sids.add(t.sid);
+    }
+    assert.equal(sids.size, N);
+    const del = await fetch(`${tr}/Tasks/${[...sids][0]}`, { method: 'DELETE', headers: { Authorization: one.basic() } });
+    assert.equal(del.status, 204);
+    const list = await (await fetch(`${tr}/Tasks?PageSize=100`, { headers: { Authorization: one.basic() } })).json();
+    assert.equal(list.tasks.length, N - 1);
+  } finally {
+    await one.stop();
+    one.cleanup();
+  }
+});
