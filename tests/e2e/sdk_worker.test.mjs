@@ -96,10 +96,18 @@ before(async () => {
   });
 });
 
+// Disconnects w. The SDK's disconnect() leaves its token-expiry timer and its heartbeat
+// interval running (they would hold the test process for an hour): stop those too.
+function release(w) {
+  try { w.disconnect(); } catch { /* already gone */ }
+  const s = w._signaling;
+  clearTimeout(s?.tokenTimer);
+  const hb = s?._heartbeat;
+  if (hb?.pintvl) { hb.stop(hb.pintvl); hb.pintvl = null; }
+}
+
 after(async () => {
-  for (const w of workers) {
-    try { w.disconnect(); } catch { /* already gone */ }
-  }
+  for (const w of workers) release(w);
   await new Promise((r) => setTimeout(r, 100));
   await server?.stop();
   server?.cleanup();
@@ -238,7 +246,7 @@ describe('refused tokens', () => {
     const msg = await next(worker, 'disconnected');
     assert.match(String(msg?.message ?? msg), /signature/);
     assert.equal(ready, false);
-    worker.disconnect();
+    release(worker);
     // the envelope refuses it too
     const res = await envelope(await workerToken(teller.sid, { secret: 'not-the-secret' }), `Workspaces/${server.workspaceSid}/Workers/${teller.sid}`);
     assert.equal(res.status, 401);
