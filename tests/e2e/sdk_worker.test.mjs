@@ -201,6 +201,60 @@ describe('the official Worker', () => {
     await ws.tasks(task.sid).update({ assignmentStatus: 'canceled', reason: 'test over' });
   });
 
+  test('wrap up then complete: reservation wrapup and completed, task wrapup', async () => {
+    const available = [...worker.activities.values()].find((a) => a.name === 'Available');
+    await available.setAsCurrent();
+    const created = next(worker, 'reservationCreated');
+    const task = await ws.tasks.create({ workflowSid: workflow.sid, attributes: JSON.stringify({ topic: `wrap-${hex()}` }) });
+    const reservation = await created;
+    await reservation.accept();
+    const wrapup = next(reservation, 'wrapup');
+    const taskWrapup = next(reservation.task, 'wrapup');
+    const t = await reservation.task.wrapUp({ reason: 'notes' });
+    assert.equal(t.status, 'wrapping');
+    await wrapup;
+    await taskWrapup;
+    assert.equal(reservation.status, 'wrapping');
+    assert.equal((await ws.tasks(task.sid).fetch()).assignmentStatus, 'wrapping');
+    const completed = next(reservation, 'completed');
+    await reservation.task.complete('done');
+    await completed;
+    assert.equal((await ws.tasks(task.sid).fetch()).assignmentStatus, 'completed');
+  });
+
+  test('a reservation nobody answers: reservation timeout, the worker moved Offline', async () => {
+    const quick = await ws.workflows.create({
+      friendlyName: `Quick ${hex()}`,
+      taskReservationTimeout: 1,
+      configuration: JSON.stringify({ task_routing: { filters: [], default_filter: { queue: queue.sid } } }),
+    });
+    const available = [...worker.activities.values()].find((a) => a.name === 'Available');
+    await available.setAsCurrent();
+    const created = next(worker, 'reservationCreated');
+    const task = await ws.tasks.create({ workflowSid: quick.sid, attributes: '{}' });
+    const reservation = await created;
+    assert.equal(reservation.timeout, 1);
+    const offline = next(worker, 'activityUpdated', (w) => w.activity.name === 'Offline');
+    await next(reservation, 'timeout');
+    assert.equal(reservation.status, 'timeout');
+    await offline;
+    assert.equal((await ws.tasks(task.sid).reservations(reservation.sid).fetch()).reservationStatus, 'timeout');
+    await ws.tasks(task.sid).update({ assignmentStatus: 'canceled', reason: 'test over' });
+    await ws.workflows(quick.sid).remove();
+  });
+
+  test('a task canceled while offered: reservation canceled', async () => {
+    const available = [...worker.activities.values()].find((a) => a.name === 'Available');
+    await available.setAsCurrent();
+    const created = next(worker, 'reservationCreated');
+    const task = await ws.tasks.create({ workflowSid: workflow.sid, attributes: '{}' });
+    const reservation = await created;
+    const canceled = next(reservation, 'canceled');
+    await ws.tasks(task.sid).update({ assignmentStatus: 'canceled', reason: 'caller hung up' });
+    await canceled;
+    assert.equal(reservation.status, 'canceled');
+  });
+
   test('a worker token acting on another worker gets 403', async () => {
     const other = await newTeller('Offline');
     const token = await workerToken(teller.sid);
@@ -224,7 +278,8 @@ describe('the official Worker', () => {
     assert.equal(res.body.payload.sid, teller.sid);
     assert.equal(typeof res.body.payload.date_created, 'number');
     assert.equal(typeof res.body.payload.attributes, 'string');
-    // a task it holds no reservation for
+    // a task it holds no reservation for (offline, it is offered none)
+    await ws.workers(teller.sid).update({ activitySid: act.Offline });
     const t = await ws.tasks.create({ workflowSid: workflow.sid, attributes: '{}' });
     res = await envelope(token, `${base}/Tasks/${t.sid}`, 'POST', { AssignmentStatus: 'canceled' });
     assert.equal(res.status, 403, JSON.stringify(res.body));
@@ -259,6 +314,72 @@ describe('refused tokens', () => {
     const res = await envelope(token, `Workspaces/${server.workspaceSid}/Workers/${teller.sid}`);
     assert.equal(res.status, 401);
     assert.match(res.body.message, /expired/);
+  });
+});
+
+describe('sessions', () => {
+  test('closeExistingSessions closes the older socket of the same worker', async () => {
+    const teller = await newTeller();
+    const token = await workerToken(teller.sid);
+    const first = newWorker(token);
+    await next(first, 'ready');
+    const gone = next(first, 'disconnected');
+    const second = newWorker(token, { closeExistingSessions: true });
+    await next(second, 'ready');
+    const msg = await gone;
+    assert.match(String(msg?.message), /newer session/);
+    release(first);
+    release(second);
+  });
+
+  test('setWorkerOfflineIfDisconnected: the last socket gone, the worker goes Offline', async () => {
+    const teller = await newTeller('Available');
+    const w = newWorker(await workerToken(teller.sid), { setWorkerOfflineIfDisconnected: true });
+    await next(w, 'ready');
+    assert.equal(w.activity.name, 'Available');
+    release(w);
+    await eventually(async () => (await ws.workers(teller.sid).fetch()).activityName === 'Offline');
+  });
+
+  test('raw socket: init first (TEXT, token_lifetime in ms), heartbeats, a close at the token expiry', async () => {
+    const teller = await newTeller();
+    const token = await workerToken(teller.sid, { ttl: 12 });
+    const sock = new WebSocket(`ws://127.0.0.1:${server.port}/v1/wschannels/${server.creds.accountSid}/${teller.sid}?token=${token}&closeExistingSessions=false&clientVersion=2.1.1`);
+    const frames = [];
+    const closed = new Promise((resolve) => sock.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
+    sock.on('message', (data, isBinary) => frames.push({ text: String(data), isBinary, at: Date.now() }));
+    await eventually(() => frames.length >= 1);
+    const init = JSON.parse(frames[0].text);
+    assert.equal(frames[0].isBinary, false);
+    assert.equal(init.event_type, 'init');
+    assert.equal(init.payload.channel_id, teller.sid);
+    assert.equal(init.payload.workspace_sid, server.workspaceSid);
+    assert.equal(init.payload.account_sid, server.creds.accountSid);
+    assert.ok(init.payload.token_lifetime > 9000 && init.payload.token_lifetime <= 12000, String(init.payload.token_lifetime));
+    const { code, reason } = await closed;
+    assert.equal(code, 4003);
+    assert.match(reason, /expired/);
+    assert.ok(frames.some((f) => f.text === ' ' && !f.isBinary), 'a heartbeat before the expiry');
+  });
+
+  test('raw socket: a bad token or another worker in the path is closed with 4001 and the reason', async () => {
+    const teller = await newTeller();
+    const other = await newTeller();
+    const cases = [
+      [`?token=not-a-token`, /token/],
+      [`?token=${await workerToken(teller.sid, { secret: 'nope' })}`, /signature/],
+      [`/${server.creds.accountSid}/${other.sid}?token=${await workerToken(teller.sid)}`, /another worker/],
+      ['', /missing/],
+    ];
+    for (const [tail, re] of cases) {
+      const sock = new WebSocket(`ws://127.0.0.1:${server.port}/v1/wschannels${tail}`);
+      const got = [];
+      sock.on('message', (d) => got.push(String(d)));
+      const { code, reason } = await new Promise((resolve) => sock.on('close', (c, r) => resolve({ code: c, reason: String(r) })));
+      assert.equal(code, 4001, tail);
+      assert.match(reason, re);
+      assert.deepEqual(got, [], 'no init for a refused socket');
+    }
   });
 });
 
