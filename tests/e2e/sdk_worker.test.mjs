@@ -272,6 +272,18 @@ describe('the official Worker', () => {
     assert.equal(res.status, 403);
     res = await envelope(token, `${base}/TaskQueues`);
     assert.equal(res.status, 403);
+    // the hand-written form of the URL, naming another worker
+    const r2 = await fetch(`${server.url}/v1/wschannels/${server.creds.accountSid}/${other.sid}`, {
+      method: 'POST', headers: { apiVersion: 'v1' },
+      body: JSON.stringify({ url: `${base}/Workers/${teller.sid}`, method: 'GET', params: {}, token }),
+    });
+    assert.equal(r2.status, 403);
+    const r3 = await fetch(`${server.url}/v1/wschannels/${server.creds.accountSid}/${teller.sid}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', apiVersion: 'v1' },
+      body: JSON.stringify({ url: `${base}/Workers/${teller.sid}`, method: 'GET', params: {}, token }),
+    });
+    assert.equal(r3.status, 200);
+    assert.equal((await r3.json()).payload.sid, teller.sid);
     // its own worker: 200 with the payload
     res = await envelope(token, `${base}/Workers/${teller.sid}`);
     assert.equal(res.status, 200, JSON.stringify(res.body));
