@@ -392,6 +392,13 @@ describe('sessions', () => {
       assert.match(reason, re);
       assert.deepEqual(got, [], 'no init for a refused socket');
     }
+    const good = await workerToken(teller.sid);
+    const sig = good.split('.')[2];
+    const sock = new WebSocket(`ws://127.0.0.1:${server.port}/v1/wschannels?token=${good}`);
+    await new Promise((resolve) => sock.once('message', resolve));
+    sock.close();
+    await eventually(() => /event=eventbridge_open/.test(server.log));
+    assert.ok(!server.log.includes(sig), 'no token in the log');
   });
 });
 
