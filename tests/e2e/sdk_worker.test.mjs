@@ -304,6 +304,76 @@ describe('the official Worker', () => {
   });
 });
 
+describe('envelope payload shapes (spec 3.6: every key present, epoch seconds, JSON text)', () => {
+  const KEYS = {
+    worker: ['account_sid', 'activity_name', 'activity_sid', 'attributes', 'available', 'date_created', 'date_status_changed', 'date_updated', 'friendly_name', 'sid', 'workspace_sid', 'version'],
+    activity: ['account_sid', 'available', 'date_created', 'date_updated', 'friendly_name', 'sid', 'workspace_sid'],
+    channel: ['account_sid', 'assigned_tasks', 'available', 'available_capacity_percentage', 'configured_capacity', 'date_created', 'date_updated', 'last_reserved_time', 'sid', 'task_channel_sid', 'task_channel_unique_name', 'worker_sid', 'workspace_sid'],
+    reservation: ['account_sid', 'date_created', 'date_updated', 'reservation_status', 'sid', 'task', 'reservation_timeout', 'worker_sid', 'workspace_sid', 'version'],
+    task: ['addons', 'age', 'attributes', 'date_created', 'date_updated', 'priority', 'queue_name', 'queue_sid', 'reason', 'routing_target', 'sid', 'assignment_status', 'task_channel_unique_name', 'task_channel_sid', 'timeout', 'workflow_name', 'workflow_sid', 'version', 'virtual_start_time'],
+  };
+  const has = (obj, kind) => {
+    for (const k of KEYS[kind]) assert.ok(k in obj, `${kind} lacks ${k}`);
+    for (const [k, v] of Object.entries(obj)) if (k.startsWith('date_') && v !== null) assert.equal(typeof v, 'number', `${kind}.${k} in seconds`);
+    if ('date_created' in obj) assert.ok(obj.date_created > 1.5e9 && obj.date_created < 1e11, `${kind}.date_created is seconds`);
+    assert.ok(!('url' in obj) && !('links' in obj));
+  };
+
+  test('Worker, Activities, WorkerChannels, Reservations v2 with the task', async () => {
+    const teller = await newTeller('Available');
+    const token = await workerToken(teller.sid);
+    const base = `Workspaces/${server.workspaceSid}`;
+    const task = await ws.tasks.create({ workflowSid: workflow.sid, attributes: JSON.stringify({ topic: `shape-${hex()}` }) });
+    let res = await envelope(token, `${base}/Workers/${teller.sid}`);
+    has(res.body.payload, 'worker');
+    assert.equal(typeof res.body.payload.attributes, 'string');
+    assert.deepEqual(JSON.parse(res.body.payload.attributes), { skills: ['general'] });
+    res = await envelope(token, `${base}/Activities`, 'GET', { PageSize: 1000 });
+    assert.equal(res.body.payload.after_sid, null);
+    assert.ok(res.body.payload.contents.length >= 3);
+    for (const a of res.body.payload.contents) has(a, 'activity');
+    res = await envelope(token, `${base}/Activities`, 'GET', { PageSize: 2 });
+    assert.equal(res.body.payload.contents.length, 2);
+    assert.equal(res.body.payload.after_sid, res.body.payload.contents[1].sid);
+    const rest = await envelope(token, `${base}/Activities`, 'GET', { PageSize: 1000, AfterSid: res.body.payload.after_sid });
+    assert.ok(rest.body.payload.contents.every((a) => !res.body.payload.contents.some((b) => b.sid === a.sid)), 'the next page');
+    res = await envelope(token, `${base}/Workers/${teller.sid}/WorkerChannels`, 'GET', { PageSize: 1000 });
+    assert.equal(res.body.payload.contents.length, 1);
+    has(res.body.payload.contents[0], 'channel');
+    assert.equal(res.body.payload.contents[0].configured_capacity, 1);
+    res = await eventually(async () => {
+      const r = await envelope(token, `${base}/Workers/${teller.sid}/Reservations`, 'GET', { Active: 'true', PageSize: 1000 }, { apiVersion: 'v2' });
+      return r.body.payload.contents.length === 1 && r;
+    });
+    const [r] = res.body.payload.contents;
+    has(r, 'reservation');
+    has(r.task, 'task');
+    assert.equal(r.task.sid, task.sid);
+    assert.equal(r.reservation_status, 'pending');
+    assert.equal(typeof r.task.attributes, 'string');
+    assert.equal(r.task.addons, '{}');
+    assert.equal(r.task.queue_name, 'General');
+    // accepted: the channel counts the task
+    res = await envelope(token, `${base}/Workers/${teller.sid}/Reservations/${r.sid}`, 'POST', { ReservationStatus: 'accepted' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    has(res.body.payload, 'reservation');
+    assert.equal(res.body.payload.reservation_status, 'accepted');
+    res = await envelope(token, `${base}/Workers/${teller.sid}/WorkerChannels`);
+    assert.equal(res.body.payload.contents[0].assigned_tasks, 1);
+    assert.equal(res.body.payload.contents[0].available_capacity_percentage, 0);
+    // the task, as the worker completes it
+    res = await envelope(token, `${base}/Tasks/${task.sid}`, 'POST', { AssignmentStatus: 'completed', Reason: 'done' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    has(res.body.payload, 'task');
+    assert.equal(res.body.payload.assignment_status, 'completed');
+    // and the REST API's Channels of the worker
+    const ch = await decode(await fetch(`${server.url}/v1/Workspaces/${server.workspaceSid}/Workers/${teller.sid}/Channels`, { headers: { Authorization: server.basic() } }));
+    assert.equal(ch.status, 200);
+    assert.equal(ch.body.channels[0].task_channel_unique_name, 'default');
+    assert.equal(ch.body.channels[0].assigned_tasks, 0);
+  });
+});
+
 describe('refused tokens', () => {
   test('a token signed with the wrong secret: the socket is closed, no ready', async () => {
     const teller = await newTeller();
