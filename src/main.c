@@ -282,7 +282,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tassa: cannot start the WebSocket endpoints\n");
         goto out;
     }
-    eventbridge_deps_t eb_deps = {.config = c, .tr = app.tr, .ws = app.ws};
+    eventbridge_deps_t eb_deps = {.config = c, .tr = app.tr, .ws = app.ws, .store = app.store};
     if (app.tr && (!(app.eb = sink.bridge = eventbridge_new(&eb_deps)) ||
                    eventbridge_register(app.eb, app.http))) {
         fprintf(stderr, "tassa: cannot start the TaskRouter event bridge\n");

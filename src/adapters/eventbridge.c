@@ -10,6 +10,11 @@
  * lock. Moving a worker offline when its last socket closes is a store write, so it is queued
  * to the bridge's job thread.
  *
+ * Several nodes. Only the lease holder's dispatcher calls eventbridge_deliver; it also
+ * publishes the event's SIDs and statuses on CHANNEL (store_notify), and every node's bridge
+ * listens: the job thread of a node with sockets delivers the event as its own, reading the
+ * payload from the shared store, and skips the events its own process published.
+ *
  * Layer: adapters.
  */
 #include "adapters/eventbridge.h"
@@ -27,14 +32,16 @@
 #include "base/sid.h"
 #include "engine/taskrouter/model.h"
 #include "http/cors.h"
+#include "store/store.h"
 
 #define PAGE_DEFAULT   50
 #define PAGE_MAX       1000
 #define LIST_MAX       10000 /* rows read for one bridge list (activities, a worker's) */
-#define MAX_JOBS       1024  /* offline moves queued at most */
-#define CLOSE_BAD      4001  /* bad token at the upgrade */
-#define CLOSE_EXPIRED  4003  /* the token expired */
-#define CLOSE_REPLACED 4004  /* closeExistingSessions of a newer socket */
+#define MAX_JOBS       1024  /* offline moves (and remote events) queued at most */
+#define CHANNEL        "tassa_eventbridge" /* events for worker sockets on other nodes */
+#define CLOSE_BAD      4001                /* bad token at the upgrade */
+#define CLOSE_EXPIRED  4003                /* the token expired */
+#define CLOSE_REPLACED 4004                /* closeExistingSessions of a newer socket */
 
 typedef struct {
     ws_conn_t *conn;
@@ -57,7 +64,10 @@ struct eventbridge {
     pthread_cond_t cond;
     char (*jobs)[SID_LEN + 1];
     size_t njobs;
-    bool stop;
+    char **remote; /* events other nodes published (their notify payloads), oldest first */
+    size_t nremote;
+    bool stop, listening;
+    char node[33]; /* this process's id in the events it publishes */
     pthread_t thread;
 };
 
@@ -733,14 +743,40 @@ static void go_offline(eventbridge_t *b, const char *worker)
     params_free(p);
 }
 
+static void deliver_local(eventbridge_t *b, const params_t *event);
+
+/* An event another node published (payload JSON {"n": node, "e": {parameters}}): delivered to
+ * this node's sockets, unless this node published it. */
+static void deliver_remote(eventbridge_t *b, const char *payload)
+{
+    json_t *j = json_loads(payload, 0, NULL);
+    const char *n = json_string_value(json_object_get(j, "n"));
+    const json_t *e = json_object_get(j, "e");
+    params_t *p = NULL;
+    if (n && strcmp(n, b->node) && json_is_object(e) && (p = params_new()) &&
+        !eventbridge_params(e, p, NULL))
+        deliver_local(b, p);
+    params_free(p);
+    json_decref(j);
+}
+
 static void *job_main(void *arg)
 {
     eventbridge_t *b = arg;
     char worker[SID_LEN + 1];
     pthread_mutex_lock(&b->lock);
     for (;;) {
-        while (!b->njobs && !b->stop)
+        while (!b->njobs && !b->nremote && !b->stop)
             pthread_cond_wait(&b->cond, &b->lock);
+        if (b->nremote) {
+            char *payload = b->remote[0];
+            memmove(b->remote, b->remote + 1, --b->nremote * sizeof *b->remote);
+            pthread_mutex_unlock(&b->lock);
+            deliver_remote(b, payload);
+            free(payload);
+            pthread_mutex_lock(&b->lock);
+            continue;
+        }
         if (!b->njobs)
             break;
         memcpy(worker, b->jobs[0], sizeof worker);
@@ -753,6 +789,23 @@ static void *job_main(void *arg)
     }
     pthread_mutex_unlock(&b->lock);
     return NULL;
+}
+
+/* A store_notify_fn on CHANNEL (the store's session thread: quick, no store lock): queues the
+ * payload for the job thread when this node has sockets. NULL (notifications missed) is
+ * ignored: events are live only, as on Twilio. */
+static void on_notify(void *ctx, const char *payload)
+{
+    eventbridge_t *b = ctx;
+    if (!payload)
+        return;
+    pthread_mutex_lock(&b->lock);
+    char *copy = b->nsocks && b->nremote < MAX_JOBS ? strdup(payload) : NULL;
+    if (copy) {
+        b->remote[b->nremote++] = copy;
+        pthread_cond_signal(&b->cond);
+    }
+    pthread_mutex_unlock(&b->lock);
 }
 
 /* ---- events (the engine's dispatcher thread) ---- */
@@ -844,9 +897,10 @@ static void deliver_task(eventbridge_t *b, const char *type, const params_t *ev)
     free(to);
 }
 
-void eventbridge_deliver(eventbridge_t *b, const params_t *event)
+/* The event to this node's sockets. */
+static void deliver_local(eventbridge_t *b, const params_t *event)
 {
-    const char *type = b ? params_get(event, "EventType") : NULL;
+    const char *type = params_get(event, "EventType");
     if (!type)
         return;
     pthread_mutex_lock(&b->lock);
@@ -863,6 +917,53 @@ void eventbridge_deliver(eventbridge_t *b, const params_t *event)
         deliver_task(b, type, event);
 }
 
+/* Does the bridge send events of this type? */
+static bool bridged(const char *type)
+{
+    return !strncmp(type, "reservation.", 12) || !strcmp(type, "worker.activity.update") ||
+           !strcmp(type, "worker.attributes.update") || !strcmp(type, "task.updated") ||
+           !strcmp(type, "task.canceled") || !strcmp(type, "task.completed") ||
+           !strcmp(type, "task.wrapup");
+}
+
+/* Publishes the event's SIDs and statuses (never attributes: a notify carries ids) to the
+ * other nodes' bridges. */
+static void publish(eventbridge_t *b, const params_t *event)
+{
+    static const char *const keys[] = {"EventType",         "WorkerSid",
+                                       "ReservationSid",    "TaskSid",
+                                       "ReservationStatus", "TaskAssignmentStatus",
+                                       "WorkerActivitySid", "WorkerActivityName",
+                                       "WorkerAvailable",   NULL};
+    json_t *e = json_object();
+    for (const char *const *k = keys; e && *k; k++) {
+        const char *v = params_get(event, *k);
+        if (v && strlen(v) <= 128)
+            json_object_set_new(e, *k, json_string(v));
+    }
+    json_t *j = e ? json_pack("{s:s, s:o}", "n", b->node, "e", e) : NULL;
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text)
+        return;
+    store_lock(b->deps.store);
+    tassa_err err = store_notify(b->deps.store, CHANNEL, text);
+    store_unlock(b->deps.store);
+    if (err)
+        log_warn("event=eventbridge_publish_failed type=%s", params_get(event, "EventType"));
+    free(text);
+}
+
+void eventbridge_deliver(eventbridge_t *b, const params_t *event)
+{
+    const char *type = b ? params_get(event, "EventType") : NULL;
+    if (!type || !bridged(type))
+        return;
+    deliver_local(b, event);
+    if (b->listening)
+        publish(b, event);
+}
+
 /* ---- lifetime ---- */
 
 eventbridge_t *eventbridge_new(const eventbridge_deps_t *deps)
@@ -877,15 +978,26 @@ eventbridge_t *eventbridge_new(const eventbridge_deps_t *deps)
         return NULL;
     }
     b->jobs = calloc(MAX_JOBS, sizeof *b->jobs);
+    b->remote = calloc(MAX_JOBS, sizeof *b->remote);
+    if (sid_random_hex(b->node, 16))
+        snprintf(b->node, sizeof b->node, "%p", (void *)b);
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->cond, NULL);
-    if (!b->jobs || pthread_create(&b->thread, NULL, job_main, b)) {
+    if (!b->jobs || !b->remote || pthread_create(&b->thread, NULL, job_main, b)) {
         pthread_mutex_destroy(&b->lock);
         pthread_cond_destroy(&b->cond);
         hs256_key_free(b->key);
         free(b->jobs);
+        free(b->remote);
         free(b);
         return NULL;
+    }
+    /* Several nodes on one store: hear the events the lease holder publishes. */
+    if (deps->store && store_shared(deps->store)) {
+        if (store_listen(deps->store, CHANNEL, on_notify, b))
+            log_warn("event=eventbridge_listen_failed channel=" CHANNEL);
+        else
+            b->listening = true;
     }
     b->handler = (ws_handler_t){
         .on_open = eb_open, .on_message = eb_message, .on_tick = eb_tick, .on_close = eb_close};
@@ -927,6 +1039,8 @@ void eventbridge_free(eventbridge_t *b)
 {
     if (!b)
         return;
+    if (b->listening)
+        store_unlisten(b->deps.store, on_notify, b);
     pthread_mutex_lock(&b->lock);
     b->stop = true;
     pthread_cond_signal(&b->cond);
@@ -935,7 +1049,10 @@ void eventbridge_free(eventbridge_t *b)
     pthread_mutex_destroy(&b->lock);
     pthread_cond_destroy(&b->cond);
     hs256_key_free(b->key);
+    for (size_t i = 0; i < b->nremote; i++)
+        free(b->remote[i]);
     free(b->socks);
     free(b->jobs);
+    free(b->remote);
     free(b);
 }

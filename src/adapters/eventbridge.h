@@ -35,13 +35,18 @@
  * worker with a reservation of the task. Payloads are read from the engine when the event is
  * delivered, with the statuses the event recorded.
  *
- * Several nodes: the engine's events are delivered on the node holding the workspace's lease,
- * so a worker socket open on another node gets its init and heartbeats but no events (see
- * README). The REST envelope works on every node.
+ * Several nodes (a shared store): the engine's events are delivered on the node holding the
+ * workspace's lease; its bridge sends them to its own sockets and publishes each event's SIDs
+ * and statuses with store_notify on "tassa_eventbridge", and every other node's bridge
+ * delivers them to its sockets (the payload read from the store there). A socket therefore
+ * gets its worker's events on whichever node it is open. Events are live only: a socket that
+ * was not open (or a node that missed notifications) gets no replay; the SDK reads the
+ * reservations at start. The REST envelope works on every node.
  *
  * Threads: the HTTP handlers run on the pool threads; the socket callbacks on the WebSocket
  * I/O thread (they read no store); eventbridge_deliver on the engine's dispatcher thread;
- * one job thread of the bridge moves disconnected workers offline. The set of open sockets is
+ * one job thread of the bridge moves disconnected workers offline and delivers the events
+ * other nodes published. The set of open sockets is
  * guarded by the bridge's lock, under which ws_send / ws_close are called (http/ws.h).
  *
  * Layer: adapters.
@@ -59,6 +64,7 @@
 #include "engine/taskrouter/engine.h"
 #include "http/server.h"
 #include "http/ws.h"
+#include "store/store.h"
 
 #define EVENTBRIDGE_HEARTBEAT_MS 10000 /* the SDK drops a socket silent for 30 s */
 #define EVENTBRIDGE_MAX_URL      512   /* a longer envelope url is refused */
@@ -85,11 +91,14 @@ void eventbridge_request_clear(eventbridge_request_t *r);
 tassa_err eventbridge_params(const json_t *params, params_t *p, errmsg_t *em);
 
 /* What the bridge is built from, all borrowed and outliving it: config (API key and secret,
- * account SID, CORS origins), tr (the engine), ws (the WebSocket layer). */
+ * account SID, CORS origins), tr (the engine), ws (the WebSocket layer), store (the engine's;
+ * when it is shared by several nodes, events are passed to the other nodes' bridges; NULL:
+ * this node only). */
 typedef struct {
     const config_t *config;
     tr_engine_t *tr;
     ws_t *ws;
+    store_t *store;
 } eventbridge_deps_t;
 
 typedef struct eventbridge eventbridge_t;

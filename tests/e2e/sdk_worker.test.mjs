@@ -10,7 +10,12 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import WebSocket from 'ws';
-import { startServerAnyPort as startServer, twilioClient, eventually, decode } from './lib/server.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServerAnyPort as startServer, twilioClient, eventually, decode, tassa, BIN } from './lib/server.mjs';
+import { startPg, SUITE_PG } from './lib/pg.mjs';
+import { spawnTassa } from './lib/spawn_tassa.mjs';
 
 const require = createRequire(import.meta.url);
 globalThis.WebSocket = WebSocket;
@@ -27,18 +32,18 @@ let workflow;
 const workers = []; // SDK workers to disconnect at the end
 
 // A worker token minted as twilio-node's AccessToken + TaskRouterGrant does.
-async function workerToken(workerSid, { secret = server.creds.apiSecret, ttl = 3600, workspaceSid = server.workspaceSid, identity } = {}) {
+async function workerToken(workerSid, { secret, ttl = 3600, workspaceSid = server.workspaceSid, identity, creds = server.creds } = {}) {
   const twilio = (await import('twilio')).default;
   const { AccessToken } = twilio.jwt;
-  const t = new AccessToken(server.creds.accountSid, server.creds.apiKey, secret, { identity: identity || `teller-${hex()}`, ttl });
+  const t = new AccessToken(creds.accountSid, creds.apiKey, secret || creds.apiSecret, { identity: identity || `teller-${hex()}`, ttl });
   t.addGrant(new AccessToken.TaskRouterGrant({ workspaceSid, workerSid, role: 'worker' }));
   return t.toJwt();
 }
 
-function newWorker(token, opts = {}) {
+function newWorker(token, opts = {}, port = server.port) {
   const w = new Worker(token, {
-    ebServer: `http://127.0.0.1:${server.port}/v1/wschannels`,
-    wsServer: `ws://127.0.0.1:${server.port}/v1/wschannels`,
+    ebServer: `http://127.0.0.1:${port}/v1/wschannels`,
+    wsServer: `ws://127.0.0.1:${port}/v1/wschannels`,
     logLevel: 'silent',
     ...opts,
   });
@@ -503,5 +508,68 @@ describe('bad input to the envelope: 4xx, never 500', () => {
     assert.match(r.headers.get('access-control-allow-headers'), /apiVersion/);
     assert.match(r.headers.get('access-control-allow-headers'), /If-Match/);
     assert.ok(r.headers.get('access-control-allow-origin'));
+  });
+});
+
+// Two nodes on one PostgreSQL database: A holds the TaskRouter lease (and so delivers the
+// engine's events); the Worker's socket is on B. Runs once, in the SQLite run of the suite
+// (it starts a cluster of its own).
+describe('several nodes', () => {
+  test('a Worker connected to a node without the lease gets its events', SUITE_PG ? { skip: 'starts a cluster of its own' } : {}, async () => {
+    const pg = startPg();
+    const dirs = [];
+    const nodes = [];
+    try {
+      const start = async (name) => {
+        const cwd = mkdtempSync(join(tmpdir(), `tassa-eb-${name}-`));
+        dirs.push(cwd);
+        const n = await spawnTassa(BIN, { args: ['--data', pg.url, '--quiet'], env: { TASSA_DRAIN_DELAY_MS: '0' }, cwd });
+        nodes.push(n);
+        return n;
+      };
+      const a = await start('A');
+      const out = tassa(['credentials', '--data', pg.url]);
+      const c = Object.fromEntries(out.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+      const creds = { accountSid: c.ACCOUNT_SID, apiKey: c.API_KEY, apiSecret: c.API_SECRET };
+      const basic = 'Basic ' + Buffer.from(`${c.API_KEY}:${c.API_SECRET}`).toString('base64');
+      const get = async (node, path) => (await fetch(`${node.url}${path}`, { headers: { Authorization: basic } })).json();
+      const post = async (node, path, params) => decode(await fetch(`${node.url}${path}`, {
+        method: 'POST', headers: { Authorization: basic, 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params).toString(),
+      }));
+      const wsSid = (await get(a, '/v1/Workspaces')).workspaces[0].sid;
+      const lease = `taskrouter:${wsSid}`;
+      await eventually(async () => (await (await fetch(`${a.url}/healthz`)).json()).leases.includes(lease), { timeout: 10000, interval: 100 });
+      const b = await start('B');
+      await new Promise((r) => setTimeout(r, 1500)); // B's session thread has tried the lease once
+      assert.ok(!(await (await fetch(`${b.url}/healthz`)).json()).leases.includes(lease), 'B does not hold the lease');
+      const base = `/v1/Workspaces/${wsSid}`;
+      const act = Object.fromEntries((await get(a, `${base}/Activities`)).activities.map((x) => [x.friendly_name, x.sid]));
+      const q = await post(a, `${base}/TaskQueues`, { FriendlyName: 'Q', TargetWorkers: '1==1' });
+      const wf = await post(a, `${base}/Workflows`, { FriendlyName: 'F', Configuration: JSON.stringify({ task_routing: { filters: [], default_filter: { queue: q.body.sid } } }) });
+      const wk = await post(a, `${base}/Workers`, { FriendlyName: 'remote-teller', ActivitySid: act.Offline });
+      assert.equal(wk.status, 201, JSON.stringify(wk.body));
+      const token = await workerToken(wk.body.sid, { creds, workspaceSid: wsSid });
+      const worker = newWorker(token, {}, b.port);
+      await next(worker, 'ready');
+      const available = [...worker.activities.values()].find((x) => x.name === 'Available');
+      const updated = next(worker, 'activityUpdated');
+      await available.setAsCurrent();
+      assert.equal((await updated).activity.name, 'Available');
+      const created = next(worker, 'reservationCreated');
+      const task = await post(a, `${base}/Tasks`, { WorkflowSid: wf.body.sid, Attributes: '{}' });
+      const reservation = await created;
+      assert.equal(reservation.task.sid, task.body.sid);
+      const accepted = next(reservation, 'accepted');
+      await reservation.accept();
+      await accepted;
+      const completed = next(reservation, 'completed');
+      await reservation.task.complete('served');
+      await completed;
+      release(worker);
+    } finally {
+      for (const n of nodes) await n.stop();
+      pg.stop();
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
   });
 });
