@@ -1027,14 +1027,6 @@ void eventbridge_quiesce(eventbridge_t *b)
     pthread_mutex_unlock(&b->lock);
 }
 
-int eventbridge_sockets(eventbridge_t *b)
-{
-    pthread_mutex_lock(&b->lock);
-    int n = (int)b->nsocks;
-    pthread_mutex_unlock(&b->lock);
-    return n;
-}
-
 void eventbridge_free(eventbridge_t *b)
 {
     if (!b)

@@ -121,9 +121,6 @@ void eventbridge_deliver(eventbridge_t *b, const params_t *event);
  * the server stops. Any thread; accepts NULL. */
 void eventbridge_quiesce(eventbridge_t *b);
 
-/* Open event sockets (tests, metrics). Any thread. */
-int eventbridge_sockets(eventbridge_t *b);
-
 /* Stops the job thread (finishing queued jobs) and frees b. Call after ws_stop and
  * tr_engine_stop, before the engine is freed. Accepts NULL. */
 void eventbridge_free(eventbridge_t *b);
