@@ -107,9 +107,9 @@ typedef struct eventbridge eventbridge_t;
  * thread can start. */
 eventbridge_t *eventbridge_new(const eventbridge_deps_t *deps);
 
-/* Adds the routes (POST, OPTIONS and the WebSocket GET on /v1/wschannels and
- * /v1/wschannels/{}/{}, and GET /v1/Workspaces/{}/Workers/{}/WorkerChannels and .../Channels
- * for the REST API with Basic auth) to http. Call before http_server_start. Errors as
+/* Adds the routes (POST with the body unparsed, OPTIONS, and the WebSocket GET, on
+ * /v1/wschannels and /v1/wschannels/{}/{}) to http. (The REST API's
+ * /Workers/{WK}/Channels is taskrouter_api.c's.) Call before http_server_start. Errors as
  * http_server_route. */
 tassa_err eventbridge_register(eventbridge_t *b, http_server_t *http);
 
