@@ -20,7 +20,7 @@ test('a copied binary with nothing beside it serves the pages, typed and tagged'
   const srv = await spawnTassa(join(dir, 'bin', 'tassa'), { args: ['--data', storeOf(elsewhere), '--quiet'], cwd: elsewhere });
   try {
     const seen = new Set();
-    for (const page of ['', 'customer.html']) {
+    for (const page of ['', 'customer.html', 'teller.html']) {
       const r = await fetch(`${srv.url}/${page}`);
       assert.equal(r.status, 200, page);
       assert.equal(r.headers.get('content-type'), TYPES.html);
