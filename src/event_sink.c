@@ -19,6 +19,7 @@ void event_sink_deliver(void *ctx, const params_t *event)
         log_warn("event=router_failed type=%s sid=%s err=\"%s\"", type ? type : "?",
                  params_get(event, "Sid") ? params_get(event, "Sid") : "?", err_text(&em, err));
     json_decref(result);
+    eventbridge_deliver(sink->bridge, event);
     if (!sink->outbox || !type)
         return;
     char *url = NULL, *filter = NULL;

@@ -22,6 +22,7 @@
 #include "adapters/callback_outbox.h"
 #include "adapters/sync_api.h"
 #include "adapters/streams.h"
+#include "adapters/eventbridge.h"
 #include "adapters/twilsock.h"
 #include "engine/live/hub.h"
 #include "adapters/taskrouter_api.h"
@@ -64,6 +65,7 @@ typedef struct {
     streams_t *streams;       /* live document streams */
     ws_t *ws;                 /* WebSocket connections (http/ws.h) */
     twilsock_t *twilsock;     /* twilio-sync over twilsock at /v3/wsconnect */
+    eventbridge_t *eb;        /* twilio-taskrouter's Worker at /v1/wschannels */
     queue_info_t *queue_info; /* queue-status refresher */
     outbox_t *outbox;         /* EventCallbackUrl deliveries (embedded back end) */
     http_server_t *http;
@@ -164,7 +166,8 @@ static void drain(app_t *app, int sig)
         sleep_ms(c->drain_delay_ms);
     http_server_quiesce(app->http);
     streams_stop(app->streams);
-    ws_stop(app->ws); /* every WebSocket closes with 1001 */
+    eventbridge_quiesce(app->eb); /* a server stop moves no worker offline */
+    ws_stop(app->ws);             /* every WebSocket closes with 1001 */
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     long waited = 0;
@@ -290,6 +293,12 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tassa: cannot start the WebSocket endpoints\n");
         goto out;
     }
+    eventbridge_deps_t eb_deps = {.config = c, .tr = app.tr, .ws = app.ws};
+    if (app.tr && (!(app.eb = sink.bridge = eventbridge_new(&eb_deps)) ||
+                   eventbridge_register(app.eb, app.http))) {
+        fprintf(stderr, "tassa: cannot start the TaskRouter event bridge\n");
+        goto out;
+    }
     /* ws-wiring-end */
     /* Block the stop signals before any thread starts, so that only sigwait sees them. */
     sigset_t stop;
@@ -338,7 +347,8 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     streams_stop(app.streams); /* before http_server_free: no suspended connection may remain */
-    ws_stop(app.ws);           /* likewise no upgraded socket */
+    eventbridge_quiesce(app.eb);
+    ws_stop(app.ws); /* likewise no upgraded socket */
     http_server_free(app.http);
     ws_free(app.ws);
     twilsock_free(app.twilsock);
@@ -346,6 +356,7 @@ out:
     demo_traffic_stop(demo);
     ops_stop(app.ops);
     tr_engine_stop(app.tr);          /* its dispatcher calls the router, queueInfo and the outbox */
+    eventbridge_free(app.eb);        /* after the dispatcher and every socket */
     queue_info_stop(app.queue_info); /* it reads the engine through the back end */
     tr_engine_free(app.tr);
     outbox_free(app.outbox);

@@ -238,6 +238,25 @@ static void reservation_update(void *ctx, http_req_t *req, http_resp_t *resp)
     reply(resp, err, &em, 200, out);
 }
 
+/* GET /Workers/{WK}/Channels (Twilio's name; WorkerChannels too, the event bridge's). */
+static void worker_channel_list(void *ctx, http_req_t *req, http_resp_t *resp)
+{
+    const tr_api_deps_t *d = ctx;
+    errmsg_t em = {{0}};
+    paging_t pg;
+    json_t *items = NULL;
+    if (!enter(d, req, resp))
+        return;
+    tassa_err err = paging_parse(req->params, PAGE_MAX, &pg, &em);
+    if (!err)
+        err = tr_worker_channel_list(d->tr, req->args[1], req->base_url, &items, &em);
+    if (err) {
+        http_resp_twilio_error(resp, err, err_text(&em, err));
+        return;
+    }
+    send_page(req, resp, "channels", &pg, items, false);
+}
+
 /* Reads Minutes (1..43200, default 15). */
 static tassa_err minutes(const http_req_t *req, long *out, errmsg_t *em)
 {
@@ -336,6 +355,8 @@ tassa_err tr_api_register(http_server_t *http, const tr_api_deps_t *deps)
         {"GET", "/v1/Workspaces/{}/Workers/{}", worker_fetch},
         {"POST", "/v1/Workspaces/{}/Workers/{}", worker_update},
         {"DELETE", "/v1/Workspaces/{}/Workers/{}", worker_delete},
+        {"GET", "/v1/Workspaces/{}/Workers/{}/Channels", worker_channel_list},
+        {"GET", "/v1/Workspaces/{}/Workers/{}/WorkerChannels", worker_channel_list},
         {"GET", "/v1/Workspaces/{}/Workers/{}/Reservations", reservation_list},
         {"GET", "/v1/Workspaces/{}/Workers/{}/Reservations/{}", reservation_fetch},
         {"POST", "/v1/Workspaces/{}/Workers/{}/Reservations/{}", reservation_update},

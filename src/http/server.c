@@ -47,6 +47,7 @@ typedef struct {
     http_handler_fn fn;
     void *ctx;
     char *pattern; /* as given, the `route` label of the metrics */
+    bool raw_body; /* the body is left unparsed (http_server_route_raw) */
 } route_t;
 
 /* One per TCP connection (libmicrohttpd's socket context). While the connection waits for a
@@ -162,6 +163,15 @@ tassa_err http_server_route(http_server_t *s, const char *method, const char *pa
     r->ctx = ctx;
     s->nroutes++;
     return TASSA_OK;
+}
+
+tassa_err http_server_route_raw(http_server_t *s, const char *method, const char *pattern,
+                                http_handler_fn fn, void *ctx)
+{
+    tassa_err err = http_server_route(s, method, pattern, fn, ctx);
+    if (!err)
+        s->routes[s->nroutes - 1].raw_body = true;
+    return err;
 }
 
 tassa_err http_server_routes(http_server_t *s, const http_route_t *routes, size_t n, void *ctx)
@@ -480,7 +490,7 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
     query_ctx_t qc = {.query = req.query, .err = TASSA_OK, .em = &em};
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_arg, &qc);
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-    tassa_err err = qc.err ? qc.err : parse_body(&req, ct, &em);
+    tassa_err err = qc.err ? qc.err : r->raw_body ? TASSA_OK : parse_body(&req, ct, &em);
     req.body_params = req.params->len;
     for (size_t i = 0; !err && i < req.query->len; i++)
         err = params_add(req.params, req.query->items[i].key, strlen(req.query->items[i].key),

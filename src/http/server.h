@@ -70,6 +70,12 @@ http_server_t *http_server_new(const http_opts_t *opts);
 tassa_err http_server_route(http_server_t *s, const char *method, const char *pattern,
                             http_handler_fn fn, void *ctx);
 
+/* http_server_route, but the body is not parsed by its Content-Type: req->params holds only
+ * the query and the handler reads req->body itself (the event bridge's JSON sent as a form).
+ * The body limit applies as for every route. */
+tassa_err http_server_route_raw(http_server_t *s, const char *method, const char *pattern,
+                                http_handler_fn fn, void *ctx);
+
 /* One row of a route table for http_server_routes. */
 typedef struct {
     const char *method, *pattern;

@@ -68,6 +68,13 @@ tassa_err tr_worker_delete(tr_engine_t *e, const char *sid, errmsg_t *em);
 tassa_err tr_worker_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
                          const char *base_url, json_t **items, bool *more, errmsg_t *em);
 
+/* A worker's channels (`/Workers/{WK}/Channels`, the event bridge's WorkerChannels): one,
+ * "default", capacity 1, assigned_tasks the reservations the worker holds accepted or
+ * wrapping, last_reserved_time its newest reservation (null for none). *items a new array.
+ * TASSA_ENOTFOUND for an unknown worker. */
+tassa_err tr_worker_channel_list(tr_engine_t *e, const char *worker_sid, const char *base_url,
+                                 json_t **items, errmsg_t *em);
+
 /* Task queues: create (FriendlyName required, TargetWorkers default "1==1", TaskOrder
  * FIFO|LIFO, ReservationActivitySid, AssignmentActivitySid, MaxReservedWorkers 1..50),
  * update (same fields), delete (refused while it holds unfinished tasks), list (FriendlyName,

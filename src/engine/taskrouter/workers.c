@@ -271,3 +271,56 @@ tassa_err tr_workers_json(tr_engine_t *e, const char *base_url, json_t **array)
     bool more;
     return tr_worker_list(e, NULL, 0, TR_MAX_WORKERS + 1L, base_url, array, &more, NULL);
 }
+
+/* A worker's one channel, "default" (the engine has one TaskChannel and capacity 1): its SID
+ * is the worker's with the prefix WC, the TaskChannel's the workspace's with TC, so both are
+ * stable without a table. */
+tassa_err tr_worker_channel_list(tr_engine_t *e, const char *worker_sid, const char *base_url,
+                                 json_t **items, errmsg_t *em)
+{
+    tr_worker_t w = {0};
+    *items = NULL;
+    store_lock(e->store);
+    bool found = worker_sid && tr_worker_load(e, worker_sid, &w);
+    int64_t assigned = found ? db_int(e->store, 0,
+                                      "SELECT COUNT(*) FROM tr_reservations WHERE worker_sid = ?"
+                                      " AND status IN " TR_RES_ASSIGNED_SQL,
+                                      "s", worker_sid)
+                             : 0;
+    int64_t last = found ? db_int(e->store, -1,
+                                  "SELECT MAX(date_created) FROM tr_reservations WHERE"
+                                  " worker_sid = ?",
+                                  "s", worker_sid)
+                         : -1;
+    tassa_err err = found ? TASSA_OK : tr_not_found(e, em, "Workers", worker_sid ? worker_sid : "");
+    store_unlock(e->store);
+    if (err) {
+        rows_clear(&TR_WORKER_ROW, &w);
+        return err;
+    }
+    char sid[SID_LEN + 1], tc[SID_LEN + 1];
+    snprintf(sid, sizeof sid, "WC%s", w.sid + 2);
+    snprintf(tc, sizeof tc, "TC%s", e->ws_sid + 2);
+    long capacity = 1, used = assigned > capacity ? capacity : (long)assigned;
+    json_t *j = tr_json_new(e, sid);
+    if (j) {
+        json_object_set_new(j, "worker_sid", json_string(w.sid));
+        json_object_set_new(j, "task_channel_sid", json_string(tc));
+        json_object_set_new(j, "task_channel_unique_name", json_string("default"));
+        json_object_set_new(j, "configured_capacity", json_integer(capacity));
+        json_object_set_new(j, "assigned_tasks", json_integer(assigned));
+        json_object_set_new(j, "available", json_true());
+        json_object_set_new(j, "available_capacity_percentage",
+                            json_integer((capacity - used) * 100 / capacity));
+        json_object_set_new(j, "last_reserved_time", tr_jdate(last));
+        json_object_set_new(j, "date_created", tr_jdate(w.date_created));
+        json_object_set_new(j, "date_updated", tr_jdate(w.date_updated));
+        json_object_set_new(j, "url", tr_url(e, base_url, "/Workers/%s/Channels/%s", w.sid, sid));
+    }
+    rows_clear(&TR_WORKER_ROW, &w);
+    if (j && !(*items = json_array()))
+        json_decref(j);
+    else if (j)
+        json_array_append_new(*items, j);
+    return *items ? TASSA_OK : TASSA_ENOMEM;
+}
