@@ -6,7 +6,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import jwt from 'jsonwebtoken';
+import { createRequire } from 'node:module';
+import WebSocket from 'ws';
 import { startServerAnyPort as startServer, tassa, postForm, twilioClient, decode } from './lib/server.mjs';
+
+// The official Worker reads the WebSocket constructor once, when it is required.
+globalThis.WebSocket = WebSocket;
+const { Worker } = createRequire(import.meta.url)('twilio-taskrouter');
 
 let server;
 let ws;     // client.taskrouter.v1.workspaces(WS)
@@ -77,6 +83,35 @@ test('the same grants as twilio-node mints with AccessToken + TaskRouterGrant + 
   assert.deepEqual(ours.header, theirs.header);
   assert.deepEqual(ours.payload.grants, theirs.payload.grants);
   assert.deepEqual(Object.keys(ours.payload).sort(), Object.keys(theirs.payload).sort());
+});
+
+test('the official twilio-taskrouter Worker becomes ready with the token, as its worker', async () => {
+  const { workerToken } = (await grant({ token: caller('tina'), identity: 'tina' })).body;
+  const w = new Worker(workerToken, {
+    ebServer: `http://127.0.0.1:${server.port}/v1/wschannels`,
+    wsServer: `ws://127.0.0.1:${server.port}/v1/wschannels`,
+    logLevel: 'silent',
+  });
+  const errors = [];
+  w.on('error', (e) => errors.push(e));
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`not ready in 10 s: ${errors.map(String)}`)), 10000);
+      w.on('ready', () => { clearTimeout(timer); resolve(); });
+    });
+    assert.equal(w.sid, tina.sid);
+    assert.equal(w.friendlyName, 'Tina');
+    assert.equal(w.attributes.identity, 'tina');
+    const available = [...w.activities.values()].find((a) => a.name === 'Available');
+    const updated = new Promise((resolve) => w.once('activityUpdated', resolve));
+    await available.setAsCurrent();
+    await updated;
+    assert.equal(w.activity.name, 'Available');
+    assert.equal((await ws.workers(tina.sid).fetch()).activityName, 'Available');
+  } finally {
+    w.disconnect();
+  }
+  await ws.workers(tina.sid).update({ activitySid: (await ws.activities.list({ friendlyName: 'Offline' }))[0].sid });
 });
 
 test('contact_uri client:IDENTITY names a worker too; GET with a Bearer caller token works', async () => {
