@@ -243,9 +243,7 @@ typedef struct {
     eventbridge_t *b;
     const worker_grant_t *g;
     const char *method, *base;
-    bool v2;
-    const json_t *jparams; /* the envelope's, borrowed */
-    params_t *params;      /* the same as form fields */
+    params_t *params; /* the envelope's params as form fields */
 } call_t;
 
 /* The page of items (stolen) the list params ask for, as {"contents","after_sid"}. */
@@ -548,14 +546,8 @@ static void eb_post(void *ctx, http_req_t *req, http_resp_t *resp)
     if (!err)
         err = eventbridge_params(r.params, p, &em);
     if (!err) {
-        const char *v = http_req_header(req, "apiVersion");
-        call_t c = {.b = b,
-                    .g = &g,
-                    .method = r.method,
-                    .base = req->base_url,
-                    .v2 = v && !strcasecmp(v, "v2"),
-                    .jparams = r.params,
-                    .params = p};
+        /* apiVersion v1 or v2 answers alike: reservation lists always embed their tasks */
+        call_t c = {.b = b, .g = &g, .method = r.method, .base = req->base_url, .params = p};
         err = run(&c, r.url, &payload, &em);
     }
     if (err)

@@ -96,10 +96,18 @@ before(async () => {
   });
 });
 
+// Disconnects w. The SDK's disconnect() leaves its token-expiry timer and its heartbeat
+// interval running (they would hold the test process for an hour): stop those too.
+function release(w) {
+  try { w.disconnect(); } catch { /* already gone */ }
+  const s = w._signaling;
+  clearTimeout(s?.tokenTimer);
+  const hb = s?._heartbeat;
+  if (hb?.pintvl) { hb.stop(hb.pintvl); hb.pintvl = null; }
+}
+
 after(async () => {
-  for (const w of workers) {
-    try { w.disconnect(); } catch { /* already gone */ }
-  }
+  for (const w of workers) release(w);
   await new Promise((r) => setTimeout(r, 100));
   await server?.stop();
   server?.cleanup();
@@ -193,6 +201,60 @@ describe('the official Worker', () => {
     await ws.tasks(task.sid).update({ assignmentStatus: 'canceled', reason: 'test over' });
   });
 
+  test('wrap up then complete: reservation wrapup and completed, task wrapup', async () => {
+    const available = [...worker.activities.values()].find((a) => a.name === 'Available');
+    await available.setAsCurrent();
+    const created = next(worker, 'reservationCreated');
+    const task = await ws.tasks.create({ workflowSid: workflow.sid, attributes: JSON.stringify({ topic: `wrap-${hex()}` }) });
+    const reservation = await created;
+    await reservation.accept();
+    const wrapup = next(reservation, 'wrapup');
+    const taskWrapup = next(reservation.task, 'wrapup');
+    const t = await reservation.task.wrapUp({ reason: 'notes' });
+    assert.equal(t.status, 'wrapping');
+    await wrapup;
+    await taskWrapup;
+    assert.equal(reservation.status, 'wrapping');
+    assert.equal((await ws.tasks(task.sid).fetch()).assignmentStatus, 'wrapping');
+    const completed = next(reservation, 'completed');
+    await reservation.task.complete('done');
+    await completed;
+    assert.equal((await ws.tasks(task.sid).fetch()).assignmentStatus, 'completed');
+  });
+
+  test('a reservation nobody answers: reservation timeout, the worker moved Offline', async () => {
+    const quick = await ws.workflows.create({
+      friendlyName: `Quick ${hex()}`,
+      taskReservationTimeout: 1,
+      configuration: JSON.stringify({ task_routing: { filters: [], default_filter: { queue: queue.sid } } }),
+    });
+    const available = [...worker.activities.values()].find((a) => a.name === 'Available');
+    await available.setAsCurrent();
+    const created = next(worker, 'reservationCreated');
+    const task = await ws.tasks.create({ workflowSid: quick.sid, attributes: '{}' });
+    const reservation = await created;
+    assert.equal(reservation.timeout, 1);
+    const offline = next(worker, 'activityUpdated', (w) => w.activity.name === 'Offline');
+    await next(reservation, 'timeout');
+    assert.equal(reservation.status, 'timeout');
+    await offline;
+    assert.equal((await ws.tasks(task.sid).reservations(reservation.sid).fetch()).reservationStatus, 'timeout');
+    await ws.tasks(task.sid).update({ assignmentStatus: 'canceled', reason: 'test over' });
+    await ws.workflows(quick.sid).remove();
+  });
+
+  test('a task canceled while offered: reservation canceled', async () => {
+    const available = [...worker.activities.values()].find((a) => a.name === 'Available');
+    await available.setAsCurrent();
+    const created = next(worker, 'reservationCreated');
+    const task = await ws.tasks.create({ workflowSid: workflow.sid, attributes: '{}' });
+    const reservation = await created;
+    const canceled = next(reservation, 'canceled');
+    await ws.tasks(task.sid).update({ assignmentStatus: 'canceled', reason: 'caller hung up' });
+    await canceled;
+    assert.equal(reservation.status, 'canceled');
+  });
+
   test('a worker token acting on another worker gets 403', async () => {
     const other = await newTeller('Offline');
     const token = await workerToken(teller.sid);
@@ -210,13 +272,26 @@ describe('the official Worker', () => {
     assert.equal(res.status, 403);
     res = await envelope(token, `${base}/TaskQueues`);
     assert.equal(res.status, 403);
+    // the hand-written form of the URL, naming another worker
+    const r2 = await fetch(`${server.url}/v1/wschannels/${server.creds.accountSid}/${other.sid}`, {
+      method: 'POST', headers: { apiVersion: 'v1' },
+      body: JSON.stringify({ url: `${base}/Workers/${teller.sid}`, method: 'GET', params: {}, token }),
+    });
+    assert.equal(r2.status, 403);
+    const r3 = await fetch(`${server.url}/v1/wschannels/${server.creds.accountSid}/${teller.sid}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', apiVersion: 'v1' },
+      body: JSON.stringify({ url: `${base}/Workers/${teller.sid}`, method: 'GET', params: {}, token }),
+    });
+    assert.equal(r3.status, 200);
+    assert.equal((await r3.json()).payload.sid, teller.sid);
     // its own worker: 200 with the payload
     res = await envelope(token, `${base}/Workers/${teller.sid}`);
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.payload.sid, teller.sid);
     assert.equal(typeof res.body.payload.date_created, 'number');
     assert.equal(typeof res.body.payload.attributes, 'string');
-    // a task it holds no reservation for
+    // a task it holds no reservation for (offline, it is offered none)
+    await ws.workers(teller.sid).update({ activitySid: act.Offline });
     const t = await ws.tasks.create({ workflowSid: workflow.sid, attributes: '{}' });
     res = await envelope(token, `${base}/Tasks/${t.sid}`, 'POST', { AssignmentStatus: 'canceled' });
     assert.equal(res.status, 403, JSON.stringify(res.body));
@@ -229,6 +304,76 @@ describe('the official Worker', () => {
   });
 });
 
+describe('envelope payload shapes (spec 3.6: every key present, epoch seconds, JSON text)', () => {
+  const KEYS = {
+    worker: ['account_sid', 'activity_name', 'activity_sid', 'attributes', 'available', 'date_created', 'date_status_changed', 'date_updated', 'friendly_name', 'sid', 'workspace_sid', 'version'],
+    activity: ['account_sid', 'available', 'date_created', 'date_updated', 'friendly_name', 'sid', 'workspace_sid'],
+    channel: ['account_sid', 'assigned_tasks', 'available', 'available_capacity_percentage', 'configured_capacity', 'date_created', 'date_updated', 'last_reserved_time', 'sid', 'task_channel_sid', 'task_channel_unique_name', 'worker_sid', 'workspace_sid'],
+    reservation: ['account_sid', 'date_created', 'date_updated', 'reservation_status', 'sid', 'task', 'reservation_timeout', 'worker_sid', 'workspace_sid', 'version'],
+    task: ['addons', 'age', 'attributes', 'date_created', 'date_updated', 'priority', 'queue_name', 'queue_sid', 'reason', 'routing_target', 'sid', 'assignment_status', 'task_channel_unique_name', 'task_channel_sid', 'timeout', 'workflow_name', 'workflow_sid', 'version', 'virtual_start_time'],
+  };
+  const has = (obj, kind) => {
+    for (const k of KEYS[kind]) assert.ok(k in obj, `${kind} lacks ${k}`);
+    for (const [k, v] of Object.entries(obj)) if (k.startsWith('date_') && v !== null) assert.equal(typeof v, 'number', `${kind}.${k} in seconds`);
+    if ('date_created' in obj) assert.ok(obj.date_created > 1.5e9 && obj.date_created < 1e11, `${kind}.date_created is seconds`);
+    assert.ok(!('url' in obj) && !('links' in obj));
+  };
+
+  test('Worker, Activities, WorkerChannels, Reservations v2 with the task', async () => {
+    const teller = await newTeller('Available');
+    const token = await workerToken(teller.sid);
+    const base = `Workspaces/${server.workspaceSid}`;
+    const task = await ws.tasks.create({ workflowSid: workflow.sid, attributes: JSON.stringify({ topic: `shape-${hex()}` }) });
+    let res = await envelope(token, `${base}/Workers/${teller.sid}`);
+    has(res.body.payload, 'worker');
+    assert.equal(typeof res.body.payload.attributes, 'string');
+    assert.deepEqual(JSON.parse(res.body.payload.attributes), { skills: ['general'] });
+    res = await envelope(token, `${base}/Activities`, 'GET', { PageSize: 1000 });
+    assert.equal(res.body.payload.after_sid, null);
+    assert.ok(res.body.payload.contents.length >= 3);
+    for (const a of res.body.payload.contents) has(a, 'activity');
+    res = await envelope(token, `${base}/Activities`, 'GET', { PageSize: 2 });
+    assert.equal(res.body.payload.contents.length, 2);
+    assert.equal(res.body.payload.after_sid, res.body.payload.contents[1].sid);
+    const rest = await envelope(token, `${base}/Activities`, 'GET', { PageSize: 1000, AfterSid: res.body.payload.after_sid });
+    assert.ok(rest.body.payload.contents.every((a) => !res.body.payload.contents.some((b) => b.sid === a.sid)), 'the next page');
+    res = await envelope(token, `${base}/Workers/${teller.sid}/WorkerChannels`, 'GET', { PageSize: 1000 });
+    assert.equal(res.body.payload.contents.length, 1);
+    has(res.body.payload.contents[0], 'channel');
+    assert.equal(res.body.payload.contents[0].configured_capacity, 1);
+    res = await eventually(async () => {
+      const r = await envelope(token, `${base}/Workers/${teller.sid}/Reservations`, 'GET', { Active: 'true', PageSize: 1000 }, { apiVersion: 'v2' });
+      return r.body.payload.contents.length === 1 && r;
+    });
+    const [r] = res.body.payload.contents;
+    has(r, 'reservation');
+    has(r.task, 'task');
+    assert.equal(r.task.sid, task.sid);
+    assert.equal(r.reservation_status, 'pending');
+    assert.equal(typeof r.task.attributes, 'string');
+    assert.equal(r.task.addons, '{}');
+    assert.equal(r.task.queue_name, 'General');
+    // accepted: the channel counts the task
+    res = await envelope(token, `${base}/Workers/${teller.sid}/Reservations/${r.sid}`, 'POST', { ReservationStatus: 'accepted' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    has(res.body.payload, 'reservation');
+    assert.equal(res.body.payload.reservation_status, 'accepted');
+    res = await envelope(token, `${base}/Workers/${teller.sid}/WorkerChannels`);
+    assert.equal(res.body.payload.contents[0].assigned_tasks, 1);
+    assert.equal(res.body.payload.contents[0].available_capacity_percentage, 0);
+    // the task, as the worker completes it
+    res = await envelope(token, `${base}/Tasks/${task.sid}`, 'POST', { AssignmentStatus: 'completed', Reason: 'done' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    has(res.body.payload, 'task');
+    assert.equal(res.body.payload.assignment_status, 'completed');
+    // and the REST API's Channels of the worker
+    const ch = await decode(await fetch(`${server.url}/v1/Workspaces/${server.workspaceSid}/Workers/${teller.sid}/Channels`, { headers: { Authorization: server.basic() } }));
+    assert.equal(ch.status, 200);
+    assert.equal(ch.body.channels[0].task_channel_unique_name, 'default');
+    assert.equal(ch.body.channels[0].assigned_tasks, 0);
+  });
+});
+
 describe('refused tokens', () => {
   test('a token signed with the wrong secret: the socket is closed, no ready', async () => {
     const teller = await newTeller();
@@ -238,7 +383,7 @@ describe('refused tokens', () => {
     const msg = await next(worker, 'disconnected');
     assert.match(String(msg?.message ?? msg), /signature/);
     assert.equal(ready, false);
-    worker.disconnect();
+    release(worker);
     // the envelope refuses it too
     const res = await envelope(await workerToken(teller.sid, { secret: 'not-the-secret' }), `Workspaces/${server.workspaceSid}/Workers/${teller.sid}`);
     assert.equal(res.status, 401);
@@ -251,6 +396,79 @@ describe('refused tokens', () => {
     const res = await envelope(token, `Workspaces/${server.workspaceSid}/Workers/${teller.sid}`);
     assert.equal(res.status, 401);
     assert.match(res.body.message, /expired/);
+  });
+});
+
+describe('sessions', () => {
+  test('closeExistingSessions closes the older socket of the same worker', async () => {
+    const teller = await newTeller();
+    const token = await workerToken(teller.sid);
+    const first = newWorker(token);
+    await next(first, 'ready');
+    const gone = next(first, 'disconnected');
+    const second = newWorker(token, { closeExistingSessions: true });
+    await next(second, 'ready');
+    const msg = await gone;
+    assert.match(String(msg?.message), /newer session/);
+    release(first);
+    release(second);
+  });
+
+  test('setWorkerOfflineIfDisconnected: the last socket gone, the worker goes Offline', async () => {
+    const teller = await newTeller('Available');
+    const w = newWorker(await workerToken(teller.sid), { setWorkerOfflineIfDisconnected: true });
+    await next(w, 'ready');
+    assert.equal(w.activity.name, 'Available');
+    release(w);
+    await eventually(async () => (await ws.workers(teller.sid).fetch()).activityName === 'Offline');
+  });
+
+  test('raw socket: init first (TEXT, token_lifetime in ms), heartbeats, a close at the token expiry', async () => {
+    const teller = await newTeller();
+    const token = await workerToken(teller.sid, { ttl: 12 });
+    const sock = new WebSocket(`ws://127.0.0.1:${server.port}/v1/wschannels/${server.creds.accountSid}/${teller.sid}?token=${token}&closeExistingSessions=false&clientVersion=2.1.1`);
+    const frames = [];
+    const closed = new Promise((resolve) => sock.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
+    sock.on('message', (data, isBinary) => frames.push({ text: String(data), isBinary, at: Date.now() }));
+    await eventually(() => frames.length >= 1);
+    const init = JSON.parse(frames[0].text);
+    assert.equal(frames[0].isBinary, false);
+    assert.equal(init.event_type, 'init');
+    assert.equal(init.payload.channel_id, teller.sid);
+    assert.equal(init.payload.workspace_sid, server.workspaceSid);
+    assert.equal(init.payload.account_sid, server.creds.accountSid);
+    assert.ok(init.payload.token_lifetime > 9000 && init.payload.token_lifetime <= 12000, String(init.payload.token_lifetime));
+    const { code, reason } = await closed;
+    assert.equal(code, 4003);
+    assert.match(reason, /expired/);
+    assert.ok(frames.some((f) => f.text === ' ' && !f.isBinary), 'a heartbeat before the expiry');
+  });
+
+  test('raw socket: a bad token or another worker in the path is closed with 4001 and the reason', async () => {
+    const teller = await newTeller();
+    const other = await newTeller();
+    const cases = [
+      [`?token=not-a-token`, /token/],
+      [`?token=${await workerToken(teller.sid, { secret: 'nope' })}`, /signature/],
+      [`/${server.creds.accountSid}/${other.sid}?token=${await workerToken(teller.sid)}`, /another worker/],
+      ['', /missing/],
+    ];
+    for (const [tail, re] of cases) {
+      const sock = new WebSocket(`ws://127.0.0.1:${server.port}/v1/wschannels${tail}`);
+      const got = [];
+      sock.on('message', (d) => got.push(String(d)));
+      const { code, reason } = await new Promise((resolve) => sock.on('close', (c, r) => resolve({ code: c, reason: String(r) })));
+      assert.equal(code, 4001, tail);
+      assert.match(reason, re);
+      assert.deepEqual(got, [], 'no init for a refused socket');
+    }
+    const good = await workerToken(teller.sid);
+    const sig = good.split('.')[2];
+    const sock = new WebSocket(`ws://127.0.0.1:${server.port}/v1/wschannels?token=${good}`);
+    await new Promise((resolve) => sock.once('message', resolve));
+    sock.close();
+    await eventually(() => /event=eventbridge_open/.test(server.log));
+    assert.ok(!server.log.includes(sig), 'no token in the log');
   });
 });
 
