@@ -21,6 +21,11 @@
 #define SERVE_FOR     20 /* ticks a customer is served */
 #define POST_CALL_FOR 4  /* ticks of wrap-up before the teller is available again */
 #define TRACKED       128
+#define HUMANS        8 /* workers with an identity attribute the simulation leaves alone */
+
+/* The demo's own teller for the teller console: a person signs in as this identity. */
+#define CONSOLE_NAME     "Erin"
+#define CONSOLE_IDENTITY "erin"
 
 /* When (in ticks) something was first seen in its current state: reservations, tasks,
  * tellers in post-call. */
@@ -40,7 +45,48 @@ struct demo_traffic {
     bool stopping;
     char available[SID_LEN + 1], in_call[SID_LEN + 1], post_call[SID_LEN + 1];
     mark_t marks[TRACKED];
+    char humans[HUMANS][SID_LEN + 1]; /* this step's workers served by a person */
+    int nhumans;
 };
+
+/* Whether worker is served by a person (a teller console): the simulation leaves it alone. */
+static bool is_human(const demo_traffic_t *d, const char *worker)
+{
+    for (int i = 0; worker && i < d->nhumans; i++)
+        if (!strcmp(d->humans[i], worker))
+            return true;
+    return false;
+}
+
+/* A worker resource's attributes, parsed: a new reference, or NULL when they are no JSON. */
+static json_t *attrs_of(const json_t *w)
+{
+    const char *text = json_string_value(json_object_get(w, "attributes"));
+    return text ? json_loads(text, 0, NULL) : NULL;
+}
+
+/* Whether a worker resource's attributes carry an "identity" (a person signs in as it). */
+static bool has_identity(const json_t *w)
+{
+    json_t *attrs = attrs_of(w);
+    bool yes = json_is_string(json_object_get(attrs, "identity"));
+    json_decref(attrs);
+    return yes;
+}
+
+/* Notes which of workers (an array of worker resources) a person serves. */
+static void find_humans(demo_traffic_t *d, const json_t *workers)
+{
+    size_t i;
+    const json_t *w;
+    d->nhumans = 0;
+    json_array_foreach(workers, i, w)
+    {
+        const char *sid = json_string_value(json_object_get(w, "sid"));
+        if (sid && d->nhumans < HUMANS && has_identity(w))
+            snprintf(d->humans[d->nhumans++], SID_LEN + 1, "%s", sid);
+    }
+}
 
 /* Returns how many ticks sid has been in its state, marking it seen this round. */
 static long age_of(demo_traffic_t *d, const char *sid)
@@ -148,6 +194,8 @@ static void accept_ringing(demo_traffic_t *d, json_t *reserved)
         const char *task = json_string_value(json_object_get(t, "sid"));
         json_t *r = task ? first_reservation(d, task, "pending") : NULL;
         const char *res = json_string_value(json_object_get(r, "sid"));
+        if (is_human(d, json_string_value(json_object_get(r, "worker_sid"))))
+            res = NULL; /* the person accepts or rejects it in the teller console */
         if (res && age_of(d, res) >= ACCEPT_AFTER) {
             params_t *p = pairs("ReservationStatus", "accepted",
                                 d->in_call[0] ? "WorkerActivitySid" : NULL, d->in_call);
@@ -177,6 +225,8 @@ static void complete_served(demo_traffic_t *d, json_t *assigned)
         if (w)
             snprintf(worker, sizeof worker, "%s", w);
         json_decref(r);
+        if (is_human(d, worker))
+            continue; /* the person completes it in the teller console */
         params_t *p = pairs("AssignmentStatus", "completed", "Reason", "served (demo)");
         errmsg_t em = {{0}};
         tassa_err err = p ? tr_task_update(d->engine, task, p, "", NULL, &em) : TASSA_ENOMEM;
@@ -200,7 +250,7 @@ static void wrap_up(demo_traffic_t *d, json_t *workers)
     {
         const char *sid = json_string_value(json_object_get(w, "sid"));
         const char *activity = json_string_value(json_object_get(w, "activity_sid"));
-        if (!sid || !activity || strcmp(activity, d->post_call) != 0)
+        if (!sid || !activity || strcmp(activity, d->post_call) != 0 || is_human(d, sid))
             continue;
         if (age_of(d, sid) < POST_CALL_FOR)
             continue;
@@ -218,6 +268,9 @@ static void step(demo_traffic_t *d)
     static const char *const reserved_s[] = {"reserved"}, *const assigned_s[] = {"assigned"};
     json_t *reserved = NULL, *assigned = NULL, *waiting = NULL, *workers = NULL;
     d->tick++;
+    if (tr_workers_json(d->engine, "", &workers))
+        workers = NULL;
+    find_humans(d, workers);
     tr_tasks_json(d->engine, task_waiting_statuses, TASK_WAITING_N, "", &waiting);
     if (d->tick % ARRIVE_EVERY == 1 && json_array_size(waiting) < MAX_WAITING)
         arrive(d);
@@ -225,7 +278,7 @@ static void step(demo_traffic_t *d)
         accept_ringing(d, reserved);
     if (!tr_tasks_json(d->engine, assigned_s, 1, "", &assigned))
         complete_served(d, assigned);
-    if (!tr_workers_json(d->engine, "", &workers))
+    if (workers)
         wrap_up(d, workers);
     sweep(d);
     json_decref(reserved);
@@ -260,6 +313,40 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* Adds the console's teller (Offline: nothing is routed to it before a person signs in and
+ * goes Available) unless a worker already has its identity. */
+static void add_console_teller(tr_engine_t *e)
+{
+    json_t *workers = NULL;
+    if (tr_workers_json(e, "", &workers))
+        return;
+    size_t i;
+    const json_t *w;
+    bool found = false;
+    json_array_foreach(workers, i, w)
+    {
+        json_t *attrs = attrs_of(w);
+        const char *id = json_string_value(json_object_get(attrs, "identity"));
+        found = found || (id && !strcmp(id, CONSOLE_IDENTITY));
+        json_decref(attrs);
+    }
+    json_decref(workers);
+    if (found)
+        return;
+    char offline[SID_LEN + 1];
+    find_activity(e, "Offline", offline);
+    params_t *p = pairs("FriendlyName", CONSOLE_NAME, "Attributes",
+                        "{\"skills\":[\"general\",\"loans\"],\"name\":\"" CONSOLE_NAME
+                        "\",\"identity\":\"" CONSOLE_IDENTITY "\"}");
+    errmsg_t em = {{0}};
+    tassa_err err =
+        p && (!offline[0] || !params_add(p, "ActivitySid", 11, offline, strlen(offline), NULL))
+            ? tr_worker_create(e, p, "", NULL, &em)
+            : TASSA_ENOMEM;
+    report("console-teller", err, &em);
+    params_free(p);
+}
+
 demo_traffic_t *demo_traffic_start(tr_engine_t *e, int tick_ms)
 {
     demo_traffic_t *d = calloc(1, sizeof *d);
@@ -267,6 +354,7 @@ demo_traffic_t *demo_traffic_start(tr_engine_t *e, int tick_ms)
         return NULL;
     d->engine = e;
     d->tick_ms = tick_ms > 0 ? tick_ms : 1000;
+    add_console_teller(e);
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->wake, NULL);
     if (pthread_create(&d->thread, NULL, run, d) != 0) {

@@ -7,6 +7,11 @@
  * post-call, then Available again). Everything goes through the engine's own model calls, so
  * the events, the router, queue-status and the streams see real traffic.
  *
+ * A person can serve customers too: at start the simulation adds the teller "Erin" (attribute
+ * identity "erin", Offline) unless a worker has that identity, and it leaves alone every
+ * worker whose attributes carry an identity (their reservations are accepted or rejected and
+ * their tasks completed in the teller console, /teller.html, signed in as that identity).
+ *
  * Layer: app.
  */
 #ifndef TASSA_DEMO_TRAFFIC_H

@@ -30,7 +30,9 @@
 #include "event_sink.h"
 #include "functions/get_queue_position.h"
 #include "functions/get_sync_grant.h"
+#include "functions/get_worker_grant.h"
 #include "functions/router.h"
+#include "functions/web_config.h"
 #include "help.h"
 #include "helpers/queue_info.h"
 #include "base/buf.h"
@@ -118,21 +120,27 @@ static store_t *open_store(config_t *c, bool *generated)
     return s;
 }
 
-/* Tells a newcomer where to look: the pages, each with a caller token for a demo identity. */
+/* Tells a newcomer where to look: the pages, each with a caller token for a demo identity
+ * (the teller console's "erin" is the demo's console teller, demo_traffic.h). */
 static void print_demo_urls(const config_t *c, int port)
 {
     char *dash = verify_token_mint("dashboard", c->jwt_secret, 12 * 3600, time(NULL));
     char *cust = verify_token_mint("demo-customer-1", c->jwt_secret, 12 * 3600, time(NULL));
-    if (dash && cust)
+    char *teller = verify_token_mint("erin", c->jwt_secret, 12 * 3600, time(NULL));
+    if (dash && cust && teller)
         printf("\ntassa demo is running. Open the queue dashboard:\n"
                "  http://localhost:%d/?identity=dashboard&token=%s\n"
+               "the teller console (serve the customers as Erin: go Available, accept, "
+               "complete):\n"
+               "  http://localhost:%d/teller.html?identity=erin&token=%s\n"
                "and the page of the first demo customer (arriving within seconds):\n"
                "  http://localhost:%d/customer.html?identity=demo-customer-1"
                "&topic=demo-customer-1&token=%s\n\n",
-               port, dash, port, cust);
+               port, dash, port, teller, port, cust);
     fflush(stdout);
     free(dash);
     free(cust);
+    free(teller);
 }
 
 /* Sleeps ms milliseconds. */
@@ -183,6 +191,7 @@ static int cmd_serve(int argc, char **argv)
     /* What the seed's functions, the event sink and ops are built from (they borrow it). */
     router_deps_t router = {0};
     get_queue_position_deps_t qpos = {0};
+    get_worker_grant_deps_t wgrant = {0};
     event_sink_t sink = {0};
     ops_deps_t ops = {0};
     demo_traffic_t *demo = NULL;
@@ -249,12 +258,14 @@ static int cmd_serve(int argc, char **argv)
     }
     router = (router_deps_t){.config = c, .backend = app.backend, .state = app.router};
     qpos = (get_queue_position_deps_t){.config = c, .backend = app.backend};
+    wgrant = (get_worker_grant_deps_t){.config = c, .backend = app.backend};
     ops = (ops_deps_t){
         .config = c, .store = app.store, .http = app.http, .backend = app.backend, .tr = app.tr};
     sync_api_deps_t sync_api = {.config = c, .sync = app.sync};
     tr_api_deps_t tr_api = {.config = c, .tr = app.tr}; /* lives until cmd_serve returns */
     if (ops_register(&ops) || get_sync_grant_register(app.http, c) ||
         router_register(app.http, &router) || get_queue_position_register(app.http, &qpos) ||
+        get_worker_grant_register(app.http, &wgrant) || web_config_register(app.http, c) ||
         (app.sync && sync_api_register(app.http, &sync_api)) ||
         (app.tr && (tr_api_register(app.http, &tr_api) ||
                     /* TaskRouter writes wait for their commit on the writers, not on an HTTP
@@ -516,6 +527,70 @@ out:
     return rc;
 }
 
+/* Asks the running server's /task/get-worker-grant for IDENTITY's worker token, as the teller
+ * console does, with a short-lived caller JWT minted here: the mapping is the server's own. */
+static int cmd_worker_token(int argc, char **argv)
+{
+    const char *identity = NULL;
+    char *flags[16];
+    int nflags = 0;
+    for (int i = 2; i < argc; i++) {
+        if (argv[i][0] != '-' && !identity)
+            identity = argv[i];
+        else if (nflags < 15) {
+            flags[nflags++] = argv[i];
+            if (i + 1 < argc && argv[i][0] == '-')
+                flags[nflags++] = argv[++i];
+        }
+    }
+    if (!identity) {
+        fprintf(stderr, "usage: tassa worker-token IDENTITY [--port N] [--data FILE]\n");
+        return 2;
+    }
+    config_t *c = load_with_credentials(nflags, flags);
+    if (!c)
+        return 2;
+    int rc = 1;
+    char *reply = NULL;
+    json_t *answer = NULL;
+    params_t *p = params_new();
+    char *caller = verify_token_mint(identity, c->jwt_secret, 300, time(NULL));
+    if (!p || !caller || params_add(p, "identity", 8, identity, strlen(identity), NULL) ||
+        params_add(p, "token", 5, caller, strlen(caller), NULL)) {
+        fprintf(stderr, "tassa: cannot mint a caller token for that identity\n");
+        goto out;
+    }
+    char url[1024];
+    if (c->public_url)
+        snprintf(url, sizeof url, "%s/task/get-worker-grant", c->public_url);
+    else
+        snprintf(url, sizeof url, "http://localhost:%d/task/get-worker-grant", c->port);
+    errmsg_t em = {{0}};
+    long status = 0;
+    tassa_err err = outbox_post_signed(url, c->auth_token, p, 0, &status, &reply, &em);
+    if (err) {
+        fprintf(stderr, "tassa: %s (is tassa serve running on that port?)\n",
+                err == TASSA_EUPSTREAM ? em.text : "out of memory");
+        goto out;
+    }
+    answer = reply ? json_loads(reply, 0, NULL) : NULL;
+    const char *token = json_string_value(json_object_get(answer, "workerToken"));
+    if (status != 200 || !token) {
+        const char *why = json_string_value(json_object_get(answer, "error"));
+        fprintf(stderr, "tassa: the server refused (%ld): %s\n", status, why ? why : "no reason");
+        goto out;
+    }
+    printf("%s\n", token);
+    rc = 0;
+out:
+    json_decref(answer);
+    free(reply);
+    free(caller);
+    params_free(p);
+    config_free(c);
+    return rc;
+}
+
 static int cmd_settings(int argc, char **argv);
 
 /* Copies the live data file to FILE (SQLite's online backup API); the server keeps running. */
@@ -566,6 +641,8 @@ static const char *const USER_TOKEN_SETTINGS[] = {"JWT_SECRET", "TASSA_DATA", "T
                                                   NULL};
 static const char *const EVENT_SETTINGS[] = {"AUTH_TOKEN", "PORT", "PUBLIC_URL", "TASSA_DATA",
                                              NULL};
+static const char *const WORKER_TOKEN_SETTINGS[] = {"JWT_SECRET", "PORT", "PUBLIC_URL",
+                                                    "TASSA_DATA", NULL};
 static const char *const CREDENTIALS_SETTINGS[] = {"ACCOUNT_SID", "API_KEY",    "API_SECRET",
                                                    "AUTH_TOKEN",  "JWT_SECRET", "WORKSPACE_SID",
                                                    "TASSA_DATA",  NULL};
@@ -595,6 +672,13 @@ static const help_command_t COMMANDS[] = {
      "post a TaskRouter event, signed with AUTH_TOKEN as Twilio signs it, to /general/router", NULL,
      "tassa event reservation.created TaskSid=WT123 Topic=customer-42 --port 3000", NULL, 0, true,
      EVENT_SETTINGS, false, cmd_event},
+    {"worker-token", "IDENTITY [--port N] [--data FILE]",
+     "print the worker token (TaskRouter + Sync grants) that /task/get-worker-grant gives IDENTITY",
+     "Asks the running server, as the teller console does, with a caller JWT minted for IDENTITY: "
+     "the worker is the one whose attributes.identity (or contact_uri client:IDENTITY) is "
+     "IDENTITY. For scripts that drive the official twilio-taskrouter Worker.",
+     "tassa worker-token erin --port 3000", NULL, 0, true, WORKER_TOKEN_SETTINGS, false,
+     cmd_worker_token},
     {"credentials", "[--data FILE]",
      "print the credentials of the data file (embedded) or the configured ones (twilio)",
      "One NAME=VALUE line each, for a client such as the twilio npm package.",

@@ -1,6 +1,6 @@
-// common.js - what both pages share: the caller's credentials, the sync grant, and a live
-// document stream that reconnects by itself (EventSource cannot send headers, so the sync
-// token travels as ?token=, and a resumed stream carries ?lastEventId=).
+// common.js - what the pages share: the caller's credentials, the sync grant, the server's
+// configuration (/config.json), and a live Sync document on the official twilio-sync SDK
+// that reconnects by itself.
 
 const STORE_KEY = 'tassa.credentials';
 
@@ -49,49 +49,106 @@ export async function getSyncGrant(token, identity) {
   return body.syncToken;
 }
 
-// A live Sync document (or the service-wide stream). Calls onDoc(document, eventName) for
-// every snapshot and update and onState(state, detail) when the connection changes:
-//   'connecting' | 'live' | 'reconnecting' | 'waiting' (document does not exist yet) |
+// GET /config.json, once: which back end, and where the official SDKs connect (null URLs
+// mean the SDKs' defaults, real Twilio). Rejects with an Error (.status 0) when unreachable.
+let configPromise = null;
+export function loadConfig() {
+  if (!configPromise) {
+    configPromise = fetch('/config.json', { cache: 'no-store' }).then(async (r) => {
+      if (!r.ok) throw Object.assign(new Error(`The configuration is unavailable (${r.status}).`), { status: r.status });
+      return r.json();
+    }).catch((e) => {
+      configPromise = null; // try again next time
+      throw Object.assign(e instanceof Error ? e : new Error(String(e)), { status: e.status ?? 0 });
+    });
+  }
+  return configPromise;
+}
+
+// The options of new Twilio.Sync.SyncClient for the configuration: tassa's twilsock endpoint
+// and CDS URI, or none (Twilio's defaults). No offline_storage: descriptors are not cached in
+// sessionStorage (docs/protocols/sdk-protocols.md 2.6), so every open asks the server.
+export function syncOptions(config) {
+  const opts = { logLevel: 'silent' };
+  if (config?.sync?.twilsockUri) opts.twilsock = { uri: config.sync.twilsockUri };
+  if (config?.sync?.cdsUri) opts.cdsUri = config.sync.cdsUri;
+  return opts;
+}
+
+// A live Sync document through the official twilio-sync SDK (web/vendor/twilio-sync.min.js,
+// window.Twilio.Sync). Calls onDoc({data}, eventName) for the first read and every update and
+// onState(state, detail) when the connection changes:
+//   'connecting' | 'live' | 'reconnecting' | 'waiting' (the document does not exist yet, or
+//   may not be read yet: a customer's topic is shared when it is written) |
 //   'denied' (the caller's token is refused: sign in again)
-// The browser's own EventSource reconnection handles short cuts (it resends Last-Event-ID);
-// when EventSource gives up (an error answer, or the server was down too long) this class
-// retries with back-off, refreshing the sync grant when the server says 401. The server ends
-// a stream with `token-expired` when the sync token runs out (a new grant, then resume) and
-// with `access-changed` when the document's permissions change; a 403 means the token's
-// identity may not read the document (yet: a customer's topic is shared when it is written).
+// twilsock reconnects by itself (and the SDK re-subscribes, replaying what was missed); this
+// class renews the sync token before it expires, re-opens a removed or not-yet-readable
+// document with back-off, and starts a new client when the old one is refused or fails.
 export class LiveDocument {
-  constructor({ service = 'default', document, credentials, onDoc, onState }) {
-    this.path = `/v1/Services/${encodeURIComponent(service)}/Documents/${encodeURIComponent(document)}/Stream`;
+  constructor({ document, credentials, onDoc, onState }) {
+    this.name = document;
     this.credentials = credentials;
     this.onDoc = onDoc;
     this.onState = onState;
-    this.lastEventId = null;
-    this.syncToken = null;
-    this.es = null;
+    this.client = null;
+    this.doc = null;
     this.delay = 500;
     this.timer = null;
     this.stopped = false;
+    this.wasConnected = false;
   }
 
   async start() {
+    if (this.stopped) return;
     this.state('connecting');
+    let token;
+    let config;
     try {
-      this.syncToken = await getSyncGrant(this.credentials.token, this.credentials.identity);
+      config = await loadConfig();
+      token = await getSyncGrant(this.credentials.token, this.credentials.identity);
     } catch (e) {
       if (e.status === 400 || e.status === 401 || e.status === 403) {
         this.state('denied', e.message);
         return;
       }
-      this.retry(e.message);
+      this.retry(e.message, () => this.start());
       return;
     }
+    if (this.stopped) return;
+    const { SyncClient } = window.Twilio.Sync;
+    const client = new SyncClient(token, syncOptions(config));
+    this.client = client;
+    client.on('connectionStateChanged', (s) => {
+      if (this.stopped || client !== this.client) return;
+      if (s === 'connected') {
+        this.wasConnected = true;
+        if (this.doc) this.state('live');
+      } else if (s === 'connecting' && this.wasConnected) {
+        this.state('reconnecting');
+      } else if (s === 'denied' || s === 'error') {
+        this.restart(); // a fresh grant: a refused client does not come back by itself
+      }
+    });
+    const renew = async () => {
+      try {
+        await client.updateToken(await getSyncGrant(this.credentials.token, this.credentials.identity));
+      } catch (e) {
+        if (e.status === 401 || e.status === 403) this.state('denied', e.message);
+        else this.restart();
+      }
+    };
+    client.on('tokenAboutToExpire', renew);
+    client.on('tokenExpired', () => this.restart());
     this.open();
   }
 
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
-    if (this.es) this.es.close();
+    this.doc?.close();
+    this.client?.shutdown().catch(() => {});
+    this.doc = null;
+    this.client = null;
   }
 
   state(s, detail) {
@@ -99,81 +156,65 @@ export class LiveDocument {
     this.onState?.(s, detail);
   }
 
-  open() {
-    if (this.stopped) return;
-    const q = new URLSearchParams({ token: this.syncToken });
-    if (this.lastEventId !== null) q.set('lastEventId', this.lastEventId);
-    const es = new EventSource(`${this.path}?${q}`);
-    this.es = es;
-    const onEvent = (ev) => {
-      if (ev.lastEventId) this.lastEventId = ev.lastEventId;
-      let doc;
-      try { doc = JSON.parse(ev.data); } catch { return; }
-      if (this.current !== 'live') this.state('live');
-      this.delay = 500;
-      this.onDoc?.(doc, ev.type);
-    };
-    es.addEventListener('snapshot', onEvent);
-    es.addEventListener('update', onEvent);
-    es.addEventListener('deleted', (ev) => {
-      this.lastEventId = null; // a re-created document starts its revisions over
-      es.close();
-      this.state('waiting', 'The document was deleted.');
-      this.retry();
-    });
-    es.addEventListener('token-expired', () => {
-      es.close();
-      this.syncToken = null;
-      this.start(); // a new grant, then the stream resumes from lastEventId
-    });
-    es.addEventListener('access-changed', () => {
-      es.close();
-      this.diagnose();
-    });
-    es.addEventListener('open', () => { this.delay = 500; this.state('live'); });
-    es.addEventListener('error', () => {
-      if (this.stopped || es !== this.es) return;
-      if (es.readyState === EventSource.CONNECTING) {
-        this.state('reconnecting'); // the browser retries by itself
-        return;
-      }
-      es.close();
-      this.diagnose();
-    });
-  }
-
-  // EventSource gave up: find out why (it cannot see the status) and retry accordingly.
-  async diagnose() {
-    this.state('reconnecting');
-    let status = 0;
-    const ctl = new AbortController();
+  // Opens the document (never creates it: the server's router writes it).
+  async open() {
+    const client = this.client;
+    if (this.stopped || !client) return;
+    let doc;
     try {
-      const q = new URLSearchParams({ token: this.syncToken, lastEventId: this.lastEventId ?? '' });
-      const r = await fetch(`${this.path}?${q}`, { signal: ctl.signal, cache: 'no-store' });
-      status = r.status;
-    } catch { status = 0; }
-    ctl.abort();
-    if (this.stopped) return;
-    if (status === 401) {
-      this.retry('The live-update pass expired; renewing it.', true);
-    } else if (status === 403 || status === 404) {
-      this.state('waiting');
-      this.retry();
-    } else {
-      this.retry();
+      doc = await client.document({ id: this.name, mode: 'open_existing' });
+    } catch (e) {
+      if (this.stopped || client !== this.client) return;
+      if (e.status === 404 || e.status === 403) {
+        this.state('waiting');
+        this.retry(undefined, () => this.open(), true);
+      } else if (e.status === 401) {
+        this.restart();
+      } else {
+        this.retry(e.message, () => this.open());
+      }
+      return;
     }
+    if (this.stopped || client !== this.client) {
+      doc.close();
+      return;
+    }
+    this.doc = doc;
+    this.delay = 500;
+    this.state(client.connectionState === 'connected' || !this.wasConnected ? 'live' : 'reconnecting');
+    this.onDoc?.({ data: doc.data }, 'snapshot');
+    doc.on('updated', (ev) => {
+      if (doc !== this.doc) return;
+      if (this.current !== 'live') this.state('live');
+      this.onDoc?.({ data: ev.data }, 'update');
+    });
+    doc.on('removed', () => {
+      if (doc !== this.doc) return;
+      this.doc = null;
+      doc.close();
+      this.state('waiting', 'The document was deleted.');
+      this.retry(undefined, () => this.open(), true);
+    });
   }
 
-  retry(detail, regrant = false) {
+  // Drops the client and starts over with a new sync grant.
+  restart() {
     if (this.stopped) return;
-    if (this.current !== 'waiting') this.state('reconnecting', detail);
+    const old = this.client;
+    this.client = null;
+    this.doc = null;
+    old?.removeAllListeners();
+    old?.shutdown().catch(() => {});
+    this.retry(undefined, () => this.start());
+  }
+
+  retry(detail, fn, quiet = false) {
+    if (this.stopped) return;
+    if (!quiet && this.current !== 'waiting') this.state('reconnecting', detail);
     clearTimeout(this.timer);
     const wait = this.delay;
-    this.delay = Math.min(this.delay * 2, 10000);
-    this.timer = setTimeout(() => {
-      if (regrant || !this.syncToken) this.start();
-      else this.open();
-    }, wait);
+    this.delay = Math.min(this.delay * 2, quiet ? 2000 : 10000);
+    this.timer = setTimeout(fn, wait);
   }
 }
 

@@ -1,4 +1,5 @@
-/* access_token.c - mints and verifies Twilio access tokens with a Sync (data_sync) grant.
+/* access_token.c - mints and verifies Twilio access tokens with a Sync (data_sync) grant,
+ * and mints worker tokens that add a TaskRouter (task_router) grant.
  *
  * Minting is on the hot path of /task/get-sync-grant, so it writes the token's text directly:
  * the header is a constant, the payload is printed into a buf_t with its strings escaped as
@@ -39,7 +40,8 @@ static int present(const char *s)
 #define ACCESS_TOKEN_HEADER_JSON                                                                   \
     "{\"alg\":\"HS256\",\"cty\":\"" ACCESS_TOKEN_CTY "\",\"typ\":\"JWT\"}"
 
-char *access_token_sync_keyed(const access_token_opts_t *o, const hs256_key_t *key)
+/* Writes the token for o; with_tr adds grants.task_router. */
+static char *mint(const access_token_opts_t *o, const hs256_key_t *key, int with_tr)
 {
     buf_t payload = BUF_INIT, tok = BUF_INIT;
     unsigned char mac[HS256_LEN];
@@ -60,6 +62,18 @@ char *access_token_sync_keyed(const access_token_opts_t *o, const hs256_key_t *k
     buf_adds(&payload, "},\"identity\":");
     if (hs256_json_string_add(&payload, o->identity) != 0)
         goto out;
+    if (with_tr) { /* keys sorted, as in the rest of the payload */
+        buf_adds(&payload, ",\"task_router\":{\"role\":");
+        if (hs256_json_string_add(&payload, present(o->role) ? o->role : "worker") != 0)
+            goto out;
+        buf_adds(&payload, ",\"worker_sid\":");
+        if (hs256_json_string_add(&payload, o->worker_sid) != 0)
+            goto out;
+        buf_adds(&payload, ",\"workspace_sid\":");
+        if (hs256_json_string_add(&payload, o->workspace_sid) != 0)
+            goto out;
+        buf_adds(&payload, "}");
+    }
     buf_printf(&payload, "},\"iat\":%lld,\"iss\":", (long long)o->now);
     if (hs256_json_string_add(&payload, o->api_key) != 0)
         goto out;
@@ -95,8 +109,20 @@ out:
     return token;
 }
 
-/* What /task/get-sync-grant returns: a token the Twilio Sync SDK accepts as it is. */
-char *access_token_sync(const access_token_opts_t *o)
+char *access_token_sync_keyed(const access_token_opts_t *o, const hs256_key_t *key)
+{
+    return mint(o, key, 0);
+}
+
+char *access_token_worker_keyed(const access_token_opts_t *o, const hs256_key_t *key)
+{
+    if (o == NULL || !present(o->workspace_sid) || !present(o->worker_sid))
+        return NULL;
+    return mint(o, key, 1);
+}
+
+/* Mints with a key made for o->api_secret; with_tr as for mint. */
+static char *mint_with_secret(const access_token_opts_t *o, int with_tr)
 {
     hs256_key_t *key;
     char *token;
@@ -110,9 +136,21 @@ char *access_token_sync(const access_token_opts_t *o)
     key = hs256_key_new(o->api_secret, secret_len);
     if (key == NULL)
         return NULL;
-    token = access_token_sync_keyed(o, key);
+    token = with_tr ? access_token_worker_keyed(o, key) : access_token_sync_keyed(o, key);
     hs256_key_free(key);
     return token;
+}
+
+/* What /task/get-sync-grant returns: a token the Twilio Sync SDK accepts as it is. */
+char *access_token_sync(const access_token_opts_t *o)
+{
+    return mint_with_secret(o, 0);
+}
+
+/* What /task/get-worker-grant returns: a token the TaskRouter Worker SDK accepts. */
+char *access_token_worker(const access_token_opts_t *o)
+{
+    return mint_with_secret(o, 1);
 }
 
 /* Maps the header's alg to the libjwt value it must decode as; JWT_ALG_INVAL if not allowed. */

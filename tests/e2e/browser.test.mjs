@@ -7,6 +7,9 @@
 // - the customer page follows its topic document (waiting with its place in line from
 //   /queue/get-queue-position -> assigned with the teller's name -> completed);
 // - a stream cut by a server restart heals without a reload.
+// The pages read the documents through the official twilio-sync browser build (web/vendor/),
+// over twilsock at the URL /config.json gives: each test checks that the page opened that
+// WebSocket and never fell back to the SSE streams.
 // Screenshots of both pages go to test-output/ at the repository root.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,8 +96,21 @@ describe('web pages in Chromium on real routing', { skip }, () => {
   async function newPage() {
     const page = await context.newPage();
     const errors = [];
+    const sockets = [];  // WebSocket URLs the page opened
+    const streams = [];  // SSE stream requests (there must be none)
     page.on('pageerror', (e) => errors.push(String(e)));
-    return { page, errors };
+    page.on('websocket', (w) => sockets.push(w.url()));
+    page.on('request', (r) => { if (/\/Stream(\?|$)/.test(new URL(r.url()).pathname + '?')) streams.push(r.url()); });
+    return { page, errors, sockets, streams };
+  }
+
+  // The page followed its document over twilsock with twilio-sync, at /config.json's URI.
+  async function usedTwilioSync({ page, sockets, streams }) {
+    const config = await (await fetch(`${server.url}/config.json`)).json();
+    assert.equal(config.sync.twilsockUri, `ws://127.0.0.1:${server.port}/v3/wsconnect`);
+    assert.ok(sockets.some((u) => u.startsWith(config.sync.twilsockUri)), `sockets: ${sockets}`);
+    assert.deepEqual(streams, [], 'no SSE stream was opened');
+    assert.equal(await page.evaluate(() => typeof window.Twilio?.Sync?.SyncClient), 'function');
   }
 
   async function shoot(page, name, phone = false) {
@@ -151,7 +167,8 @@ describe('web pages in Chromium on real routing', { skip }, () => {
   });
 
   test('dashboard: a created task shows live, ticks, and goes once accepted', async (t) => {
-    const { page, errors } = await newPage();
+    const seen = await newPage();
+    const { page, errors } = seen;
     await page.goto(`${server.url}/?token=${encodeURIComponent(userToken('dashboard'))}&identity=dashboard`);
     await page.locator('#conn', { hasText: 'Live' }).waitFor({ timeout: 5000 });
     assert.ok(!page.url().includes('token='), 'the token is removed from the address bar');
@@ -210,6 +227,7 @@ describe('web pages in Chromium on real routing', { skip }, () => {
     await complete(task.sid);
     await setActivity('Offline');
     await textIs(page, '#teller-count', '0');
+    await usedTwilioSync(seen);
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -234,7 +252,8 @@ describe('web pages in Chromium on real routing', { skip }, () => {
     assert.equal(pos.body.ahead, 1);
     assert.equal(pos.body.queueSize, 2);
 
-    const { page, errors } = await newPage();
+    const seen = await newPage();
+    const { page, errors } = seen;
     await page.goto(`${server.url}/customer.html?token=${encodeURIComponent(token)}` +
       `&identity=${identity}&topic=${topic}`);
     await page.locator('#status-text', { hasText: 'You are in the queue.' }).waitFor({ timeout: 5000 });
@@ -286,12 +305,14 @@ describe('web pages in Chromium on real routing', { skip }, () => {
     assert.equal(doc.status, 'completed');
     assert.deepEqual(doc.worker, { sid: ann.sid, name: TELLER });
     await setActivity('Offline');
+    await usedTwilioSync(seen);
     assert.deepEqual(errors, []);
     await page.close();
   });
 
   test('a stream cut by a server restart comes back without a reload', async () => {
-    const { page, errors } = await newPage();
+    const seen = await newPage();
+    const { page, errors } = seen;
     await page.goto(`${server.url}/?token=${encodeURIComponent(userToken('night-shift'))}&identity=night-shift`);
     await page.locator('#conn', { hasText: 'Live' }).waitFor({ timeout: 5000 });
     await page.evaluate(() => { window.__sameDocument = true; });
@@ -313,6 +334,8 @@ describe('web pages in Chromium on real routing', { skip }, () => {
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload happened');
     await ws.tasks(task.sid).update({ assignmentStatus: 'canceled', reason: 'test over' });
     await page.locator(`#tasks-body tr[data-sid="${task.sid}"]`).waitFor({ state: 'detached', timeout: 2000 });
+    await usedTwilioSync(seen);
+    assert.ok(seen.sockets.length >= 2, `a new twilsock connection after the restart: ${seen.sockets}`);
     assert.deepEqual(errors, []);
     await page.close();
   });

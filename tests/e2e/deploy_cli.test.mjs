@@ -19,7 +19,7 @@ function helpSettings() {
 }
 
 test('every command answers --help with its flags, defaults and an example, exit 0', () => {
-  for (const cmd of ['serve', 'user-token', 'event', 'credentials', 'backup', 'settings']) {
+  for (const cmd of ['serve', 'user-token', 'worker-token', 'event', 'credentials', 'backup', 'settings']) {
     const r = run(cmd, '--help');
     assert.equal(r.status, 0, `${cmd} --help: ${r.stderr}`);
     assert.match(r.stdout, new RegExp(`^usage: tassa ${cmd}`), cmd);
@@ -30,7 +30,7 @@ test('every command answers --help with its flags, defaults and an example, exit
   assert.match(ut, /--ttl SECONDS\n.*\n {6}default: 3600; example: --ttl 600/);
   const top = run('--help');
   assert.equal(top.status, 0);
-  for (const cmd of ['serve', 'user-token', 'event', 'credentials', 'backup', 'settings']) assert.match(top.stdout, new RegExp(`tassa ${cmd} `));
+  for (const cmd of ['serve', 'user-token', 'worker-token', 'event', 'credentials', 'backup', 'settings']) assert.match(top.stdout, new RegExp(`tassa ${cmd} `));
   assert.match(top.stdout, /PORT \(--port N\)\n.*\n {6}default: 3000; example: PORT=8080/);
 });
 

@@ -20,7 +20,7 @@ test('a copied binary with nothing beside it serves the pages, typed and tagged'
   const srv = await spawnTassa(join(dir, 'bin', 'tassa'), { args: ['--data', storeOf(elsewhere), '--quiet'], cwd: elsewhere });
   try {
     const seen = new Set();
-    for (const page of ['', 'customer.html']) {
+    for (const page of ['', 'customer.html', 'teller.html']) {
       const r = await fetch(`${srv.url}/${page}`);
       assert.equal(r.status, 200, page);
       assert.equal(r.headers.get('content-type'), TYPES.html);
@@ -42,6 +42,18 @@ test('a copied binary with nothing beside it serves the pages, typed and tagged'
       const changed = await fetch(`${srv.url}/${a}`, { headers: { 'If-None-Match': '"other"' } });
       assert.equal(changed.status, 200, a);
     }
+    // The vendored SDKs come with their licences and versions, and point at no source map.
+    for (const sdk of ['twilio-sync', 'twilio-taskrouter']) {
+      assert.ok(seen.has(`vendor/${sdk}.min.js`), `a page loads vendor/${sdk}.min.js`);
+      const js = await (await fetch(`${srv.url}/vendor/${sdk}.min.js`)).text();
+      assert.doesNotMatch(js, /sourceMappingURL/, sdk);
+      const lic = await fetch(`${srv.url}/vendor/${sdk}.LICENSE.txt`);
+      assert.equal(lic.status, 200, sdk);
+      assert.equal(lic.headers.get('content-type'), 'text/plain; charset=utf-8');
+      assert.match(await lic.text(), /Copyright \(c\) 201\d, Twilio, inc\./);
+    }
+    assert.match(await (await fetch(`${srv.url}/vendor/VERSIONS`)).text(),
+      /^twilio-sync 4\.\d+\.\d+$[\s\S]*^twilio-taskrouter 2\.\d+\.\d+$/m);
     const head = await fetch(`${srv.url}/`, { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(await head.text(), '');

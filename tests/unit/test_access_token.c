@@ -26,7 +26,8 @@
 
 static access_token_opts_t opts(const char *identity, long ttl)
 {
-    access_token_opts_t o = {ACCOUNT, API_KEY, API_SECRET, identity, SERVICE, ttl, NOW};
+    access_token_opts_t o = {ACCOUNT, API_KEY, API_SECRET, identity, SERVICE,
+                             ttl,     NOW,     NULL,       NULL,     NULL};
     return o;
 }
 
@@ -377,6 +378,66 @@ static void test_verify_header_and_grant_rules(void **state)
     free(t_no_exp);
 }
 
+#define WORKSPACE "WS00000000000000000000000000000004"
+#define WORKER    "WK00000000000000000000000000000005"
+
+/* A worker token: the sync token's claims plus grants.task_router, signed as HS256 with the
+ * API secret (libjwt checks it), and what access_token_verify reads of it still holds. */
+static void test_worker_token(void **state)
+{
+    access_token_opts_t o = opts("erin", 0);
+    o.workspace_sid = WORKSPACE;
+    o.worker_sid = WORKER;
+    char *tok = access_token_worker(&o);
+    assert_non_null(tok);
+    jwt_t *jwt = NULL;
+    assert_int_equal(
+        jwt_decode(&jwt, tok, (const unsigned char *)API_SECRET, (int)strlen(API_SECRET)), 0);
+    assert_int_equal(jwt_get_alg(jwt), JWT_ALG_HS256);
+    jwt_free(jwt);
+    const char *dot1 = strchr(tok, '.'), *dot2 = strchr(dot1 + 1, '.');
+    json_t *payload = part_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
+    assert_int_equal(json_object_size(payload), 6);
+    assert_string_equal(json_string_value(json_object_get(payload, "sub")), ACCOUNT);
+    assert_int_equal(json_integer_value(json_object_get(payload, "exp")), NOW + 3600);
+    json_t *grants = json_object_get(payload, "grants");
+    assert_int_equal(json_object_size(grants), 3);
+    assert_string_equal(json_string_value(json_object_get(grants, "identity")), "erin");
+    json_t *tr = json_object_get(grants, "task_router");
+    assert_int_equal(json_object_size(tr), 3);
+    assert_string_equal(json_string_value(json_object_get(tr, "workspace_sid")), WORKSPACE);
+    assert_string_equal(json_string_value(json_object_get(tr, "worker_sid")), WORKER);
+    assert_string_equal(json_string_value(json_object_get(tr, "role")), "worker");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(grants, "data_sync"), "service_sid")),
+        SERVICE);
+    json_decref(payload);
+
+    char *id = NULL, *sid = NULL;
+    assert_int_equal(access_token_verify(tok, API_SECRET, NOW + 10, &id, &sid, NULL), TASSA_OK);
+    assert_string_equal(id, "erin");
+    free(id);
+    free(sid);
+    assert_int_equal(access_token_verify(tok, "another-secret", NOW + 10, &id, &sid, NULL),
+                     TASSA_EUNAUTH);
+    free(tok);
+
+    /* The sync token ignores the worker fields; the worker token needs both sids. */
+    char *plain = access_token_sync(&o);
+    assert_non_null(plain);
+    assert_null(strstr(plain, "task_router"));
+    free(plain);
+    o.worker_sid = "";
+    assert_null(access_token_worker(&o));
+    o.worker_sid = WORKER;
+    o.workspace_sid = NULL;
+    assert_null(access_token_worker(&o));
+    o.workspace_sid = WORKSPACE;
+    o.api_secret = NULL;
+    assert_null(access_token_worker(&o));
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_verify_round_trip),
         cmocka_unit_test(test_verify_wrong_secret_and_expired),
         cmocka_unit_test(test_verify_header_and_grant_rules),
+        cmocka_unit_test(test_worker_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
