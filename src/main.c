@@ -299,7 +299,8 @@ static int cmd_serve(int argc, char **argv)
     }
     eventbridge_deps_t eb_deps = {.config = c, .tr = app.tr, .ws = app.ws, .store = app.store};
     if (app.tr && (!(app.eb = sink.bridge = eventbridge_new(&eb_deps)) ||
-                   eventbridge_register(app.eb, app.http))) {
+                   eventbridge_register(app.eb, app.http) ||
+                   http_server_offload(app.http, "/v1/wschannels"))) { /* its POSTs write */
         fprintf(stderr, "tassa: cannot start the TaskRouter event bridge\n");
         goto out;
     }
