@@ -34,7 +34,7 @@ static bool probe_locked(store_t *s, const char *sql)
 {
     if (store_begin(s))
         return false;
-    store_stmt_t *st = store_prepare(s, sql);
+    store_stmt_t *st = store_prepare_quiet(s, sql);
     int rc = st ? store_step(st) : TASSA_ESTORE;
     store_release(s, st);
     store_rollback(s);

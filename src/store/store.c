@@ -519,10 +519,11 @@ static int sqlite_prepare(sqlite3 *db, const char *sql, unsigned flags, sqlite3_
     return rc;
 }
 
-store_stmt_t *store_prepare(store_t *s, const char *sql)
+/* store_prepare, logging a failure unless quiet. */
+static store_stmt_t *prepare(store_t *s, const char *sql, bool quiet)
 {
     if (s->pg) {
-        pg_stmt_t *pg = pg_prepare(s->pg, sql);
+        pg_stmt_t *pg = pg_prepare(s->pg, sql, quiet);
         return pg ? wrap(NULL, pg) : NULL;
     }
     cached_stmt_t *c = cache_slot(s, sql);
@@ -533,7 +534,8 @@ store_stmt_t *store_prepare(store_t *s, const char *sql)
     sqlite3_stmt *st = NULL;
     bool keep = c && !c->sql;
     if (sqlite_prepare(s->db, sql, keep ? SQLITE_PREPARE_PERSISTENT : 0, &st) != SQLITE_OK) {
-        log_error("event=store_prepare_failed err=\"%s\"", sqlite3_errmsg(s->db));
+        if (!quiet)
+            log_error("event=store_prepare_failed err=\"%s\"", sqlite3_errmsg(s->db));
         return NULL;
     }
     if (keep && (c->sql = strdup(sql))) {
@@ -543,6 +545,16 @@ store_stmt_t *store_prepare(store_t *s, const char *sql)
         return &c->h;
     }
     return wrap(st, NULL);
+}
+
+store_stmt_t *store_prepare(store_t *s, const char *sql)
+{
+    return prepare(s, sql, false);
+}
+
+store_stmt_t *store_prepare_quiet(store_t *s, const char *sql)
+{
+    return prepare(s, sql, true);
 }
 
 void store_reset(store_stmt_t *st)

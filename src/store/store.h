@@ -158,6 +158,10 @@ tassa_err store_exec(store_t *s, const char *sql, errmsg_t *em);
  * past the critical section. Its binds start unset (NULL). */
 store_stmt_t *store_prepare(store_t *s, const char *sql);
 
+/* store_prepare for a probe (does this column exist yet?): a failure is an answer, so it is
+ * not logged. */
+store_stmt_t *store_prepare_quiet(store_t *s, const char *sql);
+
 /* Rewinds st to run again and clears its binds; the statement stays prepared. Lock held.
  * Accepts NULL. */
 void store_reset(store_stmt_t *st);

@@ -69,7 +69,7 @@ bool pg_ensure(pg_conn_t *c);
 char *pg_rewrite(const char *sql, int *nparams);
 
 /* The query layer, as in store.h. */
-pg_stmt_t *pg_prepare(pg_conn_t *c, const char *sql);
+pg_stmt_t *pg_prepare(pg_conn_t *c, const char *sql, bool quiet);
 void pg_reset(pg_stmt_t *st);
 void pg_release(pg_stmt_t *st);
 /* Binds parameter i: v NULL is SQL NULL; n bytes (text when !binary); copy or borrow v. */

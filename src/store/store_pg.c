@@ -447,7 +447,7 @@ static bool reads_only(const char *sql)
            !strstr(sql, "pg_notify");
 }
 
-pg_stmt_t *pg_prepare(pg_conn_t *c, const char *sql)
+pg_stmt_t *pg_prepare(pg_conn_t *c, const char *sql, bool quiet)
 {
     pg_stmt_t *st = calloc(1, sizeof *st);
     if (!st)
@@ -484,7 +484,8 @@ pg_stmt_t *pg_prepare(pg_conn_t *c, const char *sql)
     /* Prepare now, so that bad SQL fails at store_prepare as on SQLite. */
     if (st->e->gen != c->gen) {
         if (!server_prepare(c, st->e)) {
-            log_error("event=store_prepare_failed err=\"%s\"", c->err);
+            if (!quiet)
+                log_error("event=store_prepare_failed err=\"%s\"", c->err);
             pg_release(st);
             return NULL;
         }
