@@ -1081,6 +1081,115 @@ static void test_queue_counts_follow_tasks(void **state)
     json_decref(cum);
 }
 
+/* Every waiting task's place (tr_task_position, from the rank buckets) equals a plain count
+ * of the waiting tasks ahead of it in the queue's order, and the buckets equal a count of the
+ * waiting tasks by entry time. */
+static void check_ranks(fx_t *f)
+{
+    char want[8192], got[8192], sids[8192];
+    for (int level = 1; level <= 2; level++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "SELECT queue_sid || '/' || priority || '/' || (queue_entered_ms >> %d) || '='"
+                 " || count(*) FROM tr_tasks WHERE queue_sid IS NOT NULL AND status IN"
+                 " ('pending', 'reserved') GROUP BY queue_sid, priority, queue_entered_ms >> %d"
+                 " ORDER BY 1",
+                 level == 1 ? 10 : 20, level == 1 ? 10 : 20);
+        sql_text(f, sql, want, sizeof want);
+        snprintf(sql, sizeof sql,
+                 "SELECT queue_sid || '/' || priority || '/' || bucket || '=' || n FROM"
+                 " tr_rank_buckets WHERE level = %d AND n > 0 ORDER BY 1",
+                 level);
+        sql_text(f, sql, got, sizeof got);
+        assert_string_equal(got, want);
+    }
+    sql_text(f,
+             "SELECT sid FROM tr_tasks WHERE queue_sid IS NOT NULL AND status IN ('pending',"
+             " 'reserved') ORDER BY seq",
+             sids, sizeof sids);
+    for (char *sid = strtok(sids, ";"); sid; sid = strtok(NULL, ";")) {
+        long pos = 0, size = 0;
+        assert_int_equal(tr_task_position(f->e, sid, &pos, &size), TASSA_OK);
+        store_lock(f->store);
+        int64_t ahead = db_int(
+            f->store, -1,
+            "SELECT count(*) FROM tr_tasks o, tr_tasks t JOIN tr_queues q ON q.sid = t.queue_sid"
+            " WHERE t.sid = ? AND o.queue_sid = t.queue_sid AND o.status IN ('pending',"
+            " 'reserved') AND o.sid <> t.sid AND (o.priority > t.priority OR (o.priority ="
+            " t.priority AND (CASE WHEN q.task_order = 'LIFO' THEN o.queue_entered_ms >"
+            " t.queue_entered_ms ELSE o.queue_entered_ms < t.queue_entered_ms END OR"
+            " (o.queue_entered_ms = t.queue_entered_ms AND o.seq < t.seq))))",
+            "s", sid);
+        int64_t n = db_int(f->store, -1,
+                           "SELECT count(*) FROM tr_tasks o, tr_tasks t WHERE t.sid = ? AND"
+                           " o.queue_sid = t.queue_sid AND o.status IN ('pending', 'reserved')",
+                           "s", sid);
+        store_unlock(f->store);
+        if (pos != ahead + 1 || size != n)
+            fail_msg("task %s: position %ld size %ld, counted %lld and %lld", sid, pos, size,
+                     (long long)ahead + 1, (long long)n);
+    }
+}
+
+/* A task's rank among its equals (rank buckets, counts.c) follows ties in one bucket, entries
+ * across second and 17-minute boundaries, cancellations in the middle, priority changes,
+ * a requeue after a reject, a LIFO queue, a delete, and is filled again for an older file. */
+static void test_rank_buckets_follow_tasks(void **state)
+{
+    fx_t *f = *state;
+    char q[40], lq[40], wf[40], w[40], t[24][40];
+    int n = 0;
+    queue(f, "Q", "1==1", q);
+    create(f->e, tr_queue_create,
+           P("FriendlyName", "lifo", "TargetWorkers", "1==0", "TaskOrder", "LIFO", NULL), lq);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->offline, w);
+    for (int i = 0; i < 4; i++) /* same bucket, likely the same ms: ties by seq */
+        task(f, "{}", "5", t[n++]);
+    for (int i = 0; i < 3; i++) {
+        create(f->e, tr_task_create, P("TaskQueueSid", lq, "Priority", "5", NULL), t[n++]);
+        task(f, "{}", i == 1 ? "7" : "5", t[n++]);
+    }
+    check_ranks(f);
+    tr_engine_advance_clock(f->e, 1500); /* the next level 1 bucket */
+    for (int i = 0; i < 3; i++) {
+        create(f->e, tr_task_create, P("TaskQueueSid", lq, "Priority", "5", NULL), t[n++]);
+        task(f, "{}", "5", t[n++]);
+    }
+    check_ranks(f);
+    tr_engine_advance_clock(f->e, 20 * 60 * 1000); /* the next level 2 bucket */
+    for (int i = 0; i < 3; i++) {
+        create(f->e, tr_task_create, P("TaskQueueSid", lq, "Priority", "5", NULL), t[n++]);
+        task(f, "{}", "5", t[n++]);
+    }
+    check_ranks(f);
+    task_update(f, t[5], P("AssignmentStatus", "canceled", NULL)); /* one in the middle */
+    task_update(f, t[11], P("AssignmentStatus", "canceled", NULL));
+    check_ranks(f);
+    task_update(f, t[1], P("Priority", "9", NULL));
+    task_update(f, t[14], P("Priority", "1", NULL));
+    check_ranks(f);
+    set_activity(f, w, f->available); /* t[1] (priority 9) reserved: still waiting */
+    assert_string_equal(task_field(f, t[1], "assignment_status"), "reserved");
+    check_ranks(f);
+    res_update(f, t[1], res_field(f, t[1], 0, "sid"), P("ReservationStatus", "rejected", NULL));
+    check_ranks(f); /* t[1] requeued; the next one reserved */
+    errmsg_t em = {{0}};
+    assert_int_equal(tr_task_delete(f->e, t[13], &em), TASSA_OK);
+    check_ranks(f);
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "DELETE FROM tr_rank_buckets;"
+                                  " DELETE FROM meta WHERE key = 'tr_rank_buckets';",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, true);
+    check_ranks(f);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -1105,6 +1214,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_membership_filled_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_counts_follow_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rank_buckets_follow_tasks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,6 +123,11 @@ static const migrate_step_t MIGRATIONS[] = {
      "CREATE TABLE IF NOT EXISTS tr_queue_counts (queue_sid TEXT NOT NULL, status TEXT NOT NULL,"
      "  priority INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (queue_sid, status, priority));",
      NULL},
+    /* 3: rank counters of waiting tasks (counts.c); tr_rank_buckets_fill fills them. */
+    {"CREATE TABLE IF NOT EXISTS tr_rank_buckets (queue_sid TEXT NOT NULL,"
+     "  priority INTEGER NOT NULL, level INTEGER NOT NULL, bucket INTEGER NOT NULL,"
+     "  n INTEGER NOT NULL, PRIMARY KEY (queue_sid, priority, level, bucket));",
+     NULL},
 };
 
 /* The activities of a new workspace: name, available. Offline is the default. */
@@ -203,7 +208,8 @@ tr_engine_t *tr_engine_new(store_t *s, const char *account_sid, errmsg_t *em)
         err_set(em, TASSA_ESTORE, "cannot read the TaskRouter workspace SID");
         goto fail;
     }
-    if (tr_members_fill(e) || tr_counts_fill(e) || tr_queue_counts_fill(e)) {
+    if (tr_members_fill(e) || tr_counts_fill(e) || tr_queue_counts_fill(e) ||
+        tr_rank_buckets_fill(e)) {
         err_set(em, TASSA_ESTORE, "cannot fill the TaskRouter queue membership or counts");
         goto fail;
     }

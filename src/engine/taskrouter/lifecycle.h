@@ -106,6 +106,18 @@ tassa_err tr_counts_fill(tr_engine_t *e);
 tassa_err tr_task_tally_locked(tr_engine_t *e, const char *task_sid, int sign);
 tassa_err tr_queue_counts_fill(tr_engine_t *e);
 
+/* A queue's waiting (pending or reserved) tasks of one priority counted by time of queue
+ * entry, rows of tr_rank_buckets (queue_sid, priority, level, bucket, n): level 1 buckets
+ * are queue_entered_ms >> TR_RANK_SHIFT1 (about a second), level 2 ones >> TR_RANK_SHIFT2
+ * (about 17 minutes). tr_task_tally_locked keeps them with tr_queue_counts, so that a task's
+ * rank among its equals reads at most a few hundred counter rows and one index range of the
+ * tasks that entered in its second (tr_task_position). The rows' n may be 0 (the prune
+ * removes those). tr_rank_buckets_fill fills the table once for an older data file (engine
+ * start). TASSA_ESTORE on failure. */
+#define TR_RANK_SHIFT1 10
+#define TR_RANK_SHIFT2 20
+tassa_err tr_rank_buckets_fill(tr_engine_t *e);
+
 /* Applies every due deadline (reservation timeouts, target timeouts, TTLs), prunes what
  * TR_KEEP_* says is gone once a TR_PRUNE_EVERY_MS, and returns the next deadline in ms in
  * *next (INT64_MAX when none) (timers.c). */

@@ -515,9 +515,13 @@ tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long
     }
     bool lifo = t.task_order && strcmp(t.task_order, "LIFO") == 0;
     int64_t entered = t.queue_entered_ms < 0 ? 0 : t.queue_entered_ms;
+    int64_t b1 = entered >> TR_RANK_SHIFT1, b2 = entered >> TR_RANK_SHIFT2;
     /* The engine's own order (TR_QUEUE_ORDER_SQL): priority, then entry time, then seq. The
-     * size and the tasks of higher priority come from the queue's counts (counts.c); those of
-     * the same priority ahead from the index (queue_sid, status, priority, queue_entered_ms). */
+     * size and the tasks of higher priority come from the queue's counts (counts.c). Those of
+     * the same priority ahead: the level 2 buckets before the task's one, the level 1 buckets
+     * before its one inside that, and within its own level 1 bucket (the tasks that entered in
+     * the same ~second) a count over the index (queue_sid, status, priority,
+     * queue_entered_ms). LIFO mirrors each range. */
     *size = (long)db_int(e->store, 0,
                          "SELECT coalesce(sum(n), 0) FROM tr_queue_counts WHERE queue_sid = ? AND"
                          " status IN " TASK_WAITING_SQL,
@@ -526,15 +530,29 @@ tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long
                             "SELECT coalesce(sum(n), 0) FROM tr_queue_counts WHERE queue_sid = ?"
                             " AND status IN " TASK_WAITING_SQL " AND priority > ?",
                             "si", t.queue_sid, t.priority);
-    *position = 1 + (long)higher +
-                (long)db_int(e->store, 0,
-                             lifo ? "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
-                                    " status IN " TASK_WAITING_SQL " AND priority = ? AND"
-                                    " (queue_entered_ms > ? OR (queue_entered_ms = ? AND seq < ?))"
-                                  : "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
-                                    " status IN " TASK_WAITING_SQL " AND priority = ? AND"
-                                    " (queue_entered_ms < ? OR (queue_entered_ms = ? AND seq < ?))",
-                             "siiii", t.queue_sid, t.priority, entered, entered, t.seq);
+    int64_t far = db_int(e->store, 0,
+                         lifo ? "SELECT coalesce(sum(n), 0) FROM tr_rank_buckets WHERE"
+                                " queue_sid = ? AND priority = ? AND level = 2 AND bucket > ?"
+                              : "SELECT coalesce(sum(n), 0) FROM tr_rank_buckets WHERE"
+                                " queue_sid = ? AND priority = ? AND level = 2 AND bucket < ?",
+                         "sii", t.queue_sid, t.priority, b2);
+    int64_t lo = lifo ? b1 + 1 : b2 << (TR_RANK_SHIFT2 - TR_RANK_SHIFT1);
+    int64_t hi = lifo ? (b2 + 1) << (TR_RANK_SHIFT2 - TR_RANK_SHIFT1) : b1;
+    int64_t near = db_int(e->store, 0,
+                          "SELECT coalesce(sum(n), 0) FROM tr_rank_buckets WHERE queue_sid = ? AND"
+                          " priority = ? AND level = 1 AND bucket >= ? AND bucket < ?",
+                          "siii", t.queue_sid, t.priority, lo, hi);
+    int64_t from = b1 << TR_RANK_SHIFT1, to = (b1 + 1) << TR_RANK_SHIFT1;
+    int64_t same = db_int(
+        e->store, 0,
+        lifo ? "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND status IN " TASK_WAITING_SQL
+               " AND priority = ? AND queue_entered_ms >= ? AND queue_entered_ms < ? AND"
+               " (queue_entered_ms > ? OR (queue_entered_ms = ? AND seq < ?))"
+             : "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND status IN " TASK_WAITING_SQL
+               " AND priority = ? AND queue_entered_ms >= ? AND queue_entered_ms < ? AND"
+               " (queue_entered_ms < ? OR (queue_entered_ms = ? AND seq < ?))",
+        "siiiiii", t.queue_sid, t.priority, from, to, entered, entered, t.seq);
+    *position = 1 + (long)(higher + far + near + same);
 out:
     rows_clear(&TR_TASK_ROW, &t);
     store_unlock(e->store);
