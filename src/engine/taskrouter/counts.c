@@ -102,16 +102,19 @@ tassa_err tr_rank_buckets_fill(tr_engine_t *e)
     if (db_int(e->store, 0, "SELECT 1 FROM meta WHERE key = 'tr_rank_buckets'", NULL) == 1)
         return tr_txn_end(e, TASSA_OK);
     err = db_exec(e->store, "DELETE FROM tr_rank_buckets", NULL);
-    for (int level = 1; level <= 2 && !err; level++)
-        err =
-            db_exec(e->store,
-                    "INSERT INTO tr_rank_buckets (queue_sid, priority, level, bucket, n)"
-                    " SELECT queue_sid, priority, ?, queue_entered_ms >> ?, count(*)"
-                    " FROM tr_tasks WHERE queue_sid IS NOT NULL AND queue_entered_ms IS NOT"
-                    " NULL AND status IN " TASK_WAITING_SQL
-                    " GROUP BY queue_sid, priority, queue_entered_ms >> ?",
-                    "iii", (int64_t)level, (int64_t)(level == 1 ? TR_RANK_SHIFT1 : TR_RANK_SHIFT2),
-                    (int64_t)(level == 1 ? TR_RANK_SHIFT1 : TR_RANK_SHIFT2));
+    /* The shifts are literals: PostgreSQL matches a GROUP BY expression to the select list
+     * only when both are the same text, and parameters never are. */
+#define FILL(level, shift)                                                                         \
+    "INSERT INTO tr_rank_buckets (queue_sid, priority, level, bucket, n)"                          \
+    " SELECT queue_sid, priority, " #level ", queue_entered_ms >> " #shift ", count(*)"            \
+    " FROM tr_tasks WHERE queue_sid IS NOT NULL AND queue_entered_ms IS NOT NULL AND status"       \
+    " IN " TASK_WAITING_SQL " GROUP BY queue_sid, priority, queue_entered_ms >> " #shift
+    _Static_assert(TR_RANK_SHIFT1 == 10 && TR_RANK_SHIFT2 == 20, "FILL's literal shifts");
+    if (!err)
+        err = db_exec(e->store, FILL(1, 10), NULL);
+    if (!err)
+        err = db_exec(e->store, FILL(2, 20), NULL);
+#undef FILL
     if (!err)
         err = db_exec(e->store, "INSERT INTO meta (key, value) VALUES ('tr_rank_buckets', '1')",
                       NULL);
