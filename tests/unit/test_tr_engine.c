@@ -1190,6 +1190,68 @@ static void test_rank_buckets_follow_tasks(void **state)
     check_ranks(f);
 }
 
+/* The first limit waiting tasks of tr_waiting_json, as sids "a;b;..." into out. */
+static void waiting_sids(fx_t *f, long limit, char *out, size_t n)
+{
+    json_t *first = NULL, *summary = NULL;
+    assert_int_equal(tr_waiting_json(f->e, limit, "", &first, &summary), TASSA_OK);
+    out[0] = '\0';
+    for (size_t i = 0; i < json_array_size(first); i++) {
+        size_t len = strlen(out);
+        snprintf(out + len, n - len, "%s;",
+                 json_string_value(json_object_get(json_array_get(first, i), "sid")));
+    }
+    json_decref(first);
+    json_decref(summary);
+}
+
+/* queue-status's first waiting tasks (read group by group from the index, not by sorting
+ * every waiting task) are exactly the first ones of the queue order over all queues: FIFO
+ * and LIFO queues, several priorities, reserved tasks, ties in one ms, fewer and more tasks
+ * than the limit, a cancellation and a priority change. */
+static void test_first_waiting_in_queue_order(void **state)
+{
+    fx_t *f = *state;
+    char q[40], lq[40], wf[40], w[40], t[40], want[8192], got[8192];
+    queue(f, "Q", "1==1", q);
+    create(f->e, tr_queue_create,
+           P("FriendlyName", "lifo", "TargetWorkers", "1==0", "TaskOrder", "LIFO", NULL), lq);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->offline, w);
+    static const char *const prio[] = {"0", "3", "3", "7", "0", "3", "1", "3"};
+    char sids[24][40];
+    int n = 0;
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof prio / sizeof prio[0]; i++) {
+            if (i % 2)
+                create(f->e, tr_task_create, P("TaskQueueSid", lq, "Priority", prio[i], NULL), t);
+            else
+                task(f, "{}", prio[i], t);
+            if (n < 24)
+                snprintf(sids[n++], sizeof sids[0], "%s", t);
+            if (i % 3 == 0)
+                tr_engine_advance_clock(f->e, 7);
+        }
+        if (round == 1)
+            set_activity(f, w, f->available); /* the first task of Q reserved */
+    }
+    task_update(f, sids[9], P("AssignmentStatus", "canceled", NULL));
+    task_update(f, sids[4], P("Priority", "7", NULL));
+    static const long limits[] = {1, 2, 3, 5, 8, 13, 50};
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "SELECT t.sid FROM tr_tasks t LEFT JOIN tr_queues q ON q.sid = t.queue_sid"
+                 " WHERE t.status IN ('pending', 'reserved') ORDER BY t.priority DESC,"
+                 " CASE WHEN q.task_order = 'LIFO' THEN -t.queue_entered_ms ELSE"
+                 " t.queue_entered_ms END, t.seq LIMIT %ld",
+                 limits[k]);
+        sql_text(f, sql, want, sizeof want);
+        waiting_sids(f, limits[k], got, sizeof got);
+        assert_string_equal(got, want);
+    }
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -1215,6 +1277,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counts_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_counts_follow_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rank_buckets_follow_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_waiting_in_queue_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
