@@ -19,6 +19,7 @@
 #include "engine/taskrouter/core.h"
 #include "engine/taskrouter/engine.h"
 #include "engine/taskrouter/model.h"
+#include "engine/taskrouter/record.h"
 #include "engine/taskrouter/stats.h"
 #include "base/log.h"
 #include "store/store.h"
@@ -1252,6 +1253,234 @@ static void test_first_waiting_in_queue_order(void **state)
     }
 }
 
+/* One integer from sql (no parameters), the store lock taken and given back around it, so
+ * that a failing assertion on it never leaves the lock held. */
+static int64_t sql_int(fx_t *f, const char *sql)
+{
+    store_lock(f->store);
+    int64_t n = db_int(f->store, -1, sql, NULL);
+    store_unlock(f->store);
+    return n;
+}
+
+/* Every recorded event through the Events list (StartDate long ago, one page), as text. */
+static char *events_text(fx_t *f)
+{
+    json_t *items = NULL;
+    bool more = true;
+    params_t *p = P("StartDate", "2000-01-01", NULL);
+    assert_int_equal(tr_event_list(f->e, p, 0, 1000, "http://h", &items, &more, NULL), TASSA_OK);
+    params_free(p);
+    assert_false(more);
+    char *text = json_dumps(items, JSON_COMPACT);
+    json_decref(items);
+    return text;
+}
+
+/* A task's life with many kinds of events: reserve, reject, accept, wrap-up, complete; an
+ * attributes and a priority change; a cancel with a reason; a worker's activity changes.
+ * Waits until the dispatcher delivered every event to the sink; returns their number. */
+static size_t event_scenario(fx_t *f)
+{
+    char q[40], wf[40], w1[40], w2[40], t1[40], t2[40], t3[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W1", "{\"skills\":[\"a\"]}", f->offline, w1);
+    worker(f, "W2", "{}", f->offline, w2);
+    task(f, "{\"topic\":\"t1\"}", "3", t1);
+    task(f, "{\"topic\":\"t2\"}", "1", t2);
+    task(f, "{\"topic\":\"t3\"}", "0", t3);
+    task_update(f, t2, P("Attributes", "{\"topic\":\"t2\",\"more\":true}", NULL));
+    task_update(f, t3, P("Priority", "7", NULL));
+    set_activity(f, w1, f->available); /* t3 reserved */
+    res_update(f, t3, res_field(f, t3, 0, "sid"), P("ReservationStatus", "rejected", NULL));
+    set_activity(f, w2, f->available);
+    char *res = res_field(f, t3, 1, "sid");
+    res_update(f, t3, res, P("ReservationStatus", "accepted", NULL));
+    task_update(f, t3, P("AssignmentStatus", "wrapping", NULL));
+    task_update(f, t3, P("AssignmentStatus", "completed", "Reason", "done", NULL));
+    task_update(f, t2, P("AssignmentStatus", "canceled", "Reason", "hung up", NULL));
+    store_lock(f->store);
+    int64_t n = db_int(f->store, -1, "SELECT count(*) FROM tr_events", NULL);
+    store_unlock(f->store);
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&f->sink.mu);
+        size_t got = json_array_size(f->sink.events);
+        pthread_mutex_unlock(&f->sink.mu);
+        if ((int64_t)got >= n)
+            break;
+        usleep(10000);
+    }
+    pthread_mutex_lock(&f->sink.mu);
+    size_t got = json_array_size(f->sink.events);
+    pthread_mutex_unlock(&f->sink.mu);
+    assert_int_equal((int64_t)got, n);
+    return got;
+}
+
+/* A task's events store its parameter set once (tr_event_bases) and each only what differs;
+ * every one round-trips (none fell back to its whole set), the sink gets each event's whole
+ * set, and the Events list shows the same fields. */
+static void test_event_params_stored_once(void **state)
+{
+    fx_t *f = *state;
+    size_t n = event_scenario(f);
+    assert_true(n > 20);
+    store_lock(f->store);
+    int64_t whole = db_int(f->store, -1,
+                           "SELECT count(*) FROM tr_events WHERE task_sid IS NOT NULL AND"
+                           " base_id IS NULL",
+                           NULL);
+    int64_t based = db_int(f->store, -1, "SELECT count(*) FROM tr_events WHERE base_id > 0", NULL);
+    int64_t bases = db_int(f->store, -1, "SELECT count(*) FROM tr_event_bases", NULL);
+    int64_t delta = db_int(f->store, -1,
+                           "SELECT CAST(avg(length(params)) AS INTEGER) FROM tr_events WHERE"
+                           " base_id > 0",
+                           NULL);
+    int64_t full = db_int(f->store, -1, "SELECT min(length(params)) FROM tr_event_bases", NULL);
+    store_unlock(f->store);
+    assert_int_equal(whole, 0);
+    assert_true(based > 15);
+    assert_int_equal(bases, 3);
+    assert_true(delta * 3 < full); /* the differences are a fraction of the set */
+    /* each delivered event equals its entry of the Events list, field by field */
+    json_t *items = NULL;
+    bool more;
+    params_t *p = P("StartDate", "2000-01-01", NULL);
+    assert_int_equal(tr_event_list(f->e, p, 0, 1000, "", &items, &more, NULL), TASSA_OK);
+    params_free(p);
+    assert_int_equal(json_array_size(items), n);
+    pthread_mutex_lock(&f->sink.mu);
+    for (size_t i = 0; i < n; i++) {
+        json_t *sent = json_array_get(f->sink.events, i);
+        json_t *listed = json_array_get(items, n - 1 - i); /* newest first */
+        assert_string_equal(json_string_value(json_object_get(listed, "sid")),
+                            json_string_value(json_object_get(sent, "Sid")));
+        assert_string_equal(json_string_value(json_object_get(listed, "description")),
+                            json_string_value(json_object_get(sent, "EventDescription")));
+        json_t *data = json_object_get(listed, "event_data");
+        assert_int_equal(json_object_size(data), json_object_size(sent));
+        json_t *v = json_object_get(data, "task_attributes");
+        json_t *want = json_object_get(sent, "TaskAttributes");
+        if (want)
+            assert_string_equal(json_string_value(v), json_string_value(want));
+    }
+    pthread_mutex_unlock(&f->sink.mu);
+    json_decref(items);
+}
+
+/* ev_delta and ev_merge give back the very text of a parameter set whose keys were deleted,
+ * added in the middle and at the end, changed, and reordered. */
+static void test_event_delta_round_trip(void **state)
+{
+    (void)state;
+    static const char *const base =
+        "{\"EventType\":\"a\",\"Sid\":\"EV1\",\"ResourceType\":\"Task\",\"ResourceSid\":\"WT1\","
+        "\"EventDescription\":\"d\",\"Timestamp\":\"1\",\"TimestampMs\":\"1000\",\"TaskSid\":"
+        "\"WT1\",\"A\":\"1\",\"B\":\"2\",\"C\":\"3\"}";
+    static const char *const evs[] = {
+        "{\"EventType\":\"b\",\"Sid\":\"EV2\",\"ResourceType\":\"Task\",\"ResourceSid\":\"WT1\","
+        "\"EventDescription\":\"e\",\"Timestamp\":\"2\",\"TimestampMs\":\"2500\",\"TaskSid\":"
+        "\"WT1\",\"A\":\"1\",\"B\":\"2\",\"C\":\"3\"}",
+        "{\"EventType\":\"b\",\"Sid\":\"EV2\",\"ResourceType\":\"Task\",\"ResourceSid\":\"WT1\","
+        "\"EventDescription\":\"e\",\"Timestamp\":\"2\",\"TimestampMs\":\"2500\",\"TaskSid\":"
+        "\"WT1\",\"A\":\"9\",\"C\":\"3\",\"D\":\"4\"}",
+        "{\"EventType\":\"b\",\"Sid\":\"EV2\",\"ResourceType\":\"Task\",\"ResourceSid\":\"WT1\","
+        "\"EventDescription\":\"e\",\"Timestamp\":\"2\",\"TimestampMs\":\"2500\",\"TaskSid\":"
+        "\"WT1\",\"A\":\"1\",\"X\":\"new\",\"B\":\"2\",\"C\":\"3\"}",
+        "{\"EventType\":\"b\",\"Sid\":\"EV2\",\"ResourceType\":\"Task\",\"ResourceSid\":\"WT1\","
+        "\"EventDescription\":\"e\",\"Timestamp\":\"2\",\"TimestampMs\":\"2500\",\"TaskSid\":"
+        "\"WT1\",\"C\":\"3\",\"B\":\"2\",\"A\":\"1\"}",
+    };
+    json_t *b = json_loads(base, 0, NULL);
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
+        json_t *ev = json_loads(evs[i], 0, NULL);
+        json_t *d = ev_delta(b, ev);
+        char *dtext = json_dumps(d, JSON_COMPACT);
+        tr_event_t r = {.sid = "EV2",
+                        .event_type = "b",
+                        .resource_type = "Task",
+                        .resource_sid = "WT1",
+                        .description = "e",
+                        .date_ms = 2500};
+        char *back = ev_merge(base, dtext, &r);
+        assert_non_null(back);
+        assert_string_equal(back, evs[i]);
+        if (i == 0)
+            assert_string_equal(dtext, "{}"); /* only columns differ */
+        free(back);
+        free(dtext);
+        json_decref(d);
+        json_decref(ev);
+    }
+    json_decref(b);
+}
+
+/* A data file of taskrouter schema 3 (events with their whole parameter set, built here by
+ * SQL from the delivered events, with that version's indexes) reads the same Events after
+ * step 4, and new events of its tasks are stored against a base without changing the old
+ * ones. The prune removes the bases with their events. */
+static void test_event_params_migration(void **state)
+{
+    fx_t *f = *state;
+    size_t n = event_scenario(f);
+    char *before = events_text(f);
+    errmsg_t em = {{0}};
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    store_lock(f->store);
+    pthread_mutex_lock(&f->sink.mu);
+    for (size_t i = 0; i < n; i++) {
+        json_t *sent = json_array_get(f->sink.events, i);
+        char *text = json_dumps(sent, JSON_COMPACT);
+        assert_int_equal(
+            db_exec(f->store, "UPDATE tr_events SET params = ?, description = ? WHERE sid = ?",
+                    "sss", text, json_string_value(json_object_get(sent, "EventDescription")),
+                    json_string_value(json_object_get(sent, "Sid"))),
+            TASSA_OK);
+        free(text);
+    }
+    pthread_mutex_unlock(&f->sink.mu);
+    store_unlock(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "DROP INDEX tr_events_base;"
+                                  "ALTER TABLE tr_events DROP COLUMN base_id;"
+                                  "DROP TABLE tr_event_bases;"
+                                  "CREATE INDEX tr_events_queue ON tr_events (queue_sid, date_ms);"
+                                  "CREATE INDEX tr_events_task ON tr_events (task_sid);"
+                                  "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
+                                  " version = 4;",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, false);
+    char *after = events_text(f);
+    assert_string_equal(after, before);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_events WHERE base_id > 0"), 0);
+    /* a new event of an old task: stored against a new base; the old ones read as before */
+    char t[64];
+    sql_text(f, "SELECT sid FROM tr_tasks WHERE status IN ('pending', 'reserved') LIMIT 1", t,
+             sizeof t);
+    assert_non_null(strchr(t, ';'));
+    *strchr(t, ';') = '\0';
+    task_update(f, t, P("Priority", "2", NULL));
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_events WHERE base_id > 0"), 1);
+    char *later = events_text(f);
+    assert_true(strlen(later) > strlen(before));
+    assert_non_null(strstr(later, before + 1)); /* the older entries, unchanged, after it */
+    free(before);
+    free(after);
+    free(later);
+    close_engine(f); /* the dispatcher delivers the new event: the prune takes delivered ones */
+    open_engine(f, true);
+    json_decref(wait_event(f, "task.updated", "TaskSid", t, 3000));
+    /* 31 days on every event goes, and with them their bases */
+    assert_int_equal(tr_engine_prune(f->e, store_now_ms() + 31LL * 24 * 3600 * 1000), TASSA_OK);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_events"), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_event_bases"), 0);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -1278,6 +1507,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_counts_follow_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rank_buckets_follow_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_waiting_in_queue_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_params_stored_once, setup, teardown),
+        cmocka_unit_test(test_event_delta_round_trip),
+        cmocka_unit_test_setup_teardown(test_event_params_migration, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,6 +128,16 @@ static const migrate_step_t MIGRATIONS[] = {
      "  priority INTEGER NOT NULL, level INTEGER NOT NULL, bucket INTEGER NOT NULL,"
      "  n INTEGER NOT NULL, PRIMARY KEY (queue_sid, priority, level, bucket));",
      NULL},
+    /* 4: a task's event parameters stored once (record.c); older events keep their whole
+     * set (base_id NULL) and read as before. Two indexes nothing reads go. */
+    {"ALTER TABLE tr_events ADD COLUMN base_id INTEGER;"
+     "CREATE TABLE IF NOT EXISTS tr_event_bases (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  task_sid TEXT NOT NULL UNIQUE, first_ms INTEGER NOT NULL, params TEXT NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS tr_event_bases_first ON tr_event_bases (first_ms);"
+     "CREATE INDEX IF NOT EXISTS tr_events_base ON tr_events (base_id) WHERE base_id IS NOT NULL;"
+     "DROP INDEX IF EXISTS tr_events_queue;"
+     "DROP INDEX IF EXISTS tr_events_task;",
+     "SELECT base_id FROM tr_events LIMIT 0"},
 };
 
 /* The activities of a new workspace: name, available. Offline is the default. */

@@ -148,24 +148,212 @@ void ev_reservation(json_t *ev, const tr_reservation_t *r)
     put(ev, "ReservationStatus", r->status);
 }
 
+/* The parameters that are columns of an event row, in no particular order. */
+static const char *const COLUMN_KEYS[] = {"Sid",         "EventType",        "ResourceType",
+                                          "ResourceSid", "EventDescription", "Timestamp",
+                                          "TimestampMs"};
+
+static bool column_key(const char *k)
+{
+    for (size_t i = 0; i < sizeof COLUMN_KEYS / sizeof COLUMN_KEYS[0]; i++)
+        if (!strcmp(k, COLUMN_KEYS[i]))
+            return true;
+    return false;
+}
+
+/* The description ev_new gives an event without one, into buf (malloc'd; NULL on OOM). */
+static char *default_description(const char *rtype, const char *rsid, const char *type)
+{
+    size_t n = strlen(rtype ? rtype : "") + strlen(rsid ? rsid : "") + strlen(type ? type : "");
+    char *buf = malloc(n + 3);
+    if (buf)
+        snprintf(buf, n + 3, "%s %s %s", rtype ? rtype : "", rsid ? rsid : "", type ? type : "");
+    return buf;
+}
+
+json_t *ev_delta(const json_t *base, const json_t *ev)
+{
+    json_t *d = json_object(), *v, *order = NULL;
+    const char *k;
+    bool same_order = true;
+    if (!d)
+        return NULL;
+    json_object_foreach((json_t *)ev, k, v)
+    {
+        json_t *bv = json_object_get(base, k);
+        if (!column_key(k) && (!bv || !json_equal(bv, v)))
+            json_object_set(d, k, v);
+    }
+    json_object_foreach((json_t *)base, k, v) if (!json_object_get(ev, k) && !column_key(k))
+        json_object_set_new(d, k, json_null());
+    /* The merge orders the keys of base that stay, then the new ones in ev's order. */
+    void *it = json_object_iter((json_t *)ev);
+    json_object_foreach((json_t *)base, k, v)
+    {
+        if (!json_object_get(ev, k) && !column_key(k))
+            continue; /* deleted */
+        if (!json_object_get(ev, k) || !it || strcmp(json_object_iter_key(it), k)) {
+            same_order = false;
+            break;
+        }
+        it = json_object_iter_next((json_t *)ev, it);
+    }
+    for (; same_order && it; it = json_object_iter_next((json_t *)ev, it))
+        if (json_object_get(base, json_object_iter_key(it)))
+            same_order = false; /* a key of base further on */
+    if (!same_order && (order = json_array())) {
+        json_object_foreach((json_t *)ev, k, v) json_array_append_new(order, json_string(k));
+        json_object_set_new(d, "", order);
+    }
+    return d;
+}
+
+char *ev_merge(const char *base_text, const char *delta_text, const tr_event_t *r)
+{
+    json_t *base = json_loads(base_text, 0, NULL), *delta = json_loads(delta_text, 0, NULL);
+    json_t *out = json_object(), *v;
+    char *text = NULL, ts[24], ms[24];
+    const char *k;
+    if (!json_is_object(base) || !json_is_object(delta) || !out)
+        goto out;
+    json_object_foreach(base, k, v)
+    {
+        json_t *dv = json_object_get(delta, k);
+        if (!json_is_null(dv))
+            json_object_set(out, k, dv ? dv : v);
+    }
+    json_object_foreach(delta, k, v) if (*k && !json_is_null(v) && !json_object_get(base, k))
+        json_object_set(out, k, v);
+    snprintf(ts, sizeof ts, "%lld", (long long)(r->date_ms / 1000));
+    snprintf(ms, sizeof ms, "%lld", (long long)r->date_ms);
+    const char *cols[][2] = {{"Sid", r->sid},
+                             {"EventType", r->event_type},
+                             {"ResourceType", r->resource_type},
+                             {"ResourceSid", r->resource_sid ? r->resource_sid : ""},
+                             {"EventDescription", r->description},
+                             {"Timestamp", ts},
+                             {"TimestampMs", ms}};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+        if (json_object_get(out, cols[i][0]) && cols[i][1])
+            json_object_set_new(out, cols[i][0], json_string(cols[i][1]));
+    json_t *order = json_object_get(delta, "");
+    if (json_is_array(order)) {
+        json_t *sorted = json_object();
+        size_t i;
+        json_array_foreach(order, i, v)
+        {
+            json_t *x = json_object_get(out, json_string_value(v) ? json_string_value(v) : "");
+            if (sorted && x)
+                json_object_set(sorted, json_string_value(v), x);
+        }
+        json_decref(out);
+        out = sorted;
+    }
+    text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+out:
+    json_decref(base);
+    json_decref(delta);
+    json_decref(out);
+    return text;
+}
+
+bool ev_row_finish(void *row)
+{
+    tr_event_t *r = row;
+    if (!r->description &&
+        !(r->description = default_description(r->resource_type, r->resource_sid, r->event_type)))
+        return false;
+    if (!r->base)
+        return true;
+    char *whole = ev_merge(r->base, r->params ? r->params : "{}", r);
+    if (!whole)
+        return false;
+    free(r->params);
+    r->params = whole;
+    return true;
+}
+
+/* The id of the task's parameter set in tr_event_bases, stored from text (the whole set of
+ * this event) when it has none yet; its text (new reference, parsed) in *base. -1 on failure. */
+static int64_t base_of(tr_engine_t *e, const char *task_sid, const char *text, int64_t now,
+                       json_t **base)
+{
+    int64_t id = -1;
+    *base = NULL;
+    for (int round = 0; round < 2 && id < 0; round++) {
+        store_stmt_t *st = db_query(
+            e->store, "SELECT id, params FROM tr_event_bases WHERE task_sid = ?", "s", task_sid);
+        if (st && store_step(st) == STORE_ROW && store_col_text(st, 1)) {
+            id = store_col_int64(st, 0);
+            *base = json_loads(store_col_text(st, 1), 0, NULL);
+        }
+        store_release(e->store, st);
+        if (id < 0 && (round > 0 || db_exec(e->store,
+                                            "INSERT INTO tr_event_bases (task_sid, first_ms,"
+                                            " params) VALUES (?, ?, ?)",
+                                            "sis", task_sid, now, text)))
+            break;
+    }
+    if (!*base)
+        id = -1;
+    return id;
+}
+
 tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
 {
     if (!ev)
         return TASSA_ENOMEM;
-    char *text = json_dumps(ev, JSON_COMPACT);
+    char *text = json_dumps(ev, JSON_COMPACT), *stored = NULL, *dflt = NULL;
     tassa_err err = TASSA_ENOMEM;
-    if (text)
-        err = db_exec(
-            e->store,
-            "INSERT INTO tr_events (sid, event_type, resource_type, resource_sid, description,"
-            " date_ms, task_sid, worker_sid, reservation_sid, queue_sid, workflow_sid, wait_ms,"
-            " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(CAST(? AS INTEGER), -1), ?)",
-            "sssssisssssis", param(ev, "Sid"), param(ev, "EventType"), param(ev, "ResourceType"),
-            param(ev, "ResourceSid"), param(ev, "EventDescription"),
-            (int64_t)strtoll(param(ev, "TimestampMs"), NULL, 10), param(ev, "TaskSid"),
-            param(ev, "WorkerSid"), param(ev, "ReservationSid"), param(ev, "TaskQueueSid"),
-            param(ev, "WorkflowSid"), wait_ms, text);
+    json_t *base = NULL;
+    int64_t base_id = -1;
+    const char *task_sid = param(ev, "TaskSid"), *desc = param(ev, "EventDescription");
+    tr_event_t cols = {.sid = (char *)param(ev, "Sid"),
+                       .event_type = (char *)param(ev, "EventType"),
+                       .resource_type = (char *)param(ev, "ResourceType"),
+                       .resource_sid = (char *)param(ev, "ResourceSid"),
+                       .description = (char *)desc,
+                       .date_ms = param(ev, "TimestampMs")
+                                      ? (int64_t)strtoll(param(ev, "TimestampMs"), NULL, 10)
+                                      : 0};
+    if (!text || !cols.sid || !cols.event_type || !cols.resource_type)
+        goto out;
+    dflt = default_description(cols.resource_type, cols.resource_sid, cols.event_type);
+    if (!dflt)
+        goto out;
+    /* A task's events store what differs from its parameter set, when that gives the text
+     * back exactly; anything else stores the whole set. */
+    if (task_sid && (base_id = base_of(e, task_sid, text, cols.date_ms, &base)) >= 0) {
+        json_t *d = ev_delta(base, ev);
+        char *dtext = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        char *btext = json_dumps(base, JSON_COMPACT);
+        char *back = dtext && btext ? ev_merge(btext, dtext, &cols) : NULL;
+        if (back && !strcmp(back, text)) {
+            stored = dtext;
+            dtext = NULL;
+        } else {
+            base_id = -1;
+        }
+        json_decref(d);
+        free(dtext);
+        free(btext);
+        free(back);
+    }
+    err =
+        db_exec(e->store,
+                "INSERT INTO tr_events (sid, event_type, resource_type, resource_sid, description,"
+                " date_ms, task_sid, worker_sid, reservation_sid, queue_sid, workflow_sid, wait_ms,"
+                " params, base_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " NULLIF(CAST(? AS INTEGER), -1), ?, NULLIF(CAST(? AS INTEGER), -1))",
+                "sssssisssssisi", cols.sid, cols.event_type, cols.resource_type, cols.resource_sid,
+                desc && strcmp(desc, dflt) ? desc : NULL, cols.date_ms, task_sid,
+                param(ev, "WorkerSid"), param(ev, "ReservationSid"), param(ev, "TaskQueueSid"),
+                param(ev, "WorkflowSid"), wait_ms, stored ? stored : text, base_id);
+out:
     free(text);
+    free(stored);
+    free(dflt);
+    json_decref(base);
     json_decref(ev);
     return err;
 }

@@ -5,6 +5,8 @@
  */
 #include "engine/taskrouter/rows.h"
 
+#include "engine/taskrouter/record.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +20,8 @@ typedef struct {
 struct tr_rowtype {
     const col_t *cols;
     size_t n, size;
-    const char *by_sid; /* the SELECT of one row by SID */
+    const char *by_sid;        /* the SELECT of one row by SID */
+    bool (*finish)(void *row); /* completes a row read (NULL: none); false on OOM */
 };
 
 #define T(type, f)                                                                                 \
@@ -35,7 +38,7 @@ struct tr_rowtype {
     }
 #define ROWTYPE(c, t, sql)                                                                         \
     {                                                                                              \
-        c, sizeof c / sizeof c[0], sizeof(t), sql                                                  \
+        c, sizeof c / sizeof c[0], sizeof(t), sql, NULL                                            \
     }
 
 /* Each table lists the columns of its SELECT head in rows.h, in order. */
@@ -113,7 +116,7 @@ static const col_t EVENT_COLS[] = {
     T(tr_event_t, resource_sid), T(tr_event_t, description),     T(tr_event_t, task_sid),
     T(tr_event_t, worker_sid),   T(tr_event_t, reservation_sid), T(tr_event_t, queue_sid),
     T(tr_event_t, workflow_sid), T(tr_event_t, params),          I(tr_event_t, seq),
-    I(tr_event_t, date_ms),      I(tr_event_t, wait_ms),
+    I(tr_event_t, date_ms),      I(tr_event_t, wait_ms),         T(tr_event_t, base),
 };
 
 const tr_rowtype_t TR_WORKSPACE_ROW =
@@ -129,7 +132,9 @@ const tr_rowtype_t TR_WORKFLOW_ROW =
 const tr_rowtype_t TR_TASK_ROW = ROWTYPE(TASK_COLS, tr_task_t, TR_TASK_SELECT "WHERE t.sid = ?");
 const tr_rowtype_t TR_RES_ROW =
     ROWTYPE(RES_COLS, tr_reservation_t, TR_RES_SELECT "WHERE r.sid = ?");
-const tr_rowtype_t TR_EVENT_ROW = ROWTYPE(EVENT_COLS, tr_event_t, TR_EVENT_SELECT "WHERE sid = ?");
+const tr_rowtype_t TR_EVENT_ROW = {EVENT_COLS, sizeof EVENT_COLS / sizeof EVENT_COLS[0],
+                                   sizeof(tr_event_t), TR_EVENT_SELECT "WHERE ev.sid = ?",
+                                   ev_row_finish};
 
 void rows_clear(const tr_rowtype_t *type, void *row)
 {
@@ -157,6 +162,10 @@ bool rows_read(const tr_rowtype_t *type, store_stmt_t *st, void *row)
         case COL_INT: *(int64_t *)field = null ? -1 : store_col_int64(st, (int)i); break;
         case COL_BOOL: *(bool *)field = !null && store_col_int64(st, (int)i) != 0; break;
         }
+    }
+    if (type->finish && !type->finish(row)) {
+        rows_clear(type, row);
+        return false;
     }
     return true;
 }

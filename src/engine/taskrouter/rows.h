@@ -74,8 +74,10 @@ typedef struct {
 
 typedef struct {
     char *sid, *event_type, *resource_type, *resource_sid, *description, *task_sid;
-    char *worker_sid, *reservation_sid, *queue_sid, *workflow_sid, *params;
+    char *worker_sid, *reservation_sid, *queue_sid, *workflow_sid;
+    char *params;                  /* the whole parameter set (JSON object text) once read */
     int64_t seq, date_ms, wait_ms; /* wait_ms -1 when unset */
+    char *base;                    /* the task's parameter set it was stored against, or NULL */
 } tr_event_t;
 
 /* The SELECT heads, in each struct's column order. */
@@ -114,9 +116,13 @@ typedef struct {
     "SELECT r.sid, r.task_sid, r.worker_sid, r.status, w.friendly_name, r.deadline,"               \
     " r.date_created, r.date_updated FROM tr_reservations r"                                       \
     " LEFT JOIN tr_workers w ON w.sid = r.worker_sid "
+/* An event's params are its whole parameter set (base_id NULL), or what differs from its
+ * task's parameter set in tr_event_bases (record.c); reading the row merges them. */
 #define TR_EVENT_SELECT                                                                            \
-    "SELECT sid, event_type, resource_type, resource_sid, description, task_sid, worker_sid,"      \
-    " reservation_sid, queue_sid, workflow_sid, params, seq, date_ms, wait_ms FROM tr_events "
+    "SELECT ev.sid, ev.event_type, ev.resource_type, ev.resource_sid, ev.description,"             \
+    " ev.task_sid, ev.worker_sid, ev.reservation_sid, ev.queue_sid, ev.workflow_sid, ev.params,"   \
+    " ev.seq, ev.date_ms, ev.wait_ms, b.params FROM tr_events ev"                                  \
+    " LEFT JOIN tr_event_bases b ON b.id = ev.base_id "
 
 /* Status lists as SQL IN lists (the waiting ones are base/task_order.h's TASK_WAITING_SQL):
  * a task not yet finished; a reservation that holds its worker (one task per worker); a
