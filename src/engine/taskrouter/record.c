@@ -274,18 +274,21 @@ bool ev_row_finish(void *row)
 }
 
 /* The id of the task's parameter set in tr_event_bases, stored from text (the whole set of
- * this event) when it has none yet; its text (new reference, parsed) in *base. -1 on failure. */
+ * this event) when it has none yet; its text in *btext (malloc'd) and parsed in *base (new
+ * reference). -1 on failure (both NULL). */
 static int64_t base_of(tr_engine_t *e, const char *task_sid, const char *text, int64_t now,
-                       json_t **base)
+                       json_t **base, char **btext)
 {
     int64_t id = -1;
     *base = NULL;
+    *btext = NULL;
     for (int round = 0; round < 2 && id < 0; round++) {
         store_stmt_t *st = db_query(
             e->store, "SELECT id, params FROM tr_event_bases WHERE task_sid = ?", "s", task_sid);
         if (st && store_step(st) == STORE_ROW && store_col_text(st, 1)) {
             id = store_col_int64(st, 0);
-            *base = json_loads(store_col_text(st, 1), 0, NULL);
+            *btext = strdup(store_col_text(st, 1));
+            *base = *btext ? json_loads(*btext, 0, NULL) : NULL;
         }
         store_release(e->store, st);
         if (id < 0 && (round > 0 || db_exec(e->store,
@@ -294,8 +297,11 @@ static int64_t base_of(tr_engine_t *e, const char *task_sid, const char *text, i
                                             "sis", task_sid, now, text)))
             break;
     }
-    if (!*base)
+    if (!*base) {
+        free(*btext);
+        *btext = NULL;
         id = -1;
+    }
     return id;
 }
 
@@ -303,7 +309,7 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
 {
     if (!ev)
         return TASSA_ENOMEM;
-    char *text = json_dumps(ev, JSON_COMPACT), *stored = NULL, *dflt = NULL;
+    char *text = json_dumps(ev, JSON_COMPACT), *stored = NULL, *dflt = NULL, *btext = NULL;
     tassa_err err = TASSA_ENOMEM;
     json_t *base = NULL;
     int64_t base_id = -1;
@@ -323,11 +329,10 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
         goto out;
     /* A task's events store what differs from its parameter set, when that gives the text
      * back exactly; anything else stores the whole set. */
-    if (task_sid && (base_id = base_of(e, task_sid, text, cols.date_ms, &base)) >= 0) {
+    if (task_sid && (base_id = base_of(e, task_sid, text, cols.date_ms, &base, &btext)) >= 0) {
         json_t *d = ev_delta(base, ev);
         char *dtext = d ? json_dumps(d, JSON_COMPACT) : NULL;
-        char *btext = json_dumps(base, JSON_COMPACT);
-        char *back = dtext && btext ? ev_merge(btext, dtext, &cols) : NULL;
+        char *back = dtext ? ev_merge(btext, dtext, &cols) : NULL;
         if (back && !strcmp(back, text)) {
             stored = dtext;
             dtext = NULL;
@@ -336,7 +341,6 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
         }
         json_decref(d);
         free(dtext);
-        free(btext);
         free(back);
     }
     err =
@@ -353,6 +357,7 @@ out:
     free(text);
     free(stored);
     free(dflt);
+    free(btext);
     json_decref(base);
     json_decref(ev);
     return err;
