@@ -273,12 +273,26 @@ bool ev_row_finish(void *row)
     return true;
 }
 
-/* The id of the task's parameter set in tr_event_bases, stored from text (the whole set of
- * this event) when it has none yet; its text in *btext (malloc'd) and parsed in *base (new
- * reference). -1 on failure (both NULL). */
-static int64_t base_of(tr_engine_t *e, const char *task_sid, const char *text, int64_t now,
+/* The whole set of ev with the column keys emptied (their values come from each row): the
+ * text a task's base is stored as. malloc'd; NULL on OOM. */
+static char *base_text(const json_t *ev)
+{
+    json_t *copy = json_copy((json_t *)ev);
+    for (size_t i = 0; copy && i < sizeof COLUMN_KEYS / sizeof COLUMN_KEYS[0]; i++)
+        if (json_object_get(copy, COLUMN_KEYS[i]))
+            json_object_set_new(copy, COLUMN_KEYS[i], json_string(""));
+    char *text = copy ? json_dumps(copy, JSON_COMPACT) : NULL;
+    json_decref(copy);
+    return text;
+}
+
+/* The id of the task's parameter set in tr_event_bases, stored from ev (this event) when it
+ * has none yet; its text in *btext (malloc'd) and parsed in *base (new reference). -1 on
+ * failure (both NULL). */
+static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, int64_t now,
                        json_t **base, char **btext)
 {
+    char *text = NULL;
     int64_t id = -1;
     *base = NULL;
     *btext = NULL;
@@ -291,12 +305,14 @@ static int64_t base_of(tr_engine_t *e, const char *task_sid, const char *text, i
             *base = *btext ? json_loads(*btext, 0, NULL) : NULL;
         }
         store_release(e->store, st);
-        if (id < 0 && (round > 0 || db_exec(e->store,
-                                            "INSERT INTO tr_event_bases (task_sid, first_ms,"
-                                            " params) VALUES (?, ?, ?)",
-                                            "sis", task_sid, now, text)))
+        if (id < 0 && (round > 0 || !(text = base_text(ev)) ||
+                       db_exec(e->store,
+                               "INSERT INTO tr_event_bases (task_sid, first_ms, params)"
+                               " VALUES (?, ?, ?)",
+                               "sis", task_sid, now, text)))
             break;
     }
+    free(text);
     if (!*base) {
         free(*btext);
         *btext = NULL;
@@ -329,7 +345,7 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
         goto out;
     /* A task's events store what differs from its parameter set, when that gives the text
      * back exactly; anything else stores the whole set. */
-    if (task_sid && (base_id = base_of(e, task_sid, text, cols.date_ms, &base, &btext)) >= 0) {
+    if (task_sid && (base_id = base_of(e, task_sid, ev, cols.date_ms, &base, &btext)) >= 0) {
         json_t *d = ev_delta(base, ev);
         char *dtext = d ? json_dumps(d, JSON_COMPACT) : NULL;
         char *back = dtext ? ev_merge(btext, dtext, &cols) : NULL;
