@@ -1449,8 +1449,10 @@ static void test_event_params_migration(void **state)
                                   "DROP TABLE tr_event_bases;"
                                   "CREATE INDEX tr_events_queue ON tr_events (queue_sid, date_ms);"
                                   "CREATE INDEX tr_events_task ON tr_events (task_sid);"
+                                  "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
+                                  "DROP TABLE tr_queue_activity_counts;"
                                   "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
-                                  " version = 4;",
+                                  " version >= 4;",
                                   &em),
                      TASSA_OK);
     store_close(f->store);
@@ -1479,6 +1481,105 @@ static void test_event_params_migration(void **state)
     assert_int_equal(tr_engine_prune(f->e, store_now_ms() + 31LL * 24 * 3600 * 1000), TASSA_OK);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_events"), 0);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_event_bases"), 0);
+}
+
+/* A queue's members by activity (tr_queue_activity_counts) equal a count of its membership
+ * rows by their worker's activity, and each queue's RealTimeStatistics give the same eligible,
+ * available and per-activity figures as a count over the members. */
+static void check_activity_counts(fx_t *f)
+{
+    char want[4096], got[4096], qs[512];
+    sql_text(f,
+             "SELECT m.queue_sid || '/' || w.activity_sid || '=' || count(*) FROM"
+             " tr_queue_members m JOIN tr_workers w ON w.sid = m.worker_sid"
+             " GROUP BY m.queue_sid, w.activity_sid ORDER BY 1",
+             want, sizeof want);
+    sql_text(f,
+             "SELECT queue_sid || '/' || activity_sid || '=' || n FROM tr_queue_activity_counts"
+             " WHERE n > 0 ORDER BY 1",
+             got, sizeof got);
+    assert_string_equal(got, want);
+    sql_text(f, "SELECT sid FROM tr_queues ORDER BY seq", qs, sizeof qs);
+    for (char *q = strtok(qs, ";"); q; q = strtok(NULL, ";")) {
+        json_t *rt, *cum;
+        assert_int_equal(tr_queue_stats_json(f->e, q, 15, "", &rt, &cum), TASSA_OK);
+        store_lock(f->store);
+        int64_t eligible = db_int(
+            f->store, -1, "SELECT count(*) FROM tr_queue_members WHERE queue_sid = ?", "s", q);
+        int64_t available = db_int(
+            f->store, -1,
+            "SELECT count(*) FROM tr_queue_members m JOIN tr_workers w ON w.sid = m.worker_sid"
+            " JOIN tr_activities a ON a.sid = w.activity_sid WHERE m.queue_sid = ? AND"
+            " a.available = 1 AND NOT EXISTS (SELECT 1 FROM tr_reservations r WHERE"
+            " r.worker_sid = w.sid AND r.status IN ('pending', 'accepted'))",
+            "s", q);
+        int64_t offline = db_int(f->store, -1,
+                                 "SELECT count(*) FROM tr_queue_members m JOIN tr_workers w ON"
+                                 " w.sid = m.worker_sid WHERE m.queue_sid = ? AND"
+                                 " w.activity_sid = ?",
+                                 "ss", q, f->offline);
+        store_unlock(f->store);
+        assert_int_equal(json_integer_value(json_object_get(rt, "total_eligible_workers")),
+                         eligible);
+        assert_int_equal(json_integer_value(json_object_get(rt, "total_available_workers")),
+                         available);
+        json_t *acts = json_object_get(rt, "activity_statistics"), *a;
+        size_t i;
+        json_array_foreach(acts, i,
+                           a) if (!strcmp(json_string_value(json_object_get(a, "sid")), f->offline))
+            assert_int_equal(json_integer_value(json_object_get(a, "workers")), offline);
+        json_decref(rt);
+        json_decref(cum);
+    }
+}
+
+/* A queue's members by activity follow worker creation, activity changes (a reservation
+ * holding one), attribute changes, a queue's new expression, worker and queue deletion, and
+ * are filled by migration step 5 for a file of schema 4. */
+static void test_queue_activity_counts(void **state)
+{
+    fx_t *f = *state;
+    char q1[40], q2[40], wf[40], w[4][40], t[40];
+    errmsg_t em = {{0}};
+    queue(f, "Q1", "1==1", q1);
+    queue(f, "Q2", "skills HAS 'x'", q2);
+    simple_workflow(f, q1, "120", wf);
+    worker(f, "W0", "{}", f->offline, w[0]);
+    worker(f, "W1", "{\"skills\":[\"x\"]}", f->available, w[1]);
+    worker(f, "W2", "{\"skills\":[\"x\"]}", f->unavailable, w[2]);
+    worker(f, "W3", "{}", f->available, w[3]);
+    check_activity_counts(f);
+    task(f, "{}", "0", t); /* one available worker reserved: no longer free */
+    check_activity_counts(f);
+    set_activity(f, w[0], f->available);
+    set_activity(f, w[2], f->in_call);
+    check_activity_counts(f);
+    update_worker(f, w[0], P("Attributes", "{\"skills\":[\"x\"]}", NULL));
+    update_worker(f, w[1], P("Attributes", "{}", NULL));
+    check_activity_counts(f);
+    params_t *p = P("TargetWorkers", "skills HAS 'x' OR 1==1", NULL);
+    assert_int_equal(tr_queue_update(f->e, q2, p, "", NULL, &em), TASSA_OK);
+    params_free(p);
+    check_activity_counts(f);
+    assert_int_equal(tr_worker_delete(f->e, w[3], &em), TASSA_OK);
+    check_activity_counts(f);
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
+                                  "DROP TABLE tr_queue_activity_counts;"
+                                  "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
+                                  " version = 5;",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, true);
+    check_activity_counts(f);
+    set_activity(f, w[1], f->offline);
+    check_activity_counts(f);
+    assert_int_equal(tr_queue_delete(f->e, q2, &em), TASSA_OK);
+    check_activity_counts(f);
 }
 
 int main(void)
@@ -1510,6 +1611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_event_params_stored_once, setup, teardown),
         cmocka_unit_test(test_event_delta_round_trip),
         cmocka_unit_test_setup_teardown(test_event_params_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_activity_counts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,6 +138,16 @@ static const migrate_step_t MIGRATIONS[] = {
      "DROP INDEX IF EXISTS tr_events_queue;"
      "DROP INDEX IF EXISTS tr_events_task;",
      "SELECT base_id FROM tr_events LIMIT 0"},
+    /* 5: a queue's members by activity (members.c), for its RealTimeStatistics */
+    {"ALTER TABLE tr_queue_members ADD COLUMN activity_sid TEXT;"
+     "UPDATE tr_queue_members SET activity_sid = (SELECT w.activity_sid FROM tr_workers w"
+     "  WHERE w.sid = tr_queue_members.worker_sid);"
+     "CREATE TABLE IF NOT EXISTS tr_queue_activity_counts (queue_sid TEXT NOT NULL,"
+     "  activity_sid TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (queue_sid, activity_sid));"
+     "INSERT INTO tr_queue_activity_counts (queue_sid, activity_sid, n)"
+     "  SELECT queue_sid, activity_sid, count(*) FROM tr_queue_members"
+     "  WHERE activity_sid IS NOT NULL GROUP BY queue_sid, activity_sid;",
+     "SELECT activity_sid FROM tr_queue_members LIMIT 0"},
 };
 
 /* The activities of a new workspace: name, available. Offline is the default. */

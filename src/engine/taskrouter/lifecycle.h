@@ -86,6 +86,16 @@ tassa_err tr_match_locked(tr_engine_t *e, int64_t now);
 tassa_err tr_members_worker_locked(tr_engine_t *e, const char *worker_sid);
 tassa_err tr_members_queue_locked(tr_engine_t *e, const char *queue_sid);
 
+/* A queue's members by activity, tr_queue_activity_counts (queue_sid, activity_sid, n), kept
+ * with the membership rows: tr_members_tally_locked adds sign to one count;
+ * tr_members_move_locked moves every row of a worker from activity from to activity to (with
+ * its availability), counts and rows alike. Inside the caller's transaction; TASSA_ESTORE on
+ * failure. The rows' n may be 0. */
+tassa_err tr_members_tally_locked(tr_engine_t *e, const char *queue_sid, const char *activity_sid,
+                                  int sign);
+tassa_err tr_members_move_locked(tr_engine_t *e, const char *worker_sid, const char *from,
+                                 const char *to, bool available);
+
 /* Fills tr_queue_members once for a data file written before it existed (its own
  * transaction; a meta row marks it done). Called at engine start. TASSA_ESTORE on failure. */
 tassa_err tr_members_fill(tr_engine_t *e);
