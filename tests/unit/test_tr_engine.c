@@ -1369,7 +1369,7 @@ static void test_event_params_stored_once(void **state)
     json_decref(items);
 }
 
-/* ev_delta and ev_merge give back the very text of a parameter set whose keys were deleted,
+/* ev_delta and tr_event_merge give back the very text of a parameter set whose keys were deleted,
  * added in the middle and at the end, changed, and reordered. */
 static void test_event_delta_round_trip(void **state)
 {
@@ -1403,7 +1403,7 @@ static void test_event_delta_round_trip(void **state)
                         .resource_sid = "WT1",
                         .description = "e",
                         .date_ms = 2500};
-        char *back = ev_merge(base, dtext, &r);
+        char *back = tr_event_merge(base, dtext, &r);
         assert_non_null(back);
         assert_string_equal(back, evs[i]);
         if (i == 0)
@@ -1451,6 +1451,7 @@ static void test_event_params_migration(void **state)
                                   "CREATE INDEX tr_events_task ON tr_events (task_sid);"
                                   "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
                                   "DROP TABLE tr_queue_activity_counts;"
+                                  "DROP TABLE tr_event_minutes;"
                                   "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
                                   " version >= 4;",
                                   &em),
@@ -1569,8 +1570,9 @@ static void test_queue_activity_counts(void **state)
     assert_int_equal(store_schema(f->store,
                                   "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
                                   "DROP TABLE tr_queue_activity_counts;"
+                                  "DROP TABLE tr_event_minutes;"
                                   "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
-                                  " version = 5;",
+                                  " version >= 5;",
                                   &em),
                      TASSA_OK);
     store_close(f->store);
@@ -1580,6 +1582,97 @@ static void test_queue_activity_counts(void **state)
     check_activity_counts(f);
     assert_int_equal(tr_queue_delete(f->e, q2, &em), TASSA_OK);
     check_activity_counts(f);
+}
+
+/* A queue's CumulativeStatistics (from tr_event_minutes and the first minute's events) equal
+ * the counts and waits of its events in the window, counted one by one, for windows of 1 to
+ * 60 minutes. */
+static void check_cumulative(fx_t *f, const char *q)
+{
+    static const long windows[] = {1, 2, 3, 7, 15, 60};
+    static const char *const types[][2] = {{"tasks_entered", "task-queue.entered"},
+                                           {"tasks_canceled", "task.canceled"},
+                                           {"tasks_completed", "task.completed"},
+                                           {"reservations_created", "reservation.created"},
+                                           {"reservations_accepted", "reservation.accepted"},
+                                           {"reservations_rejected", "reservation.rejected"}};
+    for (size_t k = 0; k < sizeof windows / sizeof windows[0]; k++) {
+        json_t *cum = NULL;
+        int64_t now = tr_now_ms(f->e);
+        assert_int_equal(tr_queue_cumulative(f->e, q, windows[k], "", &cum, NULL), TASSA_OK);
+        int64_t from = now - windows[k] * 60000;
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+            store_lock(f->store);
+            int64_t n = db_int(f->store, -1,
+                               "SELECT count(*) FROM tr_events WHERE queue_sid = ? AND"
+                               " event_type = ? AND date_ms >= ?",
+                               "ssi", q, types[i][1], from);
+            store_unlock(f->store);
+            assert_int_equal(json_integer_value(json_object_get(cum, types[i][0])), n);
+        }
+        static const char *const waits[][2] = {
+            {"wait_duration_until_accepted", "reservation.accepted"},
+            {"wait_duration_until_canceled", "task.canceled"}};
+        for (size_t i = 0; i < 2; i++) {
+            store_lock(f->store);
+            int64_t sum = db_int(f->store, -1,
+                                 "SELECT coalesce(sum(wait_ms), 0) FROM tr_events WHERE"
+                                 " queue_sid = ? AND event_type = ? AND date_ms >= ?",
+                                 "ssi", q, waits[i][1], from);
+            int64_t max = db_int(f->store, -1,
+                                 "SELECT coalesce(max(wait_ms), 0) FROM tr_events WHERE"
+                                 " queue_sid = ? AND event_type = ? AND date_ms >= ?",
+                                 "ssi", q, waits[i][1], from);
+            int64_t min = db_int(f->store, -1,
+                                 "SELECT coalesce(min(wait_ms), 0) FROM tr_events WHERE"
+                                 " queue_sid = ? AND event_type = ? AND date_ms >= ?",
+                                 "ssi", q, waits[i][1], from);
+            store_unlock(f->store);
+            json_t *d = json_object_get(cum, waits[i][0]);
+            assert_int_equal(json_integer_value(json_object_get(d, "total")), sum / 1000);
+            assert_int_equal(json_integer_value(json_object_get(d, "max")), max / 1000);
+            assert_int_equal(json_integer_value(json_object_get(d, "min")), min / 1000);
+        }
+        json_decref(cum);
+    }
+}
+
+/* The cumulative counters follow events over several minutes (accepted after waits, a
+ * cancel, a reject) and are filled by migration step 6 for a file of schema 5. */
+static void test_cumulative_counters(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t[6][40];
+    errmsg_t em = {{0}};
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->offline, w);
+    for (int i = 0; i < 6; i++) {
+        task(f, "{}", "0", t[i]);
+        tr_engine_advance_clock(f->e, 40 * 1000); /* entries across minute boundaries */
+    }
+    set_activity(f, w, f->available); /* t0 reserved after a wait of minutes */
+    res_update(f, t[0], res_field(f, t[0], 0, "sid"), P("ReservationStatus", "rejected", NULL));
+    tr_engine_advance_clock(f->e, 70 * 1000);
+    set_activity(f, w, f->available);
+    res_update(f, t[1], res_field(f, t[1], 0, "sid"), P("ReservationStatus", "accepted", NULL));
+    task_update(f, t[1], P("AssignmentStatus", "completed", NULL));
+    task_update(f, t[4], P("AssignmentStatus", "canceled", NULL));
+    check_cumulative(f, q);
+    tr_engine_advance_clock(f->e, 150 * 1000);
+    check_cumulative(f, q);
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "DROP TABLE tr_event_minutes;"
+                                  "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
+                                  " version = 6;",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, false);
+    check_cumulative(f, q);
 }
 
 int main(void)
@@ -1612,6 +1705,7 @@ int main(void)
         cmocka_unit_test(test_event_delta_round_trip),
         cmocka_unit_test_setup_teardown(test_event_params_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_activity_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cumulative_counters, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

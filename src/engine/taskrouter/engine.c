@@ -148,6 +148,16 @@ static const migrate_step_t MIGRATIONS[] = {
      "  SELECT queue_sid, activity_sid, count(*) FROM tr_queue_members"
      "  WHERE activity_sid IS NOT NULL GROUP BY queue_sid, activity_sid;",
      "SELECT activity_sid FROM tr_queue_members LIMIT 0"},
+    /* 6: a queue's events by type and minute (record.c), for its CumulativeStatistics */
+    {"CREATE TABLE IF NOT EXISTS tr_event_minutes (queue_sid TEXT NOT NULL,"
+     "  event_type TEXT NOT NULL, minute INTEGER NOT NULL, n INTEGER NOT NULL,"
+     "  wait_n INTEGER NOT NULL, wait_sum INTEGER NOT NULL, wait_min INTEGER, wait_max INTEGER,"
+     "  PRIMARY KEY (queue_sid, event_type, minute));"
+     "INSERT INTO tr_event_minutes (queue_sid, event_type, minute, n, wait_n, wait_sum,"
+     "  wait_min, wait_max) SELECT queue_sid, event_type, date_ms / 60000, count(*),"
+     "  count(wait_ms), coalesce(sum(wait_ms), 0), min(wait_ms), max(wait_ms) FROM tr_events"
+     "  WHERE queue_sid IS NOT NULL GROUP BY queue_sid, event_type, date_ms / 60000;",
+     NULL},
 };
 
 /* The activities of a new workspace: name, available. Offline is the default. */

@@ -148,29 +148,6 @@ void ev_reservation(json_t *ev, const tr_reservation_t *r)
     put(ev, "ReservationStatus", r->status);
 }
 
-/* The parameters that are columns of an event row, in no particular order. */
-static const char *const COLUMN_KEYS[] = {"Sid",         "EventType",        "ResourceType",
-                                          "ResourceSid", "EventDescription", "Timestamp",
-                                          "TimestampMs"};
-
-static bool column_key(const char *k)
-{
-    for (size_t i = 0; i < sizeof COLUMN_KEYS / sizeof COLUMN_KEYS[0]; i++)
-        if (!strcmp(k, COLUMN_KEYS[i]))
-            return true;
-    return false;
-}
-
-/* The description ev_new gives an event without one, into buf (malloc'd; NULL on OOM). */
-static char *default_description(const char *rtype, const char *rsid, const char *type)
-{
-    size_t n = strlen(rtype ? rtype : "") + strlen(rsid ? rsid : "") + strlen(type ? type : "");
-    char *buf = malloc(n + 3);
-    if (buf)
-        snprintf(buf, n + 3, "%s %s %s", rtype ? rtype : "", rsid ? rsid : "", type ? type : "");
-    return buf;
-}
-
 json_t *ev_delta(const json_t *base, const json_t *ev)
 {
     json_t *d = json_object(), *v, *order = NULL;
@@ -181,16 +158,17 @@ json_t *ev_delta(const json_t *base, const json_t *ev)
     json_object_foreach((json_t *)ev, k, v)
     {
         json_t *bv = json_object_get(base, k);
-        if (!column_key(k) && (!bv || !json_equal(bv, v)))
+        if (!tr_event_column_key(k) && (!bv || !json_equal(bv, v)))
             json_object_set(d, k, v);
     }
-    json_object_foreach((json_t *)base, k, v) if (!json_object_get(ev, k) && !column_key(k))
+    json_object_foreach((json_t *)base, k,
+                        v) if (!json_object_get(ev, k) && !tr_event_column_key(k))
         json_object_set_new(d, k, json_null());
     /* The merge orders the keys of base that stay, then the new ones in ev's order. */
     void *it = json_object_iter((json_t *)ev);
     json_object_foreach((json_t *)base, k, v)
     {
-        if (!json_object_get(ev, k) && !column_key(k))
+        if (!json_object_get(ev, k) && !tr_event_column_key(k))
             continue; /* deleted */
         if (!json_object_get(ev, k) || !it || strcmp(json_object_iter_key(it), k)) {
             same_order = false;
@@ -208,79 +186,14 @@ json_t *ev_delta(const json_t *base, const json_t *ev)
     return d;
 }
 
-char *ev_merge(const char *base_text, const char *delta_text, const tr_event_t *r)
-{
-    json_t *base = json_loads(base_text, 0, NULL), *delta = json_loads(delta_text, 0, NULL);
-    json_t *out = json_object(), *v;
-    char *text = NULL, ts[24], ms[24];
-    const char *k;
-    if (!json_is_object(base) || !json_is_object(delta) || !out)
-        goto out;
-    json_object_foreach(base, k, v)
-    {
-        json_t *dv = json_object_get(delta, k);
-        if (!json_is_null(dv))
-            json_object_set(out, k, dv ? dv : v);
-    }
-    json_object_foreach(delta, k, v) if (*k && !json_is_null(v) && !json_object_get(base, k))
-        json_object_set(out, k, v);
-    snprintf(ts, sizeof ts, "%lld", (long long)(r->date_ms / 1000));
-    snprintf(ms, sizeof ms, "%lld", (long long)r->date_ms);
-    const char *cols[][2] = {{"Sid", r->sid},
-                             {"EventType", r->event_type},
-                             {"ResourceType", r->resource_type},
-                             {"ResourceSid", r->resource_sid ? r->resource_sid : ""},
-                             {"EventDescription", r->description},
-                             {"Timestamp", ts},
-                             {"TimestampMs", ms}};
-    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
-        if (json_object_get(out, cols[i][0]) && cols[i][1])
-            json_object_set_new(out, cols[i][0], json_string(cols[i][1]));
-    json_t *order = json_object_get(delta, "");
-    if (json_is_array(order)) {
-        json_t *sorted = json_object();
-        size_t i;
-        json_array_foreach(order, i, v)
-        {
-            json_t *x = json_object_get(out, json_string_value(v) ? json_string_value(v) : "");
-            if (sorted && x)
-                json_object_set(sorted, json_string_value(v), x);
-        }
-        json_decref(out);
-        out = sorted;
-    }
-    text = out ? json_dumps(out, JSON_COMPACT) : NULL;
-out:
-    json_decref(base);
-    json_decref(delta);
-    json_decref(out);
-    return text;
-}
-
-bool ev_row_finish(void *row)
-{
-    tr_event_t *r = row;
-    if (!r->description &&
-        !(r->description = default_description(r->resource_type, r->resource_sid, r->event_type)))
-        return false;
-    if (!r->base)
-        return true;
-    char *whole = ev_merge(r->base, r->params ? r->params : "{}", r);
-    if (!whole)
-        return false;
-    free(r->params);
-    r->params = whole;
-    return true;
-}
-
 /* The whole set of ev with the column keys emptied (their values come from each row): the
  * text a task's base is stored as. malloc'd; NULL on OOM. */
 static char *base_text(const json_t *ev)
 {
     json_t *copy = json_copy((json_t *)ev);
-    for (size_t i = 0; copy && i < sizeof COLUMN_KEYS / sizeof COLUMN_KEYS[0]; i++)
-        if (json_object_get(copy, COLUMN_KEYS[i]))
-            json_object_set_new(copy, COLUMN_KEYS[i], json_string(""));
+    for (size_t i = 0; copy && i < TR_EVENT_COLUMN_N; i++)
+        if (json_object_get(copy, TR_EVENT_COLUMN_KEYS[i]))
+            json_object_set_new(copy, TR_EVENT_COLUMN_KEYS[i], json_string(""));
     char *text = copy ? json_dumps(copy, JSON_COMPACT) : NULL;
     json_decref(copy);
     return text;
@@ -340,7 +253,7 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
                                       : 0};
     if (!text || !cols.sid || !cols.event_type || !cols.resource_type)
         goto out;
-    dflt = default_description(cols.resource_type, cols.resource_sid, cols.event_type);
+    dflt = tr_event_default_description(cols.resource_type, cols.resource_sid, cols.event_type);
     if (!dflt)
         goto out;
     /* A task's events store what differs from its parameter set, when that gives the text
@@ -348,7 +261,7 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
     if (task_sid && (base_id = base_of(e, task_sid, ev, cols.date_ms, &base, &btext)) >= 0) {
         json_t *d = ev_delta(base, ev);
         char *dtext = d ? json_dumps(d, JSON_COMPACT) : NULL;
-        char *back = dtext ? ev_merge(btext, dtext, &cols) : NULL;
+        char *back = dtext ? tr_event_merge(btext, dtext, &cols) : NULL;
         if (back && !strcmp(back, text)) {
             stored = dtext;
             dtext = NULL;
@@ -359,16 +272,40 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
         free(dtext);
         free(back);
     }
-    err =
-        db_exec(e->store,
-                "INSERT INTO tr_events (sid, event_type, resource_type, resource_sid, description,"
-                " date_ms, task_sid, worker_sid, reservation_sid, queue_sid, workflow_sid, wait_ms,"
-                " params, base_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                " NULLIF(CAST(? AS INTEGER), -1), ?, NULLIF(CAST(? AS INTEGER), -1))",
-                "sssssisssssisi", cols.sid, cols.event_type, cols.resource_type, cols.resource_sid,
-                desc && strcmp(desc, dflt) ? desc : NULL, cols.date_ms, task_sid,
-                param(ev, "WorkerSid"), param(ev, "ReservationSid"), param(ev, "TaskQueueSid"),
-                param(ev, "WorkflowSid"), wait_ms, stored ? stored : text, base_id);
+    /* the queue's events by type and minute, for its CumulativeStatistics (stats.c) */
+    const char *queue_sid = param(ev, "TaskQueueSid");
+    err = !queue_sid ? TASSA_OK
+                     : db_exec(e->store,
+                               "INSERT INTO tr_event_minutes (queue_sid, event_type, minute, n,"
+                               " wait_n, wait_sum, wait_min, wait_max) VALUES (?, ?, ?, 1,"
+                               " CASE WHEN ? >= 0 THEN 1 ELSE 0 END,"
+                               " CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE 0 END,"
+                               " NULLIF(CAST(? AS INTEGER), -1), NULLIF(CAST(? AS INTEGER), -1))"
+                               " ON CONFLICT (queue_sid, event_type, minute) DO UPDATE SET"
+                               " n = tr_event_minutes.n + 1,"
+                               " wait_n = tr_event_minutes.wait_n + excluded.wait_n,"
+                               " wait_sum = tr_event_minutes.wait_sum + excluded.wait_sum,"
+                               " wait_min = CASE WHEN excluded.wait_min IS NULL OR"
+                               " (tr_event_minutes.wait_min IS NOT NULL AND"
+                               " tr_event_minutes.wait_min <= excluded.wait_min)"
+                               " THEN tr_event_minutes.wait_min ELSE excluded.wait_min END,"
+                               " wait_max = CASE WHEN excluded.wait_max IS NULL OR"
+                               " (tr_event_minutes.wait_max IS NOT NULL AND"
+                               " tr_event_minutes.wait_max >= excluded.wait_max)"
+                               " THEN tr_event_minutes.wait_max ELSE excluded.wait_max END",
+                               "ssiiiiii", queue_sid, cols.event_type, cols.date_ms / 60000,
+                               wait_ms, wait_ms, wait_ms, wait_ms, wait_ms);
+    if (!err)
+        err = db_exec(
+            e->store,
+            "INSERT INTO tr_events (sid, event_type, resource_type, resource_sid, description,"
+            " date_ms, task_sid, worker_sid, reservation_sid, queue_sid, workflow_sid, wait_ms,"
+            " params, base_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " NULLIF(CAST(? AS INTEGER), -1), ?, NULLIF(CAST(? AS INTEGER), -1))",
+            "sssssisssssisi", cols.sid, cols.event_type, cols.resource_type, cols.resource_sid,
+            desc && strcmp(desc, dflt) ? desc : NULL, cols.date_ms, task_sid,
+            param(ev, "WorkerSid"), param(ev, "ReservationSid"), param(ev, "TaskQueueSid"),
+            param(ev, "WorkflowSid"), wait_ms, stored ? stored : text, base_id);
 out:
     free(text);
     free(stored);

@@ -33,20 +33,14 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms);
  * parameter set there, and each event of the task stores in tr_events.params only what
  * differs from it (ev_delta); the keys that are columns of the event (Sid, EventType,
  * ResourceType, ResourceSid, EventDescription, Timestamp, TimestampMs) come from the columns,
- * and a description that is the default one is NULL. ev_emit checks that ev_merge gives back
+ * and a description that is the default one is NULL. ev_emit checks that tr_event_merge gives back
  * the very text (values and key order) and stores the whole set otherwise.
  *
  * ev_delta: what ev has that base (both JSON objects of strings, borrowed) has not, or has
  * otherwise, a JSON null for each key of base that ev lacks, and under the key "" the keys of
- * ev in order when the merge would order them otherwise; column keys left out. New
- * reference; NULL on OOM. */
+ * ev in order when the merge (tr_event_merge, rows.h) would order them otherwise; column keys
+ * left out. New reference; NULL on OOM. */
 json_t *ev_delta(const json_t *base, const json_t *ev);
-/* The whole parameter set of the event row r (its columns) from base and delta (JSON texts),
- * as compact JSON text (malloc'd); NULL on OOM or unparsable text. Any thread. */
-char *ev_merge(const char *base, const char *delta, const tr_event_t *r);
-/* Completes an event row after its columns were read (rows.c): the default description for a
- * NULL one, and the merged parameter set for a row stored against a base. False on OOM. */
-bool ev_row_finish(void *row);
 
 /* Records a task-centred event: the task with its queue and workflow, and optionally the
  * reservation and its worker. A convenience over ev_new + ev_* + ev_emit. */

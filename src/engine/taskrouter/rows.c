@@ -5,8 +5,7 @@
  */
 #include "engine/taskrouter/rows.h"
 
-#include "engine/taskrouter/record.h"
-
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +118,93 @@ static const col_t EVENT_COLS[] = {
     I(tr_event_t, date_ms),      I(tr_event_t, wait_ms),         T(tr_event_t, base),
 };
 
+/* The parameters that are columns of an event row, in no particular order. */
+const char *const TR_EVENT_COLUMN_KEYS[TR_EVENT_COLUMN_N] = {
+    "Sid",       "EventType",  "ResourceType", "ResourceSid", "EventDescription",
+    "Timestamp", "TimestampMs"};
+
+bool tr_event_column_key(const char *k)
+{
+    for (size_t i = 0; i < TR_EVENT_COLUMN_N; i++)
+        if (!strcmp(k, TR_EVENT_COLUMN_KEYS[i]))
+            return true;
+    return false;
+}
+
+char *tr_event_default_description(const char *rtype, const char *rsid, const char *type)
+{
+    size_t n = strlen(rtype ? rtype : "") + strlen(rsid ? rsid : "") + strlen(type ? type : "");
+    char *buf = malloc(n + 3);
+    if (buf)
+        snprintf(buf, n + 3, "%s %s %s", rtype ? rtype : "", rsid ? rsid : "", type ? type : "");
+    return buf;
+}
+
+char *tr_event_merge(const char *base_text, const char *delta_text, const tr_event_t *r)
+{
+    json_t *base = json_loads(base_text, 0, NULL), *delta = json_loads(delta_text, 0, NULL);
+    json_t *out = json_object(), *v;
+    char *text = NULL, ts[24], ms[24];
+    const char *k;
+    if (!json_is_object(base) || !json_is_object(delta) || !out)
+        goto out;
+    json_object_foreach(base, k, v)
+    {
+        json_t *dv = json_object_get(delta, k);
+        if (!json_is_null(dv))
+            json_object_set(out, k, dv ? dv : v);
+    }
+    json_object_foreach(delta, k, v) if (*k && !json_is_null(v) && !json_object_get(base, k))
+        json_object_set(out, k, v);
+    snprintf(ts, sizeof ts, "%lld", (long long)(r->date_ms / 1000));
+    snprintf(ms, sizeof ms, "%lld", (long long)r->date_ms);
+    const char *cols[][2] = {{"Sid", r->sid},
+                             {"EventType", r->event_type},
+                             {"ResourceType", r->resource_type},
+                             {"ResourceSid", r->resource_sid ? r->resource_sid : ""},
+                             {"EventDescription", r->description},
+                             {"Timestamp", ts},
+                             {"TimestampMs", ms}};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+        if (json_object_get(out, cols[i][0]) && cols[i][1])
+            json_object_set_new(out, cols[i][0], json_string(cols[i][1]));
+    json_t *order = json_object_get(delta, "");
+    if (json_is_array(order)) {
+        json_t *sorted = json_object();
+        size_t i;
+        json_array_foreach(order, i, v)
+        {
+            json_t *x = json_object_get(out, json_string_value(v) ? json_string_value(v) : "");
+            if (sorted && x)
+                json_object_set(sorted, json_string_value(v), x);
+        }
+        json_decref(out);
+        out = sorted;
+    }
+    text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+out:
+    json_decref(base);
+    json_decref(delta);
+    json_decref(out);
+    return text;
+}
+
+static bool event_finish(void *row)
+{
+    tr_event_t *r = row;
+    if (!r->description && !(r->description = tr_event_default_description(
+                                 r->resource_type, r->resource_sid, r->event_type)))
+        return false;
+    if (!r->base)
+        return true;
+    char *whole = tr_event_merge(r->base, r->params ? r->params : "{}", r);
+    if (!whole)
+        return false;
+    free(r->params);
+    r->params = whole;
+    return true;
+}
+
 const tr_rowtype_t TR_WORKSPACE_ROW =
     ROWTYPE(WORKSPACE_COLS, tr_workspace_t, TR_WORKSPACE_SELECT "WHERE ws.sid = ?");
 const tr_rowtype_t TR_ACTIVITY_ROW =
@@ -134,7 +220,7 @@ const tr_rowtype_t TR_RES_ROW =
     ROWTYPE(RES_COLS, tr_reservation_t, TR_RES_SELECT "WHERE r.sid = ?");
 const tr_rowtype_t TR_EVENT_ROW = {EVENT_COLS, sizeof EVENT_COLS / sizeof EVENT_COLS[0],
                                    sizeof(tr_event_t), TR_EVENT_SELECT "WHERE ev.sid = ?",
-                                   ev_row_finish};
+                                   event_finish};
 
 void rows_clear(const tr_rowtype_t *type, void *row)
 {

@@ -137,6 +137,21 @@ typedef struct {
     "t.priority DESC, CASE WHEN q.task_order = 'LIFO' THEN -t.queue_entered_ms"                    \
     " ELSE t.queue_entered_ms END, t.seq"
 
+/* Event rows stored against a task's parameter set (record.c): the parameters that are
+ * columns of the row (Sid, EventType, ResourceType, ResourceSid, EventDescription, Timestamp,
+ * TimestampMs); tr_event_column_key says whether k is one. */
+#define TR_EVENT_COLUMN_N 7
+extern const char *const TR_EVENT_COLUMN_KEYS[TR_EVENT_COLUMN_N];
+bool tr_event_column_key(const char *k);
+/* The description ev_new gives an event without one ("Type Sid type"), malloc'd; NULL on
+ * OOM. Any thread. */
+char *tr_event_default_description(const char *rtype, const char *rsid, const char *type);
+/* The whole parameter set of the event row r (its columns) from base and delta (JSON texts,
+ * record.h's ev_delta), as compact JSON text (malloc'd); NULL on OOM or unparsable text.
+ * Reading an event row (TR_EVENT_ROW) merges this way and fills a NULL description with the
+ * default one. Any thread. */
+char *tr_event_merge(const char *base, const char *delta, const tr_event_t *r);
+
 /* A row type: how the rows of one SELECT head are read and freed (rows.c). */
 typedef struct tr_rowtype tr_rowtype_t;
 extern const tr_rowtype_t TR_WORKSPACE_ROW, TR_ACTIVITY_ROW, TR_WORKER_ROW, TR_QUEUE_ROW,
