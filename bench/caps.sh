@@ -59,6 +59,11 @@ first=$($LOAD first "http://localhost:$PORT/v1/Services/default/Documents/queue-
 echo "bench name=queue_status_first waiting=$n $first"
 bytes=$(du -cb "$DIR"/caps.db* | tail -1 | cut -f1)
 echo "bench name=disk waiting=$n bytes=$bytes bytes_per_waiting_task=$((bytes / n))"
+# where the bytes are: sqlite's dbstat, bytes per waiting task of the biggest tables and indexes
+if command -v sqlite3 >/dev/null; then
+  sqlite3 "$DIR/caps.db" "SELECT name, sum(pgsize) / $n FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 10" |
+    while IFS='|' read -r name per; do echo "bench name=dbstat table=$name bytes_per_waiting_task=$per"; done
+fi
 echo "bench name=rss peak_kb=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)"
 python3 - "$rps1" "$rps0" "$healthz" "$pos_small" "$pos_big" "$wk" <<'PY'
 import sys
@@ -69,4 +74,5 @@ print(f"ratio name=task_create_workers_vs_none value={w / n:.2f} target=0.7")
 print(f"ratio name=task_create_vs_healthz value={n / h:.3f} target=0.1")
 print(f"ratio name=queue_position_big_vs_small value={float(big['p50_ms']) / float(small['p50_ms']):.2f} target=2")
 print(f"figure name=worker_create_seconds value={wk['seconds']} target=15")
+print(f"figure name=task_create_per_s_workers_0 value={n:.0f}")
 PY
