@@ -485,6 +485,8 @@ void tr_engine_free(tr_engine_t *e)
     pthread_cond_destroy(&e->timer_cond);
     pthread_cond_destroy(&e->event_cond);
     pthread_mutex_destroy(&e->mu);
+    free(e->base_text);
+    json_decref(e->base_json);
     free(e);
 }
 

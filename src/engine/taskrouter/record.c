@@ -215,7 +215,17 @@ static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, i
         if (st && store_step(st) == STORE_ROW && store_col_text(st, 1)) {
             id = store_col_int64(st, 0);
             *btext = strdup(store_col_text(st, 1));
-            *base = *btext ? json_loads(*btext, 0, NULL) : NULL;
+            if (*btext && e->base_text && !strcmp(e->base_text, *btext)) {
+                *base = json_incref(e->base_json); /* the same text: parsed already */
+            } else if (*btext && (*base = json_loads(*btext, 0, NULL))) {
+                char *keep = strdup(*btext);
+                if (keep) {
+                    free(e->base_text);
+                    json_decref(e->base_json);
+                    e->base_text = keep;
+                    e->base_json = json_incref(*base);
+                }
+            }
         }
         store_release(e->store, st);
         if (id < 0 && (round > 0 || !(text = base_text(ev)) ||

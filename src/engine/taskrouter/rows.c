@@ -140,6 +140,31 @@ char *tr_event_default_description(const char *rtype, const char *rsid, const ch
     return buf;
 }
 
+/* The JSON string literal of v as json_dumps writes it (malloc'd; NULL on OOM): quoted as it
+ * is when it holds only printable ASCII other than quote and backslash, else jansson's. */
+static char *literal(const char *v)
+{
+    size_t n = 0;
+    bool plain = true;
+    for (; v[n]; n++)
+        if ((unsigned char)v[n] < 0x20 || (unsigned char)v[n] > 0x7e || v[n] == '"' || v[n] == '\\')
+            plain = false;
+    if (!plain) {
+        json_t *s = json_string(v);
+        char *text = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+        json_decref(s);
+        return text;
+    }
+    char *text = malloc(n + 3);
+    if (text) {
+        text[0] = '"';
+        memcpy(text + 1, v, n);
+        text[n + 1] = '"';
+        text[n + 2] = '\0';
+    }
+    return text;
+}
+
 /* The merge of an empty delta without parsing: base_text with each column key's empty value
  * ("Key":"", which outside a string only a top-level key can be) replaced by the row's
  * value, JSON-escaped. NULL when a column key is not there in that form (or on OOM): then
@@ -153,9 +178,7 @@ static char *merge_columns(const char *base_text, const char *const cols[][2], s
     for (k = 0; ok && k < n; k++) {
         char pat[48];
         snprintf(pat, sizeof pat, "\"%s\":\"\"", cols[k][0]);
-        json_t *v = cols[k][1] ? json_string(cols[k][1]) : NULL;
-        lit[k] = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
-        json_decref(v);
+        lit[k] = cols[k][1] ? literal(cols[k][1]) : NULL;
         at[k] = strstr(base_text, pat);
         ok = at[k] && lit[k];
         if (ok) {
