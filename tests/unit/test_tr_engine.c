@@ -1526,9 +1526,11 @@ static void check_activity_counts(fx_t *f)
                          available);
         json_t *acts = json_object_get(rt, "activity_statistics"), *a;
         size_t i;
-        json_array_foreach(acts, i,
-                           a) if (!strcmp(json_string_value(json_object_get(a, "sid")), f->offline))
-            assert_int_equal(json_integer_value(json_object_get(a, "workers")), offline);
+        json_array_foreach(acts, i, a)
+        {
+            if (!strcmp(json_string_value(json_object_get(a, "sid")), f->offline))
+                assert_int_equal(json_integer_value(json_object_get(a, "workers")), offline);
+        }
         json_decref(rt);
         json_decref(cum);
     }

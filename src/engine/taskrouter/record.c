@@ -161,9 +161,11 @@ json_t *ev_delta(const json_t *base, const json_t *ev)
         if (!tr_event_column_key(k) && (!bv || !json_equal(bv, v)))
             json_object_set(d, k, v);
     }
-    json_object_foreach((json_t *)base, k,
-                        v) if (!json_object_get(ev, k) && !tr_event_column_key(k))
-        json_object_set_new(d, k, json_null());
+    json_object_foreach((json_t *)base, k, v)
+    {
+        if (!json_object_get(ev, k) && !tr_event_column_key(k))
+            json_object_set_new(d, k, json_null());
+    }
     /* The merge orders the keys of base that stay, then the new ones in ev's order. */
     void *it = json_object_iter((json_t *)ev);
     json_object_foreach((json_t *)base, k, v)
@@ -180,7 +182,10 @@ json_t *ev_delta(const json_t *base, const json_t *ev)
         if (json_object_get(base, json_object_iter_key(it)))
             same_order = false; /* a key of base further on */
     if (!same_order && (order = json_array())) {
-        json_object_foreach((json_t *)ev, k, v) json_array_append_new(order, json_string(k));
+        json_object_foreach((json_t *)ev, k, v)
+        {
+            json_array_append_new(order, json_string(k));
+        }
         json_object_set_new(d, "", order);
     }
     return d;

@@ -240,8 +240,11 @@ char *tr_event_merge(const char *base_text, const char *delta_text, const tr_eve
         if (!json_is_null(dv))
             json_object_set(out, k, dv ? dv : v);
     }
-    json_object_foreach(delta, k, v) if (*k && !json_is_null(v) && !json_object_get(base, k))
-        json_object_set(out, k, v);
+    json_object_foreach(delta, k, v)
+    {
+        if (*k && !json_is_null(v) && !json_object_get(base, k))
+            json_object_set(out, k, v);
+    }
     snprintf(ts, sizeof ts, "%lld", (long long)(r->date_ms / 1000));
     snprintf(ms, sizeof ms, "%lld", (long long)r->date_ms);
     const char *cols[][2] = {{"Sid", r->sid},
