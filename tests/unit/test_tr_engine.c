@@ -19,6 +19,7 @@
 #include "engine/taskrouter/core.h"
 #include "engine/taskrouter/engine.h"
 #include "engine/taskrouter/model.h"
+#include "engine/taskrouter/record.h"
 #include "engine/taskrouter/stats.h"
 #include "base/log.h"
 #include "store/store.h"
@@ -1081,6 +1082,601 @@ static void test_queue_counts_follow_tasks(void **state)
     json_decref(cum);
 }
 
+/* Every waiting task's place (tr_task_position, from the rank buckets) equals a plain count
+ * of the waiting tasks ahead of it in the queue's order, and the buckets equal a count of the
+ * waiting tasks by entry time. */
+static void check_ranks(fx_t *f)
+{
+    char want[8192], got[8192], sids[8192];
+    for (int level = 1; level <= 2; level++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "SELECT queue_sid || '/' || priority || '/' || (queue_entered_ms >> %d) || '='"
+                 " || count(*) FROM tr_tasks WHERE queue_sid IS NOT NULL AND status IN"
+                 " ('pending', 'reserved') GROUP BY queue_sid, priority, queue_entered_ms >> %d"
+                 " ORDER BY 1",
+                 level == 1 ? 10 : 20, level == 1 ? 10 : 20);
+        sql_text(f, sql, want, sizeof want);
+        snprintf(sql, sizeof sql,
+                 "SELECT queue_sid || '/' || priority || '/' || bucket || '=' || n FROM"
+                 " tr_rank_buckets WHERE level = %d AND n > 0 ORDER BY 1",
+                 level);
+        sql_text(f, sql, got, sizeof got);
+        assert_string_equal(got, want);
+    }
+    sql_text(f,
+             "SELECT sid FROM tr_tasks WHERE queue_sid IS NOT NULL AND status IN ('pending',"
+             " 'reserved') ORDER BY seq",
+             sids, sizeof sids);
+    for (char *sid = strtok(sids, ";"); sid; sid = strtok(NULL, ";")) {
+        long pos = 0, size = 0;
+        assert_int_equal(tr_task_position(f->e, sid, &pos, &size), TASSA_OK);
+        store_lock(f->store);
+        int64_t ahead = db_int(
+            f->store, -1,
+            "SELECT count(*) FROM tr_tasks o, tr_tasks t JOIN tr_queues q ON q.sid = t.queue_sid"
+            " WHERE t.sid = ? AND o.queue_sid = t.queue_sid AND o.status IN ('pending',"
+            " 'reserved') AND o.sid <> t.sid AND (o.priority > t.priority OR (o.priority ="
+            " t.priority AND (CASE WHEN q.task_order = 'LIFO' THEN o.queue_entered_ms >"
+            " t.queue_entered_ms ELSE o.queue_entered_ms < t.queue_entered_ms END OR"
+            " (o.queue_entered_ms = t.queue_entered_ms AND o.seq < t.seq))))",
+            "s", sid);
+        int64_t n = db_int(f->store, -1,
+                           "SELECT count(*) FROM tr_tasks o, tr_tasks t WHERE t.sid = ? AND"
+                           " o.queue_sid = t.queue_sid AND o.status IN ('pending', 'reserved')",
+                           "s", sid);
+        store_unlock(f->store);
+        if (pos != ahead + 1 || size != n)
+            fail_msg("task %s: position %ld size %ld, counted %lld and %lld", sid, pos, size,
+                     (long long)ahead + 1, (long long)n);
+    }
+}
+
+/* A task's rank among its equals (rank buckets, counts.c) follows ties in one bucket, entries
+ * across second and 17-minute boundaries, cancellations in the middle, priority changes,
+ * a requeue after a reject, a LIFO queue, a delete, and is filled again for an older file. */
+static void test_rank_buckets_follow_tasks(void **state)
+{
+    fx_t *f = *state;
+    char q[40], lq[40], wf[40], w[40], t[24][40];
+    int n = 0;
+    queue(f, "Q", "1==1", q);
+    create(f->e, tr_queue_create,
+           P("FriendlyName", "lifo", "TargetWorkers", "1==0", "TaskOrder", "LIFO", NULL), lq);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->offline, w);
+    for (int i = 0; i < 4; i++) /* same bucket, likely the same ms: ties by seq */
+        task(f, "{}", "5", t[n++]);
+    for (int i = 0; i < 3; i++) {
+        create(f->e, tr_task_create, P("TaskQueueSid", lq, "Priority", "5", NULL), t[n++]);
+        task(f, "{}", i == 1 ? "7" : "5", t[n++]);
+    }
+    check_ranks(f);
+    tr_engine_advance_clock(f->e, 1500); /* the next level 1 bucket */
+    for (int i = 0; i < 3; i++) {
+        create(f->e, tr_task_create, P("TaskQueueSid", lq, "Priority", "5", NULL), t[n++]);
+        task(f, "{}", "5", t[n++]);
+    }
+    check_ranks(f);
+    tr_engine_advance_clock(f->e, 20 * 60 * 1000); /* the next level 2 bucket */
+    for (int i = 0; i < 3; i++) {
+        create(f->e, tr_task_create, P("TaskQueueSid", lq, "Priority", "5", NULL), t[n++]);
+        task(f, "{}", "5", t[n++]);
+    }
+    check_ranks(f);
+    task_update(f, t[5], P("AssignmentStatus", "canceled", NULL)); /* one in the middle */
+    task_update(f, t[11], P("AssignmentStatus", "canceled", NULL));
+    check_ranks(f);
+    task_update(f, t[1], P("Priority", "9", NULL));
+    task_update(f, t[14], P("Priority", "1", NULL));
+    check_ranks(f);
+    set_activity(f, w, f->available); /* t[1] (priority 9) reserved: still waiting */
+    assert_string_equal(task_field(f, t[1], "assignment_status"), "reserved");
+    check_ranks(f);
+    res_update(f, t[1], res_field(f, t[1], 0, "sid"), P("ReservationStatus", "rejected", NULL));
+    check_ranks(f); /* t[1] requeued; the next one reserved */
+    errmsg_t em = {{0}};
+    assert_int_equal(tr_task_delete(f->e, t[13], &em), TASSA_OK);
+    check_ranks(f);
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "DELETE FROM tr_rank_buckets;"
+                                  " DELETE FROM meta WHERE key = 'tr_rank_buckets';",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, true);
+    check_ranks(f);
+}
+
+/* The first limit waiting tasks of tr_waiting_json, as sids "a;b;..." into out. */
+static void waiting_sids(fx_t *f, long limit, char *out, size_t n)
+{
+    json_t *first = NULL, *summary = NULL;
+    assert_int_equal(tr_waiting_json(f->e, limit, "", &first, &summary), TASSA_OK);
+    out[0] = '\0';
+    for (size_t i = 0; i < json_array_size(first); i++) {
+        size_t len = strlen(out);
+        snprintf(out + len, n - len, "%s;",
+                 json_string_value(json_object_get(json_array_get(first, i), "sid")));
+    }
+    json_decref(first);
+    json_decref(summary);
+}
+
+/* queue-status's first waiting tasks (read group by group from the index, not by sorting
+ * every waiting task) are exactly the first ones of the queue order over all queues: FIFO
+ * and LIFO queues, several priorities, reserved tasks, ties in one ms, fewer and more tasks
+ * than the limit, a cancellation and a priority change. */
+static void test_first_waiting_in_queue_order(void **state)
+{
+    fx_t *f = *state;
+    char q[40], lq[40], wf[40], w[40], t[40], want[8192], got[8192];
+    queue(f, "Q", "1==1", q);
+    create(f->e, tr_queue_create,
+           P("FriendlyName", "lifo", "TargetWorkers", "1==0", "TaskOrder", "LIFO", NULL), lq);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->offline, w);
+    static const char *const prio[] = {"0", "3", "3", "7", "0", "3", "1", "3"};
+    char sids[24][40];
+    int n = 0;
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof prio / sizeof prio[0]; i++) {
+            if (i % 2)
+                create(f->e, tr_task_create, P("TaskQueueSid", lq, "Priority", prio[i], NULL), t);
+            else
+                task(f, "{}", prio[i], t);
+            if (n < 24)
+                snprintf(sids[n++], sizeof sids[0], "%s", t);
+            if (i % 3 == 0)
+                tr_engine_advance_clock(f->e, 7);
+        }
+        if (round == 1)
+            set_activity(f, w, f->available); /* the first task of Q reserved */
+    }
+    task_update(f, sids[9], P("AssignmentStatus", "canceled", NULL));
+    task_update(f, sids[4], P("Priority", "7", NULL));
+    static const long limits[] = {1, 2, 3, 5, 8, 13, 50};
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "SELECT t.sid FROM tr_tasks t LEFT JOIN tr_queues q ON q.sid = t.queue_sid"
+                 " WHERE t.status IN ('pending', 'reserved') ORDER BY t.priority DESC,"
+                 " CASE WHEN q.task_order = 'LIFO' THEN -t.queue_entered_ms ELSE"
+                 " t.queue_entered_ms END, t.seq LIMIT %ld",
+                 limits[k]);
+        sql_text(f, sql, want, sizeof want);
+        waiting_sids(f, limits[k], got, sizeof got);
+        assert_string_equal(got, want);
+    }
+}
+
+/* One integer from sql (no parameters), the store lock taken and given back around it, so
+ * that a failing assertion on it never leaves the lock held. */
+static int64_t sql_int(fx_t *f, const char *sql)
+{
+    store_lock(f->store);
+    int64_t n = db_int(f->store, -1, sql, NULL);
+    store_unlock(f->store);
+    return n;
+}
+
+/* Every recorded event through the Events list (StartDate long ago, one page), as text. */
+static char *events_text(fx_t *f)
+{
+    json_t *items = NULL;
+    bool more = true;
+    params_t *p = P("StartDate", "2000-01-01", NULL);
+    assert_int_equal(tr_event_list(f->e, p, 0, 1000, "http://h", &items, &more, NULL), TASSA_OK);
+    params_free(p);
+    assert_false(more);
+    char *text = json_dumps(items, JSON_COMPACT);
+    json_decref(items);
+    return text;
+}
+
+/* A task's life with many kinds of events: reserve, reject, accept, wrap-up, complete; an
+ * attributes and a priority change; a cancel with a reason; a worker's activity changes.
+ * Waits until the dispatcher delivered every event to the sink; returns their number. */
+static size_t event_scenario(fx_t *f)
+{
+    char q[40], wf[40], w1[40], w2[40], t1[40], t2[40], t3[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W1", "{\"skills\":[\"a\"]}", f->offline, w1);
+    worker(f, "W2", "{}", f->offline, w2);
+    task(f, "{\"topic\":\"t1\"}", "3", t1);
+    task(f, "{\"topic\":\"t2\"}", "1", t2);
+    task(f, "{\"topic\":\"t3\"}", "0", t3);
+    task_update(f, t2, P("Attributes", "{\"topic\":\"t2\",\"more\":true}", NULL));
+    task_update(f, t3, P("Priority", "7", NULL));
+    set_activity(f, w1, f->available); /* t3 reserved */
+    res_update(f, t3, res_field(f, t3, 0, "sid"), P("ReservationStatus", "rejected", NULL));
+    set_activity(f, w2, f->available);
+    char *res = res_field(f, t3, 1, "sid");
+    res_update(f, t3, res, P("ReservationStatus", "accepted", NULL));
+    task_update(f, t3, P("AssignmentStatus", "wrapping", NULL));
+    task_update(f, t3, P("AssignmentStatus", "completed", "Reason", "done", NULL));
+    task_update(f, t2, P("AssignmentStatus", "canceled", "Reason", "hung up", NULL));
+    store_lock(f->store);
+    int64_t n = db_int(f->store, -1, "SELECT count(*) FROM tr_events", NULL);
+    store_unlock(f->store);
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&f->sink.mu);
+        size_t got = json_array_size(f->sink.events);
+        pthread_mutex_unlock(&f->sink.mu);
+        if ((int64_t)got >= n)
+            break;
+        usleep(10000);
+    }
+    pthread_mutex_lock(&f->sink.mu);
+    size_t got = json_array_size(f->sink.events);
+    pthread_mutex_unlock(&f->sink.mu);
+    assert_int_equal((int64_t)got, n);
+    return got;
+}
+
+/* A task's events store its parameter set once (tr_event_bases) and each only what differs;
+ * every one round-trips (none fell back to its whole set), the sink gets each event's whole
+ * set, and the Events list shows the same fields. */
+static void test_event_params_stored_once(void **state)
+{
+    fx_t *f = *state;
+    size_t n = event_scenario(f);
+    assert_true(n > 20);
+    store_lock(f->store);
+    int64_t whole = db_int(f->store, -1,
+                           "SELECT count(*) FROM tr_events WHERE task_sid IS NOT NULL AND"
+                           " base_id IS NULL",
+                           NULL);
+    int64_t based = db_int(f->store, -1, "SELECT count(*) FROM tr_events WHERE base_id > 0", NULL);
+    int64_t bases = db_int(f->store, -1, "SELECT count(*) FROM tr_event_bases", NULL);
+    int64_t delta = db_int(f->store, -1,
+                           "SELECT CAST(avg(length(params)) AS INTEGER) FROM tr_events WHERE"
+                           " base_id > 0",
+                           NULL);
+    int64_t full = db_int(f->store, -1, "SELECT min(length(params)) FROM tr_event_bases", NULL);
+    store_unlock(f->store);
+    assert_int_equal(whole, 0);
+    assert_true(based > 15);
+    assert_int_equal(bases, 3);
+    assert_true(delta * 3 < full); /* the differences are a fraction of the set */
+    /* each delivered event equals its entry of the Events list, field by field */
+    json_t *items = NULL;
+    bool more;
+    params_t *p = P("StartDate", "2000-01-01", NULL);
+    assert_int_equal(tr_event_list(f->e, p, 0, 1000, "", &items, &more, NULL), TASSA_OK);
+    params_free(p);
+    assert_int_equal(json_array_size(items), n);
+    pthread_mutex_lock(&f->sink.mu);
+    for (size_t i = 0; i < n; i++) {
+        json_t *sent = json_array_get(f->sink.events, i);
+        json_t *listed = json_array_get(items, n - 1 - i); /* newest first */
+        assert_string_equal(json_string_value(json_object_get(listed, "sid")),
+                            json_string_value(json_object_get(sent, "Sid")));
+        assert_string_equal(json_string_value(json_object_get(listed, "description")),
+                            json_string_value(json_object_get(sent, "EventDescription")));
+        json_t *data = json_object_get(listed, "event_data");
+        assert_int_equal(json_object_size(data), json_object_size(sent));
+        json_t *v = json_object_get(data, "task_attributes");
+        json_t *want = json_object_get(sent, "TaskAttributes");
+        if (want)
+            assert_string_equal(json_string_value(v), json_string_value(want));
+    }
+    pthread_mutex_unlock(&f->sink.mu);
+    json_decref(items);
+}
+
+/* ev_delta and tr_event_merge give back the very text of a parameter set whose keys were deleted,
+ * added in the middle and at the end, changed, and reordered. */
+static void test_event_delta_round_trip(void **state)
+{
+    (void)state;
+    static const char *const base =
+        "{\"EventType\":\"a\",\"Sid\":\"EV1\",\"ResourceType\":\"Task\",\"ResourceSid\":\"WT1\","
+        "\"EventDescription\":\"d\",\"Timestamp\":\"1\",\"TimestampMs\":\"1000\",\"TaskSid\":"
+        "\"WT1\",\"A\":\"1\",\"B\":\"2\",\"C\":\"3\"}";
+    static const char *const evs[] = {
+        "{\"EventType\":\"b\",\"Sid\":\"EV2\",\"ResourceType\":\"Task\",\"ResourceSid\":\"WT1\","
+        "\"EventDescription\":\"e\",\"Timestamp\":\"2\",\"TimestampMs\":\"2500\",\"TaskSid\":"
+        "\"WT1\",\"A\":\"1\",\"B\":\"2\",\"C\":\"3\"}",
+        "{\"EventType\":\"b\",\"Sid\":\"EV2\",\"ResourceType\":\"Task\",\"ResourceSid\":\"WT1\","
+        "\"EventDescription\":\"e\",\"Timestamp\":\"2\",\"TimestampMs\":\"2500\",\"TaskSid\":"
+        "\"WT1\",\"A\":\"9\",\"C\":\"3\",\"D\":\"4\"}",
+        "{\"EventType\":\"b\",\"Sid\":\"EV2\",\"ResourceType\":\"Task\",\"ResourceSid\":\"WT1\","
+        "\"EventDescription\":\"e\",\"Timestamp\":\"2\",\"TimestampMs\":\"2500\",\"TaskSid\":"
+        "\"WT1\",\"A\":\"1\",\"X\":\"new\",\"B\":\"2\",\"C\":\"3\"}",
+        "{\"EventType\":\"b\",\"Sid\":\"EV2\",\"ResourceType\":\"Task\",\"ResourceSid\":\"WT1\","
+        "\"EventDescription\":\"e\",\"Timestamp\":\"2\",\"TimestampMs\":\"2500\",\"TaskSid\":"
+        "\"WT1\",\"C\":\"3\",\"B\":\"2\",\"A\":\"1\"}",
+    };
+    json_t *b = json_loads(base, 0, NULL);
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
+        json_t *ev = json_loads(evs[i], 0, NULL);
+        json_t *d = ev_delta(b, ev);
+        char *dtext = json_dumps(d, JSON_COMPACT);
+        tr_event_t r = {.sid = "EV2",
+                        .event_type = "b",
+                        .resource_type = "Task",
+                        .resource_sid = "WT1",
+                        .description = "e",
+                        .date_ms = 2500};
+        char *back = tr_event_merge(base, dtext, &r);
+        assert_non_null(back);
+        assert_string_equal(back, evs[i]);
+        if (i == 0)
+            assert_string_equal(dtext, "{}"); /* only columns differ */
+        free(back);
+        free(dtext);
+        json_decref(d);
+        json_decref(ev);
+    }
+    json_decref(b);
+}
+
+/* A data file of taskrouter schema 3 (events with their whole parameter set, built here by
+ * SQL from the delivered events, with that version's indexes) reads the same Events after
+ * step 4, and new events of its tasks are stored against a base without changing the old
+ * ones. The prune removes the bases with their events. */
+static void test_event_params_migration(void **state)
+{
+    fx_t *f = *state;
+    size_t n = event_scenario(f);
+    char *before = events_text(f);
+    errmsg_t em = {{0}};
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    store_lock(f->store);
+    pthread_mutex_lock(&f->sink.mu);
+    for (size_t i = 0; i < n; i++) {
+        json_t *sent = json_array_get(f->sink.events, i);
+        char *text = json_dumps(sent, JSON_COMPACT);
+        assert_int_equal(
+            db_exec(f->store, "UPDATE tr_events SET params = ?, description = ? WHERE sid = ?",
+                    "sss", text, json_string_value(json_object_get(sent, "EventDescription")),
+                    json_string_value(json_object_get(sent, "Sid"))),
+            TASSA_OK);
+        free(text);
+    }
+    pthread_mutex_unlock(&f->sink.mu);
+    store_unlock(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "DROP INDEX tr_events_base;"
+                                  "ALTER TABLE tr_events DROP COLUMN base_id;"
+                                  "DROP TABLE tr_event_bases;"
+                                  "CREATE INDEX tr_events_queue ON tr_events (queue_sid, date_ms);"
+                                  "CREATE INDEX tr_events_task ON tr_events (task_sid);"
+                                  "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
+                                  "DROP TABLE tr_queue_activity_counts;"
+                                  "DROP TABLE tr_event_minutes;"
+                                  "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
+                                  " version >= 4;",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, false);
+    char *after = events_text(f);
+    assert_string_equal(after, before);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_events WHERE base_id > 0"), 0);
+    /* a new event of an old task: stored against a new base; the old ones read as before */
+    char t[64];
+    sql_text(f, "SELECT sid FROM tr_tasks WHERE status IN ('pending', 'reserved') LIMIT 1", t,
+             sizeof t);
+    assert_non_null(strchr(t, ';'));
+    *strchr(t, ';') = '\0';
+    task_update(f, t, P("Priority", "2", NULL));
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_events WHERE base_id > 0"), 1);
+    char *later = events_text(f);
+    assert_true(strlen(later) > strlen(before));
+    assert_non_null(strstr(later, before + 1)); /* the older entries, unchanged, after it */
+    free(before);
+    free(after);
+    free(later);
+    close_engine(f); /* the dispatcher delivers the new event: the prune takes delivered ones */
+    open_engine(f, true);
+    json_decref(wait_event(f, "task.updated", "TaskSid", t, 3000));
+    /* 31 days on every event goes, and with them their bases */
+    assert_int_equal(tr_engine_prune(f->e, store_now_ms() + 31LL * 24 * 3600 * 1000), TASSA_OK);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_events"), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_event_bases"), 0);
+}
+
+/* A queue's members by activity (tr_queue_activity_counts) equal a count of its membership
+ * rows by their worker's activity, and each queue's RealTimeStatistics give the same eligible,
+ * available and per-activity figures as a count over the members. */
+static void check_activity_counts(fx_t *f)
+{
+    char want[4096], got[4096], qs[512];
+    sql_text(f,
+             "SELECT m.queue_sid || '/' || w.activity_sid || '=' || count(*) FROM"
+             " tr_queue_members m JOIN tr_workers w ON w.sid = m.worker_sid"
+             " GROUP BY m.queue_sid, w.activity_sid ORDER BY 1",
+             want, sizeof want);
+    sql_text(f,
+             "SELECT queue_sid || '/' || activity_sid || '=' || n FROM tr_queue_activity_counts"
+             " WHERE n > 0 ORDER BY 1",
+             got, sizeof got);
+    assert_string_equal(got, want);
+    sql_text(f, "SELECT sid FROM tr_queues ORDER BY seq", qs, sizeof qs);
+    for (char *q = strtok(qs, ";"); q; q = strtok(NULL, ";")) {
+        json_t *rt, *cum;
+        assert_int_equal(tr_queue_stats_json(f->e, q, 15, "", &rt, &cum), TASSA_OK);
+        store_lock(f->store);
+        int64_t eligible = db_int(
+            f->store, -1, "SELECT count(*) FROM tr_queue_members WHERE queue_sid = ?", "s", q);
+        int64_t available = db_int(
+            f->store, -1,
+            "SELECT count(*) FROM tr_queue_members m JOIN tr_workers w ON w.sid = m.worker_sid"
+            " JOIN tr_activities a ON a.sid = w.activity_sid WHERE m.queue_sid = ? AND"
+            " a.available = 1 AND NOT EXISTS (SELECT 1 FROM tr_reservations r WHERE"
+            " r.worker_sid = w.sid AND r.status IN ('pending', 'accepted'))",
+            "s", q);
+        int64_t offline = db_int(f->store, -1,
+                                 "SELECT count(*) FROM tr_queue_members m JOIN tr_workers w ON"
+                                 " w.sid = m.worker_sid WHERE m.queue_sid = ? AND"
+                                 " w.activity_sid = ?",
+                                 "ss", q, f->offline);
+        store_unlock(f->store);
+        assert_int_equal(json_integer_value(json_object_get(rt, "total_eligible_workers")),
+                         eligible);
+        assert_int_equal(json_integer_value(json_object_get(rt, "total_available_workers")),
+                         available);
+        json_t *acts = json_object_get(rt, "activity_statistics"), *a;
+        size_t i;
+        json_array_foreach(acts, i, a)
+        {
+            if (!strcmp(json_string_value(json_object_get(a, "sid")), f->offline))
+                assert_int_equal(json_integer_value(json_object_get(a, "workers")), offline);
+        }
+        json_decref(rt);
+        json_decref(cum);
+    }
+}
+
+/* A queue's members by activity follow worker creation, activity changes (a reservation
+ * holding one), attribute changes, a queue's new expression, worker and queue deletion, and
+ * are filled by migration step 5 for a file of schema 4. */
+static void test_queue_activity_counts(void **state)
+{
+    fx_t *f = *state;
+    char q1[40], q2[40], wf[40], w[4][40], t[40];
+    errmsg_t em = {{0}};
+    queue(f, "Q1", "1==1", q1);
+    queue(f, "Q2", "skills HAS 'x'", q2);
+    simple_workflow(f, q1, "120", wf);
+    worker(f, "W0", "{}", f->offline, w[0]);
+    worker(f, "W1", "{\"skills\":[\"x\"]}", f->available, w[1]);
+    worker(f, "W2", "{\"skills\":[\"x\"]}", f->unavailable, w[2]);
+    worker(f, "W3", "{}", f->available, w[3]);
+    check_activity_counts(f);
+    task(f, "{}", "0", t); /* one available worker reserved: no longer free */
+    check_activity_counts(f);
+    set_activity(f, w[0], f->available);
+    set_activity(f, w[2], f->in_call);
+    check_activity_counts(f);
+    update_worker(f, w[0], P("Attributes", "{\"skills\":[\"x\"]}", NULL));
+    update_worker(f, w[1], P("Attributes", "{}", NULL));
+    check_activity_counts(f);
+    params_t *p = P("TargetWorkers", "skills HAS 'x' OR 1==1", NULL);
+    assert_int_equal(tr_queue_update(f->e, q2, p, "", NULL, &em), TASSA_OK);
+    params_free(p);
+    check_activity_counts(f);
+    assert_int_equal(tr_worker_delete(f->e, w[3], &em), TASSA_OK);
+    check_activity_counts(f);
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
+                                  "DROP TABLE tr_queue_activity_counts;"
+                                  "DROP TABLE tr_event_minutes;"
+                                  "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
+                                  " version >= 5;",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, true);
+    check_activity_counts(f);
+    set_activity(f, w[1], f->offline);
+    check_activity_counts(f);
+    assert_int_equal(tr_queue_delete(f->e, q2, &em), TASSA_OK);
+    check_activity_counts(f);
+}
+
+/* A queue's CumulativeStatistics (from tr_event_minutes and the first minute's events) equal
+ * the counts and waits of its events in the window, counted one by one, for windows of 1 to
+ * 60 minutes. */
+static void check_cumulative(fx_t *f, const char *q)
+{
+    static const long windows[] = {1, 2, 3, 7, 15, 60};
+    static const char *const types[][2] = {{"tasks_entered", "task-queue.entered"},
+                                           {"tasks_canceled", "task.canceled"},
+                                           {"tasks_completed", "task.completed"},
+                                           {"reservations_created", "reservation.created"},
+                                           {"reservations_accepted", "reservation.accepted"},
+                                           {"reservations_rejected", "reservation.rejected"}};
+    for (size_t k = 0; k < sizeof windows / sizeof windows[0]; k++) {
+        json_t *cum = NULL;
+        int64_t now = tr_now_ms(f->e);
+        assert_int_equal(tr_queue_cumulative(f->e, q, windows[k], "", &cum, NULL), TASSA_OK);
+        int64_t from = now - windows[k] * 60000;
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+            store_lock(f->store);
+            int64_t n = db_int(f->store, -1,
+                               "SELECT count(*) FROM tr_events WHERE queue_sid = ? AND"
+                               " event_type = ? AND date_ms >= ?",
+                               "ssi", q, types[i][1], from);
+            store_unlock(f->store);
+            assert_int_equal(json_integer_value(json_object_get(cum, types[i][0])), n);
+        }
+        static const char *const waits[][2] = {
+            {"wait_duration_until_accepted", "reservation.accepted"},
+            {"wait_duration_until_canceled", "task.canceled"}};
+        for (size_t i = 0; i < 2; i++) {
+            store_lock(f->store);
+            int64_t sum = db_int(f->store, -1,
+                                 "SELECT coalesce(sum(wait_ms), 0) FROM tr_events WHERE"
+                                 " queue_sid = ? AND event_type = ? AND date_ms >= ?",
+                                 "ssi", q, waits[i][1], from);
+            int64_t max = db_int(f->store, -1,
+                                 "SELECT coalesce(max(wait_ms), 0) FROM tr_events WHERE"
+                                 " queue_sid = ? AND event_type = ? AND date_ms >= ?",
+                                 "ssi", q, waits[i][1], from);
+            int64_t min = db_int(f->store, -1,
+                                 "SELECT coalesce(min(wait_ms), 0) FROM tr_events WHERE"
+                                 " queue_sid = ? AND event_type = ? AND date_ms >= ?",
+                                 "ssi", q, waits[i][1], from);
+            store_unlock(f->store);
+            json_t *d = json_object_get(cum, waits[i][0]);
+            assert_int_equal(json_integer_value(json_object_get(d, "total")), sum / 1000);
+            assert_int_equal(json_integer_value(json_object_get(d, "max")), max / 1000);
+            assert_int_equal(json_integer_value(json_object_get(d, "min")), min / 1000);
+        }
+        json_decref(cum);
+    }
+}
+
+/* The cumulative counters follow events over several minutes (accepted after waits, a
+ * cancel, a reject) and are filled by migration step 6 for a file of schema 5. */
+static void test_cumulative_counters(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], w[40], t[6][40];
+    errmsg_t em = {{0}};
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    worker(f, "W", "{}", f->offline, w);
+    for (int i = 0; i < 6; i++) {
+        task(f, "{}", "0", t[i]);
+        tr_engine_advance_clock(f->e, 40 * 1000); /* entries across minute boundaries */
+    }
+    set_activity(f, w, f->available); /* t0 reserved after a wait of minutes */
+    res_update(f, t[0], res_field(f, t[0], 0, "sid"), P("ReservationStatus", "rejected", NULL));
+    tr_engine_advance_clock(f->e, 70 * 1000);
+    set_activity(f, w, f->available);
+    res_update(f, t[1], res_field(f, t[1], 0, "sid"), P("ReservationStatus", "accepted", NULL));
+    task_update(f, t[1], P("AssignmentStatus", "completed", NULL));
+    task_update(f, t[4], P("AssignmentStatus", "canceled", NULL));
+    check_cumulative(f, q);
+    tr_engine_advance_clock(f->e, 150 * 1000);
+    check_cumulative(f, q);
+    close_engine(f);
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  "DROP TABLE tr_event_minutes;"
+                                  "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
+                                  " version = 6;",
+                                  &em),
+                     TASSA_OK);
+    store_close(f->store);
+    open_engine(f, false);
+    check_cumulative(f, q);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -1105,6 +1701,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_membership_filled_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_counts_follow_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rank_buckets_follow_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_waiting_in_queue_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_params_stored_once, setup, teardown),
+        cmocka_unit_test(test_event_delta_round_trip),
+        cmocka_unit_test_setup_teardown(test_event_params_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_activity_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cumulative_counters, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

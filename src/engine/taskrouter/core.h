@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "base/err.h"
 #include "base/params.h"
 #include "base/sid.h"
@@ -42,6 +44,11 @@ struct tr_engine {
     char lease[64];        /* "taskrouter:<WorkspaceSid>": the holder runs timers and events */
     char notice[80];       /* TR_CHANNEL payload: "<WorkspaceSid> <random id of this engine>" */
     bool listening;        /* store_listen(TR_CHANNEL) succeeded; main thread */
+    /* record.c: the last task parameter set read (its text and parsed), so that the events
+     * of one change parse it once; used and replaced only with the store lock held, and
+     * trusted only while the stored text is the same. Freed by tr_engine_free. */
+    char *base_text;
+    json_t *base_json;
 };
 
 /* The notification channel on which every TaskRouter commit wakes the lease holder's threads

@@ -123,6 +123,41 @@ static const migrate_step_t MIGRATIONS[] = {
      "CREATE TABLE IF NOT EXISTS tr_queue_counts (queue_sid TEXT NOT NULL, status TEXT NOT NULL,"
      "  priority INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (queue_sid, status, priority));",
      NULL},
+    /* 3: rank counters of waiting tasks (counts.c); tr_rank_buckets_fill fills them. */
+    {"CREATE TABLE IF NOT EXISTS tr_rank_buckets (queue_sid TEXT NOT NULL,"
+     "  priority INTEGER NOT NULL, level INTEGER NOT NULL, bucket INTEGER NOT NULL,"
+     "  n INTEGER NOT NULL, PRIMARY KEY (queue_sid, priority, level, bucket));",
+     NULL},
+    /* 4: a task's event parameters stored once (record.c); older events keep their whole
+     * set (base_id NULL) and read as before. Two indexes nothing reads go. */
+    {"ALTER TABLE tr_events ADD COLUMN base_id INTEGER;"
+     "CREATE TABLE IF NOT EXISTS tr_event_bases (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  task_sid TEXT NOT NULL UNIQUE, first_ms INTEGER NOT NULL, params TEXT NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS tr_event_bases_first ON tr_event_bases (first_ms);"
+     "CREATE INDEX IF NOT EXISTS tr_events_base ON tr_events (base_id) WHERE base_id IS NOT NULL;"
+     "DROP INDEX IF EXISTS tr_events_queue;"
+     "DROP INDEX IF EXISTS tr_events_task;",
+     "SELECT base_id FROM tr_events LIMIT 0"},
+    /* 5: a queue's members by activity (members.c), for its RealTimeStatistics */
+    {"ALTER TABLE tr_queue_members ADD COLUMN activity_sid TEXT;"
+     "UPDATE tr_queue_members SET activity_sid = (SELECT w.activity_sid FROM tr_workers w"
+     "  WHERE w.sid = tr_queue_members.worker_sid);"
+     "CREATE TABLE IF NOT EXISTS tr_queue_activity_counts (queue_sid TEXT NOT NULL,"
+     "  activity_sid TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (queue_sid, activity_sid));"
+     "INSERT INTO tr_queue_activity_counts (queue_sid, activity_sid, n)"
+     "  SELECT queue_sid, activity_sid, count(*) FROM tr_queue_members"
+     "  WHERE activity_sid IS NOT NULL GROUP BY queue_sid, activity_sid;",
+     "SELECT activity_sid FROM tr_queue_members LIMIT 0"},
+    /* 6: a queue's events by type and minute (record.c), for its CumulativeStatistics */
+    {"CREATE TABLE IF NOT EXISTS tr_event_minutes (queue_sid TEXT NOT NULL,"
+     "  event_type TEXT NOT NULL, minute INTEGER NOT NULL, n INTEGER NOT NULL,"
+     "  wait_n INTEGER NOT NULL, wait_sum INTEGER NOT NULL, wait_min INTEGER, wait_max INTEGER,"
+     "  PRIMARY KEY (queue_sid, event_type, minute));"
+     "INSERT INTO tr_event_minutes (queue_sid, event_type, minute, n, wait_n, wait_sum,"
+     "  wait_min, wait_max) SELECT queue_sid, event_type, date_ms / 60000, count(*),"
+     "  count(wait_ms), coalesce(sum(wait_ms), 0), min(wait_ms), max(wait_ms) FROM tr_events"
+     "  WHERE queue_sid IS NOT NULL GROUP BY queue_sid, event_type, date_ms / 60000;",
+     NULL},
 };
 
 /* The activities of a new workspace: name, available. Offline is the default. */
@@ -203,7 +238,8 @@ tr_engine_t *tr_engine_new(store_t *s, const char *account_sid, errmsg_t *em)
         err_set(em, TASSA_ESTORE, "cannot read the TaskRouter workspace SID");
         goto fail;
     }
-    if (tr_members_fill(e) || tr_counts_fill(e) || tr_queue_counts_fill(e)) {
+    if (tr_members_fill(e) || tr_counts_fill(e) || tr_queue_counts_fill(e) ||
+        tr_rank_buckets_fill(e)) {
         err_set(em, TASSA_ESTORE, "cannot fill the TaskRouter queue membership or counts");
         goto fail;
     }
@@ -449,6 +485,8 @@ void tr_engine_free(tr_engine_t *e)
     pthread_cond_destroy(&e->timer_cond);
     pthread_cond_destroy(&e->event_cond);
     pthread_mutex_destroy(&e->mu);
+    free(e->base_text);
+    json_decref(e->base_json);
     free(e);
 }
 

@@ -62,9 +62,13 @@ tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, in
     tassa_err err = TASSA_ESTORE;
     if (!tr_task_load(e, sid, &task))
         goto out;
-    if (!task.workflow_sid) { /* created straight into a TaskQueueSid */
-        err = db_exec(e->store, "UPDATE tr_tasks SET queue_entered_ms = ? WHERE sid = ?", "is", now,
-                      sid);
+    if (!task.workflow_sid) {                   /* created straight into a TaskQueueSid */
+        err = tr_task_tally_locked(e, sid, -1); /* its entry time keys its rank bucket */
+        if (!err)
+            err = db_exec(e->store, "UPDATE tr_tasks SET queue_entered_ms = ? WHERE sid = ?", "is",
+                          now, sid);
+        if (!err)
+            err = tr_task_tally_locked(e, sid, 1);
         if (!err)
             err = ev_task_event(e, "task-queue.entered", sid, NULL, NULL, -1, now);
         if (!err && created)
@@ -244,9 +248,8 @@ tassa_err tr_worker_move_locked(tr_engine_t *e, const char *worker_sid, const ch
                   " date_updated = ?, idle_since = CASE WHEN ? = 1 THEN ? ELSE idle_since END"
                   " WHERE sid = ?",
                   "siidis", activity_sid, now, now, (int)(is && !was), now, worker_sid);
-    if (!err && is != was)
-        err = db_exec(e->store, "UPDATE tr_queue_members SET available = ? WHERE worker_sid = ?",
-                      "ds", (int)is, worker_sid);
+    if (!err)
+        err = tr_members_move_locked(e, worker_sid, old.activity_sid, activity_sid, is);
     if (!err) {
         tr_worker_load(e, worker_sid, &cur);
         int64_t in_prev = now - old.date_status_changed;

@@ -86,6 +86,16 @@ tassa_err tr_match_locked(tr_engine_t *e, int64_t now);
 tassa_err tr_members_worker_locked(tr_engine_t *e, const char *worker_sid);
 tassa_err tr_members_queue_locked(tr_engine_t *e, const char *queue_sid);
 
+/* A queue's members by activity, tr_queue_activity_counts (queue_sid, activity_sid, n), kept
+ * with the membership rows: tr_members_tally_locked adds sign to one count;
+ * tr_members_move_locked moves every row of a worker from activity from to activity to (with
+ * its availability), counts and rows alike. Inside the caller's transaction; TASSA_ESTORE on
+ * failure. The rows' n may be 0. */
+tassa_err tr_members_tally_locked(tr_engine_t *e, const char *queue_sid, const char *activity_sid,
+                                  int sign);
+tassa_err tr_members_move_locked(tr_engine_t *e, const char *worker_sid, const char *from,
+                                 const char *to, bool available);
+
 /* Fills tr_queue_members once for a data file written before it existed (its own
  * transaction; a meta row marks it done). Called at engine start. TASSA_ESTORE on failure. */
 tassa_err tr_members_fill(tr_engine_t *e);
@@ -105,6 +115,18 @@ tassa_err tr_counts_fill(tr_engine_t *e);
  * be 0. tr_queue_counts_fill fills the table once for an older data file (engine start). */
 tassa_err tr_task_tally_locked(tr_engine_t *e, const char *task_sid, int sign);
 tassa_err tr_queue_counts_fill(tr_engine_t *e);
+
+/* A queue's waiting (pending or reserved) tasks of one priority counted by time of queue
+ * entry, rows of tr_rank_buckets (queue_sid, priority, level, bucket, n): level 1 buckets
+ * are queue_entered_ms >> TR_RANK_SHIFT1 (about a second), level 2 ones >> TR_RANK_SHIFT2
+ * (about 17 minutes). tr_task_tally_locked keeps them with tr_queue_counts, so that a task's
+ * rank among its equals reads at most a few hundred counter rows and one index range of the
+ * tasks that entered in its second (tr_task_position). The rows' n may be 0 (the prune
+ * removes those). tr_rank_buckets_fill fills the table once for an older data file (engine
+ * start). TASSA_ESTORE on failure. */
+#define TR_RANK_SHIFT1 10
+#define TR_RANK_SHIFT2 20
+tassa_err tr_rank_buckets_fill(tr_engine_t *e);
 
 /* Applies every due deadline (reservation timeouts, target timeouts, TTLs), prunes what
  * TR_KEEP_* says is gone once a TR_PRUNE_EVERY_MS, and returns the next deadline in ms in

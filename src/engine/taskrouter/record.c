@@ -148,24 +148,185 @@ void ev_reservation(json_t *ev, const tr_reservation_t *r)
     put(ev, "ReservationStatus", r->status);
 }
 
+json_t *ev_delta(const json_t *base, const json_t *ev)
+{
+    json_t *d = json_object(), *v, *order = NULL;
+    const char *k;
+    bool same_order = true;
+    if (!d)
+        return NULL;
+    json_object_foreach((json_t *)ev, k, v)
+    {
+        json_t *bv = json_object_get(base, k);
+        if (!tr_event_column_key(k) && (!bv || !json_equal(bv, v)))
+            json_object_set(d, k, v);
+    }
+    json_object_foreach((json_t *)base, k, v)
+    {
+        if (!json_object_get(ev, k) && !tr_event_column_key(k))
+            json_object_set_new(d, k, json_null());
+    }
+    /* The merge orders the keys of base that stay, then the new ones in ev's order. */
+    void *it = json_object_iter((json_t *)ev);
+    json_object_foreach((json_t *)base, k, v)
+    {
+        if (!json_object_get(ev, k) && !tr_event_column_key(k))
+            continue; /* deleted */
+        if (!json_object_get(ev, k) || !it || strcmp(json_object_iter_key(it), k)) {
+            same_order = false;
+            break;
+        }
+        it = json_object_iter_next((json_t *)ev, it);
+    }
+    for (; same_order && it; it = json_object_iter_next((json_t *)ev, it))
+        if (json_object_get(base, json_object_iter_key(it)))
+            same_order = false; /* a key of base further on */
+    if (!same_order && (order = json_array())) {
+        json_object_foreach((json_t *)ev, k, v)
+        {
+            json_array_append_new(order, json_string(k));
+        }
+        json_object_set_new(d, "", order);
+    }
+    return d;
+}
+
+/* The whole set of ev with the column keys emptied (their values come from each row): the
+ * text a task's base is stored as. malloc'd; NULL on OOM. */
+static char *base_text(const json_t *ev)
+{
+    json_t *copy = json_copy((json_t *)ev);
+    for (size_t i = 0; copy && i < TR_EVENT_COLUMN_N; i++)
+        if (json_object_get(copy, TR_EVENT_COLUMN_KEYS[i]))
+            json_object_set_new(copy, TR_EVENT_COLUMN_KEYS[i], json_string(""));
+    char *text = copy ? json_dumps(copy, JSON_COMPACT) : NULL;
+    json_decref(copy);
+    return text;
+}
+
+/* The id of the task's parameter set in tr_event_bases, stored from ev (this event) when it
+ * has none yet; its text in *btext (malloc'd) and parsed in *base (new reference). -1 on
+ * failure (both NULL). */
+static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, int64_t now,
+                       json_t **base, char **btext)
+{
+    char *text = NULL;
+    int64_t id = -1;
+    *base = NULL;
+    *btext = NULL;
+    for (int round = 0; round < 2 && id < 0; round++) {
+        store_stmt_t *st = db_query(
+            e->store, "SELECT id, params FROM tr_event_bases WHERE task_sid = ?", "s", task_sid);
+        if (st && store_step(st) == STORE_ROW && store_col_text(st, 1)) {
+            id = store_col_int64(st, 0);
+            *btext = strdup(store_col_text(st, 1));
+            if (*btext && e->base_text && !strcmp(e->base_text, *btext)) {
+                *base = json_incref(e->base_json); /* the same text: parsed already */
+            } else if (*btext && (*base = json_loads(*btext, 0, NULL))) {
+                char *keep = strdup(*btext);
+                if (keep) {
+                    free(e->base_text);
+                    json_decref(e->base_json);
+                    e->base_text = keep;
+                    e->base_json = json_incref(*base);
+                }
+            }
+        }
+        store_release(e->store, st);
+        if (id < 0 && (round > 0 || !(text = base_text(ev)) ||
+                       db_exec(e->store,
+                               "INSERT INTO tr_event_bases (task_sid, first_ms, params)"
+                               " VALUES (?, ?, ?)",
+                               "sis", task_sid, now, text)))
+            break;
+    }
+    free(text);
+    if (!*base) {
+        free(*btext);
+        *btext = NULL;
+        id = -1;
+    }
+    return id;
+}
+
 tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
 {
     if (!ev)
         return TASSA_ENOMEM;
-    char *text = json_dumps(ev, JSON_COMPACT);
+    char *text = json_dumps(ev, JSON_COMPACT), *stored = NULL, *dflt = NULL, *btext = NULL;
     tassa_err err = TASSA_ENOMEM;
-    if (text)
+    json_t *base = NULL;
+    int64_t base_id = -1;
+    const char *task_sid = param(ev, "TaskSid"), *desc = param(ev, "EventDescription");
+    tr_event_t cols = {.sid = (char *)param(ev, "Sid"),
+                       .event_type = (char *)param(ev, "EventType"),
+                       .resource_type = (char *)param(ev, "ResourceType"),
+                       .resource_sid = (char *)param(ev, "ResourceSid"),
+                       .description = (char *)desc,
+                       .date_ms = param(ev, "TimestampMs")
+                                      ? (int64_t)strtoll(param(ev, "TimestampMs"), NULL, 10)
+                                      : 0};
+    if (!text || !cols.sid || !cols.event_type || !cols.resource_type)
+        goto out;
+    dflt = tr_event_default_description(cols.resource_type, cols.resource_sid, cols.event_type);
+    if (!dflt)
+        goto out;
+    /* A task's events store what differs from its parameter set, when that gives the text
+     * back exactly; anything else stores the whole set. */
+    if (task_sid && (base_id = base_of(e, task_sid, ev, cols.date_ms, &base, &btext)) >= 0) {
+        json_t *d = ev_delta(base, ev);
+        char *dtext = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        char *back = dtext ? tr_event_merge(btext, dtext, &cols) : NULL;
+        if (back && !strcmp(back, text)) {
+            stored = dtext;
+            dtext = NULL;
+        } else {
+            base_id = -1;
+        }
+        json_decref(d);
+        free(dtext);
+        free(back);
+    }
+    /* the queue's events by type and minute, for its CumulativeStatistics (stats.c) */
+    const char *queue_sid = param(ev, "TaskQueueSid");
+    err = !queue_sid ? TASSA_OK
+                     : db_exec(e->store,
+                               "INSERT INTO tr_event_minutes (queue_sid, event_type, minute, n,"
+                               " wait_n, wait_sum, wait_min, wait_max) VALUES (?, ?, ?, 1,"
+                               " CASE WHEN ? >= 0 THEN 1 ELSE 0 END,"
+                               " CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE 0 END,"
+                               " NULLIF(CAST(? AS INTEGER), -1), NULLIF(CAST(? AS INTEGER), -1))"
+                               " ON CONFLICT (queue_sid, event_type, minute) DO UPDATE SET"
+                               " n = tr_event_minutes.n + 1,"
+                               " wait_n = tr_event_minutes.wait_n + excluded.wait_n,"
+                               " wait_sum = tr_event_minutes.wait_sum + excluded.wait_sum,"
+                               " wait_min = CASE WHEN excluded.wait_min IS NULL OR"
+                               " (tr_event_minutes.wait_min IS NOT NULL AND"
+                               " tr_event_minutes.wait_min <= excluded.wait_min)"
+                               " THEN tr_event_minutes.wait_min ELSE excluded.wait_min END,"
+                               " wait_max = CASE WHEN excluded.wait_max IS NULL OR"
+                               " (tr_event_minutes.wait_max IS NOT NULL AND"
+                               " tr_event_minutes.wait_max >= excluded.wait_max)"
+                               " THEN tr_event_minutes.wait_max ELSE excluded.wait_max END",
+                               "ssiiiiii", queue_sid, cols.event_type, cols.date_ms / 60000,
+                               wait_ms, wait_ms, wait_ms, wait_ms, wait_ms);
+    if (!err)
         err = db_exec(
             e->store,
             "INSERT INTO tr_events (sid, event_type, resource_type, resource_sid, description,"
             " date_ms, task_sid, worker_sid, reservation_sid, queue_sid, workflow_sid, wait_ms,"
-            " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(CAST(? AS INTEGER), -1), ?)",
-            "sssssisssssis", param(ev, "Sid"), param(ev, "EventType"), param(ev, "ResourceType"),
-            param(ev, "ResourceSid"), param(ev, "EventDescription"),
-            (int64_t)strtoll(param(ev, "TimestampMs"), NULL, 10), param(ev, "TaskSid"),
+            " params, base_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " NULLIF(CAST(? AS INTEGER), -1), ?, NULLIF(CAST(? AS INTEGER), -1))",
+            "sssssisssssisi", cols.sid, cols.event_type, cols.resource_type, cols.resource_sid,
+            desc && strcmp(desc, dflt) ? desc : NULL, cols.date_ms, task_sid,
             param(ev, "WorkerSid"), param(ev, "ReservationSid"), param(ev, "TaskQueueSid"),
-            param(ev, "WorkflowSid"), wait_ms, text);
+            param(ev, "WorkflowSid"), wait_ms, stored ? stored : text, base_id);
+out:
     free(text);
+    free(stored);
+    free(dflt);
+    free(btext);
+    json_decref(base);
     json_decref(ev);
     return err;
 }

@@ -29,6 +29,19 @@ void ev_set(json_t *ev, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms);
 
+/* Stored once per task (tr_event_bases): the first event of a task stores its whole
+ * parameter set there, and each event of the task stores in tr_events.params only what
+ * differs from it (ev_delta); the keys that are columns of the event (Sid, EventType,
+ * ResourceType, ResourceSid, EventDescription, Timestamp, TimestampMs) come from the columns,
+ * and a description that is the default one is NULL. ev_emit checks that tr_event_merge gives back
+ * the very text (values and key order) and stores the whole set otherwise.
+ *
+ * ev_delta: what ev has that base (both JSON objects of strings, borrowed) has not, or has
+ * otherwise, a JSON null for each key of base that ev lacks, and under the key "" the keys of
+ * ev in order when the merge (tr_event_merge, rows.h) would order them otherwise; column keys
+ * left out. New reference; NULL on OOM. */
+json_t *ev_delta(const json_t *base, const json_t *ev);
+
 /* Records a task-centred event: the task with its queue and workflow, and optionally the
  * reservation and its worker. A convenience over ev_new + ev_* + ev_emit. */
 tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, const char *res_sid,

@@ -5,6 +5,7 @@
  */
 #include "engine/taskrouter/rows.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +19,8 @@ typedef struct {
 struct tr_rowtype {
     const col_t *cols;
     size_t n, size;
-    const char *by_sid; /* the SELECT of one row by SID */
+    const char *by_sid;        /* the SELECT of one row by SID */
+    bool (*finish)(void *row); /* completes a row read (NULL: none); false on OOM */
 };
 
 #define T(type, f)                                                                                 \
@@ -35,7 +37,7 @@ struct tr_rowtype {
     }
 #define ROWTYPE(c, t, sql)                                                                         \
     {                                                                                              \
-        c, sizeof c / sizeof c[0], sizeof(t), sql                                                  \
+        c, sizeof c / sizeof c[0], sizeof(t), sql, NULL                                            \
     }
 
 /* Each table lists the columns of its SELECT head in rows.h, in order. */
@@ -113,8 +115,184 @@ static const col_t EVENT_COLS[] = {
     T(tr_event_t, resource_sid), T(tr_event_t, description),     T(tr_event_t, task_sid),
     T(tr_event_t, worker_sid),   T(tr_event_t, reservation_sid), T(tr_event_t, queue_sid),
     T(tr_event_t, workflow_sid), T(tr_event_t, params),          I(tr_event_t, seq),
-    I(tr_event_t, date_ms),      I(tr_event_t, wait_ms),
+    I(tr_event_t, date_ms),      I(tr_event_t, wait_ms),         T(tr_event_t, base),
 };
+
+/* The parameters that are columns of an event row, in no particular order. */
+const char *const TR_EVENT_COLUMN_KEYS[TR_EVENT_COLUMN_N] = {
+    "Sid",       "EventType",  "ResourceType", "ResourceSid", "EventDescription",
+    "Timestamp", "TimestampMs"};
+
+bool tr_event_column_key(const char *k)
+{
+    for (size_t i = 0; i < TR_EVENT_COLUMN_N; i++)
+        if (!strcmp(k, TR_EVENT_COLUMN_KEYS[i]))
+            return true;
+    return false;
+}
+
+char *tr_event_default_description(const char *rtype, const char *rsid, const char *type)
+{
+    size_t n = strlen(rtype ? rtype : "") + strlen(rsid ? rsid : "") + strlen(type ? type : "");
+    char *buf = malloc(n + 3);
+    if (buf)
+        snprintf(buf, n + 3, "%s %s %s", rtype ? rtype : "", rsid ? rsid : "", type ? type : "");
+    return buf;
+}
+
+/* The JSON string literal of v as json_dumps writes it (malloc'd; NULL on OOM): quoted as it
+ * is when it holds only printable ASCII other than quote and backslash, else jansson's. */
+static char *literal(const char *v)
+{
+    size_t n = 0;
+    bool plain = true;
+    for (; v[n]; n++)
+        if ((unsigned char)v[n] < 0x20 || (unsigned char)v[n] > 0x7e || v[n] == '"' || v[n] == '\\')
+            plain = false;
+    if (!plain) {
+        json_t *s = json_string(v);
+        char *text = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+        json_decref(s);
+        return text;
+    }
+    char *text = malloc(n + 3);
+    if (text) {
+        text[0] = '"';
+        memcpy(text + 1, v, n);
+        text[n + 1] = '"';
+        text[n + 2] = '\0';
+    }
+    return text;
+}
+
+/* The merge of an empty delta without parsing: base_text with each column key's empty value
+ * ("Key":"", which outside a string only a top-level key can be) replaced by the row's
+ * value, JSON-escaped. NULL when a column key is not there in that form (or on OOM): then
+ * the parsing merge decides. */
+static char *merge_columns(const char *base_text, const char *const cols[][2], size_t n)
+{
+    const char *at[TR_EVENT_COLUMN_N];
+    char *lit[TR_EVENT_COLUMN_N] = {0}, *out = NULL;
+    size_t len = strlen(base_text), k;
+    bool ok = n <= TR_EVENT_COLUMN_N;
+    for (k = 0; ok && k < n; k++) {
+        char pat[48];
+        snprintf(pat, sizeof pat, "\"%s\":\"\"", cols[k][0]);
+        lit[k] = cols[k][1] ? literal(cols[k][1]) : NULL;
+        at[k] = strstr(base_text, pat);
+        ok = at[k] && lit[k];
+        if (ok) {
+            at[k] += strlen(pat) - 2; /* at the empty "" */
+            len += strlen(lit[k]) - 2;
+        }
+    }
+    if (ok && (out = malloc(len + 1))) {
+        char *o = out;
+        for (const char *p = base_text; *p;) {
+            size_t next = SIZE_MAX;
+            for (k = 0; k < n; k++) /* the nearest column value from p on */
+                if (at[k] >= p && (next == SIZE_MAX || at[k] < at[next]))
+                    next = k;
+            size_t upto = next == SIZE_MAX ? strlen(p) : (size_t)(at[next] - p);
+            memcpy(o, p, upto);
+            o += upto;
+            p += upto;
+            if (next != SIZE_MAX) {
+                size_t l = strlen(lit[next]);
+                memcpy(o, lit[next], l);
+                o += l;
+                p += 2; /* the empty "" */
+            }
+        }
+        *o = '\0';
+    }
+    for (k = 0; k < TR_EVENT_COLUMN_N; k++)
+        free(lit[k]);
+    return out;
+}
+
+char *tr_event_merge(const char *base_text, const char *delta_text, const tr_event_t *r)
+{
+    if (!strcmp(delta_text, "{}")) {
+        char ts[24], ms[24];
+        snprintf(ts, sizeof ts, "%lld", (long long)(r->date_ms / 1000));
+        snprintf(ms, sizeof ms, "%lld", (long long)r->date_ms);
+        const char *cols[][2] = {{"Sid", r->sid},
+                                 {"EventType", r->event_type},
+                                 {"ResourceType", r->resource_type},
+                                 {"ResourceSid", r->resource_sid ? r->resource_sid : ""},
+                                 {"EventDescription", r->description},
+                                 {"Timestamp", ts},
+                                 {"TimestampMs", ms}};
+        char *fast = merge_columns(base_text, cols, sizeof cols / sizeof cols[0]);
+        if (fast)
+            return fast;
+    }
+    json_t *base = json_loads(base_text, 0, NULL), *delta = json_loads(delta_text, 0, NULL);
+    json_t *out = json_object(), *v;
+    char *text = NULL, ts[24], ms[24];
+    const char *k;
+    if (!json_is_object(base) || !json_is_object(delta) || !out)
+        goto out;
+    json_object_foreach(base, k, v)
+    {
+        json_t *dv = json_object_get(delta, k);
+        if (!json_is_null(dv))
+            json_object_set(out, k, dv ? dv : v);
+    }
+    json_object_foreach(delta, k, v)
+    {
+        if (*k && !json_is_null(v) && !json_object_get(base, k))
+            json_object_set(out, k, v);
+    }
+    snprintf(ts, sizeof ts, "%lld", (long long)(r->date_ms / 1000));
+    snprintf(ms, sizeof ms, "%lld", (long long)r->date_ms);
+    const char *cols[][2] = {{"Sid", r->sid},
+                             {"EventType", r->event_type},
+                             {"ResourceType", r->resource_type},
+                             {"ResourceSid", r->resource_sid ? r->resource_sid : ""},
+                             {"EventDescription", r->description},
+                             {"Timestamp", ts},
+                             {"TimestampMs", ms}};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+        if (json_object_get(out, cols[i][0]) && cols[i][1])
+            json_object_set_new(out, cols[i][0], json_string(cols[i][1]));
+    json_t *order = json_object_get(delta, "");
+    if (json_is_array(order)) {
+        json_t *sorted = json_object();
+        size_t i;
+        json_array_foreach(order, i, v)
+        {
+            json_t *x = json_object_get(out, json_string_value(v) ? json_string_value(v) : "");
+            if (sorted && x)
+                json_object_set(sorted, json_string_value(v), x);
+        }
+        json_decref(out);
+        out = sorted;
+    }
+    text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+out:
+    json_decref(base);
+    json_decref(delta);
+    json_decref(out);
+    return text;
+}
+
+static bool event_finish(void *row)
+{
+    tr_event_t *r = row;
+    if (!r->description && !(r->description = tr_event_default_description(
+                                 r->resource_type, r->resource_sid, r->event_type)))
+        return false;
+    if (!r->base)
+        return true;
+    char *whole = tr_event_merge(r->base, r->params ? r->params : "{}", r);
+    if (!whole)
+        return false;
+    free(r->params);
+    r->params = whole;
+    return true;
+}
 
 const tr_rowtype_t TR_WORKSPACE_ROW =
     ROWTYPE(WORKSPACE_COLS, tr_workspace_t, TR_WORKSPACE_SELECT "WHERE ws.sid = ?");
@@ -129,7 +307,9 @@ const tr_rowtype_t TR_WORKFLOW_ROW =
 const tr_rowtype_t TR_TASK_ROW = ROWTYPE(TASK_COLS, tr_task_t, TR_TASK_SELECT "WHERE t.sid = ?");
 const tr_rowtype_t TR_RES_ROW =
     ROWTYPE(RES_COLS, tr_reservation_t, TR_RES_SELECT "WHERE r.sid = ?");
-const tr_rowtype_t TR_EVENT_ROW = ROWTYPE(EVENT_COLS, tr_event_t, TR_EVENT_SELECT "WHERE sid = ?");
+const tr_rowtype_t TR_EVENT_ROW = {EVENT_COLS, sizeof EVENT_COLS / sizeof EVENT_COLS[0],
+                                   sizeof(tr_event_t), TR_EVENT_SELECT "WHERE ev.sid = ?",
+                                   event_finish};
 
 void rows_clear(const tr_rowtype_t *type, void *row)
 {
@@ -157,6 +337,10 @@ bool rows_read(const tr_rowtype_t *type, store_stmt_t *st, void *row)
         case COL_INT: *(int64_t *)field = null ? -1 : store_col_int64(st, (int)i); break;
         case COL_BOOL: *(bool *)field = !null && store_col_int64(st, (int)i) != 0; break;
         }
+    }
+    if (type->finish && !type->finish(row)) {
+        rows_clear(type, row);
+        return false;
     }
     return true;
 }

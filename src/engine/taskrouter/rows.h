@@ -74,8 +74,10 @@ typedef struct {
 
 typedef struct {
     char *sid, *event_type, *resource_type, *resource_sid, *description, *task_sid;
-    char *worker_sid, *reservation_sid, *queue_sid, *workflow_sid, *params;
+    char *worker_sid, *reservation_sid, *queue_sid, *workflow_sid;
+    char *params;                  /* the whole parameter set (JSON object text) once read */
     int64_t seq, date_ms, wait_ms; /* wait_ms -1 when unset */
+    char *base;                    /* the task's parameter set it was stored against, or NULL */
 } tr_event_t;
 
 /* The SELECT heads, in each struct's column order. */
@@ -114,9 +116,13 @@ typedef struct {
     "SELECT r.sid, r.task_sid, r.worker_sid, r.status, w.friendly_name, r.deadline,"               \
     " r.date_created, r.date_updated FROM tr_reservations r"                                       \
     " LEFT JOIN tr_workers w ON w.sid = r.worker_sid "
+/* An event's params are its whole parameter set (base_id NULL), or what differs from its
+ * task's parameter set in tr_event_bases (record.c); reading the row merges them. */
 #define TR_EVENT_SELECT                                                                            \
-    "SELECT sid, event_type, resource_type, resource_sid, description, task_sid, worker_sid,"      \
-    " reservation_sid, queue_sid, workflow_sid, params, seq, date_ms, wait_ms FROM tr_events "
+    "SELECT ev.sid, ev.event_type, ev.resource_type, ev.resource_sid, ev.description,"             \
+    " ev.task_sid, ev.worker_sid, ev.reservation_sid, ev.queue_sid, ev.workflow_sid, ev.params,"   \
+    " ev.seq, ev.date_ms, ev.wait_ms, b.params FROM tr_events ev"                                  \
+    " LEFT JOIN tr_event_bases b ON b.id = ev.base_id "
 
 /* Status lists as SQL IN lists (the waiting ones are base/task_order.h's TASK_WAITING_SQL):
  * a task not yet finished; a reservation that holds its worker (one task per worker); a
@@ -130,6 +136,21 @@ typedef struct {
 #define TR_QUEUE_ORDER_SQL                                                                         \
     "t.priority DESC, CASE WHEN q.task_order = 'LIFO' THEN -t.queue_entered_ms"                    \
     " ELSE t.queue_entered_ms END, t.seq"
+
+/* Event rows stored against a task's parameter set (record.c): the parameters that are
+ * columns of the row (Sid, EventType, ResourceType, ResourceSid, EventDescription, Timestamp,
+ * TimestampMs); tr_event_column_key says whether k is one. */
+#define TR_EVENT_COLUMN_N 7
+extern const char *const TR_EVENT_COLUMN_KEYS[TR_EVENT_COLUMN_N];
+bool tr_event_column_key(const char *k);
+/* The description ev_new gives an event without one ("Type Sid type"), malloc'd; NULL on
+ * OOM. Any thread. */
+char *tr_event_default_description(const char *rtype, const char *rsid, const char *type);
+/* The whole parameter set of the event row r (its columns) from base and delta (JSON texts,
+ * record.h's ev_delta), as compact JSON text (malloc'd); NULL on OOM or unparsable text.
+ * Reading an event row (TR_EVENT_ROW) merges this way and fills a NULL description with the
+ * default one. Any thread. */
+char *tr_event_merge(const char *base, const char *delta, const tr_event_t *r);
 
 /* A row type: how the rows of one SELECT head are read and freed (rows.c). */
 typedef struct tr_rowtype tr_rowtype_t;

@@ -101,12 +101,13 @@ static void worker_counts(tr_engine_t *e, json_t *j, const char *queue_sid, json
 #define FREE_SQL                                                                                   \
     "sum(CASE WHEN a.available = 1 AND NOT EXISTS (SELECT 1 FROM tr_reservations r WHERE"          \
     " r.worker_sid = w.sid AND r.status IN " TR_RES_HOLDING_SQL ") THEN 1 ELSE 0 END)"
+    /* A queue's: its members by activity from tr_queue_activity_counts (members.c), and the
+     * free ones among its available members (index tr_queue_members_free), so that no read
+     * goes over every member. */
     store_stmt_t *st =
         queue_sid ? db_query(e->store,
-                             "SELECT w.activity_sid, count(*), " FREE_SQL
-                             " FROM tr_queue_members m JOIN tr_workers w ON w.sid = m.worker_sid"
-                             " JOIN tr_activities a ON a.sid = w.activity_sid"
-                             " WHERE m.queue_sid = ? GROUP BY w.activity_sid",
+                             "SELECT activity_sid, n, 0 FROM tr_queue_activity_counts"
+                             " WHERE queue_sid = ? AND n > 0",
                              "s", queue_sid)
                   : db_query(e->store,
                              "SELECT w.activity_sid, count(*), " FREE_SQL
@@ -123,6 +124,13 @@ static void worker_counts(tr_engine_t *e, json_t *j, const char *queue_sid, json
         *available += store_col_int64(st, 2);
     }
     store_release(e->store, st);
+    if (queue_sid)
+        *available =
+            db_int(e->store, 0,
+                   "SELECT count(*) FROM tr_queue_members m WHERE m.queue_sid = ? AND"
+                   " m.available = 1 AND NOT EXISTS (SELECT 1 FROM tr_reservations r"
+                   " WHERE r.worker_sid = m.worker_sid AND r.status IN " TR_RES_HOLDING_SQL ")",
+                   "s", queue_sid);
     for (size_t i = 0; i < n_acts; i++)
         json_array_append_new(stats,
                               json_pack("{s:s, s:s, s:I}", "sid", acts[i].sid, "friendly_name",
@@ -173,24 +181,58 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
     return j ? TASSA_OK : TASSA_ENOMEM;
 }
 
-/* {avg, min, max, total} in seconds of the wait_ms of events of type in the window. */
-static json_t *durations(tr_engine_t *e, const char *queue_sid, const char *type, int64_t from)
+/* The events of type of a queue since from (ms): their number and their wait_ms (count of
+ * those with one, sum, min, max; min and max -1 when none). Whole minutes from
+ * tr_event_minutes (record.c), the part of the first minute from the index
+ * tr_events_queue_type, so that the cost is one minute's events at most, not the window's. */
+typedef struct {
+    int64_t n, wait_n, wait_sum, wait_min, wait_max;
+} ev_tally_t;
+
+static void tally_add(ev_tally_t *t, store_stmt_t *st)
 {
-    store_stmt_t *st = db_query(
-        e->store,
-        "SELECT CAST(coalesce(avg(wait_ms), 0) AS DOUBLE PRECISION), coalesce(min(wait_ms), 0),"
-        " coalesce(max(wait_ms), 0), coalesce(sum(wait_ms), 0)"
-        " FROM tr_events WHERE queue_sid = ? AND event_type = ? AND"
-        " date_ms >= ?",
-        "ssi", queue_sid, type, from);
     bool row = st && store_step(st) == STORE_ROW;
-    double avg = row ? store_col_double(st, 0) : 0;
-    int64_t mi = row ? store_col_int64(st, 1) : 0, ma = row ? store_col_int64(st, 2) : 0;
-    int64_t t = row ? store_col_int64(st, 3) : 0;
+    if (!row)
+        return;
+    t->n += store_col_int64(st, 0);
+    t->wait_n += store_col_int64(st, 1);
+    t->wait_sum += store_col_int64(st, 2);
+    if (!store_col_is_null(st, 3) && (t->wait_min < 0 || store_col_int64(st, 3) < t->wait_min))
+        t->wait_min = store_col_int64(st, 3);
+    if (!store_col_is_null(st, 4) && store_col_int64(st, 4) > t->wait_max)
+        t->wait_max = store_col_int64(st, 4);
+}
+
+static ev_tally_t tally(tr_engine_t *e, const char *queue_sid, const char *type, int64_t from)
+{
+    ev_tally_t t = {0, 0, 0, -1, -1};
+    int64_t whole = (from + 59999) / 60000; /* the first minute wholly in the window */
+    store_stmt_t *st = db_query(e->store,
+                                "SELECT coalesce(sum(n), 0), coalesce(sum(wait_n), 0),"
+                                " coalesce(sum(wait_sum), 0), min(wait_min), max(wait_max)"
+                                " FROM tr_event_minutes WHERE queue_sid = ? AND event_type = ?"
+                                " AND minute >= ?",
+                                "ssi", queue_sid, type, whole);
+    tally_add(&t, st);
     store_release(e->store, st);
+    st = db_query(e->store,
+                  "SELECT count(*), count(wait_ms), coalesce(sum(wait_ms), 0), min(wait_ms),"
+                  " max(wait_ms) FROM tr_events WHERE queue_sid = ? AND event_type = ? AND"
+                  " date_ms >= ? AND date_ms < ?",
+                  "ssii", queue_sid, type, from, whole * 60000);
+    tally_add(&t, st);
+    store_release(e->store, st);
+    return t;
+}
+
+/* {avg, min, max, total} in seconds of the wait_ms of t. */
+static json_t *durations(const ev_tally_t *t)
+{
+    double avg = t->wait_n ? (double)t->wait_sum / (double)t->wait_n : 0;
+    int64_t mi = t->wait_min < 0 ? 0 : t->wait_min, ma = t->wait_max < 0 ? 0 : t->wait_max;
     return json_pack("{s:I, s:I, s:I, s:I}", "avg", (json_int_t)(avg / 1000 + 0.5), "min",
                      (json_int_t)(mi / 1000), "max", (json_int_t)(ma / 1000), "total",
-                     (json_int_t)(t / 1000));
+                     (json_int_t)(t->wait_sum / 1000));
 }
 
 tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minutes,
@@ -231,20 +273,20 @@ tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minute
         json_object_set_new(j, "start_time", json_string(start));
         json_object_set_new(j, "end_time", json_string(end));
         json_object_set_new(j, "url", json_string(url));
-        for (size_t i = 0; i < sizeof COUNTS / sizeof COUNTS[0]; i++)
-            json_object_set_new(
-                j, COUNTS[i].field,
-                json_integer(db_int(e->store, 0,
-                                    "SELECT count(*) FROM tr_events WHERE queue_sid = ? AND"
-                                    " event_type = ? AND date_ms >= ?",
-                                    "ssi", queue_sid, COUNTS[i].type, from)));
-        json_t *acc = durations(e, queue_sid, "reservation.accepted", from);
+        ev_tally_t accepted = {0}, canceled = {0};
+        for (size_t i = 0; i < sizeof COUNTS / sizeof COUNTS[0]; i++) {
+            ev_tally_t t = tally(e, queue_sid, COUNTS[i].type, from);
+            json_object_set_new(j, COUNTS[i].field, json_integer(t.n));
+            if (!strcmp(COUNTS[i].type, "reservation.accepted"))
+                accepted = t;
+            else if (!strcmp(COUNTS[i].type, "task.canceled"))
+                canceled = t;
+        }
+        json_t *acc = durations(&accepted);
         json_object_set(j, "avg_task_acceptance_time", json_object_get(acc, "avg"));
         json_object_set_new(j, "wait_duration_until_accepted", acc);
-        json_object_set_new(j, "wait_duration_in_queue_until_accepted",
-                            durations(e, queue_sid, "reservation.accepted", from));
-        json_object_set_new(j, "wait_duration_until_canceled",
-                            durations(e, queue_sid, "task.canceled", from));
+        json_object_set_new(j, "wait_duration_in_queue_until_accepted", durations(&accepted));
+        json_object_set_new(j, "wait_duration_until_canceled", durations(&canceled));
         json_object_set_new(j, "split_by_wait_time", json_null());
     }
     tassa_err missing = found ? TASSA_OK : tr_missing_locked(e, em, "TaskQueues", queue_sid);

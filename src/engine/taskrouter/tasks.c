@@ -398,11 +398,130 @@ tassa_err tr_task_list(tr_engine_t *e, const params_t *filter, long offset, long
     return err;
 }
 
+/* One waiting task in queue order (TR_QUEUE_ORDER_SQL): priority, then the entry time
+ * (negated in a LIFO queue), then seq. */
+typedef struct {
+    int64_t priority, key, seq;
+} wkey_t;
+
+static int wkey_cmp(const void *pa, const void *pb)
+{
+    const wkey_t *a = pa, *b = pb;
+    if (a->priority != b->priority)
+        return a->priority > b->priority ? -1 : 1;
+    if (a->key != b->key)
+        return a->key < b->key ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Appends to *keys (growing it) the rows of st (seq, priority, queue_entered_ms, task_order).
+ * False on OOM. */
+static bool collect(store_stmt_t *st, wkey_t **keys, size_t *n, size_t *cap)
+{
+    while (store_step(st) == STORE_ROW) {
+        if (*n == *cap) {
+            size_t c = *cap ? *cap * 2 : 64;
+            wkey_t *k = realloc(*keys, c * sizeof *k);
+            if (!k)
+                return false;
+            *keys = k;
+            *cap = c;
+        }
+        const char *order = store_col_text(st, 3);
+        int64_t entered = store_col_int64(st, 2);
+        (*keys)[(*n)++] =
+            (wkey_t){store_col_int64(st, 1), order && !strcmp(order, "LIFO") ? -entered : entered,
+                     store_col_int64(st, 0)};
+    }
+    return true;
+}
+
+/* The first limit waiting tasks in queue order into *first (a new array of task resources),
+ * without sorting every waiting task: the (queue, status, priority) groups with waiting tasks
+ * come from tr_queue_counts, highest priority first; each group gives its first limit tasks
+ * from the index tr_tasks_queue_order in its queue's order, and once the groups of the
+ * priorities read hold limit tasks no lower priority can come before them. The candidates
+ * are sorted in C and the first limit read whole. Waiting tasks outside any queue (none once
+ * routed) are read directly. One critical section, so the list is one moment's. */
+static tassa_err first_waiting(tr_engine_t *e, long limit, const char *base_url, int64_t now,
+                               json_t **first)
+{
+    wkey_t *keys = NULL;
+    size_t n = 0, cap = 0;
+    tassa_err err = TASSA_OK;
+    tr_task_t row = {0};
+    *first = json_array();
+    if (!*first)
+        return TASSA_ENOMEM;
+    store_lock(e->store);
+    store_stmt_t *groups =
+        db_query(e->store,
+                 "SELECT c.queue_sid, c.status, c.priority, q.task_order FROM tr_queue_counts c"
+                 " LEFT JOIN tr_queues q ON q.sid = c.queue_sid WHERE c.status IN " TASK_WAITING_SQL
+                 " AND c.n > 0 ORDER BY c.priority DESC",
+                 NULL);
+    if (!groups)
+        err = TASSA_ESTORE;
+    bool more = groups && store_step(groups) == STORE_ROW;
+    while (!err && more) {
+        int64_t priority = store_col_int64(groups, 2);
+        bool lifo = store_col_text(groups, 3) && !strcmp(store_col_text(groups, 3), "LIFO");
+        /* The order within a group is the index's; a LIFO one sorts only ties of one ms. */
+        store_stmt_t *st = db_query(
+            e->store,
+            lifo ? "SELECT t.seq, t.priority, t.queue_entered_ms, 'LIFO' FROM tr_tasks t"
+                   " WHERE t.queue_sid = ? AND t.status = ? AND t.priority = ?"
+                   " ORDER BY t.queue_entered_ms DESC, t.seq LIMIT ?"
+                 : "SELECT t.seq, t.priority, t.queue_entered_ms, 'FIFO' FROM tr_tasks t"
+                   " WHERE t.queue_sid = ? AND t.status = ? AND t.priority = ?"
+                   " ORDER BY t.queue_entered_ms, t.seq LIMIT ?",
+            "ssii", store_col_text(groups, 0), store_col_text(groups, 1), priority, (int64_t)limit);
+        if (!st || !collect(st, &keys, &n, &cap))
+            err = st ? TASSA_ENOMEM : TASSA_ESTORE;
+        store_release(e->store, st);
+        more = store_step(groups) == STORE_ROW;
+        /* a priority level done with enough candidates: the rest come after them */
+        if (more && (long)n >= limit && store_col_int64(groups, 2) != priority)
+            more = false;
+    }
+    store_release(e->store, groups);
+    if (!err) {
+        store_stmt_t *st =
+            db_query(e->store,
+                     "SELECT t.seq, t.priority, t.queue_entered_ms, NULL FROM"
+                     " tr_tasks t WHERE t.queue_sid IS NULL AND t.status IN " TASK_WAITING_SQL,
+                     NULL);
+        if (!st || !collect(st, &keys, &n, &cap))
+            err = st ? TASSA_ENOMEM : TASSA_ESTORE;
+        store_release(e->store, st);
+    }
+    if (!err && n)
+        qsort(keys, n, sizeof *keys, wkey_cmp);
+    for (size_t i = 0; !err && i < n && (long)i < limit; i++) {
+        store_stmt_t *st = db_query(e->store, TR_TASK_SELECT "WHERE t.seq = ?", "i", keys[i].seq);
+        if (!st)
+            err = TASSA_ESTORE;
+        else if (store_step(st) == STORE_ROW) {
+            json_t *j = rows_read(&TR_TASK_ROW, st, &row) ? to_json(e, &row, base_url, now) : NULL;
+            rows_clear(&TR_TASK_ROW, &row);
+            if (!j || json_array_append_new(*first, j))
+                err = TASSA_ENOMEM;
+        }
+        store_release(e->store, st);
+    }
+    store_unlock(e->store);
+    free(keys);
+    if (err) {
+        json_decref(*first);
+        *first = NULL;
+    }
+    return err;
+}
+
 tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json_t **first,
                           json_t **summary)
 {
     tlist_t c = {e, base_url, NULL, -1, NULL, tr_now_ms(e)};
-    bool more;
     tassa_err err = TASSA_OK;
     *first = *summary = NULL;
     /* The counts first (then the list holds at least the tasks counted): a queue's from its
@@ -440,10 +559,7 @@ tassa_err tr_waiting_json(tr_engine_t *e, long limit, const char *base_url, json
     if (!err && !*summary)
         err = TASSA_ENOMEM;
     if (!err)
-        err = tr_list(e, &TR_TASK_ROW, NULL, task_render, &c, 0, limit, first, &more,
-                      TR_TASK_SELECT "WHERE t.status IN " TASK_WAITING_SQL
-                                     " ORDER BY " TR_QUEUE_ORDER_SQL,
-                      NULL);
+        err = first_waiting(e, limit, base_url, c.now, first);
     if (err) {
         json_decref(*summary);
         *summary = NULL;
@@ -515,9 +631,13 @@ tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long
     }
     bool lifo = t.task_order && strcmp(t.task_order, "LIFO") == 0;
     int64_t entered = t.queue_entered_ms < 0 ? 0 : t.queue_entered_ms;
+    int64_t b1 = entered >> TR_RANK_SHIFT1, b2 = entered >> TR_RANK_SHIFT2;
     /* The engine's own order (TR_QUEUE_ORDER_SQL): priority, then entry time, then seq. The
-     * size and the tasks of higher priority come from the queue's counts (counts.c); those of
-     * the same priority ahead from the index (queue_sid, status, priority, queue_entered_ms). */
+     * size and the tasks of higher priority come from the queue's counts (counts.c). Those of
+     * the same priority ahead: the level 2 buckets before the task's one, the level 1 buckets
+     * before its one inside that, and within its own level 1 bucket (the tasks that entered in
+     * the same ~second) a count over the index (queue_sid, status, priority,
+     * queue_entered_ms). LIFO mirrors each range. */
     *size = (long)db_int(e->store, 0,
                          "SELECT coalesce(sum(n), 0) FROM tr_queue_counts WHERE queue_sid = ? AND"
                          " status IN " TASK_WAITING_SQL,
@@ -526,15 +646,29 @@ tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long
                             "SELECT coalesce(sum(n), 0) FROM tr_queue_counts WHERE queue_sid = ?"
                             " AND status IN " TASK_WAITING_SQL " AND priority > ?",
                             "si", t.queue_sid, t.priority);
-    *position = 1 + (long)higher +
-                (long)db_int(e->store, 0,
-                             lifo ? "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
-                                    " status IN " TASK_WAITING_SQL " AND priority = ? AND"
-                                    " (queue_entered_ms > ? OR (queue_entered_ms = ? AND seq < ?))"
-                                  : "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND"
-                                    " status IN " TASK_WAITING_SQL " AND priority = ? AND"
-                                    " (queue_entered_ms < ? OR (queue_entered_ms = ? AND seq < ?))",
-                             "siiii", t.queue_sid, t.priority, entered, entered, t.seq);
+    int64_t far = db_int(e->store, 0,
+                         lifo ? "SELECT coalesce(sum(n), 0) FROM tr_rank_buckets WHERE"
+                                " queue_sid = ? AND priority = ? AND level = 2 AND bucket > ?"
+                              : "SELECT coalesce(sum(n), 0) FROM tr_rank_buckets WHERE"
+                                " queue_sid = ? AND priority = ? AND level = 2 AND bucket < ?",
+                         "sii", t.queue_sid, t.priority, b2);
+    int64_t lo = lifo ? b1 + 1 : b2 << (TR_RANK_SHIFT2 - TR_RANK_SHIFT1);
+    int64_t hi = lifo ? (b2 + 1) << (TR_RANK_SHIFT2 - TR_RANK_SHIFT1) : b1;
+    int64_t near = db_int(e->store, 0,
+                          "SELECT coalesce(sum(n), 0) FROM tr_rank_buckets WHERE queue_sid = ? AND"
+                          " priority = ? AND level = 1 AND bucket >= ? AND bucket < ?",
+                          "siii", t.queue_sid, t.priority, lo, hi);
+    int64_t from = b1 << TR_RANK_SHIFT1, to = (b1 + 1) << TR_RANK_SHIFT1;
+    int64_t same = db_int(
+        e->store, 0,
+        lifo ? "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND status IN " TASK_WAITING_SQL
+               " AND priority = ? AND queue_entered_ms >= ? AND queue_entered_ms < ? AND"
+               " (queue_entered_ms > ? OR (queue_entered_ms = ? AND seq < ?))"
+             : "SELECT count(*) FROM tr_tasks WHERE queue_sid = ? AND status IN " TASK_WAITING_SQL
+               " AND priority = ? AND queue_entered_ms >= ? AND queue_entered_ms < ? AND"
+               " (queue_entered_ms < ? OR (queue_entered_ms = ? AND seq < ?))",
+        "siiiiii", t.queue_sid, t.priority, from, to, entered, entered, t.seq);
+    *position = 1 + (long)(higher + far + near + same);
 out:
     rows_clear(&TR_TASK_ROW, &t);
     store_unlock(e->store);

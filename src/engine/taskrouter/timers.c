@@ -105,5 +105,16 @@ tassa_err tr_prune_locked(tr_engine_t *e, int64_t now)
                       "DELETE FROM tr_events WHERE seq IN (SELECT seq FROM tr_events WHERE "
                       "dispatched = 1 AND date_ms < ? LIMIT 5000)",
                       "i", (int64_t)(now - TR_KEEP_EVENTS_MS));
+    if (!err) /* a queue's events by minute (record.c): no window reaches further back */
+        err = db_exec(e->store, "DELETE FROM tr_event_minutes WHERE minute < ?", "i",
+                      (int64_t)((now - TR_KEEP_EVENTS_MS) / 60000 - 1));
+    if (!err) /* task parameter sets (record.c) that no event is stored against any more */
+        err = db_exec(e->store,
+                      "DELETE FROM tr_event_bases WHERE id IN (SELECT b.id FROM tr_event_bases b"
+                      " WHERE b.first_ms < ? AND NOT EXISTS (SELECT 1 FROM tr_events ev WHERE"
+                      " ev.base_id = b.id) LIMIT 5000)",
+                      "i", (int64_t)(now - TR_KEEP_EVENTS_MS));
+    if (!err) /* emptied rank buckets (counts.c): a row per second of queue entries otherwise */
+        err = db_exec(e->store, "DELETE FROM tr_rank_buckets WHERE n = 0", NULL);
     return err;
 }
