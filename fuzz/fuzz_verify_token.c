@@ -33,13 +33,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(service_sid);
     }
     /* Lean minter round trip, with the bytes up to the first NUL as the identity. */
-    access_token_opts_t o = {"AC00000000000000000000000000000001",
-                             "SK00000000000000000000000000000002",
-                             "fuzz-secret",
-                             token,
-                             "IS00000000000000000000000000000003",
-                             60,
-                             FUZZ_NOW};
+    access_token_opts_t o = {.account_sid = "AC00000000000000000000000000000001",
+                             .api_key = "SK00000000000000000000000000000002",
+                             .api_secret = "fuzz-secret",
+                             .identity = token,
+                             .sync_service_sid = "IS00000000000000000000000000000003",
+                             .ttl = 60,
+                             .now = FUZZ_NOW};
     json_t *probe = json_string(token); /* NULL exactly when jansson finds it is not UTF-8 */
     char *minted = token[0] ? access_token_sync(&o) : NULL;
     if (token[0] && (minted != NULL) != (probe != NULL))
