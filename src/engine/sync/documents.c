@@ -1212,7 +1212,6 @@ static void write_refused(sync_write_t *w, tassa_err err)
     w->err = err;
     w->changed = false;
     w->p = NULL;
-    w->durable = TASSA_OK;
     write_committed(w, TASSA_OK);
 }
 
@@ -1438,8 +1437,42 @@ static bool apply_raced(tassa_err err)
     return err == TASSA_EREVISION || err == TASSA_EDUPNAME;
 }
 
-static tassa_err apply_gave_up(errmsg_t *em, const char *name)
+/* How apply_locked left the section. */
+typedef enum {
+    APPLY_READ,    /* nothing written or open; the lock is held, and since the answer rests on
+                      what was read, the caller ends it with store_unlock or store_unlock_async */
+    APPLY_WROTE,   /* a write ran in a savepoint the caller ends (finish_write[_async]) */
+    APPLY_GAVE_UP, /* SYNC_APPLY_ATTEMPTS lost races: the lock is not held */
+} apply_end_t;
+
+/* The read-merge-write of an apply (apply_read, then apply_write_locked), read again while
+ * another writer comes first. doc holds, when *end is APPLY_WROTE and the result is TASSA_OK,
+ * the new state (cleared by the caller). */
+static tassa_err apply_locked(sync_engine_t *e, const char *service, const char *name,
+                              sync_merge_fn fn, void *ctx, char *reason, size_t reason_len,
+                              sync_doc_t *doc, apply_end_t *end, errmsg_t *em)
 {
+    for (int attempt = 0; attempt < SYNC_APPLY_ATTEMPTS; attempt++) {
+        char svc[SID_LEN + 1], *text;
+        bool exists;
+        sync_doc_clear(doc);
+        tassa_err err =
+            apply_read(e, service, name, fn, ctx, reason, reason_len, svc, doc, &exists, &text, em);
+        store_lock(e->store);
+        *end = APPLY_READ;
+        if (err || !text)
+            return err;
+        err = apply_write_locked(e, svc, name, exists, doc, &text, em);
+        free(text);
+        if (!apply_raced(err)) {
+            *end = APPLY_WROTE;
+            return err;
+        }
+        store_rollback(e->store);
+        store_unlock_nowait(e->store);
+    }
+    sync_doc_clear(doc);
+    *end = APPLY_GAVE_UP;
     return err_set(em, TASSA_ECONFLICT, "document %.80s kept changing; gave up after %d tries",
                    name, SYNC_APPLY_ATTEMPTS);
 }
@@ -1451,35 +1484,19 @@ tassa_err sync_doc_apply(sync_engine_t *e, const char *service, const char *name
     tassa_err err = check_unique_name(name, em);
     if (err)
         return err;
-    for (int attempt = 0; attempt < SYNC_APPLY_ATTEMPTS; attempt++) {
-        char svc[SID_LEN + 1], *text;
-        sync_doc_t doc = {0};
-        bool exists;
-        err = apply_read(e, service, name, fn, ctx, reason, reason_len, svc, &doc, &exists, &text,
-                         em);
-        store_lock(e->store);
-        if (err || !text) {
-            /* Unchanged: the answer rests on what was read, so it waits for that to be durable
-             * (store_unlock waits for every change it could have read). */
-            tassa_err durable = store_unlock(e->store);
-            sync_doc_clear(&doc);
-            return err ? err : durable;
-        }
-        err = apply_write_locked(e, svc, name, exists, &doc, &text, em);
-        if (apply_raced(err)) {
-            store_rollback(e->store);
-            store_unlock_nowait(e->store);
-            free(text);
-            sync_doc_clear(&doc);
-            continue;
-        }
+    sync_doc_t doc = {0};
+    apply_end_t end;
+    err = apply_locked(e, service, name, fn, ctx, reason, reason_len, &doc, &end, em);
+    if (end == APPLY_WROTE) {
         err = finish_write(e, err, err ? NULL : &doc);
         *changed = err == TASSA_OK;
-        free(text);
-        sync_doc_clear(&doc);
-        return err;
+    } else if (end == APPLY_READ) {
+        tassa_err durable = store_unlock(e->store); /* waits for what it could have read */
+        if (!err)
+            err = durable;
     }
-    return apply_gave_up(em, name);
+    sync_doc_clear(&doc);
+    return err;
 }
 
 void sync_doc_apply_async(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
@@ -1494,32 +1511,16 @@ void sync_doc_apply_async(sync_engine_t *e, const char *service, const char *nam
         write_refused(w, err);
         return;
     }
-    for (int attempt = 0; attempt < SYNC_APPLY_ATTEMPTS; attempt++) {
-        char svc[SID_LEN + 1], *text;
-        bool exists;
-        sync_doc_clear(&w->doc);
-        w->err = apply_read(e, service, name, fn, ctx, reason, reason_len, svc, &w->doc, &exists,
-                            &text, &w->em);
-        store_lock(e->store);
-        if (w->err || !text) { /* unchanged: answered once what was read is durable */
-            w->changed = false;
-            w->p = NULL;
-            store_unlock_async(e->store, &w->waiter, write_committed, w);
-            return;
-        }
-        w->err = apply_write_locked(e, svc, name, exists, &w->doc, &text, &w->em);
-        free(text);
-        if (apply_raced(w->err)) {
-            store_rollback(e->store);
-            store_unlock_nowait(e->store);
-            continue;
-        }
+    apply_end_t end;
+    w->err = apply_locked(e, service, name, fn, ctx, reason, reason_len, &w->doc, &end, &w->em);
+    if (end == APPLY_WROTE) {
         w->changed = !w->err;
         finish_write_async(w);
-        return;
+    } else if (end == APPLY_READ) { /* answered once what was read is durable */
+        store_unlock_async(e->store, &w->waiter, write_committed, w);
+    } else {
+        write_refused(w, w->err);
     }
-    sync_doc_clear(&w->doc);
-    write_refused(w, apply_gave_up(&w->em, name));
 }
 
 /* Deletes a document row and its permissions (lock held, inside a savepoint). */
