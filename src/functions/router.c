@@ -150,13 +150,11 @@ static void event_done(const router_deps_t *r, const char *type, const char *sid
         remember(r->state, sid);
 }
 
-tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t **result,
-                          errmsg_t *em)
+/* router_dispatch after check_event passed it (sid its Sid, or NULL). */
+static tassa_err dispatch_checked(const router_deps_t *r, const params_t *event, const char *sid,
+                                  json_t **result, errmsg_t *em)
 {
-    const char *sid;
-    tassa_err err = check_event(r, event, &sid, result, em);
-    if (err || *result)
-        return err;
+    tassa_err err = TASSA_OK;
     const char *type = params_get(event, "EventType");
     if (is_topic_event(type)) {
         reservation_result_t rr;
@@ -179,6 +177,16 @@ tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t 
         return err_set(em, TASSA_ENOMEM, "out of memory");
     event_done(r, type, sid);
     return err;
+}
+
+tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t **result,
+                          errmsg_t *em)
+{
+    const char *sid;
+    tassa_err err = check_event(r, event, &sid, result, em);
+    if (err || *result)
+        return err;
+    return dispatch_checked(r, event, sid, result, em);
 }
 
 /* Rebuilds the URL Twilio signed: PUBLIC_URL (or the address the request came to) + path +
@@ -296,7 +304,7 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
     if (!err && !result) {
         if (is_topic_event(type) && route_deferred(r, req, resp, type, sid))
             return;
-        err = router_dispatch(r, req->params, &result, &em);
+        err = dispatch_checked(r, req->params, sid, &result, &em);
     }
     router_count_event(type, err, result);
     if (err) {
