@@ -213,24 +213,25 @@ static char *merge_columns(const char *base_text, const char *const cols[][2], s
 
 char *tr_event_merge(const char *base_text, const char *delta_text, const tr_event_t *r)
 {
+    /* The keys whose values are the row's columns. */
+    char ts[24], ms[24];
+    snprintf(ts, sizeof ts, "%lld", (long long)(r->date_ms / 1000));
+    snprintf(ms, sizeof ms, "%lld", (long long)r->date_ms);
+    const char *cols[][2] = {{"Sid", r->sid},
+                             {"EventType", r->event_type},
+                             {"ResourceType", r->resource_type},
+                             {"ResourceSid", r->resource_sid ? r->resource_sid : ""},
+                             {"EventDescription", r->description},
+                             {"Timestamp", ts},
+                             {"TimestampMs", ms}};
     if (!strcmp(delta_text, "{}")) {
-        char ts[24], ms[24];
-        snprintf(ts, sizeof ts, "%lld", (long long)(r->date_ms / 1000));
-        snprintf(ms, sizeof ms, "%lld", (long long)r->date_ms);
-        const char *cols[][2] = {{"Sid", r->sid},
-                                 {"EventType", r->event_type},
-                                 {"ResourceType", r->resource_type},
-                                 {"ResourceSid", r->resource_sid ? r->resource_sid : ""},
-                                 {"EventDescription", r->description},
-                                 {"Timestamp", ts},
-                                 {"TimestampMs", ms}};
         char *fast = merge_columns(base_text, cols, sizeof cols / sizeof cols[0]);
         if (fast)
             return fast;
     }
     json_t *base = json_loads(base_text, 0, NULL), *delta = json_loads(delta_text, 0, NULL);
     json_t *out = json_object(), *v;
-    char *text = NULL, ts[24], ms[24];
+    char *text = NULL;
     const char *k;
     if (!json_is_object(base) || !json_is_object(delta) || !out)
         goto out;
@@ -245,15 +246,6 @@ char *tr_event_merge(const char *base_text, const char *delta_text, const tr_eve
         if (*k && !json_is_null(v) && !json_object_get(base, k))
             json_object_set(out, k, v);
     }
-    snprintf(ts, sizeof ts, "%lld", (long long)(r->date_ms / 1000));
-    snprintf(ms, sizeof ms, "%lld", (long long)r->date_ms);
-    const char *cols[][2] = {{"Sid", r->sid},
-                             {"EventType", r->event_type},
-                             {"ResourceType", r->resource_type},
-                             {"ResourceSid", r->resource_sid ? r->resource_sid : ""},
-                             {"EventDescription", r->description},
-                             {"Timestamp", ts},
-                             {"TimestampMs", ms}};
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
         if (json_object_get(out, cols[i][0]) && cols[i][1])
             json_object_set_new(out, cols[i][0], json_string(cols[i][1]));
