@@ -6,10 +6,18 @@
  * group commit below is the same for both: only the commands go to a different connection.
  *
  * Group commit: the first critical section after a commit opens a transaction (BEGIN); every
- * following one writes into it; the committer thread COMMITs it (one fsync) once it holds
- * changes and no writer is queued for the lock (or after a short bound), then wakes every
- * thread waiting in store_unlock for that epoch, then runs the store_unlock_async waiters of
- * the epochs it settled (outside every lock), oldest first.
+ * following one writes into it; the committer thread COMMITs it once it holds changes and no
+ * writer is queued for the lock (or after a short bound), makes it durable (one fsync), then
+ * wakes every thread waiting in store_unlock for that epoch, then runs the store_unlock_async
+ * waiters of the epochs it settled (outside every lock), oldest first.
+ *
+ * On SQLite the fsync runs outside the store lock, so the next batch's sections run while the
+ * disk works: the connection runs with synchronous=NORMAL (COMMIT writes the WAL frames, no
+ * fsync) and the committer fdatasyncs the WAL through its own descriptor before it settles
+ * the epoch, so nothing is acknowledged before it is on disk. Checkpoints run on a second
+ * connection (checkpoint_loop), with the WAL synced before and the data file after each, as
+ * SQLite does at synchronous=NORMAL; only the frames written since it ran are copied under the
+ * store lock, by the committer, so that the WAL starts over.
  *
  * Query layer: a store_stmt_t holds the back end's statement; SQLite statements are cached by
  * SQL text with their store_stmt_t (see store_prepare), PostgreSQL ones in store_pg.c.
@@ -79,9 +87,23 @@ struct store {
     uint64_t failed;                 /* the last epoch whose commit failed (0 = none) */
     store_waiter_t *waiters;         /* store_unlock_async, under done_lock, newest first */
     cached_stmt_t cache[STMT_CACHE]; /* under the store lock */
+    int wal_fd;                      /* SQLite: the WAL, synced by the committer (-1: none) */
+    sqlite3 *ckpt_db;                /* SQLite: the checkpointer's own connection */
+    pthread_t checkpointer;
+    bool checkpointer_started;
+    pthread_mutex_t ckpt_lock; /* guards ckpt_stop; ckpt_work waits on it */
+    pthread_cond_t ckpt_work;
+    bool ckpt_stop;
+    atomic_int ckpt; /* CKPT_IDLE, CKPT_COPYING (the checkpointer's turn), CKPT_COPIED */
 };
 
+enum { CKPT_IDLE, CKPT_COPYING, CKPT_COPIED };
+
+/* WAL pages after which a commit asks the checkpointer for a checkpoint (SQLite's default). */
+#define CHECKPOINT_PAGES 1000
+
 static void *commit_loop(void *arg);
+static void *checkpoint_loop(void *arg);
 
 /* Runs a transaction-control command (BEGIN, COMMIT, SAVEPOINT ...) on the back end. */
 static tassa_err db_control(store_t *s, const char *sql)
@@ -121,6 +143,79 @@ static bool open_pg(store_t *s, const char *url, errmsg_t *em)
     return true;
 }
 
+/* SQLite's WAL hook, run inside COMMIT (store lock held): once the WAL holds CHECKPOINT_PAGES
+ * pages it hands the copying to the checkpointer. Setting it turns SQLite's own checkpoint in
+ * COMMIT off. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    store_t *s = arg;
+    int idle = CKPT_IDLE;
+    if (pages >= CHECKPOINT_PAGES &&
+        atomic_compare_exchange_strong(&s->ckpt, &idle, CKPT_COPYING)) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        pthread_cond_signal(&s->ckpt_work);
+        pthread_mutex_unlock(&s->ckpt_lock);
+    }
+    return SQLITE_OK;
+}
+
+/* Copies the WAL into the data file on the second connection (PASSIVE: it never waits for the
+ * writer), outside the store lock, whenever on_wal_commit asks; then leaves the rest to the
+ * committer (CKPT_COPIED). */
+static void *checkpoint_loop(void *arg)
+{
+    store_t *s = arg;
+    pthread_mutex_lock(&s->ckpt_lock);
+    for (;;) {
+        while (atomic_load(&s->ckpt) != CKPT_COPYING && !s->ckpt_stop)
+            pthread_cond_wait(&s->ckpt_work, &s->ckpt_lock);
+        if (s->ckpt_stop)
+            break;
+        pthread_mutex_unlock(&s->ckpt_lock);
+        int rc =
+            sqlite3_wal_checkpoint_v2(s->ckpt_db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_error("event=store_checkpoint_failed err=\"%s\"", sqlite3_errmsg(s->ckpt_db));
+        atomic_store(&s->ckpt, CKPT_COPIED);
+        pthread_mutex_lock(&s->ckpt_lock);
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    return NULL;
+}
+
+/* Moves the SQLite commit's fsync out of the store lock (see the file comment): opens the
+ * WAL's descriptor and the checkpointer's connection, then turns the connection to
+ * synchronous=NORMAL. Without a WAL file (journal_mode=WAL refused) it leaves FULL alone. */
+static bool sync_wal_outside_lock(store_t *s, const char *path, errmsg_t *em)
+{
+    const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
+    if (!wal || (s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC)) < 0)
+        return true; /* no WAL: each COMMIT syncs itself (synchronous=FULL) */
+    int rc = sqlite3_open_v2(path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(s->ckpt_db, 5000);
+        rc = sqlite3_exec(s->ckpt_db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        err_set(em, TASSA_ESTORE, "cannot open data file %s for checkpoints: %s", path,
+                s->ckpt_db ? sqlite3_errmsg(s->ckpt_db) : sqlite3_errstr(rc));
+        return false;
+    }
+    if (pthread_create(&s->checkpointer, NULL, checkpoint_loop, s) != 0) {
+        err_set(em, TASSA_EINTERNAL, "cannot start the checkpoint thread");
+        return false;
+    }
+    s->checkpointer_started = true;
+    sqlite3_wal_hook(s->db, on_wal_commit, s);
+    if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+        err_set(em, TASSA_ESTORE, "data file %s: %s", path, sqlite3_errmsg(s->db));
+        return false;
+    }
+    return true;
+}
+
 store_t *store_open(const char *path, errmsg_t *em)
 {
     store_t *s = calloc(1, sizeof *s);
@@ -133,6 +228,9 @@ store_t *store_open(const char *path, errmsg_t *em)
     pthread_cond_init(&s->work, NULL);
     pthread_mutex_init(&s->done_lock, NULL);
     pthread_cond_init(&s->done, NULL);
+    pthread_mutex_init(&s->ckpt_lock, NULL);
+    pthread_cond_init(&s->ckpt_work, NULL);
+    s->wal_fd = -1;
     snprintf(s->where, sizeof s->where, "%s", path);
     if (pg_is_url(path)) {
         if (!open_pg(s, path, em))
@@ -149,12 +247,13 @@ store_t *store_open(const char *path, errmsg_t *em)
     }
     sqlite3_busy_timeout(s->db, 5000);
     char *msg = NULL;
-    /* WAL + synchronous=FULL: a committed transaction is on disk before we answer. A 64 MiB
-     * page cache and memory-mapped reads keep large tables off the read(2) path. */
+    /* WAL + synchronous=FULL: a committed transaction is on disk before we answer (until
+     * sync_wal_outside_lock takes the fsync over). A 64 MiB page cache and memory-mapped
+     * reads keep large tables off the read(2) path; savepoint journals stay in memory. */
     rc = sqlite3_exec(s->db,
                       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
                       "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; "
-                      "PRAGMA mmap_size=268435456; ",
+                      "PRAGMA mmap_size=268435456; PRAGMA temp_store=MEMORY; ",
                       NULL, NULL, &msg);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, META_TABLE, NULL, NULL, &msg);
@@ -163,6 +262,8 @@ store_t *store_open(const char *path, errmsg_t *em)
         sqlite3_free(msg);
         goto fail;
     }
+    if (!sync_wal_outside_lock(s, path, em))
+        goto fail;
 start:
     if (pthread_create(&s->committer, NULL, commit_loop, s) != 0) {
         err_set(em, TASSA_EINTERNAL, "cannot start the commit thread");
@@ -186,6 +287,17 @@ void store_close(store_t *s)
         pthread_mutex_unlock(&s->lock);
         pthread_join(s->committer, NULL); /* it commits what is left first */
     }
+    if (s->checkpointer_started) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        s->ckpt_stop = true;
+        pthread_cond_signal(&s->ckpt_work);
+        pthread_mutex_unlock(&s->ckpt_lock);
+        pthread_join(s->checkpointer, NULL);
+    }
+    if (s->ckpt_db)
+        sqlite3_close_v2(s->ckpt_db);
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
     for (int i = 0; i < STMT_CACHE; i++) {
         sqlite3_finalize(s->cache[i].st);
         free(s->cache[i].sql);
@@ -200,6 +312,8 @@ void store_close(store_t *s)
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->done_lock);
     pthread_cond_destroy(&s->done);
+    pthread_mutex_destroy(&s->ckpt_lock);
+    pthread_cond_destroy(&s->ckpt_work);
     free(s);
 }
 
@@ -378,7 +492,14 @@ static void *commit_loop(void *arg)
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         bool ok = db_control(s, "COMMIT") == TASSA_OK;
-        metrics_add(M_COMMIT_SECONDS, seconds_since(&t0), NULL);
+        bool sync_wal = ok && s->wal_fd >= 0;
+        /* The checkpointer copies while writers go on, so it never reaches the WAL's end and
+         * the WAL would only grow: once it has copied, the committer copies the few frames
+         * written since, here, so that the next transaction starts the WAL over. */
+        if (sync_wal && atomic_load(&s->ckpt) == CKPT_COPIED) {
+            sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+            atomic_store(&s->ckpt, CKPT_IDLE);
+        }
         metrics_add(M_COMMIT_BATCH, s->batch_writers, NULL);
         s->batch_writers = 0;
         if (!ok) {
@@ -392,6 +513,13 @@ static void *commit_loop(void *arg)
         s->open_txn = false;
         s->dirty = false;
         pthread_mutex_unlock(&s->lock);
+        /* The next batch runs meanwhile; nothing of this one is acknowledged before this. */
+        if (sync_wal && fdatasync(s->wal_fd) != 0) {
+            log_error("event=store_sync_failed epoch=%llu errno=%d", (unsigned long long)epoch,
+                      errno);
+            ok = false;
+        }
+        metrics_add(M_COMMIT_SECONDS, seconds_since(&t0), NULL);
         pthread_mutex_lock(&s->done_lock);
         s->committed = epoch;
         if (!ok)

@@ -3,6 +3,7 @@
  * unit_test_store_pg sets it through tools/pg_scratch.sh, which starts a throw-away cluster). */
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -432,6 +435,98 @@ static void pause_ms(int ms)
     usleep((useconds_t)ms * 1000);
 }
 
+/* fdatasync(2) calls on a SQLite WAL (a file named *-wal) made in this process. This
+ * definition takes the place of libc's for the whole test binary (the store's calls and
+ * SQLite's alike) and does the real call itself. */
+static atomic_int wal_syncs;
+
+int fdatasync(int fd)
+{
+    char link[64], target[1024];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n > 4) {
+        target[n] = '\0';
+        if (!strcmp(target + n - 4, "-wal"))
+            atomic_fetch_add(&wal_syncs, 1);
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+/* What store_unlock_async's done saw of the WAL syncs. */
+typedef struct {
+    atomic_int syncs_at_done;
+    atomic_bool done;
+} sync_seen_t;
+
+static void note_syncs(void *ctx, tassa_err err)
+{
+    sync_seen_t *seen = ctx;
+    assert_int_equal(err, TASSA_OK);
+    atomic_store(&seen->syncs_at_done, atomic_load(&wal_syncs));
+    atomic_store(&seen->done, true);
+}
+
+/* SQLite: a write is acknowledged (store_unlock returns, store_unlock_async's done runs) only
+ * after the WAL holding it was synced to disk, though the commit's fsync runs outside the
+ * store lock. A kill -9 cannot tell (the page cache survives it); a power cut could. */
+static void acknowledged_writes_are_synced(void **state)
+{
+    fx_t *f = *state;
+    if (f->pg)
+        skip(); /* PostgreSQL's COMMIT returns once its own WAL is flushed */
+    int before = atomic_load(&wal_syncs);
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "synced", 1, "x"), STORE_DONE);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+    assert_true(atomic_load(&wal_syncs) > before);
+
+    sync_seen_t seen = {0};
+    store_waiter_t w;
+    before = atomic_load(&wal_syncs);
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "synced-async", 2, "y"), STORE_DONE);
+    store_unlock_async(f->s, &w, note_syncs, &seen);
+    for (int i = 0; i < 500 && !atomic_load(&seen.done); i++)
+        pause_ms(10);
+    assert_true(atomic_load(&seen.done));
+    assert_true(atomic_load(&seen.syncs_at_done) > before);
+}
+
+/* The size of the file at path in bytes (0 when absent). */
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/* SQLite: checkpoints still happen now that they run on their own connection and thread: a
+ * few MiB written in many commits reach the data file while the store stays open, and the
+ * WAL is reused rather than growing with everything ever written. */
+static void checkpoints_move_the_wal_into_the_data_file(void **state)
+{
+    fx_t *f = *state;
+    if (f->pg)
+        skip();
+    char note[8192];
+    memset(note, 'n', sizeof note - 1);
+    note[sizeof note - 1] = '\0';
+    long long start = file_size(f->path);
+    for (int i = 0; i < 2000; i++) { /* 16 MiB of notes in 2000 commits */
+        char id[32];
+        snprintf(id, sizeof id, "big-%d", i);
+        store_lock(f->s);
+        assert_int_equal(insert(f->s, id, i, note), STORE_DONE);
+        assert_int_equal(store_unlock(f->s), TASSA_OK);
+    }
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    for (int i = 0; i < 500 && file_size(f->path) - start < 8 * 1024 * 1024; i++)
+        pause_ms(10);
+    assert_true(file_size(f->path) - start >= 8 * 1024 * 1024);
+    assert_true(file_size(wal) < 8 * 1024 * 1024); /* about 4 MiB here; 18 when never reused */
+}
+
 /* What store_unlock_async's done saw, for async_unlock_settles_after_commit. */
 typedef struct {
     pthread_mutex_t m;
@@ -674,6 +769,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(leases_are_exclusive_and_pass_on, setup, teardown),
         cmocka_unit_test_setup_teardown(notifications_follow_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(stores_on_one_database_serialize, setup, teardown),
+        cmocka_unit_test_setup_teardown(acknowledged_writes_are_synced, setup, teardown),
+        cmocka_unit_test_setup_teardown(checkpoints_move_the_wal_into_the_data_file, setup,
+                                        teardown),
     };
     int failed = cmocka_run_group_tests_name("store on SQLite", tests, NULL, NULL);
     const struct CMUnitTest plain[] = {
