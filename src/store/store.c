@@ -106,11 +106,18 @@ static void *commit_loop(void *arg);
 static void *checkpoint_loop(void *arg);
 
 /* Runs a transaction-control command (BEGIN, COMMIT, SAVEPOINT ...) on the back end. */
+static store_stmt_t *prepare(store_t *s, const char *sql, bool quiet);
+
 static tassa_err db_control(store_t *s, const char *sql)
 {
     if (s->pg)
         return pg_control(s->pg, sql);
-    return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? TASSA_OK : TASSA_ESTORE;
+    if (strchr(sql, ';')) /* several commands: a rare path (rollbacks) */
+        return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? TASSA_OK : TASSA_ESTORE;
+    store_stmt_t *st = prepare(s, sql, false); /* cached: SAVEPOINT runs once per section */
+    int rc = st ? sqlite3_step(st->sq) : SQLITE_ERROR;
+    store_release(s, st);
+    return rc == SQLITE_DONE ? TASSA_OK : TASSA_ESTORE;
 }
 
 /* Rows changed on the connection since it opened. */

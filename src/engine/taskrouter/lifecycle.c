@@ -13,15 +13,12 @@
 #include "engine/taskrouter/record.h"
 #include "engine/taskrouter/wfconf.h"
 
-/* Records workflow.target-matched with the filter and target of the task. */
-static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf_t *c, long filter,
-                                const tr_target_t *t, int64_t now)
+/* Records workflow.target-matched with the filter and target of task (borrowed). */
+static tassa_err target_matched(tr_engine_t *e, const tr_task_t *task, const tr_wfconf_t *c,
+                                long filter, const tr_target_t *t, int64_t now)
 {
-    tr_task_t task = {0};
-    if (!tr_task_load(e, sid, &task))
-        return TASSA_ESTORE;
-    json_t *ev = ev_new(e, "workflow.target-matched", "Workflow", task.workflow_sid, NULL, now);
-    ev_task(ev, &task, now);
+    json_t *ev = ev_new(e, "workflow.target-matched", "Workflow", task->workflow_sid, NULL, now);
+    ev_task(ev, task, now);
     if (filter >= 0) {
         const tr_filter_t *f = &c->filters[filter];
         ev_set(ev, "WorkflowFilterName", "%s", f->name ? f->name : "");
@@ -31,7 +28,6 @@ static tassa_err target_matched(tr_engine_t *e, const char *sid, const tr_wfconf
     }
     if (t->expr)
         ev_set(ev, "TaskQueueTargetExpression", "%s", expr_source(t->expr));
-    rows_clear(&TR_TASK_ROW, &task);
     return ev_emit(e, ev, -1);
 }
 
@@ -56,7 +52,7 @@ static tassa_err enter_target(tr_engine_t *e, const char *sid, long filter, cons
 
 tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, int64_t now)
 {
-    tr_task_t task = {0};
+    tr_task_t task = {0}, entered = {0};
     tr_wfconf_t *c = NULL;
     json_t *attrs = NULL;
     tassa_err err = TASSA_ESTORE;
@@ -86,16 +82,19 @@ tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, in
         }
     const tr_target_t *t = tr_wfconf_target(c, filter, 0);
     err = enter_target(e, sid, filter, filter >= 0 ? c->filters[filter].name : NULL, 0, t, now);
+    if (!err && !tr_task_load(e, sid, &entered)) /* as the four events report it */
+        err = TASSA_ESTORE;
     if (!err)
-        err = ev_task_event(e, "workflow.entered", sid, NULL, NULL, -1, now);
+        err = ev_loaded_task_event(e, "workflow.entered", &entered, now);
     if (!err)
-        err = ev_task_event(e, "task-queue.entered", sid, NULL, NULL, -1, now);
+        err = ev_loaded_task_event(e, "task-queue.entered", &entered, now);
     if (!err && created)
-        err = ev_task_event(e, "task.created", sid, NULL, NULL, -1, now);
+        err = ev_loaded_task_event(e, "task.created", &entered, now);
     if (!err)
-        err = target_matched(e, sid, c, filter, t, now);
+        err = target_matched(e, &entered, c, filter, t, now);
 out:
     rows_clear(&TR_TASK_ROW, &task);
+    rows_clear(&TR_TASK_ROW, &entered);
     json_decref(attrs);
     tr_wfconf_free(c);
     return err;
@@ -119,8 +118,9 @@ tassa_err tr_task_target_timeout_locked(tr_engine_t *e, const char *sid, int64_t
         goto out;
     }
     err = enter_target(e, sid, filter, c->filters[filter].name, next, t, now);
+    if (!err && !tr_task_load(e, sid, &moved))
+        err = TASSA_ESTORE;
     if (!err) {
-        tr_task_load(e, sid, &moved);
         json_t *ev = ev_new(e, "task-queue.moved", "TaskQueue", t->queue, NULL, now);
         ev_task(ev, &moved, now);
         ev_set(ev, "TaskQueueMovedFromSid", "%s", task.queue_sid ? task.queue_sid : "");
@@ -128,7 +128,7 @@ tassa_err tr_task_target_timeout_locked(tr_engine_t *e, const char *sid, int64_t
         err = ev_emit(e, ev, -1);
     }
     if (!err)
-        err = target_matched(e, sid, c, filter, t, now);
+        err = target_matched(e, &moved, c, filter, t, now);
 out:
     rows_clear(&TR_TASK_ROW, &task);
     rows_clear(&TR_TASK_ROW, &moved);

@@ -191,17 +191,28 @@ json_t *ev_delta(const json_t *base, const json_t *ev)
     return d;
 }
 
-/* The whole set of ev with the column keys emptied (their values come from each row): the
- * text a task's base is stored as. malloc'd; NULL on OOM. */
-static char *base_text(const json_t *ev)
+/* The whole set of ev with the column keys emptied (their values come from each row): what a
+ * task's base is stored as. A new reference; NULL on OOM. */
+static json_t *base_set(const json_t *ev)
 {
     json_t *copy = json_copy((json_t *)ev);
     for (size_t i = 0; copy && i < TR_EVENT_COLUMN_N; i++)
         if (json_object_get(copy, TR_EVENT_COLUMN_KEYS[i]))
             json_object_set_new(copy, TR_EVENT_COLUMN_KEYS[i], json_string(""));
-    char *text = copy ? json_dumps(copy, JSON_COMPACT) : NULL;
-    json_decref(copy);
-    return text;
+    return copy;
+}
+
+/* Keeps text and its parse as the engine's last base, the one the next event of the same task
+ * finds without parsing it again. */
+static void remember_base(tr_engine_t *e, const char *text, json_t *base)
+{
+    char *keep = strdup(text);
+    if (!keep)
+        return;
+    free(e->base_text);
+    json_decref(e->base_json);
+    e->base_text = keep;
+    e->base_json = json_incref(base);
 }
 
 /* The id of the task's parameter set in tr_event_bases, stored from ev (this event) when it
@@ -210,37 +221,41 @@ static char *base_text(const json_t *ev)
 static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, int64_t now,
                        json_t **base, char **btext)
 {
-    char *text = NULL;
     int64_t id = -1;
     *base = NULL;
     *btext = NULL;
-    for (int round = 0; round < 2 && id < 0; round++) {
-        store_stmt_t *st = db_query(
-            e->store, "SELECT id, params FROM tr_event_bases WHERE task_sid = ?", "s", task_sid);
-        if (st && store_step(st) == STORE_ROW && store_col_text(st, 1)) {
+    store_stmt_t *st = db_query(
+        e->store, "SELECT id, params FROM tr_event_bases WHERE task_sid = ?", "s", task_sid);
+    if (st && store_step(st) == STORE_ROW && store_col_text(st, 1)) {
+        id = store_col_int64(st, 0);
+        *btext = strdup(store_col_text(st, 1));
+    }
+    store_release(e->store, st);
+    if (id >= 0 && *btext) {
+        if (e->base_text && !strcmp(e->base_text, *btext)) {
+            *base = json_incref(e->base_json); /* the same text: parsed already */
+        } else if ((*base = json_loads(*btext, 0, NULL))) {
+            remember_base(e, *btext, *base);
+        }
+    } else if (id < 0) { /* the task's first event: its set is this event's */
+        json_t *set = base_set(ev);
+        char *text = set ? json_dumps(set, JSON_COMPACT) : NULL;
+        st = text ? db_query(e->store,
+                             "INSERT INTO tr_event_bases (task_sid, first_ms, params)"
+                             " VALUES (?, ?, ?) RETURNING id",
+                             "sis", task_sid, now, text)
+                  : NULL;
+        if (st && store_step(st) == STORE_ROW) {
             id = store_col_int64(st, 0);
-            *btext = strdup(store_col_text(st, 1));
-            if (*btext && e->base_text && !strcmp(e->base_text, *btext)) {
-                *base = json_incref(e->base_json); /* the same text: parsed already */
-            } else if (*btext && (*base = json_loads(*btext, 0, NULL))) {
-                char *keep = strdup(*btext);
-                if (keep) {
-                    free(e->base_text);
-                    json_decref(e->base_json);
-                    e->base_text = keep;
-                    e->base_json = json_incref(*base);
-                }
-            }
+            *btext = text;
+            *base = json_incref(set);
+            remember_base(e, text, set);
+            text = NULL;
         }
         store_release(e->store, st);
-        if (id < 0 && (round > 0 || !(text = base_text(ev)) ||
-                       db_exec(e->store,
-                               "INSERT INTO tr_event_bases (task_sid, first_ms, params)"
-                               " VALUES (?, ?, ?)",
-                               "sis", task_sid, now, text)))
-            break;
+        free(text);
+        json_decref(set);
     }
-    free(text);
     if (!*base) {
         free(*btext);
         *btext = NULL;
@@ -343,6 +358,27 @@ static const char *resource_of(const char *type)
     return "Task";
 }
 
+/* Builds and records the event type about task t, with reservation r and its worker w when
+ * set (all borrowed). */
+static tassa_err task_event(tr_engine_t *e, const char *type, const tr_task_t *t,
+                            const tr_reservation_t *r, const tr_worker_t *w,
+                            const char *description, int64_t wait_ms, int64_t now)
+{
+    const char *rtype = resource_of(type);
+    const char *rsid = t->sid;
+    if (!strcmp(rtype, "Reservation"))
+        rsid = r ? r->sid : NULL;
+    else if (!strcmp(rtype, "TaskQueue"))
+        rsid = t->queue_sid;
+    else if (!strcmp(rtype, "Workflow"))
+        rsid = t->workflow_sid;
+    json_t *ev = ev_new(e, type, rtype, rsid, description, now);
+    ev_task(ev, t, now);
+    ev_reservation(ev, r);
+    ev_worker(ev, w);
+    return ev_emit(e, ev, wait_ms);
+}
+
 tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, const char *res_sid,
                         const char *description, int64_t wait_ms, int64_t now)
 {
@@ -353,26 +389,18 @@ tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, 
     bool has_r = res_sid && tr_reservation_load(e, res_sid, &r);
     bool has_w = has_r && tr_worker_load(e, r.worker_sid, &w);
     tassa_err err = TASSA_ESTORE;
-    if (!has_t || (res_sid && !has_r))
-        goto out;
-    const char *rtype = resource_of(type);
-    const char *rsid = task_sid;
-    if (!strcmp(rtype, "Reservation"))
-        rsid = res_sid;
-    else if (!strcmp(rtype, "TaskQueue"))
-        rsid = t.queue_sid;
-    else if (!strcmp(rtype, "Workflow"))
-        rsid = t.workflow_sid;
-    json_t *ev = ev_new(e, type, rtype, rsid, description, now);
-    ev_task(ev, &t, now);
-    ev_reservation(ev, has_r ? &r : NULL);
-    ev_worker(ev, has_w ? &w : NULL);
-    err = ev_emit(e, ev, wait_ms);
-out:
+    if (has_t && (!res_sid || has_r))
+        err = task_event(e, type, &t, has_r ? &r : NULL, has_w ? &w : NULL, description, wait_ms,
+                         now);
     rows_clear(&TR_TASK_ROW, &t);
     rows_clear(&TR_RES_ROW, &r);
     rows_clear(&TR_WORKER_ROW, &w);
     return err;
+}
+
+tassa_err ev_loaded_task_event(tr_engine_t *e, const char *type, const tr_task_t *t, int64_t now)
+{
+    return task_event(e, type, t, NULL, NULL, NULL, -1, now);
 }
 
 tassa_err ev_resource_event(tr_engine_t *e, const char *type, const char *resource_type,
