@@ -27,11 +27,34 @@ const char *get_sync_grant_caller_token(const http_req_t *req)
     return NULL;
 }
 
-static void refuse(http_resp_t *resp, tassa_err err, const char *why)
+void get_sync_grant_refuse(http_resp_t *resp, tassa_err err, const char *why)
 {
     http_resp_json(resp, tassa_err_status(err),
                    json_pack("{s:b, s:s, s:i}", "authorized", 0, "error", why, "status",
                              tassa_err_status(err)));
+}
+
+const char *get_sync_grant_caller(http_req_t *req, http_resp_t *resp, const config_t *config,
+                                  const hs256_key_t *key, const char *event, time_t now)
+{
+    if (cors_apply(req, resp, config->cors_origins))
+        return NULL;
+    const char *token = get_sync_grant_caller_token(req);
+    const char *identity = params_get_nonempty(req->params, "identity");
+    if (!token || !identity) {
+        get_sync_grant_refuse(resp, TASSA_EMISSING,
+                              !token ? "token is required" : "identity is required");
+        return NULL;
+    }
+    errmsg_t em = {{0}};
+    tassa_err err = verify_token_keyed(token, identity, key, now, &em);
+    if (err) {
+        log_info("event=%s reason=\"%s\"", event, err_text(&em, err));
+        get_sync_grant_refuse(resp, err == TASSA_EMISSING ? TASSA_EMISSING : TASSA_EUNAUTH,
+                              err_text(&em, err));
+        return NULL;
+    }
+    return identity;
 }
 
 /* Set up once at registration: the two HMAC keys, so that a grant does no key set-up. */
@@ -59,22 +82,10 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 {
     const grant_state_t *g = ctx;
     const config_t *c = g->config;
-    errmsg_t em = {{0}};
-    if (cors_apply(req, resp, c->cors_origins))
-        return;
-    const char *token = get_sync_grant_caller_token(req);
-    const char *identity = params_get_nonempty(req->params, "identity");
-    if (!token || !identity) {
-        refuse(resp, TASSA_EMISSING, !token ? "token is required" : "identity is required");
-        return;
-    }
     time_t now = time(NULL);
-    tassa_err err = verify_token_keyed(token, identity, g->caller_key, now, &em);
-    if (err) {
-        log_info("event=grant_refused reason=\"%s\"", err_text(&em, err));
-        refuse(resp, err == TASSA_EMISSING ? TASSA_EMISSING : TASSA_EUNAUTH, err_text(&em, err));
+    const char *identity = get_sync_grant_caller(req, resp, c, g->caller_key, "grant_refused", now);
+    if (!identity)
         return;
-    }
     access_token_opts_t o = {.account_sid = c->account_sid,
                              .api_key = c->api_key,
                              .api_secret = c->api_secret,
@@ -84,7 +95,7 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
                              .now = now};
     char *sync_token = access_token_sync_keyed(&o, g->api_key);
     if (!sync_token) {
-        refuse(resp, TASSA_EINTERNAL, "could not mint the sync token");
+        get_sync_grant_refuse(resp, TASSA_EINTERNAL, "could not mint the sync token");
         return;
     }
     /* {"authorized":true,"syncToken":"..."}: the token is base64url and dots, no escaping. */
@@ -95,7 +106,7 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
     free(sync_token);
     if (body.failed) {
         buf_free(&body);
-        refuse(resp, TASSA_ENOMEM, "out of memory");
+        get_sync_grant_refuse(resp, TASSA_ENOMEM, "out of memory");
         return;
     }
     free(resp->body);

@@ -8,31 +8,24 @@
 #include <time.h>
 
 #include "auth/access_token.h"
-#include "auth/verify_token.h"
 #include "base/log.h"
 #include "functions/get_sync_grant.h"
-#include "http/cors.h"
 
 #define GRANT_TTL 3600
 
 /* Set up once at registration: the API key's HMAC key, so that a grant does no key set-up. */
 typedef struct {
     const get_worker_grant_deps_t *deps;
-    hs256_key_t *api_key; /* NULL when API_SECRET is unset (no grant can be minted) */
+    hs256_key_t *api_key;    /* NULL when API_SECRET is unset (no grant can be minted) */
+    hs256_key_t *caller_key; /* JWT_SECRET; NULL when unset (every caller is then refused) */
 } worker_grant_t;
 
 static void worker_grant_free(void *p)
 {
     worker_grant_t *g = p;
     hs256_key_free(g->api_key);
+    hs256_key_free(g->caller_key);
     free(g);
-}
-
-static void refuse(http_resp_t *resp, tassa_err err, const char *why)
-{
-    http_resp_json(resp, tassa_err_status(err),
-                   json_pack("{s:b, s:s, s:i}", "authorized", 0, "error", why, "status",
-                             tassa_err_status(err)));
 }
 
 /* Whether worker's attributes (a JSON text) have key equal to want. */
@@ -94,26 +87,17 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
     errmsg_t em = {{0}};
     json_t *workers = NULL;
     char *token_out = NULL;
-    if (cors_apply(req, resp, c->cors_origins))
-        return;
-    const char *token = get_sync_grant_caller_token(req);
-    const char *identity = params_get_nonempty(req->params, "identity");
-    if (!token || !identity) {
-        refuse(resp, TASSA_EMISSING, !token ? "token is required" : "identity is required");
-        return;
-    }
     time_t now = time(NULL);
-    tassa_err err = verify_token(token, identity, c->jwt_secret, now, &em);
-    if (err) {
-        log_info("event=worker_grant_refused reason=\"%s\"", err_text(&em, err));
-        refuse(resp, err == TASSA_EMISSING ? TASSA_EMISSING : TASSA_EUNAUTH, err_text(&em, err));
+    const char *identity =
+        get_sync_grant_caller(req, resp, c, g->caller_key, "worker_grant_refused", now);
+    if (!identity)
         return;
-    }
+    tassa_err err = TASSA_OK;
     if (!c->workspace_sid || !*c->workspace_sid || !g->api_key || !c->api_key || !c->account_sid) {
-        refuse(resp, TASSA_EUNAVAIL,
-               !c->workspace_sid || !*c->workspace_sid
-                   ? "no TaskRouter workspace is configured (WORKSPACE_SID)"
-                   : "no API key is configured (API_KEY, API_SECRET)");
+        get_sync_grant_refuse(resp, TASSA_EUNAVAIL,
+                              !c->workspace_sid || !*c->workspace_sid
+                                  ? "no TaskRouter workspace is configured (WORKSPACE_SID)"
+                                  : "no API key is configured (API_KEY, API_SECRET)");
         return;
     }
     const json_t *worker = NULL; /* borrowed from workers */
@@ -125,7 +109,7 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         err = err_set(&em, TASSA_EUPSTREAM, "the back end answered a worker without a sid");
     if (err) {
         log_info("event=worker_grant_refused reason=\"%s\"", err_text(&em, err));
-        refuse(resp, err, err_text(&em, err));
+        get_sync_grant_refuse(resp, err, err_text(&em, err));
         goto out;
     }
     access_token_opts_t o = {.account_sid = c->account_sid,
@@ -139,7 +123,7 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
                              .role = "worker"};
     token_out = access_token_worker_keyed(&o, g->api_key);
     if (!token_out) {
-        refuse(resp, TASSA_EINTERNAL, "could not mint the worker token");
+        get_sync_grant_refuse(resp, TASSA_EINTERNAL, "could not mint the worker token");
         goto out;
     }
     const char *name = json_string_value(json_object_get(worker, "friendly_name"));
@@ -160,8 +144,9 @@ tassa_err get_worker_grant_register(http_server_t *http, const get_worker_grant_
     if (!g)
         return TASSA_ENOMEM;
     g->deps = deps;
-    const char *secret = deps->config->api_secret;
-    if (secret && *secret && !(g->api_key = hs256_key_new(secret, strlen(secret)))) {
+    const char *secret = deps->config->api_secret, *jwt = deps->config->jwt_secret;
+    if ((secret && *secret && !(g->api_key = hs256_key_new(secret, strlen(secret)))) ||
+        (jwt && *jwt && !(g->caller_key = hs256_key_new(jwt, strlen(jwt))))) {
         worker_grant_free(g);
         return TASSA_ENOMEM;
     }
