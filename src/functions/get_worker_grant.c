@@ -92,7 +92,6 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         get_sync_grant_caller(req, resp, c, g->caller_key, "worker_grant_refused", now);
     if (!identity)
         return;
-    tassa_err err = TASSA_OK;
     if (!c->workspace_sid || !*c->workspace_sid || !g->api_key || !c->api_key || !c->account_sid) {
         get_sync_grant_refuse(resp, TASSA_EUNAVAIL,
                               !c->workspace_sid || !*c->workspace_sid
@@ -101,7 +100,7 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         return;
     }
     const json_t *worker = NULL; /* borrowed from workers */
-    err = b->ops->workers_list(b, &workers, &em);
+    tassa_err err = b->ops->workers_list(b, &workers, &em);
     if (!err)
         err = get_worker_grant_find(workers, identity, &worker, &em);
     const char *worker_sid = worker ? json_string_value(json_object_get(worker, "sid")) : NULL;
