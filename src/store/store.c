@@ -83,9 +83,11 @@ struct store {
     bool committer_started;
     pthread_mutex_t done_lock; /* guards committed, failed and done */
     pthread_cond_t done;
-    uint64_t committed;              /* every epoch <= committed is settled */
-    uint64_t failed;                 /* the last epoch whose commit failed (0 = none) */
-    store_waiter_t *waiters;         /* store_unlock_async, under done_lock, newest first */
+    uint64_t committed;      /* every epoch <= committed is settled */
+    uint64_t failed;         /* the last epoch whose commit failed (0 = none) */
+    uint64_t broken_from;    /* SQLite: the epoch whose WAL sync failed; it and every later one
+                              * fail (0 = none; under done_lock, written by the committer) */
+    store_waiter_t *waiters; /* store_unlock_async, under done_lock, newest first */
     cached_stmt_t cache[STMT_CACHE]; /* under the store lock */
     int wal_fd;                      /* SQLite: the WAL, synced by the committer (-1: none) */
     sqlite3 *ckpt_db;                /* SQLite: the checkpointer's own connection */
@@ -394,6 +396,12 @@ static double seconds_since(const struct timespec *t0)
  * to wait for (0: none), with *lost set when the PostgreSQL connection was lost. */
 static uint64_t unlock_section(store_t *s, bool *lost);
 
+/* Whether epoch's changes failed to become durable (done_lock held). */
+static bool epoch_failed_locked(const store_t *s, uint64_t epoch)
+{
+    return s->failed == epoch || (s->broken_from && epoch >= s->broken_from);
+}
+
 tassa_err store_unlock(store_t *s)
 {
     bool lost = false;
@@ -403,7 +411,7 @@ tassa_err store_unlock(store_t *s)
     pthread_mutex_lock(&s->done_lock);
     while (s->committed < wait_for)
         pthread_cond_wait(&s->done, &s->done_lock);
-    lost |= s->failed == wait_for;
+    lost |= epoch_failed_locked(s, wait_for);
     pthread_mutex_unlock(&s->done_lock);
     return lost ? TASSA_ESTORE : TASSA_OK;
 }
@@ -429,7 +437,7 @@ void store_unlock_async(store_t *s, store_waiter_t *w, store_done_fn done, void 
             pthread_mutex_unlock(&s->done_lock);
             return;
         }
-        if (s->failed == wait_for)
+        if (epoch_failed_locked(s, wait_for))
             w->err = TASSA_ESTORE;
         pthread_mutex_unlock(&s->done_lock);
     }
@@ -445,7 +453,7 @@ static store_waiter_t *settled_waiters_locked(store_t *s)
         store_waiter_t *w = *pp;
         if (w->epoch <= s->committed) {
             *pp = w->next;
-            if (s->failed == w->epoch)
+            if (epoch_failed_locked(s, w->epoch))
                 w->err = TASSA_ESTORE;
             w->next = ready; /* the queue is newest first: this reverses it */
             ready = w;
@@ -498,7 +506,9 @@ static void *commit_loop(void *arg)
         uint64_t epoch = s->epoch;
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        bool ok = db_control(s, "COMMIT") == TASSA_OK;
+        /* After a failed WAL sync nothing more is committed (see below). */
+        bool broken = s->broken_from != 0; /* only this thread writes it */
+        bool ok = !broken && db_control(s, "COMMIT") == TASSA_OK;
         bool sync_wal = ok && s->wal_fd >= 0;
         /* The checkpointer copies while writers go on, so it never reaches the WAL's end and
          * the WAL would only grow: once it has copied, the committer copies the few frames
@@ -510,8 +520,9 @@ static void *commit_loop(void *arg)
         metrics_add(M_COMMIT_BATCH, s->batch_writers, NULL);
         s->batch_writers = 0;
         if (!ok) {
-            log_error("event=store_commit_failed epoch=%llu err=\"%s\"", (unsigned long long)epoch,
-                      store_errmsg(s));
+            if (!broken)
+                log_error("event=store_commit_failed epoch=%llu err=\"%s\"",
+                          (unsigned long long)epoch, store_errmsg(s));
             if (s->pg)
                 pg_control(s->pg, "ROLLBACK");
             else if (!sqlite3_get_autocommit(s->db))
@@ -520,14 +531,20 @@ static void *commit_loop(void *arg)
         s->open_txn = false;
         s->dirty = false;
         pthread_mutex_unlock(&s->lock);
-        /* The next batch runs meanwhile; nothing of this one is acknowledged before this. */
-        if (sync_wal && fdatasync(s->wal_fd) != 0) {
-            log_error("event=store_sync_failed epoch=%llu errno=%d", (unsigned long long)epoch,
-                      errno);
+        /* The next batch runs meanwhile; nothing of this one is acknowledged before this. A
+         * failed sync cannot be undone (the transaction is committed, and the kernel may have
+         * dropped its pages): like PostgreSQL, stop making changes durable; every later write
+         * fails until the server is restarted and SQLite recovers the file from its WAL. */
+        bool sync_failed = sync_wal && fdatasync(s->wal_fd) != 0;
+        if (sync_failed) {
+            log_error("event=store_sync_failed epoch=%llu errno=%d writes=refused_until_restart",
+                      (unsigned long long)epoch, errno);
             ok = false;
         }
         metrics_add(M_COMMIT_SECONDS, seconds_since(&t0), NULL);
         pthread_mutex_lock(&s->done_lock);
+        if (sync_failed)
+            s->broken_from = epoch;
         s->committed = epoch;
         if (!ok)
             s->failed = epoch;

@@ -1,6 +1,7 @@
 /* test_store.c - the store's portable query layer on a real SQLite data file, and the same
  * cases on a real PostgreSQL database when TASSA_TEST_PG_URL is set (ctest's
  * unit_test_store_pg sets it through tools/pg_scratch.sh, which starts a throw-away cluster). */
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdatomic.h>
@@ -439,6 +440,7 @@ static void pause_ms(int ms)
  * definition takes the place of libc's for the whole test binary (the store's calls and
  * SQLite's alike) and does the real call itself. */
 static atomic_int wal_syncs;
+static atomic_bool fail_wal_syncs; /* set: every WAL sync fails with EIO, as a failing disk's */
 
 int fdatasync(int fd)
 {
@@ -447,8 +449,13 @@ int fdatasync(int fd)
     ssize_t n = readlink(link, target, sizeof target - 1);
     if (n > 4) {
         target[n] = '\0';
-        if (!strcmp(target + n - 4, "-wal"))
+        if (!strcmp(target + n - 4, "-wal")) {
+            if (atomic_load(&fail_wal_syncs)) {
+                errno = EIO;
+                return -1;
+            }
             atomic_fetch_add(&wal_syncs, 1);
+        }
     }
     return (int)syscall(SYS_fdatasync, fd);
 }
@@ -464,6 +471,14 @@ static void note_syncs(void *ctx, tassa_err err)
     sync_seen_t *seen = ctx;
     assert_int_equal(err, TASSA_OK);
     atomic_store(&seen->syncs_at_done, atomic_load(&wal_syncs));
+    atomic_store(&seen->done, true);
+}
+
+/* store_unlock_async's done for a write that must fail. */
+static void note_failure(void *ctx, tassa_err err)
+{
+    sync_seen_t *seen = ctx;
+    assert_int_equal(err, TASSA_ESTORE);
     atomic_store(&seen->done, true);
 }
 
@@ -491,6 +506,43 @@ static void acknowledged_writes_are_synced(void **state)
         pause_ms(10);
     assert_true(atomic_load(&seen.done));
     assert_true(atomic_load(&seen.syncs_at_done) > before);
+}
+
+/* SQLite: a failed WAL sync fails its write, and every later write too (the store stops
+ * making changes durable, as PostgreSQL does), even once the disk works again; reads go on,
+ * and a store opened again takes writes. */
+static void a_failed_wal_sync_refuses_writes_until_reopened(void **state)
+{
+    fx_t *f = *state;
+    if (f->pg)
+        skip();
+    atomic_store(&fail_wal_syncs, true);
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "unsynced", 1, "x"), STORE_DONE);
+    tassa_err first = store_unlock(f->s);
+    atomic_store(&fail_wal_syncs, false);
+    assert_int_equal(first, TASSA_ESTORE);
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "after", 2, "y"), STORE_DONE);
+    assert_int_equal(store_unlock(f->s), TASSA_ESTORE);
+    sync_seen_t seen = {0};
+    store_waiter_t w;
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "after-async", 3, "z"), STORE_DONE);
+    store_unlock_async(f->s, &w, note_failure, &seen);
+    for (int i = 0; i < 500 && !atomic_load(&seen.done); i++)
+        pause_ms(10);
+    assert_true(atomic_load(&seen.done));
+    store_lock(f->s); /* reads still answer */
+    assert_true(count_items(f->s) >= 0);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+    store_close(f->s);
+    errmsg_t em = {{0}};
+    f->s = store_open(f->path, &em);
+    assert_non_null(f->s);
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "reopened", 4, "w"), STORE_DONE);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
 }
 
 /* The size of the file at path in bytes (0 when absent). */
@@ -771,6 +823,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(stores_on_one_database_serialize, setup, teardown),
         cmocka_unit_test_setup_teardown(acknowledged_writes_are_synced, setup, teardown),
         cmocka_unit_test_setup_teardown(checkpoints_move_the_wal_into_the_data_file, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_failed_wal_sync_refuses_writes_until_reopened, setup,
                                         teardown),
     };
     int failed = cmocka_run_group_tests_name("store on SQLite", tests, NULL, NULL);
