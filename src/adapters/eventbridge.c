@@ -20,6 +20,7 @@
 #include "adapters/eventbridge.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -638,11 +639,13 @@ static void eb_open(void *ctx, ws_conn_t *c)
         ws_close(c, 1008, "too many connections for this worker");
         return;
     }
-    int64_t life = g.exp - (int64_t)time(NULL);
+    /* in milliseconds, from a precise clock: time(2) reads a coarse one that can still show
+     * the last second, which made the lifetime a second longer than the token's ttl */
+    int64_t life_ms = (g.exp < INT64_MAX / 1000 ? g.exp : INT64_MAX / 1000) * 1000 - store_now_ms();
     json_t *init =
         json_pack("{s:s, s:{s:s, s:s, s:s, s:I}}", "event_type", "init", "payload", "channel_id",
                   g.worker_sid, "account_sid", g.account_sid, "workspace_sid", g.workspace_sid,
-                  "token_lifetime", (json_int_t)(life > 0 ? life : 0) * 1000);
+                  "token_lifetime", (json_int_t)(life_ms > 0 ? life_ms : 0));
     char *text = init ? json_dumps(init, JSON_COMPACT) : NULL;
     json_decref(init);
     if (!text || ws_send(c, false, text, strlen(text))) {
