@@ -77,6 +77,7 @@ struct store {
     bool open_txn, in_savepoint, dirty, stopping;
     uint64_t epoch; /* number of the open (or last) group transaction */
     sqlite3_int64 changes_at_lock;
+    uint64_t section;   /* store_section; lock held */
     long batch_writers; /* sections with changes in the open group transaction (metrics) */
     atomic_int queued;  /* threads waiting for the store lock */
     pthread_t committer;
@@ -382,6 +383,12 @@ void store_lock(store_t *s)
         }
     }
     s->changes_at_lock = db_total_changes(s);
+    s->section++;
+}
+
+uint64_t store_section(const store_t *s)
+{
+    return s->section;
 }
 
 /* Seconds since t0 (CLOCK_MONOTONIC). */

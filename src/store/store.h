@@ -85,6 +85,11 @@ void store_claim_release(int claim);
 /* Takes the store lock (a plain mutex; not recursive). */
 void store_lock(store_t *s);
 
+/* The number of the current critical section: different at every store_lock, so that a caller
+ * can keep what it read in one section and know when it may no longer trust it (another
+ * section, here or on another node, may have changed it since). Lock held. */
+uint64_t store_section(const store_t *s);
+
 /* Releases the lock, then waits until the changes made under it (and any uncommitted change
  * it could have read) are durable. TASSA_ESTORE when that commit failed, or when the
  * connection to PostgreSQL was lost during the section (so a lookup that failed must not be

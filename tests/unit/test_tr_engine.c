@@ -1369,6 +1369,17 @@ static void test_event_params_stored_once(void **state)
     json_decref(items);
 }
 
+/* The events not delivered yet: past the delivery cursor (taskrouter step 7). */
+#define UNDELIVERED_SQL                                                                            \
+    "SELECT count(*) FROM tr_events WHERE seq > (SELECT seq FROM tr_event_cursor)"
+
+/* Takes a data file back to before taskrouter step 7: a mark on each event, 1 when delivered. */
+#define UNDO_EVENT_CURSOR                                                                          \
+    "ALTER TABLE tr_events ADD COLUMN dispatched INTEGER NOT NULL DEFAULT 0;"                      \
+    "UPDATE tr_events SET dispatched = 1 WHERE seq <= (SELECT seq FROM tr_event_cursor);"          \
+    "DROP TABLE tr_event_cursor;"                                                                  \
+    "CREATE INDEX tr_events_undispatched ON tr_events (seq) WHERE dispatched = 0;"
+
 /* ev_delta and tr_event_merge give back the very text of a parameter set whose keys were deleted,
  * added in the middle and at the end, changed, and reordered. */
 static void test_event_delta_round_trip(void **state)
@@ -1416,6 +1427,76 @@ static void test_event_delta_round_trip(void **state)
     json_decref(b);
 }
 
+/* A random event as ev_new and the ev_* builders make one: the common keys in ev_new's order,
+ * then a random subset of other keys in a random order with random string values. */
+static json_t *random_event(unsigned *seed, int i)
+{
+    static const char *const keys[] = {"TaskSid",      "TaskAttributes",
+                                       "TaskAge",      "TaskPriority",
+                                       "TaskQueueSid", "WorkerSid",
+                                       "X1",           "X2",
+                                       "X3",           "X4"};
+    static const char *const values[] = {"", "a", "b", "{\"topic\":\"t\"}", "\u00e9\n\""};
+    enum { NK = sizeof keys / sizeof keys[0] };
+    char sid[16], ms[24], ts[24];
+    snprintf(sid, sizeof sid, "EV%d", i);
+    snprintf(ms, sizeof ms, "%d", 1000 + i);
+    snprintf(ts, sizeof ts, "%d", (1000 + i) / 1000);
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "EventType",
+                           i % 2 ? "task.updated" : "task.created", "Sid", sid, "AccountSid",
+                           ACCOUNT, "WorkspaceSid", "WS1", "WorkspaceName", "w", "ResourceType",
+                           "Task", "ResourceSid", "WT1", "EventDescription", i % 3 ? "d" : "e",
+                           "Timestamp", ts, "TimestampMs", ms);
+    size_t order[NK];
+    for (size_t k = 0; k < NK; k++)
+        order[k] = k;
+    for (size_t k = NK - 1; k > 0; k--) { /* shuffle */
+        size_t j = (size_t)rand_r(seed) % (k + 1), tmp = order[k];
+        order[k] = order[j];
+        order[j] = tmp;
+    }
+    for (size_t k = 0; k < NK; k++)
+        if (rand_r(seed) % 3)
+            json_object_set_new(ev, keys[order[k]], json_string(values[(size_t)rand_r(seed) % 5]));
+    return ev;
+}
+
+/* ev_delta and tr_event_merge give back the very text of 3000 random events against random
+ * bases (the property that lets ev_emit store deltas without checking each one). */
+static void test_event_delta_random_round_trips(void **state)
+{
+    (void)state;
+    unsigned seed = 12345;
+    for (int i = 0; i < 3000; i++) {
+        json_t *b = random_event(&seed, i), *ev = random_event(&seed, i + 1);
+        for (size_t c = 0; c < TR_EVENT_COLUMN_N; c++) /* as record.c stores a base */
+            if (json_object_get(b, TR_EVENT_COLUMN_KEYS[c]))
+                json_object_set_new(b, TR_EVENT_COLUMN_KEYS[c], json_string(""));
+        char *btext = json_dumps(b, JSON_COMPACT), *whole = json_dumps(ev, JSON_COMPACT);
+        json_t *d = ev_delta(b, ev);
+        char *dtext = json_dumps(d, JSON_COMPACT);
+        tr_event_t r = {.sid = (char *)json_string_value(json_object_get(ev, "Sid")),
+                        .event_type = (char *)json_string_value(json_object_get(ev, "EventType")),
+                        .resource_type = "Task",
+                        .resource_sid = "WT1",
+                        .description =
+                            (char *)json_string_value(json_object_get(ev, "EventDescription")),
+                        .date_ms = 1001 + i};
+        char *back = tr_event_merge(btext, dtext, &r);
+        assert_non_null(back);
+        if (strcmp(back, whole))
+            fail_msg("round trip %d:\n base  %s\n delta %s\n want  %s\n got   %s", i, btext, dtext,
+                     whole, back);
+        free(back);
+        free(dtext);
+        free(whole);
+        free(btext);
+        json_decref(d);
+        json_decref(ev);
+        json_decref(b);
+    }
+}
+
 /* A data file of taskrouter schema 3 (events with their whole parameter set, built here by
  * SQL from the delivered events, with that version's indexes) reads the same Events after
  * step 4, and new events of its tasks are stored against a base without changing the old
@@ -1451,7 +1532,7 @@ static void test_event_params_migration(void **state)
                                   "CREATE INDEX tr_events_task ON tr_events (task_sid);"
                                   "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
                                   "DROP TABLE tr_queue_activity_counts;"
-                                  "DROP TABLE tr_event_minutes;"
+                                  "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR
                                   "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
                                   " version >= 4;",
                                   &em),
@@ -1480,14 +1561,61 @@ static void test_event_params_migration(void **state)
     json_decref(wait_event(f, "task.updated", "TaskSid", t, 3000));
     /* The sink has it; the dispatcher records it delivered just after (the prune keeps an
      * undelivered event): poll for that record (at most 3 s). */
-    for (int i = 0; i < 3000 && sql_int(f, "SELECT count(*) FROM tr_events WHERE dispatched = 0");
-         i++)
+    for (int i = 0; i < 3000 && sql_int(f, UNDELIVERED_SQL); i++)
         usleep(1000);
-    assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_events WHERE dispatched = 0"), 0);
+    assert_int_equal(sql_int(f, UNDELIVERED_SQL), 0);
     /* 31 days on every event goes, and with them their bases */
     assert_int_equal(tr_engine_prune(f->e, store_now_ms() + 31LL * 24 * 3600 * 1000), TASSA_OK);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_events"), 0);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_event_bases"), 0);
+}
+
+/* A data file from before taskrouter step 7 (a mark on each event) whose last three events
+ * were not delivered yet delivers exactly those three, in order, after the step, and the
+ * cursor then stands at the last event. */
+static void test_event_cursor_migration(void **state)
+{
+    fx_t *f = *state;
+    size_t n = event_scenario(f);
+    for (int i = 0; i < 3000 && sql_int(f, UNDELIVERED_SQL); i++)
+        usleep(1000);
+    assert_int_equal(sql_int(f, UNDELIVERED_SQL), 0);
+    close_engine(f);
+    errmsg_t em = {{0}};
+    f->store = store_open(f->path, &em);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store,
+                                  UNDO_EVENT_CURSOR
+                                  "UPDATE tr_events SET dispatched = 0 WHERE seq > (SELECT"
+                                  " max(seq) - 3 FROM tr_events);"
+                                  "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
+                                  " version >= 7;",
+                                  &em),
+                     TASSA_OK);
+    char want[256], got[256] = "";
+    sql_text(f, "SELECT sid FROM tr_events WHERE dispatched = 0 ORDER BY seq", want, sizeof want);
+    store_close(f->store);
+    f->store = NULL;
+    pthread_mutex_lock(&f->sink.mu);
+    assert_int_equal(json_array_size(f->sink.events), n);
+    json_array_clear(f->sink.events);
+    pthread_mutex_unlock(&f->sink.mu);
+    open_engine(f, true);
+    for (int i = 0; i < 3000 && sql_int(f, UNDELIVERED_SQL); i++)
+        usleep(1000);
+    assert_int_equal(sql_int(f, UNDELIVERED_SQL), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_event_cursor WHERE seq ="
+                                " (SELECT max(seq) FROM tr_events)"),
+                     1);
+    pthread_mutex_lock(&f->sink.mu);
+    assert_int_equal(json_array_size(f->sink.events), 3);
+    for (size_t i = 0; i < 3; i++) {
+        size_t len = strlen(got);
+        snprintf(got + len, sizeof got - len, "%s;",
+                 json_string_value(json_object_get(json_array_get(f->sink.events, i), "Sid")));
+    }
+    pthread_mutex_unlock(&f->sink.mu);
+    assert_string_equal(got, want);
 }
 
 /* A queue's members by activity (tr_queue_activity_counts) equal a count of its membership
@@ -1578,7 +1706,7 @@ static void test_queue_activity_counts(void **state)
     assert_int_equal(store_schema(f->store,
                                   "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
                                   "DROP TABLE tr_queue_activity_counts;"
-                                  "DROP TABLE tr_event_minutes;"
+                                  "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR
                                   "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
                                   " version >= 5;",
                                   &em),
@@ -1673,9 +1801,9 @@ static void test_cumulative_counters(void **state)
     f->store = store_open(f->path, &em);
     assert_non_null(f->store);
     assert_int_equal(store_schema(f->store,
-                                  "DROP TABLE tr_event_minutes;"
+                                  "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR
                                   "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
-                                  " version = 6;",
+                                  " version >= 6;",
                                   &em),
                      TASSA_OK);
     store_close(f->store);
@@ -1712,6 +1840,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_event_params_stored_once, setup, teardown),
         cmocka_unit_test(test_event_delta_round_trip),
         cmocka_unit_test_setup_teardown(test_event_params_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_cursor_migration, setup, teardown),
+        cmocka_unit_test(test_event_delta_random_round_trips),
         cmocka_unit_test_setup_teardown(test_queue_activity_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cumulative_counters, setup, teardown),
     };

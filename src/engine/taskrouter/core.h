@@ -49,6 +49,13 @@ struct tr_engine {
      * trusted only while the stored text is the same. Freed by tr_engine_free. */
     char *base_text;
     json_t *base_json;
+    /* record.c, lock held: what one critical section (store_section) already read, trusted
+     * only in that section: the base of task base_task (base_id) and the workspace's name
+     * (ws_name, NULL when it has none). 0: nothing kept. */
+    uint64_t base_section, ws_section;
+    char base_task[SID_LEN + 1];
+    int64_t base_id;
+    char *ws_name;
 };
 
 /* The notification channel on which every TaskRouter commit wakes the lease holder's threads

@@ -4,8 +4,9 @@
  * The model is only the store's tables; the engine keeps no copy of it in memory, so a restart
  * loses nothing. Deadlines (reservation timeouts, target timeouts, TTLs) are columns; the timer
  * thread sleeps until the earliest and is woken after each commit, since a commit may have
- * written a nearer one. Events are rows with a `dispatched` mark; the dispatcher delivers them
- * in sequence (commit) order, outside the store lock, and marks them afterwards.
+ * written a nearer one. Events are rows in sequence (commit) order; the dispatcher delivers
+ * them in that order, outside the store lock, and then moves the delivery cursor
+ * (tr_event_cursor) past them.
  *
  * Several nodes (a shared PostgreSQL store): both threads work only while this process holds
  * the workspace's lease ("taskrouter:<WorkspaceSid>", store_lease_hold), so deadlines and
@@ -158,6 +159,17 @@ static const migrate_step_t MIGRATIONS[] = {
      "  count(wait_ms), coalesce(sum(wait_ms), 0), min(wait_ms), max(wait_ms) FROM tr_events"
      "  WHERE queue_sid IS NOT NULL GROUP BY queue_sid, event_type, date_ms / 60000;",
      NULL},
+    /* 7: delivery as one cursor (the last delivered seq) instead of a mark on each event:
+     * events are delivered in seq order and seq is commit order (the store serializes every
+     * transaction, across nodes too), so the delivered ones were always a prefix. An event
+     * then costs no index entry for the mark and no rewrite when it is delivered. */
+    {"CREATE TABLE IF NOT EXISTS tr_event_cursor (id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  seq INTEGER NOT NULL);"
+     "INSERT INTO tr_event_cursor (id, seq) SELECT 1, coalesce((SELECT min(seq) - 1 FROM"
+     "  tr_events WHERE dispatched = 0), (SELECT max(seq) FROM tr_events), 0);"
+     "DROP INDEX IF EXISTS tr_events_undispatched;"
+     "ALTER TABLE tr_events DROP COLUMN dispatched;",
+     NULL},
 };
 
 /* The activities of a new workspace: name, available. Offline is the default. */
@@ -284,8 +296,8 @@ out:
     return p;
 }
 
-/* Delivers every undispatched event in sequence order, a batch per lock, and marks each batch
- * once the sink returned for all of it. Returns false when stopping. */
+/* Delivers every event past the cursor in sequence order, a batch per lock, and moves the
+ * cursor past each batch once the sink returned for all of it. Returns false when stopping. */
 static bool drain_events(tr_engine_t *e)
 {
     for (;;) {
@@ -293,7 +305,9 @@ static bool drain_events(tr_engine_t *e)
         size_t n = 0;
         store_lock(e->store);
         rows_all(e, &TR_EVENT_ROW, (void **)&rows, &n,
-                 TR_EVENT_SELECT "WHERE dispatched = 0 ORDER BY seq LIMIT 64", NULL);
+                 TR_EVENT_SELECT "WHERE ev.seq > (SELECT seq FROM tr_event_cursor)"
+                                 " ORDER BY ev.seq LIMIT 64",
+                 NULL);
         store_unlock(e->store);
         if (n == 0) {
             rows_free(&TR_EVENT_ROW, rows, n);
@@ -316,10 +330,8 @@ static bool drain_events(tr_engine_t *e)
         }
         rows_free(&TR_EVENT_ROW, rows, n);
         store_lock(e->store);
-        tassa_err err = db_exec(e->store,
-                                "UPDATE tr_events SET dispatched = 1 WHERE dispatched = 0"
-                                " AND seq <= ?",
-                                "i", last);
+        tassa_err err =
+            db_exec(e->store, "UPDATE tr_event_cursor SET seq = ? WHERE seq < ?", "ii", last, last);
         store_unlock(e->store);
         if (err) {
             log_error("event=tr_dispatch_mark_failed seq=%lld", (long long)last);
@@ -487,6 +499,7 @@ void tr_engine_free(tr_engine_t *e)
     pthread_mutex_destroy(&e->mu);
     free(e->base_text);
     json_decref(e->base_json);
+    free(e->ws_name);
     free(e);
 }
 

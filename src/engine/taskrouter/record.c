@@ -9,12 +9,14 @@
  */
 #include "engine/taskrouter/record.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/timefmt.h"
+#include "engine/taskrouter/stats.h"
 
 void ev_set(json_t *ev, const char *key, const char *fmt, ...)
 {
@@ -61,13 +63,20 @@ json_t *ev_new(tr_engine_t *e, const char *type, const char *resource_type,
         json_decref(ev);
         return NULL;
     }
-    tr_workspace_t ws = {0};
-    tr_workspace_load(e, &ws);
+    uint64_t section = store_section(e->store);
+    if (e->ws_section != section) { /* once per critical section */
+        tr_workspace_t ws = {0};
+        tr_workspace_load(e, &ws);
+        free(e->ws_name);
+        e->ws_name = ws.friendly_name ? strdup(ws.friendly_name) : NULL;
+        e->ws_section = !ws.friendly_name || e->ws_name ? section : 0;
+        rows_clear(&TR_WORKSPACE_ROW, &ws);
+    }
     ev_set(ev, "EventType", "%s", type);
     ev_set(ev, "Sid", "%s", sid);
     ev_set(ev, "AccountSid", "%s", e->account_sid);
     ev_set(ev, "WorkspaceSid", "%s", e->ws_sid);
-    put(ev, "WorkspaceName", ws.friendly_name);
+    put(ev, "WorkspaceName", e->ws_name);
     ev_set(ev, "ResourceType", "%s", resource_type);
     ev_set(ev, "ResourceSid", "%s", resource_sid ? resource_sid : "");
     if (description)
@@ -77,8 +86,12 @@ json_t *ev_new(tr_engine_t *e, const char *type, const char *resource_type,
                type);
     ev_set(ev, "Timestamp", "%lld", (long long)(now / 1000));
     ev_set(ev, "TimestampMs", "%lld", (long long)now);
-    rows_clear(&TR_WORKSPACE_ROW, &ws);
     return ev;
+}
+
+void ev_forget_workspace(tr_engine_t *e)
+{
+    e->ws_section = 0;
 }
 
 void ev_task(json_t *ev, const tr_task_t *t, int64_t now)
@@ -224,6 +237,13 @@ static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, i
     int64_t id = -1;
     *base = NULL;
     *btext = NULL;
+    uint64_t section = store_section(e->store);
+    if (e->base_section == section && e->base_text && !strcmp(e->base_task, task_sid)) {
+        /* stored or read earlier in this section: a base never changes once stored */
+        *btext = strdup(e->base_text);
+        *base = *btext ? json_incref(e->base_json) : NULL;
+        return *base ? e->base_id : -1;
+    }
     store_stmt_t *st = db_query(
         e->store, "SELECT id, params FROM tr_event_bases WHERE task_sid = ?", "s", task_sid);
     if (st && store_step(st) == STORE_ROW && store_col_text(st, 1)) {
@@ -261,6 +281,11 @@ static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, i
         *btext = NULL;
         id = -1;
     }
+    if (id >= 0 && e->base_text && !strcmp(e->base_text, *btext)) { /* remembered above */
+        snprintf(e->base_task, sizeof e->base_task, "%s", task_sid);
+        e->base_id = id;
+        e->base_section = section;
+    }
     return id;
 }
 
@@ -268,7 +293,7 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
 {
     if (!ev)
         return TASSA_ENOMEM;
-    char *text = json_dumps(ev, JSON_COMPACT), *stored = NULL, *dflt = NULL, *btext = NULL;
+    char *stored = NULL, *dflt = NULL, *btext = NULL;
     tassa_err err = TASSA_ENOMEM;
     json_t *base = NULL;
     int64_t base_id = -1;
@@ -281,50 +306,54 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
                        .date_ms = param(ev, "TimestampMs")
                                       ? (int64_t)strtoll(param(ev, "TimestampMs"), NULL, 10)
                                       : 0};
-    if (!text || !cols.sid || !cols.event_type || !cols.resource_type)
+    if (!cols.sid || !cols.event_type || !cols.resource_type)
         goto out;
     dflt = tr_event_default_description(cols.resource_type, cols.resource_sid, cols.event_type);
     if (!dflt)
         goto out;
-    /* A task's events store what differs from its parameter set, when that gives the text
-     * back exactly; anything else stores the whole set. */
+    /* A task's events store what differs from its parameter set (ev_delta, which gives the
+     * text back exactly: the ev_* builders set only strings under non-empty keys); anything
+     * else stores the whole set. Builds with assertions check the round trip. */
     if (task_sid && (base_id = base_of(e, task_sid, ev, cols.date_ms, &base, &btext)) >= 0) {
         json_t *d = ev_delta(base, ev);
-        char *dtext = d ? json_dumps(d, JSON_COMPACT) : NULL;
-        char *back = dtext ? tr_event_merge(btext, dtext, &cols) : NULL;
-        if (back && !strcmp(back, text)) {
-            stored = dtext;
-            dtext = NULL;
-        } else {
-            base_id = -1;
-        }
+        stored = d ? json_dumps(d, JSON_COMPACT) : NULL;
         json_decref(d);
-        free(dtext);
+        if (!stored)
+            base_id = -1;
+#ifndef NDEBUG
+        char *whole = json_dumps(ev, JSON_COMPACT);
+        char *back = stored ? tr_event_merge(btext, stored, &cols) : NULL;
+        assert(!stored || (whole && back && !strcmp(back, whole)));
+        free(whole);
         free(back);
+#endif
     }
+    if (!stored && !(stored = json_dumps(ev, JSON_COMPACT)))
+        goto out;
     /* the queue's events by type and minute, for its CumulativeStatistics (stats.c) */
     const char *queue_sid = param(ev, "TaskQueueSid");
-    err = !queue_sid ? TASSA_OK
-                     : db_exec(e->store,
-                               "INSERT INTO tr_event_minutes (queue_sid, event_type, minute, n,"
-                               " wait_n, wait_sum, wait_min, wait_max) VALUES (?, ?, ?, 1,"
-                               " CASE WHEN ? >= 0 THEN 1 ELSE 0 END,"
-                               " CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE 0 END,"
-                               " NULLIF(CAST(? AS INTEGER), -1), NULLIF(CAST(? AS INTEGER), -1))"
-                               " ON CONFLICT (queue_sid, event_type, minute) DO UPDATE SET"
-                               " n = tr_event_minutes.n + 1,"
-                               " wait_n = tr_event_minutes.wait_n + excluded.wait_n,"
-                               " wait_sum = tr_event_minutes.wait_sum + excluded.wait_sum,"
-                               " wait_min = CASE WHEN excluded.wait_min IS NULL OR"
-                               " (tr_event_minutes.wait_min IS NOT NULL AND"
-                               " tr_event_minutes.wait_min <= excluded.wait_min)"
-                               " THEN tr_event_minutes.wait_min ELSE excluded.wait_min END,"
-                               " wait_max = CASE WHEN excluded.wait_max IS NULL OR"
-                               " (tr_event_minutes.wait_max IS NOT NULL AND"
-                               " tr_event_minutes.wait_max >= excluded.wait_max)"
-                               " THEN tr_event_minutes.wait_max ELSE excluded.wait_max END",
-                               "ssiiiiii", queue_sid, cols.event_type, cols.date_ms / 60000,
-                               wait_ms, wait_ms, wait_ms, wait_ms, wait_ms);
+    err = !queue_sid || !tr_stats_counts_type(cols.event_type)
+              ? TASSA_OK
+              : db_exec(e->store,
+                        "INSERT INTO tr_event_minutes (queue_sid, event_type, minute, n,"
+                        " wait_n, wait_sum, wait_min, wait_max) VALUES (?, ?, ?, 1,"
+                        " CASE WHEN ? >= 0 THEN 1 ELSE 0 END,"
+                        " CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE 0 END,"
+                        " NULLIF(CAST(? AS INTEGER), -1), NULLIF(CAST(? AS INTEGER), -1))"
+                        " ON CONFLICT (queue_sid, event_type, minute) DO UPDATE SET"
+                        " n = tr_event_minutes.n + 1,"
+                        " wait_n = tr_event_minutes.wait_n + excluded.wait_n,"
+                        " wait_sum = tr_event_minutes.wait_sum + excluded.wait_sum,"
+                        " wait_min = CASE WHEN excluded.wait_min IS NULL OR"
+                        " (tr_event_minutes.wait_min IS NOT NULL AND"
+                        " tr_event_minutes.wait_min <= excluded.wait_min)"
+                        " THEN tr_event_minutes.wait_min ELSE excluded.wait_min END,"
+                        " wait_max = CASE WHEN excluded.wait_max IS NULL OR"
+                        " (tr_event_minutes.wait_max IS NOT NULL AND"
+                        " tr_event_minutes.wait_max >= excluded.wait_max)"
+                        " THEN tr_event_minutes.wait_max ELSE excluded.wait_max END",
+                        "ssiiiiii", queue_sid, cols.event_type, cols.date_ms / 60000, wait_ms,
+                        wait_ms, wait_ms, wait_ms, wait_ms);
     if (!err)
         err = db_exec(
             e->store,
@@ -335,9 +364,8 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
             "sssssisssssisi", cols.sid, cols.event_type, cols.resource_type, cols.resource_sid,
             desc && strcmp(desc, dflt) ? desc : NULL, cols.date_ms, task_sid,
             param(ev, "WorkerSid"), param(ev, "ReservationSid"), param(ev, "TaskQueueSid"),
-            param(ev, "WorkflowSid"), wait_ms, stored ? stored : text, base_id);
+            param(ev, "WorkflowSid"), wait_ms, stored, base_id);
 out:
-    free(text);
     free(stored);
     free(dflt);
     free(btext);

@@ -28,6 +28,9 @@ void ev_reservation(json_t *ev, const tr_reservation_t *r);
 void ev_set(json_t *ev, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms);
+/* ev_new reads the workspace's name once per critical section; a section that changes it
+ * calls this before its next event. */
+void ev_forget_workspace(tr_engine_t *e);
 
 /* Stored once per task (tr_event_bases): the first event of a task stores its whole
  * parameter set there, and each event of the task stores in tr_events.params only what

@@ -181,6 +181,31 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
     return j ? TASSA_OK : TASSA_ENOMEM;
 }
 
+/* The counts of CumulativeStatistics: each field and the event type it counts. */
+static const struct {
+    const char *field, *type;
+} COUNTS[] = {
+    {"tasks_entered", "task-queue.entered"},
+    {"tasks_moved", "task-queue.moved"},
+    {"tasks_completed", "task.completed"},
+    {"tasks_canceled", "task.canceled"},
+    {"tasks_deleted", "task.deleted"},
+    {"reservations_created", "reservation.created"},
+    {"reservations_accepted", "reservation.accepted"},
+    {"reservations_rejected", "reservation.rejected"},
+    {"reservations_timed_out", "reservation.timeout"},
+    {"reservations_canceled", "reservation.canceled"},
+    {"reservations_rescinded", "reservation.rescinded"},
+};
+
+bool tr_stats_counts_type(const char *type)
+{
+    for (size_t i = 0; i < sizeof COUNTS / sizeof COUNTS[0]; i++)
+        if (!strcmp(COUNTS[i].type, type))
+            return true;
+    return false;
+}
+
 /* The events of type of a queue since from (ms): their number and their wait_ms (count of
  * those with one, sum, min, max; min and max -1 when none). Whole minutes from
  * tr_event_minutes (record.c), the part of the first minute from the index
@@ -238,21 +263,6 @@ static json_t *durations(const ev_tally_t *t)
 tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minutes,
                               const char *base_url, json_t **out, errmsg_t *em)
 {
-    static const struct {
-        const char *field, *type;
-    } COUNTS[] = {
-        {"tasks_entered", "task-queue.entered"},
-        {"tasks_moved", "task-queue.moved"},
-        {"tasks_completed", "task.completed"},
-        {"tasks_canceled", "task.canceled"},
-        {"tasks_deleted", "task.deleted"},
-        {"reservations_created", "reservation.created"},
-        {"reservations_accepted", "reservation.accepted"},
-        {"reservations_rejected", "reservation.rejected"},
-        {"reservations_timed_out", "reservation.timeout"},
-        {"reservations_canceled", "reservation.canceled"},
-        {"reservations_rescinded", "reservation.rescinded"},
-    };
     int64_t now = tr_now_ms(e);
     *out = NULL;
     if (minutes < 1 || minutes > 43200)

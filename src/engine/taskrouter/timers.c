@@ -103,7 +103,7 @@ tassa_err tr_prune_locked(tr_engine_t *e, int64_t now)
     if (!err)
         err = db_exec(e->store,
                       "DELETE FROM tr_events WHERE seq IN (SELECT seq FROM tr_events WHERE "
-                      "dispatched = 1 AND date_ms < ? LIMIT 5000)",
+                      "seq <= (SELECT seq FROM tr_event_cursor) AND date_ms < ? LIMIT 5000)",
                       "i", (int64_t)(now - TR_KEEP_EVENTS_MS));
     if (!err) /* a queue's events by minute (record.c): no window reaches further back */
         err = db_exec(e->store, "DELETE FROM tr_event_minutes WHERE minute < ?", "i",

@@ -161,6 +161,7 @@ tassa_err tr_workspace_update(tr_engine_t *e, const char *sid, const params_t *p
             " date_updated = ? WHERE sid = ?",
             "ssssssssssis", name, url, url, url, filter, filter, filter, order, def, tmo, now,
             e->ws_sid);
+    ev_forget_workspace(e); /* its name may have changed */
     if (!err)
         err = ev_emit(e, ev_new(e, "workspace.updated", "Workspace", e->ws_sid, NULL, now), -1);
     tr_workspace_t ws = {0};
