@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "base/timefmt.h"
-#include "engine/taskrouter/stats.h"
 
 void ev_set(json_t *ev, const char *key, const char *fmt, ...)
 {
@@ -39,6 +38,30 @@ void ev_set(json_t *ev, const char *key, const char *fmt, ...)
     va_end(ap);
     json_object_set_new(ev, key, json_string(big));
     free(big);
+}
+
+const tr_counted_t TR_COUNTED[] = {
+    {"tasks_entered", "task-queue.entered"},
+    {"tasks_moved", "task-queue.moved"},
+    {"tasks_completed", "task.completed"},
+    {"tasks_canceled", "task.canceled"},
+    {"tasks_deleted", "task.deleted"},
+    {"reservations_created", "reservation.created"},
+    {"reservations_accepted", "reservation.accepted"},
+    {"reservations_rejected", "reservation.rejected"},
+    {"reservations_timed_out", "reservation.timeout"},
+    {"reservations_canceled", "reservation.canceled"},
+    {"reservations_rescinded", "reservation.rescinded"},
+};
+const size_t TR_COUNTED_N = sizeof TR_COUNTED / sizeof TR_COUNTED[0];
+
+/* Whether CumulativeStatistics counts events of type. */
+static bool ev_counted(const char *type)
+{
+    for (size_t i = 0; i < TR_COUNTED_N; i++)
+        if (!strcmp(TR_COUNTED[i].type, type))
+            return true;
+    return false;
 }
 
 /* Sets the event's key to v when v is set. */
@@ -332,7 +355,7 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
         goto out;
     /* the queue's events by type and minute, for its CumulativeStatistics (stats.c) */
     const char *queue_sid = param(ev, "TaskQueueSid");
-    err = !queue_sid || !tr_stats_counts_type(cols.event_type)
+    err = !queue_sid || !ev_counted(cols.event_type)
               ? TASSA_OK
               : db_exec(e->store,
                         "INSERT INTO tr_event_minutes (queue_sid, event_type, minute, n,"

@@ -13,6 +13,7 @@
 #define TASSA_TR_RECORD_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/taskrouter/core.h"
@@ -31,6 +32,14 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms);
 /* ev_new reads the workspace's name once per critical section; a section that changes it
  * calls this before its next event. */
 void ev_forget_workspace(tr_engine_t *e);
+
+/* The counts of CumulativeStatistics (stats.c): each field and the event type it counts.
+ * ev_emit keeps per-minute counts (tr_event_minutes) of these types only. */
+typedef struct {
+    const char *field, *type;
+} tr_counted_t;
+extern const tr_counted_t TR_COUNTED[];
+extern const size_t TR_COUNTED_N;
 
 /* Stored once per task (tr_event_bases): the first event of a task stores its whole
  * parameter set there, and each event of the task stores in tr_events.params only what

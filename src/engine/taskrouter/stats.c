@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/taskrouter/core.h"
+#include "engine/taskrouter/record.h"
 #include "engine/taskrouter/rows.h"
 #include "base/timefmt.h"
 
@@ -181,31 +182,6 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
     return j ? TASSA_OK : TASSA_ENOMEM;
 }
 
-/* The counts of CumulativeStatistics: each field and the event type it counts. */
-static const struct {
-    const char *field, *type;
-} COUNTS[] = {
-    {"tasks_entered", "task-queue.entered"},
-    {"tasks_moved", "task-queue.moved"},
-    {"tasks_completed", "task.completed"},
-    {"tasks_canceled", "task.canceled"},
-    {"tasks_deleted", "task.deleted"},
-    {"reservations_created", "reservation.created"},
-    {"reservations_accepted", "reservation.accepted"},
-    {"reservations_rejected", "reservation.rejected"},
-    {"reservations_timed_out", "reservation.timeout"},
-    {"reservations_canceled", "reservation.canceled"},
-    {"reservations_rescinded", "reservation.rescinded"},
-};
-
-bool tr_stats_counts_type(const char *type)
-{
-    for (size_t i = 0; i < sizeof COUNTS / sizeof COUNTS[0]; i++)
-        if (!strcmp(COUNTS[i].type, type))
-            return true;
-    return false;
-}
-
 /* The events of type of a queue since from (ms): their number and their wait_ms (count of
  * those with one, sum, min, max; min and max -1 when none). Whole minutes from
  * tr_event_minutes (record.c), the part of the first minute from the index
@@ -284,12 +260,12 @@ tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minute
         json_object_set_new(j, "end_time", json_string(end));
         json_object_set_new(j, "url", json_string(url));
         ev_tally_t accepted = {0}, canceled = {0};
-        for (size_t i = 0; i < sizeof COUNTS / sizeof COUNTS[0]; i++) {
-            ev_tally_t t = tally(e, queue_sid, COUNTS[i].type, from);
-            json_object_set_new(j, COUNTS[i].field, json_integer(t.n));
-            if (!strcmp(COUNTS[i].type, "reservation.accepted"))
+        for (size_t i = 0; i < TR_COUNTED_N; i++) {
+            ev_tally_t t = tally(e, queue_sid, TR_COUNTED[i].type, from);
+            json_object_set_new(j, TR_COUNTED[i].field, json_integer(t.n));
+            if (!strcmp(TR_COUNTED[i].type, "reservation.accepted"))
                 accepted = t;
-            else if (!strcmp(COUNTS[i].type, "task.canceled"))
+            else if (!strcmp(TR_COUNTED[i].type, "task.canceled"))
                 canceled = t;
         }
         json_t *acc = durations(&accepted);

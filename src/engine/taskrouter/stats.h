@@ -9,7 +9,6 @@
 #define TASSA_TR_STATS_H
 
 #include <jansson.h>
-#include <stdbool.h>
 
 #include "engine/taskrouter/engine.h"
 
@@ -26,10 +25,6 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
  * wait_duration_until_accepted/canceled {avg, min, max, total} in seconds. */
 tassa_err tr_queue_cumulative(tr_engine_t *e, const char *queue_sid, long minutes,
                               const char *base_url, json_t **out, errmsg_t *em);
-
-/* Whether CumulativeStatistics counts events of type (record.c keeps per-minute counts of
- * those only). Any thread. */
-bool tr_stats_counts_type(const char *type);
 
 /* `/RealTimeStatistics` of the workspace: activity_statistics, total_workers, total_tasks,
  * tasks_by_status, tasks_by_priority, longest_task_waiting_age/sid. */
