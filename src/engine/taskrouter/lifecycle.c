@@ -50,12 +50,48 @@ static tassa_err enter_target(tr_engine_t *e, const char *sid, long filter, cons
     return err ? err : tr_task_tally_locked(e, sid, 1);
 }
 
+const tr_target_t *tr_task_choose_locked(tr_engine_t *e, const char *workflow_sid,
+                                         const char *attributes, tr_wfconf_t **c, long *filter)
+{
+    *filter = -1;
+    if (!(*c = tr_wfconf_load(e, workflow_sid)))
+        return NULL;
+    json_t *attrs = tr_parse_attributes(attributes);
+    for (size_t i = 0; i < (*c)->n_filters; i++)
+        if (expr_eval((*c)->filters[i].expr, &(expr_ctx_t){.subject = attrs, .task = attrs})) {
+            *filter = (long)i;
+            break;
+        }
+    json_decref(attrs);
+    return tr_wfconf_target(*c, *filter, 0);
+}
+
+tassa_err tr_task_entered_events_locked(tr_engine_t *e, const char *sid, const tr_wfconf_t *c,
+                                        long filter, const tr_target_t *t, bool created,
+                                        int64_t now)
+{
+    tr_task_t task = {0};
+    if (!tr_task_load(e, sid, &task)) /* as the events report it */
+        return TASSA_ESTORE;
+    tassa_err err = TASSA_OK;
+    if (c)
+        err = ev_loaded_task_event(e, "workflow.entered", &task, now);
+    if (!err)
+        err = ev_loaded_task_event(e, "task-queue.entered", &task, now);
+    if (!err && created)
+        err = ev_loaded_task_event(e, "task.created", &task, now);
+    if (!err && c)
+        err = target_matched(e, &task, c, filter, t, now);
+    rows_clear(&TR_TASK_ROW, &task);
+    return err;
+}
+
 tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, int64_t now)
 {
-    tr_task_t task = {0}, entered = {0};
+    tr_task_t task = {0};
     tr_wfconf_t *c = NULL;
-    json_t *attrs = NULL;
     tassa_err err = TASSA_ESTORE;
+    long filter;
     if (!tr_task_load(e, sid, &task))
         goto out;
     if (!task.workflow_sid) {                   /* created straight into a TaskQueueSid */
@@ -66,36 +102,18 @@ tassa_err tr_task_route_locked(tr_engine_t *e, const char *sid, bool created, in
         if (!err)
             err = tr_task_tally_locked(e, sid, 1);
         if (!err)
-            err = ev_task_event(e, "task-queue.entered", sid, NULL, NULL, -1, now);
-        if (!err && created)
-            err = ev_task_event(e, "task.created", sid, NULL, NULL, -1, now);
+            err = tr_task_entered_events_locked(e, sid, NULL, -1, NULL, created, now);
         goto out;
     }
-    if (!(c = tr_wfconf_load(e, task.workflow_sid)))
+    const tr_target_t *t =
+        tr_task_choose_locked(e, task.workflow_sid, task.attributes, &c, &filter);
+    if (!c)
         goto out;
-    attrs = tr_parse_attributes(task.attributes);
-    long filter = -1;
-    for (size_t i = 0; i < c->n_filters; i++)
-        if (expr_eval(c->filters[i].expr, &(expr_ctx_t){.subject = attrs, .task = attrs})) {
-            filter = (long)i;
-            break;
-        }
-    const tr_target_t *t = tr_wfconf_target(c, filter, 0);
     err = enter_target(e, sid, filter, filter >= 0 ? c->filters[filter].name : NULL, 0, t, now);
-    if (!err && !tr_task_load(e, sid, &entered)) /* as the four events report it */
-        err = TASSA_ESTORE;
     if (!err)
-        err = ev_loaded_task_event(e, "workflow.entered", &entered, now);
-    if (!err)
-        err = ev_loaded_task_event(e, "task-queue.entered", &entered, now);
-    if (!err && created)
-        err = ev_loaded_task_event(e, "task.created", &entered, now);
-    if (!err)
-        err = target_matched(e, &entered, c, filter, t, now);
+        err = tr_task_entered_events_locked(e, sid, c, filter, t, created, now);
 out:
     rows_clear(&TR_TASK_ROW, &task);
-    rows_clear(&TR_TASK_ROW, &entered);
-    json_decref(attrs);
     tr_wfconf_free(c);
     return err;
 }

@@ -16,6 +16,7 @@
 
 #include "engine/taskrouter/core.h"
 #include "engine/taskrouter/rows.h"
+#include "engine/taskrouter/wfconf.h"
 
 /* As Twilio: finished (completed or canceled) tasks are removed after 15 minutes, events
  * after 30 days (the longest Minutes of the statistics). Checked every minute. */
@@ -35,6 +36,21 @@ tassa_err tr_worker_move_locked(tr_engine_t *e, const char *worker_sid, const ch
  * target's queue and records workflow.entered, task-queue.entered, (task.created when
  * created) and workflow.target-matched. */
 tassa_err tr_task_route_locked(tr_engine_t *e, const char *task_sid, bool created, int64_t now);
+
+/* Where a task with attributes (JSON text) enters workflow workflow_sid: the first filter whose
+ * expression matches (*filter; -1 for the default filter) and its first target (borrowed from
+ * *c, which the caller frees with tr_wfconf_free). *c NULL when the workflow is gone or its
+ * configuration no longer parses. */
+const tr_target_t *tr_task_choose_locked(tr_engine_t *e, const char *workflow_sid,
+                                         const char *attributes, tr_wfconf_t **c, long *filter);
+
+/* Records a task's entry into its queue from one load of the task: workflow.entered,
+ * task-queue.entered, task.created (when created) and workflow.target-matched with target t
+ * of c through filter; only task-queue.entered (and task.created) when c is NULL, for a task
+ * created straight into a TaskQueueSid. */
+tassa_err tr_task_entered_events_locked(tr_engine_t *e, const char *task_sid, const tr_wfconf_t *c,
+                                        long filter, const tr_target_t *t, bool created,
+                                        int64_t now);
 
 /* Moves a pending task whose target timed out to the next target, or cancels it with
  * "Workflow Timeout" after the last one. */

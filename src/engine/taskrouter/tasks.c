@@ -139,20 +139,33 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
         else
             wf = only.sid[0];
     }
+    /* Routed before it is stored: the task is written once, already in its target's queue. */
+    tr_wfconf_t *c = NULL;
+    long filter = -1;
+    const tr_target_t *t = NULL;
+    if (!err && wf && !(t = tr_task_choose_locked(e, wf, attrs, &c, &filter)))
+        err = TASSA_ESTORE;
     if (!err)
-        err = db_exec(e->store,
-                      "INSERT INTO tr_tasks (sid, attributes, priority, timeout, status,"
-                      " workflow_sid, queue_sid, channel, queue_entered_ms, ttl_deadline,"
-                      " date_created, date_updated) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?,"
-                      " ?, ?, ?)",
-                      "ssiisssiiii", sid, attrs, (int64_t)priority, (int64_t)timeout, wf,
-                      wf ? NULL : queue, channel, now, now + (int64_t)timeout * 1000, now, now);
+        err = db_exec(
+            e->store,
+            "INSERT INTO tr_tasks (sid, attributes, priority, timeout, status, workflow_sid,"
+            " queue_sid, channel, queue_entered_ms, ttl_deadline, filter_index, filter_name,"
+            " target_index, target_deadline, date_created, date_updated) VALUES (?, ?, ?, ?,"
+            " 'pending', ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) END, ?,"
+            " ?)",
+            "ssiisssiiisiiiii", sid, attrs,
+            (int64_t)(t && t->priority >= 0 ? t->priority : priority), (int64_t)timeout, wf,
+            t ? t->queue : queue, channel, now, now + (int64_t)timeout * 1000, (int64_t)filter,
+            t && filter >= 0 ? c->filters[filter].name : NULL, (int64_t)0,
+            (int64_t)(t ? t->timeout : -1),
+            now + (int64_t)(t && t->timeout > 0 ? t->timeout : 0) * 1000, now, now);
     if (!err)
         err = tr_count_add_locked(e, "tasks", 1);
     if (!err)
-        err = tr_task_tally_locked(e, sid, 1); /* created into a TaskQueueSid */
+        err = tr_task_tally_locked(e, sid, 1);
     if (!err)
-        err = tr_task_route_locked(e, sid, true, now);
+        err = tr_task_entered_events_locked(e, sid, c, filter, t, true, now);
+    tr_wfconf_free(c);
     if (!err)
         err = tr_match_locked(e, now);
     if (!err)
