@@ -1,11 +1,13 @@
-/* sid.c - random identifiers and secrets from getrandom(2).
+/* sid.c - time-ordered random identifiers, and random secrets, from getrandom(2).
  *
  * Layer: base. */
 #include "base/sid.h"
 
 #include <ctype.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/random.h>
+#include <time.h>
 
 tassa_err sid_random_hex(char *out, size_t nbytes)
 {
@@ -28,9 +30,15 @@ tassa_err sid_random_hex(char *out, size_t nbytes)
 
 tassa_err sid_new(const char *prefix, char out[SID_LEN + 1])
 {
+    static const char hex[] = "0123456789abcdef";
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
     out[0] = prefix[0];
     out[1] = prefix[1];
-    return sid_random_hex(out + 2, 16);
+    for (int i = 11; i >= 0; i--, ms >>= 4) /* 48 bits of milliseconds, big end first */
+        out[2 + i] = hex[ms & 15];
+    return sid_random_hex(out + 14, 10);
 }
 
 bool sid_valid(const char *s, const char *prefix)

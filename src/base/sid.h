@@ -11,7 +11,10 @@
 
 #define SID_LEN 34 /* two-letter prefix + 32 hex digits */
 
-/* Writes prefix + 32 random lowercase hex digits + NUL into out (SID_LEN + 1 bytes).
+/* Writes prefix + 32 lowercase hex digits + NUL into out (SID_LEN + 1 bytes): the wall clock
+ * in milliseconds (12 digits), then 80 random bits (20 digits). The time first makes new SIDs
+ * sort after older ones, so that a store index on them grows at its end instead of touching a
+ * random page per insert; the random part keeps them unguessable and unique. Any thread.
  * TASSA_EINTERNAL if the kernel's random source fails. */
 tassa_err sid_new(const char *prefix, char out[SID_LEN + 1]);
 
