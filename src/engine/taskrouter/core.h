@@ -56,6 +56,13 @@ struct tr_engine {
     char base_task[SID_LEN + 1];
     int64_t base_id;
     char *ws_name;
+    /* record.c, lock held: the params ev_emit last stored against base again_base (a delta),
+     * and, when again_section is this section, the task event (of again_task at again_now,
+     * without reservation) that ev_loaded_task_event may repeat with other columns. */
+    char *again_text;
+    int64_t again_base, again_now;
+    uint64_t again_section;
+    char again_task[SID_LEN + 1];
 };
 
 /* The notification channel on which every TaskRouter commit wakes the lease holder's threads

@@ -62,8 +62,7 @@ static tassa_err rank_add(tr_engine_t *e, const char *queue, int64_t priority, i
 tassa_err tr_task_tally_locked(tr_engine_t *e, const char *task_sid, int sign)
 {
     char queue[SID_LEN + 1] = "", status[16] = "";
-    int64_t priority = 0, entered = 0;
-    bool has_entered = false;
+    int64_t priority = 0, entered = -1;
     store_stmt_t *st =
         db_query(e->store,
                  "SELECT queue_sid, status, priority, queue_entered_ms FROM tr_tasks"
@@ -75,11 +74,16 @@ tassa_err tr_task_tally_locked(tr_engine_t *e, const char *task_sid, int sign)
         snprintf(queue, sizeof queue, "%s", store_col_text(st, 0));
         snprintf(status, sizeof status, "%s", store_col_text(st, 1));
         priority = store_col_int64(st, 2);
-        has_entered = !store_col_is_null(st, 3);
-        entered = store_col_int64(st, 3);
+        entered = store_col_is_null(st, 3) ? -1 : store_col_int64(st, 3);
     }
     store_release(e->store, st);
-    if (!*queue)
+    return tr_tally_locked(e, queue, status, priority, entered, sign);
+}
+
+tassa_err tr_tally_locked(tr_engine_t *e, const char *queue, const char *status, int64_t priority,
+                          int64_t entered, int sign)
+{
+    if (!queue || !*queue)
         return TASSA_OK; /* not counted: no queue, or finished */
     tassa_err err =
         db_exec(e->store,
@@ -89,7 +93,7 @@ tassa_err tr_task_tally_locked(tr_engine_t *e, const char *task_sid, int sign)
                 "ssii", queue, status, priority, (int64_t)sign);
     /* A task without an entry time is behind nobody's count (NULL compares false) and so in
      * no bucket either. */
-    if (!err && has_entered && task_status_waiting(status))
+    if (!err && entered >= 0 && task_status_waiting(status))
         err = rank_add(e, queue, priority, entered, sign);
     return err;
 }

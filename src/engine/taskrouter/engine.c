@@ -500,6 +500,7 @@ void tr_engine_free(tr_engine_t *e)
     free(e->base_text);
     json_decref(e->base_json);
     free(e->ws_name);
+    free(e->again_text);
     free(e);
 }
 

@@ -130,6 +130,10 @@ tassa_err tr_counts_fill(tr_engine_t *e);
  * those three calls it with -1 before and +1 after. TASSA_ESTORE on failure. The rows' n may
  * be 0. tr_queue_counts_fill fills the table once for an older data file (engine start). */
 tassa_err tr_task_tally_locked(tr_engine_t *e, const char *task_sid, int sign);
+/* tr_task_tally_locked for a task known to be open in queue (NULL or "": none) with status,
+ * priority and queue entry time entered (-1: none), without reading it. */
+tassa_err tr_tally_locked(tr_engine_t *e, const char *queue, const char *status, int64_t priority,
+                          int64_t entered, int sign);
 tassa_err tr_queue_counts_fill(tr_engine_t *e);
 
 /* A queue's waiting (pending or reserved) tasks of one priority counted by time of queue

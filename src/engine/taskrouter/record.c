@@ -312,8 +312,50 @@ static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, i
     return id;
 }
 
+/* Writes event row r (description NULL when the default one; wait_ms -1 when none) with
+ * params stored (the whole set, or a delta against base_id; -1 none), and counts it in its
+ * queue's minute when CumulativeStatistics counts its type. */
+static tassa_err insert_row(tr_engine_t *e, const tr_event_t *r, const char *stored,
+                            int64_t base_id)
+{
+    tassa_err err = TASSA_OK;
+    if (r->queue_sid && ev_counted(r->event_type)) /* for CumulativeStatistics (stats.c) */
+        err = db_exec(e->store,
+                      "INSERT INTO tr_event_minutes (queue_sid, event_type, minute, n,"
+                      " wait_n, wait_sum, wait_min, wait_max) VALUES (?, ?, ?, 1,"
+                      " CASE WHEN ? >= 0 THEN 1 ELSE 0 END,"
+                      " CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE 0 END,"
+                      " NULLIF(CAST(? AS INTEGER), -1), NULLIF(CAST(? AS INTEGER), -1))"
+                      " ON CONFLICT (queue_sid, event_type, minute) DO UPDATE SET"
+                      " n = tr_event_minutes.n + 1,"
+                      " wait_n = tr_event_minutes.wait_n + excluded.wait_n,"
+                      " wait_sum = tr_event_minutes.wait_sum + excluded.wait_sum,"
+                      " wait_min = CASE WHEN excluded.wait_min IS NULL OR"
+                      " (tr_event_minutes.wait_min IS NOT NULL AND"
+                      " tr_event_minutes.wait_min <= excluded.wait_min)"
+                      " THEN tr_event_minutes.wait_min ELSE excluded.wait_min END,"
+                      " wait_max = CASE WHEN excluded.wait_max IS NULL OR"
+                      " (tr_event_minutes.wait_max IS NOT NULL AND"
+                      " tr_event_minutes.wait_max >= excluded.wait_max)"
+                      " THEN tr_event_minutes.wait_max ELSE excluded.wait_max END",
+                      "ssiiiiii", r->queue_sid, r->event_type, r->date_ms / 60000, r->wait_ms,
+                      r->wait_ms, r->wait_ms, r->wait_ms, r->wait_ms);
+    if (!err)
+        err = db_exec(
+            e->store,
+            "INSERT INTO tr_events (sid, event_type, resource_type, resource_sid, description,"
+            " date_ms, task_sid, worker_sid, reservation_sid, queue_sid, workflow_sid, wait_ms,"
+            " params, base_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " NULLIF(CAST(? AS INTEGER), -1), ?, NULLIF(CAST(? AS INTEGER), -1))",
+            "sssssisssssisi", r->sid, r->event_type, r->resource_type, r->resource_sid,
+            r->description, r->date_ms, r->task_sid, r->worker_sid, r->reservation_sid,
+            r->queue_sid, r->workflow_sid, r->wait_ms, stored, base_id);
+    return err;
+}
+
 tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
 {
+    e->again_section = 0; /* only ev_loaded_task_event's own event may be repeated */
     if (!ev)
         return TASSA_ENOMEM;
     char *stored = NULL, *dflt = NULL, *btext = NULL;
@@ -353,41 +395,20 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
     }
     if (!stored && !(stored = json_dumps(ev, JSON_COMPACT)))
         goto out;
-    /* the queue's events by type and minute, for its CumulativeStatistics (stats.c) */
-    const char *queue_sid = param(ev, "TaskQueueSid");
-    err = !queue_sid || !ev_counted(cols.event_type)
-              ? TASSA_OK
-              : db_exec(e->store,
-                        "INSERT INTO tr_event_minutes (queue_sid, event_type, minute, n,"
-                        " wait_n, wait_sum, wait_min, wait_max) VALUES (?, ?, ?, 1,"
-                        " CASE WHEN ? >= 0 THEN 1 ELSE 0 END,"
-                        " CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE 0 END,"
-                        " NULLIF(CAST(? AS INTEGER), -1), NULLIF(CAST(? AS INTEGER), -1))"
-                        " ON CONFLICT (queue_sid, event_type, minute) DO UPDATE SET"
-                        " n = tr_event_minutes.n + 1,"
-                        " wait_n = tr_event_minutes.wait_n + excluded.wait_n,"
-                        " wait_sum = tr_event_minutes.wait_sum + excluded.wait_sum,"
-                        " wait_min = CASE WHEN excluded.wait_min IS NULL OR"
-                        " (tr_event_minutes.wait_min IS NOT NULL AND"
-                        " tr_event_minutes.wait_min <= excluded.wait_min)"
-                        " THEN tr_event_minutes.wait_min ELSE excluded.wait_min END,"
-                        " wait_max = CASE WHEN excluded.wait_max IS NULL OR"
-                        " (tr_event_minutes.wait_max IS NOT NULL AND"
-                        " tr_event_minutes.wait_max >= excluded.wait_max)"
-                        " THEN tr_event_minutes.wait_max ELSE excluded.wait_max END",
-                        "ssiiiiii", queue_sid, cols.event_type, cols.date_ms / 60000, wait_ms,
-                        wait_ms, wait_ms, wait_ms, wait_ms);
-    if (!err)
-        err = db_exec(
-            e->store,
-            "INSERT INTO tr_events (sid, event_type, resource_type, resource_sid, description,"
-            " date_ms, task_sid, worker_sid, reservation_sid, queue_sid, workflow_sid, wait_ms,"
-            " params, base_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " NULLIF(CAST(? AS INTEGER), -1), ?, NULLIF(CAST(? AS INTEGER), -1))",
-            "sssssisssssisi", cols.sid, cols.event_type, cols.resource_type, cols.resource_sid,
-            desc && strcmp(desc, dflt) ? desc : NULL, cols.date_ms, task_sid,
-            param(ev, "WorkerSid"), param(ev, "ReservationSid"), param(ev, "TaskQueueSid"),
-            param(ev, "WorkflowSid"), wait_ms, stored, base_id);
+    cols.description = desc && strcmp(desc, dflt) ? (char *)desc : NULL;
+    cols.task_sid = (char *)task_sid;
+    cols.worker_sid = (char *)param(ev, "WorkerSid");
+    cols.reservation_sid = (char *)param(ev, "ReservationSid");
+    cols.queue_sid = (char *)param(ev, "TaskQueueSid");
+    cols.workflow_sid = (char *)param(ev, "WorkflowSid");
+    cols.wait_ms = wait_ms;
+    err = insert_row(e, &cols, stored, base_id);
+    if (!err && base_id >= 0) { /* what ev_task_again repeats */
+        free(e->again_text);
+        e->again_text = stored;
+        e->again_base = base_id;
+        stored = NULL;
+    }
 out:
     free(stored);
     free(dflt);
@@ -411,18 +432,25 @@ static const char *resource_of(const char *type)
 
 /* Builds and records the event type about task t, with reservation r and its worker w when
  * set (all borrowed). */
+/* The sid of the resource (of type rtype, resource_of) an event about task t and reservation r
+ * reports on; borrowed, NULL when there is none. */
+static const char *resource_sid(const char *rtype, const tr_task_t *t, const tr_reservation_t *r)
+{
+    if (!strcmp(rtype, "Reservation"))
+        return r ? r->sid : NULL;
+    if (!strcmp(rtype, "TaskQueue"))
+        return t->queue_sid;
+    if (!strcmp(rtype, "Workflow"))
+        return t->workflow_sid;
+    return t->sid;
+}
+
 static tassa_err task_event(tr_engine_t *e, const char *type, const tr_task_t *t,
                             const tr_reservation_t *r, const tr_worker_t *w,
                             const char *description, int64_t wait_ms, int64_t now)
 {
     const char *rtype = resource_of(type);
-    const char *rsid = t->sid;
-    if (!strcmp(rtype, "Reservation"))
-        rsid = r ? r->sid : NULL;
-    else if (!strcmp(rtype, "TaskQueue"))
-        rsid = t->queue_sid;
-    else if (!strcmp(rtype, "Workflow"))
-        rsid = t->workflow_sid;
+    const char *rsid = resource_sid(rtype, t, r);
     json_t *ev = ev_new(e, type, rtype, rsid, description, now);
     ev_task(ev, t, now);
     ev_reservation(ev, r);
@@ -449,9 +477,56 @@ tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, 
     return err;
 }
 
+/* Records event type about t as the last event (of the same task, built from the same row at
+ * the same time) was stored: its parameters differ from that one's only in the columns, so
+ * the row repeats that one's delta against the same base, and nothing is built or compared.
+ * Builds with assertions check that the full path would have given the very same set. */
+static tassa_err task_event_again(tr_engine_t *e, const char *type, const tr_task_t *t, int64_t now)
+{
+    char sid[SID_LEN + 1];
+    if (sid_new("EV", sid))
+        return TASSA_EINTERNAL;
+    const char *rtype = resource_of(type);
+    tr_event_t r = {.sid = sid,
+                    .event_type = (char *)type,
+                    .resource_type = (char *)rtype,
+                    .resource_sid = (char *)resource_sid(rtype, t, NULL),
+                    .task_sid = t->sid,
+                    .queue_sid = t->queue_sid,
+                    .workflow_sid = t->workflow_sid,
+                    .date_ms = now,
+                    .wait_ms = -1};
+#ifndef NDEBUG
+    json_t *ev = ev_new(e, type, rtype, r.resource_sid, NULL, now);
+    ev_task(ev, t, now);
+    json_object_set_new(ev, "Sid", json_string(sid));
+    char *whole = json_dumps(ev, JSON_COMPACT),
+         *dflt = tr_event_default_description(rtype, r.resource_sid, type);
+    tr_event_t full = r;
+    full.description = dflt;
+    char *back = tr_event_merge(e->base_text, e->again_text, &full);
+    assert(whole && back && !strcmp(back, whole));
+    free(whole);
+    free(back);
+    free(dflt);
+    json_decref(ev);
+#endif
+    return insert_row(e, &r, e->again_text, e->again_base);
+}
+
 tassa_err ev_loaded_task_event(tr_engine_t *e, const char *type, const tr_task_t *t, int64_t now)
 {
-    return task_event(e, type, t, NULL, NULL, NULL, -1, now);
+    uint64_t section = store_section(e->store);
+    if (e->again_section == section && e->again_now == now && e->base_section == section &&
+        !strcmp(e->again_task, t->sid) && !strcmp(e->base_task, t->sid) && e->again_text)
+        return task_event_again(e, type, t, now);
+    tassa_err err = task_event(e, type, t, NULL, NULL, NULL, -1, now);
+    if (!err && e->again_text && e->base_section == section && !strcmp(e->base_task, t->sid)) {
+        snprintf(e->again_task, sizeof e->again_task, "%s", t->sid);
+        e->again_now = now;
+        e->again_section = section;
+    }
+    return err;
 }
 
 tassa_err ev_resource_event(tr_engine_t *e, const char *type, const char *resource_type,

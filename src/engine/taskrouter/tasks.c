@@ -145,6 +145,7 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
     const tr_target_t *t = NULL;
     if (!err && wf && !(t = tr_task_choose_locked(e, wf, attrs, &c, &filter)))
         err = TASSA_ESTORE;
+    int64_t prio = t && t->priority >= 0 ? t->priority : priority;
     if (!err)
         err = db_exec(
             e->store,
@@ -153,25 +154,30 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
             " target_index, target_deadline, date_created, date_updated) VALUES (?, ?, ?, ?,"
             " 'pending', ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) END, ?,"
             " ?)",
-            "ssiisssiiisiiiii", sid, attrs,
-            (int64_t)(t && t->priority >= 0 ? t->priority : priority), (int64_t)timeout, wf,
-            t ? t->queue : queue, channel, now, now + (int64_t)timeout * 1000, (int64_t)filter,
+            "ssiisssiiisiiiii", sid, attrs, prio, (int64_t)timeout, wf, t ? t->queue : queue,
+            channel, now, now + (int64_t)timeout * 1000, (int64_t)filter,
             t && filter >= 0 ? c->filters[filter].name : NULL, (int64_t)0,
             (int64_t)(t ? t->timeout : -1),
             now + (int64_t)(t && t->timeout > 0 ? t->timeout : 0) * 1000, now, now);
     if (!err)
         err = tr_count_add_locked(e, "tasks", 1);
     if (!err)
-        err = tr_task_tally_locked(e, sid, 1);
+        err = tr_tally_locked(e, t ? t->queue : queue, "pending", prio, now, 1);
     if (!err)
         err = tr_task_entered_events_locked(e, sid, c, filter, t, true, now);
     tr_wfconf_free(c);
     if (!err)
         err = tr_match_locked(e, now);
-    if (!err)
-        err = render(e, sid, base_url, out, now);
+    /* the row as matching left it, rendered once the lock is released */
+    tr_task_t row = {0};
+    if (!err && out && !tr_task_load(e, sid, &row))
+        err = TASSA_ESTORE;
     free(only.sid);
-    return tr_txn_end_out(e, err, out);
+    err = tr_txn_end(e, err);
+    if (!err && out && !(*out = to_json(e, &row, base_url, now)))
+        err = TASSA_ENOMEM;
+    rows_clear(&TR_TASK_ROW, &row);
+    return err;
 }
 
 tassa_err tr_task_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
