@@ -103,7 +103,8 @@ static const migrate_step_t MIGRATIONS[] = {
      "CREATE INDEX IF NOT EXISTS tr_events_queue_type ON tr_events (queue_sid, event_type,"
      "  date_ms);"
      "CREATE INDEX IF NOT EXISTS tr_events_task ON tr_events (task_sid);",
-     NULL},
+     /* a file with step 7 (no more dispatched column) has this one too */
+     "SELECT seq FROM tr_event_cursor LIMIT 0"},
     /* 2: queue membership (members.c) and row counts (counts.c); tr_members_fill and
      * tr_counts_fill fill them for older files. */
     {"CREATE TABLE IF NOT EXISTS tr_queue_members ("
@@ -169,7 +170,7 @@ static const migrate_step_t MIGRATIONS[] = {
      "  tr_events WHERE dispatched = 0), (SELECT max(seq) FROM tr_events), 0);"
      "DROP INDEX IF EXISTS tr_events_undispatched;"
      "ALTER TABLE tr_events DROP COLUMN dispatched;",
-     NULL},
+     "SELECT seq FROM tr_event_cursor LIMIT 0"},
 };
 
 /* The activities of a new workspace: name, available. Offline is the default. */
