@@ -5,7 +5,7 @@
 #            every test (ctest), then again under AddressSanitizer + UndefinedBehaviorSanitizer
 
 DEB_PACKAGES := build-essential cmake pkg-config clang-format libmicrohttpd-dev libjansson-dev libjwt-dev \
-                libsqlite3-dev libpq-dev libcurl4-openssl-dev libssl-dev libcmocka-dev libwslay-dev sqlite3
+                libsqlite3-dev libpq-dev libcurl4-openssl-dev libssl-dev libcmocka-dev libwslay-dev libjemalloc-dev sqlite3
 DEB_TOOLS := dpkg-dev fakeroot
 # the tests also build the .deb and check the unit with systemd-analyze
 TEST_PACKAGES := chromium $(DEB_TOOLS) systemd
