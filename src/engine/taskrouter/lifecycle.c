@@ -17,18 +17,21 @@
 static tassa_err target_matched(tr_engine_t *e, const tr_task_t *task, const tr_wfconf_t *c,
                                 long filter, const tr_target_t *t, int64_t now)
 {
-    json_t *ev = ev_new(e, "workflow.target-matched", "Workflow", task->workflow_sid, NULL, now);
-    ev_task(ev, task, now);
+    json_t *extras = json_object();
+    if (!extras)
+        return TASSA_ENOMEM;
     if (filter >= 0) {
         const tr_filter_t *f = &c->filters[filter];
-        ev_set(ev, "WorkflowFilterName", "%s", f->name ? f->name : "");
-        ev_set(ev, "WorkflowFilterExpression", "%s", expr_source(f->expr));
+        ev_set(extras, "WorkflowFilterName", "%s", f->name ? f->name : "");
+        ev_set(extras, "WorkflowFilterExpression", "%s", expr_source(f->expr));
     } else {
-        ev_set(ev, "WorkflowFilterName", "%s", "Default Filter");
+        ev_set(extras, "WorkflowFilterName", "%s", "Default Filter");
     }
     if (t->expr)
-        ev_set(ev, "TaskQueueTargetExpression", "%s", expr_source(t->expr));
-    return ev_emit(e, ev, -1);
+        ev_set(extras, "TaskQueueTargetExpression", "%s", expr_source(t->expr));
+    tassa_err err = ev_loaded_task_event(e, "workflow.target-matched", task, extras, now);
+    json_decref(extras);
+    return err;
 }
 
 /* Puts the task into target t: its queue, its priority override and its timeout. */
@@ -75,11 +78,11 @@ tassa_err tr_task_entered_events_locked(tr_engine_t *e, const char *sid, const t
         return TASSA_ESTORE;
     tassa_err err = TASSA_OK;
     if (c)
-        err = ev_loaded_task_event(e, "workflow.entered", &task, now);
+        err = ev_loaded_task_event(e, "workflow.entered", &task, NULL, now);
     if (!err)
-        err = ev_loaded_task_event(e, "task-queue.entered", &task, now);
+        err = ev_loaded_task_event(e, "task-queue.entered", &task, NULL, now);
     if (!err && created)
-        err = ev_loaded_task_event(e, "task.created", &task, now);
+        err = ev_loaded_task_event(e, "task.created", &task, NULL, now);
     if (!err && c)
         err = target_matched(e, &task, c, filter, t, now);
     rows_clear(&TR_TASK_ROW, &task);

@@ -255,11 +255,12 @@ static void remember_base(tr_engine_t *e, const char *text, json_t *base)
  * has none yet; its text in *btext (malloc'd) and parsed in *base (new reference). -1 on
  * failure (both NULL). */
 static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, int64_t now,
-                       json_t **base, char **btext)
+                       json_t **base, char **btext, bool *fresh)
 {
     int64_t id = -1;
     *base = NULL;
     *btext = NULL;
+    *fresh = false;
     uint64_t section = store_section(e->store);
     if (e->base_section == section && e->base_text && !strcmp(e->base_task, task_sid)) {
         /* stored or read earlier in this section: a base never changes once stored */
@@ -292,6 +293,7 @@ static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, i
             id = store_col_int64(st, 0);
             *btext = text;
             *base = json_incref(set);
+            *fresh = true;
             remember_base(e, text, set);
             text = NULL;
         }
@@ -379,8 +381,11 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
     /* A task's events store what differs from its parameter set (ev_delta, which gives the
      * text back exactly: the ev_* builders set only strings under non-empty keys); anything
      * else stores the whole set. Builds with assertions check the round trip. */
-    if (task_sid && (base_id = base_of(e, task_sid, ev, cols.date_ms, &base, &btext)) >= 0) {
-        json_t *d = ev_delta(base, ev);
+    bool fresh;
+    if (task_sid &&
+        (base_id = base_of(e, task_sid, ev, cols.date_ms, &base, &btext, &fresh)) >= 0) {
+        /* a base just made of this event differs from it in the columns only */
+        json_t *d = fresh ? json_object() : ev_delta(base, ev);
         stored = d ? json_dumps(d, JSON_COMPACT) : NULL;
         json_decref(d);
         if (!stored)
@@ -477,15 +482,44 @@ tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, 
     return err;
 }
 
-/* Records event type about t as the last event (of the same task, built from the same row at
- * the same time) was stored: its parameters differ from that one's only in the columns, so
- * the row repeats that one's delta against the same base, and nothing is built or compared.
- * Builds with assertions check that the full path would have given the very same set. */
-static tassa_err task_event_again(tr_engine_t *e, const char *type, const tr_task_t *t, int64_t now)
+/* Whether ev_loaded_task_event may record an event about t at now with extras (NULL or a
+ * JSON object of strings) by repeating the last one's delta: the last event was such an
+ * event of the same task in this section at the same time, and the extras are new keys that
+ * can follow the delta (nothing to delete or reorder). */
+static bool can_repeat(const tr_engine_t *e, const tr_task_t *t, const json_t *extras, int64_t now)
 {
-    char sid[SID_LEN + 1];
+    uint64_t section = store_section(e->store);
+    if (!(e->again_section == section && e->again_now == now && e->base_section == section &&
+          e->again_text && !strcmp(e->again_task, t->sid) && !strcmp(e->base_task, t->sid)))
+        return false;
+    if (!extras || !json_object_size(extras))
+        return true;
+    const char *k;
+    json_t *v;
+    if (strcmp(e->again_text, "{}"))
+        return false;
+    json_object_foreach((json_t *)extras, k, v)
+    {
+        if (!*k || tr_event_column_key(k) || !json_is_string(v) || json_object_get(e->base_json, k))
+            return false;
+    }
+    return true;
+}
+
+/* Records event type about t as the last event (of the same task, built from the same row at
+ * the same time) was stored, plus extras: its parameters differ from that one's only in the
+ * columns and the extra keys at the end, so the row repeats that one's delta (with the extras)
+ * against the same base, and the set is neither built nor compared. Builds with assertions
+ * check that the full path would have given the very same set. */
+static tassa_err task_event_again(tr_engine_t *e, const char *type, const tr_task_t *t,
+                                  const json_t *extras, int64_t now)
+{
+    char sid[SID_LEN + 1], *own = NULL;
     if (sid_new("EV", sid))
         return TASSA_EINTERNAL;
+    if (extras && json_object_size(extras) && !(own = json_dumps(extras, JSON_COMPACT)))
+        return TASSA_ENOMEM;
+    const char *stored = own ? own : e->again_text;
     const char *rtype = resource_of(type);
     tr_event_t r = {.sid = sid,
                     .event_type = (char *)type,
@@ -500,28 +534,39 @@ static tassa_err task_event_again(tr_engine_t *e, const char *type, const tr_tas
     json_t *ev = ev_new(e, type, rtype, r.resource_sid, NULL, now);
     ev_task(ev, t, now);
     json_object_set_new(ev, "Sid", json_string(sid));
+    if (extras)
+        json_object_update(ev, (json_t *)extras);
     char *whole = json_dumps(ev, JSON_COMPACT),
          *dflt = tr_event_default_description(rtype, r.resource_sid, type);
     tr_event_t full = r;
     full.description = dflt;
-    char *back = tr_event_merge(e->base_text, e->again_text, &full);
+    char *back = tr_event_merge(e->base_text, stored, &full);
     assert(whole && back && !strcmp(back, whole));
     free(whole);
     free(back);
     free(dflt);
     json_decref(ev);
 #endif
-    return insert_row(e, &r, e->again_text, e->again_base);
+    tassa_err err = insert_row(e, &r, stored, e->again_base);
+    free(own);
+    return err;
 }
 
-tassa_err ev_loaded_task_event(tr_engine_t *e, const char *type, const tr_task_t *t, int64_t now)
+tassa_err ev_loaded_task_event(tr_engine_t *e, const char *type, const tr_task_t *t,
+                               const json_t *extras, int64_t now)
 {
+    if (can_repeat(e, t, extras, now))
+        return task_event_again(e, type, t, extras, now);
+    const char *rtype = resource_of(type);
+    json_t *ev = ev_new(e, type, rtype, resource_sid(rtype, t, NULL), NULL, now);
+    ev_task(ev, t, now);
+    if (ev && extras)
+        json_object_update(ev, (json_t *)extras);
+    tassa_err err = ev_emit(e, ev, -1);
     uint64_t section = store_section(e->store);
-    if (e->again_section == section && e->again_now == now && e->base_section == section &&
-        !strcmp(e->again_task, t->sid) && !strcmp(e->base_task, t->sid) && e->again_text)
-        return task_event_again(e, type, t, now);
-    tassa_err err = task_event(e, type, t, NULL, NULL, NULL, -1, now);
-    if (!err && e->again_text && e->base_section == section && !strcmp(e->base_task, t->sid)) {
+    /* an event without extras may be repeated (with or without extras) */
+    if (!err && !extras && e->again_text && e->base_section == section &&
+        !strcmp(e->base_task, t->sid)) {
         snprintf(e->again_task, sizeof e->again_task, "%s", t->sid);
         e->again_now = now;
         e->again_section = section;

@@ -59,9 +59,12 @@ json_t *ev_delta(const json_t *base, const json_t *ev);
 tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, const char *res_sid,
                         const char *description, int64_t wait_ms, int64_t now);
 
-/* ev_task_event for a task already loaded (t, borrowed) and no reservation: the events that
- * follow one change to the task share one load. */
-tassa_err ev_loaded_task_event(tr_engine_t *e, const char *type, const tr_task_t *t, int64_t now);
+/* ev_task_event for a task already loaded (t, borrowed) and no reservation, with the keys of
+ * extras (NULL, or a JSON object of strings; borrowed) added at the end: the events that
+ * follow one change to the task share one load, and those after the first repeat its stored
+ * delta instead of building their parameter set again. */
+tassa_err ev_loaded_task_event(tr_engine_t *e, const char *type, const tr_task_t *t,
+                               const json_t *extras, int64_t now);
 
 /* Records an event about a worker, task queue or workflow (resource_type "Worker",
  * "TaskQueue" or "Workflow"; another adds only the common fields) with the resource's current
