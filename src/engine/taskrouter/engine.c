@@ -305,19 +305,23 @@ static bool drain_events(tr_engine_t *e)
         tr_event_t *rows = NULL;
         size_t n = 0;
         store_lock(e->store);
-        rows_all(e, &TR_EVENT_ROW, (void **)&rows, &n,
+        rows_all(e, &TR_EVENT_RAW_ROW, (void **)&rows, &n,
                  TR_EVENT_SELECT "WHERE ev.seq > (SELECT seq FROM tr_event_cursor)"
                                  " ORDER BY ev.seq LIMIT 64",
                  NULL);
         store_unlock(e->store);
         if (n == 0) {
-            rows_free(&TR_EVENT_ROW, rows, n);
+            rows_free(&TR_EVENT_RAW_ROW, rows, n);
             return true;
         }
         int64_t last = -1;
         for (size_t i = 0; i < n; i++) {
             if (e->sink) {
-                params_t *p = to_params(rows[i].params ? rows[i].params : "{}");
+                params_t *p = NULL; /* the whole set, merged here, outside the store lock */
+                if (tr_event_row_merge(&rows[i]))
+                    p = to_params(rows[i].params ? rows[i].params : "{}");
+                else
+                    log_error("event=tr_event_unreadable seq=%lld", (long long)rows[i].seq);
                 if (p)
                     e->sink(e->sink_ctx, p);
                 params_free(p);
@@ -329,7 +333,7 @@ static bool drain_events(tr_engine_t *e)
             if (stop)
                 break;
         }
-        rows_free(&TR_EVENT_ROW, rows, n);
+        rows_free(&TR_EVENT_RAW_ROW, rows, n);
         store_lock(e->store);
         tassa_err err =
             db_exec(e->store, "UPDATE tr_event_cursor SET seq = ? WHERE seq < ?", "ii", last, last);

@@ -270,12 +270,16 @@ out:
     return text;
 }
 
-static bool event_finish(void *row)
+/* Fills a NULL description with the default one (cheap: no JSON). */
+static bool event_describe(void *row)
 {
     tr_event_t *r = row;
-    if (!r->description && !(r->description = tr_event_default_description(
-                                 r->resource_type, r->resource_sid, r->event_type)))
-        return false;
+    return r->description || (r->description = tr_event_default_description(
+                                  r->resource_type, r->resource_sid, r->event_type));
+}
+
+bool tr_event_row_merge(tr_event_t *r)
+{
     if (!r->base)
         return true;
     char *whole = tr_event_merge(r->base, r->params ? r->params : "{}", r);
@@ -283,7 +287,14 @@ static bool event_finish(void *row)
         return false;
     free(r->params);
     r->params = whole;
+    free(r->base);
+    r->base = NULL;
     return true;
+}
+
+static bool event_finish(void *row)
+{
+    return event_describe(row) && tr_event_row_merge(row);
 }
 
 const tr_rowtype_t TR_WORKSPACE_ROW =
@@ -302,6 +313,9 @@ const tr_rowtype_t TR_RES_ROW =
 const tr_rowtype_t TR_EVENT_ROW = {EVENT_COLS, sizeof EVENT_COLS / sizeof EVENT_COLS[0],
                                    sizeof(tr_event_t), TR_EVENT_SELECT "WHERE ev.sid = ?",
                                    event_finish};
+const tr_rowtype_t TR_EVENT_RAW_ROW = {EVENT_COLS, sizeof EVENT_COLS / sizeof EVENT_COLS[0],
+                                       sizeof(tr_event_t), TR_EVENT_SELECT "WHERE ev.sid = ?",
+                                       event_describe};
 
 void rows_clear(const tr_rowtype_t *type, void *row)
 {

@@ -156,6 +156,13 @@ char *tr_event_merge(const char *base, const char *delta, const tr_event_t *r);
 typedef struct tr_rowtype tr_rowtype_t;
 extern const tr_rowtype_t TR_WORKSPACE_ROW, TR_ACTIVITY_ROW, TR_WORKER_ROW, TR_QUEUE_ROW,
     TR_WORKFLOW_ROW, TR_TASK_ROW, TR_RES_ROW, TR_EVENT_ROW;
+/* Event rows read as stored: params may still be a delta against base (no JSON is parsed
+ * while the store lock is held); tr_event_row_merge then gives the whole set, in any
+ * thread. */
+extern const tr_rowtype_t TR_EVENT_RAW_ROW;
+/* Replaces r's params with the whole parameter set when it is a delta against r->base, and
+ * frees base. False on OOM or unparsable text. Any thread. */
+bool tr_event_row_merge(tr_event_t *r);
 
 /* Reads the current row of st (a statement of type's SELECT head) into row, which must be
  * empty (zeroed or cleared). False on OOM (row left empty). */
