@@ -356,7 +356,8 @@ test('nodes that start at the same moment on a new database agree on one set of 
     const c = spawn(BIN, ['credentials', '--data', pg.url], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     c.stdout.on('data', (d) => { out += d; });
-    c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`credentials exited ${code}`))));
+    // 'close', not 'exit': the process can exit before its stdout has been read to the end
+    c.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`credentials exited ${code}`))));
   })));
   assert.equal(new Set(outs).size, 1, outs.map((o) => o.split('\n')[0]).join(', '));
   const nodes = await Promise.all(['P', 'Q', 'R'].map((n) => startNode(pg.url, n)));
