@@ -1811,6 +1811,46 @@ static void test_cumulative_counters(void **state)
     check_cumulative(f, q);
 }
 
+/* The partial index tr_events_counted names exactly the counted types (TR_COUNTED_SQL is its
+ * WHERE list, and holds each type of TR_COUNTED), and the partial-minute count of the
+ * CumulativeStatistics is answered from it. */
+static void test_counted_events_index(void **state)
+{
+    fx_t *f = *state;
+    char sql[2048];
+    sql_text(f, "SELECT sql FROM sqlite_master WHERE name = 'tr_events_counted'", sql, sizeof sql);
+    assert_non_null(strstr(sql, "WHERE event_type IN " TR_COUNTED_SQL));
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name ="
+                                " 'tr_events_queue_type'"),
+                     0);
+    size_t quotes = 0;
+    for (const char *p = TR_COUNTED_SQL; *p; p++)
+        quotes += *p == '\'';
+    assert_int_equal(quotes, 2 * TR_COUNTED_N);
+    for (size_t i = 0; i < TR_COUNTED_N; i++) {
+        char quoted[64];
+        snprintf(quoted, sizeof quoted, "'%s'", TR_COUNTED[i].type);
+        assert_non_null(strstr(TR_COUNTED_SQL, quoted));
+    }
+    /* the plan's detail column names the index */
+    store_lock(f->store);
+    store_stmt_t *st = db_query(f->store,
+                                "EXPLAIN QUERY PLAN SELECT count(*) FROM tr_events WHERE"
+                                " queue_sid = ? AND event_type = ? AND date_ms >= ? AND"
+                                " date_ms < ? AND event_type IN " TR_COUNTED_SQL,
+                                "ssii", "WQ1", "task.canceled", (int64_t)0, (int64_t)60000);
+    assert_non_null(st);
+    char detail[1024] = "";
+    while (store_step(st) == STORE_ROW) {
+        size_t len = strlen(detail);
+        snprintf(detail + len, sizeof detail - len, "%s;", store_col_text(st, 3));
+    }
+    store_release(f->store, st);
+    store_unlock(f->store);
+    if (!strstr(detail, "tr_events_counted"))
+        fail_msg("the partial minute is not read from tr_events_counted: %s", detail);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN);
@@ -1842,6 +1882,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_event_params_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_cursor_migration, setup, teardown),
         cmocka_unit_test(test_event_delta_random_round_trips),
+        cmocka_unit_test_setup_teardown(test_counted_events_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_activity_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cumulative_counters, setup, teardown),
     };

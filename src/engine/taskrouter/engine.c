@@ -171,6 +171,16 @@ static const migrate_step_t MIGRATIONS[] = {
      "DROP INDEX IF EXISTS tr_events_undispatched;"
      "ALTER TABLE tr_events DROP COLUMN dispatched;",
      "SELECT seq FROM tr_event_cursor LIMIT 0"},
+    /* 8: the index of the queues' events by type only for the types CumulativeStatistics
+     * counts (record.h's TR_COUNTED_SQL, the same text): a new task's workflow.entered,
+     * task.created and workflow.target-matched no longer get an entry. */
+    {"CREATE INDEX IF NOT EXISTS tr_events_counted ON tr_events (queue_sid, event_type, date_ms)"
+     "  WHERE event_type IN ('task-queue.entered', 'task-queue.moved', 'task.completed',"
+     " 'task.canceled', 'task.deleted', 'reservation.created', 'reservation.accepted',"
+     " 'reservation.rejected', 'reservation.timeout', 'reservation.canceled',"
+     " 'reservation.rescinded');"
+     "DROP INDEX IF EXISTS tr_events_queue_type;",
+     NULL},
 };
 
 /* The activities of a new workspace: name, available. Offline is the default. */

@@ -40,6 +40,12 @@ typedef struct {
 } tr_counted_t;
 extern const tr_counted_t TR_COUNTED[];
 extern const size_t TR_COUNTED_N;
+/* Those types as an SQL list, the very text of the partial index tr_events_counted (taskrouter
+ * step 8), which a query names to be answered from that index. */
+#define TR_COUNTED_SQL                                                                             \
+    "('task-queue.entered', 'task-queue.moved', 'task.completed', 'task.canceled',"                \
+    " 'task.deleted', 'reservation.created', 'reservation.accepted', 'reservation.rejected',"      \
+    " 'reservation.timeout', 'reservation.canceled', 'reservation.rescinded')"
 
 /* Stored once per task (tr_event_bases): the first event of a task stores its whole
  * parameter set there, and each event of the task stores in tr_events.params only what

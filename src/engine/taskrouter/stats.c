@@ -184,8 +184,9 @@ tassa_err tr_queue_realtime(tr_engine_t *e, const char *queue_sid, const char *b
 
 /* The events of type of a queue since from (ms): their number and their wait_ms (count of
  * those with one, sum, min, max; min and max -1 when none). Whole minutes from
- * tr_event_minutes (record.c), the part of the first minute from the index
- * tr_events_queue_type, so that the cost is one minute's events at most, not the window's. */
+ * tr_event_minutes (record.c), the part of the first minute from the partial index
+ * tr_events_counted (named by its TR_COUNTED_SQL), so that the cost is one minute's events
+ * at most, not the window's. */
 typedef struct {
     int64_t n, wait_n, wait_sum, wait_min, wait_max;
 } ev_tally_t;
@@ -219,7 +220,7 @@ static ev_tally_t tally(tr_engine_t *e, const char *queue_sid, const char *type,
     st = db_query(e->store,
                   "SELECT count(*), count(wait_ms), coalesce(sum(wait_ms), 0), min(wait_ms),"
                   " max(wait_ms) FROM tr_events WHERE queue_sid = ? AND event_type = ? AND"
-                  " date_ms >= ? AND date_ms < ?",
+                  " date_ms >= ? AND date_ms < ? AND event_type IN " TR_COUNTED_SQL,
                   "ssii", queue_sid, type, from, whole * 60000);
     tally_add(&t, st);
     store_release(e->store, st);
