@@ -241,6 +241,7 @@ static int cmd_serve(int argc, char **argv)
         }
         sink = (event_sink_t){.router = &router, .outbox = app.outbox, .tr = app.tr};
         tr_engine_set_event_sink(app.tr, event_sink_deliver, &sink);
+        tr_engine_set_event_flush(app.tr, event_sink_flush);
         app.backend = backend_embedded_new(c, app.sync, app.tr);
     }
     app.router = router_state_new();

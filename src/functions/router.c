@@ -250,22 +250,119 @@ static void route_answer_written(void *ctx, tassa_err err, bool changed, const e
     http_deferred_ready(a->deferred);
 }
 
+/* The step after a settled topic write (err: the write's outcome): the identity's grant (may
+ * block), the answer in *result (set exactly on TASSA_OK), the event counted and, when handled,
+ * done (event_done). */
+static tassa_err finish_topic(const router_deps_t *r, reservation_result_t *rr, tassa_err err,
+                              errmsg_t *em, const char *type, const char *sid, json_t **result)
+{
+    err = reservation_finish(r->backend, rr, err, em);
+    *result = err ? NULL : reservation_json(rr);
+    if (!err && !*result)
+        err = err_set(em, TASSA_ENOMEM, "out of memory");
+    router_count_event(type, err, *result);
+    if (!err)
+        event_done(r, type, sid);
+    return err;
+}
+
 /* Makes the answer (a handler thread, which may block: the identity's grant). */
 static void route_answer_send(void *ctx, http_resp_t *resp)
 {
     route_answer_t *a = ctx;
-    tassa_err err = reservation_finish(a->r->backend, &a->rr, a->err, &a->em);
-    json_t *result = err ? NULL : reservation_json(&a->rr);
-    if (!err && !result)
-        err = err_set(&a->em, TASSA_ENOMEM, "out of memory");
-    router_count_event(a->type, err, result);
-    if (err) {
+    json_t *result;
+    tassa_err err = finish_topic(a->r, &a->rr, a->err, &a->em, a->type, a->sid, &result);
+    if (err)
         http_resp_fn_error(resp, err, err_text(&a->em, err));
-    } else {
-        event_done(a->r, a->type, a->sid);
+    else
         http_resp_json(resp, 200, result);
-    }
     route_answer_free(a);
+}
+
+/* router_dispatch_start's job: the event's outcome, or its topic write under way. */
+struct router_job {
+    const router_deps_t *r;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool settled, topic; /* settled: guarded by mu */
+    tassa_err err;
+    errmsg_t em;
+    reservation_result_t rr;
+    json_t *result;   /* the answer of an event that wrote no topic */
+    char *type, *sid; /* copies (the event is gone when the job finishes) */
+};
+
+/* The job's topic write is settled (any thread: must not block). */
+static void job_written(void *ctx, tassa_err err, bool changed, const errmsg_t *em)
+{
+    router_job_t *job = ctx;
+    pthread_mutex_lock(&job->mu);
+    job->err = err;
+    job->rr.changed = !err && changed;
+    if (em)
+        job->em = *em;
+    job->settled = true;
+    pthread_cond_signal(&job->cond);
+    pthread_mutex_unlock(&job->mu);
+}
+
+router_job_t *router_dispatch_start(const router_deps_t *r, const params_t *event)
+{
+    router_job_t *job = calloc(1, sizeof *job);
+    const char *type = params_get(event, "EventType"), *sid = NULL;
+    if (!job || !(job->type = strdup(type ? type : ""))) {
+        free(job);
+        return NULL;
+    }
+    job->r = r;
+    pthread_mutex_init(&job->mu, NULL);
+    pthread_cond_init(&job->cond, NULL);
+    job->err = check_event(r, event, &sid, &job->result, &job->em);
+    if (!job->err && !job->result && sid && !(job->sid = strdup(sid)))
+        job->err = err_set(&job->em, TASSA_ENOMEM, "out of memory");
+    if (!job->err && !job->result && is_topic_event(type)) {
+        job->topic = true;
+        reservation_handle_async(r->backend, event, &job->rr, job_written, job);
+        return job;
+    }
+    if (!job->err && !job->result)
+        job->err = dispatch_checked(r, event, sid, &job->result, &job->em);
+    router_count_event(type, job->err, job->result);
+    job->settled = true;
+    return job;
+}
+
+const char *router_job_type(const router_job_t *job)
+{
+    return job->type;
+}
+
+const char *router_job_sid(const router_job_t *job)
+{
+    return job->sid;
+}
+
+tassa_err router_dispatch_finish(router_job_t *job, json_t **result, errmsg_t *em)
+{
+    pthread_mutex_lock(&job->mu);
+    while (!job->settled)
+        pthread_cond_wait(&job->cond, &job->mu);
+    pthread_mutex_unlock(&job->mu);
+    tassa_err err = job->err;
+    if (job->topic)
+        err = finish_topic(job->r, &job->rr, err, &job->em, job->type, job->sid, &job->result);
+    *result = err ? NULL : job->result;
+    if (err) {
+        json_decref(job->result);
+        if (em)
+            *em = job->em;
+    }
+    pthread_mutex_destroy(&job->mu);
+    pthread_cond_destroy(&job->cond);
+    free(job->type);
+    free(job->sid);
+    free(job);
+    return err;
 }
 
 /* Starts the deferred answer of a topic event; false when out of memory (answer at once). */

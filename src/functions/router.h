@@ -45,6 +45,21 @@ void router_state_free(router_state_t *r);
 tassa_err router_dispatch(const router_deps_t *r, const params_t *event, json_t **result,
                           errmsg_t *em);
 
+/* router_dispatch in two steps, for a caller with many events (the embedded engine's
+ * dispatcher) that need not wait for each topic write to become durable before it starts the
+ * next: router_dispatch_start checks the event (borrowed for the call only), applies it and
+ * starts its topic write, in the order of the calls; router_dispatch_finish waits until that
+ * write is settled, then finishes as router_dispatch does (the identity's grant, which may
+ * block; the answer; the Sid remembered), counts the event (as router_count_event) and frees
+ * the job. start returns NULL on OOM (nothing done: use router_dispatch). One thread per job. */
+typedef struct router_job router_job_t;
+router_job_t *router_dispatch_start(const router_deps_t *r, const params_t *event);
+tassa_err router_dispatch_finish(router_job_t *job, json_t **result, errmsg_t *em);
+/* The job's EventType ("" when none) and Sid (NULL when none), for its log line; valid until
+ * router_dispatch_finish. */
+const char *router_job_type(const router_job_t *job);
+const char *router_job_sid(const router_job_t *job);
+
 /* Counts one router event in the router_events metric by type (a known TaskRouter event
  * type, else "other") and outcome ("handled", "ignored" or "error", from err and
  * router_dispatch's result, which may be NULL). Any thread. */

@@ -248,6 +248,51 @@ static void events_are_counted_by_type_and_outcome(void **state)
     json_decref(ok);
 }
 
+/* router_dispatch_start/finish (the engine's dispatcher): several events started before any
+ * finishes give router_dispatch's answers, in order; the topic holds the last change; a Sid
+ * seen is a duplicate once its job finished; a bad event fails at finish. */
+static void started_events_finish_as_dispatched(void **state)
+{
+    world_t *w = *state;
+    params_t *evs[] = {
+        event("task.created", "Sid", "EV1", "TaskSid", "WT1", "TaskAttributes", ATTRS, NULL),
+        event("workflow.entered", "Sid", "EV2", NULL),
+        event("reservation.accepted", "Sid", "EV3", "TaskSid", "WT1", "TaskAttributes", ATTRS,
+              "WorkerSid", "WK1", "WorkerName", "Bob", NULL),
+        event("task.created", "Sid", "EV4", "TaskSid", "WT2", "TaskAttributes", "[]", NULL),
+    };
+    enum { N = sizeof evs / sizeof evs[0] };
+    router_job_t *jobs[N];
+    for (size_t i = 0; i < N; i++) {
+        jobs[i] = router_dispatch_start(&w->deps, evs[i]);
+        assert_non_null(jobs[i]);
+        params_free(evs[i]); /* borrowed only during start */
+    }
+    assert_string_equal(router_job_type(jobs[0]), "task.created");
+    assert_string_equal(router_job_sid(jobs[2]), "EV3");
+    json_t *r[N];
+    errmsg_t em = {{0}};
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(router_dispatch_finish(jobs[i], &r[i], &em),
+                         i == 3 ? TASSA_EINVAL : TASSA_OK);
+    assert_string_equal(str(r[0], "status"), "waiting");
+    assert_true(json_is_true(json_object_get(r[1], "ignored")));
+    assert_string_equal(str(r[2], "status"), "assigned");
+    assert_null(r[3]);
+    assert_non_null(strstr(em.text, "TaskAttributes"));
+    json_t *d = fake_data(w->fake, "customer-1", NULL);
+    assert_string_equal(str(d, "status"), "assigned");
+    assert_string_equal(str(d, "eventSid"), "EV3");
+    json_decref(d);
+    for (size_t i = 0; i < 3; i++)
+        json_decref(r[i]);
+    json_t *again = dispatch(
+        w, event("task.created", "Sid", "EV1", "TaskSid", "WT1", "TaskAttributes", ATTRS, NULL),
+        TASSA_OK);
+    assert_non_null(strstr(str(again, "reason"), "duplicate event EV1"));
+    json_decref(again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +306,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(worker_events_schedule_queue_info, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_events_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(events_are_counted_by_type_and_outcome, setup, teardown),
+        cmocka_unit_test_setup_teardown(started_events_finish_as_dispatched, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,6 +33,7 @@ struct tr_engine {
     char account_sid[SID_LEN + 1];
     char ws_sid[SID_LEN + 1];
     void (*sink)(void *ctx, const params_t *event); /* engine.h's tr_event_fn */
+    void (*sink_flush)(void *ctx);                  /* engine.h's tr_flush_fn, or NULL */
     void *sink_ctx;
     /* mu guards the fields below (never held together with the store lock while waiting) */
     pthread_mutex_t mu;

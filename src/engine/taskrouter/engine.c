@@ -287,6 +287,11 @@ void tr_engine_set_event_sink(tr_engine_t *e, tr_event_fn fn, void *ctx)
     e->sink_ctx = ctx;
 }
 
+void tr_engine_set_event_flush(tr_engine_t *e, tr_flush_fn flush)
+{
+    e->sink_flush = flush;
+}
+
 /* Turns a stored parameter object into the params_t a sink receives. NULL on OOM. */
 static params_t *to_params(const char *text)
 {
@@ -308,7 +313,8 @@ out:
 }
 
 /* Delivers every event past the cursor in sequence order, a batch per lock, and moves the
- * cursor past each batch once the sink returned for all of it. Returns false when stopping. */
+ * cursor past each batch once the sink returned for all of it and its flush returned. Returns false
+ * when stopping. */
 static bool drain_events(tr_engine_t *e)
 {
     for (;;) {
@@ -344,6 +350,8 @@ static bool drain_events(tr_engine_t *e)
                 break;
         }
         rows_free(&TR_EVENT_RAW_ROW, rows, n);
+        if (e->sink && e->sink_flush)
+            e->sink_flush(e->sink_ctx); /* the batch's effects settled */
         store_lock(e->store);
         tassa_err err =
             db_exec(e->store, "UPDATE tr_event_cursor SET seq = ? WHERE seq < ?", "ii", last, last);

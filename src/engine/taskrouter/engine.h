@@ -38,6 +38,11 @@ typedef struct tr_engine tr_engine_t;
  * holder): a sink must be idempotent by the event's Sid. */
 typedef void (*tr_event_fn)(void *ctx, const params_t *event);
 
+/* Called on the dispatcher thread after the sink calls of each batch of events, before the
+ * batch is recorded delivered: a sink may start its work in each call and wait for all of it
+ * here, so that a batch's durable effects overlap. */
+typedef void (*tr_flush_fn)(void *ctx);
+
 /* Opens the engine on store s (borrowed; it must outlive the engine): creates the tables and,
  * on first use, the workspace and its activities. account_sid is copied. NULL with a detail
  * in em on failure. Threads start only with tr_engine_start. */
@@ -46,6 +51,9 @@ tr_engine_t *tr_engine_new(store_t *s, const char *account_sid, errmsg_t *em);
 /* Sets the one event sink (fn may be NULL: events are then only recorded). Call before
  * tr_engine_start. */
 void tr_engine_set_event_sink(tr_engine_t *e, tr_event_fn fn, void *ctx);
+
+/* Sets the sink's flush (NULL: none). Call before tr_engine_start. */
+void tr_engine_set_event_flush(tr_engine_t *e, tr_flush_fn flush);
 
 /* Starts the timer and dispatcher threads. TASSA_EINTERNAL if a thread cannot start (none is
  * left running then); TASSA_ECONFLICT if already started. */
