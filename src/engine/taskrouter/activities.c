@@ -83,7 +83,7 @@ tassa_err tr_activity_create(tr_engine_t *e, const params_t *p, const char *base
     }
     if (!err)
         err = tr_render_locked(e, &TR_ACTIVITY_ROW, render_activity,
-                               &(list_ctx_t){e, base_url, NULL, -1}, sid, out);
+                               &(list_ctx_t){e, base_url, NULL, -1}, sizeof(list_ctx_t), sid, out);
     return tr_txn_end_out(e, err, out);
 }
 
@@ -119,7 +119,7 @@ tassa_err tr_activity_update(tr_engine_t *e, const char *sid, const params_t *p,
         err = ev_emit(e, ev_new(e, "activity.updated", "Activity", sid, NULL, now), -1);
     if (!err)
         err = tr_render_locked(e, &TR_ACTIVITY_ROW, render_activity,
-                               &(list_ctx_t){e, base_url, NULL, -1}, sid, out);
+                               &(list_ctx_t){e, base_url, NULL, -1}, sizeof(list_ctx_t), sid, out);
     return tr_txn_end_out(e, err, out);
 }
 

@@ -147,7 +147,42 @@ tassa_err tr_txn_commit(tr_engine_t *e, tassa_err err)
     return durable == TASSA_ESTORE ? TASSA_ESTORE : err ? err : durable;
 }
 
-tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
+/* What tr_txn_later keeps until the section's end: one per thread, since a section runs on
+ * the thread that took the lock. */
+static _Thread_local struct {
+    void *arg; /* NULL: nothing kept */
+    json_t *(*render)(void *arg);
+    void (*drop)(void *arg);
+    json_t **out;
+} later;
+
+/* Renders what tr_txn_later kept for out into *out when err is TASSA_OK (TASSA_ENOMEM when that
+ * fails), drops it otherwise; returns err. */
+static tassa_err render_later(tassa_err err, json_t **out)
+{
+    void *arg = later.arg;
+    later.arg = NULL;
+    if (!arg)
+        return err;
+    if (err || !out || later.out != out)
+        later.drop(arg);
+    else if (!(*out = later.render(arg)))
+        err = TASSA_ENOMEM;
+    return err;
+}
+
+void tr_txn_later(void *arg, json_t *(*render)(void *arg), void (*drop)(void *arg), json_t **out)
+{
+    if (later.arg)
+        later.drop(later.arg);
+    later.arg = arg;
+    later.render = render;
+    later.drop = drop;
+    later.out = out;
+}
+
+/* tr_txn_end, keeping what tr_txn_later kept. */
+static tassa_err txn_end(tr_engine_t *e, tassa_err err)
 {
     /* The lease holder may be another node: tell it (delivered at commit, dropped on
      * rollback). A lost notification costs at most the holder's one-second look. */
@@ -170,9 +205,14 @@ tassa_err tr_txn_begin_row(tr_engine_t *e, const char *table, const char *what, 
     return err;
 }
 
+tassa_err tr_txn_end(tr_engine_t *e, tassa_err err)
+{
+    return render_later(txn_end(e, err), NULL);
+}
+
 tassa_err tr_txn_end_out(tr_engine_t *e, tassa_err err, json_t **out)
 {
-    err = tr_txn_end(e, err);
+    err = render_later(txn_end(e, err), out); /* rendered outside the store lock */
     if (err && out) {
         json_decref(*out);
         *out = NULL;

@@ -99,8 +99,16 @@ tassa_err tr_txn_begin_row(tr_engine_t *e, const char *table, const char *what, 
                            errmsg_t *em);
 
 /* tr_txn_end for an operation that rendered an answer into *out (out may be NULL): on
- * failure the answer is dropped, so that a caller never sees a change that did not commit. */
+ * failure the answer is dropped, so that a caller never sees a change that did not commit.
+ * An answer kept with tr_txn_later for out is rendered here, after the commit and outside the
+ * store lock (TASSA_ENOMEM when that fails); tr_txn_end drops one. */
 tassa_err tr_txn_end_out(tr_engine_t *e, tassa_err err, json_t **out);
+
+/* Keeps arg until the section ends (lock held): tr_txn_end_out(..., out) then calls render(arg)
+ * for *out, or drop(arg) when the section failed or ends otherwise; each frees arg. One per
+ * thread (a section runs on the thread that took the lock): a later call drops an earlier
+ * one. rows.h's tr_render_locked uses it. */
+void tr_txn_later(void *arg, json_t *(*render)(void *arg), void (*drop)(void *arg), json_t **out);
 
 /* Wakes the timer and dispatcher threads (takes e->mu briefly). */
 void tr_kick(tr_engine_t *e);

@@ -114,7 +114,7 @@ static bool workflow_names(tr_engine_t *e, const char *sid)
 static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
 {
     return tr_render_locked(e, &TR_QUEUE_ROW, queue_render, &(qlist_t){.e = e, .base = base_url},
-                            sid, out);
+                            sizeof(qlist_t), sid, out);
 }
 
 tassa_err tr_queue_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,

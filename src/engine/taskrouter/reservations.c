@@ -146,8 +146,8 @@ tassa_err tr_reservation_update(tr_engine_t *e, const char *task_sid, const char
         err = tr_match_locked(e, now);
     if (!err)
         err = tr_render_locked(e, &TR_RES_ROW, res_render,
-                               &(rlist_t){.e = e, .base = base_url, .by_worker = !task_sid}, sid,
-                               out);
+                               &(rlist_t){.e = e, .base = base_url, .by_worker = !task_sid},
+                               sizeof(rlist_t), sid, out);
     rows_clear(&TR_RES_ROW, &r);
     return tr_txn_end_out(e, err, out);
 }

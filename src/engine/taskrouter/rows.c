@@ -5,6 +5,8 @@
  */
 #include "engine/taskrouter/rows.h"
 
+#include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,39 +445,67 @@ LOADER(tr_task_load, tr_task_t, TR_TASK_ROW)
 LOADER(tr_reservation_load, tr_reservation_t, TR_RES_ROW)
 LOADER(tr_event_load, tr_event_t, TR_EVENT_ROW)
 
-/* Loads sid and renders it into *out (lock held). False when absent; *out NULL on OOM. */
-static bool load_render(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render, void *ctx,
-                        const char *sid, json_t **out)
-{
-    void *row = calloc(1, type->size);
-    bool found = row && rows_load(e, type, sid, row);
-    *out = found ? render(ctx, row) : NULL;
-    if (row)
-        rows_clear(type, row);
-    free(row);
-    return found;
-}
-
 tassa_err tr_fetch(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render, void *ctx,
                    const char *what, const char *sid, json_t **out, errmsg_t *em)
 {
     *out = NULL;
+    void *row = calloc(1, type->size);
+    if (!row)
+        return TASSA_ENOMEM;
     store_lock(e->store);
-    bool found = load_render(e, type, render, ctx, sid, out);
+    bool found = rows_load(e, type, sid, row);
     tassa_err missing = found ? TASSA_OK : tr_missing_locked(e, em, what, sid);
-    store_unlock(e->store);
-    if (missing)
-        return missing;
-    return *out ? TASSA_OK : TASSA_ENOMEM;
+    tassa_err err = store_unlock(e->store);
+    if (!err && !missing && !(*out = render(ctx, row))) /* rendered outside the lock */
+        err = TASSA_ENOMEM;
+    rows_clear(type, row);
+    free(row);
+    return err ? err : missing; /* a lost connection explains an "absent" row */
+}
+
+/* A render tr_render_locked keeps for the end of the section (tr_txn_later). */
+typedef struct {
+    const tr_rowtype_t *type;
+    tr_render_fn render;
+    void *row; /* loaded */
+    _Alignas(max_align_t) unsigned char ctx[TR_RENDER_CTX_MAX];
+} later_t;
+
+static void later_drop(void *arg)
+{
+    later_t *l = arg;
+    rows_clear(l->type, l->row);
+    free(l->row);
+    free(l);
+}
+
+static json_t *later_render(void *arg)
+{
+    later_t *l = arg;
+    json_t *j = l->render(l->ctx, l->row);
+    later_drop(l);
+    return j;
 }
 
 tassa_err tr_render_locked(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render, void *ctx,
-                           const char *sid, json_t **out)
+                           size_t ctx_size, const char *sid, json_t **out)
 {
     if (!out)
         return TASSA_OK;
-    load_render(e, type, render, ctx, sid, out);
-    return *out ? TASSA_OK : TASSA_ENOMEM;
+    assert(ctx_size <= TR_RENDER_CTX_MAX);
+    later_t *l = ctx_size <= TR_RENDER_CTX_MAX ? calloc(1, sizeof *l) : NULL;
+    if (!l || !(l->row = calloc(1, type->size)) || !rows_load(e, type, sid, l->row)) {
+        if (l && l->row)
+            rows_clear(type, l->row);
+        free(l ? l->row : NULL);
+        free(l);
+        return TASSA_ENOMEM;
+    }
+    l->type = type;
+    l->render = render;
+    memcpy(l->ctx, ctx, ctx_size);
+    tr_txn_later(l, later_render, later_drop, out);
+    return TASSA_OK;
 }
 
 tassa_err tr_list(tr_engine_t *e, const tr_rowtype_t *type, tr_pred_fn pred, tr_render_fn render,

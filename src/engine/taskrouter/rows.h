@@ -227,9 +227,16 @@ bool tr_worker_in_queue(const json_t *subject, const expr_t *q_expr);
 tassa_err tr_fetch(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render, void *ctx,
                    const char *what, const char *sid, json_t **out, errmsg_t *em);
 
-/* Renders the row sid of type (lock held, the row just written) into *out; nothing when out is
- * NULL. TASSA_ENOMEM when it cannot. */
+/* The largest render context tr_render_locked keeps. */
+#define TR_RENDER_CTX_MAX 64
+
+/* The answer of a write (lock held, the row sid of type just written), rendered into *out once
+ * the section has ended: loads the row now and keeps it with render and a copy of ctx
+ * (ctx_size bytes, at most TR_RENDER_CTX_MAX; what it points to must outlive the section);
+ * tr_txn_end_out renders it after the commit, outside the store lock (tr_txn_later). Nothing when
+ * out is NULL. TASSA_ENOMEM when it cannot. One per thread: a later call replaces an earlier one.
+ */
 tassa_err tr_render_locked(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render, void *ctx,
-                           const char *sid, json_t **out);
+                           size_t ctx_size, const char *sid, json_t **out);
 
 #endif

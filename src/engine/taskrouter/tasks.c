@@ -87,7 +87,8 @@ static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, j
                         int64_t now)
 {
     return tr_render_locked(e, &TR_TASK_ROW, task_render,
-                            &(tlist_t){.e = e, .base = base_url, .now = now}, sid, out);
+                            &(tlist_t){.e = e, .base = base_url, .now = now}, sizeof(tlist_t), sid,
+                            out);
 }
 
 tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
@@ -168,16 +169,10 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
     tr_wfconf_free(c);
     if (!err)
         err = tr_match_locked(e, now);
-    /* the row as matching left it, rendered once the lock is released */
-    tr_task_t row = {0};
-    if (!err && out && !tr_task_load(e, sid, &row))
-        err = TASSA_ESTORE;
+    if (!err) /* the row as matching left it, rendered once the lock is released */
+        err = render(e, sid, base_url, out, now);
     free(only.sid);
-    err = tr_txn_end(e, err);
-    if (!err && out && !(*out = to_json(e, &row, base_url, now)))
-        err = TASSA_ENOMEM;
-    rows_clear(&TR_TASK_ROW, &row);
-    return err;
+    return tr_txn_end_out(e, err, out);
 }
 
 tassa_err tr_task_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,

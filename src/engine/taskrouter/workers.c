@@ -61,7 +61,7 @@ static json_t *worker_render(void *ctx, const void *row)
 static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
 {
     return tr_render_locked(e, &TR_WORKER_ROW, worker_render, &(wlist_t){.e = e, .base = base_url},
-                            sid, out);
+                            sizeof(wlist_t), sid, out);
 }
 
 tassa_err tr_worker_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,

@@ -65,7 +65,7 @@ static json_t *workflow_render(void *ctx, const void *row)
 static tassa_err render(tr_engine_t *e, const char *sid, const char *base_url, json_t **out)
 {
     return tr_render_locked(e, &TR_WORKFLOW_ROW, workflow_render, &(wflist_t){e, base_url, NULL},
-                            sid, out);
+                            sizeof(wflist_t), sid, out);
 }
 
 tassa_err tr_workflow_create(tr_engine_t *e, const params_t *p, const char *base_url, json_t **out,
