@@ -1380,6 +1380,14 @@ static void test_event_params_stored_once(void **state)
     "DROP TABLE tr_event_cursor;"                                                                  \
     "CREATE INDEX tr_events_undispatched ON tr_events (seq) WHERE dispatched = 0;"
 
+/* Takes a data file back to before taskrouter step 9: bases without an end, indexed by time,
+ * and the events indexed by base. */
+#define UNDO_BASE_ENDED                                                                            \
+    "DROP INDEX IF EXISTS tr_event_bases_ended;"                                                   \
+    "ALTER TABLE tr_event_bases DROP COLUMN ended_ms;"                                             \
+    "CREATE INDEX tr_event_bases_first ON tr_event_bases (first_ms);"                              \
+    "CREATE INDEX tr_events_base ON tr_events (base_id) WHERE base_id IS NOT NULL;"
+
 /* ev_delta and tr_event_merge give back the very text of a parameter set whose keys were deleted,
  * added in the middle and at the end, changed, and reordered. */
 static void test_event_delta_round_trip(void **state)
@@ -1525,7 +1533,7 @@ static void test_event_params_migration(void **state)
     pthread_mutex_unlock(&f->sink.mu);
     store_unlock(f->store);
     assert_int_equal(store_schema(f->store,
-                                  "DROP INDEX tr_events_base;"
+                                  "DROP INDEX IF EXISTS tr_events_base;"
                                   "ALTER TABLE tr_events DROP COLUMN base_id;"
                                   "DROP TABLE tr_event_bases;"
                                   "CREATE INDEX tr_events_queue ON tr_events (queue_sid, date_ms);"
@@ -1564,9 +1572,24 @@ static void test_event_params_migration(void **state)
     for (int i = 0; i < 3000 && sql_int(f, UNDELIVERED_SQL); i++)
         usleep(1000);
     assert_int_equal(sql_int(f, UNDELIVERED_SQL), 0);
-    /* 31 days on every event goes, and with them their bases */
-    assert_int_equal(tr_engine_prune(f->e, store_now_ms() + 31LL * 24 * 3600 * 1000), TASSA_OK);
+    /* 31 days on every event goes, and with them the bases of the tasks removed; a task still
+     * there keeps its base until it is removed too (step 9) */
+    int64_t month = store_now_ms() + 31LL * 24 * 3600 * 1000;
+    assert_int_equal(tr_engine_prune(f->e, month), TASSA_OK);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_events"), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_event_bases b WHERE NOT EXISTS"
+                                " (SELECT 1 FROM tr_tasks t WHERE t.sid = b.task_sid)"),
+                     0);
+    assert_true(sql_int(f, "SELECT count(*) FROM tr_event_bases") >= 1);
+    errmsg_t dem = {{0}};
+    sql_text(f, "SELECT sid FROM tr_tasks", t, sizeof t);
+    for (char *sid = t, *end; (end = strchr(sid, ';')); sid = end + 1) {
+        *end = '\0';
+        assert_int_equal(tr_task_delete(f->e, sid, &dem), TASSA_OK);
+    }
+    for (int i = 0; i < 3000 && sql_int(f, UNDELIVERED_SQL); i++) /* the task.deleted events */
+        usleep(1000);
+    assert_int_equal(tr_engine_prune(f->e, month), TASSA_OK);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM tr_event_bases"), 0);
 }
 
@@ -1585,7 +1608,7 @@ static void test_event_cursor_migration(void **state)
     f->store = store_open(f->path, &em);
     assert_non_null(f->store);
     assert_int_equal(store_schema(f->store,
-                                  UNDO_EVENT_CURSOR
+                                  UNDO_EVENT_CURSOR UNDO_BASE_ENDED
                                   "UPDATE tr_events SET dispatched = 0 WHERE seq > (SELECT"
                                   " max(seq) - 3 FROM tr_events);"
                                   "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
@@ -1706,7 +1729,7 @@ static void test_queue_activity_counts(void **state)
     assert_int_equal(store_schema(f->store,
                                   "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
                                   "DROP TABLE tr_queue_activity_counts;"
-                                  "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR
+                                  "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR UNDO_BASE_ENDED
                                   "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
                                   " version >= 5;",
                                   &em),
@@ -1801,7 +1824,7 @@ static void test_cumulative_counters(void **state)
     f->store = store_open(f->path, &em);
     assert_non_null(f->store);
     assert_int_equal(store_schema(f->store,
-                                  "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR
+                                  "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR UNDO_BASE_ENDED
                                   "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
                                   " version >= 6;",
                                   &em),

@@ -181,6 +181,18 @@ static const migrate_step_t MIGRATIONS[] = {
      " 'reservation.rescinded');"
      "DROP INDEX IF EXISTS tr_events_queue_type;",
      NULL},
+    /* 9: a task's parameter set lives until its task is gone and every event older than that
+     * has been pruned (record.c, timers.c), which ended_ms tells without an index of the
+     * events by base: a new event adds no entry there, a new base none by time. The bases of
+     * tasks already gone end at the newest event's time. */
+    {"ALTER TABLE tr_event_bases ADD COLUMN ended_ms INTEGER;"
+     "UPDATE tr_event_bases SET ended_ms = (SELECT coalesce(max(date_ms), 0) FROM tr_events)"
+     "  WHERE NOT EXISTS (SELECT 1 FROM tr_tasks t WHERE t.sid = tr_event_bases.task_sid);"
+     "CREATE INDEX IF NOT EXISTS tr_event_bases_ended ON tr_event_bases (ended_ms)"
+     "  WHERE ended_ms IS NOT NULL;"
+     "DROP INDEX IF EXISTS tr_event_bases_first;"
+     "DROP INDEX IF EXISTS tr_events_base;",
+     "SELECT ended_ms FROM tr_event_bases LIMIT 0"},
 };
 
 /* The activities of a new workspace: name, available. Offline is the default. */

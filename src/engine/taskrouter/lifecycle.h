@@ -23,6 +23,9 @@
 #define TR_KEEP_FINISHED_MS (15LL * 60 * 1000)
 #define TR_KEEP_EVENTS_MS   (30LL * 24 * 3600 * 1000)
 #define TR_PRUNE_EVERY_MS   60000
+/* How far the clock may have stepped back between a task's events and its end (timers.c's
+ * pruning of task parameter sets). */
+#define TR_BASE_MARGIN_MS (3600LL * 1000)
 
 /* Moves a worker to activity_sid (must exist): records worker.activity.update, resets its
  * idle time when it becomes available and, when rescind is set and it becomes unavailable,
@@ -51,6 +54,10 @@ const tr_target_t *tr_task_choose_locked(tr_engine_t *e, const char *workflow_si
 tassa_err tr_task_entered_events_locked(tr_engine_t *e, const char *task_sid, const tr_wfconf_t *c,
                                         long filter, const tr_target_t *t, bool created,
                                         int64_t now);
+
+/* Removes task sid (its row, its reservations, its counts) and ends its event parameter set
+ * (record.c) at now; the caller recorded task.deleted when the API deleted it. */
+tassa_err tr_task_gone_locked(tr_engine_t *e, const char *sid, int64_t now);
 
 /* Moves a pending task whose target timed out to the next target, or cancels it with
  * "Workflow Timeout" after the last one. */

@@ -275,13 +275,7 @@ tassa_err tr_task_delete(tr_engine_t *e, const char *sid, errmsg_t *em)
     if (!err)
         err = ev_task_event(e, "task.deleted", sid, NULL, NULL, -1, now);
     if (!err)
-        err = db_exec(e->store, "DELETE FROM tr_reservations WHERE task_sid = ?", "s", sid);
-    if (!err)
-        err = tr_task_tally_locked(e, sid, -1);
-    if (!err)
-        err = db_exec(e->store, "DELETE FROM tr_tasks WHERE sid = ?", "s", sid);
-    if (!err)
-        err = tr_count_add_locked(e, "tasks", -store_changes(e->store));
+        err = tr_task_gone_locked(e, sid, now);
     if (!err)
         err = tr_match_locked(e, now);
     return tr_txn_end(e, err);

@@ -88,18 +88,14 @@ tassa_err tr_prune_locked(tr_engine_t *e, int64_t now)
 {
     /* Bounded batches keep the lock short; what is left goes next round. */
     int64_t finished_before = (int64_t)(now - TR_KEEP_FINISHED_MS);
-    tassa_err err = db_exec(e->store,
-                            "DELETE FROM tr_reservations WHERE task_sid IN (SELECT sid FROM "
-                            "tr_tasks WHERE status IN ('completed', 'canceled') AND "
-                            "date_updated < ? LIMIT 500)",
+    tr_sids_t done = {0};
+    tassa_err err = db_sids(e->store, &done,
+                            "SELECT sid FROM tr_tasks WHERE status IN ('completed', 'canceled')"
+                            " AND date_updated < ? LIMIT 500",
                             "i", finished_before);
-    if (!err)
-        err = db_exec(e->store,
-                      "DELETE FROM tr_tasks WHERE seq IN (SELECT seq FROM tr_tasks WHERE "
-                      "status IN ('completed', 'canceled') AND date_updated < ? LIMIT 500)",
-                      "i", finished_before);
-    if (!err)
-        err = tr_count_add_locked(e, "tasks", -store_changes(e->store));
+    for (size_t i = 0; !err && i < done.n; i++)
+        err = tr_task_gone_locked(e, done.sid[i], now);
+    free(done.sid);
     if (!err)
         err = db_exec(e->store,
                       "DELETE FROM tr_events WHERE seq IN (SELECT seq FROM tr_events WHERE "
@@ -108,13 +104,33 @@ tassa_err tr_prune_locked(tr_engine_t *e, int64_t now)
     if (!err) /* a queue's events by minute (record.c): no window reaches further back */
         err = db_exec(e->store, "DELETE FROM tr_event_minutes WHERE minute < ?", "i",
                       (int64_t)((now - TR_KEEP_EVENTS_MS) / 60000 - 1));
-    if (!err) /* task parameter sets (record.c) that no event is stored against any more */
+    /* Task parameter sets (record.c) no event is stored against any more: every event of a
+     * task is from before its task was gone (ended_ms), so once the oldest event left is
+     * newer than that (with an hour for the clock), none of its events is left. */
+    if (!err)
         err = db_exec(e->store,
-                      "DELETE FROM tr_event_bases WHERE id IN (SELECT b.id FROM tr_event_bases b"
-                      " WHERE b.first_ms < ? AND NOT EXISTS (SELECT 1 FROM tr_events ev WHERE"
-                      " ev.base_id = b.id) LIMIT 5000)",
-                      "i", (int64_t)(now - TR_KEEP_EVENTS_MS));
+                      "DELETE FROM tr_event_bases WHERE id IN (SELECT id FROM tr_event_bases"
+                      " WHERE ended_ms IS NOT NULL AND ended_ms < (SELECT coalesce(min(date_ms),"
+                      " CAST(? AS INTEGER)) FROM tr_events) - ? LIMIT 5000)",
+                      "ii", now + TR_BASE_MARGIN_MS, (int64_t)TR_BASE_MARGIN_MS);
     if (!err) /* emptied rank buckets (counts.c): a row per second of queue entries otherwise */
         err = db_exec(e->store, "DELETE FROM tr_rank_buckets WHERE n = 0", NULL);
+    return err;
+}
+
+tassa_err tr_task_gone_locked(tr_engine_t *e, const char *sid, int64_t now)
+{
+    tassa_err err = db_exec(e->store,
+                            "UPDATE tr_event_bases SET ended_ms = ? WHERE task_sid = ? AND"
+                            " ended_ms IS NULL",
+                            "is", now, sid);
+    if (!err)
+        err = db_exec(e->store, "DELETE FROM tr_reservations WHERE task_sid = ?", "s", sid);
+    if (!err)
+        err = tr_task_tally_locked(e, sid, -1);
+    if (!err)
+        err = db_exec(e->store, "DELETE FROM tr_tasks WHERE sid = ?", "s", sid);
+    if (!err && store_changes(e->store) > 0)
+        err = tr_count_add_locked(e, "tasks", -1);
     return err;
 }
