@@ -34,24 +34,48 @@ position() { # latency of get-queue-position for a probe task at the end of the 
     "token=$TOKEN&identity=bob&topic=probe$1"
 }
 TOKEN=$($BIN user-token bob --data "$DIR/caps.db")
+# settle LABEL: waits (at most 5 minutes) until the engine has delivered every recorded event
+# to the router function, so that a measurement does not share the store with the delivery of
+# the previous step's events, and prints how many were waiting and how long that took (the
+# delivery lag a burst leaves behind). Reads the data file with sqlite3 (read-only, beside the
+# server, as WAL allows).
+settle() {
+  command -v sqlite3 >/dev/null || return 0
+  local q="SELECT coalesce((SELECT max(seq) FROM tr_events), 0) - (SELECT seq FROM tr_event_cursor)"
+  local t0 n0 n
+  t0=$(date +%s.%N)
+  n0=$(sqlite3 "file:$DIR/caps.db?mode=ro" "$q" 2>/dev/null || echo 0)
+  n=$n0
+  for _ in $(seq 3000); do
+    [ "${n:-0}" -le 0 ] && break
+    sleep 0.1
+    n=$(sqlite3 "file:$DIR/caps.db?mode=ro" "$q" 2>/dev/null || echo "$n")
+  done
+  echo "bench name=events_settled after=$1 undelivered=$n0 seconds=$(awk "BEGIN {printf \"%.1f\", $(date +%s.%N) - $t0}")"
+}
 
 healthz=$(wrk_rps "http://127.0.0.1:$PORT/healthz")
 echo "bench name=healthz conns=50 rps=$healthz"
 fill_to 1000
+settle fill_1000
 pos_small=$(position small)
 echo "bench name=queue_position waiting=$(waiting) $pos_small"
 rps0=$(wrk_rps -s "$DIR/task.lua" "http://127.0.0.1:$PORT/v1/Workspaces/$WORKSPACE_SID/Tasks")
 echo "bench name=task_create workers=0 conns=50 rps=$rps0 waiting_after=$(waiting)"
+settle task_create_workers_0
 wk=$($LOAD create "http://$TR/Workers" "$A" "$WORKERS" 20 'FriendlyName=w{i}&Attributes=%7B%22n%22%3A{i}%7D')
 echo "bench name=worker_create conns=20 $wk"
+settle worker_create
 rps1=$(wrk_rps -s "$DIR/task.lua" "http://127.0.0.1:$PORT/v1/Workspaces/$WORKSPACE_SID/Tasks")
 echo "bench name=task_create workers=$WORKERS conns=50 rps=$rps1 waiting_after=$(waiting)"
+settle task_create_workers_$WORKERS
 fill_to "$BIG"
+settle fill_$BIG
 pos_big=$(position big)
 echo "bench name=queue_position waiting=$(waiting) $pos_big"
 # the workspace holds at most 500,000 tasks (Twilio's cap): the first-in-line probe below is
 # the last of CAPS_TASKS
-if [ "$TASKS" -gt 100000 ]; then fill_to "$((TASKS - 1))"; fi
+if [ "$TASKS" -gt 100000 ]; then fill_to "$((TASKS - 1))" && settle "fill_$TASKS"; fi
 n=$(waiting)
 rt=$($LOAD latency "http://$TR/TaskQueues/$Q/RealTimeStatistics" "$A" 10)
 echo "bench name=queue_realtime_stats waiting=$n $rt"
