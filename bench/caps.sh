@@ -79,6 +79,8 @@ if [ "$TASKS" -gt 100000 ]; then fill_to "$((TASKS - 1))" && settle "fill_$TASKS
 n=$(waiting)
 rt=$($LOAD latency "http://$TR/TaskQueues/$Q/RealTimeStatistics" "$A" 10)
 echo "bench name=queue_realtime_stats waiting=$n $rt"
+rt=$($LOAD latency "http://$TR/RealTimeStatistics" "$A" 10)
+echo "bench name=workspace_realtime_stats waiting=$n $rt"
 sid=$(curl -s -u "$A" "$TR/Tasks" -d Priority=100 --data-urlencode 'Attributes={"topic":"first"}' |
   grep -o '"sid":"WT[0-9a-f]*"' | cut -d'"' -f4)
 if [ -z "$sid" ]; then echo "the first-in-line probe task was not created" >&2; exit 1; fi

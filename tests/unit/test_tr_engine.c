@@ -1015,6 +1015,36 @@ static void check_queue_counts(fx_t *f)
              " WHERE n > 0 ORDER BY 1",
              got, sizeof got);
     assert_string_equal(got, want);
+    /* the workspace's RealTimeStatistics, read from those counts, equal plain counts too */
+    json_t *ws = NULL;
+    assert_int_equal(tr_workspace_realtime(f->e, "", &ws, NULL), TASSA_OK);
+    char *by_status = json_dumps(json_object_get(ws, "tasks_by_status"), JSON_SORT_KEYS);
+    char *by_prio = json_dumps(json_object_get(ws, "tasks_by_priority"), JSON_SORT_KEYS);
+    sql_text(f,
+             "SELECT '{\"assigned\": ' || sum(status = 'assigned') || ', \"pending\": ' ||"
+             " sum(status = 'pending') || ', \"reserved\": ' || sum(status = 'reserved') ||"
+             " ', \"wrapping\": ' || sum(status = 'wrapping') || '}' FROM tr_tasks",
+             want, sizeof want);
+    snprintf(got, sizeof got, "%s;", by_status);
+    assert_string_equal(got, want);
+    sql_text(f,
+             "SELECT '{' || coalesce(group_concat('\"' || priority || '\": ' || n, ', '), '') ||"
+             " '}' FROM (SELECT priority, count(*) n FROM tr_tasks WHERE status IN ('pending',"
+             " 'reserved', 'assigned', 'wrapping') GROUP BY priority ORDER BY CAST(priority AS"
+             " TEXT))",
+             want, sizeof want);
+    snprintf(got, sizeof got, "%s;", by_prio);
+    assert_string_equal(got, want);
+    sql_text(f,
+             "SELECT coalesce((SELECT sid FROM tr_tasks WHERE status = 'pending' ORDER BY"
+             " date_created, seq LIMIT 1), 'none')",
+             want, sizeof want);
+    const char *oldest = json_string_value(json_object_get(ws, "longest_task_waiting_sid"));
+    snprintf(got, sizeof got, "%s;", oldest ? oldest : "none");
+    assert_string_equal(got, want);
+    free(by_status);
+    free(by_prio);
+    json_decref(ws);
 }
 
 /* A queue's counts stay equal to its open tasks through reserve, accept, wrap-up, complete,

@@ -7,6 +7,7 @@
 #include "engine/taskrouter/stats.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/taskrouter/core.h"
@@ -27,16 +28,61 @@ static void oldest(tr_engine_t *e, json_t *j, const char *age_key, const char *s
     store_release(e->store, st);
 }
 
+/* The workspace's oldest pending task by creation, as a first row of (sid, date_created): the
+ * oldest of each queue that has pending tasks (tr_queue_counts), each the first entry of its
+ * index, and of the tasks without a queue; so its cost grows with the queues, not the tasks.
+ * The sid is written to sid (SID_LEN + 1 bytes); false when there is none. */
+static bool workspace_oldest(tr_engine_t *e, char sid[SID_LEN + 1], int64_t *created)
+{
+    static const char *const FIRST =
+        "SELECT sid, date_created, seq FROM tr_tasks WHERE queue_sid = ? AND status = 'pending'"
+        " ORDER BY date_created, seq LIMIT 1";
+    tr_sids_t queues = {0};
+    bool found = false;
+    int64_t best_seq = 0;
+    if (db_sids(e->store, &queues,
+                "SELECT DISTINCT queue_sid FROM tr_queue_counts WHERE status = 'pending' AND"
+                " n > 0",
+                NULL))
+        return false;
+    for (size_t i = 0; i <= queues.n; i++) {
+        store_stmt_t *st =
+            i < queues.n ? db_query(e->store, FIRST, "s", queues.sid[i])
+                         : db_query(e->store,
+                                    "SELECT sid, date_created, seq FROM tr_tasks WHERE queue_sid"
+                                    " IS NULL AND status = 'pending' ORDER BY date_created, seq"
+                                    " LIMIT 1",
+                                    NULL);
+        if (st && store_step(st) == STORE_ROW && store_col_text(st, 0)) {
+            int64_t c = store_col_int64(st, 1), seq = store_col_int64(st, 2);
+            if (!found || c < *created || (c == *created && seq < best_seq)) {
+                snprintf(sid, SID_LEN + 1, "%s", store_col_text(st, 0));
+                *created = c;
+                best_seq = seq;
+                found = true;
+            }
+        }
+        store_release(e->store, st);
+    }
+    free(queues.sid);
+    return found;
+}
+
 /* Adds the oldest pending task's age and sid (by creation and by queue entry) to j. */
 static void longest(tr_engine_t *e, json_t *j, const char *queue_sid, int64_t now)
 {
-    /* Separate statements for a queue and the workspace, so that a queue's answer is the
-     * first entry of its index (an OR of both would scan every waiting task). */
+    if (!queue_sid) {
+        char sid[SID_LEN + 1];
+        int64_t created = 0;
+        bool found = workspace_oldest(e, sid, &created);
+        json_object_set_new(j, "longest_task_waiting_age",
+                            json_integer(found ? (now - created) / 1000 : 0));
+        json_object_set_new(j, "longest_task_waiting_sid", found ? json_string(sid) : json_null());
+        return;
+    }
     oldest(e, j, "longest_task_waiting_age", "longest_task_waiting_sid",
-           queue_sid ? "SELECT sid, date_created FROM tr_tasks WHERE queue_sid = ?1 AND"
-                       " status = 'pending' ORDER BY date_created, seq LIMIT 1"
-                     : "SELECT sid, date_created FROM tr_tasks WHERE status = 'pending' AND"
-                       " CAST(?1 AS TEXT) IS NULL ORDER BY date_created, seq LIMIT 1",
+           "SELECT sid, date_created FROM tr_tasks WHERE queue_sid = ?1 AND"
+           " status = 'pending' ORDER BY date_created, seq LIMIT 1",
            queue_sid, now);
     if (queue_sid)
         oldest(e, j, "longest_relative_task_age_in_queue", "longest_relative_task_sid_in_queue",
@@ -66,21 +112,25 @@ static void task_counts(tr_engine_t *e, json_t *j, const char *queue_sid)
     json_t *by_status = json_pack("{s:i, s:i, s:i, s:i}", "pending", 0, "reserved", 0, "assigned",
                                   0, "wrapping", 0);
     json_t *by_prio = json_object();
-    /* A queue's counts are its rows of tr_queue_counts (counts.c), kept on each change. */
+    /* A queue's counts are its rows of tr_queue_counts (counts.c), kept on each change; the
+     * workspace's are all of them, and the open tasks without a queue (counted from the
+     * index of the tasks by queue, whose NULL part holds only those). */
     json_int_t total = count_into(
         e, by_status,
         queue_sid ? "SELECT status, sum(n) FROM tr_queue_counts WHERE queue_sid = ?1"
                     " GROUP BY status HAVING sum(n) > 0"
-                  : "SELECT status, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
-                    " AND CAST(?1 AS TEXT) IS NULL GROUP BY status",
+                  : "SELECT status, sum(n) FROM (SELECT status, n FROM tr_queue_counts UNION ALL"
+                    " SELECT status, 1 FROM tr_tasks WHERE queue_sid IS NULL AND status "
+                    "IN " TR_TASK_OPEN_SQL ") c WHERE CAST(?1 AS TEXT) IS NULL GROUP BY status"
+                    " HAVING sum(n) > 0",
         queue_sid);
     count_into(e, by_prio,
-               queue_sid
-                   ? "SELECT priority, sum(n) FROM tr_queue_counts WHERE queue_sid = ?1"
-                     " GROUP BY priority HAVING sum(n) > 0 ORDER BY priority"
-                   : "SELECT priority, count(*) FROM tr_tasks WHERE status IN " TR_TASK_OPEN_SQL
-                     " AND CAST(?1 AS TEXT) IS NULL"
-                     " GROUP BY priority ORDER BY priority",
+               queue_sid ? "SELECT priority, sum(n) FROM tr_queue_counts WHERE queue_sid = ?1"
+                           " GROUP BY priority HAVING sum(n) > 0 ORDER BY priority"
+                         : "SELECT priority, sum(n) FROM (SELECT priority, n FROM tr_queue_counts"
+                           " UNION ALL SELECT priority, 1 FROM tr_tasks WHERE queue_sid IS NULL AND"
+                           " status IN " TR_TASK_OPEN_SQL ") c WHERE CAST(?1 AS TEXT) IS NULL"
+                           " GROUP BY priority HAVING sum(n) > 0 ORDER BY priority",
                queue_sid);
     json_object_set_new(j, "total_tasks", json_integer(total));
     json_object_set_new(j, "tasks_by_status", by_status);
