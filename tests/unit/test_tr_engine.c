@@ -1002,6 +1002,15 @@ static void sql_text(fx_t *f, const char *sql, char *out, size_t n)
 }
 
 /* The queue counts (tr_queue_counts) equal a count of the open tasks. */
+/* A tr_census_fn appending "status=n;" of the tasks to the buffer ctx (4096 bytes). */
+static void census_tasks(void *ctx, const char *kind, const char *label, long long n)
+{
+    char *out = ctx;
+    size_t len = strlen(out);
+    if (!strcmp(kind, "task"))
+        snprintf(out + len, 4096 - len, "%s=%lld;", label, n);
+}
+
 static void check_queue_counts(fx_t *f)
 {
     char want[4096], got[4096];
@@ -1045,6 +1054,12 @@ static void check_queue_counts(fx_t *f)
     free(by_status);
     free(by_prio);
     json_decref(ws);
+    /* and so does the census of /metrics */
+    sql_text(f, "SELECT status || '=' || count(*) FROM tr_tasks GROUP BY status ORDER BY status",
+             want, sizeof want);
+    got[0] = '\0';
+    assert_int_equal(tr_stats_census(f->e, census_tasks, got), TASSA_OK);
+    assert_string_equal(got, want);
 }
 
 /* A queue's counts stay equal to its open tasks through reserve, accept, wrap-up, complete,
