@@ -355,6 +355,21 @@ static tassa_err insert_row(tr_engine_t *e, const tr_event_t *r, const char *sto
     return err;
 }
 
+/* In builds with assertions: that stored (a delta against base) merged with the columns of r
+ * gives back ev's very text. Nothing otherwise. */
+static void check_round_trip(const char *base, const char *stored, const tr_event_t *r,
+                             const json_t *ev)
+{
+#ifndef NDEBUG
+    char *whole = json_dumps(ev, JSON_COMPACT), *back = tr_event_merge(base, stored, r);
+    assert(whole && back && !strcmp(back, whole));
+    free(whole);
+    free(back);
+#else
+    (void)base, (void)stored, (void)r, (void)ev;
+#endif
+}
+
 tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
 {
     e->again_section = 0; /* only ev_loaded_task_event's own event may be repeated */
@@ -390,13 +405,8 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
         json_decref(d);
         if (!stored)
             base_id = -1;
-#ifndef NDEBUG
-        char *whole = json_dumps(ev, JSON_COMPACT);
-        char *back = stored ? tr_event_merge(btext, stored, &cols) : NULL;
-        assert(!stored || (whole && back && !strcmp(back, whole)));
-        free(whole);
-        free(back);
-#endif
+        if (stored)
+            check_round_trip(btext, stored, &cols, ev);
     }
     if (!stored && !(stored = json_dumps(ev, JSON_COMPACT)))
         goto out;
@@ -408,7 +418,7 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
     cols.workflow_sid = (char *)param(ev, "WorkflowSid");
     cols.wait_ms = wait_ms;
     err = insert_row(e, &cols, stored, base_id);
-    if (!err && base_id >= 0) { /* what ev_task_again repeats */
+    if (!err && base_id >= 0) { /* what task_event_again repeats */
         free(e->again_text);
         e->again_text = stored;
         e->again_base = base_id;
@@ -435,8 +445,6 @@ static const char *resource_of(const char *type)
     return "Task";
 }
 
-/* Builds and records the event type about task t, with reservation r and its worker w when
- * set (all borrowed). */
 /* The sid of the resource (of type rtype, resource_of) an event about task t and reservation r
  * reports on; borrowed, NULL when there is none. */
 static const char *resource_sid(const char *rtype, const tr_task_t *t, const tr_reservation_t *r)
@@ -450,17 +458,30 @@ static const char *resource_sid(const char *rtype, const tr_task_t *t, const tr_
     return t->sid;
 }
 
+/* The parameter set of event type about task t, with reservation r and its worker w when set,
+ * and the keys of extras (NULL or a JSON object of strings) at the end; all borrowed. A new
+ * reference; NULL on OOM. */
+static json_t *task_params(tr_engine_t *e, const char *type, const tr_task_t *t,
+                           const tr_reservation_t *r, const tr_worker_t *w, const char *description,
+                           const json_t *extras, int64_t now)
+{
+    const char *rtype = resource_of(type);
+    json_t *ev = ev_new(e, type, rtype, resource_sid(rtype, t, r), description, now);
+    ev_task(ev, t, now);
+    ev_reservation(ev, r);
+    ev_worker(ev, w);
+    if (ev && extras)
+        json_object_update(ev, (json_t *)extras);
+    return ev;
+}
+
+/* Builds and records the event type about task t, with reservation r and its worker w when
+ * set (all borrowed). */
 static tassa_err task_event(tr_engine_t *e, const char *type, const tr_task_t *t,
                             const tr_reservation_t *r, const tr_worker_t *w,
                             const char *description, int64_t wait_ms, int64_t now)
 {
-    const char *rtype = resource_of(type);
-    const char *rsid = resource_sid(rtype, t, r);
-    json_t *ev = ev_new(e, type, rtype, rsid, description, now);
-    ev_task(ev, t, now);
-    ev_reservation(ev, r);
-    ev_worker(ev, w);
-    return ev_emit(e, ev, wait_ms);
+    return ev_emit(e, task_params(e, type, t, r, w, description, NULL, now), wait_ms);
 }
 
 tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, const char *res_sid,
@@ -531,20 +552,12 @@ static tassa_err task_event_again(tr_engine_t *e, const char *type, const tr_tas
                     .date_ms = now,
                     .wait_ms = -1};
 #ifndef NDEBUG
-    json_t *ev = ev_new(e, type, rtype, r.resource_sid, NULL, now);
-    ev_task(ev, t, now);
+    json_t *ev = task_params(e, type, t, NULL, NULL, NULL, extras, now);
     json_object_set_new(ev, "Sid", json_string(sid));
-    if (extras)
-        json_object_update(ev, (json_t *)extras);
-    char *whole = json_dumps(ev, JSON_COMPACT),
-         *dflt = tr_event_default_description(rtype, r.resource_sid, type);
     tr_event_t full = r;
-    full.description = dflt;
-    char *back = tr_event_merge(e->base_text, stored, &full);
-    assert(whole && back && !strcmp(back, whole));
-    free(whole);
-    free(back);
-    free(dflt);
+    full.description = tr_event_default_description(rtype, r.resource_sid, type);
+    check_round_trip(e->base_text, stored, &full, ev);
+    free(full.description);
     json_decref(ev);
 #endif
     tassa_err err = insert_row(e, &r, stored, e->again_base);
@@ -557,12 +570,7 @@ tassa_err ev_loaded_task_event(tr_engine_t *e, const char *type, const tr_task_t
 {
     if (can_repeat(e, t, extras, now))
         return task_event_again(e, type, t, extras, now);
-    const char *rtype = resource_of(type);
-    json_t *ev = ev_new(e, type, rtype, resource_sid(rtype, t, NULL), NULL, now);
-    ev_task(ev, t, now);
-    if (ev && extras)
-        json_object_update(ev, (json_t *)extras);
-    tassa_err err = ev_emit(e, ev, -1);
+    tassa_err err = ev_emit(e, task_params(e, type, t, NULL, NULL, NULL, extras, now), -1);
     uint64_t section = store_section(e->store);
     /* an event without extras may be repeated (with or without extras) */
     if (!err && !extras && e->again_text && e->base_section == section &&
