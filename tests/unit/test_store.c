@@ -482,6 +482,20 @@ static void note_failure(void *ctx, tassa_err err)
     atomic_store(&seen->done, true);
 }
 
+/* Inserts id with n in a section ended by store_unlock_async with done (note_syncs or
+ * note_failure) and seen, and waits (at most 5 s) until done has run. */
+static void insert_async(store_t *s, const char *id, int64_t n, store_done_fn done,
+                         sync_seen_t *seen)
+{
+    store_waiter_t w;
+    store_lock(s);
+    assert_int_equal(insert(s, id, n, "async"), STORE_DONE);
+    store_unlock_async(s, &w, done, seen);
+    for (int i = 0; i < 500 && !atomic_load(&seen->done); i++)
+        pause_ms(10);
+    assert_true(atomic_load(&seen->done));
+}
+
 /* SQLite: a write is acknowledged (store_unlock returns, store_unlock_async's done runs) only
  * after the WAL holding it was synced to disk, though the commit's fsync runs outside the
  * store lock. A kill -9 cannot tell (the page cache survives it); a power cut could. */
@@ -497,14 +511,8 @@ static void acknowledged_writes_are_synced(void **state)
     assert_true(atomic_load(&wal_syncs) > before);
 
     sync_seen_t seen = {0};
-    store_waiter_t w;
     before = atomic_load(&wal_syncs);
-    store_lock(f->s);
-    assert_int_equal(insert(f->s, "synced-async", 2, "y"), STORE_DONE);
-    store_unlock_async(f->s, &w, note_syncs, &seen);
-    for (int i = 0; i < 500 && !atomic_load(&seen.done); i++)
-        pause_ms(10);
-    assert_true(atomic_load(&seen.done));
+    insert_async(f->s, "synced-async", 2, note_syncs, &seen);
     assert_true(atomic_load(&seen.syncs_at_done) > before);
 }
 
@@ -526,13 +534,7 @@ static void a_failed_wal_sync_refuses_writes_until_reopened(void **state)
     assert_int_equal(insert(f->s, "after", 2, "y"), STORE_DONE);
     assert_int_equal(store_unlock(f->s), TASSA_ESTORE);
     sync_seen_t seen = {0};
-    store_waiter_t w;
-    store_lock(f->s);
-    assert_int_equal(insert(f->s, "after-async", 3, "z"), STORE_DONE);
-    store_unlock_async(f->s, &w, note_failure, &seen);
-    for (int i = 0; i < 500 && !atomic_load(&seen.done); i++)
-        pause_ms(10);
-    assert_true(atomic_load(&seen.done));
+    insert_async(f->s, "after-async", 3, note_failure, &seen);
     store_lock(f->s); /* reads still answer */
     assert_true(count_items(f->s) >= 0);
     assert_int_equal(store_unlock(f->s), TASSA_OK);
