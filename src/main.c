@@ -269,12 +269,15 @@ static int cmd_serve(int argc, char **argv)
         get_worker_grant_register(app.http, &wgrant) || web_config_register(app.http, c) ||
         (app.sync && sync_api_register(app.http, &sync_api)) ||
         (app.tr && (tr_api_register(app.http, &tr_api) ||
-                    /* TaskRouter writes wait for their commit on the writers, not on an HTTP
-                     * thread (Sync writes and router events need no thread meanwhile) */
+                    /* TaskRouter writes run on the writers, not on an HTTP thread (Sync
+                     * writes and router events need no thread while they are committed) */
                     http_server_offload(app.http, "/v1/Workspaces/")))) {
         fprintf(stderr, "tassa: cannot register routes\n");
         goto out;
     }
+    /* A TaskRouter write's thread moves on at once; its answer waits for the group commit. */
+    if (app.store)
+        http_server_offload_defer(app.http, app.store);
     /* streams-wiring-begin */
     hub_deps_t hub_deps = {.config = c, .sync = app.sync, .heartbeat_ms = c->stream_heartbeat_ms};
     hub = app.sync ? hub_new(&hub_deps) : NULL; /* the twilio back end has no Sync to watch */

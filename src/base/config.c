@@ -115,10 +115,10 @@ const config_setting_t config_settings[] = {
      SETTING_SIZE, 1024, 64L << 20, NULL, F(max_body), false},
     INT("TASSA_THREADS", "--threads", "0", 0, 64, F(threads),
         "HTTP threads; 0 = one per core, at least 2 (no write waits in one for its commit)", "8"),
-    INT("TASSA_WRITERS", NULL, "16", 1, 256, F(writers),
-        "threads for TaskRouter writes, which wait there for their group commit while the "
-        "connection is suspended",
-        "32"),
+    INT("TASSA_WRITERS", NULL, "0", 0, 256, F(writers),
+        "threads for TaskRouter writes (their connection is suspended meanwhile, and the answer "
+        "waits for the group commit without them); 0 = one per core, at least 2",
+        "4"),
     INT("TASSA_HEADER_TIMEOUT_MS", NULL, "10000", 100, 600000, F(header_timeout_ms),
         "a request's headers must arrive within this many milliseconds of the connection's "
         "start or its previous response (slow clients are closed; live streams are not)",

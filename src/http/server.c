@@ -80,6 +80,7 @@ struct http_server {
     char *offload[4];
     int noffload;
     workpool_t *writers;
+    store_t *defer_store; /* http_server_offload_defer's store, or NULL */
     atomic_bool draining; /* answers carry Connection: close; see http_server_drain */
     /* Deferred answers not yet declared ready (http_resp_defer): http_server_free waits for
      * them, since libmicrohttpd must not be stopped with a connection suspended. */
@@ -521,20 +522,43 @@ typedef struct {
     char base[300];
     http_resp_t resp;
     http_deferred_t *deferred;
+    store_t *defer_store;  /* the store whose writes the answer waits for, or NULL */
+    store_waiter_t waiter; /* ... its place in the committer's queue */
+    tassa_err durable;     /* ... and whether they lasted */
 } offload_t;
 
-/* The job: the handler on a pool thread (it may block); then the answer is ready. */
+/* The handler's writes are durable or gone (store_defer_end): the answer is ready. */
+static void offload_durable(void *arg, tassa_err err)
+{
+    offload_t *o = arg;
+    o->durable = err;
+    http_deferred_ready(o->deferred);
+}
+
+/* The job: the handler on a pool thread (it may block); then the answer is ready, once its
+ * writes are durable when they are deferred (the thread moves on meanwhile). */
 static void offload_run(void *arg)
 {
     offload_t *o = arg;
+    if (!o->defer_store) {
+        o->fn(o->ctx, &o->req, &o->resp);
+        http_deferred_ready(o->deferred);
+        return;
+    }
+    store_defer_begin(o->defer_store);
     o->fn(o->ctx, &o->req, &o->resp);
-    http_deferred_ready(o->deferred);
+    store_defer_end(o->defer_store, &o->waiter, offload_durable, o);
 }
 
 /* Moves the handler's answer into the deferred one (a handler thread). */
 static void offload_finish(void *ctx, http_resp_t *resp)
 {
     offload_t *o = ctx;
+    if (o->durable) { /* the handler saw its writes succeed, but they did not last */
+        resp_clear(&o->resp);
+        o->resp = (http_resp_t){0};
+        http_resp_twilio_error(&o->resp, o->durable, "the change could not be made durable");
+    }
     resp->status = o->resp.status;
     resp->content_type = o->resp.content_type;
     free(resp->body);
@@ -665,7 +689,8 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
                          .req = req,
                          .pathcopy = pathcopy,
                          .resp = {.status = 200, .content_type = "application/json"},
-                         .deferred = resp.deferred};
+                         .deferred = resp.deferred,
+                         .defer_store = s->defer_store};
         snprintf(o->base, sizeof o->base, "%s", base);
         o->req.base_url = o->base;
         req.query = req.params = NULL;
@@ -1101,8 +1126,9 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
         (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_UNESCAPE_CALLBACK,
         keep_raw, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)POOL_BYTES, MHD_OPTION_END);
-    if (s->daemon && s->opts.writers > 0 && s->noffload &&
-        !(s->writers = workpool_new(s->opts.writers, WRITERS_QUEUE, "tassa-writer"))) {
+    if (s->daemon && s->opts.writers >= 0 && s->noffload &&
+        !(s->writers =
+              workpool_new((int)pool_size(s->opts.writers), WRITERS_QUEUE, "tassa-writer"))) {
         MHD_stop_daemon(s->daemon);
         s->daemon = NULL;
         return err_set(em, TASSA_EINTERNAL, "cannot start the writer threads");
@@ -1123,6 +1149,11 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
         s->sweeper_started = true;
     }
     return TASSA_OK;
+}
+
+void http_server_offload_defer(http_server_t *s, store_t *store)
+{
+    s->defer_store = store;
 }
 
 tassa_err http_server_offload(http_server_t *s, const char *prefix)

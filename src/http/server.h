@@ -15,6 +15,7 @@
 
 #include "base/err.h"
 #include "base/params.h"
+#include "store/store.h"
 
 struct MHD_Connection;
 struct MHD_Response;
@@ -59,9 +60,10 @@ typedef struct http_server http_server_t;
 
 typedef struct {
     const char *bind_addr;
-    int port;              /* 0 picks a free port; see http_server_port */
-    int threads;           /* pool threads; 0: one per core, at least 2 */
-    int writers;           /* threads for the writes of http_server_offload's prefixes; 0: none */
+    int port;    /* 0 picks a free port; see http_server_port */
+    int threads; /* pool threads; 0: one per core, at least 2 */
+    int writers; /* threads for the writes of http_server_offload's prefixes; 0: one per core (at
+                  * least 2); -1: none (they run on the HTTP threads) */
     size_t max_body;       /* larger bodies get a 413 at once, then the connection closes */
     int header_timeout_ms; /* a connection whose request headers are not complete this long
                               after it opened (or after its previous response) is closed; 0 =
@@ -106,6 +108,13 @@ tassa_err http_server_own(http_server_t *s, void *ctx, void (*free_fn)(void *));
  * and its answer is sent from an HTTP thread. The handler must not use http_resp_defer itself.
  * Before http_server_start; at most 4 prefixes (TASSA_ELIMIT past them). */
 tassa_err http_server_offload(http_server_t *s, const char *prefix);
+
+/* Lets the writers move on before a job's writes on store are durable: each offloaded handler
+ * runs between store_defer_begin(store) and store_defer_end, and its answer is sent once those
+ * writes are durable. When they are gone after all (the handler saw them succeed), a Twilio
+ * error answer (TASSA_ESTORE's) replaces the handler's. A handler that needs a write durable
+ * before something else it does may not be offloaded so. Before http_server_start. */
+void http_server_offload_defer(http_server_t *s, store_t *store);
 
 /* Starts listening. TASSA_EUNAVAIL with a detail if the port cannot be bound. */
 tassa_err http_server_start(http_server_t *s, errmsg_t *em);

@@ -367,8 +367,11 @@ void store_claim_release(int claim)
         close(claim); /* closing the only descriptor drops the flock */
 }
 
+static void settle_deferred(store_t *s);
+
 void store_lock(store_t *s)
 {
+    settle_deferred(s);
     atomic_fetch_add(&s->queued, 1);
     pthread_mutex_lock(&s->lock);
     atomic_fetch_sub(&s->queued, 1);
@@ -409,17 +412,65 @@ static bool epoch_failed_locked(const store_t *s, uint64_t epoch)
     return s->failed == epoch || (s->broken_from && epoch >= s->broken_from);
 }
 
+/* Waits until epoch is settled; whether its changes failed to become durable. */
+static bool wait_epoch(store_t *s, uint64_t epoch)
+{
+    pthread_mutex_lock(&s->done_lock);
+    while (s->committed < epoch)
+        pthread_cond_wait(&s->done, &s->done_lock);
+    bool failed = epoch_failed_locked(s, epoch);
+    pthread_mutex_unlock(&s->done_lock);
+    return failed;
+}
+
+/* Queues w (done, ctx, epoch and err set) for the committer, or runs its done at once when its
+ * epoch is settled or 0. */
+static void wait_async(store_t *s, store_waiter_t *w)
+{
+    if (w->epoch) {
+        pthread_mutex_lock(&s->done_lock);
+        if (s->committed < w->epoch) { /* the committer runs it after that commit */
+            w->next = s->waiters;
+            s->waiters = w;
+            pthread_mutex_unlock(&s->done_lock);
+            return;
+        }
+        if (epoch_failed_locked(s, w->epoch))
+            w->err = TASSA_ESTORE;
+        pthread_mutex_unlock(&s->done_lock);
+    }
+    w->done(w->ctx, w->err);
+}
+
+/* This thread's deferred waits (store_defer_begin): one store at a time. */
+static _Thread_local struct {
+    store_t *s;     /* NULL: store_unlock waits as usual */
+    uint64_t epoch; /* the newest epoch a deferred section waits for; 0: none */
+    bool failed;    /* a deferred section's changes are gone */
+} deferred;
+
+/* Waits for the epoch this thread's earlier deferred sections wait for, as their store_unlock
+ * would have (before the lock: the committer needs it). */
+static void settle_deferred(store_t *s)
+{
+    if (deferred.s == s && deferred.epoch) {
+        deferred.failed |= wait_epoch(s, deferred.epoch);
+        deferred.epoch = 0;
+    }
+}
+
 tassa_err store_unlock(store_t *s)
 {
     bool lost = false;
     uint64_t wait_for = unlock_section(s, &lost);
-    if (!wait_for)
+    if (deferred.s == s) {
+        if (wait_for > deferred.epoch)
+            deferred.epoch = wait_for;
+        deferred.failed |= lost;
         return lost ? TASSA_ESTORE : TASSA_OK;
-    pthread_mutex_lock(&s->done_lock);
-    while (s->committed < wait_for)
-        pthread_cond_wait(&s->done, &s->done_lock);
-    lost |= epoch_failed_locked(s, wait_for);
-    pthread_mutex_unlock(&s->done_lock);
+    }
+    if (wait_for)
+        lost |= wait_epoch(s, wait_for);
     return lost ? TASSA_ESTORE : TASSA_OK;
 }
 
@@ -436,19 +487,24 @@ void store_unlock_async(store_t *s, store_waiter_t *w, store_done_fn done, void 
     uint64_t wait_for = unlock_section(s, &lost);
     *w = (store_waiter_t){
         .done = done, .ctx = ctx, .epoch = wait_for, .err = lost ? TASSA_ESTORE : TASSA_OK};
-    if (wait_for) {
-        pthread_mutex_lock(&s->done_lock);
-        if (s->committed < wait_for) { /* the committer runs it after that commit */
-            w->next = s->waiters;
-            s->waiters = w;
-            pthread_mutex_unlock(&s->done_lock);
-            return;
-        }
-        if (epoch_failed_locked(s, wait_for))
-            w->err = TASSA_ESTORE;
-        pthread_mutex_unlock(&s->done_lock);
-    }
-    done(ctx, w->err);
+    wait_async(s, w);
+}
+
+void store_defer_begin(store_t *s)
+{
+    deferred.s = s;
+    deferred.epoch = 0;
+    deferred.failed = false;
+}
+
+void store_defer_end(store_t *s, store_waiter_t *w, store_done_fn done, void *ctx)
+{
+    *w = (store_waiter_t){.done = done,
+                          .ctx = ctx,
+                          .epoch = deferred.s == s ? deferred.epoch : 0,
+                          .err = deferred.s == s && deferred.failed ? TASSA_ESTORE : TASSA_OK};
+    deferred.s = NULL;
+    wait_async(s, w);
 }
 
 /* Takes the waiters whose epoch is settled off the queue (done_lock held), oldest first, with
@@ -596,6 +652,8 @@ tassa_err store_schema(store_t *s, const char *sql, errmsg_t *em)
 
 tassa_err store_begin(store_t *s)
 {
+    if (deferred.s == s && deferred.failed)
+        return TASSA_ESTORE; /* an earlier write of this thread's is gone: no later one */
     if (s->in_savepoint || db_control(s, "SAVEPOINT op") != TASSA_OK) {
         log_error("event=store_begin_failed err=\"%s\"", store_errmsg(s));
         return TASSA_ESTORE;

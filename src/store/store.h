@@ -130,6 +130,20 @@ typedef struct store_waiter {
  * Cannot fail. */
 void store_unlock_async(store_t *s, store_waiter_t *w, store_done_fn done, void *ctx);
 
+/* Deferred durability, for a thread that must answer only once its writes are durable but
+ * need not wait for them itself (the writers pool of http_server_offload): between
+ * store_defer_begin and store_defer_end, store_unlock on this thread returns without waiting
+ * for the commit (TASSA_ESTORE only when the PostgreSQL connection was lost in the section),
+ * and store_defer_end's done(ctx, err) says whether every change made meanwhile is durable
+ * (TASSA_OK) or gone (TASSA_ESTORE), with store_unlock_async's rules: it runs on this thread
+ * when nothing is left to wait for, else on the committer thread, and must not block.
+ * A later section of this thread first waits for the earlier ones (store_lock, outside the
+ * lock), and when they failed its store_begin answers TASSA_ESTORE, so that no write is made
+ * after one that was lost, as with store_unlock. w (borrowed) must stay valid until done has
+ * run. One store per thread at a time; not nested. Cannot fail. */
+void store_defer_begin(store_t *s);
+void store_defer_end(store_t *s, store_waiter_t *w, store_done_fn done, void *ctx);
+
 /* Runs SQL text (several statements) such as CREATE TABLE IF NOT EXISTS, taking the lock. */
 tassa_err store_schema(store_t *s, const char *sql, errmsg_t *em);
 

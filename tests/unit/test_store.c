@@ -482,6 +482,14 @@ static void note_failure(void *ctx, tassa_err err)
     atomic_store(&seen->done, true);
 }
 
+/* Waits (at most 5 s) until seen's done has run. */
+static void wait_seen(sync_seen_t *seen)
+{
+    for (int i = 0; i < 500 && !atomic_load(&seen->done); i++)
+        pause_ms(10);
+    assert_true(atomic_load(&seen->done));
+}
+
 /* Inserts id with n in a section ended by store_unlock_async with done (note_syncs or
  * note_failure) and seen, and waits (at most 5 s) until done has run. */
 static void insert_async(store_t *s, const char *id, int64_t n, store_done_fn done,
@@ -491,9 +499,7 @@ static void insert_async(store_t *s, const char *id, int64_t n, store_done_fn do
     store_lock(s);
     assert_int_equal(insert(s, id, n, "async"), STORE_DONE);
     store_unlock_async(s, &w, done, seen);
-    for (int i = 0; i < 500 && !atomic_load(&seen->done); i++)
-        pause_ms(10);
-    assert_true(atomic_load(&seen->done));
+    wait_seen(seen);
 }
 
 /* SQLite: a write is acknowledged (store_unlock returns, store_unlock_async's done runs) only
@@ -545,6 +551,68 @@ static void a_failed_wal_sync_refuses_writes_until_reopened(void **state)
     store_lock(f->s);
     assert_int_equal(insert(f->s, "reopened", 4, "w"), STORE_DONE);
     assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
+/* Deferred durability (store_defer_begin): store_unlock returns at once, and the done of
+ * store_defer_end runs once every write made meanwhile is durable: on SQLite after a WAL sync
+ * that followed them. A later section of the same thread reads the earlier one's rows. */
+static void deferred_writes_are_acknowledged_once_durable(void **state)
+{
+    fx_t *f = *state;
+    int before = atomic_load(&wal_syncs);
+    sync_seen_t seen = {0};
+    store_waiter_t w;
+    store_defer_begin(f->s);
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "deferred-1", 1, "x"), STORE_DONE);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+    store_lock(f->s);
+    assert_int_equal(store_begin(f->s), TASSA_OK);
+    assert_int_equal(count_items(f->s), 1);
+    assert_int_equal(insert(f->s, "deferred-2", 2, "y"), STORE_DONE);
+    assert_int_equal(store_commit(f->s), TASSA_OK);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+    store_defer_end(f->s, &w, note_syncs, &seen);
+    wait_seen(&seen);
+    if (!f->pg)
+        assert_true(atomic_load(&seen.syncs_at_done) > before);
+    /* the thread waits as usual again */
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "after", 3, "z"), STORE_DONE);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+    store_lock(f->s);
+    assert_int_equal(count_items(f->s), 3);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+}
+
+/* SQLite: a deferred write whose sync fails is reported by store_defer_end's done, though its
+ * store_unlock answered TASSA_OK (it did not wait), and the thread's next transaction is
+ * refused (store_begin) rather than made after a lost one. */
+static void a_lost_deferred_write_is_reported_and_stops_the_next(void **state)
+{
+    fx_t *f = *state;
+    if (f->pg)
+        skip();
+    sync_seen_t seen = {0};
+    store_waiter_t w;
+    atomic_store(&fail_wal_syncs, true);
+    store_defer_begin(f->s);
+    store_lock(f->s);
+    assert_int_equal(insert(f->s, "lost", 1, "x"), STORE_DONE);
+    assert_int_equal(store_unlock(f->s), TASSA_OK); /* not waited for */
+    store_lock(f->s);                               /* waits for the first: it failed */
+    tassa_err begun = store_begin(f->s);
+    if (!begun)
+        store_rollback(f->s);
+    assert_int_equal(store_unlock(f->s), TASSA_OK);
+    store_defer_end(f->s, &w, note_failure, &seen);
+    atomic_store(&fail_wal_syncs, false);
+    assert_int_equal(begun, TASSA_ESTORE);
+    wait_seen(&seen);
+    store_close(f->s); /* the store refuses writes until opened again */
+    errmsg_t em = {{0}};
+    f->s = store_open(f->path, &em);
+    assert_non_null(f->s);
 }
 
 /* The size of the file at path in bytes (0 when absent). */
@@ -811,6 +879,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(numbered_and_quoted_placeholders, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_all_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(deferred_writes_are_acknowledged_once_durable, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_lost_deferred_write_is_reported_and_stops_the_next, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(async_unlock_settles_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(where_never_shows_the_password, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_connection_fails_then_reconnects, setup, teardown),
