@@ -554,10 +554,11 @@ static void offload_run(void *arg)
 static void offload_finish(void *ctx, http_resp_t *resp)
 {
     offload_t *o = ctx;
-    if (o->durable) { /* the handler saw its writes succeed, but they did not last */
+    /* The handler saw its writes succeed, but they did not last. */
+    if (o->durable && o->resp.status < 400) {
         resp_clear(&o->resp);
         o->resp = (http_resp_t){0};
-        http_resp_twilio_error(&o->resp, o->durable, "the change could not be made durable");
+        http_resp_twilio_error(&o->resp, o->durable, "the store could not make the change durable");
     }
     resp->status = o->resp.status;
     resp->content_type = o->resp.content_type;
