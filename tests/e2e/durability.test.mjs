@@ -3,7 +3,12 @@
 // server's database), read there without tassa.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServerAnyPort as startServer, decode, STORE_KIND, storeQuery } from './lib/server.mjs';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import {
+  startServerAnyPort as startServer, decode, STORE_KIND, storeQuery, sqliteOnly, BIN,
+} from './lib/server.mjs';
 
 const toStop = [];
 after(async () => {
@@ -117,4 +122,61 @@ test('an acknowledged write is in the store of this run, read without tassa', as
   assert.equal(r.status, 201);
   const rows = storeQuery(srv.store, `SELECT unique_name, revision, data FROM sync_documents WHERE unique_name = '${name}'`);
   assert.equal(rows, `${name}|0|{"kind":"probe"}`);
+});
+
+// tests/e2e/shim/failsync.c, built beside tassa: WAL syncs fail once a flag file exists.
+const FAILSYNC = join(dirname(BIN), 'libtassa_failsync.so');
+
+test('a TaskRouter write whose WAL sync fails is answered 503, and nothing acknowledged is lost', sqliteOnly('the shim fails SQLite WAL syncs'), async () => {
+  const flagDir = mkdtempSync(join(tmpdir(), 'tassa-failsync-'));
+  const flag = join(flagDir, 'fail');
+  try {
+    const env = {
+      LD_PRELOAD: FAILSYNC,
+      TASSA_TEST_FAILSYNC: flag,
+      // the shim comes before the sanitizers' runtime in the sanitizer run
+      ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:verify_asan_link_order=0',
+    };
+    const srv = await startServer({ env });
+    toStop.push(srv);
+    const tr = `${srv.url}/v1/Workspaces/${srv.workspaceSid}`;
+    const post = async (path, params) => decode(await fetch(`${tr}${path}`, {
+      method: 'POST',
+      headers: { Authorization: srv.basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(params).toString(),
+    }));
+    const q = await post('/TaskQueues', { FriendlyName: 'failsync-q', TargetWorkers: '1==1' });
+    assert.equal(q.status, 201, JSON.stringify(q.body));
+    const kept = await post('/Tasks', { TaskQueueSid: q.body.sid, Attributes: '{"n":1}' });
+    assert.equal(kept.status, 201, JSON.stringify(kept.body));
+
+    writeFileSync(flag, ''); // the disk fails from here on
+    // The handler saw its write succeed (its store_unlock did not wait); the commit's sync
+    // failed, so the answer is the store's error, not the 201 it made.
+    const lost = await post('/Tasks', { TaskQueueSid: q.body.sid, Attributes: '{"n":2}' });
+    assert.equal(lost.status, 503, JSON.stringify(lost.body));
+    assert.equal(lost.body.code, 20503);
+    assert.match(lost.body.message, /store/i);
+    assert.match(srv.log, /event=store_sync_failed/);
+    unlinkSync(flag); // the disk works again, but the store refuses writes until a restart
+    const after = await post('/Tasks', { TaskQueueSid: q.body.sid, Attributes: '{"n":3}' });
+    assert.equal(after.status, 503, JSON.stringify(after.body));
+    await srv.stop();
+
+    const again = await startServer({ dataDir: srv.dataDir });
+    toStop.push(again);
+    const got = await decode(await fetch(
+      `${again.url}/v1/Workspaces/${again.workspaceSid}/Tasks/${kept.body.sid}`,
+      { headers: { Authorization: again.basic() } }));
+    assert.equal(got.status, 200, 'the acknowledged task is kept');
+    assert.deepEqual(JSON.parse(got.body.attributes), { n: 1 });
+    const fresh = await decode(await fetch(`${again.url}/v1/Workspaces/${again.workspaceSid}/Tasks`, {
+      method: 'POST',
+      headers: { Authorization: again.basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ TaskQueueSid: q.body.sid, Attributes: '{"n":4}' }).toString(),
+    }));
+    assert.equal(fresh.status, 201, JSON.stringify(fresh.body));
+  } finally {
+    rmSync(flagDir, { recursive: true, force: true });
+  }
 });
