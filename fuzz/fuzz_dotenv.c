@@ -89,8 +89,8 @@ static void check_ranges(const config_t *c)
 {
     FUZZ_CHECK(c->port >= 0 && c->port <= 65535, "port %d", c->port);
     FUZZ_CHECK(c->max_body >= 1024 && c->max_body <= (64u << 20), "max_body %zu", c->max_body);
-    FUZZ_CHECK(c->threads >= 0 && c->threads <= 64, "threads %d", c->threads); /* 0: per core */
-    FUZZ_CHECK(c->writers >= 1 && c->writers <= 256, "writers %d", c->writers);
+    FUZZ_CHECK(c->threads >= 0 && c->threads <= 64, "threads %d", c->threads);  /* 0: per core */
+    FUZZ_CHECK(c->writers >= 0 && c->writers <= 256, "writers %d", c->writers); /* 0: per core */
     FUZZ_CHECK(c->queue_status_max_entries >= 1 && c->queue_status_max_entries <= 10000,
                "queue status max %d", c->queue_status_max_entries);
     FUZZ_CHECK(c->max_streams >= 1 && c->max_streams_per_identity >= 1, "stream limits");
