@@ -540,14 +540,13 @@ static void offload_durable(void *arg, tassa_err err)
 static void offload_run(void *arg)
 {
     offload_t *o = arg;
-    if (!o->defer_store) {
-        o->fn(o->ctx, &o->req, &o->resp);
-        http_deferred_ready(o->deferred);
-        return;
-    }
-    store_defer_begin(o->defer_store);
+    if (o->defer_store)
+        store_defer_begin(o->defer_store);
     o->fn(o->ctx, &o->req, &o->resp);
-    store_defer_end(o->defer_store, &o->waiter, offload_durable, o);
+    if (o->defer_store)
+        store_defer_end(o->defer_store, &o->waiter, offload_durable, o);
+    else
+        http_deferred_ready(o->deferred);
 }
 
 /* Moves the handler's answer into the deferred one (a handler thread). */

@@ -31,6 +31,15 @@ async function api(srv, method, path, params) {
   return decode(await fetch(`${srv.url}/v1/Services/default/Documents${path}`, { method, headers, body }));
 }
 
+// A TaskRouter write on srv's workspace, form-encoded like the helper libraries'.
+async function trPost(srv, path, params) {
+  return decode(await fetch(`${srv.url}/v1/Workspaces/${srv.workspaceSid}${path}`, {
+    method: 'POST',
+    headers: { Authorization: srv.basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(params).toString(),
+  }));
+}
+
 test('a restart keeps every document, data and revision', async () => {
   const first = await startServer();
   toStop.push(first);
@@ -139,12 +148,7 @@ test('a TaskRouter write whose WAL sync fails is answered 503, and nothing ackno
     };
     const srv = await startServer({ env });
     toStop.push(srv);
-    const tr = `${srv.url}/v1/Workspaces/${srv.workspaceSid}`;
-    const post = async (path, params) => decode(await fetch(`${tr}${path}`, {
-      method: 'POST',
-      headers: { Authorization: srv.basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams(params).toString(),
-    }));
+    const post = (path, params) => trPost(srv, path, params);
     const q = await post('/TaskQueues', { FriendlyName: 'failsync-q', TargetWorkers: '1==1' });
     assert.equal(q.status, 201, JSON.stringify(q.body));
     const kept = await post('/Tasks', { TaskQueueSid: q.body.sid, Attributes: '{"n":1}' });
@@ -170,11 +174,7 @@ test('a TaskRouter write whose WAL sync fails is answered 503, and nothing ackno
       { headers: { Authorization: again.basic() } }));
     assert.equal(got.status, 200, 'the acknowledged task is kept');
     assert.deepEqual(JSON.parse(got.body.attributes), { n: 1 });
-    const fresh = await decode(await fetch(`${again.url}/v1/Workspaces/${again.workspaceSid}/Tasks`, {
-      method: 'POST',
-      headers: { Authorization: again.basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ TaskQueueSid: q.body.sid, Attributes: '{"n":4}' }).toString(),
-    }));
+    const fresh = await trPost(again, '/Tasks', { TaskQueueSid: q.body.sid, Attributes: '{"n":4}' });
     assert.equal(fresh.status, 201, JSON.stringify(fresh.body));
   } finally {
     rmSync(flagDir, { recursive: true, force: true });

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "store/store.h"
+#include "../wal_fd.h"
 
 typedef struct {
     char path[512]; /* the data file, or the PostgreSQL URL */
@@ -101,6 +102,15 @@ static int64_t count_items(store_t *s)
     assert_int_equal(store_step(st), STORE_DONE);
     store_release(s, st);
     return n;
+}
+
+/* Closes f's store and opens its file again. */
+static void reopen(fx_t *f)
+{
+    store_close(f->s);
+    errmsg_t em = {{0}};
+    f->s = store_open(f->path, &em);
+    assert_non_null(f->s);
 }
 
 /* Every bound type comes back with its type: text, integer, NULL, blob, real. */
@@ -254,10 +264,7 @@ static void concurrent_writers_all_commit(void **state)
         pthread_join(t[i], NULL);
         assert_int_equal(w[i].failures, 0);
     }
-    store_close(f->s); /* reopen: the rows are durable, not only in the connection */
-    errmsg_t em = {{0}};
-    f->s = store_open(f->path, &em);
-    assert_non_null(f->s);
+    reopen(f); /* the rows are durable, not only in the connection */
     store_lock(f->s);
     assert_int_equal(count_items(f->s), 80);
     assert_int_equal(store_unlock(f->s), TASSA_OK);
@@ -417,10 +424,7 @@ static void writes_survive_reopening(void **state)
     assert_int_equal(insert(f->s, "undone", 2, "no"), STORE_DONE);
     store_rollback(f->s);
     assert_int_equal(store_unlock(f->s), TASSA_OK);
-    store_close(f->s);
-    errmsg_t em = {{0}};
-    f->s = store_open(f->path, &em);
-    assert_non_null(f->s);
+    reopen(f);
     store_lock(f->s);
     assert_int_equal(count_items(f->s), 1);
     store_stmt_t *st = store_prepare(f->s, "SELECT note FROM items WHERE id = 'kept'");
@@ -444,18 +448,12 @@ static atomic_bool fail_wal_syncs; /* set: every WAL sync fails with EIO, as a f
 
 int fdatasync(int fd)
 {
-    char link[64], target[1024];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, target, sizeof target - 1);
-    if (n > 4) {
-        target[n] = '\0';
-        if (!strcmp(target + n - 4, "-wal")) {
-            if (atomic_load(&fail_wal_syncs)) {
-                errno = EIO;
-                return -1;
-            }
-            atomic_fetch_add(&wal_syncs, 1);
+    if (wal_fd(fd)) {
+        if (atomic_load(&fail_wal_syncs)) {
+            errno = EIO;
+            return -1;
         }
+        atomic_fetch_add(&wal_syncs, 1);
     }
     return (int)syscall(SYS_fdatasync, fd);
 }
@@ -544,10 +542,7 @@ static void a_failed_wal_sync_refuses_writes_until_reopened(void **state)
     store_lock(f->s); /* reads still answer */
     assert_true(count_items(f->s) >= 0);
     assert_int_equal(store_unlock(f->s), TASSA_OK);
-    store_close(f->s);
-    errmsg_t em = {{0}};
-    f->s = store_open(f->path, &em);
-    assert_non_null(f->s);
+    reopen(f);
     store_lock(f->s);
     assert_int_equal(insert(f->s, "reopened", 4, "w"), STORE_DONE);
     assert_int_equal(store_unlock(f->s), TASSA_OK);
@@ -609,10 +604,7 @@ static void a_lost_deferred_write_is_reported_and_stops_the_next(void **state)
     atomic_store(&fail_wal_syncs, false);
     assert_int_equal(begun, TASSA_ESTORE);
     wait_seen(&seen);
-    store_close(f->s); /* the store refuses writes until opened again */
-    errmsg_t em = {{0}};
-    f->s = store_open(f->path, &em);
-    assert_non_null(f->s);
+    reopen(f); /* the store refuses writes until opened again */
 }
 
 /* The size of the file at path in bytes (0 when absent). */

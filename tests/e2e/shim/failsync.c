@@ -5,23 +5,18 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "../../wal_fd.h"
 
 int fdatasync(int fd)
 {
     const char *flag = getenv("TASSA_TEST_FAILSYNC");
-    if (flag && access(flag, F_OK) == 0) {
-        char link[64], target[1024];
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(link, target, sizeof target - 1);
-        if (n > 4 && !memcmp(target + n - 4, "-wal", 4)) {
-            errno = EIO;
-            return -1;
-        }
+    if (flag && access(flag, F_OK) == 0 && wal_fd(fd)) {
+        errno = EIO;
+        return -1;
     }
     return (int)syscall(SYS_fdatasync, fd);
 }
