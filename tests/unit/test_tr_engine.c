@@ -1322,6 +1322,12 @@ static char *events_text(fx_t *f)
     return text;
 }
 
+/* The number of recorded events: a row's own and its members, one line each (record.h's
+ * groups). */
+#define EVENTS_SQL                                                                                 \
+    "SELECT count(*) + coalesce(sum(length(members) - length(replace(members, char(10), ''))),"    \
+    " 0) FROM tr_events"
+
 /* A task's life with many kinds of events: reserve, reject, accept, wrap-up, complete; an
  * attributes and a priority change; a cancel with a reason; a worker's activity changes.
  * Waits until the dispatcher delivered every event to the sink; returns their number. */
@@ -1346,7 +1352,7 @@ static size_t event_scenario(fx_t *f)
     task_update(f, t3, P("AssignmentStatus", "completed", "Reason", "done", NULL));
     task_update(f, t2, P("AssignmentStatus", "canceled", "Reason", "hung up", NULL));
     store_lock(f->store);
-    int64_t n = db_int(f->store, -1, "SELECT count(*) FROM tr_events", NULL);
+    int64_t n = db_int(f->store, -1, EVENTS_SQL, NULL);
     store_unlock(f->store);
     for (int i = 0; i < 500; i++) {
         pthread_mutex_lock(&f->sink.mu);
@@ -1378,9 +1384,12 @@ static void test_event_params_stored_once(void **state)
                            NULL);
     int64_t based = db_int(f->store, -1, "SELECT count(*) FROM tr_events WHERE base_id > 0", NULL);
     int64_t bases = db_int(f->store, -1, "SELECT count(*) FROM tr_event_bases", NULL);
+    /* the text stored per event: a row's params and its members' lines, over its events */
     int64_t delta = db_int(f->store, -1,
-                           "SELECT CAST(avg(length(params)) AS INTEGER) FROM tr_events WHERE"
-                           " base_id > 0",
+                           "SELECT CAST((sum(length(params)) + coalesce(sum(length(members)), 0))"
+                           " / (count(*) + coalesce(sum(length(members) -"
+                           " length(replace(members, char(10), ''))), 0)) AS INTEGER)"
+                           " FROM tr_events WHERE base_id > 0",
                            NULL);
     int64_t full = db_int(f->store, -1, "SELECT min(length(params)) FROM tr_event_bases", NULL);
     store_unlock(f->store);
@@ -1432,6 +1441,134 @@ static void test_event_params_stored_once(void **state)
     "ALTER TABLE tr_event_bases DROP COLUMN ended_ms;"                                             \
     "CREATE INDEX tr_event_bases_first ON tr_event_bases (first_ms);"                              \
     "CREATE INDEX tr_events_base ON tr_events (base_id) WHERE base_id IS NOT NULL;"
+
+/* A new task's four events (workflow.entered, task-queue.entered, task.created,
+ * workflow.target-matched) share one row (record.h's groups, taskrouter step 10), yet read as
+ * four: listed newest first with their own SIDs, types and resources, each found by its SID
+ * and by the EventType filter, and delivered in order. A SID past the row's members is 404. */
+static void test_creation_events_share_one_row(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], t[40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    task(f, "{\"topic\":\"g\"}", "0", t);
+    char where[128];
+    snprintf(where, sizeof where, "SELECT count(*) FROM tr_events WHERE task_sid = '%s'", t);
+    assert_int_equal(sql_int(f, where), 1);
+    static const char *const order[] = {"workflow.target-matched", "task.created",
+                                        "task-queue.entered", "workflow.entered"};
+    static const char *const resource[] = {"Workflow", "Task", "TaskQueue", "Workflow"};
+    const char *rsid[] = {wf, t, q, wf};
+    json_t *items = NULL;
+    bool more = true;
+    params_t *p = P("TaskSid", t, NULL);
+    assert_int_equal(tr_event_list(f->e, p, 0, 50, "", &items, &more, NULL), TASSA_OK);
+    params_free(p);
+    assert_false(more);
+    assert_int_equal(json_array_size(items), 4);
+    char sids[4][40];
+    for (size_t i = 0; i < 4; i++) {
+        json_t *ev = json_array_get(items, i), *one = NULL;
+        const char *sid = json_string_value(json_object_get(ev, "sid"));
+        assert_non_null(sid);
+        snprintf(sids[i], sizeof sids[i], "%s", sid);
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(sids[j], sid);
+        assert_string_equal(json_string_value(json_object_get(ev, "event_type")), order[i]);
+        assert_string_equal(json_string_value(json_object_get(ev, "resource_type")), resource[i]);
+        assert_string_equal(json_string_value(json_object_get(ev, "resource_sid")), rsid[i]);
+        json_t *data = json_object_get(ev, "event_data");
+        assert_string_equal(json_string_value(json_object_get(data, "sid")), sid);
+        assert_string_equal(json_string_value(json_object_get(data, "task_sid")), t);
+        assert_int_equal(tr_event_fetch(f->e, sid, "", &one, NULL), TASSA_OK);
+        char *a = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
+        char *b = json_dumps(one, JSON_COMPACT | JSON_SORT_KEYS);
+        assert_string_equal(a, b); /* fetched as listed */
+        free(a);
+        free(b);
+        json_decref(one);
+        p = P("EventType", order[i], "TaskSid", t, NULL);
+        json_t *typed = NULL;
+        assert_int_equal(tr_event_list(f->e, p, 0, 50, "", &typed, &more, NULL), TASSA_OK);
+        params_free(p);
+        assert_int_equal(json_array_size(typed), 1);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(typed, 0), "sid")),
+                            sid);
+        json_decref(typed);
+    }
+    json_decref(items);
+    /* the row holds members 1-3: a fourth is no event */
+    char past[40];
+    snprintf(past, sizeof past, "%s", sids[3]);
+    past[strlen(past) - 1] = '4';
+    json_t *none = NULL;
+    errmsg_t em = {{0}};
+    assert_int_equal(tr_event_fetch(f->e, past, "", &none, &em), TASSA_ENOTFOUND);
+    assert_null(none);
+    /* delivered in order, oldest first */
+    for (size_t i = 0; i < 4; i++)
+        json_decref(wait_event(f, order[3 - i], "Sid", sids[i], 3000));
+    pthread_mutex_lock(&f->sink.mu);
+    size_t at = SIZE_MAX;
+    for (size_t i = 0; i < json_array_size(f->sink.events); i++) {
+        const char *sid =
+            json_string_value(json_object_get(json_array_get(f->sink.events, i), "Sid"));
+        if (sid && !strcmp(sid, sids[3]))
+            at = i;
+    }
+    assert_true(at + 3 < json_array_size(f->sink.events));
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(
+            json_string_value(json_object_get(json_array_get(f->sink.events, at + i), "Sid")),
+            sids[3 - i]);
+    pthread_mutex_unlock(&f->sink.mu);
+}
+
+/* Takes a data file back to before taskrouter step 10 (after ungroup_events). */
+#define UNDO_GROUPS                                                                                \
+    "DROP INDEX IF EXISTS tr_events_members_counted;"                                              \
+    "ALTER TABLE tr_events DROP COLUMN members;"                                                   \
+    "ALTER TABLE tr_events DROP COLUMN counted;"
+
+/* Stores every event in a row of its own with its whole parameter set, as a file from before
+ * taskrouter step 10 holds them (rows.h's groups); the delivery cursor keeps its place. The
+ * engine is open; UNDO_GROUPS then drops step 10's columns. */
+static void ungroup_events(fx_t *f)
+{
+    tr_event_t *rows = NULL;
+    size_t n = 0;
+    int64_t seq = 0, cursor_at = 0;
+    store_lock(f->store);
+    assert_int_equal(rows_all(f->e, &TR_EVENT_RAW_ROW, (void **)&rows, &n,
+                              TR_EVENT_SELECT "ORDER BY ev.seq", NULL),
+                     TASSA_OK);
+    int64_t cursor = db_int(f->store, -1, "SELECT seq FROM tr_event_cursor", NULL);
+    assert_int_equal(db_exec(f->store, "DELETE FROM tr_events", NULL), TASSA_OK);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < tr_event_count(&rows[i]); k++) {
+            tr_event_t ev = {0};
+            assert_true(tr_event_nth(&rows[i], k, &ev) && tr_event_row_merge(&ev));
+            assert_int_equal(
+                db_exec(f->store,
+                        "INSERT INTO tr_events (seq, sid, event_type, resource_type,"
+                        " resource_sid, description, date_ms, task_sid, worker_sid,"
+                        " reservation_sid, queue_sid, workflow_sid, wait_ms, params) VALUES"
+                        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(CAST(? AS INTEGER), -1), ?)",
+                        "isssssisssssis", ++seq, ev.sid, ev.event_type, ev.resource_type,
+                        ev.resource_sid, ev.description, ev.date_ms, ev.task_sid, ev.worker_sid,
+                        ev.reservation_sid, ev.queue_sid, ev.workflow_sid, ev.wait_ms, ev.params),
+                TASSA_OK);
+            rows_clear(&TR_EVENT_RAW_ROW, &ev);
+        }
+        if (rows[i].seq <= cursor)
+            cursor_at = seq;
+    }
+    assert_int_equal(db_exec(f->store, "UPDATE tr_event_cursor SET seq = ?", "i", cursor_at),
+                     TASSA_OK);
+    store_unlock(f->store);
+    rows_free(&TR_EVENT_RAW_ROW, rows, n);
+}
 
 /* ev_delta and tr_event_merge give back the very text of a parameter set whose keys were deleted,
  * added in the middle and at the end, changed, and reordered. */
@@ -1560,6 +1697,7 @@ static void test_event_params_migration(void **state)
     size_t n = event_scenario(f);
     char *before = events_text(f);
     errmsg_t em = {{0}};
+    ungroup_events(f);
     close_engine(f);
     f->store = store_open(f->path, &em);
     assert_non_null(f->store);
@@ -1585,7 +1723,7 @@ static void test_event_params_migration(void **state)
                                   "CREATE INDEX tr_events_task ON tr_events (task_sid);"
                                   "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
                                   "DROP TABLE tr_queue_activity_counts;"
-                                  "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR
+                                  "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR UNDO_GROUPS
                                   "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
                                   " version >= 4;",
                                   &em),
@@ -1648,12 +1786,13 @@ static void test_event_cursor_migration(void **state)
     for (int i = 0; i < 3000 && sql_int(f, UNDELIVERED_SQL); i++)
         usleep(1000);
     assert_int_equal(sql_int(f, UNDELIVERED_SQL), 0);
+    ungroup_events(f);
     close_engine(f);
     errmsg_t em = {{0}};
     f->store = store_open(f->path, &em);
     assert_non_null(f->store);
     assert_int_equal(store_schema(f->store,
-                                  UNDO_EVENT_CURSOR UNDO_BASE_ENDED
+                                  UNDO_EVENT_CURSOR UNDO_BASE_ENDED UNDO_GROUPS
                                   "UPDATE tr_events SET dispatched = 0 WHERE seq > (SELECT"
                                   " max(seq) - 3 FROM tr_events);"
                                   "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
@@ -1768,17 +1907,19 @@ static void test_queue_activity_counts(void **state)
     check_activity_counts(f);
     assert_int_equal(tr_worker_delete(f->e, w[3], &em), TASSA_OK);
     check_activity_counts(f);
+    ungroup_events(f);
     close_engine(f);
     f->store = store_open(f->path, &em);
     assert_non_null(f->store);
-    assert_int_equal(store_schema(f->store,
-                                  "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
-                                  "DROP TABLE tr_queue_activity_counts;"
-                                  "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR UNDO_BASE_ENDED
-                                  "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
-                                  " version >= 5;",
-                                  &em),
-                     TASSA_OK);
+    assert_int_equal(
+        store_schema(f->store,
+                     "ALTER TABLE tr_queue_members DROP COLUMN activity_sid;"
+                     "DROP TABLE tr_queue_activity_counts;"
+                     "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR UNDO_BASE_ENDED UNDO_GROUPS
+                     "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
+                     " version >= 5;",
+                     &em),
+        TASSA_OK);
     store_close(f->store);
     open_engine(f, true);
     check_activity_counts(f);
@@ -1807,10 +1948,12 @@ static void check_cumulative(fx_t *f, const char *q)
         int64_t from = now - windows[k] * 60000;
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
             store_lock(f->store);
+            /* a row's own event of the type, or one of its members (record.h's groups) */
             int64_t n = db_int(f->store, -1,
                                "SELECT count(*) FROM tr_events WHERE queue_sid = ? AND"
-                               " event_type = ? AND date_ms >= ?",
-                               "ssi", q, types[i][1], from);
+                               " (event_type = ? OR instr(members, ? || char(9)) > 0) AND"
+                               " date_ms >= ?",
+                               "sssi", q, types[i][1], types[i][1], from);
             store_unlock(f->store);
             assert_int_equal(json_integer_value(json_object_get(cum, types[i][0])), n);
         }
@@ -1865,15 +2008,17 @@ static void test_cumulative_counters(void **state)
     check_cumulative(f, q);
     tr_engine_advance_clock(f->e, 150 * 1000);
     check_cumulative(f, q);
+    ungroup_events(f);
     close_engine(f);
     f->store = store_open(f->path, &em);
     assert_non_null(f->store);
-    assert_int_equal(store_schema(f->store,
-                                  "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR UNDO_BASE_ENDED
-                                  "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
-                                  " version >= 6;",
-                                  &em),
-                     TASSA_OK);
+    assert_int_equal(
+        store_schema(f->store,
+                     "DROP TABLE tr_event_minutes;" UNDO_EVENT_CURSOR UNDO_BASE_ENDED UNDO_GROUPS
+                     "DELETE FROM schema_migrations WHERE module = 'taskrouter' AND"
+                     " version >= 6;",
+                     &em),
+        TASSA_OK);
     store_close(f->store);
     open_engine(f, false);
     check_cumulative(f, q);
@@ -1946,6 +2091,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rank_buckets_follow_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_waiting_in_queue_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_params_stored_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_creation_events_share_one_row, setup, teardown),
         cmocka_unit_test(test_event_delta_round_trip),
         cmocka_unit_test_setup_teardown(test_event_params_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_cursor_migration, setup, teardown),

@@ -64,6 +64,10 @@ struct tr_engine {
     int64_t again_base, again_now;
     uint64_t again_section;
     char again_task[SID_LEN + 1];
+    /* record.c, lock held, between ev_group_begin and ev_group_end: the group's first event,
+     * held back until the events that join its row are known (NULL: none held). */
+    bool group_open;
+    struct ev_held *group_held;
 };
 
 /* The notification channel on which every TaskRouter commit wakes the lease holder's threads

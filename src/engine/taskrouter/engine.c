@@ -193,6 +193,14 @@ static const migrate_step_t MIGRATIONS[] = {
      "DROP INDEX IF EXISTS tr_event_bases_first;"
      "DROP INDEX IF EXISTS tr_events_base;",
      "SELECT ended_ms FROM tr_event_bases LIMIT 0"},
+    /* 10: several events of one task in one row (record.h's ev_group_begin): members lists
+     * the events after the row's own, and counted names the member's type CumulativeStatistics
+     * counts, for which a row gets an entry in tr_events_members_counted. */
+    {"ALTER TABLE tr_events ADD COLUMN members TEXT;"
+     "ALTER TABLE tr_events ADD COLUMN counted TEXT;"
+     "CREATE INDEX IF NOT EXISTS tr_events_members_counted ON tr_events (queue_sid, counted,"
+     "  date_ms) WHERE counted IS NOT NULL;",
+     "SELECT counted FROM tr_events LIMIT 0"},
 };
 
 /* The activities of a new workspace: name, available. Offline is the default. */
@@ -344,12 +352,16 @@ static bool drain_events(tr_engine_t *e)
         }
         int64_t last = -1;
         for (size_t i = 0; i < n; i++) {
-            if (e->sink) {
-                params_t *p = NULL; /* the whole set, merged here, outside the store lock */
-                if (tr_event_row_merge(&rows[i]))
-                    p = to_params(rows[i].params ? rows[i].params : "{}");
+            for (size_t k = 0, count = tr_event_count(&rows[i]); e->sink && k < count; k++) {
+                /* each event of the row, merged here, outside the store lock */
+                tr_event_t ev = {0};
+                params_t *p = NULL;
+                if (tr_event_nth(&rows[i], k, &ev) && tr_event_row_merge(&ev))
+                    p = to_params(ev.params ? ev.params : "{}");
                 else
-                    log_error("event=tr_event_unreadable seq=%lld", (long long)rows[i].seq);
+                    log_error("event=tr_event_unreadable seq=%lld member=%zu",
+                              (long long)rows[i].seq, k);
+                rows_clear(&TR_EVENT_RAW_ROW, &ev);
                 if (p)
                     e->sink(e->sink_ctx, p);
                 params_free(p);

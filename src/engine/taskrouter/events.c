@@ -125,13 +125,6 @@ static bool event_pred(void *ctx, const void *row)
     return true;
 }
 
-/* Renders an event row (tr_list, tr_fetch). */
-static json_t *event_render(void *ctx, const void *row)
-{
-    elist_t *c = ctx;
-    return to_json(c->e, row, c->base);
-}
-
 tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
                         const char *base_url, json_t **items, bool *more, errmsg_t *em)
 {
@@ -141,6 +134,7 @@ tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, lon
     const char *start = params_get_nonempty(filter, "StartDate");
     const char *end = params_get_nonempty(filter, "EndDate");
     *items = NULL;
+    *more = false;
     tassa_err err = tr_read_long(filter, "Minutes", 1, 43200, &minutes, em);
     if (err)
         return err;
@@ -149,15 +143,67 @@ tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, lon
         return err_set(em, TASSA_EINVAL, "StartDate must be an ISO 8601 date");
     if (end && !parse_date(end, &to))
         return err_set(em, TASSA_EINVAL, "EndDate must be an ISO 8601 date");
-    return tr_list(e, &TR_EVENT_ROW, event_pred, event_render, &c, offset, limit, items, more,
-                   TR_EVENT_SELECT "WHERE date_ms >= ? AND date_ms <= ?"
-                                   " ORDER BY seq DESC",
-                   "ii", from, to);
+    json_t *list = json_array();
+    if (!list)
+        return TASSA_ENOMEM;
+    /* newest first: the rows by seq, and the events of a row (rows.h's groups) from its last */
+    store_lock(e->store);
+    store_stmt_t *st = db_query(e->store,
+                                TR_EVENT_SELECT "WHERE date_ms >= ? AND date_ms <= ?"
+                                                " ORDER BY seq DESC",
+                                "ii", from, to);
+    long seen = 0;
+    int rc = STORE_DONE;
+    while (st && !err && !*more && (rc = store_step(st)) == STORE_ROW) {
+        tr_event_t row = {0};
+        if (!rows_read(&TR_EVENT_RAW_ROW, st, &row))
+            err = TASSA_ENOMEM;
+        for (size_t k = err ? 0 : tr_event_count(&row); !err && !*more && k-- > 0;) {
+            tr_event_t ev = {0};
+            json_t *j = NULL;
+            if (!tr_event_nth(&row, k, &ev))
+                err = TASSA_ENOMEM;
+            else if (!event_pred(&c, &ev))
+                ;
+            else if (seen >= offset + limit)
+                *more = true;
+            else if (seen++ >= offset &&
+                     (!tr_event_row_merge(&ev) || !(j = to_json(e, &ev, base_url)) ||
+                      json_array_append_new(list, j)))
+                err = TASSA_ENOMEM;
+            rows_clear(&TR_EVENT_RAW_ROW, &ev);
+        }
+        rows_clear(&TR_EVENT_RAW_ROW, &row);
+    }
+    if (!err && (!st || (!*more && rc != STORE_DONE)))
+        err = TASSA_ESTORE;
+    store_release(e->store, st);
+    store_unlock(e->store);
+    if (err)
+        json_decref(list);
+    else
+        *items = list;
+    return err;
 }
 
 tassa_err tr_event_fetch(tr_engine_t *e, const char *sid, const char *base_url, json_t **out,
                          errmsg_t *em)
 {
-    return tr_fetch(e, &TR_EVENT_ROW, event_render, &(elist_t){e, base_url, NULL}, "Events", sid,
-                    out, em);
+    tr_event_t row = {0}, ev = {0};
+    char head[SID_LEN + 1];
+    size_t k = 0;
+    *out = NULL;
+    store_lock(e->store);
+    bool found = rows_load(e, &TR_EVENT_RAW_ROW, sid, &row);
+    if (!found && (k = tr_event_group_sid(sid, head))) /* a member of a group's row */
+        found = rows_load(e, &TR_EVENT_RAW_ROW, head, &row) && k < tr_event_count(&row);
+    tassa_err missing = found ? TASSA_OK : tr_missing_locked(e, em, "Events", sid);
+    tassa_err err = store_unlock(e->store);
+    if (!err && !missing) /* merged and rendered outside the lock */
+        if (!tr_event_nth(&row, k, &ev) || !tr_event_row_merge(&ev) ||
+            !(*out = to_json(e, &ev, base_url)))
+            err = TASSA_ENOMEM;
+    rows_clear(&TR_EVENT_RAW_ROW, &row);
+    rows_clear(&TR_EVENT_RAW_ROW, &ev);
+    return err ? err : missing; /* a lost connection explains an "absent" row */
 }

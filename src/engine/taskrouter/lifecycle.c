@@ -77,6 +77,7 @@ tassa_err tr_task_entered_events_locked(tr_engine_t *e, const char *sid, const t
     if (!tr_task_load(e, sid, &task)) /* as the events report it */
         return TASSA_ESTORE;
     tassa_err err = TASSA_OK;
+    ev_group_begin(e); /* one row for these events */
     if (c)
         err = ev_loaded_task_event(e, "workflow.entered", &task, NULL, now);
     if (!err)
@@ -85,6 +86,9 @@ tassa_err tr_task_entered_events_locked(tr_engine_t *e, const char *sid, const t
         err = ev_loaded_task_event(e, "task.created", &task, NULL, now);
     if (!err && c)
         err = target_matched(e, &task, c, filter, t, now);
+    tassa_err end = ev_group_end(e);
+    if (!err)
+        err = end;
     rows_clear(&TR_TASK_ROW, &task);
     return err;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/timefmt.h"
 
 void ev_set(json_t *ev, const char *key, const char *fmt, ...)
@@ -314,45 +315,138 @@ static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, i
     return id;
 }
 
-/* Writes event row r (description NULL when the default one; wait_ms -1 when none) with
- * params stored (the whole set, or a delta against base_id; -1 none), and counts it in its
- * queue's minute when CumulativeStatistics counts its type. */
-static tassa_err insert_row(tr_engine_t *e, const tr_event_t *r, const char *stored,
-                            int64_t base_id)
+/* Counts an event of type in queue_sid's minute of date_ms (with its wait, -1 none) when
+ * CumulativeStatistics counts that type. */
+static tassa_err count_minute(tr_engine_t *e, const char *queue_sid, const char *type,
+                              int64_t date_ms, int64_t wait_ms)
 {
-    tassa_err err = TASSA_OK;
-    if (r->queue_sid && ev_counted(r->event_type)) /* for CumulativeStatistics (stats.c) */
-        err = db_exec(e->store,
-                      "INSERT INTO tr_event_minutes (queue_sid, event_type, minute, n,"
-                      " wait_n, wait_sum, wait_min, wait_max) VALUES (?, ?, ?, 1,"
-                      " CASE WHEN ? >= 0 THEN 1 ELSE 0 END,"
-                      " CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE 0 END,"
-                      " NULLIF(CAST(? AS INTEGER), -1), NULLIF(CAST(? AS INTEGER), -1))"
-                      " ON CONFLICT (queue_sid, event_type, minute) DO UPDATE SET"
-                      " n = tr_event_minutes.n + 1,"
-                      " wait_n = tr_event_minutes.wait_n + excluded.wait_n,"
-                      " wait_sum = tr_event_minutes.wait_sum + excluded.wait_sum,"
-                      " wait_min = CASE WHEN excluded.wait_min IS NULL OR"
-                      " (tr_event_minutes.wait_min IS NOT NULL AND"
-                      " tr_event_minutes.wait_min <= excluded.wait_min)"
-                      " THEN tr_event_minutes.wait_min ELSE excluded.wait_min END,"
-                      " wait_max = CASE WHEN excluded.wait_max IS NULL OR"
-                      " (tr_event_minutes.wait_max IS NOT NULL AND"
-                      " tr_event_minutes.wait_max >= excluded.wait_max)"
-                      " THEN tr_event_minutes.wait_max ELSE excluded.wait_max END",
-                      "ssiiiiii", r->queue_sid, r->event_type, r->date_ms / 60000, r->wait_ms,
-                      r->wait_ms, r->wait_ms, r->wait_ms, r->wait_ms);
+    if (!queue_sid || !ev_counted(type)) /* for CumulativeStatistics (stats.c) */
+        return TASSA_OK;
+    return db_exec(e->store,
+                   "INSERT INTO tr_event_minutes (queue_sid, event_type, minute, n,"
+                   " wait_n, wait_sum, wait_min, wait_max) VALUES (?, ?, ?, 1,"
+                   " CASE WHEN ? >= 0 THEN 1 ELSE 0 END,"
+                   " CASE WHEN ? >= 0 THEN CAST(? AS INTEGER) ELSE 0 END,"
+                   " NULLIF(CAST(? AS INTEGER), -1), NULLIF(CAST(? AS INTEGER), -1))"
+                   " ON CONFLICT (queue_sid, event_type, minute) DO UPDATE SET"
+                   " n = tr_event_minutes.n + 1,"
+                   " wait_n = tr_event_minutes.wait_n + excluded.wait_n,"
+                   " wait_sum = tr_event_minutes.wait_sum + excluded.wait_sum,"
+                   " wait_min = CASE WHEN excluded.wait_min IS NULL OR"
+                   " (tr_event_minutes.wait_min IS NOT NULL AND"
+                   " tr_event_minutes.wait_min <= excluded.wait_min)"
+                   " THEN tr_event_minutes.wait_min ELSE excluded.wait_min END,"
+                   " wait_max = CASE WHEN excluded.wait_max IS NULL OR"
+                   " (tr_event_minutes.wait_max IS NOT NULL AND"
+                   " tr_event_minutes.wait_max >= excluded.wait_max)"
+                   " THEN tr_event_minutes.wait_max ELSE excluded.wait_max END",
+                   "ssiiiiii", queue_sid, type, date_ms / 60000, wait_ms, wait_ms, wait_ms, wait_ms,
+                   wait_ms);
+}
+
+/* A group's first event, held back by ev_emit until ev_group_end (or an event that does not
+ * join it) writes its row: its columns and stored params (all owned), and its members. */
+struct ev_held {
+    tr_event_t row; /* strings owned; row.members unused */
+    char *stored;   /* params, a delta against base_id */
+    int64_t base_id;
+    buf_t members;       /* "EventType\tdelta\n" per member */
+    size_t n;            /* members */
+    const char *counted; /* the member's type that CumulativeStatistics counts, or NULL */
+};
+
+static tassa_err flush_group(tr_engine_t *e);
+
+/* Writes event row r (description NULL when the default one; wait_ms -1 when none) with
+ * params stored (the whole set, or a delta against base_id; -1 none), members (NULL: none)
+ * and counted (the counted type of a member, or NULL), and counts r in its queue's minute.
+ * A held group's row goes first, so that rows stay in the order of their events. */
+static tassa_err insert_row(tr_engine_t *e, const tr_event_t *r, const char *stored,
+                            int64_t base_id, const char *members, const char *counted)
+{
+    tassa_err err = flush_group(e);
+    if (!err)
+        err = count_minute(e, r->queue_sid, r->event_type, r->date_ms, r->wait_ms);
     if (!err)
         err = db_exec(
             e->store,
             "INSERT INTO tr_events (sid, event_type, resource_type, resource_sid, description,"
             " date_ms, task_sid, worker_sid, reservation_sid, queue_sid, workflow_sid, wait_ms,"
-            " params, base_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " NULLIF(CAST(? AS INTEGER), -1), ?, NULLIF(CAST(? AS INTEGER), -1))",
-            "sssssisssssisi", r->sid, r->event_type, r->resource_type, r->resource_sid,
+            " params, base_id, members, counted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " NULLIF(CAST(? AS INTEGER), -1), ?, NULLIF(CAST(? AS INTEGER), -1), ?, ?)",
+            "sssssisssssisiss", r->sid, r->event_type, r->resource_type, r->resource_sid,
             r->description, r->date_ms, r->task_sid, r->worker_sid, r->reservation_sid,
-            r->queue_sid, r->workflow_sid, r->wait_ms, stored, base_id);
+            r->queue_sid, r->workflow_sid, r->wait_ms, stored, base_id, members, counted);
     return err;
+}
+
+/* Writes the held group's row, if any, and lets it go. */
+static tassa_err flush_group(tr_engine_t *e)
+{
+    struct ev_held *h = e->group_held;
+    if (!h)
+        return TASSA_OK;
+    e->group_held = NULL;
+    tassa_err err = h->members.failed ? TASSA_ENOMEM : TASSA_OK;
+    if (!err)
+        err = insert_row(e, &h->row, h->stored, h->base_id, h->n ? buf_str(&h->members) : NULL,
+                         h->counted);
+    rows_clear(&TR_EVENT_RAW_ROW, &h->row);
+    free(h->stored);
+    buf_free(&h->members);
+    free(h);
+    return err;
+}
+
+/* Holds event row r (its strings copied) and stored as a group's first event. False on OOM
+ * (nothing held). */
+static bool hold_group(tr_engine_t *e, const tr_event_t *r, const char *stored, int64_t base_id)
+{
+    struct ev_held *h = calloc(1, sizeof *h);
+    const char *const src[] = {r->sid,         r->event_type,  r->resource_type, r->resource_sid,
+                               r->description, r->task_sid,    r->worker_sid,    r->reservation_sid,
+                               r->queue_sid,   r->workflow_sid};
+    char **dst[] = {&h->row.sid,          &h->row.event_type,      &h->row.resource_type,
+                    &h->row.resource_sid, &h->row.description,     &h->row.task_sid,
+                    &h->row.worker_sid,   &h->row.reservation_sid, &h->row.queue_sid,
+                    &h->row.workflow_sid};
+    bool ok = h && (h->stored = strdup(stored));
+    for (size_t i = 0; ok && i < sizeof src / sizeof src[0]; i++)
+        ok = !src[i] || (*dst[i] = strdup(src[i]));
+    if (!h)
+        return false;
+    h->row.date_ms = r->date_ms;
+    h->row.wait_ms = r->wait_ms;
+    h->base_id = base_id;
+    if (!ok) {
+        rows_clear(&TR_EVENT_RAW_ROW, &h->row);
+        free(h->stored);
+        free(h);
+        return false;
+    }
+    e->group_held = h;
+    return true;
+}
+
+/* Whether an event of type (stored as delta against base_id, of the task and time of the
+ * last event) may join the held group's row: there is one, it has room, and the row would
+ * still count at most one event for CumulativeStatistics. */
+static bool can_join(const tr_engine_t *e, const char *type, int64_t base_id)
+{
+    const struct ev_held *h = e->group_held;
+    return h && h->base_id == base_id && h->n < TR_EVENT_MEMBERS_MAX &&
+           (!ev_counted(type) || (!h->counted && !ev_counted(h->row.event_type)));
+}
+
+void ev_group_begin(tr_engine_t *e)
+{
+    e->group_open = true;
+}
+
+tassa_err ev_group_end(tr_engine_t *e)
+{
+    e->group_open = false;
+    return flush_group(e);
 }
 
 /* In builds with assertions: that stored (a delta against base) merged with the columns of r
@@ -380,6 +474,14 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
     json_t *base = NULL;
     int64_t base_id = -1;
     const char *task_sid = param(ev, "TaskSid"), *desc = param(ev, "EventDescription");
+    const char *sid = param(ev, "Sid");
+    if (e->group_open && task_sid && sid && strlen(sid) == SID_LEN) {
+        /* a group's row: its members' SIDs are its own with another last digit */
+        char sid0[SID_LEN + 1];
+        memcpy(sid0, sid, sizeof sid0);
+        sid0[SID_LEN - 1] = '0';
+        json_object_set_new(ev, "Sid", json_string(sid0));
+    }
     tr_event_t cols = {.sid = (char *)param(ev, "Sid"),
                        .event_type = (char *)param(ev, "EventType"),
                        .resource_type = (char *)param(ev, "ResourceType"),
@@ -417,7 +519,13 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
     cols.queue_sid = (char *)param(ev, "TaskQueueSid");
     cols.workflow_sid = (char *)param(ev, "WorkflowSid");
     cols.wait_ms = wait_ms;
-    err = insert_row(e, &cols, stored, base_id);
+    if (e->group_open && base_id >= 0 && !cols.worker_sid && !cols.reservation_sid) {
+        err = flush_group(e); /* this event starts a group of its own */
+        if (!err && !hold_group(e, &cols, stored, base_id))
+            err = TASSA_ENOMEM;
+    } else {
+        err = insert_row(e, &cols, stored, base_id, NULL, NULL);
+    }
     if (!err && base_id >= 0) { /* what task_event_again repeats */
         free(e->again_text);
         e->again_text = stored;
@@ -433,20 +541,8 @@ out:
     return err;
 }
 
-/* The resource an event type reports on: Reservation, TaskQueue, Workflow or Task. */
-static const char *resource_of(const char *type)
-{
-    if (!strncmp(type, "reservation.", 12))
-        return "Reservation";
-    if (!strncmp(type, "task-queue.", 11))
-        return "TaskQueue";
-    if (!strncmp(type, "workflow.", 9))
-        return "Workflow";
-    return "Task";
-}
-
-/* The sid of the resource (of type rtype, resource_of) an event about task t and reservation r
- * reports on; borrowed, NULL when there is none. */
+/* The sid of the resource (of type rtype, tr_event_resource_type) an event about task t and
+ * reservation r reports on; borrowed, NULL when there is none. */
 static const char *resource_sid(const char *rtype, const tr_task_t *t, const tr_reservation_t *r)
 {
     if (!strcmp(rtype, "Reservation"))
@@ -465,7 +561,7 @@ static json_t *task_params(tr_engine_t *e, const char *type, const tr_task_t *t,
                            const tr_reservation_t *r, const tr_worker_t *w, const char *description,
                            const json_t *extras, int64_t now)
 {
-    const char *rtype = resource_of(type);
+    const char *rtype = tr_event_resource_type(type);
     json_t *ev = ev_new(e, type, rtype, resource_sid(rtype, t, r), description, now);
     ev_task(ev, t, now);
     ev_reservation(ev, r);
@@ -536,12 +632,19 @@ static tassa_err task_event_again(tr_engine_t *e, const char *type, const tr_tas
                                   const json_t *extras, int64_t now)
 {
     char sid[SID_LEN + 1], *own = NULL;
-    if (sid_new("EV", sid))
+    struct ev_held *h = e->group_open && can_join(e, type, e->again_base) ? e->group_held : NULL;
+    if (h && strlen(h->row.sid) == SID_LEN) { /* the SID tr_event_nth gives it */
+        memcpy(sid, h->row.sid, sizeof sid);
+        sid[SID_LEN - 1] = "0123456789abcdef"[h->n + 1];
+    } else if (h) {
+        h = NULL;
+    }
+    if (!h && sid_new("EV", sid))
         return TASSA_EINTERNAL;
     if (extras && json_object_size(extras) && !(own = json_dumps(extras, JSON_COMPACT)))
         return TASSA_ENOMEM;
     const char *stored = own ? own : e->again_text;
-    const char *rtype = resource_of(type);
+    const char *rtype = tr_event_resource_type(type);
     tr_event_t r = {.sid = sid,
                     .event_type = (char *)type,
                     .resource_type = (char *)rtype,
@@ -560,7 +663,17 @@ static tassa_err task_event_again(tr_engine_t *e, const char *type, const tr_tas
     free(full.description);
     json_decref(ev);
 #endif
-    tassa_err err = insert_row(e, &r, stored, e->again_base);
+    tassa_err err;
+    if (h) { /* a member of the held group's row: its type and delta, counted now */
+        buf_printf(&h->members, "%s\t%s\n", type, stored);
+        h->n++;
+        for (size_t i = 0; i < TR_COUNTED_N; i++)
+            if (!strcmp(TR_COUNTED[i].type, type))
+                h->counted = TR_COUNTED[i].type;
+        err = count_minute(e, t->queue_sid, type, now, -1);
+    } else {
+        err = insert_row(e, &r, stored, e->again_base, NULL, NULL);
+    }
     free(own);
     return err;
 }

@@ -72,6 +72,17 @@ tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, 
 tassa_err ev_loaded_task_event(tr_engine_t *e, const char *type, const tr_task_t *t,
                                const json_t *extras, int64_t now);
 
+/* Between ev_group_begin and ev_group_end, the events of one task that follow one another at
+ * one time are stored in one row (rows.h's groups): the first task event holds its row back,
+ * and each later one that ev_loaded_task_event repeats joins it as a member; any other event
+ * writes the held row first, so rows keep the order of their events. A row counts at most one
+ * event for CumulativeStatistics (tr_events.counted names a member's). A task's creation, its
+ * four events in one row, writes a quarter of the rows and index entries. ev_group_end writes
+ * the held row and returns its error; call it on every path after ev_group_begin, in the same
+ * critical section. */
+void ev_group_begin(tr_engine_t *e);
+tassa_err ev_group_end(tr_engine_t *e);
+
 /* Records an event about a worker, task queue or workflow (resource_type "Worker",
  * "TaskQueue" or "Workflow"; another adds only the common fields) with the resource's current
  * fields. */

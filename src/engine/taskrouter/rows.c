@@ -118,6 +118,7 @@ static const col_t EVENT_COLS[] = {
     T(tr_event_t, worker_sid),   T(tr_event_t, reservation_sid), T(tr_event_t, queue_sid),
     T(tr_event_t, workflow_sid), T(tr_event_t, params),          I(tr_event_t, seq),
     I(tr_event_t, date_ms),      I(tr_event_t, wait_ms),         T(tr_event_t, base),
+    T(tr_event_t, members),
 };
 
 /* The parameters that are columns of an event row, in no particular order. */
@@ -294,9 +295,90 @@ bool tr_event_row_merge(tr_event_t *r)
     return true;
 }
 
-static bool event_finish(void *row)
+const char *tr_event_resource_type(const char *type)
 {
-    return event_describe(row) && tr_event_row_merge(row);
+    if (!strncmp(type, "reservation.", 12))
+        return "Reservation";
+    if (!strncmp(type, "task-queue.", 11))
+        return "TaskQueue";
+    if (!strncmp(type, "workflow.", 9))
+        return "Workflow";
+    return "Task";
+}
+
+size_t tr_event_count(const tr_event_t *r)
+{
+    size_t n = 1;
+    for (const char *p = r->members; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        n++;
+    return n;
+}
+
+/* A copy of s (NULL stays NULL); *ok turns false on OOM. */
+static char *dup_or_null(const char *s, bool *ok)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *ok = false;
+    return d;
+}
+
+bool tr_event_nth(const tr_event_t *r, size_t k, tr_event_t *out)
+{
+    const char *line = k ? r->members : NULL, *tab = NULL;
+    for (size_t i = 1; line && i < k; i++) /* the member's line */
+        if ((line = strchr(line, '\n')))
+            line++;
+    if (k > TR_EVENT_MEMBERS_MAX || (k && (!line || !*line || !(tab = strchr(line, '\t')))))
+        return false;
+    bool ok = true;
+    *out = (tr_event_t){.seq = r->seq, .date_ms = r->date_ms, .wait_ms = k ? -1 : r->wait_ms};
+    out->sid = dup_or_null(r->sid, &ok);
+    out->task_sid = dup_or_null(r->task_sid, &ok);
+    out->worker_sid = dup_or_null(r->worker_sid, &ok);
+    out->reservation_sid = dup_or_null(r->reservation_sid, &ok);
+    out->queue_sid = dup_or_null(r->queue_sid, &ok);
+    out->workflow_sid = dup_or_null(r->workflow_sid, &ok);
+    out->base = dup_or_null(r->base, &ok);
+    if (!k) {
+        out->event_type = dup_or_null(r->event_type, &ok);
+        out->resource_type = dup_or_null(r->resource_type, &ok);
+        out->resource_sid = dup_or_null(r->resource_sid, &ok);
+        out->description = dup_or_null(r->description, &ok);
+        out->params = dup_or_null(r->params, &ok);
+    } else {
+        const char *end = strchr(tab, '\n');
+        out->event_type = ok ? strndup(line, (size_t)(tab - line)) : NULL;
+        out->params = ok ? strndup(tab + 1, end ? (size_t)(end - tab - 1) : strlen(tab + 1)) : NULL;
+        ok = ok && out->event_type && out->params;
+        const char *rtype = ok ? tr_event_resource_type(out->event_type) : "Task";
+        const char *rsid = !strcmp(rtype, "Reservation") ? r->reservation_sid
+                           : !strcmp(rtype, "TaskQueue") ? r->queue_sid
+                           : !strcmp(rtype, "Workflow")  ? r->workflow_sid
+                                                         : r->task_sid;
+        out->resource_type = dup_or_null(rtype, &ok);
+        out->resource_sid = dup_or_null(rsid, &ok);
+        if (out->sid && strlen(out->sid) == SID_LEN)
+            out->sid[SID_LEN - 1] = "0123456789abcdef"[k & 15];
+    }
+    if (!ok || !event_describe(out)) {
+        rows_clear(&TR_EVENT_RAW_ROW, out);
+        return false;
+    }
+    return true;
+}
+
+size_t tr_event_group_sid(const char *sid, char head[SID_LEN + 1])
+{
+    if (!sid || strlen(sid) != SID_LEN)
+        return 0;
+    const char *digits = "0123456789abcdef", *d = strchr(digits, sid[SID_LEN - 1]);
+    if (!d || !*d || d == digits)
+        return 0;
+    memcpy(head, sid, SID_LEN);
+    head[SID_LEN - 1] = '0';
+    head[SID_LEN] = '\0';
+    return (size_t)(d - digits);
 }
 
 const tr_rowtype_t TR_WORKSPACE_ROW =
@@ -312,9 +394,6 @@ const tr_rowtype_t TR_WORKFLOW_ROW =
 const tr_rowtype_t TR_TASK_ROW = ROWTYPE(TASK_COLS, tr_task_t, TR_TASK_SELECT "WHERE t.sid = ?");
 const tr_rowtype_t TR_RES_ROW =
     ROWTYPE(RES_COLS, tr_reservation_t, TR_RES_SELECT "WHERE r.sid = ?");
-const tr_rowtype_t TR_EVENT_ROW = {EVENT_COLS, sizeof EVENT_COLS / sizeof EVENT_COLS[0],
-                                   sizeof(tr_event_t), TR_EVENT_SELECT "WHERE ev.sid = ?",
-                                   event_finish};
 const tr_rowtype_t TR_EVENT_RAW_ROW = {EVENT_COLS, sizeof EVENT_COLS / sizeof EVENT_COLS[0],
                                        sizeof(tr_event_t), TR_EVENT_SELECT "WHERE ev.sid = ?",
                                        event_describe};
@@ -443,7 +522,6 @@ LOADER(tr_queue_load, tr_queue_t, TR_QUEUE_ROW)
 LOADER(tr_workflow_load, tr_workflow_t, TR_WORKFLOW_ROW)
 LOADER(tr_task_load, tr_task_t, TR_TASK_ROW)
 LOADER(tr_reservation_load, tr_reservation_t, TR_RES_ROW)
-LOADER(tr_event_load, tr_event_t, TR_EVENT_ROW)
 
 tassa_err tr_fetch(tr_engine_t *e, const tr_rowtype_t *type, tr_render_fn render, void *ctx,
                    const char *what, const char *sid, json_t **out, errmsg_t *em)

@@ -78,6 +78,7 @@ typedef struct {
     char *params;                  /* the whole parameter set (JSON object text) once read */
     int64_t seq, date_ms, wait_ms; /* wait_ms -1 when unset */
     char *base;                    /* the task's parameter set it was stored against, or NULL */
+    char *members; /* the events after this one in its row (record.c's groups), or NULL */
 } tr_event_t;
 
 /* The SELECT heads, in each struct's column order. */
@@ -121,7 +122,7 @@ typedef struct {
 #define TR_EVENT_SELECT                                                                            \
     "SELECT ev.sid, ev.event_type, ev.resource_type, ev.resource_sid, ev.description,"             \
     " ev.task_sid, ev.worker_sid, ev.reservation_sid, ev.queue_sid, ev.workflow_sid, ev.params,"   \
-    " ev.seq, ev.date_ms, ev.wait_ms, b.params FROM tr_events ev"                                  \
+    " ev.seq, ev.date_ms, ev.wait_ms, b.params, ev.members FROM tr_events ev"                      \
     " LEFT JOIN tr_event_bases b ON b.id = ev.base_id "
 
 /* Status lists as SQL IN lists (the waiting ones are base/task_order.h's TASK_WAITING_SQL):
@@ -148,14 +149,13 @@ bool tr_event_column_key(const char *k);
 char *tr_event_default_description(const char *rtype, const char *rsid, const char *type);
 /* The whole parameter set of the event row r (its columns) from base and delta (JSON texts,
  * record.h's ev_delta), as compact JSON text (malloc'd); NULL on OOM or unparsable text.
- * Reading an event row (TR_EVENT_ROW) merges this way and fills a NULL description with the
- * default one. Any thread. */
+ * tr_event_row_merge merges an event row this way. Any thread. */
 char *tr_event_merge(const char *base, const char *delta, const tr_event_t *r);
 
 /* A row type: how the rows of one SELECT head are read and freed (rows.c). */
 typedef struct tr_rowtype tr_rowtype_t;
 extern const tr_rowtype_t TR_WORKSPACE_ROW, TR_ACTIVITY_ROW, TR_WORKER_ROW, TR_QUEUE_ROW,
-    TR_WORKFLOW_ROW, TR_TASK_ROW, TR_RES_ROW, TR_EVENT_ROW;
+    TR_WORKFLOW_ROW, TR_TASK_ROW, TR_RES_ROW;
 /* Event rows read as stored: params may still be a delta against base (no JSON is parsed
  * while the store lock is held); tr_event_row_merge then gives the whole set, in any
  * thread. */
@@ -163,6 +163,23 @@ extern const tr_rowtype_t TR_EVENT_RAW_ROW;
 /* Replaces r's params with the whole parameter set when it is a delta against r->base, and
  * frees base. False on OOM or unparsable text. Any thread. */
 bool tr_event_row_merge(tr_event_t *r);
+
+/* One row of tr_events may hold several events of one task (record.c's groups, ev_group_begin):
+ * the row's own event, then its members, each a line "EventType\tdelta\n" in the members
+ * column. A member shares the row's columns but its type and resource (tr_event_resource) and
+ * its SID: the row's SID, which ends in 0, with its last digit the member's number (1-15).
+ *
+ * tr_event_count: how many events raw row r holds (1 + its members). tr_event_nth fills out
+ * (empty) with event k of raw row r (0: the row's own) as a raw row (TR_EVENT_RAW_ROW's form:
+ * params still a delta against base), its description filled; false on OOM or k out of range.
+ * tr_event_group_sid: the SID of the row that holds member sid (a copy with last digit 0,
+ * into head) and the member's number; 0 when sid cannot be a member's. Any thread. */
+#define TR_EVENT_MEMBERS_MAX 15
+size_t tr_event_count(const tr_event_t *r);
+bool tr_event_nth(const tr_event_t *r, size_t k, tr_event_t *out);
+size_t tr_event_group_sid(const char *sid, char head[SID_LEN + 1]);
+/* The resource type an event type reports on: Reservation, TaskQueue, Workflow or Task. */
+const char *tr_event_resource_type(const char *event_type);
 
 /* Reads the current row of st (a statement of type's SELECT head) into row, which must be
  * empty (zeroed or cleared). False on OOM (row left empty). */
@@ -196,7 +213,6 @@ bool tr_queue_load(tr_engine_t *e, const char *sid, tr_queue_t *out);
 bool tr_workflow_load(tr_engine_t *e, const char *sid, tr_workflow_t *out);
 bool tr_task_load(tr_engine_t *e, const char *sid, tr_task_t *out);
 bool tr_reservation_load(tr_engine_t *e, const char *sid, tr_reservation_t *out);
-bool tr_event_load(tr_engine_t *e, const char *sid, tr_event_t *out);
 
 /* Lists the rows of sql (a SELECT head of type and a tail, bound as db_query) that pred
  * accepts (NULL: all), skipping offset of them and rendering at most limit with render into

@@ -274,6 +274,13 @@ static ev_tally_t tally(tr_engine_t *e, const char *queue_sid, const char *type,
                   "ssii", queue_sid, type, from, whole * 60000);
     tally_add(&t, st);
     store_release(e->store, st);
+    /* and the events of that type that are members of a row (record.h's groups; no wait) */
+    st = db_query(e->store,
+                  "SELECT count(*), 0, 0, NULL, NULL FROM tr_events WHERE queue_sid = ? AND"
+                  " counted = ? AND date_ms >= ? AND date_ms < ? AND counted IS NOT NULL",
+                  "ssii", queue_sid, type, from, whole * 60000);
+    tally_add(&t, st);
+    store_release(e->store, st);
     return t;
 }
 
