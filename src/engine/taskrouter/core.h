@@ -68,6 +68,10 @@ struct tr_engine {
      * held back until the events that join its row are known (NULL: none held). */
     bool group_open;
     struct ev_held *group_held;
+    /* record.c, lock held: the task created in section new_section (ev_task_is_new), which has
+     * no parameter set stored yet. */
+    uint64_t new_section;
+    char new_task[SID_LEN + 1];
 };
 
 /* The notification channel on which every TaskRouter commit wakes the lease holder's threads

@@ -269,8 +269,11 @@ static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, i
         *base = *btext ? json_incref(e->base_json) : NULL;
         return *base ? e->base_id : -1;
     }
-    store_stmt_t *st = db_query(
-        e->store, "SELECT id, params FROM tr_event_bases WHERE task_sid = ?", "s", task_sid);
+    bool is_new = e->new_section == section && !strcmp(e->new_task, task_sid);
+    store_stmt_t *st =
+        is_new ? NULL /* nothing to find */
+               : db_query(e->store, "SELECT id, params FROM tr_event_bases WHERE task_sid = ?", "s",
+                          task_sid);
     if (st && store_step(st) == STORE_ROW && store_col_text(st, 1)) {
         id = store_col_int64(st, 0);
         *btext = strdup(store_col_text(st, 1));
@@ -436,6 +439,12 @@ static bool can_join(const tr_engine_t *e, const char *type, int64_t base_id)
     const struct ev_held *h = e->group_held;
     return h && h->base_id == base_id && h->n < TR_EVENT_MEMBERS_MAX &&
            (!ev_counted(type) || (!h->counted && !ev_counted(h->row.event_type)));
+}
+
+void ev_task_is_new(tr_engine_t *e, const char *task_sid)
+{
+    snprintf(e->new_task, sizeof e->new_task, "%s", task_sid);
+    e->new_section = store_section(e->store);
 }
 
 void ev_group_begin(tr_engine_t *e)

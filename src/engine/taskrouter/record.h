@@ -72,6 +72,10 @@ tassa_err ev_task_event(tr_engine_t *e, const char *type, const char *task_sid, 
 tassa_err ev_loaded_task_event(tr_engine_t *e, const char *type, const tr_task_t *t,
                                const json_t *extras, int64_t now);
 
+/* Tells the events of this critical section that task_sid was just created: its first event
+ * stores its parameter set without looking for one. */
+void ev_task_is_new(tr_engine_t *e, const char *task_sid);
+
 /* Between ev_group_begin and ev_group_end, the events of one task that follow one another at
  * one time are stored in one row (rows.h's groups): the first task event holds its row back,
  * and each later one that ev_loaded_task_event repeats joins it as a member; any other event

@@ -164,8 +164,10 @@ tassa_err tr_task_create(tr_engine_t *e, const params_t *p, const char *base_url
         err = tr_count_add_locked(e, "tasks", 1);
     if (!err)
         err = tr_tally_locked(e, t ? t->queue : queue, "pending", prio, now, 1);
-    if (!err)
+    if (!err) {
+        ev_task_is_new(e, sid);
         err = tr_task_entered_events_locked(e, sid, c, filter, t, true, now);
+    }
     tr_wfconf_free(c);
     if (!err)
         err = tr_match_locked(e, now);
