@@ -263,8 +263,10 @@ static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, i
     *btext = NULL;
     *fresh = false;
     uint64_t section = store_section(e->store);
-    if (e->base_section == section && e->base_text && !strcmp(e->base_task, task_sid)) {
-        /* stored or read earlier in this section: a base never changes once stored */
+    if (e->base_section == section && e->base_text && !strcmp(e->base_task, task_sid) &&
+        e->base_id > 0) {
+        /* stored or read earlier in this section: a base never changes once stored (a row's
+         * own, base_id 0, serves only that row and its members) */
         *btext = strdup(e->base_text);
         *base = *btext ? json_incref(e->base_json) : NULL;
         return *base ? e->base_id : -1;
@@ -508,8 +510,23 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
      * text back exactly: the ev_* builders set only strings under non-empty keys); anything
      * else stores the whole set. Builds with assertions check the round trip. */
     bool fresh;
-    if (task_sid &&
-        (base_id = base_of(e, task_sid, ev, cols.date_ms, &base, &btext, &fresh)) >= 0) {
+    uint64_t section = store_section(e->store);
+    if (task_sid && e->group_open && e->new_section == section && !strcmp(e->new_task, task_sid)) {
+        /* A new task's first row holds its parameter set itself (base_id 0): the task gets a
+         * row in tr_event_bases only with its first event after this section. */
+        json_t *set = base_set(ev);
+        stored = set ? json_dumps(set, JSON_COMPACT) : NULL;
+        if (stored) {
+            base_id = 0;
+            remember_base(e, stored, set);
+            snprintf(e->base_task, sizeof e->base_task, "%s", task_sid);
+            e->base_id = 0;
+            e->base_section = section;
+            check_round_trip(stored, "{}", &cols, ev);
+        }
+        json_decref(set);
+    } else if (task_sid &&
+               (base_id = base_of(e, task_sid, ev, cols.date_ms, &base, &btext, &fresh)) >= 0) {
         /* a base just made of this event differs from it in the columns only */
         json_t *d = fresh ? json_object() : ev_delta(base, ev);
         stored = d ? json_dumps(d, JSON_COMPACT) : NULL;
@@ -537,9 +554,10 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
     }
     if (!err && base_id >= 0) { /* what task_event_again repeats */
         free(e->again_text);
-        e->again_text = stored;
+        e->again_text = base_id ? stored : strdup("{}"); /* a row's own set: the same */
         e->again_base = base_id;
-        stored = NULL;
+        if (base_id)
+            stored = NULL;
     }
 out:
     free(stored);
@@ -648,6 +666,8 @@ static tassa_err task_event_again(tr_engine_t *e, const char *type, const tr_tas
     } else if (h) {
         h = NULL;
     }
+    if (!h && e->again_base <= 0) /* the set is a row's own: build this one whole */
+        return ev_emit(e, task_params(e, type, t, NULL, NULL, NULL, extras, now), -1);
     if (!h && sid_new("EV", sid))
         return TASSA_EINTERNAL;
     if (extras && json_object_size(extras) && !(own = json_dumps(extras, JSON_COMPACT)))

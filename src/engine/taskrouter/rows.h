@@ -118,11 +118,14 @@ typedef struct {
     " r.date_created, r.date_updated FROM tr_reservations r"                                       \
     " LEFT JOIN tr_workers w ON w.sid = r.worker_sid "
 /* An event's params are its whole parameter set (base_id NULL), or what differs from its
- * task's parameter set in tr_event_bases (record.c); reading the row merges them. */
+ * task's parameter set in tr_event_bases (record.c); reading the row merges them. A row with
+ * base_id 0 holds the set itself (a new task's first row): it reads as an empty delta against
+ * its params, and so do its members' deltas. */
 #define TR_EVENT_SELECT                                                                            \
     "SELECT ev.sid, ev.event_type, ev.resource_type, ev.resource_sid, ev.description,"             \
-    " ev.task_sid, ev.worker_sid, ev.reservation_sid, ev.queue_sid, ev.workflow_sid, ev.params,"   \
-    " ev.seq, ev.date_ms, ev.wait_ms, b.params, ev.members FROM tr_events ev"                      \
+    " ev.task_sid, ev.worker_sid, ev.reservation_sid, ev.queue_sid, ev.workflow_sid,"              \
+    " CASE WHEN ev.base_id = 0 THEN '{}' ELSE ev.params END, ev.seq, ev.date_ms, ev.wait_ms,"      \
+    " CASE WHEN ev.base_id = 0 THEN ev.params ELSE b.params END, ev.members FROM tr_events ev"     \
     " LEFT JOIN tr_event_bases b ON b.id = ev.base_id "
 
 /* Status lists as SQL IN lists (the waiting ones are base/task_order.h's TASK_WAITING_SQL):
