@@ -408,6 +408,8 @@ static tassa_err flush_group(tr_engine_t *e)
 static bool hold_group(tr_engine_t *e, const tr_event_t *r, const char *stored, int64_t base_id)
 {
     struct ev_held *h = calloc(1, sizeof *h);
+    if (!h)
+        return false;
     const char *const src[] = {r->sid,         r->event_type,  r->resource_type, r->resource_sid,
                                r->description, r->task_sid,    r->worker_sid,    r->reservation_sid,
                                r->queue_sid,   r->workflow_sid};
@@ -415,11 +417,9 @@ static bool hold_group(tr_engine_t *e, const tr_event_t *r, const char *stored, 
                     &h->row.resource_sid, &h->row.description,     &h->row.task_sid,
                     &h->row.worker_sid,   &h->row.reservation_sid, &h->row.queue_sid,
                     &h->row.workflow_sid};
-    bool ok = h && (h->stored = strdup(stored));
+    bool ok = (h->stored = strdup(stored)) != NULL;
     for (size_t i = 0; ok && i < sizeof src / sizeof src[0]; i++)
         ok = !src[i] || (*dst[i] = strdup(src[i]));
-    if (!h)
-        return false;
     h->row.date_ms = r->date_ms;
     h->row.wait_ms = r->wait_ms;
     h->base_id = base_id;
@@ -653,8 +653,9 @@ static bool can_repeat(const tr_engine_t *e, const tr_task_t *t, const json_t *e
 /* Records event type about t as the last event (of the same task, built from the same row at
  * the same time) was stored, plus extras: its parameters differ from that one's only in the
  * columns and the extra keys at the end, so the row repeats that one's delta (with the extras)
- * against the same base, and the set is neither built nor compared. Builds with assertions
- * check that the full path would have given the very same set. */
+ * against the same base, and the set is neither built nor compared; between ev_group_begin
+ * and ev_group_end it joins the held row as a member instead (record.h). Builds with
+ * assertions check that the full path would have given the very same set. */
 static tassa_err task_event_again(tr_engine_t *e, const char *type, const tr_task_t *t,
                                   const json_t *extras, int64_t now)
 {
