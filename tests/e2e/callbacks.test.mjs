@@ -90,6 +90,13 @@ describe('EventCallbackUrl', () => {
     const types = listed.map((e) => e.eventType);
     for (const t of ['task.created', 'reservation.created', 'reservation.accepted', 'task.completed'])
       assert.ok(types.includes(t), `the Events API lists ${t}: ${types.join(',')}`);
+    // Each is found by its Sid, as listed (a creation's four events share one stored row).
+    for (const e of listed) {
+      const got = await ws.events(e.sid).fetch();
+      assert.equal(got.eventType, e.eventType);
+      assert.equal(got.resourceSid, e.resourceSid);
+      assert.deepEqual(got.eventData, e.eventData);
+    }
     // All of them reach the receiver (the outbox may still be at work).
     await eventually(() => listed.every((e) => delivered(e.sid).length > 0), { timeout: 8000 })
       .catch(() => assert.fail(`missing: ${listed.filter((e) => !delivered(e.sid).length).map((e) => e.eventType)}`));
