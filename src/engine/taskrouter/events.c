@@ -84,12 +84,6 @@ static json_t *to_json(tr_engine_t *e, const tr_event_t *r, const char *base)
     return j;
 }
 
-typedef struct {
-    tr_engine_t *e;
-    const char *base;
-    const params_t *f;
-} elist_t;
-
 /* Parses an ISO 8601 date ("2024-01-02T03:04:05Z" or a date alone) into ms. */
 static bool parse_date(const char *v, int64_t *ms)
 {
@@ -104,10 +98,8 @@ static bool parse_date(const char *v, int64_t *ms)
 }
 
 /* The events list filters, each the parameter and the field of the row it must equal. */
-static bool event_pred(void *ctx, const void *row)
+static bool event_pred(const params_t *f, const tr_event_t *r)
 {
-    const tr_event_t *r = row;
-    elist_t *c = ctx;
     const struct {
         const char *param, *have;
     } F[] = {{"EventType", r->event_type},
@@ -118,7 +110,7 @@ static bool event_pred(void *ctx, const void *row)
              {"WorkflowSid", r->workflow_sid},
              {"Sid", r->sid}};
     for (size_t i = 0; i < sizeof F / sizeof F[0]; i++) {
-        const char *v = params_get(c->f, F[i].param);
+        const char *v = params_get(f, F[i].param);
         if (v && (!F[i].have || strcmp(v, F[i].have)))
             return false;
     }
@@ -128,7 +120,6 @@ static bool event_pred(void *ctx, const void *row)
 tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, long limit,
                         const char *base_url, json_t **items, bool *more, errmsg_t *em)
 {
-    elist_t c = {e, base_url, filter};
     long minutes = 15;
     int64_t now = tr_now_ms(e), from, to = INT64_MAX;
     const char *start = params_get_nonempty(filter, "StartDate");
@@ -163,7 +154,7 @@ tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, lon
             json_t *j = NULL;
             if (!tr_event_nth(&row, k, &ev))
                 err = TASSA_ENOMEM;
-            else if (!event_pred(&c, &ev))
+            else if (!event_pred(filter, &ev))
                 ;
             else if (seen >= offset + limit)
                 *more = true;

@@ -252,6 +252,14 @@ static void remember_base(tr_engine_t *e, const char *text, json_t *base)
     e->base_json = json_incref(base);
 }
 
+/* Keeps the remembered base (e->base_text) as task_sid's, id id, for this critical section. */
+static void base_for_section(tr_engine_t *e, const char *task_sid, int64_t id)
+{
+    snprintf(e->base_task, sizeof e->base_task, "%s", task_sid);
+    e->base_id = id;
+    e->base_section = store_section(e->store);
+}
+
 /* The id of the task's parameter set in tr_event_bases, stored from ev (this event) when it
  * has none yet; its text in *btext (malloc'd) and parsed in *base (new reference). -1 on
  * failure (both NULL). */
@@ -312,11 +320,8 @@ static int64_t base_of(tr_engine_t *e, const char *task_sid, const json_t *ev, i
         *btext = NULL;
         id = -1;
     }
-    if (id >= 0 && e->base_text && !strcmp(e->base_text, *btext)) { /* remembered above */
-        snprintf(e->base_task, sizeof e->base_task, "%s", task_sid);
-        e->base_id = id;
-        e->base_section = section;
-    }
+    if (id >= 0 && e->base_text && !strcmp(e->base_text, *btext)) /* remembered above */
+        base_for_section(e, task_sid, id);
     return id;
 }
 
@@ -490,7 +495,7 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
         /* a group's row: its members' SIDs are its own with another last digit */
         char sid0[SID_LEN + 1];
         memcpy(sid0, sid, sizeof sid0);
-        sid0[SID_LEN - 1] = '0';
+        tr_event_member_sid(sid0, 0);
         json_object_set_new(ev, "Sid", json_string(sid0));
     }
     tr_event_t cols = {.sid = (char *)param(ev, "Sid"),
@@ -519,9 +524,7 @@ tassa_err ev_emit(tr_engine_t *e, json_t *ev, int64_t wait_ms)
         if (stored) {
             base_id = 0;
             remember_base(e, stored, set);
-            snprintf(e->base_task, sizeof e->base_task, "%s", task_sid);
-            e->base_id = 0;
-            e->base_section = section;
+            base_for_section(e, task_sid, 0);
             check_round_trip(stored, "{}", &cols, ev);
         }
         json_decref(set);
@@ -572,13 +575,7 @@ out:
  * reservation r reports on; borrowed, NULL when there is none. */
 static const char *resource_sid(const char *rtype, const tr_task_t *t, const tr_reservation_t *r)
 {
-    if (!strcmp(rtype, "Reservation"))
-        return r ? r->sid : NULL;
-    if (!strcmp(rtype, "TaskQueue"))
-        return t->queue_sid;
-    if (!strcmp(rtype, "Workflow"))
-        return t->workflow_sid;
-    return t->sid;
+    return tr_event_resource_sid(rtype, t->sid, t->queue_sid, t->workflow_sid, r ? r->sid : NULL);
 }
 
 /* The parameter set of event type about task t, with reservation r and its worker w when set,
@@ -663,7 +660,7 @@ static tassa_err task_event_again(tr_engine_t *e, const char *type, const tr_tas
     struct ev_held *h = e->group_open && can_join(e, type, e->again_base) ? e->group_held : NULL;
     if (h && strlen(h->row.sid) == SID_LEN) { /* the SID tr_event_nth gives it */
         memcpy(sid, h->row.sid, sizeof sid);
-        sid[SID_LEN - 1] = "0123456789abcdef"[h->n + 1];
+        tr_event_member_sid(sid, h->n + 1);
     } else if (h) {
         h = NULL;
     }

@@ -306,6 +306,26 @@ const char *tr_event_resource_type(const char *type)
     return "Task";
 }
 
+const char *tr_event_resource_sid(const char *rtype, const char *task_sid, const char *queue_sid,
+                                  const char *workflow_sid, const char *reservation_sid)
+{
+    if (!strcmp(rtype, "Reservation"))
+        return reservation_sid;
+    if (!strcmp(rtype, "TaskQueue"))
+        return queue_sid;
+    if (!strcmp(rtype, "Workflow"))
+        return workflow_sid;
+    return task_sid;
+}
+
+/* A member's number as the last digit of its SID. */
+static const char MEMBER_DIGITS[] = "0123456789abcdef";
+
+void tr_event_member_sid(char sid[SID_LEN + 1], size_t k)
+{
+    sid[SID_LEN - 1] = MEMBER_DIGITS[k & 15];
+}
+
 size_t tr_event_count(const tr_event_t *r)
 {
     size_t n = 1;
@@ -352,14 +372,12 @@ bool tr_event_nth(const tr_event_t *r, size_t k, tr_event_t *out)
         out->params = ok ? strndup(tab + 1, end ? (size_t)(end - tab - 1) : strlen(tab + 1)) : NULL;
         ok = ok && out->event_type && out->params;
         const char *rtype = ok ? tr_event_resource_type(out->event_type) : "Task";
-        const char *rsid = !strcmp(rtype, "Reservation") ? r->reservation_sid
-                           : !strcmp(rtype, "TaskQueue") ? r->queue_sid
-                           : !strcmp(rtype, "Workflow")  ? r->workflow_sid
-                                                         : r->task_sid;
         out->resource_type = dup_or_null(rtype, &ok);
-        out->resource_sid = dup_or_null(rsid, &ok);
+        out->resource_sid = dup_or_null(tr_event_resource_sid(rtype, r->task_sid, r->queue_sid,
+                                                              r->workflow_sid, r->reservation_sid),
+                                        &ok);
         if (out->sid && strlen(out->sid) == SID_LEN)
-            out->sid[SID_LEN - 1] = "0123456789abcdef"[k & 15];
+            tr_event_member_sid(out->sid, k);
     }
     if (!ok || !event_describe(out)) {
         rows_clear(&TR_EVENT_RAW_ROW, out);
@@ -372,13 +390,13 @@ size_t tr_event_group_sid(const char *sid, char head[SID_LEN + 1])
 {
     if (!sid || strlen(sid) != SID_LEN)
         return 0;
-    const char *digits = "0123456789abcdef", *d = strchr(digits, sid[SID_LEN - 1]);
-    if (!d || !*d || d == digits)
+    const char *d = strchr(MEMBER_DIGITS, sid[SID_LEN - 1]);
+    if (!d || !*d || d == MEMBER_DIGITS)
         return 0;
     memcpy(head, sid, SID_LEN);
     head[SID_LEN - 1] = '0';
     head[SID_LEN] = '\0';
-    return (size_t)(d - digits);
+    return (size_t)(d - MEMBER_DIGITS);
 }
 
 const tr_rowtype_t TR_WORKSPACE_ROW =

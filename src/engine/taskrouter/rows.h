@@ -181,8 +181,14 @@ bool tr_event_row_merge(tr_event_t *r);
 size_t tr_event_count(const tr_event_t *r);
 bool tr_event_nth(const tr_event_t *r, size_t k, tr_event_t *out);
 size_t tr_event_group_sid(const char *sid, char head[SID_LEN + 1]);
+/* Sets the last digit of sid (SID_LEN long) to that of event k of its row (0: the row's own). */
+void tr_event_member_sid(char sid[SID_LEN + 1], size_t k);
 /* The resource type an event type reports on: Reservation, TaskQueue, Workflow or Task. */
 const char *tr_event_resource_type(const char *event_type);
+/* The sid of the resource of type rtype (tr_event_resource_type) among an event's task, queue,
+ * workflow and reservation sids (borrowed; any may be NULL). */
+const char *tr_event_resource_sid(const char *rtype, const char *task_sid, const char *queue_sid,
+                                  const char *workflow_sid, const char *reservation_sid);
 
 /* Reads the current row of st (a statement of type's SELECT head) into row, which must be
  * empty (zeroed or cleared). False on OOM (row left empty). */
