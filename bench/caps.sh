@@ -25,6 +25,23 @@ fill_to() { # creates tasks until $1 wait
   local n=$(($1 - $(waiting)))
   if [ "$n" -gt 0 ]; then $LOAD create "http://$TR/Tasks" "$A" "$n" 20 "$TASK_BODY" >/dev/null; fi
 }
+# create_workers N CONC: creates N workers (Offline, attributes {"n": i}) over CONC connections
+# with wrk and bench/create.lua, timed from wrk's start to its last answer (Node's fetch, the
+# client before, took a whole core of the two and was the limit); prints n= seconds= rps=
+# failed=, and fails unless all N were created.
+create_workers() {
+  local t0 t1 out
+  t0=$(date +%s.%N)
+  out=$(wrk -t1 -c"$2" -d${CREATE_BOUND:-300s} -s bench/create.lua "http://127.0.0.1:$PORT/v1/Workspaces/$WORKSPACE_SID/Workers" \
+    -- "$1" "Basic $(printf '%s' "$A" | base64 -w0)" 'FriendlyName=w{i}&Attributes=%7B%22n%22%3A{i}%7D')
+  t1=$(date +%s.%N)
+  local created failed
+  created=$(echo "$out" | sed -n 's/^created=\([0-9]*\) failed=.*/\1/p')
+  failed=$(echo "$out" | sed -n 's/^created=[0-9]* failed=\([0-9]*\)/\1/p')
+  awk -v n="${created:-0}" -v f="${failed:-1}" -v s="$(awk "BEGIN {print $t1 - $t0}")" \
+    'BEGIN {printf "n=%d seconds=%.2f rps=%.0f failed=%d\n", n, s, n / s, f}'
+  [ "${created:-0}" -eq "$1" ] && [ "${failed:-1}" -eq 0 ]
+}
 wrk_rps() { wrk -t2 -c50 -d"$DUR" "$@" | awk '/Requests\/sec/ {print $2}'; }
 position() { # latency of get-queue-position for a probe task at the end of the queue
   # the probe has the queue's priority and is the newest: every waiting task is ahead of it
@@ -63,7 +80,7 @@ echo "bench name=queue_position waiting=$(waiting) $pos_small"
 rps0=$(wrk_rps -s "$DIR/task.lua" "http://127.0.0.1:$PORT/v1/Workspaces/$WORKSPACE_SID/Tasks")
 echo "bench name=task_create workers=0 conns=50 rps=$rps0 waiting_after=$(waiting)"
 settle task_create_workers_0
-wk=$($LOAD create "http://$TR/Workers" "$A" "$WORKERS" 20 'FriendlyName=w{i}&Attributes=%7B%22n%22%3A{i}%7D')
+wk=$(create_workers "$WORKERS" 20) || { echo "worker creation failed: $wk" >&2; exit 1; }
 echo "bench name=worker_create conns=20 $wk"
 settle worker_create
 rps1=$(wrk_rps -s "$DIR/task.lua" "http://127.0.0.1:$PORT/v1/Workspaces/$WORKSPACE_SID/Tasks")

@@ -99,6 +99,11 @@ typedef struct {
     /* The newest waiting task whose `topic` attribute is topic. TASSA_ENOTFOUND if none. */
     tassa_err (*waiting_task_by_topic)(backend_t *b, const char *topic, json_t **task,
                                        errmsg_t *em);
+    /* The workers whose activity's name is one of names (n of them, compared
+     * case-insensitively): the first `limit` in workers_list's order as an array of worker
+     * resources, and how many there are in *total. */
+    tassa_err (*workers_in_activities)(backend_t *b, const char *const *names, size_t n, long limit,
+                                       json_t **workers, long *total, errmsg_t *em);
     /* A waiting task's 1-based place in its queue and the queue's size. TASSA_ENOTFOUND when
      * the task does not wait. A back end with it has waiting_task_by_topic too. */
     tassa_err (*task_position)(backend_t *b, const char *task_sid, long *position, long *size,

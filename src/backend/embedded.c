@@ -223,6 +223,19 @@ static tassa_err task_position(backend_t *b, const char *sid, long *position, lo
     return tr_result(tr_task_position(tr, sid, position, size), sid, em);
 }
 
+static tassa_err workers_in_activities(backend_t *b, const char *const *names, size_t n, long limit,
+                                       json_t **workers, long *total, errmsg_t *em)
+{
+    tr_engine_t *tr = engine(b, em);
+    *workers = NULL;
+    *total = 0;
+    if (!tr)
+        return TASSA_EUNAVAIL;
+    return tr_result(
+        tr_workers_in_activities_json(tr, names, n, limit, impl(b)->base_url, workers, total),
+        "Workers", em);
+}
+
 static void destroy(backend_t *b)
 {
     free(b->impl);
@@ -245,6 +258,7 @@ static const backend_ops_t OPS = {
     .waiting_tasks = waiting_tasks,
     .waiting_task_by_topic = waiting_task_by_topic,
     .task_position = task_position,
+    .workers_in_activities = workers_in_activities,
     .destroy = destroy,
 };
 

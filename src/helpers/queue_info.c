@@ -30,10 +30,16 @@ struct queue_info {
     bool dirty, stopping;
 };
 
+/* The activities of a teller (compared case-insensitively). */
+static const char *const TELLER_ACTIVITIES[] = {"available", "in-call", "post-call"};
+#define TELLER_ACTIVITIES_N (sizeof TELLER_ACTIVITIES / sizeof TELLER_ACTIVITIES[0])
+
 static bool is_teller_activity(const char *a)
 {
-    return a && (!strcasecmp(a, "available") || !strcasecmp(a, "in-call") ||
-                 !strcasecmp(a, "post-call"));
+    for (size_t i = 0; a && i < TELLER_ACTIVITIES_N; i++)
+        if (!strcasecmp(a, TELLER_ACTIVITIES[i]))
+            return true;
+    return false;
 }
 
 /* The `topic` attribute of a task resource, or NULL. */
@@ -47,9 +53,10 @@ static json_t *topic_of(const json_t *task)
     return topic;
 }
 
-/* Fills the document's lists with at most n entries each; total is the whole count. */
-static json_t *compose(const json_t *first, json_int_t total, json_t *tellers, size_t n,
-                       json_t *by_queue, const char *now)
+/* Fills the document's lists with at most n entries each; total and tellers_total are the
+ * whole counts. */
+static json_t *compose(const json_t *first, json_int_t total, json_t *tellers,
+                       json_int_t tellers_total, size_t n, json_t *by_queue, const char *now)
 {
     json_t *pending = json_array();
     for (size_t i = 0; pending && i < json_array_size(first) && i < n; i++) {
@@ -66,8 +73,8 @@ static json_t *compose(const json_t *first, json_int_t total, json_t *tellers, s
     for (size_t i = 0; tl && i < json_array_size(tellers) && i < n; i++)
         json_array_append(tl, json_array_get(tellers, i));
     return json_pack("{s:o, s:o, s:I, s:i, s:O, s:s}", "pendingTasks", pending, "eligibleTellers",
-                     tl, "pendingCount", total, "tellerCount", (json_int_t)json_array_size(tellers),
-                     "byQueue", by_queue, "lastUpdated", now);
+                     tl, "pendingCount", total, "tellerCount", tellers_total, "byQueue", by_queue,
+                     "lastUpdated", now);
 }
 
 /* The waiting tasks the slow way, from the whole list (a back end without aggregates, such
@@ -121,36 +128,59 @@ out:
     return err;
 }
 
+/* The tellers as the document lists them ({"sid", "name", "activity"}), the first limit of
+ * them in *tellers (a new array), and how many there are in *total: by the back end's
+ * workers_in_activities when it has it, else from the whole list of workers. */
+static tassa_err tellers_of(backend_t *b, long limit, json_t **tellers, json_int_t *total,
+                            errmsg_t *em)
+{
+    json_t *workers = NULL, *w;
+    long n = 0;
+    *total = 0;
+    tassa_err err = b->ops->workers_in_activities
+                        ? b->ops->workers_in_activities(b, TELLER_ACTIVITIES, TELLER_ACTIVITIES_N,
+                                                        limit, &workers, &n, em)
+                        : b->ops->workers_list(b, &workers, em);
+    *tellers = err ? NULL : json_array();
+    if (!err && !*tellers)
+        err = err_set(em, TASSA_ENOMEM, "out of memory");
+    size_t i;
+    json_array_foreach(err ? NULL : workers, i, w)
+    {
+        const char *activity = json_string_value(json_object_get(w, "activity_name"));
+        if (!is_teller_activity(activity))
+            continue;
+        if (!b->ops->workers_in_activities)
+            n++;
+        if (json_array_size(*tellers) < (size_t)limit)
+            json_array_append_new(
+                *tellers, json_pack("{s:O, s:O, s:s}", "sid", json_object_get(w, "sid"), "name",
+                                    json_object_get(w, "friendly_name"), "activity", activity));
+    }
+    json_decref(workers);
+    *total = n;
+    return err;
+}
+
 tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t *em)
 {
-    json_t *first = NULL, *summary = NULL, *workers = NULL, *tellers = json_array();
+    json_t *first = NULL, *summary = NULL, *tellers = NULL;
+    json_int_t tellers_total = 0;
     *doc = NULL;
     tassa_err err = b->ops->waiting_tasks
                         ? b->ops->waiting_tasks(b, max_entries, &first, &summary, em)
                         : waiting_from_list(b, max_entries, &first, &summary, em);
     if (!err)
-        err = b->ops->workers_list(b, &workers, em);
-    if (!err && !tellers)
-        err = err_set(em, TASSA_ENOMEM, "out of memory");
+        err = tellers_of(b, max_entries, &tellers, &tellers_total, em);
     if (err)
         goto out;
-    size_t i;
-    json_t *w;
-    json_array_foreach(workers, i, w)
-    {
-        const char *activity = json_string_value(json_object_get(w, "activity_name"));
-        if (is_teller_activity(activity))
-            json_array_append_new(
-                tellers, json_pack("{s:O, s:O, s:s}", "sid", json_object_get(w, "sid"), "name",
-                                   json_object_get(w, "friendly_name"), "activity", activity));
-    }
     char now[TIMEFMT_LEN];
     timefmt_iso_ms(store_now_ms(), now);
     json_int_t total = json_integer_value(json_object_get(summary, "total"));
     json_t *by_queue = json_object_get(summary, "byQueue"); /* borrowed */
     /* Halve the lists until the document fits in a Sync document. */
     for (size_t n = (size_t)max_entries;; n /= 2) {
-        json_t *d = compose(first, total, tellers, n, by_queue, now);
+        json_t *d = compose(first, total, tellers, tellers_total, n, by_queue, now);
         char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
         size_t len = text ? strlen(text) : 0;
         free(text);
@@ -167,7 +197,6 @@ tassa_err queue_info_build(backend_t *b, int max_entries, json_t **doc, errmsg_t
 out:
     json_decref(first);
     json_decref(summary);
-    json_decref(workers);
     json_decref(tellers);
     return err;
 }

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cmocka.h>
 
@@ -192,6 +193,43 @@ static void the_fast_path_is_used_when_present(void **state)
     backend_free(&f->b);
 }
 
+/* A back end that answers the tellers itself: what it was asked, and one teller of 77. */
+static char asked[128];
+static long asked_limit;
+static tassa_err tellers_fast(backend_t *b, const char *const *names, size_t n, long limit,
+                              json_t **workers, long *total, errmsg_t *em)
+{
+    size_t len = 0;
+    asked[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(asked + len, sizeof asked - len, "%s%s", i ? "," : "", names[i]);
+    asked_limit = limit;
+    *workers = json_pack("[{s:s, s:s, s:s}]", "sid", "WKfast", "friendly_name", "Fay",
+                         "activity_name", "In-Call");
+    *total = 77;
+    return TASSA_OK;
+}
+
+static void the_tellers_fast_path_is_used_when_present(void **state)
+{
+    fake_t *f = fake_new();
+    f->ops.workers_in_activities = tellers_fast;
+    f->fail_workers = TASSA_EUPSTREAM; /* the whole list is not read */
+    fake_add_worker(f, "WKslow", "Sam", "Available");
+    json_t *doc = build(f, 10);
+    assert_string_equal(asked, "available,in-call,post-call");
+    assert_int_equal(asked_limit, 10);
+    json_t *tellers = json_object_get(doc, "eligibleTellers");
+    assert_int_equal(json_array_size(tellers), 1);
+    json_t *t = json_array_get(tellers, 0);
+    assert_string_equal(json_string_value(json_object_get(t, "sid")), "WKfast");
+    assert_string_equal(json_string_value(json_object_get(t, "name")), "Fay");
+    assert_string_equal(json_string_value(json_object_get(t, "activity")), "In-Call");
+    assert_int_equal(json_integer_value(json_object_get(doc, "tellerCount")), 77);
+    json_decref(doc);
+    backend_free(&f->b);
+}
+
 static void refresh_writes_queue_status(void **state)
 {
     fake_t *f = fake_new();
@@ -237,6 +275,7 @@ int main(void)
         cmocka_unit_test(a_big_queue_fits_in_a_sync_document),
         cmocka_unit_test(back_end_errors_pass_through),
         cmocka_unit_test(the_fast_path_is_used_when_present),
+        cmocka_unit_test(the_tellers_fast_path_is_used_when_present),
         cmocka_unit_test(refresh_writes_queue_status),
         cmocka_unit_test(readers_are_granted_by_name),
     };

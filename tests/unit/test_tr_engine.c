@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1298,6 +1299,104 @@ static void test_first_waiting_in_queue_order(void **state)
     }
 }
 
+/* The SIDs of array's items, space-separated, into out. */
+static void sids_of(const json_t *array, char *out, size_t n)
+{
+    size_t i, len = 0;
+    json_t *w;
+    out[0] = '\0';
+    json_array_foreach(array, i, w)
+    {
+        len += (size_t)snprintf(out + len, n - len, "%s%s", len ? " " : "",
+                                json_string_value(json_object_get(w, "sid")));
+        assert_true(len < n);
+    }
+}
+
+/* The workers whose activity is one of the teller names, by the whole list (the slow path's
+ * oracle): the first limit of them into out, their number returned. */
+static long tellers_by_list(fx_t *f, const char *const *names, size_t n, long limit, char *out,
+                            size_t size)
+{
+    json_t *all = NULL, *some = json_array(), *w;
+    size_t i;
+    long total = 0;
+    assert_int_equal(tr_workers_json(f->e, "", &all), TASSA_OK);
+    json_array_foreach(all, i, w)
+    {
+        const char *a = json_string_value(json_object_get(w, "activity_name"));
+        for (size_t k = 0; a && k < n; k++)
+            if (!strcasecmp(a, names[k])) {
+                if (total++ < limit)
+                    json_array_append(some, w);
+                break;
+            }
+    }
+    sids_of(some, out, size);
+    json_decref(all);
+    json_decref(some);
+    return total;
+}
+
+static void test_workers_in_activities(void **state)
+{
+    fx_t *f = *state;
+    static const char *const tellers[] = {"available", "in-call", "post-call"};
+    char post[40], upper[40], w[8][40], got[4096], want[4096];
+    create(f->e, tr_activity_create, P("FriendlyName", "Post-Call", "Available", "false", NULL),
+           post);
+    create(f->e, tr_activity_create, P("FriendlyName", "IN-CALL", "Available", "false", NULL),
+           upper);
+    const char *acts[8] = {f->offline, f->available, f->in_call,   f->unavailable,
+                           post,       upper,        f->available, f->offline};
+    for (int i = 0; i < 8; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "w%d", i);
+        worker(f, name, "{}", acts[i], w[i]);
+    }
+    for (int i = 0; i < 40; i++) { /* workers that are not tellers */
+        char name[16], sid[40];
+        snprintf(name, sizeof name, "off%d", i);
+        worker(f, name, "{}", i % 2 ? f->offline : f->unavailable, sid);
+    }
+    static const long limits[] = {0, 1, 2, 5, 50};
+    for (int round = 0; round < 2; round++) {
+        for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+            json_t *some = NULL;
+            long total = -1;
+            assert_int_equal(
+                tr_workers_in_activities_json(f->e, tellers, 3, limits[k], "", &some, &total),
+                TASSA_OK);
+            sids_of(some, got, sizeof got);
+            long want_total = tellers_by_list(f, tellers, 3, limits[k], want, sizeof want);
+            assert_string_equal(got, want);
+            assert_int_equal(total, want_total);
+            assert_int_equal(total, round ? 6 : 5); /* case-insensitive: IN-CALL, Post-Call */
+            if (limits[k])                          /* w1 first, then w0 too: both Available */
+                assert_string_equal(
+                    json_string_value(json_object_get(json_array_get(some, 0), "activity_name")),
+                    "Available");
+            json_decref(some);
+        }
+        set_activity(f, w[0], f->available); /* the oldest worker becomes a teller */
+        set_activity(f, w[2], f->offline);   /* and one stops being one */
+        set_activity(f, w[7], upper);
+    }
+    snprintf(want, sizeof want, "%s %s %s %s %s %s", w[0], w[1], w[4], w[5], w[6], w[7]);
+    json_t *some = NULL;
+    long total = -1;
+    assert_int_equal(tr_workers_in_activities_json(f->e, tellers, 3, 50, "", &some, &total),
+                     TASSA_OK);
+    sids_of(some, got, sizeof got);
+    assert_string_equal(got, want); /* creation order */
+    json_decref(some);
+    static const char *const none[] = {"nobody"};
+    assert_int_equal(tr_workers_in_activities_json(f->e, none, 1, 50, "", &some, &total), TASSA_OK);
+    assert_int_equal(json_array_size(some), 0);
+    assert_int_equal(total, 0);
+    json_decref(some);
+}
+
 /* One integer from sql (no parameters), the store lock taken and given back around it, so
  * that a failing assertion on it never leaves the lock held. */
 static int64_t sql_int(fx_t *f, const char *sql)
@@ -2107,6 +2206,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counts_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_counts_follow_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rank_buckets_follow_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workers_in_activities, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_waiting_in_queue_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_params_stored_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_creation_events_share_one_row, setup, teardown),

@@ -161,6 +161,12 @@ tassa_err tr_waiting_task_by_attr(tr_engine_t *e, const char *key, const char *v
  * of waiting tasks, by two indexed counts. TASSA_ENOTFOUND when the task does not wait. */
 tassa_err tr_task_position(tr_engine_t *e, const char *sid, long *position, long *size);
 tassa_err tr_workers_json(tr_engine_t *e, const char *base_url, json_t **array);
+/* The workers whose activity's name is one of names (n of them, compared case-insensitively):
+ * the first `limit` in list order (creation) in *array, and how many there are in *total, by
+ * the activity index: cost grows with those workers, not with the workspace's. */
+tassa_err tr_workers_in_activities_json(tr_engine_t *e, const char *const *names, size_t n,
+                                        long limit, const char *base_url, json_t **array,
+                                        long *total);
 tassa_err tr_queues_json(tr_engine_t *e, const char *base_url, json_t **array);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/buf.h"
 #include "engine/taskrouter/checks.h"
 #include "engine/taskrouter/core.h"
 #include "engine/taskrouter/lifecycle.h"
@@ -270,6 +271,72 @@ tassa_err tr_workers_json(tr_engine_t *e, const char *base_url, json_t **array)
 {
     bool more;
     return tr_worker_list(e, NULL, 0, TR_MAX_WORKERS + 1L, base_url, array, &more, NULL);
+}
+
+/* The SIDs of the activities whose name is one of names (n, compared case-insensitively),
+ * comma-separated in *out (a buf_t the caller frees), lock held. */
+static tassa_err activities_named(tr_engine_t *e, const char *const *names, size_t n, buf_t *out)
+{
+    store_stmt_t *st = db_query(e->store, "SELECT sid, friendly_name FROM tr_activities", NULL);
+    int rc = st ? STORE_DONE : TASSA_ESTORE;
+    while (st && (rc = store_step(st)) == STORE_ROW) {
+        const char *sid = store_col_text(st, 0), *name = store_col_text(st, 1);
+        for (size_t i = 0; sid && name && i < n; i++)
+            if (!strcasecmp(name, names[i])) {
+                buf_printf(out, "%s%s", out->len ? "," : "", sid);
+                break;
+            }
+    }
+    store_release(e->store, st);
+    if (rc != STORE_DONE)
+        return TASSA_ESTORE;
+    return out->failed ? TASSA_ENOMEM : TASSA_OK;
+}
+
+/* The workers in the activities of a comma list of SIDs (?1), by the activity index: a SID
+ * is hex, so LIKE matches it exactly. */
+#define IN_ACTIVITIES                                                                              \
+    " activity_sid IN (SELECT sid FROM tr_activities WHERE ',' || ?1 || ',' LIKE"                  \
+    " '%,' || sid || ',%')"
+
+tassa_err tr_workers_in_activities_json(tr_engine_t *e, const char *const *names, size_t n,
+                                        long limit, const char *base_url, json_t **array,
+                                        long *total)
+{
+    buf_t sids = BUF_INIT;
+    void *rows = NULL;
+    size_t nrows = 0;
+    *array = NULL;
+    *total = 0;
+    store_lock(e->store);
+    tassa_err err = activities_named(e, names, n, &sids);
+    if (!err && sids.len) {
+        int64_t count = db_int(e->store, -1, "SELECT COUNT(*) FROM tr_workers WHERE" IN_ACTIVITIES,
+                               "s", buf_str(&sids));
+        err = count < 0
+                  ? TASSA_ESTORE
+                  : rows_all(e, &TR_WORKER_ROW, &rows, &nrows,
+                             TR_WORKER_SELECT "WHERE w." IN_ACTIVITIES " ORDER BY w.seq LIMIT ?2",
+                             "si", buf_str(&sids), (int64_t)(limit < 0 ? 0 : limit));
+        *total = count < 0 ? 0 : (long)count;
+    }
+    store_unlock(e->store);
+    buf_free(&sids);
+    if (!err && !(*array = json_array()))
+        err = TASSA_ENOMEM;
+    wlist_t c = {.e = e, .base = base_url};
+    for (size_t i = 0; !err && i < nrows; i++) {
+        json_t *j = worker_render(&c, (tr_worker_t *)rows + i);
+        if (!j || json_array_append_new(*array, j))
+            err = TASSA_ENOMEM;
+    }
+    rows_free(&TR_WORKER_ROW, rows, nrows);
+    if (err) {
+        json_decref(*array);
+        *array = NULL;
+        *total = 0;
+    }
+    return err;
 }
 
 /* A worker's one channel, "default" (the engine has one TaskChannel and capacity 1): its SID
