@@ -679,10 +679,27 @@ static void test_events(void **state)
     queue(f, "Q2", "1==1", q2);
     json_t *fresh = wait_event(f, "task-queue.created", "TaskQueueSid", q2, 3000);
     assert_non_null(fresh);
+    json_t *ws = NULL;
+    assert_int_equal(tr_workspace_fetch(f->e, tr_workspace_sid(f->e), "", &ws, NULL), TASSA_OK);
+    assert_string_equal(json_string_value(json_object_get(fresh, "WorkspaceName")),
+                        json_string_value(json_object_get(ws, "friendly_name")));
+    json_decref(ws);
     json_decref(fresh);
     pthread_mutex_lock(&f->sink.mu);
     assert_int_equal(json_array_size(f->sink.events), n + 1);
     pthread_mutex_unlock(&f->sink.mu);
+    /* A renamed workspace: later events carry its new name. */
+    params_t *rename = P("FriendlyName", "Renamed floor", NULL);
+    assert_int_equal(tr_workspace_update(f->e, tr_workspace_sid(f->e), rename, "", NULL, NULL),
+                     TASSA_OK);
+    params_free(rename);
+    char q3[40];
+    queue(f, "Q3", "1==1", q3);
+    fresh = wait_event(f, "task-queue.created", "TaskQueueSid", q3, 3000);
+    assert_non_null(fresh);
+    assert_string_equal(json_string_value(json_object_get(fresh, "WorkspaceName")),
+                        "Renamed floor");
+    json_decref(fresh);
     /* The Events resource lists them, newest first, with filters. */
     json_t *items;
     bool more;

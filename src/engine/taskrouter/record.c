@@ -88,13 +88,14 @@ json_t *ev_new(tr_engine_t *e, const char *type, const char *resource_type,
         return NULL;
     }
     uint64_t section = store_section(e->store);
-    if (e->ws_section != section) { /* once per critical section */
-        tr_workspace_t ws = {0};
-        tr_workspace_load(e, &ws);
+    if (e->ws_section != section) { /* once per critical section: the name alone */
+        store_stmt_t *st = db_query(
+            e->store, "SELECT friendly_name FROM tr_workspace WHERE sid = ?", "s", e->ws_sid);
+        const char *name = st && store_step(st) == STORE_ROW ? store_col_text(st, 0) : NULL;
         free(e->ws_name);
-        e->ws_name = ws.friendly_name ? strdup(ws.friendly_name) : NULL;
-        e->ws_section = !ws.friendly_name || e->ws_name ? section : 0;
-        rows_clear(&TR_WORKSPACE_ROW, &ws);
+        e->ws_name = name ? strdup(name) : NULL;
+        e->ws_section = !name || e->ws_name ? section : 0;
+        store_release(e->store, st);
     }
     ev_set(ev, "EventType", "%s", type);
     ev_set(ev, "Sid", "%s", sid);
