@@ -41,6 +41,12 @@ hs256_key_t *hs256_key_new(const void *secret, size_t len)
     return k;
 }
 
+tassa_err hs256_key_for(const char *secret, hs256_key_t **key)
+{
+    *key = secret && *secret ? hs256_key_new(secret, strlen(secret)) : NULL;
+    return secret && *secret && !*key ? TASSA_ENOMEM : TASSA_OK;
+}
+
 void hs256_key_free(hs256_key_t *key)
 {
     if (key == NULL)

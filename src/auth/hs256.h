@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "base/buf.h"
+#include "base/err.h"
 
 #define HS256_LEN 32 /* bytes of an HMAC-SHA256 */
 
@@ -22,6 +23,11 @@ typedef struct hs256_key hs256_key_t;
 /* A key for secret[0..len). Returns a key the caller frees with hs256_key_free, or NULL when
  * len is 0 or OpenSSL fails (out of memory). secret is copied into OpenSSL's context. */
 hs256_key_t *hs256_key_new(const void *secret, size_t len);
+
+/* *key = a key for the NUL-terminated secret, or NULL when secret is NULL or empty (a secret
+ * that is not set: whoever uses the NULL key fails closed). TASSA_ENOMEM (and *key NULL)
+ * when OpenSSL fails. secret is borrowed. */
+tassa_err hs256_key_for(const char *secret, hs256_key_t **key);
 
 /* Frees key; NULL is a no-op. No signature may be running with it. */
 void hs256_key_free(hs256_key_t *key);

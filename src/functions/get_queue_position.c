@@ -122,7 +122,7 @@ typedef struct {
 
 /* Reads and checks the question. On failure returns the error to answer (TASSA_EMISSING, or
  * TASSA_EUNAUTH for a token that does not verify) with its text in em. */
-static tassa_err read_question(const config_t *config, const http_req_t *req, question_t *q,
+static tassa_err read_question(const hs256_key_t *caller_key, const http_req_t *req, question_t *q,
                                errmsg_t *em)
 {
     const char *token = get_sync_grant_caller_token(req);
@@ -133,7 +133,7 @@ static tassa_err read_question(const config_t *config, const http_req_t *req, qu
         return err_set(em, TASSA_EMISSING, !token ? "token is required" : "identity is required");
     if (!q->task_sid && !q->topic)
         return err_set(em, TASSA_EMISSING, "taskSid or topic is required");
-    tassa_err err = verify_token(token, q->identity, config->jwt_secret, time(NULL), em);
+    tassa_err err = verify_token_keyed(token, q->identity, caller_key, time(NULL), em);
     if (err && !em->text[0])
         snprintf(em->text, sizeof em->text, "%s", tassa_strerror(err));
     return !err || err == TASSA_EMISSING ? err : TASSA_EUNAUTH;
@@ -243,18 +243,32 @@ static json_t *render(backend_t *b, const lookup_t *l)
                      estimate < 0 ? json_null() : json_integer(estimate), "status", l->status);
 }
 
+/* Set up once at registration: the caller key, so that a question does no key set-up. */
+typedef struct {
+    const get_queue_position_deps_t *deps;
+    hs256_key_t *caller_key; /* JWT_SECRET; NULL when unset (every caller is then refused) */
+} position_state_t;
+
+static void position_state_free(void *p)
+{
+    position_state_t *ps = p;
+    hs256_key_free(ps->caller_key);
+    free(ps);
+}
+
 /* The request, top to bottom: CORS, the question, the caller's own task, its place, the
  * answer. */
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 {
-    const get_queue_position_deps_t *deps = ctx;
+    const position_state_t *ps = ctx;
+    const get_queue_position_deps_t *deps = ps->deps;
     backend_t *b = deps->backend;
     errmsg_t em = {{0}};
     question_t q;
     lookup_t l = {0};
     if (cors_apply(req, resp, deps->config->cors_origins))
         return;
-    tassa_err err = read_question(deps->config, req, &q, &em);
+    tassa_err err = read_question(ps->caller_key, req, &q, &em);
     if (!err)
         err = find_own_task(b, &q, &l, &em);
     if (!err && task_status_waiting(l.status))
@@ -268,8 +282,20 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 
 tassa_err get_queue_position_register(http_server_t *http, const get_queue_position_deps_t *deps)
 {
+    position_state_t *ps = calloc(1, sizeof *ps);
+    if (!ps)
+        return TASSA_ENOMEM;
+    ps->deps = deps;
+    tassa_err err = hs256_key_for(deps->config->jwt_secret, &ps->caller_key);
+    if (err) {
+        free(ps);
+        return err;
+    }
+    err = http_server_own(http, ps, position_state_free);
+    if (err)
+        return err;
     const http_route_t routes[] = {{"OPTIONS", "/queue/get-queue-position", handle},
                                    {"POST", "/queue/get-queue-position", handle},
                                    {"GET", "/queue/get-queue-position", handle}};
-    return http_server_routes(http, routes, 3, (void *)deps);
+    return http_server_routes(http, routes, 3, ps);
 }

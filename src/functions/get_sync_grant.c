@@ -72,12 +72,6 @@ static void grant_state_free(void *p)
     free(g);
 }
 
-/* A key for secret, or NULL when it is unset or empty. */
-static hs256_key_t *key_for(const char *secret)
-{
-    return secret && *secret ? hs256_key_new(secret, strlen(secret)) : NULL;
-}
-
 static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
 {
     const grant_state_t *g = ctx;
@@ -122,14 +116,14 @@ tassa_err get_sync_grant_register(http_server_t *http, const config_t *config)
     if (!g)
         return TASSA_ENOMEM;
     g->config = config;
-    g->caller_key = key_for(config->jwt_secret);
-    g->api_key = key_for(config->api_secret);
-    if ((config->jwt_secret && *config->jwt_secret && !g->caller_key) ||
-        (config->api_secret && *config->api_secret && !g->api_key)) {
+    tassa_err err = hs256_key_for(config->jwt_secret, &g->caller_key);
+    if (!err)
+        err = hs256_key_for(config->api_secret, &g->api_key);
+    if (err) {
         grant_state_free(g);
-        return TASSA_ENOMEM;
+        return err;
     }
-    tassa_err err = http_server_own(http, g, grant_state_free);
+    err = http_server_own(http, g, grant_state_free);
     if (err)
         return err;
     const http_route_t routes[] = {{"OPTIONS", "/task/get-sync-grant", handle},

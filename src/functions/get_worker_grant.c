@@ -143,13 +143,14 @@ tassa_err get_worker_grant_register(http_server_t *http, const get_worker_grant_
     if (!g)
         return TASSA_ENOMEM;
     g->deps = deps;
-    const char *secret = deps->config->api_secret, *jwt = deps->config->jwt_secret;
-    if ((secret && *secret && !(g->api_key = hs256_key_new(secret, strlen(secret)))) ||
-        (jwt && *jwt && !(g->caller_key = hs256_key_new(jwt, strlen(jwt))))) {
+    tassa_err err = hs256_key_for(deps->config->api_secret, &g->api_key);
+    if (!err)
+        err = hs256_key_for(deps->config->jwt_secret, &g->caller_key);
+    if (err) {
         worker_grant_free(g);
-        return TASSA_ENOMEM;
+        return err;
     }
-    tassa_err err = http_server_own(http, g, worker_grant_free);
+    err = http_server_own(http, g, worker_grant_free);
     if (err)
         return err;
     const http_route_t routes[] = {{"OPTIONS", "/task/get-worker-grant", handle},
