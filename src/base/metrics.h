@@ -23,7 +23,7 @@
     X(M_HTTP_REQUESTS, "tassa_http_requests_total", counter, NULL,                                 \
       "HTTP requests answered, by method, route pattern and status")                               \
     X(M_HTTP_SECONDS, "tassa_http_request_duration_seconds", histogram, METRICS_BUCKETS_SECONDS,   \
-      "HTTP request latency from first byte to the end of the answer, by route pattern")           \
+      "HTTP request latency from first byte to the answer queued, by route pattern")               \
     X(M_ROUTER_EVENTS, "tassa_router_events_total", counter, NULL,                                 \
       "events posted to /general/router, by type and outcome")                                     \
     X(M_DOCS_WRITTEN, "tassa_sync_documents_written_total", counter, NULL,                         \

@@ -122,6 +122,7 @@ typedef struct {
     char method[12];
     char path[160];
     bool begun;                 /* on_request has seen this request (inflight counted) */
+    bool counted;               /* in the metrics (count_request) */
     const char *target_refused; /* why the request target is refused (on_uri), or NULL */
 } conn_state_t;
 
@@ -413,6 +414,20 @@ static tassa_err parse_body(http_req_t *req, const char *ct, errmsg_t *em)
     return err_set(em, TASSA_EINVAL, "unsupported Content-Type");
 }
 
+/* Counts st's request in the metrics, once: when its response is queued, so that a client
+ * that has read the answer finds it counted by its next scrape (on_completed counts one that
+ * ended without a response). */
+static void count_request(conn_state_t *st)
+{
+    if (st->counted)
+        return;
+    st->counted = true;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long us = (now.tv_sec - st->start.tv_sec) * 1000000L + (now.tv_nsec - st->start.tv_nsec) / 1000;
+    metrics_http(st->method, st->route, st->status, us);
+}
+
 static enum MHD_Result send_resp(http_server_t *s, struct MHD_Connection *conn, http_resp_t *resp,
                                  conn_state_t *st)
 {
@@ -435,6 +450,8 @@ static enum MHD_Result send_resp(http_server_t *s, struct MHD_Connection *conn, 
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     resp->raw = NULL;
+    if (ret == MHD_YES)
+        count_request(st);
     return ret;
 }
 
@@ -1065,7 +1082,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     long us = (now.tv_sec - st->start.tv_sec) * 1000000L + (now.tv_nsec - st->start.tv_nsec) / 1000;
-    metrics_http(st->method, st->route, st->status, us);
+    count_request(st);
     atomic_fetch_sub(&s->inflight, 1);
     if (s->opts.access_log) {
         log_info("event=access method=%s path=%s status=%d bytes_in=%zu us=%ld%s", st->method,

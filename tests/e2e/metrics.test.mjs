@@ -53,9 +53,8 @@ test('/metrics parses and carries every family the issue lists', async () => {
 });
 
 test('HTTP counters and latency histograms agree with the requests sent', async () => {
-  // A request is counted once its response is sent, which can be just after the client has
-  // read it: start from a scrape that already counts every earlier one (the scrapes of the
-  // tests before this one), so that a late count of theirs cannot land in the differences.
+  // Start from a scrape that counts every earlier one (the scrapes of the tests before this
+  // one; each is counted when its answer is queued, before the client can read it).
   let before0;
   await eventually(async () => {
     before0 = await scrape();
@@ -71,6 +70,30 @@ test('HTTP counters and latency histograms agree with the requests sent', async 
   assert.equal(m.get('tassa_http_requests_total', { route: '/{}', status: '404' }) - before0.get('tassa_http_requests_total', { route: '/{}', status: '404' }), 3);
   // this scrape is counted when it ends: the previous one is in
   assert.equal(m.get('tassa_http_requests_total', { route: '/metrics', status: '200' }) - metricsBefore, 1);
+});
+
+// GET path on a connection of its own (no keep-alive): its whole body read, then the status.
+function getFresh(path) {
+  return new Promise((resolve, reject) => {
+    http.get(`${server.url}${path}`, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    }).on('error', reject);
+  });
+}
+
+test('a request whose answer was read is in the next scrape, from another connection', async () => {
+  // Each request and each scrape on a connection of its own, so on different server threads:
+  // a request counted only once its connection is done with it could still be missing.
+  const healthz = async () => parseProm((await getFresh('/metrics')).body)
+    .get('tassa_http_requests_total', { route: '/healthz', status: '200', method: 'GET' });
+  const base = await healthz();
+  for (let i = 1; i <= 150; i++) {
+    assert.equal((await getFresh('/healthz')).status, 200);
+    assert.equal(await healthz(), base + i, `request ${i}`);
+  }
 });
 
 test('documents written and group commits agree with the Sync writes', async () => {
@@ -139,12 +162,17 @@ test('stream clients are a gauge that follows connects and disconnects', async (
   const svc = client.sync.v1.services('default');
   await svc.documents.create({ uniqueName: 'metrics-stream-doc', data: {} });
   await svc.documents('metrics-stream-doc').documentPermissions('alice').update({ read: true, write: false, manage: false });
-  const base = (await scrape()).get('tassa_stream_clients', { transport: 'sse' });
+  const route = { route: '/v1/Services/{}/Documents/{}/Stream', status: '200', method: 'GET' };
+  const m0 = await scrape();
+  const base = m0.get('tassa_stream_clients', { transport: 'sse' });
+  const streams0 = m0.get('tassa_http_requests_total', route);
   const res = await new Promise((resolve, reject) => {
     http.get(`${server.url}/v1/Services/default/Documents/metrics-stream-doc/Stream`,
       { headers: { Accept: 'text/event-stream', Authorization: `Bearer ${grant.body.syncToken}` } }, resolve).on('error', reject);
   });
   assert.equal(res.statusCode, 200);
+  // A request is counted when its answer is queued: the open stream already, at once.
+  assert.equal((await scrape()).get('tassa_http_requests_total', route), streams0 + 1);
   await eventually(async () => (await scrape()).get('tassa_stream_clients', { transport: 'sse' }) === base + 1);
   res.destroy();
   await eventually(async () => (await scrape()).get('tassa_stream_clients', { transport: 'sse' }) === base, { timeout: 30000, interval: 200 });
