@@ -34,7 +34,7 @@ static void send_doc(const sync_api_deps_t *api, http_req_t *req, http_resp_t *r
 {
     char rev[24];
     snprintf(rev, sizeof rev, "%lld", (long long)d->revision);
-    http_resp_json(resp, status, sync_doc_json(d, api->config->account_sid, req->base_url));
+    http_resp_json_text(resp, status, sync_doc_text(d, api->config->account_sid, req->base_url));
     http_resp_header(resp, "ETag", rev);
 }
 
@@ -87,8 +87,8 @@ static void doc_answer_send(void *ctx, http_resp_t *resp)
     } else {
         char rev[24];
         snprintf(rev, sizeof rev, "%lld", (long long)a->doc.revision);
-        http_resp_json(resp, a->status,
-                       sync_doc_json(&a->doc, a->api->config->account_sid, a->base_url));
+        http_resp_json_text(resp, a->status,
+                            sync_doc_text(&a->doc, a->api->config->account_sid, a->base_url));
         http_resp_header(resp, "ETag", rev);
     }
     sync_doc_clear(&a->doc);

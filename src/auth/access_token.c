@@ -57,25 +57,25 @@ static char *mint(const access_token_opts_t *o, const hs256_key_t *key, int with
     /* The payload as libjwt 1.x wrote it with jansson: compact, keys sorted. */
     buf_printf(&payload, "{\"exp\":%lld,\"grants\":{\"data_sync\":{\"service_sid\":",
                (long long)o->now + ttl);
-    if (hs256_json_string_add(&payload, o->sync_service_sid) != 0)
+    if (buf_add_json_string(&payload, o->sync_service_sid) != 0)
         goto out;
     buf_adds(&payload, "},\"identity\":");
-    if (hs256_json_string_add(&payload, o->identity) != 0)
+    if (buf_add_json_string(&payload, o->identity) != 0)
         goto out;
     if (with_tr) { /* keys sorted, as in the rest of the payload */
         buf_adds(&payload, ",\"task_router\":{\"role\":");
-        if (hs256_json_string_add(&payload, present(o->role) ? o->role : "worker") != 0)
+        if (buf_add_json_string(&payload, present(o->role) ? o->role : "worker") != 0)
             goto out;
         buf_adds(&payload, ",\"worker_sid\":");
-        if (hs256_json_string_add(&payload, o->worker_sid) != 0)
+        if (buf_add_json_string(&payload, o->worker_sid) != 0)
             goto out;
         buf_adds(&payload, ",\"workspace_sid\":");
-        if (hs256_json_string_add(&payload, o->workspace_sid) != 0)
+        if (buf_add_json_string(&payload, o->workspace_sid) != 0)
             goto out;
         buf_adds(&payload, "}");
     }
     buf_printf(&payload, "},\"iat\":%lld,\"iss\":", (long long)o->now);
-    if (hs256_json_string_add(&payload, o->api_key) != 0)
+    if (buf_add_json_string(&payload, o->api_key) != 0)
         goto out;
     buf_adds(&payload, ",\"jti\":");
     /* jti = "<api_key>-<iat>"; API key SIDs are 34 bytes, so the stack buffer nearly always
@@ -83,11 +83,11 @@ static char *mint(const access_token_opts_t *o, const hs256_key_t *key, int with
     {
         char jti[160];
         int n = snprintf(jti, sizeof jti, "%s-%lld", o->api_key, (long long)o->now);
-        if (n < 0 || (size_t)n >= sizeof jti || hs256_json_string_add(&payload, jti) != 0)
+        if (n < 0 || (size_t)n >= sizeof jti || buf_add_json_string(&payload, jti) != 0)
             goto out;
     }
     buf_adds(&payload, ",\"sub\":");
-    if (hs256_json_string_add(&payload, o->account_sid) != 0)
+    if (buf_add_json_string(&payload, o->account_sid) != 0)
         goto out;
     buf_adds(&payload, "}");
     if (payload.failed)

@@ -1,5 +1,5 @@
 /* hs256.h - HMAC-SHA256 keys set up once, and the pieces of a compact JWS built without JSON
- * round trips: base64url encoding and JSON string escaping straight into a buf_t.
+ * round trips: base64url encoding straight into a buf_t (JSON strings: base/buf.h).
  *
  * A key is created once per secret (OpenSSL EVP_MAC, keyed when created); each signature
  * copies that keyed context (EVP_MAC_CTX_dup), so no call sets up the key again. A key is
@@ -44,12 +44,5 @@ bool hs256_verify_b64url(const hs256_key_t *key, const void *data, size_t len, c
 
 /* Appends base64url (RFC 4648 section 5, no padding) of p[0..n) to b. Same errors as buf_add. */
 int hs256_b64url_add(buf_t *b, const void *p, size_t n);
-
-/* Appends s as a JSON string (with its quotes) escaped exactly as jansson's compact dump does:
- * '"' and '\\' and control characters escaped (\b \f \n \r \t, else \u00XX with upper-case
- * hex), everything else, UTF-8 included, as it is. Returns 0; -1 when s is not valid UTF-8
- * (jansson's rules: no overlong forms, surrogates or code points above U+10FFFF; b unchanged
- * then) or out of memory. */
-int hs256_json_string_add(buf_t *b, const char *s);
 
 #endif

@@ -3,6 +3,8 @@
  * Layer: base. */
 #include "base/buf.h"
 
+#include <stdint.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,4 +98,65 @@ void buf_free(buf_t *b)
         return;
     free(b->data);
     *b = (buf_t)BUF_INIT;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one (jansson's check). */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC2 || c > 0xF4)
+        return 0;
+    n = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    cp = c & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0; /* also stops at the NUL */
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+int buf_add_json_string(buf_t *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    for (const unsigned char *q = p; *q;) {
+        size_t n = utf8_len(q);
+        if (n == 0)
+            return -1;
+        q += n;
+    }
+    buf_add(b, "\"", 1);
+    while (*p) {
+        const unsigned char *run = p;
+        while (*p >= 0x20 && *p != '"' && *p != '\\')
+            p++;
+        buf_add(b, run, (size_t)(p - run));
+        if (*p == '\0')
+            break;
+        switch (*p) {
+        case '"': buf_add(b, "\\\"", 2); break;
+        case '\\': buf_add(b, "\\\\", 2); break;
+        case '\b': buf_add(b, "\\b", 2); break;
+        case '\f': buf_add(b, "\\f", 2); break;
+        case '\n': buf_add(b, "\\n", 2); break;
+        case '\r': buf_add(b, "\\r", 2); break;
+        case '\t': buf_add(b, "\\t", 2); break;
+        default: buf_printf(b, "\\u%04X", *p); break;
+        }
+        p++;
+    }
+    buf_add(b, "\"", 1);
+    if (b->failed) {
+        return -1;
+    }
+    return 0;
 }

@@ -37,6 +37,13 @@ int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 
  * - _ . ~) becomes %XX. Fits a path segment and a form value alike. Same errors as buf_add. */
 int buf_add_encoded(buf_t *b, const char *s);
 
+/* Appends s as a JSON string (with its quotes) escaped exactly as jansson's compact dump does:
+ * '"' and '\\' and control characters escaped (\b \f \n \r \t, else \u00XX with upper-case
+ * hex), everything else, UTF-8 included, as it is. Returns 0; -1 when s is not valid UTF-8
+ * (jansson's rules: no overlong forms, surrogates or code points above U+10FFFF; b unchanged
+ * then) or out of memory. */
+int buf_add_json_string(buf_t *b, const char *s);
+
 /* The text so far ("" before any append). Borrowed: valid until the next append or free. */
 const char *buf_str(const buf_t *b);
 

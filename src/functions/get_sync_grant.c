@@ -103,11 +103,7 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         get_sync_grant_refuse(resp, TASSA_ENOMEM, "out of memory");
         return;
     }
-    free(resp->body);
-    resp->body_len = body.len;
-    resp->body = buf_take(&body); /* handed over as it is: no copy */
-    resp->status = 200;
-    resp->content_type = "application/json";
+    http_resp_json_text(resp, 200, buf_take(&body)); /* handed over as it is: no copy */
 }
 
 tassa_err get_sync_grant_register(http_server_t *http, const config_t *config)

@@ -222,9 +222,15 @@ const char *http_req_header(const http_req_t *req, const char *name)
 
 void http_resp_json(http_resp_t *resp, int status, json_t *json)
 {
-    free(resp->body);
-    resp->body = json ? json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *text = json ? json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(json);
+    http_resp_json_text(resp, status, text);
+}
+
+void http_resp_json_text(http_resp_t *resp, int status, char *text)
+{
+    free(resp->body);
+    resp->body = text;
     resp->status = status;
     resp->content_type = "application/json";
     if (!resp->body) {

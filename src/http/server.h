@@ -156,6 +156,10 @@ void http_server_lib_versions(char *out, size_t n);
  * stolen). Returns TASSA_OK, or TASSA_ENOMEM after setting a plain 500. */
 void http_resp_json(http_resp_t *resp, int status, json_t *json);
 
+/* Sets resp to status with text, JSON (malloc'd), as its body, taken over; NULL sets the plain
+ * 500 of http_resp_json. */
+void http_resp_json_text(http_resp_t *resp, int status, char *text);
+
 /* Sets resp to a copy of text with the content type given (a static string). */
 void http_resp_text(http_resp_t *resp, int status, const char *content_type, const char *text);
 

@@ -1693,6 +1693,53 @@ json_t *sync_doc_json(const sync_doc_t *d, const char *account_sid, const char *
                      "date_created", created, "date_updated", updated, "created_by", d->created_by);
 }
 
+char *sync_doc_text(const sync_doc_t *d, const char *account_sid, const char *base_url)
+{
+    char created[TIMEFMT_LEN], updated[TIMEFMT_LEN], expires[TIMEFMT_LEN];
+    buf_t url = BUF_INIT, b = BUF_INIT;
+    timefmt_iso(d->created_ms, created);
+    timefmt_iso(d->updated_ms, updated);
+    if (d->expires_ms)
+        timefmt_iso(d->expires_ms, expires);
+    buf_printf(&url, "%s/v1/Services/%s/Documents/%s", base_url, d->service_sid, d->sid);
+    /* each field as json_pack's format in sync_doc_json orders it; NULL strings are null */
+    const char *head[][2] = {{"sid", d->sid},
+                             {"unique_name", d->unique_name},
+                             {"account_sid", account_sid},
+                             {"service_sid", d->service_sid},
+                             {"url", buf_str(&url)}};
+    int bad = url.failed;
+    buf_adds(&b, "{");
+    for (size_t i = 0; !bad && i < sizeof head / sizeof head[0]; i++) {
+        buf_printf(&b, "%s\"%s\":", i ? "," : "", head[i][0]);
+        bad = head[i][1] ? buf_add_json_string(&b, head[i][1]) : buf_adds(&b, "null");
+    }
+    if (!bad) {
+        buf_adds(&b, ",\"links\":{\"permissions\":");
+        buf_printf(&url, "/Permissions");
+        bad = buf_add_json_string(&b, buf_str(&url));
+    }
+    if (!bad) {
+        buf_printf(&b,
+                   "},\"revision\":\"%lld\",\"data\":%s,\"date_expires\":", (long long)d->revision,
+                   d->data ? d->data : "{}");
+        if (d->expires_ms)
+            buf_printf(&b, "\"%s\"", expires);
+        else
+            buf_adds(&b, "null");
+        buf_printf(&b, ",\"date_created\":\"%s\",\"date_updated\":\"%s\",\"created_by\":", created,
+                   updated);
+        bad = buf_add_json_string(&b, d->created_by);
+        buf_adds(&b, "}");
+    }
+    buf_free(&url);
+    if (bad || b.failed) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_take(&b);
+}
+
 tassa_err sync_doc_watch(sync_engine_t *e, const char *service, const char *id, int64_t after,
                          sync_watch_fn fn, void *ctx, errmsg_t *em)
 {
