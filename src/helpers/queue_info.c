@@ -72,7 +72,7 @@ static json_t *compose(const json_t *first, json_int_t total, json_t *tellers,
     json_t *tl = json_array();
     for (size_t i = 0; tl && i < json_array_size(tellers) && i < n; i++)
         json_array_append(tl, json_array_get(tellers, i));
-    return json_pack("{s:o, s:o, s:I, s:i, s:O, s:s}", "pendingTasks", pending, "eligibleTellers",
+    return json_pack("{s:o, s:o, s:I, s:I, s:O, s:s}", "pendingTasks", pending, "eligibleTellers",
                      tl, "pendingCount", total, "tellerCount", tellers_total, "byQueue", by_queue,
                      "lastUpdated", now);
 }
