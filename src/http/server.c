@@ -1149,7 +1149,7 @@ tassa_err http_server_start(http_server_t *s, errmsg_t *em)
         (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_UNESCAPE_CALLBACK,
         keep_raw, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)POOL_BYTES, MHD_OPTION_END);
-    if (s->daemon && s->opts.writers >= 0 && s->noffload &&
+    if (s->daemon && s->noffload &&
         !(s->writers =
               workpool_new((int)pool_size(s->opts.writers), WRITERS_QUEUE, "tassa-writer"))) {
         MHD_stop_daemon(s->daemon);

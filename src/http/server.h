@@ -63,7 +63,7 @@ typedef struct {
     int port;    /* 0 picks a free port; see http_server_port */
     int threads; /* pool threads; 0: one per core, at least 2 */
     int writers; /* threads for the writes of http_server_offload's prefixes; 0: one per core (at
-                  * least 2); -1: none (they run on the HTTP threads) */
+                  * least 2) */
     size_t max_body;       /* larger bodies get a 413 at once, then the connection closes */
     int header_timeout_ms; /* a connection whose request headers are not complete this long
                               after it opened (or after its previous response) is closed; 0 =

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import jwt from 'jsonwebtoken';
-import { startServerAnyPort as startServer, eventually } from './lib/server.mjs';
+import { startServerAnyPort as startServer, eventually, docsApi } from './lib/server.mjs';
 
 let server;
 
@@ -45,15 +45,7 @@ after(async () => {
 });
 
 const docsUrl = () => `${server.url}/v1/Services/default/Documents`;
-
-async function rest(method, path, params) {
-  const r = await fetch(`${docsUrl()}${path}`, {
-    method,
-    headers: { Authorization: server.basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: params ? new URLSearchParams(params).toString() : undefined,
-  });
-  return { status: r.status, body: await r.json().catch(() => null) };
-}
+const rest = (method, path, params) => docsApi(server, method, path, params);
 
 // Sends one complete HTTP request on a raw socket and hangs up right after the last byte,
 // without reading the answer. Resolves when the socket is closed.

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
-  startServerAnyPort as startServer, decode, STORE_KIND, storeQuery, sqliteOnly, BIN,
+  startServerAnyPort as startServer, decode, docsApi, STORE_KIND, storeQuery, sqliteOnly, BIN,
 } from './lib/server.mjs';
 
 const toStop = [];
@@ -21,15 +21,6 @@ after(async () => {
   if (errors.length) throw errors[0];
 });
 
-async function api(srv, method, path, params) {
-  const headers = { Authorization: srv.basic() };
-  let body;
-  if (params) {
-    headers['Content-Type'] = 'application/x-www-form-urlencoded';
-    body = new URLSearchParams(params).toString();
-  }
-  return decode(await fetch(`${srv.url}/v1/Services/default/Documents${path}`, { method, headers, body }));
-}
 
 // A TaskRouter write on srv's workspace, form-encoded like the helper libraries'.
 async function trPost(srv, path, params) {
@@ -46,11 +37,11 @@ test('a restart keeps every document, data and revision', async () => {
   const expected = new Map();
   for (let i = 0; i < 20; i++) {
     const n = `keep-${i}`;
-    const c = await api(first, 'POST', '', { UniqueName: n, Data: JSON.stringify({ i, text: `doc ${i} ✓` }) });
+    const c = await docsApi(first, 'POST', '', { UniqueName: n, Data: JSON.stringify({ i, text: `doc ${i} ✓` }) });
     assert.equal(c.status, 201);
     let doc = c.body;
     for (let k = 0; k < i % 4; k++) { // a few have later revisions
-      const u = await api(first, 'POST', `/${n}`, { Data: JSON.stringify({ i, k }) });
+      const u = await docsApi(first, 'POST', `/${n}`, { Data: JSON.stringify({ i, k }) });
       assert.equal(u.status, 200);
       doc = u.body;
     }
@@ -61,19 +52,19 @@ test('a restart keeps every document, data and revision', async () => {
   assert.equal(second.store, first.store);
   assert.deepEqual(second.creds, first.creds, 'the generated credentials persist');
   for (const [n, doc] of expected) {
-    const r = await api(second, 'GET', `/${n}`);
+    const r = await docsApi(second, 'GET', `/${n}`);
     assert.equal(r.status, 200, n);
     assert.equal(r.body.sid, doc.sid);
     assert.equal(r.body.revision, doc.revision);
     assert.deepEqual(r.body.data, doc.data);
     assert.equal(r.body.date_created, doc.date_created);
   }
-  const list = await api(second, 'GET', '?PageSize=100');
+  const list = await docsApi(second, 'GET', '?PageSize=100');
   // every document made here, plus the queue-status document the functions keep
   const listed = list.body.documents.map((d) => d.unique_name).filter((n) => n !== 'queue-status');
   assert.equal(listed.length, 20);
   // and the restarted server still writes
-  const u = await api(second, 'POST', '/keep-0', { Data: '{"after":"restart"}' });
+  const u = await docsApi(second, 'POST', '/keep-0', { Data: '{"after":"restart"}' });
   assert.equal(u.status, 200);
   assert.equal(u.body.revision, String(Number(expected.get('keep-0').revision) + 1));
 });
@@ -92,12 +83,12 @@ test('kill -9 right after a burst of acknowledged writes loses none', async () =
   async function worker(w) {
     for (let d = w; d < DOCS; d += WORKERS) {
       const n = `burst-${d}`;
-      const c = await api(srv, 'POST', '', { UniqueName: n, Data: JSON.stringify({ d, v: 0 }) });
+      const c = await docsApi(srv, 'POST', '', { UniqueName: n, Data: JSON.stringify({ d, v: 0 }) });
       writes++;
       if (c.status !== 201) { failures.push(c); continue; }
       acked.set(n, { sid: c.body.sid, revision: c.body.revision, data: c.body.data });
       for (let v = 1; v <= UPDATES; v++) {
-        const u = await api(srv, 'POST', `/${c.body.sid}`, { Data: JSON.stringify({ d, v, pad: 'x'.repeat(200) }) });
+        const u = await docsApi(srv, 'POST', `/${c.body.sid}`, { Data: JSON.stringify({ d, v, pad: 'x'.repeat(200) }) });
         writes++;
         if (u.status !== 200) { failures.push(u); continue; }
         acked.set(n, { sid: u.body.sid, revision: u.body.revision, data: u.body.data });
@@ -113,7 +104,7 @@ test('kill -9 right after a burst of acknowledged writes loses none', async () =
   const again = await startServer({ dataDir: srv.dataDir });
   toStop.push(again);
   for (const [n, want] of acked) {
-    const r = await api(again, 'GET', `/${n}`);
+    const r = await docsApi(again, 'GET', `/${n}`);
     assert.equal(r.status, 200, `${n} lost`);
     assert.equal(r.body.sid, want.sid, n);
     assert.equal(r.body.revision, want.revision, n);
@@ -127,7 +118,7 @@ test('an acknowledged write is in the store of this run, read without tassa', as
   toStop.push(srv);
   assert.match(srv.log, STORE_KIND === 'pg' ? / data=postgres:\/\/\S+\/e2e_/ : / data=\/\S+tassa\.db/);
   const name = `in-store-${process.pid}`;
-  const r = await api(srv, 'POST', '', { UniqueName: name, Data: '{"kind":"probe"}' });
+  const r = await docsApi(srv, 'POST', '', { UniqueName: name, Data: '{"kind":"probe"}' });
   assert.equal(r.status, 201);
   const rows = storeQuery(srv.store, `SELECT unique_name, revision, data FROM sync_documents WHERE unique_name = '${name}'`);
   assert.equal(rows, `${name}|0|{"kind":"probe"}`);

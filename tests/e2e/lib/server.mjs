@@ -177,6 +177,18 @@ export async function postForm(url, params, headers = {}) {
   return decode(r);
 }
 
+// A Sync Documents REST call on srv's default service with its API key (Basic), form-encoded
+// params when given; returns decode's { status, body, headers }.
+export async function docsApi(srv, method, path, params) {
+  const headers = { Authorization: srv.basic() };
+  let body;
+  if (params) {
+    headers['Content-Type'] = 'application/x-www-form-urlencoded';
+    body = new URLSearchParams(params).toString();
+  }
+  return decode(await fetch(`${srv.url}/v1/Services/default/Documents${path}`, { method, headers, body }));
+}
+
 // Decodes a fetch Response into { status, body, headers }.
 export async function decode(r) {
   const text = await r.text();
