@@ -1,12 +1,16 @@
 /* hs256.c - HMAC-SHA256 keys set up once (OpenSSL EVP_MAC), base64url and JSON string text.
  *
- * The crypto is OpenSSL's: a keyed EVP_MAC_CTX is made once per secret and copied per call,
- * which skips the fetch and key set-up (the ipad/opad digests) a fresh context costs.
+ * The crypto is OpenSSL's: a keyed EVP_MAC_CTX is made once per secret and copied once per
+ * thread, which skips the fetch and key set-up (the ipad/opad digests) a fresh context costs;
+ * each signature restarts the thread's copy.
  *
  * Layer: auth.
  */
 #include "auth/hs256.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +22,62 @@
 struct hs256_key {
     EVP_MAC *mac;
     EVP_MAC_CTX *ctx; /* keyed, never updated: only copied */
+    uint64_t id;      /* never reused: names the key in the threads' caches */
 };
+
+static _Atomic uint64_t next_key_id = 1;
+
+/* A thread's keyed contexts, copied once per key and then restarted for each signature
+ * (EVP_MAC_init with no key starts a new MAC with the key set before), so that a signature
+ * copies and frees nothing. Freed when the thread ends; a freed key's entry is only ever
+ * replaced (its copy holds its own key material). */
+#define THREAD_KEYS 4
+typedef struct {
+    uint64_t id[THREAD_KEYS];
+    EVP_MAC_CTX *ctx[THREAD_KEYS];
+    unsigned next; /* the slot replaced next */
+} thread_keys_t;
+
+static pthread_key_t thread_keys;
+static pthread_once_t thread_keys_once = PTHREAD_ONCE_INIT;
+static bool thread_keys_ok;
+
+static void thread_keys_free(void *p)
+{
+    thread_keys_t *t = p;
+    for (int i = 0; i < THREAD_KEYS; i++)
+        EVP_MAC_CTX_free(t->ctx[i]);
+    free(t);
+}
+
+static void thread_keys_init(void)
+{
+    thread_keys_ok = pthread_key_create(&thread_keys, thread_keys_free) == 0;
+}
+
+/* This thread's context for key, ready for EVP_MAC_update; NULL when none can be had (the
+ * caller then copies key->ctx itself). */
+static EVP_MAC_CTX *thread_ctx(const hs256_key_t *key)
+{
+    pthread_once(&thread_keys_once, thread_keys_init);
+    if (!thread_keys_ok)
+        return NULL;
+    thread_keys_t *t = pthread_getspecific(thread_keys);
+    if (!t) {
+        if (!(t = calloc(1, sizeof *t)) || pthread_setspecific(thread_keys, t) != 0) {
+            free(t);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < THREAD_KEYS; i++)
+        if (t->id[i] == key->id && t->ctx[i])
+            return EVP_MAC_init(t->ctx[i], NULL, 0, NULL) == 1 ? t->ctx[i] : NULL;
+    unsigned i = t->next++ % THREAD_KEYS;
+    EVP_MAC_CTX_free(t->ctx[i]);
+    t->id[i] = key->id;
+    t->ctx[i] = EVP_MAC_CTX_dup(key->ctx); /* fresh from the keyed one: ready as it is */
+    return t->ctx[i];
+}
 
 hs256_key_t *hs256_key_new(const void *secret, size_t len)
 {
@@ -38,6 +97,7 @@ hs256_key_t *hs256_key_new(const void *secret, size_t len)
         hs256_key_free(k);
         return NULL;
     }
+    k->id = atomic_fetch_add(&next_key_id, 1);
     return k;
 }
 
@@ -58,12 +118,14 @@ void hs256_key_free(hs256_key_t *key)
 
 int hs256_sign(const hs256_key_t *key, const void *data, size_t len, unsigned char out[HS256_LEN])
 {
-    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(key->ctx);
+    EVP_MAC_CTX *own = NULL, *c = thread_ctx(key);
+    if (!c)
+        c = own = EVP_MAC_CTX_dup(key->ctx);
     size_t n = 0;
     int ok = c != NULL && EVP_MAC_update(c, data, len) == 1 &&
              EVP_MAC_final(c, out, &n, HS256_LEN) == 1 && n == HS256_LEN;
 
-    EVP_MAC_CTX_free(c);
+    EVP_MAC_CTX_free(own);
     return ok ? 0 : -1;
 }
 

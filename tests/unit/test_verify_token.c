@@ -2,6 +2,7 @@
  *
  * Tokens are made three ways: by verify_token_mint, by libjwt directly, and by hand (JSON
  * text, base64url and OpenSSL HMAC) so that headers libjwt would never write can be tried. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "auth/hs256.h"
 #include "auth/verify_token.h"
 
 #define NOW    ((time_t)1700000000)
@@ -397,6 +399,57 @@ static void test_rejects_crit(void **state)
     }
 }
 
+/* hs256_sign against OpenSSL's one-shot HMAC, for more keys than a thread keeps contexts of,
+ * interleaved, again after keys are freed and new ones made, and from several threads at once. */
+static void check_keys(hs256_key_t *const *keys, const char *const *secrets, size_t n, int rounds)
+{
+    for (int r = 0; r < rounds; r++)
+        for (size_t k = 0; k < n; k++) {
+            size_t i = (k * 7 + (size_t)r) % n;
+            char data[64];
+            int len = snprintf(data, sizeof data, "payload %d of key %zu", r, i);
+            unsigned char got[HS256_LEN], want[EVP_MAX_MD_SIZE];
+            unsigned int wlen = 0;
+            assert_int_equal(hs256_sign(keys[i], data, (size_t)len, got), 0);
+            assert_non_null(HMAC(EVP_sha256(), secrets[i], (int)strlen(secrets[i]),
+                                 (const unsigned char *)data, (size_t)len, want, &wlen));
+            assert_int_equal(wlen, HS256_LEN);
+            assert_memory_equal(got, want, HS256_LEN);
+        }
+}
+
+static const char *const SECRETS[] = {"s0",   "secret one", "2",       "three 3 3",
+                                      "four", "five!",      "six six", "seven"};
+#define NSECRETS (sizeof SECRETS / sizeof SECRETS[0])
+
+static void *sign_in_thread(void *keys)
+{
+    check_keys(keys, SECRETS, NSECRETS, 50);
+    return NULL;
+}
+
+static void test_hs256_matches_one_shot_hmac(void **state)
+{
+    (void)state;
+    hs256_key_t *keys[NSECRETS];
+    for (size_t i = 0; i < NSECRETS; i++)
+        assert_non_null(keys[i] = hs256_key_new(SECRETS[i], strlen(SECRETS[i])));
+    check_keys(keys, SECRETS, NSECRETS, 20);
+    /* freed keys and new ones in their place (the same secrets, other keys) */
+    for (size_t i = 0; i < NSECRETS; i += 2) {
+        hs256_key_free(keys[i]);
+        assert_non_null(keys[i] = hs256_key_new(SECRETS[i], strlen(SECRETS[i])));
+    }
+    check_keys(keys, SECRETS, NSECRETS, 20);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, sign_in_thread, keys), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    for (size_t i = 0; i < NSECRETS; i++)
+        hs256_key_free(keys[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_identity_claims),
         cmocka_unit_test(test_rejects_garbage),
         cmocka_unit_test(test_rejects_crit),
+        cmocka_unit_test(test_hs256_matches_one_shot_hmac),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
