@@ -446,10 +446,7 @@ static void doc_observe(doc_entry_t *d, event_t *e)
 static char *doc_text(const hub_t *h, const sync_doc_t *doc, const char *base_url)
 {
     const char *account = h->deps.config->account_sid;
-    json_t *j = sync_doc_json(doc, account ? account : "", base_url ? base_url : "");
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    return text;
+    return sync_doc_text(doc, account ? account : "", base_url ? base_url : "");
 }
 
 /* A permission or ACL change: ends the streams that may no longer read (outside the lock
