@@ -1,9 +1,10 @@
 /* hs256.h - HMAC-SHA256 keys set up once, and the pieces of a compact JWS built without JSON
  * round trips: base64url encoding straight into a buf_t (JSON strings: base/buf.h).
  *
- * A key is created once per secret (OpenSSL EVP_MAC, keyed when created); each signature
- * copies that keyed context (EVP_MAC_CTX_dup), so no call sets up the key again. A key is
- * immutable after hs256_key_new: any number of threads may sign with it at once.
+ * A key is created once per secret (OpenSSL EVP_MAC, keyed when created); each thread copies
+ * that keyed context once (EVP_MAC_CTX_dup) and restarts its copy per signature, so no call
+ * sets up the key again. A key is immutable after hs256_key_new: any number of threads may
+ * sign with it at once.
  *
  * Layer: auth.
  */
