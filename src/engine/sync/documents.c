@@ -988,6 +988,47 @@ static tassa_err not_found(errmsg_t *em, const char *service, const char *id)
                    id);
 }
 
+/* Deletes a document row and its permissions (lock held, inside a savepoint). */
+static tassa_err delete_row(sync_engine_t *e, const char *sid)
+{
+    static const char *const sql[] = {"DELETE FROM sync_documents WHERE sid = ?",
+                                      "DELETE FROM sync_permissions WHERE document_sid = ?"};
+    for (size_t i = 0; i < 2; i++) {
+        store_stmt_t *st = store_prepare(e->store, sql[i]);
+        if (!st)
+            return TASSA_ESTORE;
+        store_bind_text(st, 1, sid);
+        int rc = store_step(st);
+        store_release(e->store, st);
+        if (rc != STORE_DONE)
+            return TASSA_ESTORE;
+    }
+    return TASSA_OK;
+}
+
+/* Deletes the expired document that still holds unique_name in service svc, if any (lock
+ * held, inside a savepoint): one lookup by the name's index when there is none. */
+static tassa_err purge_expired_name(sync_engine_t *e, const char *svc, const char *unique_name,
+                                    int64_t now)
+{
+    store_stmt_t *st = store_prepare(e->store, "SELECT sid FROM sync_documents WHERE "
+                                               "service_sid = ? AND unique_name = ? AND "
+                                               "date_expires <= ?");
+    if (!st)
+        return TASSA_ESTORE;
+    store_bind_text(st, 1, svc);
+    store_bind_text(st, 2, unique_name);
+    store_bind_int64(st, 3, now);
+    char sid[SID_LEN + 1] = "";
+    int rc = store_step(st);
+    if (rc == STORE_ROW)
+        snprintf(sid, sizeof sid, "%s", store_col_text(st, 0) ? store_col_text(st, 0) : "");
+    store_release(e->store, st);
+    if (rc < 0)
+        return TASSA_ESTORE;
+    return sid[0] ? delete_row(e, sid) : TASSA_OK;
+}
+
 /* Inserts a new document (lock held, inside a savepoint): frees an expired holder of the name,
  * then fills out (taking over text on success). TASSA_EDUPNAME when the name is taken. */
 static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *unique_name,
@@ -996,24 +1037,10 @@ static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *un
 {
     int64_t now = store_now_ms();
     store_stmt_t *st;
-    if (unique_name) {
-        /* An expired document no longer holds its name, nor its permissions. */
-        static const char *const purge[] = {
-            "DELETE FROM sync_permissions WHERE document_sid IN (SELECT sid FROM sync_documents "
-            "WHERE service_sid = ? AND unique_name = ? AND date_expires <= ?)",
-            "DELETE FROM sync_documents WHERE service_sid = ? AND unique_name = ? AND "
-            "date_expires <= ?",
-        };
-        for (size_t i = 0; i < sizeof purge / sizeof purge[0]; i++) {
-            if (!(st = store_prepare(e->store, purge[i])))
-                return TASSA_ESTORE;
-            store_bind_text(st, 1, svc);
-            store_bind_text(st, 2, unique_name);
-            store_bind_int64(st, 3, now);
-            store_step(st);
-            store_release(e->store, st);
-        }
-    }
+    /* An expired document no longer holds its name, nor its permissions. */
+    tassa_err err = unique_name ? purge_expired_name(e, svc, unique_name, now) : TASSA_OK;
+    if (err)
+        return err;
     memset(out, 0, sizeof *out);
     if (sid_new("ET", out->sid))
         return TASSA_EINTERNAL;
@@ -1521,24 +1548,6 @@ void sync_doc_apply_async(sync_engine_t *e, const char *service, const char *nam
     } else {
         write_refused(w, w->err);
     }
-}
-
-/* Deletes a document row and its permissions (lock held, inside a savepoint). */
-static tassa_err delete_row(sync_engine_t *e, const char *sid)
-{
-    static const char *const sql[] = {"DELETE FROM sync_documents WHERE sid = ?",
-                                      "DELETE FROM sync_permissions WHERE document_sid = ?"};
-    for (size_t i = 0; i < 2; i++) {
-        store_stmt_t *st = store_prepare(e->store, sql[i]);
-        if (!st)
-            return TASSA_ESTORE;
-        store_bind_text(st, 1, sid);
-        int rc = store_step(st);
-        store_release(e->store, st);
-        if (rc != STORE_DONE)
-            return TASSA_ESTORE;
-    }
-    return TASSA_OK;
 }
 
 tassa_err sync_doc_delete(sync_engine_t *e, const char *service, const char *id,
