@@ -64,6 +64,12 @@ struct cached_stmt {
 
 /* How long the committer lets queued writers join a batch before it commits anyway. */
 #define BATCH_WAIT_US 2000
+/* Commit pacing under load: after a batch of n writers, the next commit begins no sooner than
+ * n * PACE_WRITER_US (at most PACE_MAX_US) after it began, so that more writers share each
+ * COMMIT (whose page writes hold the store lock) and each fsync. A lone writer is never held
+ * back. */
+#define PACE_WRITER_US 100
+#define PACE_MAX_US    2000
 
 struct store {
     sqlite3 *db;
@@ -77,9 +83,11 @@ struct store {
     bool open_txn, in_savepoint, dirty, stopping;
     uint64_t epoch; /* number of the open (or last) group transaction */
     sqlite3_int64 changes_at_lock;
-    uint64_t section;   /* store_section; lock held */
-    long batch_writers; /* sections with changes in the open group transaction (metrics) */
-    atomic_int queued;  /* threads waiting for the store lock */
+    uint64_t section;            /* store_section; lock held */
+    long batch_writers;          /* sections with changes in the open group transaction (metrics) */
+    struct timespec last_commit; /* when the committer began its last commit (CLOCK_MONOTONIC) */
+    long last_batch;             /* the writers of that commit */
+    atomic_int queued;           /* threads waiting for the store lock */
     pthread_t committer;
     bool committer_started;
     pthread_mutex_t done_lock; /* guards committed, failed and done */
@@ -549,6 +557,27 @@ static uint64_t unlock_section(store_t *s, bool *lost_out)
     return wait_for;
 }
 
+/* Waits, the lock released meanwhile, for the pace the previous commit's batch sets (lock
+ * held). */
+static void pace_commit(store_t *s)
+{
+    if (s->last_batch < 2 || s->stopping)
+        return;
+    long pace = s->last_batch * PACE_WRITER_US;
+    if (pace > PACE_MAX_US)
+        pace = PACE_MAX_US;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long since = (long)(now.tv_sec - s->last_commit.tv_sec) * 1000000L +
+                 (now.tv_nsec - s->last_commit.tv_nsec) / 1000;
+    if (since >= 0 && since < pace) {
+        pthread_mutex_unlock(&s->lock);
+        struct timespec pause = {0, (pace - since) * 1000L};
+        nanosleep(&pause, NULL);
+        pthread_mutex_lock(&s->lock);
+    }
+}
+
 /* Commits the group transaction whenever it holds changes; see the file comment. */
 static void *commit_loop(void *arg)
 {
@@ -559,6 +588,7 @@ static void *commit_loop(void *arg)
             pthread_cond_wait(&s->work, &s->lock);
         if (!s->dirty && s->stopping)
             break;
+        pace_commit(s);
         /* Let the writers already queued for the lock join this batch. */
         for (int waited = 0; waited < BATCH_WAIT_US && atomic_load(&s->queued) > 0; waited += 50) {
             pthread_mutex_unlock(&s->lock);
@@ -569,6 +599,8 @@ static void *commit_loop(void *arg)
         uint64_t epoch = s->epoch;
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        s->last_commit = t0;
+        s->last_batch = s->batch_writers;
         /* After a failed WAL sync nothing more is committed (see below). */
         bool broken = s->broken_from != 0; /* only this thread writes it */
         bool ok = !broken && db_control(s, "COMMIT") == TASSA_OK;

@@ -400,6 +400,84 @@ static void concurrent_applies_lose_no_increment(void **state)
     sync_doc_clear(&d);
 }
 
+/* A merge that writes only over an existing document. */
+static json_t *only_existing(void *ctx, const json_t *current, char *reason, size_t reason_len)
+{
+    if (!current) {
+        snprintf(reason, reason_len, "absent");
+        return NULL;
+    }
+    return increment(ctx, current, reason, reason_len);
+}
+
+/* The apply of a blocking or an asynchronous caller (apply_loop's two ways), once. */
+static tassa_err apply_once(sync_engine_t *e, const char *name, sync_merge_fn fn, bool async,
+                            bool *changed, char *reason, size_t reason_len)
+{
+    if (!async) {
+        errmsg_t em = {{0}};
+        return sync_doc_apply(e, "default", name, fn, NULL, changed, reason, reason_len, &em);
+    }
+    report_t r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    sync_doc_apply_async(e, "default", name, fn, NULL, reason, reason_len, on_done, &r);
+    report_wait(&r);
+    *changed = r.changed;
+    return r.err;
+}
+
+static void assert_data(sync_engine_t *e, const char *name, const char *data, int64_t revision)
+{
+    sync_doc_t d = {0};
+    errmsg_t em = {{0}};
+    assert_int_equal(sync_doc_fetch(e, "default", name, &d, &em), TASSA_OK);
+    assert_string_equal(d.data, data);
+    assert_int_equal(d.revision, revision);
+    sync_doc_clear(&d);
+}
+
+/* An apply on a name the engine has not seen merges what is stored, whoever made it (a REST
+ * create, another node), rather than creating it anew; one on a deleted document creates it
+ * again; a merge that declines a new document creates nothing and says why. Blocking and
+ * asynchronous alike. */
+static void apply_merges_documents_it_did_not_make(void **state)
+{
+    fx_t *f = *state;
+    for (int async = 0; async < 2; async++) {
+        char name[64], reason[64];
+        bool changed = false;
+        errmsg_t em = {{0}};
+        sync_doc_t d = {0};
+        snprintf(name, sizeof name, "seen-%d-%ld-%d", async, (long)getpid(), rand());
+        assert_int_equal(
+            sync_doc_create(f->sync[0], "default", name, "{\"n\":5}", 0, NULL, &d, &em), TASSA_OK);
+        sync_doc_clear(&d);
+        assert_int_equal(
+            apply_once(f->sync[0], name, increment, async, &changed, reason, sizeof reason),
+            TASSA_OK);
+        assert_true(changed);
+        assert_data(f->sync[0], name, "{\"n\":6}", 1);
+        /* the last node has not seen it either (on SQLite: the same node, now knowing it) */
+        sync_engine_t *other = f->sync[f->nodes - 1];
+        assert_int_equal(apply_once(other, name, increment, async, &changed, reason, sizeof reason),
+                         TASSA_OK);
+        assert_data(f->sync[0], name, "{\"n\":7}", 2);
+        assert_int_equal(sync_doc_delete(f->sync[0], "default", name, NULL, &em), TASSA_OK);
+        assert_int_equal(apply_once(other, name, increment, async, &changed, reason, sizeof reason),
+                         TASSA_OK);
+        assert_true(changed);
+        assert_data(f->sync[0], name, "{\"n\":1}", 0);
+
+        snprintf(name, sizeof name, "absent-%d-%ld-%d", async, (long)getpid(), rand());
+        reason[0] = '\0';
+        assert_int_equal(
+            apply_once(f->sync[0], name, only_existing, async, &changed, reason, sizeof reason),
+            TASSA_OK);
+        assert_false(changed);
+        assert_string_equal(reason, "absent");
+        assert_int_equal(sync_doc_fetch(f->sync[0], "default", name, &d, &em), TASSA_ENOTFOUND);
+    }
+}
+
 /* An asynchronous update reports once, after the listener heard its revision (on one store:
  * the settle thread delivers before it reports); its refusals report too. */
 static void async_update_reports_after_delivery(void **state)
@@ -443,6 +521,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(watch_starts_between_two_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(stale_if_match_is_refused_on_every_node, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_applies_lose_no_increment, setup, teardown),
+        cmocka_unit_test_setup_teardown(apply_merges_documents_it_did_not_make, setup, teardown),
         cmocka_unit_test_setup_teardown(async_update_reports_after_delivery, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("sync feed on SQLite", tests, NULL, NULL);

@@ -52,11 +52,14 @@
 #include <time.h>
 
 #include "base/buf.h"
+#include "base/hash.h"
 #include "base/params.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/timefmt.h"
 #include "store/migrate.h"
+
+#define KNOWN_SLOTS 65536 /* names remembered as existing (apply_new's hint) */
 
 /* A change (or a watch) waiting for its turn in commit order. */
 typedef enum { PENDING_WAITING, PENDING_READY, PENDING_CANCELLED } pending_state_t;
@@ -119,6 +122,8 @@ struct sync_engine {
     int64_t mark_ms, mark_seq; /* feed_last at time mark_ms: what log_prune may delete */
     bool feed_failing;         /* the last round failed (logged once) */
     _Atomic int64_t position;  /* the seq being or last handed (sync_engine_position) */
+    /* Names seen to exist (a hint, see apply_new): hashes of "service/name", direct-mapped. */
+    _Atomic uint64_t known[KNOWN_SLOTS];
 };
 
 /* The Sync schema, one migration step per version (store/migrate.h). Version 1 is the schema
@@ -1398,30 +1403,14 @@ void sync_doc_update_async(sync_engine_t *e, const char *service, const char *id
     finish_write_async(w);
 }
 
-/* The read of an apply: the document as it is now (*exists; doc cleared by the caller) and,
- * outside every lock, fn's merge of its data: *text the new data (malloc'd) or NULL when fn
- * leaves it unchanged. The read does not wait for durability: apply_write's compare-and-set
- * only matches the state read (see store_unlock_nowait). */
-static tassa_err apply_read(sync_engine_t *e, const char *service, const char *name,
-                            sync_merge_fn fn, void *ctx, char *reason, size_t reason_len,
-                            char svc[SID_LEN + 1], sync_doc_t *doc, bool *exists, char **text,
-                            errmsg_t *em)
+/* fn's merge of current (stored data text, or NULL for no document), outside every lock: *text
+ * the new data (malloc'd), or NULL when fn leaves it unchanged. */
+static tassa_err merge_text(sync_merge_fn fn, void *ctx, const char *current_text, const char *name,
+                            char *reason, size_t reason_len, char **text, errmsg_t *em)
 {
     *text = NULL;
-    *exists = false;
-    store_lock(e->store);
-    tassa_err err = resolve_locked(e, service, svc);
-    if (!err && (err = find_locked(e, svc, name, doc)) == TASSA_OK)
-        *exists = true;
-    tassa_err lost = store_unlock_nowait(e->store);
-    if (err == TASSA_ENOTFOUND && !lost)
-        err = TASSA_OK;
-    if (lost)
-        return err_set(em, TASSA_ESTORE, "the store failed");
-    if (err)
-        return err;
     json_t *current = NULL, *next = NULL;
-    if (*exists && !(current = json_loads(doc->data, 0, NULL)))
+    if (current_text && !(current = json_loads(current_text, 0, NULL)))
         return err_set(em, TASSA_ESTORE, "stored data of %.80s is not JSON", name);
     reason[0] = '\0';
     next = fn(ctx, current, reason, reason_len);
@@ -1440,6 +1429,56 @@ static tassa_err apply_read(sync_engine_t *e, const char *service, const char *n
                        SYNC_DOC_MAX_DATA);
     }
     return TASSA_OK;
+}
+
+/* The slot of name (in service, as the caller spelled it) in the engine's hint of names
+ * that exist, and the hash it holds when the name is there (never 0). */
+static _Atomic uint64_t *known_slot(sync_engine_t *e, const char *service, const char *name,
+                                    uint64_t *h)
+{
+    *h = hash_str(hash_str(hash_str(HASH_SEED, service), "/"), name) | 1;
+    return &e->known[*h % KNOWN_SLOTS];
+}
+
+static void known_set(sync_engine_t *e, const char *service, const char *name)
+{
+    uint64_t h;
+    atomic_store_explicit(known_slot(e, service, name, &h), h, memory_order_relaxed);
+}
+
+/* Whether name was seen to exist. Only a hint: another node, a deletion or a hash collision may
+ * have made it wrong, which costs apply_new a section and never changes an outcome. */
+static bool known(sync_engine_t *e, const char *service, const char *name)
+{
+    uint64_t h;
+    return atomic_load_explicit(known_slot(e, service, name, &h), memory_order_relaxed) == h;
+}
+
+/* The read of an apply: the document as it is now (*exists; doc cleared by the caller) and,
+ * outside every lock, fn's merge of its data (merge_text). The read does not wait for
+ * durability: apply_write's compare-and-set only matches the state read (see
+ * store_unlock_nowait). */
+static tassa_err apply_read(sync_engine_t *e, const char *service, const char *name,
+                            sync_merge_fn fn, void *ctx, char *reason, size_t reason_len,
+                            char svc[SID_LEN + 1], sync_doc_t *doc, bool *exists, char **text,
+                            errmsg_t *em)
+{
+    *text = NULL;
+    *exists = false;
+    store_lock(e->store);
+    tassa_err err = resolve_locked(e, service, svc);
+    if (!err && (err = find_locked(e, svc, name, doc)) == TASSA_OK)
+        *exists = true;
+    tassa_err lost = store_unlock_nowait(e->store);
+    if (err == TASSA_ENOTFOUND && !lost)
+        err = TASSA_OK;
+    if (lost)
+        return err_set(em, TASSA_ESTORE, "the store failed");
+    if (err)
+        return err;
+    if (*exists)
+        known_set(e, service, name);
+    return merge_text(fn, ctx, *exists ? doc->data : NULL, name, reason, reason_len, text, em);
 }
 
 /* The write of an apply (lock held; the savepoint begun here, ended by the caller): a
@@ -1475,10 +1514,58 @@ typedef enum {
 /* The read-merge-write of an apply (apply_read, then apply_write_locked), read again while
  * another writer comes first. doc holds, when *end is APPLY_WROTE and the result is TASSA_OK,
  * the new state (cleared by the caller). */
+/* The first try of an apply on a name not known to exist (known): fn's merge of no document,
+ * made before the lock, inserted in one section when the name is indeed free, instead of a
+ * section to read and another to write. True when that settled the apply (*err and *end as
+ * apply_locked returns them, the lock held unless APPLY_GAVE_UP); false when the name is taken,
+ * or fn writes nothing for a new document: the ordinary read-merge-write follows (the lock is
+ * not held, doc cleared). */
+static bool apply_new(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
+                      void *ctx, char *reason, size_t reason_len, sync_doc_t *doc, apply_end_t *end,
+                      tassa_err *err, errmsg_t *em)
+{
+    char svc[SID_LEN + 1], *text;
+    errmsg_t ignored = {{0}};
+    if (merge_text(fn, ctx, NULL, name, reason, reason_len, &text, &ignored) || !text)
+        return false; /* decided again on what the read finds */
+    store_lock(e->store);
+    *end = APPLY_READ;
+    *err = resolve_locked(e, service, svc);
+    if (!*err)
+        *err = find_locked(e, svc, name, doc);
+    if (*err == TASSA_OK) { /* taken: merge what is there */
+        known_set(e, service, name);
+        sync_doc_clear(doc);
+        store_unlock_nowait(e->store);
+        free(text);
+        return false;
+    }
+    if (*err != TASSA_ENOTFOUND) { /* no such service, or the store failed: final */
+        free(text);
+        return true;
+    }
+    *err = apply_write_locked(e, svc, name, false, doc, &text, em);
+    free(text);
+    if (apply_raced(*err)) { /* cannot happen with the lock held since the read; be safe */
+        store_rollback(e->store);
+        sync_doc_clear(doc);
+        store_unlock_nowait(e->store);
+        return false;
+    }
+    *end = APPLY_WROTE;
+    if (!*err)
+        known_set(e, service, name);
+    return true;
+}
+
 static tassa_err apply_locked(sync_engine_t *e, const char *service, const char *name,
                               sync_merge_fn fn, void *ctx, char *reason, size_t reason_len,
                               sync_doc_t *doc, apply_end_t *end, errmsg_t *em)
 {
+    tassa_err first;
+    if (!known(e, service, name) &&
+        apply_new(e, service, name, fn, ctx, reason, reason_len, doc, end, &first, em))
+        return first;
     for (int attempt = 0; attempt < SYNC_APPLY_ATTEMPTS; attempt++) {
         char svc[SID_LEN + 1], *text;
         bool exists;
