@@ -964,18 +964,17 @@ static void row_to_doc(store_stmt_t *st, sync_doc_t *d)
     snprintf(d->created_by, sizeof d->created_by, "%s", store_col_text(st, 8));
 }
 
-/* Finds a live document by SID or unique name (lock held). */
-static tassa_err find_locked(sync_engine_t *e, const char *service, const char *id, sync_doc_t *out)
+/* Finds a live document by the query sql, whose parameters are the service, id (once or twice)
+ * and the time (lock held). */
+static tassa_err find_row(sync_engine_t *e, const char *sql, const char *service, const char *id,
+                          sync_doc_t *out)
 {
-    store_stmt_t *st = store_prepare(e->store, "SELECT " DOC_COLUMNS " FROM sync_documents "
-                                               "WHERE service_sid = ? AND (sid = ? OR "
-                                               "unique_name = ?) AND " LIVE);
+    store_stmt_t *st = store_prepare(e->store, sql);
     if (!st)
         return TASSA_ESTORE;
     store_bind_text(st, 1, service);
     store_bind_text(st, 2, id);
-    store_bind_text(st, 3, id);
-    store_bind_int64(st, 4, store_now_ms());
+    store_bind_int64(st, 3, store_now_ms());
     int rc = store_step(st);
     tassa_err err = rc < 0 ? TASSA_ESTORE : TASSA_ENOTFOUND; /* an outage is not "absent" */
     if (rc == STORE_ROW) {
@@ -984,6 +983,27 @@ static tassa_err find_locked(sync_engine_t *e, const char *service, const char *
     }
     store_release(e->store, st);
     return err;
+}
+
+/* Finds a live document by SID or unique name (lock held). */
+static tassa_err find_locked(sync_engine_t *e, const char *service, const char *id, sync_doc_t *out)
+{
+    return find_row(
+        e,
+        "SELECT " DOC_COLUMNS " FROM sync_documents WHERE service_sid = ?1 AND "
+        "(sid = ?2 OR unique_name = ?2) AND (date_expires IS NULL OR date_expires > ?3)",
+        service, id, out);
+}
+
+/* Finds a live document by unique name alone (lock held): the name's index, for a name that
+ * check_unique_name accepted (never SID-like). */
+static tassa_err find_name_locked(sync_engine_t *e, const char *service, const char *name,
+                                  sync_doc_t *out)
+{
+    return find_row(e,
+                    "SELECT " DOC_COLUMNS " FROM sync_documents WHERE service_sid = ?1 AND "
+                    "unique_name = ?2 AND (date_expires IS NULL OR date_expires > ?3)",
+                    service, name, out);
 }
 
 static tassa_err not_found(errmsg_t *em, const char *service, const char *id)
@@ -1467,7 +1487,7 @@ static tassa_err apply_read(sync_engine_t *e, const char *service, const char *n
     *exists = false;
     store_lock(e->store);
     tassa_err err = resolve_locked(e, service, svc);
-    if (!err && (err = find_locked(e, svc, name, doc)) == TASSA_OK)
+    if (!err && (err = find_name_locked(e, svc, name, doc)) == TASSA_OK)
         *exists = true;
     tassa_err lost = store_unlock_nowait(e->store);
     if (err == TASSA_ENOTFOUND && !lost)
@@ -1532,7 +1552,7 @@ static bool apply_new(sync_engine_t *e, const char *service, const char *name, s
     *end = APPLY_READ;
     *err = resolve_locked(e, service, svc);
     if (!*err)
-        *err = find_locked(e, svc, name, doc);
+        *err = find_name_locked(e, svc, name, doc);
     if (*err == TASSA_OK) { /* taken: merge what is there */
         known_set(e, service, name);
         sync_doc_clear(doc);
