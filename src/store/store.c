@@ -7,7 +7,8 @@
  *
  * Group commit: the first critical section after a commit opens a transaction (BEGIN); every
  * following one writes into it; the committer thread COMMITs it once it holds changes and no
- * writer is queued for the lock (or after a short bound), makes it durable (one fsync), then
+ * writer is queued for the lock (or after a short bound), and under load no sooner than the
+ * pace the previous batch set (pace_commit), makes it durable (one fsync), then
  * wakes every thread waiting in store_unlock for that epoch, then runs the store_unlock_async
  * waiters of the epochs it settled (outside every lock), oldest first.
  *
