@@ -88,6 +88,8 @@ struct store {
     long batch_writers;          /* sections with changes in the open group transaction (metrics) */
     struct timespec last_commit; /* when the committer began its last commit (CLOCK_MONOTONIC) */
     long last_batch;             /* the writers of that commit */
+    uint64_t unsynced;           /* SQLite: the last epoch COMMITted (lock held to write) */
+    _Atomic uint64_t synced;     /* the last epoch settled (a copy of committed, for readers) */
     atomic_int queued;           /* threads waiting for the store lock */
     pthread_t committer;
     bool committer_started;
@@ -546,10 +548,15 @@ static uint64_t unlock_section(store_t *s, bool *lost_out)
     if (s->dirty) {
         wait_for = s->epoch;
         pthread_cond_signal(&s->work);
-    } else if (s->open_txn) {
-        /* Nothing to make durable: end the read transaction at once. */
-        db_control(s, "COMMIT");
-        s->open_txn = false;
+    } else {
+        if (s->open_txn) { /* nothing to make durable: end the read transaction at once */
+            db_control(s, "COMMIT");
+            s->open_txn = false;
+        }
+        /* It may have read the last batch, committed but still on its way to the disk (its
+         * WAL sync runs outside the lock): its answer waits for that sync too. */
+        if (s->unsynced > atomic_load(&s->synced))
+            wait_for = s->unsynced;
     }
     /* A connection lost during the section: nothing it read or wrote can be trusted (a failed
      * lookup looks like an absent row), and its transaction is gone. */
@@ -626,6 +633,8 @@ static void *commit_loop(void *arg)
         }
         s->open_txn = false;
         s->dirty = false;
+        if (sync_wal)
+            s->unsynced = epoch;
         pthread_mutex_unlock(&s->lock);
         /* The next batch runs meanwhile; nothing of this one is acknowledged before this. A
          * failed sync cannot be undone (the transaction is committed, and the kernel may have
@@ -642,6 +651,7 @@ static void *commit_loop(void *arg)
         if (sync_failed)
             s->broken_from = epoch;
         s->committed = epoch;
+        atomic_store(&s->synced, epoch);
         if (!ok)
             s->failed = epoch;
         pthread_cond_broadcast(&s->done);

@@ -61,9 +61,17 @@ static int setup(void **state)
     return 0;
 }
 
+/* The WAL syncs of this process (see fdatasync below). */
+static atomic_int wal_syncs;
+static atomic_bool fail_wal_syncs; /* set: every WAL sync fails with EIO, as a failing disk's */
+static atomic_bool hold_wal_syncs; /* set: a WAL sync waits until it is cleared (a slow disk) */
+static atomic_int held_wal_syncs;  /* WAL syncs waiting in hold_wal_syncs now */
+
 static int teardown(void **state)
 {
     fx_t *f = *state;
+    atomic_store(&hold_wal_syncs, false); /* a failed test may have left a sync held */
+    atomic_store(&fail_wal_syncs, false);
     store_close(f->s);
     if (f->pg) {
         free(f);
@@ -442,13 +450,15 @@ static void pause_ms(int ms)
 
 /* fdatasync(2) calls on a SQLite WAL (a file named *-wal) made in this process. This
  * definition takes the place of libc's for the whole test binary (the store's calls and
- * SQLite's alike) and does the real call itself. */
-static atomic_int wal_syncs;
-static atomic_bool fail_wal_syncs; /* set: every WAL sync fails with EIO, as a failing disk's */
+ * SQLite's alike) and does the real call itself; the counters and switches are above. */
 
 int fdatasync(int fd)
 {
     if (wal_fd(fd)) {
+        atomic_fetch_add(&held_wal_syncs, 1);
+        while (atomic_load(&hold_wal_syncs))
+            usleep(1000);
+        atomic_fetch_sub(&held_wal_syncs, 1);
         if (atomic_load(&fail_wal_syncs)) {
             errno = EIO;
             return -1;
@@ -518,6 +528,80 @@ static void acknowledged_writes_are_synced(void **state)
     before = atomic_load(&wal_syncs);
     insert_async(f->s, "synced-async", 2, note_syncs, &seen);
     assert_true(atomic_load(&seen.syncs_at_done) > before);
+}
+
+/* A read-only section of another thread and what its store_unlock returned. */
+typedef struct {
+    store_t *s;
+    int64_t count;
+    tassa_err err;
+    atomic_bool done;
+} reader_t;
+
+static void *read_count(void *arg)
+{
+    reader_t *r = arg;
+    store_lock(r->s);
+    r->count = count_items(r->s);
+    r->err = store_unlock(r->s);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+/* Inserts id in a section of a thread of its own, whose store_unlock then waits for the WAL
+ * sync that hold_wal_syncs holds; returns once that sync has begun. */
+static void *insert_blocking(void *arg)
+{
+    static atomic_int n;
+    char id[32];
+    snprintf(id, sizeof id, "held-%d", atomic_fetch_add(&n, 1));
+    store_t *s = arg;
+    store_lock(s);
+    insert(s, id, 1, "x");
+    store_unlock(s);
+    return NULL;
+}
+
+static void start_held_write(store_t *s, pthread_t *writer)
+{
+    atomic_store(&hold_wal_syncs, true);
+    assert_int_equal(pthread_create(writer, NULL, insert_blocking, s), 0);
+    for (int i = 0; i < 500 && atomic_load(&held_wal_syncs) == 0; i++)
+        pause_ms(10);
+    assert_int_equal(atomic_load(&held_wal_syncs), 1);
+}
+
+/* SQLite: a section that only reads, while the last batch is committed but its WAL sync still
+ * runs (outside the lock), may read that batch: its store_unlock (and store_unlock_async's
+ * done) waits for the sync, so nothing it answers can be lost to a power cut; when the sync
+ * fails, the reader hears so. Before, it returned at once, with rows not yet on disk. */
+static void a_read_of_an_unsynced_batch_waits_for_its_sync(void **state)
+{
+    fx_t *f = *state;
+    if (f->pg)
+        skip(); /* PostgreSQL's COMMIT returns once its own WAL is flushed */
+    for (int failing = 0; failing < 2; failing++) {
+        pthread_t writer, rt;
+        start_held_write(f->s, &writer);
+        atomic_store(&fail_wal_syncs, failing);
+        reader_t r = {.s = f->s, .count = -1};
+        assert_int_equal(pthread_create(&rt, NULL, read_count, &r), 0);
+        sync_seen_t seen = {0};
+        store_waiter_t w;
+        store_lock(f->s);
+        assert_int_equal(count_items(f->s), failing + 1); /* the held row is visible */
+        store_unlock_async(f->s, &w, failing ? note_failure : note_syncs, &seen);
+        pause_ms(100);
+        assert_false(atomic_load(&r.done)); /* the reader waits for the sync */
+        assert_false(atomic_load(&seen.done));
+        atomic_store(&hold_wal_syncs, false);
+        pthread_join(rt, NULL);
+        pthread_join(writer, NULL);
+        wait_seen(&seen);
+        assert_int_equal(r.count, failing + 1);
+        assert_int_equal(r.err, failing ? TASSA_ESTORE : TASSA_OK);
+        atomic_store(&fail_wal_syncs, false);
+    }
 }
 
 /* SQLite: a failed WAL sync fails its write, and every later write too (the store stops
@@ -891,6 +975,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(checkpoints_move_the_wal_into_the_data_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_failed_wal_sync_refuses_writes_until_reopened, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_read_of_an_unsynced_batch_waits_for_its_sync, setup,
                                         teardown),
     };
     int failed = cmocka_run_group_tests_name("store on SQLite", tests, NULL, NULL);
