@@ -437,8 +437,8 @@ static void assert_data(sync_engine_t *e, const char *name, const char *data, in
 
 /* An apply on a name the engine has not seen merges what is stored, whoever made it (a REST
  * create, another node), rather than creating it anew; one on a deleted document creates it
- * again; a merge that declines a new document creates nothing and says why. Blocking and
- * asynchronous alike. */
+ * again; a merge that declines a new document creates nothing and says why; an unknown service
+ * is refused. Blocking and asynchronous alike. */
 static void apply_merges_documents_it_did_not_make(void **state)
 {
     fx_t *f = *state;
@@ -474,6 +474,24 @@ static void apply_merges_documents_it_did_not_make(void **state)
             TASSA_OK);
         assert_false(changed);
         assert_string_equal(reason, "absent");
+        assert_int_equal(sync_doc_fetch(f->sync[0], "default", name, &d, &em), TASSA_ENOTFOUND);
+
+        /* a service that does not exist is final, and nothing is written anywhere */
+        em = (errmsg_t){{0}};
+        changed = true;
+        if (!async) {
+            assert_int_equal(sync_doc_apply(f->sync[0], "no-such-service", name, increment, NULL,
+                                            &changed, reason, sizeof reason, &em),
+                             TASSA_ENOTFOUND);
+        } else {
+            report_t r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+            sync_doc_apply_async(f->sync[0], "no-such-service", name, increment, NULL, reason,
+                                 sizeof reason, on_done, &r);
+            report_wait(&r);
+            assert_int_equal(r.err, TASSA_ENOTFOUND);
+            changed = r.changed;
+        }
+        assert_false(changed);
         assert_int_equal(sync_doc_fetch(f->sync[0], "default", name, &d, &em), TASSA_ENOTFOUND);
     }
 }

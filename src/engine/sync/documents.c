@@ -1006,6 +1006,13 @@ static tassa_err find_name_locked(sync_engine_t *e, const char *service, const c
                     service, name, out);
 }
 
+/* Twilio's 404 for a service that does not exist. */
+static tassa_err service_not_found(errmsg_t *em, const char *service)
+{
+    return err_set(em, TASSA_ENOTFOUND, "The requested resource /Services/%.40s was not found",
+                   service);
+}
+
 static tassa_err not_found(errmsg_t *em, const char *service, const char *id)
 {
     return err_set(em, TASSA_ENOTFOUND,
@@ -1291,7 +1298,7 @@ static tassa_err create_locked(sync_engine_t *e, const char *service, const char
     if (err)
         return err;
     if ((err = resolve_locked(e, service, svc)))
-        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
+        return service_not_found(em, service);
     return insert_locked(e, svc, unique_name, text, ttl, created_by, out, em);
 }
 
@@ -1487,13 +1494,16 @@ static tassa_err apply_read(sync_engine_t *e, const char *service, const char *n
     *exists = false;
     store_lock(e->store);
     tassa_err err = resolve_locked(e, service, svc);
+    bool no_service = err == TASSA_ENOTFOUND;
     if (!err && (err = find_name_locked(e, svc, name, doc)) == TASSA_OK)
         *exists = true;
     tassa_err lost = store_unlock_nowait(e->store);
-    if (err == TASSA_ENOTFOUND && !lost)
-        err = TASSA_OK;
     if (lost)
         return err_set(em, TASSA_ESTORE, "the store failed");
+    if (no_service) /* final: there is nowhere to create it */
+        return service_not_found(em, service);
+    if (err == TASSA_ENOTFOUND)
+        err = TASSA_OK;
     if (err)
         return err;
     if (*exists)
@@ -1531,13 +1541,10 @@ typedef enum {
     APPLY_GAVE_UP, /* SYNC_APPLY_ATTEMPTS lost races: the lock is not held */
 } apply_end_t;
 
-/* The read-merge-write of an apply (apply_read, then apply_write_locked), read again while
- * another writer comes first. doc holds, when *end is APPLY_WROTE and the result is TASSA_OK,
- * the new state (cleared by the caller). */
 /* The first try of an apply on a name not known to exist (known): fn's merge of no document,
  * made before the lock, inserted in one section when the name is indeed free, instead of a
  * section to read and another to write. True when that settled the apply (*err and *end as
- * apply_locked returns them, the lock held unless APPLY_GAVE_UP); false when the name is taken,
+ * apply_locked returns them, the lock held); false when the name is taken,
  * or fn writes nothing for a new document: the ordinary read-merge-write follows (the lock is
  * not held, doc cleared). */
 static bool apply_new(sync_engine_t *e, const char *service, const char *name, sync_merge_fn fn,
@@ -1550,9 +1557,13 @@ static bool apply_new(sync_engine_t *e, const char *service, const char *name, s
         return false; /* decided again on what the read finds */
     store_lock(e->store);
     *end = APPLY_READ;
-    *err = resolve_locked(e, service, svc);
-    if (!*err)
-        *err = find_name_locked(e, svc, name, doc);
+    if ((*err = resolve_locked(e, service, svc))) { /* no such service, or the store failed */
+        if (*err == TASSA_ENOTFOUND)
+            *err = service_not_found(em, service);
+        free(text);
+        return true;
+    }
+    *err = find_name_locked(e, svc, name, doc);
     if (*err == TASSA_OK) { /* taken: merge what is there */
         known_set(e, service, name);
         sync_doc_clear(doc);
@@ -1560,7 +1571,7 @@ static bool apply_new(sync_engine_t *e, const char *service, const char *name, s
         free(text);
         return false;
     }
-    if (*err != TASSA_ENOTFOUND) { /* no such service, or the store failed: final */
+    if (*err != TASSA_ENOTFOUND) { /* the store failed: final */
         free(text);
         return true;
     }
@@ -1578,6 +1589,10 @@ static bool apply_new(sync_engine_t *e, const char *service, const char *name, s
     return true;
 }
 
+/* An apply: apply_new for a name not known to exist, else (or when that finds the name taken)
+ * the read-merge-write (apply_read, then apply_write_locked), read again while another writer
+ * comes first. doc holds, when *end is APPLY_WROTE and the result is TASSA_OK, the new state
+ * (cleared by the caller). */
 static tassa_err apply_locked(sync_engine_t *e, const char *service, const char *name,
                               sync_merge_fn fn, void *ctx, char *reason, size_t reason_len,
                               sync_doc_t *doc, apply_end_t *end, errmsg_t *em)
@@ -1729,7 +1744,7 @@ tassa_err sync_doc_list(sync_engine_t *e, const char *service, long page, long p
     tassa_err err = resolve_locked(e, service, svc);
     if (err) {
         store_unlock(e->store);
-        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
+        return service_not_found(em, service);
     }
     store_stmt_t *st =
         store_prepare(e->store, "SELECT " DOC_COLUMNS " FROM sync_documents "
@@ -1959,7 +1974,7 @@ tassa_err sync_service_set_acl(sync_engine_t *e, const char *service, bool enabl
     pending_settle(e, p, !err);
     wake_after_write(e, changed ? err : TASSA_EINVAL);
     if (err == TASSA_ENOTFOUND)
-        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
+        return service_not_found(em, service);
     return err;
 }
 
@@ -1985,7 +2000,7 @@ tassa_err sync_service_set_name(sync_engine_t *e, const char *service, const cha
     if (!err)
         err = durable;
     if (err == TASSA_ENOTFOUND)
-        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
+        return service_not_found(em, service);
     return err;
 }
 
@@ -2012,7 +2027,7 @@ static tassa_err perm_target(sync_engine_t *e, const char *service, const char *
 {
     tassa_err err = resolve_locked(e, service, svc);
     if (err == TASSA_ENOTFOUND)
-        return err_set(em, err, "The requested resource /Services/%.40s was not found", service);
+        return service_not_found(em, service);
     if (!err && (err = find_locked(e, svc, doc_id, doc)) == TASSA_ENOTFOUND)
         return not_found(em, service, doc_id);
     return err;
