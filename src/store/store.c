@@ -88,18 +88,19 @@ struct store {
     long batch_writers;          /* sections with changes in the open group transaction (metrics) */
     struct timespec last_commit; /* when the committer began its last commit (CLOCK_MONOTONIC) */
     long last_batch;             /* the writers of that commit */
-    uint64_t unsynced;           /* SQLite: the last epoch COMMITted (lock held to write) */
-    _Atomic uint64_t synced;     /* the last epoch settled (a copy of committed, for readers) */
+    uint64_t unsynced;           /* SQLite: the last epoch COMMITted, its WAL sync outside the
+                                  * lock (written with the lock held) */
     atomic_int queued;           /* threads waiting for the store lock */
     pthread_t committer;
     bool committer_started;
     pthread_mutex_t done_lock; /* guards committed, failed and done */
     pthread_cond_t done;
-    uint64_t committed;      /* every epoch <= committed is settled */
-    uint64_t failed;         /* the last epoch whose commit failed (0 = none) */
-    uint64_t broken_from;    /* SQLite: the epoch whose WAL sync failed; it and every later one
-                              * fail (0 = none; under done_lock, written by the committer) */
-    store_waiter_t *waiters; /* store_unlock_async, under done_lock, newest first */
+    _Atomic uint64_t committed; /* every epoch <= committed is settled (written under
+                                 * done_lock; unlock_section reads it without) */
+    uint64_t failed;            /* the last epoch whose commit failed (0 = none) */
+    uint64_t broken_from;       /* SQLite: the epoch whose WAL sync failed; it and every later one
+                                 * fail (0 = none; under done_lock, written by the committer) */
+    store_waiter_t *waiters;    /* store_unlock_async, under done_lock, newest first */
     cached_stmt_t cache[STMT_CACHE]; /* under the store lock */
     int wal_fd;                      /* SQLite: the WAL, synced by the committer (-1: none) */
     sqlite3 *ckpt_db;                /* SQLite: the checkpointer's own connection */
@@ -555,7 +556,7 @@ static uint64_t unlock_section(store_t *s, bool *lost_out)
         }
         /* It may have read the last batch, committed but still on its way to the disk (its
          * WAL sync runs outside the lock): its answer waits for that sync too. */
-        if (s->unsynced > atomic_load(&s->synced))
+        if (s->unsynced > atomic_load(&s->committed))
             wait_for = s->unsynced;
     }
     /* A connection lost during the section: nothing it read or wrote can be trusted (a failed
@@ -651,7 +652,6 @@ static void *commit_loop(void *arg)
         if (sync_failed)
             s->broken_from = epoch;
         s->committed = epoch;
-        atomic_store(&s->synced, epoch);
         if (!ok)
             s->failed = epoch;
         pthread_cond_broadcast(&s->done);
