@@ -332,25 +332,30 @@ typedef struct {
     bool async;
 } applier_t;
 
+/* One apply on document name of service, blocking or asynchronous (then waited for). */
+static tassa_err apply_once(sync_engine_t *e, const char *service, const char *name,
+                            sync_merge_fn fn, bool async, bool *changed, char *reason,
+                            size_t reason_len)
+{
+    if (!async) {
+        errmsg_t em = {{0}};
+        return sync_doc_apply(e, service, name, fn, NULL, changed, reason, reason_len, &em);
+    }
+    report_t r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    sync_doc_apply_async(e, service, name, fn, NULL, reason, reason_len, on_done, &r);
+    report_wait(&r);
+    *changed = r.changed;
+    return r.err;
+}
+
 static void *apply_loop(void *arg)
 {
     applier_t *a = arg;
     for (int i = 0; i < a->rounds; i++) {
         char reason[64];
-        errmsg_t em = {{0}};
         bool changed = false;
-        tassa_err err;
-        if (a->async) {
-            report_t r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-            sync_doc_apply_async(a->e, "default", a->name, increment, NULL, reason, sizeof reason,
-                                 on_done, &r);
-            report_wait(&r);
-            err = r.err;
-            changed = r.changed;
-        } else {
-            err = sync_doc_apply(a->e, "default", a->name, increment, NULL, &changed, reason,
-                                 sizeof reason, &em);
-        }
+        tassa_err err = apply_once(a->e, "default", a->name, increment, a->async, &changed, reason,
+                                   sizeof reason);
         if (err || !changed)
             a->failed++;
     }
@@ -410,21 +415,6 @@ static json_t *only_existing(void *ctx, const json_t *current, char *reason, siz
     return increment(ctx, current, reason, reason_len);
 }
 
-/* The apply of a blocking or an asynchronous caller (apply_loop's two ways), once. */
-static tassa_err apply_once(sync_engine_t *e, const char *name, sync_merge_fn fn, bool async,
-                            bool *changed, char *reason, size_t reason_len)
-{
-    if (!async) {
-        errmsg_t em = {{0}};
-        return sync_doc_apply(e, "default", name, fn, NULL, changed, reason, reason_len, &em);
-    }
-    report_t r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-    sync_doc_apply_async(e, "default", name, fn, NULL, reason, reason_len, on_done, &r);
-    report_wait(&r);
-    *changed = r.changed;
-    return r.err;
-}
-
 static void assert_data(sync_engine_t *e, const char *name, const char *data, int64_t revision)
 {
     sync_doc_t d = {0};
@@ -451,27 +441,29 @@ static void apply_merges_documents_it_did_not_make(void **state)
         assert_int_equal(
             sync_doc_create(f->sync[0], "default", name, "{\"n\":5}", 0, NULL, &d, &em), TASSA_OK);
         sync_doc_clear(&d);
-        assert_int_equal(
-            apply_once(f->sync[0], name, increment, async, &changed, reason, sizeof reason),
-            TASSA_OK);
+        assert_int_equal(apply_once(f->sync[0], "default", name, increment, async, &changed, reason,
+                                    sizeof reason),
+                         TASSA_OK);
         assert_true(changed);
         assert_data(f->sync[0], name, "{\"n\":6}", 1);
         /* the last node has not seen it either (on SQLite: the same node, now knowing it) */
         sync_engine_t *other = f->sync[f->nodes - 1];
-        assert_int_equal(apply_once(other, name, increment, async, &changed, reason, sizeof reason),
-                         TASSA_OK);
+        assert_int_equal(
+            apply_once(other, "default", name, increment, async, &changed, reason, sizeof reason),
+            TASSA_OK);
         assert_data(f->sync[0], name, "{\"n\":7}", 2);
         assert_int_equal(sync_doc_delete(f->sync[0], "default", name, NULL, &em), TASSA_OK);
-        assert_int_equal(apply_once(other, name, increment, async, &changed, reason, sizeof reason),
-                         TASSA_OK);
+        assert_int_equal(
+            apply_once(other, "default", name, increment, async, &changed, reason, sizeof reason),
+            TASSA_OK);
         assert_true(changed);
         assert_data(f->sync[0], name, "{\"n\":1}", 0);
 
         snprintf(name, sizeof name, "absent-%d-%ld-%d", async, (long)getpid(), rand());
         reason[0] = '\0';
-        assert_int_equal(
-            apply_once(f->sync[0], name, only_existing, async, &changed, reason, sizeof reason),
-            TASSA_OK);
+        assert_int_equal(apply_once(f->sync[0], "default", name, only_existing, async, &changed,
+                                    reason, sizeof reason),
+                         TASSA_OK);
         assert_false(changed);
         assert_string_equal(reason, "absent");
         assert_int_equal(sync_doc_fetch(f->sync[0], "default", name, &d, &em), TASSA_ENOTFOUND);
@@ -479,18 +471,9 @@ static void apply_merges_documents_it_did_not_make(void **state)
         /* a service that does not exist is final, and nothing is written anywhere */
         em = (errmsg_t){{0}};
         changed = true;
-        if (!async) {
-            assert_int_equal(sync_doc_apply(f->sync[0], "no-such-service", name, increment, NULL,
-                                            &changed, reason, sizeof reason, &em),
-                             TASSA_ENOTFOUND);
-        } else {
-            report_t r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-            sync_doc_apply_async(f->sync[0], "no-such-service", name, increment, NULL, reason,
-                                 sizeof reason, on_done, &r);
-            report_wait(&r);
-            assert_int_equal(r.err, TASSA_ENOTFOUND);
-            changed = r.changed;
-        }
+        assert_int_equal(apply_once(f->sync[0], "no-such-service", name, increment, async, &changed,
+                                    reason, sizeof reason),
+                         TASSA_ENOTFOUND);
         assert_false(changed);
         assert_int_equal(sync_doc_fetch(f->sync[0], "default", name, &d, &em), TASSA_ENOTFOUND);
     }
