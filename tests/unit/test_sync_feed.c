@@ -479,6 +479,44 @@ static void apply_merges_documents_it_did_not_make(void **state)
     }
 }
 
+/* An apply on a name whose holder has expired creates the document anew, and the expired
+ * holder's permissions do not pass to it: the insert finds the name taken, frees it and
+ * inserts again. */
+static void apply_creates_over_an_expired_holder(void **state)
+{
+    fx_t *f = *state;
+    char names[2][64];
+    errmsg_t em = {{0}};
+    for (int async = 0; async < 2; async++) {
+        sync_doc_t d = {0};
+        sync_perm_t p = {0};
+        snprintf(names[async], sizeof names[async], "expired-%d-%ld-%d", async, (long)getpid(),
+                 rand());
+        assert_int_equal(
+            sync_doc_create(f->sync[0], "default", names[async], "{\"n\":5}", 1, NULL, &d, &em),
+            TASSA_OK);
+        sync_doc_clear(&d);
+        assert_int_equal(
+            sync_perm_set(f->sync[0], "default", names[async], "bob", true, true, false, &p, &em),
+            TASSA_OK);
+        sync_perm_clear(&p);
+    }
+    usleep(1200 * 1000); /* Ttl is in whole seconds */
+    for (int async = 0; async < 2; async++) {
+        char reason[64];
+        bool changed = false;
+        sync_perm_t p = {0};
+        sync_engine_t *other = f->sync[f->nodes - 1];
+        assert_int_equal(apply_once(other, "default", names[async], increment, async, &changed,
+                                    reason, sizeof reason),
+                         TASSA_OK);
+        assert_true(changed);
+        assert_data(f->sync[0], names[async], "{\"n\":1}", 0);
+        assert_int_equal(sync_perm_fetch(f->sync[0], "default", names[async], "bob", &p, &em),
+                         TASSA_ENOTFOUND);
+    }
+}
+
 /* An asynchronous update reports once, after the listener heard its revision (on one store:
  * the settle thread delivers before it reports); its refusals report too. */
 static void async_update_reports_after_delivery(void **state)
@@ -523,6 +561,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(stale_if_match_is_refused_on_every_node, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_applies_lose_no_increment, setup, teardown),
         cmocka_unit_test_setup_teardown(apply_merges_documents_it_did_not_make, setup, teardown),
+        cmocka_unit_test_setup_teardown(apply_creates_over_an_expired_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(async_update_reports_after_delivery, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("sync feed on SQLite", tests, NULL, NULL);

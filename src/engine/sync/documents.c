@@ -1039,10 +1039,11 @@ static tassa_err delete_row(sync_engine_t *e, const char *sid)
 }
 
 /* Deletes the expired document that still holds unique_name in service svc, if any (lock
- * held, inside a savepoint): one lookup by the name's index when there is none. */
+ * held, inside a savepoint); *purged says whether there was one. */
 static tassa_err purge_expired_name(sync_engine_t *e, const char *svc, const char *unique_name,
-                                    int64_t now)
+                                    int64_t now, bool *purged)
 {
+    *purged = false;
     store_stmt_t *st = store_prepare(e->store, "SELECT sid FROM sync_documents WHERE "
                                                "service_sid = ? AND unique_name = ? AND "
                                                "date_expires <= ?");
@@ -1058,21 +1059,47 @@ static tassa_err purge_expired_name(sync_engine_t *e, const char *svc, const cha
     store_release(e->store, st);
     if (rc < 0)
         return TASSA_ESTORE;
-    return sid[0] ? delete_row(e, sid) : TASSA_OK;
+    *purged = sid[0] != '\0';
+    return *purged ? delete_row(e, sid) : TASSA_OK;
 }
 
-/* Inserts a new document (lock held, inside a savepoint): frees an expired holder of the name,
- * then fills out (taking over text on success). TASSA_EDUPNAME when the name is taken. */
+/* Inserts the row of out (filled by insert_locked) with data text, unless the name (or, never
+ * in practice, the SID) is taken: *inserted says which (lock held, inside a savepoint). */
+static tassa_err insert_row(sync_engine_t *e, const sync_doc_t *out, const char *text,
+                            bool *inserted)
+{
+    store_stmt_t *st = store_prepare(e->store, "INSERT INTO sync_documents (" DOC_COLUMNS
+                                               ") VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)"
+                                               " ON CONFLICT DO NOTHING");
+    if (!st)
+        return TASSA_ESTORE;
+    store_bind_text(st, 1, out->sid);
+    store_bind_text(st, 2, out->service_sid);
+    if (out->unique_name)
+        store_bind_text(st, 3, out->unique_name);
+    store_bind_text(st, 4, text);
+    store_bind_int64(st, 5, out->created_ms);
+    store_bind_int64(st, 6, out->updated_ms);
+    if (out->expires_ms)
+        store_bind_int64(st, 7, out->expires_ms);
+    store_bind_text(st, 8, out->created_by);
+    int rc = store_step(st);
+    store_release(e->store, st);
+    if (rc != STORE_DONE)
+        return TASSA_ESTORE;
+    *inserted = store_changes(e->store) == 1;
+    return TASSA_OK;
+}
+
+/* Inserts a new document (lock held, inside a savepoint), filling out (taking over text on
+ * success). TASSA_EDUPNAME when a live document holds the name. The insert itself finds a
+ * taken name, by the name's unique index: only then is an expired holder looked for, deleted
+ * (with its permissions: it no longer holds its name) and the insert made again. */
 static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *unique_name,
                                char **text, long ttl, const char *created_by, sync_doc_t *out,
                                errmsg_t *em)
 {
     int64_t now = store_now_ms();
-    store_stmt_t *st;
-    /* An expired document no longer holds its name, nor its permissions. */
-    tassa_err err = unique_name ? purge_expired_name(e, svc, unique_name, now) : TASSA_OK;
-    if (err)
-        return err;
     memset(out, 0, sizeof *out);
     if (sid_new("ET", out->sid))
         return TASSA_EINTERNAL;
@@ -1080,28 +1107,19 @@ static tassa_err insert_locked(sync_engine_t *e, const char *svc, const char *un
     out->created_ms = out->updated_ms = now;
     out->expires_ms = ttl ? now + ttl * 1000 : 0;
     snprintf(out->created_by, sizeof out->created_by, "%s", created_by ? created_by : "system");
-    st = store_prepare(e->store, "INSERT INTO sync_documents (" DOC_COLUMNS
-                                 ") VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)");
-    if (!st)
-        return TASSA_ESTORE;
-    store_bind_text(st, 1, out->sid);
-    store_bind_text(st, 2, svc);
-    if (unique_name)
-        store_bind_text(st, 3, unique_name);
-    store_bind_text(st, 4, *text);
-    store_bind_int64(st, 5, now);
-    store_bind_int64(st, 6, now);
-    if (out->expires_ms)
-        store_bind_int64(st, 7, out->expires_ms);
-    store_bind_text(st, 8, out->created_by);
-    int rc = store_step(st);
-    store_release(e->store, st);
-    if (rc == TASSA_ECONFLICT)
-        return err_set(em, TASSA_EDUPNAME, "Unique name already exists: %.80s", unique_name);
-    if (rc != STORE_DONE)
-        return TASSA_ESTORE;
     if (unique_name && !(out->unique_name = strdup(unique_name)))
         return TASSA_ENOMEM;
+    bool inserted = false, purged = false;
+    tassa_err err = insert_row(e, out, *text, &inserted);
+    if (!err && !inserted && unique_name &&
+        !(err = purge_expired_name(e, svc, unique_name, now, &purged)) && purged)
+        err = insert_row(e, out, *text, &inserted);
+    if (!err && !inserted)
+        err = err_set(em, TASSA_EDUPNAME, "Unique name already exists: %.80s", unique_name);
+    if (err) {
+        sync_doc_clear(out);
+        return err;
+    }
     out->data = *text;
     *text = NULL;
     return TASSA_OK;
@@ -1563,24 +1581,14 @@ static bool apply_new(sync_engine_t *e, const char *service, const char *name, s
         free(text);
         return true;
     }
-    *err = find_name_locked(e, svc, name, doc);
-    if (*err == TASSA_OK) { /* taken: merge what is there */
-        known_set(e, service, name);
-        sync_doc_clear(doc);
-        store_unlock_nowait(e->store);
-        free(text);
-        return false;
-    }
-    if (*err != TASSA_ENOTFOUND) { /* the store failed: final */
-        free(text);
-        return true;
-    }
+    /* The insert finds a taken name itself (insert_locked): no lookup before it. */
     *err = apply_write_locked(e, svc, name, false, doc, &text, em);
     free(text);
-    if (apply_raced(*err)) { /* cannot happen with the lock held since the read; be safe */
+    if (apply_raced(*err)) { /* taken: merge what is there */
         store_rollback(e->store);
         sync_doc_clear(doc);
         store_unlock_nowait(e->store);
+        known_set(e, service, name);
         return false;
     }
     *end = APPLY_WROTE;
