@@ -34,11 +34,15 @@
 #define MAX_SEGMENTS  12
 
 /* The request target's limits (finding H1, see on_uri), and libmicrohttpd's per-connection
- * memory pool, sized so that a target within them, its query pieces (a record of some 56
- * bytes each) and ordinary headers always fit: the read buffer takes half of the pool. */
+ * memory pool. The pool holds the request line and the headers (the read buffer starts at
+ * half of it and grows into the rest) and their records, not the query, which on_uri takes
+ * out; libmicrohttpd zeroes the whole pool after every request and half of it once more
+ * when the headers are in, so its size is a cost per request. 24 KiB holds a target at the
+ * limit with 8 KiB of headers (Node's whole limit is 16 KiB); past some 20 KiB
+ * libmicrohttpd answers 414 or 431 itself and closes the connection. */
 #define MAX_TARGET_BYTES 8192
 #define MAX_QUERY_PIECES PARAMS_MAX_COUNT
-#define POOL_BYTES       (64u * 1024)
+#define POOL_BYTES       (24u * 1024)
 #define XSTR_(x)         #x
 #define XSTR(x)          XSTR_(x)
 
@@ -124,6 +128,7 @@ typedef struct {
     bool begun;                 /* on_request has seen this request (inflight counted) */
     bool counted;               /* in the metrics (count_request) */
     const char *target_refused; /* why the request target is refused (on_uri), or NULL */
+    char *query;                /* the target's query, still encoded (on_uri), or NULL */
 } conn_state_t;
 
 /* Splits a path into segments in place; returns the count or -1 if there are too many. */
@@ -302,22 +307,24 @@ void http_resp_twilio_error(http_resp_t *resp, tassa_err err, const char *messag
                              status));
 }
 
-typedef struct {
-    params_t *query;
-    tassa_err err;
-    errmsg_t *em;
-} query_ctx_t;
-
-/* Collects the still-encoded query pieces libmicrohttpd split (see keep_raw), decoding them
- * as form values ('+' is a space). Stops at the first bad one. */
-static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+/* Adds the pieces of query (the target's, split here in place on '&', each key=value still
+ * encoded) to out, decoded as form values ('+' is a space); a piece with an empty key is
+ * skipped. Stops at the first bad one. */
+static tassa_err parse_query(params_t *out, char *query, errmsg_t *em)
 {
-    query_ctx_t *q = cls;
-    if (!key || !*key)
-        return MHD_YES;
-    q->err = params_add_encoded(q->query, key, value ? value : "", q->em);
-    return q->err ? MHD_NO : MHD_YES;
+    for (char *piece = query; piece;) {
+        char *amp = strchr(piece, '&');
+        if (amp)
+            *amp = '\0';
+        char *eq = strchr(piece, '=');
+        if (eq)
+            *eq = '\0';
+        tassa_err err = *piece ? params_add_encoded(out, piece, eq ? eq + 1 : "", em) : TASSA_OK;
+        if (err)
+            return err;
+        piece = amp ? amp + 1 : NULL;
+    }
+    return TASSA_OK;
 }
 
 /* libmicrohttpd's unescape step, made a no-op: paths are split on '/' before their segments
@@ -689,10 +696,10 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
             http_resp_fn_error(&resp, err, msg);
         goto send;
     }
-    query_ctx_t qc = {.query = req.query, .err = TASSA_OK, .em = &em};
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_arg, &qc);
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-    tassa_err err = qc.err ? qc.err : r->raw_body ? TASSA_OK : parse_body(&req, ct, &em);
+    tassa_err err = st->query ? parse_query(req.query, st->query, &em) : TASSA_OK;
+    if (!err && !r->raw_body)
+        err = parse_body(&req, ct, &em);
     req.body_params = req.params->len;
     for (size_t i = 0; !err && i < req.query->len; i++)
         err = params_add(req.params, req.query->items[i].key, strlen(req.query->items[i].key),
@@ -963,31 +970,35 @@ static bool declared_too_big(const char *cl, size_t max)
 }
 
 /* Runs when the request line is in, before libmicrohttpd splits the query into its memory
- * pool (MHD_OPTION_URI_LOG_CALLBACK), and makes the request's conn_state_t. A target past
- * MAX_TARGET_BYTES or with more than MAX_QUERY_PIECES query pieces is marked refused (400 in
- * on_request; params would refuse so many anyway). Finding H1: libmicrohttpd 0.9.75 keeps
- * every piece, even an empty one, in the connection's pool, and when the pool fills during
- * that split it queues its own 431 but then carries on reading headers, so nothing is sent:
- * no answer at ~500 pieces, a hang until the idle timeout from ~600. So before 1.0 (which
- * answers a full pool itself) the query of a refused target is emptied in place here, in
- * the buffer libmicrohttpd is about to split (its '?' is found before this callback). */
+ * pool (MHD_OPTION_URI_LOG_CALLBACK), and makes the request's conn_state_t, which takes a
+ * copy of the query (parse_query reads it in dispatch). A target past MAX_TARGET_BYTES or
+ * with more than MAX_QUERY_PIECES query pieces is marked refused (400 in on_request; params
+ * would refuse so many anyway). Finding H1: libmicrohttpd 0.9.75 keeps every piece, even an
+ * empty one, in the connection's pool, and when the pool fills during that split it queues
+ * its own 431 but then carries on reading headers, so nothing is sent: no answer at ~500
+ * pieces, a hang until the idle timeout from ~600. So before 1.0 (which answers a full pool
+ * itself) the query is emptied in place here, in the buffer libmicrohttpd is about to split
+ * (its '?' is found before this callback): the pool never holds its pieces. NULL when out of
+ * memory (on_request then ends the connection). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
     (void)conn;
-    conn_state_t *st = calloc(1, sizeof *st);
-    if (!st)
-        return NULL; /* on_request tries again */
     const char *q = strchr(uri, '?');
     size_t pieces = q ? 1 : 0;
     for (const char *p = q; p && *p; p++)
         pieces += *p == '&';
-    if (strlen(uri) > MAX_TARGET_BYTES)
+    conn_state_t *st = calloc(1, sizeof *st);
+    if (st && strlen(uri) > MAX_TARGET_BYTES)
         st->target_refused = "the URL is longer than " XSTR(MAX_TARGET_BYTES) " bytes";
-    else if (pieces > MAX_QUERY_PIECES)
+    else if (st && pieces > MAX_QUERY_PIECES)
         st->target_refused = "the query has more than " XSTR(MAX_QUERY_PIECES) " parameters";
+    else if (st && q && !(st->query = strdup(q + 1))) {
+        free(st);
+        st = NULL;
+    }
 #if MHD_VERSION < 0x01000000
-    if (st->target_refused && q)
+    if (q)
         ((char *)q)[1] = '\0';
 #endif
     return st;
@@ -1018,9 +1029,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     http_server_t *s = cls;
     conn_state_t *st = *con_cls;
     if (!st || !st->begun) {
-        if (!st)
-            st = calloc(1, sizeof *st);
-        if (!st)
+        if (!st) /* on_uri was out of memory: the query is lost */
             return MHD_NO;
         st->begun = true;
         clock_gettime(CLOCK_MONOTONIC, &st->start);
@@ -1081,6 +1090,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!st)
         return;
     if (!st->begun) { /* made by on_uri; libmicrohttpd refused the request itself */
+        free(st->query);
         free(st);
         *con_cls = NULL;
         return;
@@ -1112,6 +1122,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         }
     }
     free(st->body);
+    free(st->query);
     free(st);
     *con_cls = NULL;
     /* A kept-alive connection now waits for its next request's headers. */
