@@ -55,10 +55,15 @@ static void format_labels(char *out, size_t n, va_list ap)
         const char *v = va_arg(ap, const char *);
         if (!v)
             v = "";
-        int w = snprintf(out + used, n - used, "%s%s=\"", used ? "," : "", k);
-        if (w < 0 || (size_t)w >= n - used)
+        size_t klen = strlen(k);
+        if (used + 1 + klen + 4 > n) /* ',' key '="', the closing '"' and the NUL */
             break;
-        used += (size_t)w;
+        if (used)
+            out[used++] = ',';
+        memcpy(out + used, k, klen);
+        used += klen;
+        out[used++] = '=';
+        out[used++] = '"';
         for (; *v && used + 3 < n; v++) {
             if (*v == '\\' || *v == '"') {
                 out[used++] = '\\';
@@ -70,13 +75,9 @@ static void format_labels(char *out, size_t n, va_list ap)
                 out[used++] = *v;
             }
         }
-        if (used + 2 >= n)
-            break;
         out[used++] = '"';
         out[used] = '\0';
     }
-    if (used >= n - 1 && used)
-        out[n - 1] = '\0';
 }
 
 static uint64_t hash(int id, const char *labels)

@@ -67,6 +67,26 @@ static void render_is_prometheus_text(void **state)
     free(text);
 }
 
+/* Labels longer than a series holds (256 bytes) are cut, each pair still closed by its
+ * quote, and a pair whose key no longer fits is left out whole. */
+static void long_labels_are_cut_whole(void **state)
+{
+    (void)state;
+    char v[400], want[512];
+    memset(v, 'x', sizeof v - 1);
+    v[sizeof v - 1] = '\0';
+    metrics_add(M_ROUTER_EVENTS, 1, "type", v, "outcome", "long", NULL);
+    metrics_add(M_ROUTER_EVENTS, 1, "type", v + 199, "outcome", "fits", NULL); /* 200 x */
+    char *text = metrics_render(NULL);
+    assert_non_null(text);
+    /* the 399 x are cut to 247 (with type=" and the quote, 254 bytes), outcome is left out */
+    snprintf(want, sizeof want, "{type=\"%.247s\"} 1\n", v);
+    assert_non_null(strstr(text, want));
+    snprintf(want, sizeof want, "{type=\"%.200s\",outcome=\"fits\"} 1\n", v);
+    assert_non_null(strstr(text, want));
+    free(text);
+}
+
 static void a_full_table_drops_and_counts(void **state)
 {
     char v[16];
@@ -91,6 +111,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(counts_from_threads_add_up),
         cmocka_unit_test(render_is_prometheus_text),
+        cmocka_unit_test(long_labels_are_cut_whole),
         cmocka_unit_test(a_full_table_drops_and_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
