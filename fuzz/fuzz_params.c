@@ -13,17 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     params_parse_form(p, (const char *)data, size, NULL);
     params_parse_json(p, (const char *)data, size, NULL);
-    char *s = malloc(size + 1);
-    if (s) {
-        memcpy(s, data, size);
-        s[size] = '\0';
-        char *eq = strchr(s, '=');
-        if (eq) {
-            *eq = '\0';
-            params_add_encoded(p, s, eq + 1, NULL);
-        }
-        free(s);
-    }
+    params_parse_query(p, (const char *)data, size, NULL);
     /* Every stored pair must be readable back. */
     for (size_t i = 0; i < p->len; i++) {
         if (!params_get(p, p->items[i].key))

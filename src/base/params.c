@@ -206,7 +206,17 @@ static void truncate_to(params_t *p, size_t mark)
     }
 }
 
-tassa_err params_parse_form(params_t *p, const char *body, size_t len, errmsg_t *em)
+/* The error for a malformed escape at offset at: in a query, the query is named. */
+static tassa_err bad_escape(errmsg_t *em, bool query, size_t at)
+{
+    if (query)
+        return err_set(em, TASSA_EINVAL, "malformed percent-encoding in the query");
+    return err_set(em, TASSA_EINVAL, "malformed percent-encoding at offset %zu", at);
+}
+
+/* Parses form-encoded text into p (params_parse_form); query: as a request target's query
+ * (params_parse_query), a piece with an empty key is skipped. */
+static tassa_err parse_pairs(params_t *p, const char *body, size_t len, bool query, errmsg_t *em)
 {
     size_t mark = p->len;
     tassa_err err = TASSA_OK;
@@ -217,14 +227,13 @@ tassa_err params_parse_form(params_t *p, const char *body, size_t len, errmsg_t 
     while (pos < len) {
         const char *amp = memchr(body + pos, '&', len - pos);
         size_t end = amp ? (size_t)(amp - body) : len;
-        if (end > pos) {
-            const char *eq = memchr(body + pos, '=', end - pos);
-            size_t kend = eq ? (size_t)(eq - body) : end;
+        const char *eq = end > pos ? memchr(body + pos, '=', end - pos) : NULL;
+        size_t kend = eq ? (size_t)(eq - body) : end;
+        if (kend > pos || (end > pos && !query)) {
             size_t bad = 0;
             long klen = form_decode(body + pos, kend - pos, buf, &bad);
             if (klen < 0) {
-                err = err_set(em, TASSA_EINVAL, "malformed percent-encoding at offset %zu",
-                              pos + bad);
+                err = bad_escape(em, query, pos + bad);
                 goto out;
             }
             char *val = buf + klen;
@@ -232,8 +241,7 @@ tassa_err params_parse_form(params_t *p, const char *body, size_t len, errmsg_t 
             if (eq) {
                 vlen = form_decode(eq + 1, end - kend - 1, val, &bad);
                 if (vlen < 0) {
-                    err = err_set(em, TASSA_EINVAL, "malformed percent-encoding at offset %zu",
-                                  kend + 1 + bad);
+                    err = bad_escape(em, query, kend + 1 + bad);
                     goto out;
                 }
             }
@@ -248,6 +256,16 @@ out:
         truncate_to(p, mark);
     free(buf);
     return err;
+}
+
+tassa_err params_parse_form(params_t *p, const char *body, size_t len, errmsg_t *em)
+{
+    return parse_pairs(p, body, len, false, em);
+}
+
+tassa_err params_parse_query(params_t *p, const char *query, size_t len, errmsg_t *em)
+{
+    return parse_pairs(p, query, len, true, em);
 }
 
 tassa_err params_parse_json(params_t *p, const char *body, size_t len, errmsg_t *em)
@@ -288,22 +306,6 @@ out:
     if (err)
         truncate_to(p, mark);
     json_decref(root);
-    return err;
-}
-
-tassa_err params_add_encoded(params_t *p, const char *key, const char *val, errmsg_t *em)
-{
-    size_t klen = strlen(key), vlen = strlen(val);
-    char *buf = malloc(klen + vlen + 2);
-    if (!buf)
-        return err_set(em, TASSA_ENOMEM, "out of memory");
-    size_t bad = 0;
-    long k = form_decode(key, klen, buf, &bad);
-    long v = k < 0 ? -1 : form_decode(val, vlen, buf + k + 1, &bad);
-    tassa_err err = k < 0 || v < 0
-                        ? err_set(em, TASSA_EINVAL, "malformed percent-encoding in the query")
-                        : params_add(p, buf, (size_t)k, buf + k + 1, (size_t)v, em);
-    free(buf);
     return err;
 }
 

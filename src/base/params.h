@@ -48,9 +48,9 @@ tassa_err params_add(params_t *p, const char *key, size_t klen, const char *val,
  * (detail names the offset); on error p keeps what it held before the call. */
 tassa_err params_parse_form(params_t *p, const char *body, size_t len, errmsg_t *em);
 
-/* Appends one key/value pair still form-encoded (a query-string piece): decodes '+' and %XX
- * in both, then as params_add. TASSA_EINVAL on a malformed escape. */
-tassa_err params_add_encoded(params_t *p, const char *key, const char *val, errmsg_t *em);
+/* Parses a request target's query (the text after '?') into p as params_parse_form does,
+ * except that a piece with an empty key ("&&", "=x") is skipped, as HTTP servers do. */
+tassa_err params_parse_query(params_t *p, const char *query, size_t len, errmsg_t *em);
 
 /* Parses a JSON object body into p: string values are stored as they are, other values
  * (numbers, booleans, objects, arrays) as compact JSON text, null as "". TASSA_EINVAL when the

@@ -307,26 +307,6 @@ void http_resp_twilio_error(http_resp_t *resp, tassa_err err, const char *messag
                              status));
 }
 
-/* Adds the pieces of query (the target's, split here in place on '&', each key=value still
- * encoded) to out, decoded as form values ('+' is a space); a piece with an empty key is
- * skipped. Stops at the first bad one. */
-static tassa_err parse_query(params_t *out, char *query, errmsg_t *em)
-{
-    for (char *piece = query; piece;) {
-        char *amp = strchr(piece, '&');
-        if (amp)
-            *amp = '\0';
-        char *eq = strchr(piece, '=');
-        if (eq)
-            *eq = '\0';
-        tassa_err err = *piece ? params_add_encoded(out, piece, eq ? eq + 1 : "", em) : TASSA_OK;
-        if (err)
-            return err;
-        piece = amp ? amp + 1 : NULL;
-    }
-    return TASSA_OK;
-}
-
 /* libmicrohttpd's unescape step, made a no-op: paths are split on '/' before their segments
  * are decoded (a document name may hold "%2F"), and query values are decoded as forms. */
 static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s)
@@ -697,7 +677,8 @@ static enum MHD_Result dispatch(http_server_t *s, struct MHD_Connection *conn, c
         goto send;
     }
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-    tassa_err err = st->query ? parse_query(req.query, st->query, &em) : TASSA_OK;
+    tassa_err err =
+        st->query ? params_parse_query(req.query, st->query, strlen(st->query), &em) : TASSA_OK;
     if (!err && !r->raw_body)
         err = parse_body(&req, ct, &em);
     req.body_params = req.params->len;
@@ -971,7 +952,7 @@ static bool declared_too_big(const char *cl, size_t max)
 
 /* Runs when the request line is in, before libmicrohttpd splits the query into its memory
  * pool (MHD_OPTION_URI_LOG_CALLBACK), and makes the request's conn_state_t, which takes a
- * copy of the query (parse_query reads it in dispatch). A target past MAX_TARGET_BYTES or
+ * copy of the query (params_parse_query reads it in dispatch). A target past MAX_TARGET_BYTES or
  * with more than MAX_QUERY_PIECES query pieces is marked refused (400 in on_request; params
  * would refuse so many anyway). Finding H1: libmicrohttpd 0.9.75 keeps every piece, even an
  * empty one, in the connection's pool, and when the pool fills during that split it queues

@@ -177,12 +177,31 @@ static void utf8_is_strict(void **state)
     assert_int_equal(err, TASSA_EINVAL);
     params_free(p);
     p = params_new();
-    assert_int_equal(params_add_encoded(p, "PageSize", "%FF", NULL), TASSA_EINVAL);
+    assert_int_equal(params_parse_query(p, "PageSize=%FF", 12, NULL), TASSA_EINVAL);
     assert_int_equal(params_parse_json(p, "{\"a\":\"\\u0000\"}", 14, NULL), TASSA_EINVAL);
     assert_int_equal(p->len, 0);
     params_free(p);
     assert_false(params_text_valid("a\0b", 3));
     assert_true(params_text_valid("ab", 2));
+}
+
+/* A query is read as a form, except that pieces with an empty key are skipped. */
+static void a_query_skips_pieces_without_a_key(void **state)
+{
+    (void)state;
+    params_t *p = params_new();
+    const char *q = "&&Bare&=x&Page%53ize=2&a=b=c+d&";
+    assert_int_equal(params_parse_query(p, q, strlen(q), NULL), TASSA_OK);
+    assert_int_equal(p->len, 3);
+    assert_string_equal(params_get(p, "Bare"), "");
+    assert_string_equal(params_get(p, "PageSize"), "2");
+    assert_string_equal(params_get(p, "a"), "b=c d");
+    errmsg_t em = {{0}};
+    assert_int_equal(params_parse_form(p, "=x", 2, &em), TASSA_EINVAL);
+    assert_int_equal(params_parse_query(p, "k=%zz", 5, &em), TASSA_EINVAL);
+    assert_string_equal(em.text, "malformed percent-encoding in the query");
+    assert_int_equal(p->len, 3);
+    params_free(p);
 }
 
 /* Issue 9 defect 10: one strict integer parser. */
@@ -241,6 +260,7 @@ int main(void)
         cmocka_unit_test(merge_body_before_query),
         cmocka_unit_test(limits_hold),
         cmocka_unit_test(utf8_is_strict),
+        cmocka_unit_test(a_query_skips_pieces_without_a_key),
         cmocka_unit_test(integers_are_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
