@@ -713,6 +713,68 @@ static void test_events(void **state)
     params_free(p);
 }
 
+/* A page of a list: offset and limit count only the rows the filter accepts, and more says
+ * whether one follows; the rows are kept under the lock and rendered after it (tr_list,
+ * tr_event_list). */
+static void test_list_pages(void **state)
+{
+    fx_t *f = *state;
+    char q[40], wf[40], t[7][40];
+    queue(f, "Q", "1==1", q);
+    simple_workflow(f, q, "120", wf);
+    for (int i = 0; i < 7; i++) /* no worker: all wait, in creation order at one priority */
+        task(f, i % 2 ? "{\"odd\":1}" : "{\"odd\":0}", "3", t[i]);
+    const struct {
+        long offset, limit;
+        size_t n;
+        bool more;
+        int first; /* index into the even tasks 0, 2, 4, 6 */
+    } pages[] = {{0, 2, 2, true, 0},  {1, 2, 2, true, 1},   {2, 2, 2, false, 2},
+                 {3, 5, 1, false, 3}, {4, 2, 0, false, -1}, {0, 4, 4, false, 0}};
+    params_t *even = P("EvaluateTaskAttributes", "odd == 0", "Ordering", "DateCreated:asc", NULL);
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        json_t *items = NULL;
+        bool more = !pages[i].more;
+        assert_int_equal(tr_task_list(f->e, even, pages[i].offset, pages[i].limit, "http://h",
+                                      &items, &more, NULL),
+                         TASSA_OK);
+        assert_int_equal(json_array_size(items), pages[i].n);
+        assert_int_equal(more, pages[i].more);
+        for (size_t k = 0; k < pages[i].n; k++)
+            assert_string_equal(json_string_value(json_object_get(json_array_get(items, k), "sid")),
+                                t[2 * (pages[i].first + (int)k)]);
+        json_decref(items);
+    }
+    params_free(even);
+    /* The events of one task, newest first, a page of two at a time, each once. */
+    params_t *p = P("TaskSid", t[5], NULL);
+    json_t *all = NULL;
+    bool more = true;
+    assert_int_equal(tr_event_list(f->e, p, 0, 1000, "http://h", &all, &more, NULL), TASSA_OK);
+    assert_false(more);
+    size_t n = json_array_size(all);
+    assert_true(n >= 3);
+    for (size_t off = 0; off < n; off += 2) {
+        json_t *items = NULL;
+        assert_int_equal(tr_event_list(f->e, p, (long)off, 2, "http://h", &items, &more, NULL),
+                         TASSA_OK);
+        assert_int_equal(json_array_size(items), off + 2 <= n ? 2 : 1);
+        assert_int_equal(more, off + 2 < n);
+        for (size_t k = 0; k < json_array_size(items); k++) {
+            json_t *ev = json_array_get(items, k);
+            assert_string_equal(
+                json_string_value(json_object_get(ev, "sid")),
+                json_string_value(json_object_get(json_array_get(all, off + k), "sid")));
+            assert_string_equal(
+                json_string_value(json_object_get(json_object_get(ev, "event_data"), "task_sid")),
+                t[5]);
+        }
+        json_decref(items);
+    }
+    json_decref(all);
+    params_free(p);
+}
+
 /* Bad input is an error with a detail, never a crash. */
 static void test_bad_input(void **state)
 {
@@ -2203,6 +2265,7 @@ int main(void)
     log_set_level(LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_priority_and_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skills_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_longest_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject, setup, teardown),

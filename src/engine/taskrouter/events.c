@@ -134,9 +134,8 @@ tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, lon
         return err_set(em, TASSA_EINVAL, "StartDate must be an ISO 8601 date");
     if (end && !parse_date(end, &to))
         return err_set(em, TASSA_EINVAL, "EndDate must be an ISO 8601 date");
-    json_t *list = json_array();
-    if (!list)
-        return TASSA_ENOMEM;
+    void *page = NULL; /* tr_event_t[n]: the page's events, merged and rendered after the lock */
+    size_t n = 0, cap = 0;
     /* newest first: the rows by seq, and the events of a row (rows.h's groups) from its last */
     store_lock(e->store);
     store_stmt_t *st = db_query(e->store,
@@ -151,17 +150,21 @@ tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, lon
             err = TASSA_ENOMEM;
         for (size_t k = err ? 0 : tr_event_count(&row); !err && !*more && k-- > 0;) {
             tr_event_t ev = {0};
-            json_t *j = NULL;
             if (!tr_event_nth(&row, k, &ev))
                 err = TASSA_ENOMEM;
             else if (!event_pred(filter, &ev))
                 ;
             else if (seen >= offset + limit)
                 *more = true;
-            else if (seen++ >= offset &&
-                     (!tr_event_row_merge(&ev) || !(j = to_json(e, &ev, base_url)) ||
-                      json_array_append_new(list, j)))
-                err = TASSA_ENOMEM;
+            else if (seen++ >= offset) {
+                tr_event_t *kept = rows_push(&TR_EVENT_RAW_ROW, &page, &n, &cap);
+                if (kept) {
+                    *kept = ev; /* its text moves with it */
+                    memset(&ev, 0, sizeof ev);
+                } else {
+                    err = TASSA_ENOMEM;
+                }
+            }
             rows_clear(&TR_EVENT_RAW_ROW, &ev);
         }
         rows_clear(&TR_EVENT_RAW_ROW, &row);
@@ -170,6 +173,18 @@ tassa_err tr_event_list(tr_engine_t *e, const params_t *filter, long offset, lon
         err = TASSA_ESTORE;
     store_release(e->store, st);
     store_unlock(e->store);
+    json_t *list = err ? NULL : json_array();
+    if (!err && !list)
+        err = TASSA_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        tr_event_t *ev = (tr_event_t *)page + i;
+        json_t *j = NULL;
+        if (!err && (!tr_event_row_merge(ev) || !(j = to_json(e, ev, base_url)) ||
+                     json_array_append_new(list, j)))
+            err = TASSA_ENOMEM;
+        rows_clear(&TR_EVENT_RAW_ROW, ev);
+    }
+    free(page);
     if (err)
         json_decref(list);
     else

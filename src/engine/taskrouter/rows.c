@@ -604,20 +604,33 @@ tassa_err tr_render_locked(tr_engine_t *e, const tr_rowtype_t *type, tr_render_f
     return TASSA_OK;
 }
 
+void *rows_push(const tr_rowtype_t *type, void **rows, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        void *grown = realloc(*rows, c * type->size);
+        if (!grown)
+            return NULL;
+        *rows = grown;
+        *cap = c;
+    }
+    void *row = (char *)*rows + (*n)++ * type->size;
+    memset(row, 0, type->size);
+    return row;
+}
+
 tassa_err tr_list(tr_engine_t *e, const tr_rowtype_t *type, tr_pred_fn pred, tr_render_fn render,
                   void *ctx, long offset, long limit, json_t **items, bool *more, const char *sql,
                   const char *types, ...)
 {
     tassa_err err = TASSA_OK;
-    void *row = calloc(1, type->size);
+    void *rows = NULL, *row = calloc(1, type->size);
+    size_t n = 0, cap = 0;
     *more = false;
-    *items = json_array();
-    if (!*items || !row) {
-        free(row);
-        json_decref(*items);
-        *items = NULL;
+    *items = NULL;
+    if (!row)
         return TASSA_ENOMEM;
-    }
+    /* The page's rows are read under the lock and rendered after it. */
     store_lock(e->store);
     va_list ap;
     va_start(ap, types);
@@ -641,9 +654,13 @@ tassa_err tr_list(tr_engine_t *e, const tr_rowtype_t *type, tr_pred_fn pred, tr_
             break;
         }
         if (ok && seen++ >= offset) {
-            json_t *j = render(ctx, row);
-            if (!j || json_array_append_new(*items, j))
+            void *kept = rows_push(type, &rows, &n, &cap);
+            if (kept) {
+                memcpy(kept, row, type->size); /* its text moves with it */
+                memset(row, 0, type->size);
+            } else {
                 err = TASSA_ENOMEM;
+            }
         }
         rows_clear(type, row);
         if (err)
@@ -655,6 +672,16 @@ out:
     store_release(e->store, st);
     store_unlock(e->store);
     free(row);
+    if (!err && !(*items = json_array()))
+        err = TASSA_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        void *r = (char *)rows + i * type->size;
+        json_t *j = err ? NULL : render(ctx, r);
+        if (!err && (!j || json_array_append_new(*items, j)))
+            err = TASSA_ENOMEM;
+        rows_clear(type, r);
+    }
+    free(rows);
     if (err) {
         json_decref(*items);
         *items = NULL;

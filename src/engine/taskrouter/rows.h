@@ -197,6 +197,11 @@ bool rows_read(const tr_rowtype_t *type, store_stmt_t *st, void *row);
 /* Frees the text of row and zeroes it. Accepts an empty row. */
 void rows_clear(const tr_rowtype_t *type, void *row);
 
+/* Appends an empty (zeroed) row of type to the *n rows of the array *rows (capacity *cap; all
+ * three 0/NULL to begin), growing it by doubling; the new row, or NULL on OOM (then nothing
+ * changed). The caller frees the rows with rows_clear and the array with free. */
+void *rows_push(const tr_rowtype_t *type, void **rows, size_t *n, size_t *cap);
+
 /* The first row of sql (type's SELECT head and a tail, bound as db_query) into row (empty on
  * entry). False when there is none, on failure or on OOM (row left empty). */
 bool rows_one(tr_engine_t *e, const tr_rowtype_t *type, void *row, const char *sql,
@@ -226,7 +231,9 @@ bool tr_reservation_load(tr_engine_t *e, const char *sid, tr_reservation_t *out)
 /* Lists the rows of sql (a SELECT head of type and a tail, bound as db_query) that pred
  * accepts (NULL: all), skipping offset of them and rendering at most limit with render into
  * *items (a new array); *more tells whether another accepted row follows. Callbacks get the
- * row as a pointer to type's struct. Takes the store lock: call without it. */
+ * row as a pointer to type's struct. Takes the store lock: call without it. pred runs under
+ * the lock (keep it to column tests; an expression filter parses there, the one exception);
+ * the page's rows are kept and render runs after the lock, so it must not touch the store. */
 typedef bool (*tr_pred_fn)(void *ctx, const void *row);
 typedef json_t *(*tr_render_fn)(void *ctx, const void *row);
 tassa_err tr_list(tr_engine_t *e, const tr_rowtype_t *type, tr_pred_fn pred, tr_render_fn render,
