@@ -470,6 +470,21 @@ bool rows_one(tr_engine_t *e, const tr_rowtype_t *type, void *row, const char *s
     return found;
 }
 
+void *rows_push(const tr_rowtype_t *type, void **rows, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        void *grown = realloc(*rows, c * type->size);
+        if (!grown)
+            return NULL;
+        *rows = grown;
+        *cap = c;
+    }
+    void *row = (char *)*rows + (*n)++ * type->size;
+    memset(row, 0, type->size);
+    return row;
+}
+
 tassa_err rows_all(tr_engine_t *e, const tr_rowtype_t *type, void **rows, size_t *n,
                    const char *sql, const char *types, ...)
 {
@@ -478,26 +493,14 @@ tassa_err rows_all(tr_engine_t *e, const tr_rowtype_t *type, void **rows, size_t
     store_stmt_t *st = db_vquery(e->store, sql, types, ap);
     va_end(ap);
     size_t cap = 0;
-    char *arr = NULL;
+    void *arr = NULL;
     tassa_err err = st ? TASSA_OK : TASSA_ESTORE;
     int rc = STORE_DONE;
     *n = 0;
     while (!err && (rc = store_step(st)) == STORE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            char *p = realloc(arr, ncap * type->size);
-            if (!p) {
-                err = TASSA_ENOMEM;
-                break;
-            }
-            arr = p;
-            cap = ncap;
-        }
-        memset(arr + *n * type->size, 0, type->size);
-        if (!rows_read(type, st, arr + *n * type->size))
+        void *row = rows_push(type, &arr, n, &cap); /* left empty when the read fails */
+        if (!row || !rows_read(type, st, row))
             err = TASSA_ENOMEM;
-        else
-            (*n)++;
     }
     if (!err && rc != STORE_DONE)
         err = TASSA_ESTORE;
@@ -602,21 +605,6 @@ tassa_err tr_render_locked(tr_engine_t *e, const tr_rowtype_t *type, tr_render_f
     memcpy(l->ctx, ctx, ctx_size);
     tr_txn_later(l, later_render, later_drop, out);
     return TASSA_OK;
-}
-
-void *rows_push(const tr_rowtype_t *type, void **rows, size_t *n, size_t *cap)
-{
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 16;
-        void *grown = realloc(*rows, c * type->size);
-        if (!grown)
-            return NULL;
-        *rows = grown;
-        *cap = c;
-    }
-    void *row = (char *)*rows + (*n)++ * type->size;
-    memset(row, 0, type->size);
-    return row;
 }
 
 tassa_err tr_list(tr_engine_t *e, const tr_rowtype_t *type, tr_pred_fn pred, tr_render_fn render,

@@ -199,7 +199,8 @@ void rows_clear(const tr_rowtype_t *type, void *row);
 
 /* Appends an empty (zeroed) row of type to the *n rows of the array *rows (capacity *cap; all
  * three 0/NULL to begin), growing it by doubling; the new row, or NULL on OOM (then nothing
- * changed). The caller frees the rows with rows_clear and the array with free. */
+ * changed). The caller frees them with rows_free (or each with rows_clear, then the array with
+ * free). rows_all, tr_list and tr_event_list grow their arrays with it. */
 void *rows_push(const tr_rowtype_t *type, void **rows, size_t *n, size_t *cap);
 
 /* The first row of sql (type's SELECT head and a tail, bound as db_query) into row (empty on
