@@ -238,8 +238,20 @@ static bool sync_wal_outside_lock(store_t *s, const char *path, errmsg_t *em)
     return true;
 }
 
+/* Once per process, before SQLite initialises: every connection is used by one thread at a
+ * time under the store's own lock (SQLITE_OPEN_NOMUTEX), so SQLite's global mutexes are not
+ * needed, and its memory statistics (a mutex taken on every allocation) are never read. A
+ * failure leaves SQLite's defaults, which are only slower. */
+static void sqlite_config_once(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 store_t *store_open(const char *path, errmsg_t *em)
 {
+    static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+    pthread_once(&sqlite_once, sqlite_config_once);
     store_t *s = calloc(1, sizeof *s);
     if (!s) {
         err_set(em, TASSA_ENOMEM, "out of memory");
