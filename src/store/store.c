@@ -238,10 +238,10 @@ static bool sync_wal_outside_lock(store_t *s, const char *path, errmsg_t *em)
     return true;
 }
 
-/* Once per process, before SQLite initialises: every connection is used by one thread at a
- * time under the store's own lock (SQLITE_OPEN_NOMUTEX), so SQLite's global mutexes are not
- * needed, and its memory statistics (a mutex taken on every allocation) are never read. A
- * failure leaves SQLite's defaults, which are only slower. */
+/* Once per process, before SQLite initialises: no connection or statement mutexes (each
+ * connection is used by one thread at a time, under the store's own lock, as
+ * SQLITE_OPEN_NOMUTEX says for ours), and no memory statistics, which take a global mutex on
+ * every allocation and are never read. A failure leaves SQLite's defaults, only slower. */
 static void sqlite_config_once(void)
 {
     (void)sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
