@@ -5,7 +5,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -64,11 +66,58 @@ static void sids_of_one_moment_are_distinct(void **state)
     free(sids);
 }
 
+/* A forked child's next SID does not repeat its parent's next one: the random bits buffered
+ * in the parent before the fork are not the child's too. */
+static void a_forked_child_does_not_repeat_its_parents_sids(void **state)
+{
+    (void)state;
+    char sid[SID_LEN + 1], mine[SID_LEN + 1], theirs[SID_LEN + 1] = "";
+    assert_int_equal(sid_new("WT", sid), TASSA_OK); /* the parent's buffer is filled */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char child[SID_LEN + 1] = "";
+        int ok = sid_new("WT", child) == TASSA_OK;
+        _exit(ok && write(fds[1], child, sizeof child) == (ssize_t)sizeof child ? 0 : 1);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], theirs, sizeof theirs), (ssize_t)sizeof theirs);
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(sid_new("WT", mine), TASSA_OK);
+    assert_true(sid_valid(theirs, "WT"));
+    assert_string_not_equal(mine + 14, theirs + 14); /* the random parts */
+}
+
+/* More SIDs than one buffer holds, over several refills: all distinct and well formed. */
+static void sids_stay_distinct_across_refills(void **state)
+{
+    (void)state;
+    enum { N = 1234 };
+    char(*sids)[SID_LEN + 1] = calloc(N, sizeof *sids);
+    assert_non_null(sids);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(sid_new("ET", sids[i]), TASSA_OK);
+        assert_true(sid_valid(sids[i], "ET"));
+        memmove(sids[i], sids[i] + 14, 21); /* the random part only */
+    }
+    qsort(sids, N, sizeof *sids, cmp);
+    for (int i = 1; i < N; i++)
+        assert_true(strcmp(sids[i - 1], sids[i]) != 0);
+    free(sids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sids_have_the_form_and_grow_with_time),
         cmocka_unit_test(sids_of_one_moment_are_distinct),
+        cmocka_unit_test(a_forked_child_does_not_repeat_its_parents_sids),
+        cmocka_unit_test(sids_stay_distinct_across_refills),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
