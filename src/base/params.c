@@ -84,6 +84,19 @@ bool params_utf8_valid(const char *s, size_t len)
     return true;
 }
 
+int params_utf8_fit(const char *s, int max)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len = strlen(s), i = 0;
+    while (i < len && i < (size_t)(max < 0 ? 0 : max)) {
+        size_t n = utf8_seq(u + i, len - i);
+        if (n == 0 || i + n > (size_t)max)
+            break;
+        i += n;
+    }
+    return (int)i;
+}
+
 bool params_text_valid(const char *s, size_t len)
 {
     return !memchr(s, '\0', len) && params_utf8_valid(s, len);

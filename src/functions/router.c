@@ -91,6 +91,7 @@ static json_t *ignored(const char *fmt, const char *arg)
 {
     char reason[256];
     snprintf(reason, sizeof reason, fmt, arg);
+    reason[params_utf8_fit(reason, (int)strlen(reason))] = '\0'; /* a cut splits no character */
     return json_pack("{s:b, s:s}", "ignored", 1, "reason", reason);
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/params.h"
 #include "helpers/update_sync_doc.h"
 #include "store/store.h"
 #include "base/timefmt.h"
@@ -41,6 +42,13 @@ static int rank(const char *status)
     return 0;
 }
 
+/* Ends s at its last whole character: a reason cut at its buffer's size may have split one,
+ * and the answer and the topic must stay UTF-8. */
+static void fit_tail(char *s)
+{
+    s[params_utf8_fit(s, (int)strlen(s))] = '\0';
+}
+
 typedef struct {
     const params_t *event;
     const char *status;
@@ -63,16 +71,20 @@ static json_t *merge_topic(void *vctx, const json_t *current, char *reason, size
         const char *created = params_get_nonempty(c->event, "TaskDateCreated");
         bool older = cur_created && created && strcmp(created, cur_created) < 0;
         if (!same_task && (older || !(rank(c->status) == 1 && rank(cur_status) == 3))) {
+            const char *a = cur_task ? cur_task : "?", *st = cur_status ? cur_status : "?",
+                       *b = task_sid ? task_sid : "?";
             snprintf(reason, reason_len,
-                     "topic belongs to task %.40s (%.12s); %s of task %.40s "
-                     "is stale",
-                     cur_task ? cur_task : "?", cur_status ? cur_status : "?", event_type,
-                     task_sid ? task_sid : "?");
+                     "topic belongs to task %.*s (%.*s); %s of task %.*s is stale",
+                     params_utf8_fit(a, 40), a, params_utf8_fit(st, 12), st, event_type,
+                     params_utf8_fit(b, 40), b);
+            fit_tail(reason);
             return NULL;
         }
         if (same_task && rank(c->status) <= rank(cur_status)) {
-            snprintf(reason, reason_len, "topic is already %.12s; %s would not move it forward",
-                     cur_status ? cur_status : "?", event_type);
+            const char *st = cur_status ? cur_status : "?";
+            snprintf(reason, reason_len, "topic is already %.*s; %s would not move it forward",
+                     params_utf8_fit(st, 12), st, event_type);
+            fit_tail(reason);
             return NULL;
         }
         /* A completed topic keeps the teller who served it. */
@@ -110,6 +122,7 @@ static tassa_err prepare(const params_t *event, reservation_result_t *out, merge
         out->ignored = true;
         snprintf(out->reason, sizeof out->reason, "%s does not change a topic",
                  type ? type : "event");
+        fit_tail(out->reason);
         return TASSA_OK;
     }
     snprintf(out->status, sizeof out->status, "%s", status);

@@ -248,6 +248,26 @@ static void integers_are_strict(void **state)
     params_free(p);
 }
 
+/* params_utf8_fit: whole characters only, at most max bytes, and no further than the text. */
+static void utf8_fit_cuts_between_characters(void **state)
+{
+    (void)state;
+    const char *s = "ab\xc3\xa9"
+                    "c\xe2\x82\xac"; /* a b e-acute c euro: 1+1+2+1+3 bytes */
+    assert_int_equal(params_utf8_fit(s, 0), 0);
+    assert_int_equal(params_utf8_fit(s, 2), 2);
+    assert_int_equal(params_utf8_fit(s, 3), 2); /* byte 3 is the middle of e-acute */
+    assert_int_equal(params_utf8_fit(s, 4), 4);
+    assert_int_equal(params_utf8_fit(s, 6), 5);
+    assert_int_equal(params_utf8_fit(s, 7), 5);
+    assert_int_equal(params_utf8_fit(s, 8), 8);
+    assert_int_equal(params_utf8_fit(s, 100), 8);
+    assert_int_equal(params_utf8_fit(s, -1), 0);
+    /* a text cut inside a character (here the euro sign's first two bytes) ends before it */
+    assert_int_equal(params_utf8_fit("c\xe2\x82", 10), 1);
+    assert_int_equal(params_utf8_fit("", 5), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +280,7 @@ int main(void)
         cmocka_unit_test(merge_body_before_query),
         cmocka_unit_test(limits_hold),
         cmocka_unit_test(utf8_is_strict),
+        cmocka_unit_test(utf8_fit_cuts_between_characters),
         cmocka_unit_test(a_query_skips_pieces_without_a_key),
         cmocka_unit_test(integers_are_strict),
     };

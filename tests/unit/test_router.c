@@ -140,6 +140,30 @@ static void an_old_event_with_a_new_sid_changes_nothing(void **state)
     json_decref(r);
 }
 
+/* A stale event's reason quotes the task SIDs cut to a few dozen bytes; a cut never splits a
+ * UTF-8 character, or the answer could not be JSON (it was refused as out of memory, a 500). */
+static void a_stale_reason_never_splits_a_character(void **state)
+{
+    world_t *w = *state;
+    /* 39 ASCII bytes, then 2-byte characters: byte 40 is the middle of one */
+    const char *mine = "WT1111111111111111111111111111111111111\xc3\xa9\xc3\xa9";
+    const char *other = "WT2222222222222222222222222222222222222\xc3\xa9\xc3\xa9";
+    json_decref(dispatch(
+        w, event("task.created", "Sid", "EV1", "TaskSid", mine, "TaskAttributes", ATTRS, NULL),
+        TASSA_OK));
+    json_t *r = dispatch(w,
+                         event("reservation.accepted", "Sid", "EV2", "TaskSid", other,
+                               "TaskAttributes", ATTRS, NULL),
+                         TASSA_OK);
+    assert_false(json_is_true(json_object_get(r, "changed")));
+    const char *reason = str(r, "reason");
+    assert_non_null(reason);
+    assert_non_null(strstr(reason, "stale"));
+    assert_non_null(strstr(reason, "WT11111111111111111111111111111111111"));
+    assert_null(strstr(reason, "\xc3 ")); /* no lead byte left without its second byte */
+    json_decref(r);
+}
+
 /* A failed event is not remembered: Twilio's retry of the same Sid is handled. */
 static void a_failed_event_can_be_retried(void **state)
 {
@@ -183,6 +207,17 @@ static void other_events_are_ignored_with_a_reason(void **state)
     json_t *r = dispatch(w, event("task-queue.entered", "Sid", "EV1", NULL), TASSA_OK);
     assert_true(json_is_true(json_object_get(r, "ignored")));
     assert_string_equal(str(r, "reason"), "no handler for task-queue.entered");
+    json_decref(r);
+    /* an unknown type too long for the reason's buffer: the cut there splits no character */
+    char type[301];
+    memset(type, 'x', 300);
+    type[300] = '\0';
+    for (int i = 237; i < 290; i += 2) /* "no handler for " + 240 bytes: a cut in the 2nd byte */
+        memcpy(type + i, "\xc3\xa9", 2);
+    r = dispatch(w, event(type, "Sid", "EV30", NULL), TASSA_OK);
+    assert_true(json_is_true(json_object_get(r, "ignored")));
+    assert_non_null(strstr(str(r, "reason"), "no handler for xxx"));
+    assert_true(strlen(str(r, "reason")) >= 250);
     json_decref(r);
     /* a task event without a topic is ignored by the handler */
     r = dispatch(w, event("task.created", "Sid", "EV2", "TaskAttributes", "{}", NULL), TASSA_OK);
@@ -301,6 +336,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_old_event_with_a_new_sid_changes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_failed_event_can_be_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_stale_reason_never_splits_a_character, setup, teardown),
         cmocka_unit_test_setup_teardown(recent_sids_survive_a_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(other_events_are_ignored_with_a_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(worker_events_schedule_queue_info, setup, teardown),
