@@ -141,6 +141,90 @@ static json_t *reservation_json(const reservation_result_t *rr)
                      rr->changed ? NULL : rr->reason, "reader", rr->reader[0] ? rr->reader : NULL);
 }
 
+/* reservation_json's answer as its JSON text, written without building it (the HTTP answer of
+ * every topic event). Malloc'd; NULL when out of memory. */
+static char *reservation_text(const reservation_result_t *rr)
+{
+    buf_t b = BUF_INIT;
+    if (rr->ignored) {
+        buf_adds(&b, "{\"ignored\":true,\"reason\":");
+        if (buf_add_json_string(&b, rr->reason))
+            b.failed = true;
+    } else {
+        buf_adds(&b, "{\"handler\":\"reservation\",\"topic\":");
+        if (buf_add_json_string(&b, rr->topic))
+            b.failed = true;
+        buf_adds(&b, ",\"status\":");
+        if (buf_add_json_string(&b, rr->status))
+            b.failed = true;
+        buf_adds(&b, rr->changed ? ",\"changed\":true" : ",\"changed\":false,\"reason\":");
+        if (!rr->changed && buf_add_json_string(&b, rr->reason))
+            b.failed = true;
+        if (rr->reader[0]) {
+            buf_adds(&b, ",\"reader\":");
+            if (buf_add_json_string(&b, rr->reader))
+                b.failed = true;
+        }
+    }
+    buf_adds(&b, "}");
+    if (b.failed) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_take(&b);
+}
+
+/* Counts an event of type by its outcome: an error, ignored, or handled. */
+static void count_event(const char *type, tassa_err err, bool ignored)
+{
+    /* Twilio's TaskRouter event types; anything else is "other" (bounded label values) */
+    static const char *const known[] = {
+        "task.created",
+        "task.updated",
+        "task.canceled",
+        "task.completed",
+        "task.deleted",
+        "task.wrapup",
+        "task.system-deleted",
+        "task.transfer-initiated",
+        "reservation.created",
+        "reservation.accepted",
+        "reservation.rejected",
+        "reservation.timeout",
+        "reservation.canceled",
+        "reservation.rescinded",
+        "reservation.completed",
+        "reservation.wrapup",
+        "reservation.failed",
+        "worker.created",
+        "worker.deleted",
+        "worker.activity.update",
+        "worker.attributes.update",
+        "worker.capacity.update",
+        "worker.channel.availability.update",
+        "task-queue.entered",
+        "task-queue.moved",
+        "task-queue.timeout",
+        "workflow.entered",
+        "workflow.target-matched",
+        "workflow.timeout",
+        "workflow.skipped",
+        "workflow.accepted",
+    };
+    const char *t = "other";
+    for (size_t i = 0; type && i < sizeof known / sizeof known[0]; i++) {
+        if (!strcmp(type, known[i]))
+            t = known[i];
+    }
+    const char *outcome = err ? "error" : ignored ? "ignored" : "handled";
+    metrics_add(M_ROUTER_EVENTS, 1, "type", t, "outcome", outcome, NULL);
+}
+
+void router_count_event(const char *type, tassa_err err, const json_t *result)
+{
+    count_event(type, err, !err && json_is_true(json_object_get(result, "ignored")));
+}
+
 /* After a handled event: task events also change the pending set that queue-status shows;
  * the Sid is remembered (only now: a failed event may come again). */
 static void event_done(const router_deps_t *r, const char *type, const char *sid)
@@ -252,16 +336,21 @@ static void route_answer_written(void *ctx, tassa_err err, bool changed, const e
 }
 
 /* The step after a settled topic write (err: the write's outcome): the identity's grant (may
- * block), the answer in *result (set exactly on TASSA_OK), the event counted and, when handled,
- * done (event_done). */
+ * block), the answer (set exactly on TASSA_OK): as JSON in *json, or as its text in *text when
+ * json is NULL; the event counted and, when handled, done (event_done). */
 static tassa_err finish_topic(const router_deps_t *r, reservation_result_t *rr, tassa_err err,
-                              errmsg_t *em, const char *type, const char *sid, json_t **result)
+                              errmsg_t *em, const char *type, const char *sid, json_t **json,
+                              char **text)
 {
     err = reservation_finish(r->backend, rr, err, em);
-    *result = err ? NULL : reservation_json(rr);
-    if (!err && !*result)
+    bool made = false;
+    if (json)
+        made = (*json = err ? NULL : reservation_json(rr)) != NULL;
+    else
+        made = (*text = err ? NULL : reservation_text(rr)) != NULL;
+    if (!err && !made)
         err = err_set(em, TASSA_ENOMEM, "out of memory");
-    router_count_event(type, err, *result);
+    count_event(type, err, !err && rr->ignored);
     if (!err)
         event_done(r, type, sid);
     return err;
@@ -271,12 +360,12 @@ static tassa_err finish_topic(const router_deps_t *r, reservation_result_t *rr, 
 static void route_answer_send(void *ctx, http_resp_t *resp)
 {
     route_answer_t *a = ctx;
-    json_t *result;
-    tassa_err err = finish_topic(a->r, &a->rr, a->err, &a->em, a->type, a->sid, &result);
+    char *text;
+    tassa_err err = finish_topic(a->r, &a->rr, a->err, &a->em, a->type, a->sid, NULL, &text);
     if (err)
         http_resp_fn_error(resp, err, err_text(&a->em, err));
     else
-        http_resp_json(resp, 200, result);
+        http_resp_json_text(resp, 200, text);
     route_answer_free(a);
 }
 
@@ -351,7 +440,8 @@ tassa_err router_dispatch_finish(router_job_t *job, json_t **result, errmsg_t *e
     pthread_mutex_unlock(&job->mu);
     tassa_err err = job->err;
     if (job->topic)
-        err = finish_topic(job->r, &job->rr, err, &job->em, job->type, job->sid, &job->result);
+        err =
+            finish_topic(job->r, &job->rr, err, &job->em, job->type, job->sid, &job->result, NULL);
     *result = err ? NULL : job->result;
     if (err) {
         json_decref(job->result);
@@ -410,53 +500,6 @@ static void handle(void *ctx, http_req_t *req, http_resp_t *resp)
         return;
     }
     http_resp_json(resp, 200, result);
-}
-
-void router_count_event(const char *type, tassa_err err, const json_t *result)
-{
-    /* Twilio's TaskRouter event types; anything else is "other" (bounded label values) */
-    static const char *const known[] = {
-        "task.created",
-        "task.updated",
-        "task.canceled",
-        "task.completed",
-        "task.deleted",
-        "task.wrapup",
-        "task.system-deleted",
-        "task.transfer-initiated",
-        "reservation.created",
-        "reservation.accepted",
-        "reservation.rejected",
-        "reservation.timeout",
-        "reservation.canceled",
-        "reservation.rescinded",
-        "reservation.completed",
-        "reservation.wrapup",
-        "reservation.failed",
-        "worker.created",
-        "worker.deleted",
-        "worker.activity.update",
-        "worker.attributes.update",
-        "worker.capacity.update",
-        "worker.channel.availability.update",
-        "task-queue.entered",
-        "task-queue.moved",
-        "task-queue.timeout",
-        "workflow.entered",
-        "workflow.target-matched",
-        "workflow.timeout",
-        "workflow.skipped",
-        "workflow.accepted",
-    };
-    const char *t = "other";
-    for (size_t i = 0; type && i < sizeof known / sizeof known[0]; i++) {
-        if (!strcmp(type, known[i]))
-            t = known[i];
-    }
-    const char *outcome = err                                                ? "error"
-                          : json_is_true(json_object_get(result, "ignored")) ? "ignored"
-                                                                             : "handled";
-    metrics_add(M_ROUTER_EVENTS, 1, "type", t, "outcome", outcome, NULL);
 }
 
 tassa_err router_register(http_server_t *http, const router_deps_t *deps)

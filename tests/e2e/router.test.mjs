@@ -57,6 +57,31 @@ async function postOk(params) {
   return res.body;
 }
 
+describe('the answer', () => {
+  test('has exactly the handler\'s fields, with the reader and the reason when set', async () => {
+    const taskSid = newSid('WT');
+    const topic = newTopic('answer');
+    const quoted = `${topic}-"q"\\-\u00e9`; // a topic the answer must escape
+    const created = await post(event('task.created', {
+      taskSid, attributes: JSON.stringify({ topic: quoted, identity: 'ann' }),
+    }));
+    assert.equal(created.status, 200);
+    assert.equal(created.headers.get('content-type'), 'application/json');
+    assert.deepEqual(created.body,
+      { handler: 'reservation', topic: quoted, status: 'waiting', changed: true, reader: 'ann' });
+    assert.deepEqual(Object.keys(created.body), ['handler', 'topic', 'status', 'changed', 'reader']);
+    const stale = await post(event('task.created', {
+      taskSid, attributes: JSON.stringify({ topic: quoted }),
+    }));
+    assert.equal(stale.status, 200);
+    assert.deepEqual(Object.keys(stale.body), ['handler', 'topic', 'status', 'changed', 'reason']);
+    assert.equal(stale.body.changed, false);
+    assert.match(stale.body.reason, /already waiting/);
+    const none = await post(event('task.created', { taskSid, attributes: '{}' }));
+    assert.deepEqual(none.body, { ignored: true, reason: 'task has no topic attribute' });
+  });
+});
+
 describe('reservation flow', () => {
   const topic = newTopic('flow');
   const taskSid = newSid('WT');
