@@ -63,8 +63,10 @@ struct cached_stmt {
     struct store_stmt h;
 };
 
-/* How long the committer lets queued writers join a batch before it commits anyway. */
-#define BATCH_WAIT_US 2000
+/* How long the committer lets queued writers join a batch before it commits anyway. Pacing
+ * (below) does most of the batching under load; a longer wait on top of it only delayed every
+ * acknowledgement (bench/README.md round 12: 2 ms, 500 us and none alternated). */
+#define BATCH_WAIT_US 500
 /* Commit pacing under load: after a batch of n writers, the next commit begins no sooner than
  * n * PACE_WRITER_US (at most PACE_MAX_US) after it began, so that more writers share each
  * COMMIT (whose page writes hold the store lock) and each fsync. A lone writer is never held
