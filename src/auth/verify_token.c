@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <jwt.h>
@@ -99,6 +100,33 @@ static int is_b64url(const char *s, size_t len)
     return len % 4 != 1;
 }
 
+/* The header that jsonwebtoken and libjwt write for HS256, {"alg":"HS256","typ":"JWT"}, as its
+ * base64url: a token that starts with exactly these bytes has that header, which unpack then
+ * takes from a parse made once instead of decoding and parsing it again for every token. */
+#define HS256_JWT_HEADER "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+
+/* The parse of HS256_JWT_HEADER, made once and shared: every caller gets a reference to the
+ * same object, which nobody changes (unpack's contract) and which is never freed (this one
+ * reference stays); jansson counts references atomically. NULL only when out of memory. */
+static json_t *common_header;
+static pthread_once_t common_header_once = PTHREAD_ONCE_INIT;
+
+static void parse_common_header(void)
+{
+    common_header = decode_json_part(HS256_JWT_HEADER, strlen(HS256_JWT_HEADER));
+}
+
+/* The header part s[0..len) decoded and parsed (new reference; NULL when malformed). */
+static json_t *header_part(const char *s, size_t len)
+{
+    if (len == strlen(HS256_JWT_HEADER) && !memcmp(s, HS256_JWT_HEADER, len)) {
+        pthread_once(&common_header_once, parse_common_header);
+        if (common_header)
+            return json_incref(common_header);
+    }
+    return decode_json_part(s, len);
+}
+
 /* One strict reading of the token, shared by both verifiers, before any trust is placed. */
 tassa_err verify_token_jws_unpack(const char *token, json_t **header_out, json_t **claims_out,
                                   errmsg_t *em)
@@ -131,7 +159,7 @@ tassa_err verify_token_jws_unpack(const char *token, json_t **header_out, json_t
         err_set(em, TASSA_EUNAUTH, "malformed token signature");
         goto out;
     }
-    header = decode_json_part(token, (size_t)(dot1 - token));
+    header = header_part(token, (size_t)(dot1 - token));
     if (header == NULL) {
         err_set(em, TASSA_EUNAUTH, "malformed token header");
         goto out;

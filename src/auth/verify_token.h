@@ -50,7 +50,9 @@ char *verify_token_mint(const char *identity, const char *secret, long ttl_secon
  * without exactly three non-empty parts, bad base64url, non-object JSON or duplicate keys, and
  * one whose header has a "crit" member (RFC 7515 4.1.11; no extension is understood).
  * Returns TASSA_OK and sets *header_out and *claims_out to new references the caller must
- * json_decref; on failure returns TASSA_EUNAUTH with a detail and sets both to NULL. */
+ * json_decref and must not change (the common HS256 header is one object shared by every
+ * caller and thread); on failure returns TASSA_EUNAUTH with a detail and sets both to NULL.
+ * Any thread. */
 tassa_err verify_token_jws_unpack(const char *token, json_t **header_out, json_t **claims_out,
                                   errmsg_t *em);
 

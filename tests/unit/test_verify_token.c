@@ -149,6 +149,58 @@ static void test_accepts_hand_made_token_without_exp(void **state)
     free(tok);
 }
 
+/* The common header (jsonwebtoken's and libjwt's bytes) and the same header written otherwise
+ * read alike: both verify, both unpack to alg HS256 and typ JWT, from many threads at once;
+ * a bad signature under the common header is still refused. */
+static void *unpack_common(void *tok)
+{
+    for (int i = 0; i < 2000; i++) {
+        json_t *h = NULL, *c = NULL;
+        if (verify_token_jws_unpack(tok, &h, &c, NULL) ||
+            strcmp(json_string_value(json_object_get(h, "alg")), "HS256") ||
+            verify_token(tok, "alice", SECRET, NOW, NULL))
+            return tok; /* failure */
+        json_decref(h);
+        json_decref(c);
+    }
+    return NULL;
+}
+
+static void test_common_and_other_headers_read_alike(void **state)
+{
+    (void)state;
+    const char *claims = "{\"sub\":\"alice\",\"exp\":1700000100}";
+    char *common = hs256(claims);
+    char *other = hand_token("{\"typ\":\"JWT\", \"alg\":\"HS256\"}", claims, SECRET, EVP_sha256());
+    assert_int_equal(strncmp(common, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.", 37), 0);
+    assert_int_not_equal(strncmp(other, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.", 37), 0);
+    for (int k = 0; k < 2; k++) {
+        char *tok = k ? other : common;
+        json_t *h = NULL, *c = NULL;
+        assert_int_equal(verify_token_jws_unpack(tok, &h, &c, NULL), TASSA_OK);
+        assert_string_equal(json_string_value(json_object_get(h, "alg")), "HS256");
+        assert_string_equal(json_string_value(json_object_get(h, "typ")), "JWT");
+        assert_int_equal(json_object_size(h), 2);
+        json_decref(h);
+        json_decref(c);
+        assert_int_equal(verify_token(tok, "alice", SECRET, NOW, NULL), TASSA_OK);
+    }
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, unpack_common, common), 0);
+    for (int i = 0; i < 4; i++) {
+        void *failed = (void *)1;
+        assert_int_equal(pthread_join(t[i], &failed), 0);
+        assert_null(failed);
+    }
+    char *forged =
+        hand_token("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", claims, "another-secret", EVP_sha256());
+    expect_unauth(forged, "alice", "bad token signature");
+    free(forged);
+    free(common);
+    free(other);
+}
+
 static void test_missing_token_or_identity(void **state)
 {
     errmsg_t em = {{0}};
@@ -458,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_mint_refuses_bad_input),
         cmocka_unit_test(test_accepts_libjwt_token),
         cmocka_unit_test(test_accepts_hand_made_token_without_exp),
+        cmocka_unit_test(test_common_and_other_headers_read_alike),
         cmocka_unit_test(test_missing_token_or_identity),
         cmocka_unit_test(test_rejects_alg_none),
         cmocka_unit_test(test_rejects_other_algs),
