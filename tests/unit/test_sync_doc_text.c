@@ -1,7 +1,7 @@
 /* test_sync_doc_text.c - a document's answer written straight as text (sync_doc_text) is the
- * very text jansson gives for sync_doc_json: fixed cases (no unique name, an expiry, quotes,
- * control characters, UTF-8, nested data) and random ones, and NULL exactly where jansson
- * fails (a string that is not UTF-8). */
+ * very text jansson gives for the resource built with json_pack (doc_by_pack): fixed cases (no
+ * unique name, an expiry, quotes, control characters, UTF-8, nested data) and random ones, and NULL
+ * exactly where jansson fails (a string that is not UTF-8). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,12 +12,34 @@
 
 #include <cmocka.h>
 
+#include "base/timefmt.h"
 #include "engine/sync/documents.h"
 
-/* What the answer was before sync_doc_text: jansson's compact dump of sync_doc_json. */
+/* The oracle: Twilio's document resource built with jansson's json_pack, the way the server
+ * answered before sync_doc_text (and sync_doc_json built it until it became a parse of that). */
+static json_t *doc_by_pack(const sync_doc_t *d, const char *account_sid, const char *base_url)
+{
+    char created[TIMEFMT_LEN], updated[TIMEFMT_LEN], expires[TIMEFMT_LEN];
+    char url[512], perms[560], rev[24];
+    timefmt_iso(d->created_ms, created);
+    timefmt_iso(d->updated_ms, updated);
+    if (d->expires_ms)
+        timefmt_iso(d->expires_ms, expires);
+    snprintf(url, sizeof url, "%s/v1/Services/%s/Documents/%s", base_url, d->service_sid, d->sid);
+    snprintf(perms, sizeof perms, "%s/Permissions", url);
+    snprintf(rev, sizeof rev, "%lld", (long long)d->revision);
+    json_t *data = json_loads(d->data ? d->data : "{}", 0, NULL);
+    return json_pack("{s:s, s:s?, s:s, s:s, s:s, s:{s:s}, s:s, s:o?, s:s?, s:s, s:s, s:s}", "sid",
+                     d->sid, "unique_name", d->unique_name, "account_sid", account_sid,
+                     "service_sid", d->service_sid, "url", url, "links", "permissions", perms,
+                     "revision", rev, "data", data, "date_expires", d->expires_ms ? expires : NULL,
+                     "date_created", created, "date_updated", updated, "created_by", d->created_by);
+}
+
+/* The oracle's compact dump. */
 static char *by_jansson(const sync_doc_t *d, const char *account, const char *base)
 {
-    json_t *j = sync_doc_json(d, account, base);
+    json_t *j = doc_by_pack(d, account, base);
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(j);
     return text;

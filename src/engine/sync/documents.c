@@ -1815,21 +1815,10 @@ tassa_err sync_doc_copy(sync_doc_t *dst, const sync_doc_t *src)
 
 json_t *sync_doc_json(const sync_doc_t *d, const char *account_sid, const char *base_url)
 {
-    char created[TIMEFMT_LEN], updated[TIMEFMT_LEN], expires[TIMEFMT_LEN];
-    char url[512], perms[560], rev[24];
-    timefmt_iso(d->created_ms, created);
-    timefmt_iso(d->updated_ms, updated);
-    if (d->expires_ms)
-        timefmt_iso(d->expires_ms, expires);
-    snprintf(url, sizeof url, "%s/v1/Services/%s/Documents/%s", base_url, d->service_sid, d->sid);
-    snprintf(perms, sizeof perms, "%s/Permissions", url);
-    snprintf(rev, sizeof rev, "%lld", (long long)d->revision);
-    json_t *data = json_loads(d->data ? d->data : "{}", 0, NULL);
-    return json_pack("{s:s, s:s?, s:s, s:s, s:s, s:{s:s}, s:s, s:o?, s:s?, s:s, s:s, s:s}", "sid",
-                     d->sid, "unique_name", d->unique_name, "account_sid", account_sid,
-                     "service_sid", d->service_sid, "url", url, "links", "permissions", perms,
-                     "revision", rev, "data", data, "date_expires", d->expires_ms ? expires : NULL,
-                     "date_created", created, "date_updated", updated, "created_by", d->created_by);
+    char *text = sync_doc_text(d, account_sid, base_url); /* the one rendering of a document */
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    return j;
 }
 
 char *sync_doc_text(const sync_doc_t *d, const char *account_sid, const char *base_url)
@@ -1841,7 +1830,7 @@ char *sync_doc_text(const sync_doc_t *d, const char *account_sid, const char *ba
     if (d->expires_ms)
         timefmt_iso(d->expires_ms, expires);
     buf_printf(&url, "%s/v1/Services/%s/Documents/%s", base_url, d->service_sid, d->sid);
-    /* each field as json_pack's format in sync_doc_json orders it; NULL strings are null */
+    /* Twilio's order of the fields; NULL strings are null */
     const char *head[][2] = {{"sid", d->sid},
                              {"unique_name", d->unique_name},
                              {"account_sid", account_sid},

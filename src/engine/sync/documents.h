@@ -263,13 +263,14 @@ void sync_doc_list_free(sync_doc_t *docs, size_t n);
 /* Deep copy of src into dst. TASSA_ENOMEM on failure (dst then cleared). */
 tassa_err sync_doc_copy(sync_doc_t *dst, const sync_doc_t *src);
 
-/* Twilio's JSON for d (a new reference), with URLs under base_url. NULL on OOM. */
+/* sync_doc_text parsed (a new reference), for callers that add to it. NULL as sync_doc_text. */
 json_t *sync_doc_json(const sync_doc_t *d, const char *account_sid, const char *base_url);
 
-/* The very text json_dumps(sync_doc_json(d, ...), JSON_COMPACT) gives, written straight into
- * a buffer: d->data, stored in its compact form, is spliced in as it is instead of parsed and
- * dumped again. A malloc'd string the caller frees; NULL on OOM or when a string of d is not
- * valid UTF-8 (sync_doc_json fails on it too). Any thread. */
+/* Twilio's JSON for d, with URLs under base_url, written straight into a buffer in the compact
+ * form jansson dumps (tests/unit/test_sync_doc_text.c compares the two): d->data, stored in
+ * its compact form, is spliced in as it is instead of parsed and dumped again. A malloc'd
+ * string the caller frees; NULL on OOM or when a string of d is not valid UTF-8. Any
+ * thread. */
 char *sync_doc_text(const sync_doc_t *d, const char *account_sid, const char *base_url);
 
 #endif
