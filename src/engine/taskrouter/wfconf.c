@@ -13,8 +13,6 @@
 
 #define CONFIG_MAX 65536
 
-#define CONFIG_MAX 65536
-
 void tr_wfconf_free(tr_wfconf_t *c)
 {
     if (!c)
