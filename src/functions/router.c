@@ -306,35 +306,6 @@ static tassa_err check_signature(const config_t *config, const http_req_t *req, 
     return err;
 }
 
-/* A task or reservation event over HTTP, answered once its topic write is durable without
- * holding a handler thread meanwhile (http_resp_defer). */
-typedef struct {
-    const router_deps_t *r;
-    http_deferred_t *deferred;
-    reservation_result_t rr;
-    tassa_err err;
-    errmsg_t em;
-    char *type, *sid; /* copies: the request is gone when the answer is made */
-} route_answer_t;
-
-static void route_answer_free(route_answer_t *a)
-{
-    free(a->type);
-    free(a->sid);
-    free(a);
-}
-
-/* The topic write is settled (any thread: must not block). */
-static void route_answer_written(void *ctx, tassa_err err, bool changed, const errmsg_t *em)
-{
-    route_answer_t *a = ctx;
-    a->err = err;
-    a->rr.changed = !err && changed;
-    if (em)
-        a->em = *em;
-    http_deferred_ready(a->deferred);
-}
-
 /* The step after a settled topic write (err: the write's outcome): the identity's grant (may
  * block), the answer (set exactly on TASSA_OK): as JSON in *json, or as its text in *text when
  * json is NULL; the event counted and, when handled, done (event_done). */
@@ -356,22 +327,13 @@ static tassa_err finish_topic(const router_deps_t *r, reservation_result_t *rr, 
     return err;
 }
 
-/* Makes the answer (a handler thread, which may block: the identity's grant). */
-static void route_answer_send(void *ctx, http_resp_t *resp)
-{
-    route_answer_t *a = ctx;
-    char *text;
-    tassa_err err = finish_topic(a->r, &a->rr, a->err, &a->em, a->type, a->sid, NULL, &text);
-    if (err)
-        http_resp_fn_error(resp, err, err_text(&a->em, err));
-    else
-        http_resp_json_text(resp, 200, text);
-    route_answer_free(a);
-}
-
-/* router_dispatch_start's job: the event's outcome, or its topic write under way. */
+/* An event's handling: its outcome, or its topic write under way. Two kinds share it: a job of
+ * router_dispatch_start, which router_dispatch_finish waits for, and a task or reservation
+ * event over HTTP (deferred set), answered once its topic write is durable without holding a
+ * handler thread meanwhile (http_resp_defer). */
 struct router_job {
     const router_deps_t *r;
+    http_deferred_t *deferred; /* the HTTP answer waiting for the write; NULL for a job */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     bool settled, topic; /* settled: guarded by mu */
@@ -382,10 +344,42 @@ struct router_job {
     char *type, *sid; /* copies (the event is gone when the job finishes) */
 };
 
-/* The job's topic write is settled (any thread: must not block). */
+/* A job for an event of type with Sid sid (NULL when none); NULL when out of memory. */
+static router_job_t *job_new(const router_deps_t *r, const char *type, const char *sid)
+{
+    router_job_t *job = calloc(1, sizeof *job);
+    if (!job)
+        return NULL;
+    job->r = r;
+    job->type = strdup(type ? type : "");
+    job->sid = sid ? strdup(sid) : NULL;
+    if (!job->type || (sid && !job->sid)) {
+        free(job->type);
+        free(job->sid);
+        free(job);
+        return NULL;
+    }
+    pthread_mutex_init(&job->mu, NULL);
+    pthread_cond_init(&job->cond, NULL);
+    return job;
+}
+
+static void job_free(router_job_t *job)
+{
+    pthread_mutex_destroy(&job->mu);
+    pthread_cond_destroy(&job->cond);
+    free(job->type);
+    free(job->sid);
+    free(job);
+}
+
+/* The job's topic write is settled (any thread: must not block). A deferred answer goes on
+ * (route_answer_send, which frees the job); else router_dispatch_finish wakes. */
 static void job_written(void *ctx, tassa_err err, bool changed, const errmsg_t *em)
 {
     router_job_t *job = ctx;
+    http_deferred_t *deferred = job->deferred; /* set before the write began; the job may be
+                                                  gone once it is ready */
     pthread_mutex_lock(&job->mu);
     job->err = err;
     job->rr.changed = !err && changed;
@@ -394,19 +388,31 @@ static void job_written(void *ctx, tassa_err err, bool changed, const errmsg_t *
     job->settled = true;
     pthread_cond_signal(&job->cond);
     pthread_mutex_unlock(&job->mu);
+    if (deferred)
+        http_deferred_ready(deferred);
+}
+
+/* Makes the HTTP answer of a settled topic write (a handler thread, which may block: the
+ * identity's grant). */
+static void route_answer_send(void *ctx, http_resp_t *resp)
+{
+    router_job_t *job = ctx;
+    char *text;
+    tassa_err err =
+        finish_topic(job->r, &job->rr, job->err, &job->em, job->type, job->sid, NULL, &text);
+    if (err)
+        http_resp_fn_error(resp, err, err_text(&job->em, err));
+    else
+        http_resp_json_text(resp, 200, text);
+    job_free(job);
 }
 
 router_job_t *router_dispatch_start(const router_deps_t *r, const params_t *event)
 {
-    router_job_t *job = calloc(1, sizeof *job);
     const char *type = params_get(event, "EventType"), *sid = NULL;
-    if (!job || !(job->type = strdup(type ? type : ""))) {
-        free(job);
+    router_job_t *job = job_new(r, type, NULL);
+    if (!job)
         return NULL;
-    }
-    job->r = r;
-    pthread_mutex_init(&job->mu, NULL);
-    pthread_cond_init(&job->cond, NULL);
     job->err = check_event(r, event, &sid, &job->result, &job->em);
     if (!job->err && !job->result && sid && !(job->sid = strdup(sid)))
         job->err = err_set(&job->em, TASSA_ENOMEM, "out of memory");
@@ -448,11 +454,7 @@ tassa_err router_dispatch_finish(router_job_t *job, json_t **result, errmsg_t *e
         if (em)
             *em = job->em;
     }
-    pthread_mutex_destroy(&job->mu);
-    pthread_cond_destroy(&job->cond);
-    free(job->type);
-    free(job->sid);
-    free(job);
+    job_free(job);
     return err;
 }
 
@@ -460,18 +462,15 @@ tassa_err router_dispatch_finish(router_job_t *job, json_t **result, errmsg_t *e
 static bool route_deferred(const router_deps_t *r, http_req_t *req, http_resp_t *resp,
                            const char *type, const char *sid)
 {
-    route_answer_t *a = calloc(1, sizeof *a);
-    if (!a)
+    router_job_t *job = job_new(r, type, sid);
+    if (!job)
         return false;
-    a->r = r;
-    a->type = strdup(type);
-    a->sid = sid ? strdup(sid) : NULL;
-    if (!a->type || (sid && !a->sid) ||
-        !(a->deferred = http_resp_defer(resp, route_answer_send, a))) {
-        route_answer_free(a);
+    job->topic = true;
+    if (!(job->deferred = http_resp_defer(resp, route_answer_send, job))) {
+        job_free(job);
         return false;
     }
-    reservation_handle_async(r->backend, req->params, &a->rr, route_answer_written, a);
+    reservation_handle_async(r->backend, req->params, &job->rr, job_written, job);
     return true;
 }
 
