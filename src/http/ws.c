@@ -46,6 +46,26 @@
 #include "base/log.h"
 #include "base/params.h"
 
+/* The two lists here (open connections, pending upgrades) are doubly linked through the
+ * nodes' prev and next, newest first: push at the head, unlink from anywhere. */
+#define LIST_PUSH(head, n)                                                                         \
+    do {                                                                                           \
+        (n)->prev = NULL;                                                                          \
+        (n)->next = (head);                                                                        \
+        if (head)                                                                                  \
+            (head)->prev = (n);                                                                    \
+        (head) = (n);                                                                              \
+    } while (0)
+#define LIST_UNLINK(head, n)                                                                       \
+    do {                                                                                           \
+        if ((n)->prev)                                                                             \
+            (n)->prev->next = (n)->next;                                                           \
+        else                                                                                       \
+            (head) = (n)->next;                                                                    \
+        if ((n)->next)                                                                             \
+            (n)->next->prev = (n)->prev;                                                           \
+    } while (0)
+
 #define MAX_ROUTES 8
 #define SNDBUF     65536 /* small, so that a slow reader shows in our queue (see streams.c) */
 #define WS_GUID    "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -324,12 +344,7 @@ static void conn_destroy(ws_t *ws, ws_conn_t *c)
               c->ev ? wslay_event_get_status_code_sent(c->ev) : 0,
               c->ev ? wslay_event_get_status_code_received(c->ev) : 0);
     epoll_ctl(ws->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        ws->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_UNLINK(ws->conns, c);
     pthread_mutex_lock(&ws->lock);
     c->closed = true;
     pthread_mutex_unlock(&ws->lock);
@@ -485,10 +500,7 @@ static void adopt(ws_t *ws)
         }
         c->mask = EPOLLIN;
         wslay_event_config_set_max_recv_msg_length(c->ev, ws->o.max_message);
-        c->next = ws->conns;
-        if (ws->conns)
-            ws->conns->prev = c;
-        ws->conns = c;
+        LIST_PUSH(ws->conns, c);
         c->last_ping_ms = mono_ms();
         c->opened = true;
         if (c->h->on_open)
@@ -649,12 +661,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *connection, void *con_c
     ws_t *ws = u->route->ws;
     ws_conn_t *c = calloc(1, sizeof *c);
     pthread_mutex_lock(&ws->lock);
-    if (u->prev)
-        u->prev->next = u->next;
-    else
-        ws->upgrades = u->next;
-    if (u->next)
-        u->next->prev = u->prev;
+    LIST_UNLINK(ws->upgrades, u);
     pthread_mutex_unlock(&ws->lock);
     if (c && extra_in_size && !(c->extra = malloc(extra_in_size))) {
         free(c);
@@ -746,10 +753,7 @@ static void handle_upgrade(void *ctx, http_req_t *req, http_resp_t *resp)
     }
     u->route = r;
     pthread_mutex_lock(&ws->lock);
-    u->next = ws->upgrades;
-    if (ws->upgrades)
-        ws->upgrades->prev = u;
-    ws->upgrades = u;
+    LIST_PUSH(ws->upgrades, u);
     pthread_mutex_unlock(&ws->lock);
     MHD_add_response_header(mr, MHD_HTTP_HEADER_UPGRADE, "websocket");
     MHD_add_response_header(mr, "Sec-WebSocket-Accept", accept);
