@@ -87,14 +87,19 @@ bool params_utf8_valid(const char *s, size_t len)
 int params_utf8_fit(const char *s, int max)
 {
     const unsigned char *u = (const unsigned char *)s;
-    size_t len = strlen(s), i = 0;
-    while (i < len && i < (size_t)(max < 0 ? 0 : max)) {
-        size_t n = utf8_seq(u + i, len - i);
-        if (n == 0 || i + n > (size_t)max)
+    size_t lim = max > 0 ? (size_t)max : 0, len = strnlen(s, lim), i = 0;
+    while (i < len) {
+        size_t n = utf8_seq(u + i, len - i); /* 0 also for one that runs past the limit */
+        if (n == 0)
             break;
         i += n;
     }
     return (int)i;
+}
+
+void params_utf8_end(char *s)
+{
+    s[params_utf8_fit(s, (int)strlen(s))] = '\0';
 }
 
 bool params_text_valid(const char *s, size_t len)

@@ -62,11 +62,14 @@ tassa_err params_parse_json(params_t *p, const char *body, size_t len, errmsg_t 
  * (U+0000); see params_text_valid. Pure; any thread. */
 bool params_utf8_valid(const char *s, size_t len);
 
-/* The length of s's longest prefix of at most max bytes (max >= 0) made of whole, well-formed
- * UTF-8 characters: what "%.*s" may print of s without splitting a character, and where a
- * text cut at a byte limit is to end (s[params_utf8_fit(s, strlen(s))] = '\0' drops a
- * character that the cut split). Stops at the first byte that does not start one. Pure. */
+/* The length of s's longest prefix of at most max bytes (0 when max <= 0) made of whole,
+ * well-formed UTF-8 characters: what "%.*s" may print of s without splitting a character.
+ * Stops at the first byte that does not start one. Pure. */
 int params_utf8_fit(const char *s, int max);
+
+/* Ends s after its longest prefix of whole characters (params_utf8_fit): a text that snprintf
+ * cut at its buffer's size loses the character the cut split. */
+void params_utf8_end(char *s);
 
 /* params_utf8_valid and no NUL byte: what a decoded path segment or header must be. */
 bool params_text_valid(const char *s, size_t len);

@@ -91,7 +91,7 @@ static json_t *ignored(const char *fmt, const char *arg)
 {
     char reason[256];
     snprintf(reason, sizeof reason, fmt, arg);
-    reason[params_utf8_fit(reason, (int)strlen(reason))] = '\0'; /* a cut splits no character */
+    params_utf8_end(reason); /* a cut splits no character */
     return json_pack("{s:b, s:s}", "ignored", 1, "reason", reason);
 }
 
@@ -131,39 +131,32 @@ static bool is_topic_event(const char *type)
     return !strncmp(type, "task.", 5) || !strncmp(type, "reservation.", 12);
 }
 
-/* The answer of the reservation handler. NULL when out of memory. */
-static json_t *reservation_json(const reservation_result_t *rr)
+/* One JSON string into b; a string that is not UTF-8 fails b as out of memory would. */
+static void add_string(buf_t *b, const char *s)
 {
-    if (rr->ignored)
-        return ignored("%s", rr->reason);
-    return json_pack("{s:s, s:s, s:s, s:b, s:s*, s:s*}", "handler", "reservation", "topic",
-                     rr->topic, "status", rr->status, "changed", rr->changed, "reason",
-                     rr->changed ? NULL : rr->reason, "reader", rr->reader[0] ? rr->reader : NULL);
+    if (buf_add_json_string(b, s))
+        b->failed = true;
 }
 
-/* reservation_json's answer as its JSON text, written without building it (the HTTP answer of
- * every topic event). Malloc'd; NULL when out of memory. */
+/* The answer of the reservation handler as JSON text, written without building it (the HTTP
+ * answer of every topic event). Malloc'd; NULL when out of memory. */
 static char *reservation_text(const reservation_result_t *rr)
 {
     buf_t b = BUF_INIT;
     if (rr->ignored) {
         buf_adds(&b, "{\"ignored\":true,\"reason\":");
-        if (buf_add_json_string(&b, rr->reason))
-            b.failed = true;
+        add_string(&b, rr->reason);
     } else {
         buf_adds(&b, "{\"handler\":\"reservation\",\"topic\":");
-        if (buf_add_json_string(&b, rr->topic))
-            b.failed = true;
+        add_string(&b, rr->topic);
         buf_adds(&b, ",\"status\":");
-        if (buf_add_json_string(&b, rr->status))
-            b.failed = true;
+        add_string(&b, rr->status);
         buf_adds(&b, rr->changed ? ",\"changed\":true" : ",\"changed\":false,\"reason\":");
-        if (!rr->changed && buf_add_json_string(&b, rr->reason))
-            b.failed = true;
+        if (!rr->changed)
+            add_string(&b, rr->reason);
         if (rr->reader[0]) {
             buf_adds(&b, ",\"reader\":");
-            if (buf_add_json_string(&b, rr->reader))
-                b.failed = true;
+            add_string(&b, rr->reader);
         }
     }
     buf_adds(&b, "}");
@@ -172,6 +165,16 @@ static char *reservation_text(const reservation_result_t *rr)
         return NULL;
     }
     return buf_take(&b);
+}
+
+/* reservation_text parsed (the answer a job of router_dispatch_start returns). NULL when out
+ * of memory. */
+static json_t *reservation_json(const reservation_result_t *rr)
+{
+    char *text = reservation_text(rr);
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    return j;
 }
 
 /* Counts an event of type by its outcome: an error, ignored, or handled. */

@@ -42,13 +42,6 @@ static int rank(const char *status)
     return 0;
 }
 
-/* Ends s at its last whole character: a reason cut at its buffer's size may have split one,
- * and the answer and the topic must stay UTF-8. */
-static void fit_tail(char *s)
-{
-    s[params_utf8_fit(s, (int)strlen(s))] = '\0';
-}
-
 typedef struct {
     const params_t *event;
     const char *status;
@@ -77,14 +70,14 @@ static json_t *merge_topic(void *vctx, const json_t *current, char *reason, size
                      "topic belongs to task %.*s (%.*s); %s of task %.*s is stale",
                      params_utf8_fit(a, 40), a, params_utf8_fit(st, 12), st, event_type,
                      params_utf8_fit(b, 40), b);
-            fit_tail(reason);
+            params_utf8_end(reason);
             return NULL;
         }
         if (same_task && rank(c->status) <= rank(cur_status)) {
             const char *st = cur_status ? cur_status : "?";
             snprintf(reason, reason_len, "topic is already %.*s; %s would not move it forward",
                      params_utf8_fit(st, 12), st, event_type);
-            fit_tail(reason);
+            params_utf8_end(reason);
             return NULL;
         }
         /* A completed topic keeps the teller who served it. */
@@ -122,7 +115,7 @@ static tassa_err prepare(const params_t *event, reservation_result_t *out, merge
         out->ignored = true;
         snprintf(out->reason, sizeof out->reason, "%s does not change a topic",
                  type ? type : "event");
-        fit_tail(out->reason);
+        params_utf8_end(out->reason);
         return TASSA_OK;
     }
     snprintf(out->status, sizeof out->status, "%s", status);
