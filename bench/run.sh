@@ -6,6 +6,8 @@
 # same durations.
 #   ./bench/run.sh            (after make build; needs wrk and nginx: apt-get install nginx-light)
 #   DUR=10s PORT=3901 NGINX_PORT=3902 NGINX=/usr/sbin/nginx TASSA_BIN=./build/tassa
+# The Node peer (the seed's get-sync-grant on twilio-run, bench/node-peer) is measured beside
+# tassa when it is installed: (cd bench/node-peer && npm ci). PEER_PORT=3903.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${TASSA_BIN:-./build/tassa}
@@ -13,11 +15,15 @@ DUR=${DUR:-10s}
 PORT=${PORT:-3901}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 NGINX_PORT=${NGINX_PORT:-3902}
+PEER_PORT=${PEER_PORT:-3903}
+PEER_RUN=bench/node-peer/node_modules/.bin/twilio-run
 DIR=$(mktemp -d)
 PID=
 NGINX_PID=
+PEER_PID=
 cleanup() {
   if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+  if [ -n "$PEER_PID" ]; then kill "$PEER_PID" 2>/dev/null || true; wait "$PEER_PID" 2>/dev/null || true; fi
   if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; fi
   rm -rf "$DIR"
 }
@@ -65,6 +71,25 @@ curl -sf -u "$API_KEY:$API_SECRET" "localhost:$PORT/v1/Services/default/Document
   -d UniqueName=bench-doc -d 'Data={"n":0}' >/dev/null
 curl -sf "http://127.0.0.1:$NGINX_PORT/ok" >/dev/null
 
+# The Node peer, given this server's credentials, in its fastest mode: modules loaded once
+# (--live=false) and no process forked per request (--fork-process=false); the defaults of
+# `twilio serverless:start` fork a Node process per request and manage about 2 grants/s here.
+PEER=
+if [ -x "$PEER_RUN" ]; then
+  { $BIN credentials --data "$DIR/bench.db"; echo SYNC_SERVICE_SID=default; } >"$DIR/peer.env"
+  (cd bench/node-peer && exec node_modules/.bin/twilio-run start --port "$PEER_PORT" \
+    --env "$DIR/peer.env" --logs=false --live=false --fork-process=false) >"$DIR/peer.log" 2>&1 &
+  PEER_PID=$!
+  for _ in $(seq 100); do
+    curl -s "localhost:$PEER_PORT/task/get-sync-grant" -d "identity=alice&token=$TOKEN" |
+      grep -q '"authorized":true' && PEER=ok && break
+    sleep 0.2
+  done
+  [ -n "$PEER" ] || { echo "the Node peer did not answer a grant:" >&2; cat "$DIR/peer.log" >&2; exit 1; }
+else
+  echo "note: the Node peer is not installed ((cd bench/node-peer && npm ci)); grant/node_peer uses the issue's 430-610/s"
+fi
+
 # wrk_case NAME CONNS URL [SCRIPT]: prints the bench line and leaves rps in $RPS, p99 in $P99.
 wrk_case() {
   local name=$1 conns=$2 url=$3 script=${4:-}
@@ -87,6 +112,14 @@ wrk_case nginx 100 "$ngx";                                    NGX_H=$RPS
 wrk_case healthz 100 "$base/healthz";                         BASE=$RPS
 wrk_case nginx 100 "$ngx";                                    NGX_G=$RPS
 wrk_case grant 100 "$base/task/get-sync-grant" bench/grant.lua; GRANT=$RPS
+PEER_RPS=
+if [ -n "$PEER" ]; then
+  # 3 s of warm-up first (V8 compiles the hot code): the peer's rate climbs from ~270/s to its
+  # 450-530/s here, the issue's 430-610/s.
+  wrk -t2 -c10 -d3s -s bench/grant.lua "http://127.0.0.1:$PEER_PORT/task/get-sync-grant" >/dev/null
+  wrk_case node_peer 100 "http://127.0.0.1:$PEER_PORT/task/get-sync-grant" bench/grant.lua; PEER_RPS=$RPS
+  kill "$PEER_PID" 2>/dev/null || true; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=
+fi
 wrk_case nginx 1 "$ngx";                                      NGX1_P99=$P99
 wrk_case grant 1 "$base/task/get-sync-grant" bench/grant.lua;   GRANT1_P99=$P99
 wrk_case nginx 100 "$ngx";                                    NGX_R=$RPS
@@ -96,10 +129,10 @@ wrk_case doc_update 100 "$base/v1/Services/default/Documents/bench-doc" bench/do
 awk -v b="$BASE" -v g="$GRANT" -v r="$ROUTER" -v d="$DOC" 'BEGIN {
   printf "ratio grant/healthz=%.2f router_event/healthz=%.3f doc_update/healthz=%.3f\n", g/b, r/b, d/b }'
 # Issue 12's targets: ratios to nginx at 100 connections, the grant's p99 at one connection,
-# and the grant rate against the Node peer (430-610 grants/s on the same machine).
+# and the grant rate against the Node peer measured above (else the issue's 430-610 grants/s).
 # wrk prints latencies as 123.00us, 1.23ms or 1.23s: in milliseconds.
 awk -v nh="$NGX_H" -v ng="$NGX_G" -v nr="$NGX_R" -v nd="$NGX_D" -v h="$BASE" -v g="$GRANT" \
-    -v r="$ROUTER" -v d="$DOC" -v p="$GRANT1_P99" -v np="$NGX1_P99" 'function ms(v) {
+    -v r="$ROUTER" -v d="$DOC" -v p="$GRANT1_P99" -v np="$NGX1_P99" -v peer="$PEER_RPS" 'function ms(v) {
     if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000
     return v + 0 }
   BEGIN {
@@ -107,8 +140,12 @@ awk -v nh="$NGX_H" -v ng="$NGX_G" -v nr="$NGX_R" -v nd="$NGX_D" -v h="$BASE" -v 
   printf "ratio_nginx healthz=%.3f grant=%.3f router_event=%.3f doc_update=%.3f\n", h/nh, g/ng, r/nr, d/nd
   printf "target grant/nginx=%.3f>=0.5:%s router_event/nginx=%.3f>=0.2:%s doc_update/nginx=%.3f>=0.2:%s\n",
     g/ng, (g/ng >= 0.5 ? "met" : "missed"), r/nr, (r/nr >= 0.2 ? "met" : "missed"), d/nd, (d/nd >= 0.2 ? "met" : "missed")
-  printf "target grant_p99_1conn_ms=%.3f<1:%s grant/node_peer=%.0fx-%.0fx>=70:%s\n",
-    ms1, (ms1 < 1 ? "met" : "missed"), g/610, g/430, (g/610 >= 70 ? "met" : "missed")
+  if (peer > 0)
+    printf "target grant_p99_1conn_ms=%.3f<1:%s grant/node_peer=%.0fx>=70:%s\n",
+      ms1, (ms1 < 1 ? "met" : "missed"), g/peer, (g/peer >= 70 ? "met" : "missed")
+  else
+    printf "target grant_p99_1conn_ms=%.3f<1:%s grant/node_peer(issue figures)=%.0fx-%.0fx>=70:%s\n",
+      ms1, (ms1 < 1 ? "met" : "missed"), g/610, g/430, (g/610 >= 70 ? "met" : "missed")
   # the floor of this machine for that p99: nginx serving the 2-byte file at one connection
   printf "reference nginx_p99_1conn_ms=%.3f grant_p99_1conn/nginx_p99_1conn=%.2f\n", ms(np), ms1/ms(np) }'
 echo "rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$PID/status)"
