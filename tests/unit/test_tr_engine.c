@@ -340,6 +340,40 @@ static void test_priority_and_age(void **state)
     assert_string_equal(task_field(f, t1, "assignment_status"), "reserved");
 }
 
+/* A workflow's parsed configuration is kept between tasks (wfconf.c): a task is routed by the
+ * Configuration stored when it is created, after every change and back again, and by its own
+ * workflow's when two alternate. */
+static void test_workflow_config_change(void **state)
+{
+    fx_t *f = *state;
+    char q1[40], q2[40], w1[40], w2[40], t[40], to_q1[256], to_q2[256];
+    queue(f, "Q1", "1==1", q1);
+    queue(f, "Q2", "1==1", q2);
+    snprintf(to_q1, sizeof to_q1, "{\"task_routing\":{\"default_filter\":{\"queue\":\"%s\"}}}", q1);
+    snprintf(to_q2, sizeof to_q2, "{\"task_routing\":{\"default_filter\":{\"queue\":\"%s\"}}}", q2);
+    workflow(f, to_q1, "120", w1);
+    const char *const confs[] = {to_q1, to_q2, to_q1, to_q2};
+    for (size_t i = 0; i < 4; i++) {
+        if (i) {
+            params_t *p = P("Configuration", confs[i], NULL);
+            errmsg_t em = {{0}};
+            tassa_err err = tr_workflow_update(f->e, w1, p, "", NULL, &em);
+            params_free(p);
+            if (err)
+                fail_msg("workflow update: %s", err_text(&em, err));
+        }
+        task(f, "{}", "1", t);
+        assert_string_equal(task_field(f, t, "task_queue_sid"), i % 2 ? q2 : q1);
+    }
+    workflow(f, to_q1, "120", w2); /* w1 routes to Q2 now, w2 to Q1 */
+    for (int i = 0; i < 4; i++) {
+        const char *wf = i % 2 ? w2 : w1;
+        create(f->e, tr_task_create, P("Attributes", "{}", "WorkflowSid", wf, NULL), t);
+        assert_string_equal(task_field(f, t, "workflow_sid"), wf);
+        assert_string_equal(task_field(f, t, "task_queue_sid"), i % 2 ? q1 : q2);
+    }
+}
+
 /* Workflow filters route by attributes; the queue's TargetWorkers picks who may take it. */
 static void test_skills_routing(void **state)
 {
@@ -2267,6 +2301,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_priority_and_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skills_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workflow_config_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_longest_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reservation_timeout, setup, teardown),

@@ -72,6 +72,12 @@ struct tr_engine {
      * no parameter set stored yet. */
     uint64_t new_section;
     char new_task[SID_LEN + 1];
+    /* wfconf.c, lock held: the last workflow configuration tr_wfconf_load parsed, of workflow
+     * wf_cached_sid from the text wf_cached_text (one reference; NULL: none). Freed by
+     * tr_engine_free. */
+    struct tr_wfconf *wf_cached;
+    char wf_cached_sid[SID_LEN + 1];
+    char *wf_cached_text;
 };
 
 /* The notification channel on which every TaskRouter commit wakes the lease holder's threads

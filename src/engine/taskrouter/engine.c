@@ -548,6 +548,8 @@ void tr_engine_free(tr_engine_t *e)
     json_decref(e->base_json);
     free(e->ws_name);
     free(e->again_text);
+    tr_wfconf_free(e->wf_cached);
+    free(e->wf_cached_text);
     free(e);
 }
 

@@ -15,7 +15,7 @@
 
 void tr_wfconf_free(tr_wfconf_t *c)
 {
-    if (!c)
+    if (!c || atomic_fetch_sub(&c->refs, 1) > 1)
         return;
     for (size_t i = 0; i < c->n_filters; i++) {
         tr_filter_t *f = &c->filters[i];
@@ -90,6 +90,7 @@ tr_wfconf_t *tr_wfconf_parse(tr_engine_t *e, const char *text, tassa_err *err, e
     *err = TASSA_ENOMEM;
     if (!c)
         return NULL;
+    atomic_init(&c->refs, 1);
     c->def.priority = c->def.timeout = -1;
     if (strlen(text) > CONFIG_MAX) {
         *err = err_set(em, TASSA_EINVAL, "Configuration is larger than %d bytes", CONFIG_MAX);
@@ -191,9 +192,29 @@ tr_wfconf_t *tr_wfconf_load(tr_engine_t *e, const char *wf_sid)
 {
     tr_workflow_t wf = {0};
     tassa_err err;
-    tr_wfconf_t *c = wf_sid && tr_workflow_load(e, wf_sid, &wf)
-                         ? tr_wfconf_parse(NULL, wf.configuration, &err, NULL)
-                         : NULL;
+    tr_wfconf_t *c = NULL;
+    if (!wf_sid || !tr_workflow_load(e, wf_sid, &wf) || !wf.configuration)
+        goto out;
+    if (e->wf_cached && !strcmp(e->wf_cached_sid, wf_sid) &&
+        !strcmp(e->wf_cached_text, wf.configuration)) {
+        c = e->wf_cached;
+        atomic_fetch_add(&c->refs, 1);
+        goto out;
+    }
+    if (!(c = tr_wfconf_parse(NULL, wf.configuration, &err, NULL)))
+        goto out;
+    char *text = strdup(wf.configuration);
+    if (text && strlen(wf_sid) <= SID_LEN) { /* keep it for the next task of this workflow */
+        tr_wfconf_free(e->wf_cached);
+        free(e->wf_cached_text);
+        atomic_fetch_add(&c->refs, 1);
+        e->wf_cached = c;
+        e->wf_cached_text = text;
+        snprintf(e->wf_cached_sid, sizeof e->wf_cached_sid, "%s", wf_sid);
+    } else {
+        free(text);
+    }
+out:
     rows_clear(&TR_WORKFLOW_ROW, &wf);
     return c;
 }

@@ -6,6 +6,7 @@
 #ifndef TASSA_TR_WFCONF_H
 #define TASSA_TR_WFCONF_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "base/err.h"
@@ -24,10 +25,11 @@ typedef struct {
     tr_target_t *targets;
     size_t n_targets;
 } tr_filter_t;
-typedef struct {
+typedef struct tr_wfconf {
     tr_filter_t *filters;
     size_t n_filters;
-    tr_target_t def; /* default_filter */
+    tr_target_t def;     /* default_filter */
+    _Atomic size_t refs; /* tr_wfconf_free frees it when the last one goes */
 } tr_wfconf_t;
 
 /* Parses and checks a workflow Configuration (shape, expressions, queue SIDs existing when e is
@@ -36,10 +38,14 @@ typedef struct {
 tr_wfconf_t *tr_wfconf_parse(tr_engine_t *e, const char *text, tassa_err *err, errmsg_t *em);
 
 /* The parsed configuration of workflow wf_sid (lock held), or NULL when there is no such
- * workflow (wf_sid NULL included), its configuration no longer parses, or on OOM. */
+ * workflow (wf_sid NULL included), its configuration no longer parses, or on OOM. The caller
+ * frees it with tr_wfconf_free. The engine keeps the last one parsed (e->wf_cached), and gives
+ * it again, shared, while the workflow's stored Configuration is the same text; so routing a
+ * task reads the workflow's row but parses its configuration once per change. */
 tr_wfconf_t *tr_wfconf_load(tr_engine_t *e, const char *wf_sid);
 
-/* Frees c. Accepts NULL. */
+/* Lets c go: frees it when no one else holds it (the engine's cache, another caller). Accepts
+ * NULL. Any thread. */
 void tr_wfconf_free(tr_wfconf_t *c);
 
 /* The target of a task at (filter_index, target_index): filter_index -1 is the default
