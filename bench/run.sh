@@ -6,6 +6,7 @@
 # same durations.
 #   ./bench/run.sh            (after make build; needs wrk and nginx: apt-get install nginx-light)
 #   DUR=10s PORT=3901 NGINX_PORT=3902 NGINX=/usr/sbin/nginx TASSA_BIN=./build/tassa
+#   ROUNDS=3 SLICE=4s: each case at 100 connections takes turns with nginx (see paired)
 # The Node peer (the seed's get-sync-grant on twilio-run, bench/node-peer) is measured beside
 # tassa when it is installed: (cd bench/node-peer && npm ci). PEER_PORT=3903.
 set -euo pipefail
@@ -95,23 +96,38 @@ wrk_case() {
   local name=$1 conns=$2 url=$3 script=${4:-}
   local out
   local threads=$(( conns < 2 ? 1 : 2 ))
-  out=$(wrk -t"$threads" -c"$conns" -d"$DUR" --latency ${script:+-s "$script"} "$url")
+  out=$(wrk -t"$threads" -c"$conns" -d"${WRK_DUR:-$DUR}" --latency ${script:+-s "$script"} "$url")
   RPS=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   local p50
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   P99=$(awk '$1=="99%" {print $2}' <<<"$out")
   local non2xx
   non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  echo "bench name=$name conns=$conns rps=$RPS p50=$p50 p99=$P99 non2xx=${non2xx:-0}"
+  echo "bench ${ROUND:-}name=$name conns=$conns rps=$RPS p50=$p50 p99=$P99 non2xx=${non2xx:-0}"
 }
 base="http://127.0.0.1:$PORT"
 ngx="http://127.0.0.1:$NGINX_PORT/ok"
-# This machine's speed drifts by tens of percent within minutes (a shared host), so each case
-# at 100 connections is divided by an nginx run made just before it, not by one at the start.
-wrk_case nginx 100 "$ngx";                                    NGX_H=$RPS
-wrk_case healthz 100 "$base/healthz";                         BASE=$RPS
-wrk_case nginx 100 "$ngx";                                    NGX_G=$RPS
-wrk_case grant 100 "$base/task/get-sync-grant" bench/grant.lua; GRANT=$RPS
+# This machine's speed drifts by tens of percent from one minute to the next (a shared host),
+# so each case at 100 connections is measured side by side with nginx: ROUNDS turns of nginx
+# then the case, SLICE each, and the case is divided by nginx over the same turns.
+# paired NAME URL [SCRIPT]: prints each slice's bench line (round=K) and a summary line; leaves
+# the case's mean rate in $RPS and nginx's beside it in $NGX.
+ROUNDS=${ROUNDS:-3}
+SLICE=${SLICE:-4s}
+paired() {
+  local name=$1 url=$2 script=${3:-} sum_case=0 sum_ngx=0 r
+  for r in $(seq "$ROUNDS"); do
+    WRK_DUR=$SLICE ROUND="round=$r " wrk_case nginx 100 "$ngx"
+    sum_ngx=$(awk -v a="$sum_ngx" -v b="$RPS" 'BEGIN { print a + b }')
+    WRK_DUR=$SLICE ROUND="round=$r " wrk_case "$name" 100 "$url" "$script"
+    sum_case=$(awk -v a="$sum_case" -v b="$RPS" 'BEGIN { print a + b }')
+  done
+  RPS=$(awk -v a="$sum_case" -v n="$ROUNDS" 'BEGIN { printf "%.2f", a / n }')
+  NGX=$(awk -v a="$sum_ngx" -v n="$ROUNDS" 'BEGIN { printf "%.2f", a / n }')
+  echo "bench name=$name conns=100 rounds=$ROUNDS rps=$RPS nginx_rps=$NGX ratio_nginx=$(awk -v a="$RPS" -v b="$NGX" 'BEGIN { printf "%.3f", a / b }')"
+}
+paired healthz "$base/healthz";                                  BASE=$RPS NGX_H=$NGX
+paired grant "$base/task/get-sync-grant" bench/grant.lua;        GRANT=$RPS NGX_G=$NGX
 PEER_RPS=
 if [ -n "$PEER" ]; then
   # 5 s of warm-up first (V8 compiles the hot code: the peer climbs from ~270/s to its full
@@ -125,10 +141,8 @@ if [ -n "$PEER" ]; then
 fi
 wrk_case nginx 1 "$ngx";                                      NGX1_P99=$P99
 wrk_case grant 1 "$base/task/get-sync-grant" bench/grant.lua;   GRANT1_P99=$P99
-wrk_case nginx 100 "$ngx";                                    NGX_R=$RPS
-wrk_case router_event 100 "$base/general/router" bench/router.lua; ROUTER=$RPS
-wrk_case nginx 100 "$ngx";                                    NGX_D=$RPS
-wrk_case doc_update 100 "$base/v1/Services/default/Documents/bench-doc" bench/doc_update.lua; DOC=$RPS
+paired router_event "$base/general/router" bench/router.lua;     ROUTER=$RPS NGX_R=$NGX
+paired doc_update "$base/v1/Services/default/Documents/bench-doc" bench/doc_update.lua; DOC=$RPS NGX_D=$NGX
 awk -v b="$BASE" -v g="$GRANT" -v r="$ROUTER" -v d="$DOC" 'BEGIN {
   printf "ratio grant/healthz=%.2f router_event/healthz=%.3f doc_update/healthz=%.3f\n", g/b, r/b, d/b }'
 # Issue 12's targets: ratios to nginx at 100 connections, the grant's p99 at one connection,
